@@ -1,0 +1,96 @@
+# latch — build, test, demo. `make help` lists the targets.
+# One internal library (build/liblatch.a) from src/<concern>/*.c; thin programs in src/cmd/.
+
+CC      ?= cc
+CSTD    := -std=c17 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+OPT     ?= -O2 -g
+PKGS    := openssl libsodium jansson yaml-0.1 libcurl hiredis
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lpthread -lm
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+
+LIB_SRC  := $(sort $(filter-out src/cmd/%,$(wildcard src/*/*.c)))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps demo test unit replay blackbox asan fuzz bench clean help format
+all: $(BUILD)/latchd
+
+help:
+	@echo "make          build build/latchd"
+	@echo "make demo     install what is missing, then run latchd on 127.0.0.1:8080 with examples/demo.yaml"
+	@echo "make test     install what is missing, then unit tests, fuzz-corpus replay, black-box tests"
+	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
+	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
+	@echo "make bench    bench/run.sh: latchd against nginx, side by side"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblatch.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/latchd: src/cmd/latchd.c $(BUILD)/liblatch.a
+	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblatch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -lcmocka -o $@
+
+# Corpus replay: the same fuzz target linked with a plain main() (no clang needed).
+$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/liblatch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) fuzz/replay.c $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+replay: $(FUZZ_REPLAY)
+	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t); $$t fuzz/corpus/$${n#fuzz_}; done
+
+blackbox: $(BUILD)/latchd
+	LATCHD=$(abspath $(BUILD)/latchd) $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit replay
+	@$(MAKE) --no-print-directory blackbox
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all unit replay
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) --no-print-directory BUILD=build-asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" blackbox
+
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CSTD) -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(PKG_LIBS) -lpthread -lm -o $@
+
+fuzz: $(FUZZ_BIN)
+	@echo "run e.g.: build/fuzz/fuzz_request fuzz/corpus/request -max_total_time=60"
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: deps all
+	bench/run.sh
+
+format:
+	clang-format -i src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c
+
+clean:
+	rm -rf build build-asan

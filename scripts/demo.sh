@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs latchd with examples/demo.yaml on 127.0.0.1:8080 in the foreground (Ctrl-C stops it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cat <<'TXT'
+
+  latchd demo on http://127.0.0.1:8080 (Ctrl-C to stop). In another terminal, try:
+
+    curl http://public.localhost:8080/hello?x=1          # bypass: the echo shows what the origin got
+    curl http://public.localhost:8080/a/./b/../c         # the origin receives /a/c
+    curl -i http://public.localhost:8080/admin/x         # 403: a more specific app blocks /admin/*
+    curl -i http://public.localhost:8080/%61dmin/x       # 403 too: /%61dmin is /admin
+    curl -i http://wiki.localhost:8080/                  # 401 with JSON: login required
+    curl -i -H 'Accept: text/html' http://wiki.localhost:8080/   # 302 to the login page
+    curl http://team1.apps.localhost:8080/               # wildcard host, admitted by IP
+    curl -i http://unknown.localhost:8080/               # 404: no app, nothing forwarded
+    curl -i --path-as-is 'http://public.localhost:8080/a%2fb'   # 400: encoded slash
+
+  Each request is logged below as one JSON line.
+
+TXT
+exec ./build/latchd --config examples/demo.yaml

@@ -1,0 +1,177 @@
+/* Types of the parsed configuration (SPEC.md §2). Types only: see config.h for the functions.
+ * A struct config is immutable once loaded; a reload builds a new one. Every string is owned by
+ * the config and freed by config_free(). Each element remembers where it was written (line/col)
+ * so that later checks can still point at the file. */
+#ifndef LATCH_CONFIG_T_H
+#define LATCH_CONFIG_T_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct config_pos {
+    int line, col; /* 1-based, as printed in FILE:LINE:COL */
+};
+
+/* An address block for `ip:` selectors and `trusted_proxies`. IPv4 is stored as an IPv4-mapped
+ * IPv6 address (::ffff:a.b.c.d) with prefix + 96, so one comparison serves both families. */
+struct cidr {
+    uint8_t addr[16];
+    uint8_t prefix; /* 0..128 */
+};
+
+enum selector_kind {
+    SEL_EVERYONE,
+    SEL_EMAIL,
+    SEL_EMAIL_DOMAIN,
+    SEL_EMAIL_LIST,
+    SEL_IP,
+    SEL_GROUP,
+    SEL_IDP,
+    SEL_AUTH_METHOD,
+    SEL_SERVICE_TOKEN,
+    SEL_ANY_VALID_SERVICE_TOKEN,
+    SEL_CERTIFICATE,
+    SEL_COMMON_NAME,
+};
+
+struct selector {
+    enum selector_kind kind;
+    char *value;   /* email, domain (lowercase), group, idp, amr, service token name, CN */
+    char **list;   /* email_list (lowercase) */
+    size_t nlist;
+    struct cidr cidr; /* SEL_IP */
+    struct config_pos pos;
+};
+
+enum policy_decision {
+    DECISION_ALLOW,
+    DECISION_BLOCK,
+    DECISION_BYPASS,
+    DECISION_SERVICE_AUTH,
+};
+
+struct policy {
+    char *name;
+    enum policy_decision decision;
+    struct selector *include; size_t ninclude; /* OR; at least one */
+    struct selector *require; size_t nrequire; /* AND */
+    struct selector *exclude; size_t nexclude; /* NOT */
+    int64_t session_duration_s;                /* 0: inherit the app's */
+    struct config_pos pos;
+};
+
+enum origin_kind {
+    ORIGIN_HTTP,
+    ORIGIN_HTTPS,
+    ORIGIN_ECHO, /* built in: answers with the request it got, as JSON */
+};
+
+struct origin {
+    enum origin_kind kind;
+    char *url;        /* as written */
+    char *host;       /* hostname or IP literal (no brackets) */
+    uint16_t port;
+    char *hostport;   /* "host:port" as sent in Host to the origin when preserve_host is false */
+    char *base;       /* path prefix without trailing slash, "" when none */
+    char *ca_file;    /* origin_tls.ca_file: NULL = system store */
+    bool tls_verify;  /* origin_tls.verify: default true */
+    bool preserve_host; /* send the client's Host (default true, like Cloudflare) */
+};
+
+struct app {
+    char *name;
+    char **domains; size_t ndomains;           /* "host[:port][/path]" patterns */
+    struct config_pos *domain_pos;
+    struct origin origin;
+    int64_t session_duration_s;                /* 0: the global session_duration */
+    struct policy *policies; size_t npolicies;
+    char **allowed_idps; size_t nallowed_idps; /* empty: all */
+    char *aud;                                 /* 64 hex, NULL: derived later from name + secret */
+    char *service_token_header;                /* read_service_tokens_from_header: lowercase name
+                                                  of a header holding {"cf-access-client-id",
+                                                  "cf-access-client-secret"} as JSON */
+    struct config_pos pos;
+};
+
+struct tls_cert {
+    char *cert; /* PEM chain file */
+    char *key;  /* PEM key file */
+};
+
+struct listener_cfg {
+    char *address;            /* as written: "127.0.0.1:8080", "[::1]:443", "0.0.0.0:443" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct tls_cert *certs; size_t ncerts;  /* 0: plain HTTP; first is the default for SNI */
+    char *client_ca;          /* tls.client_ca: verify client certificates (mTLS) when set */
+    struct config_pos pos;
+};
+
+enum idp_type { IDP_ONETIMEPIN, IDP_OIDC };
+
+struct idp {
+    char *name;
+    enum idp_type type;
+    /* onetimepin */
+    char *mail;               /* "console", smtp://…, smtps://… */
+    char *from;
+    /* oidc */
+    char *issuer;
+    char *client_id;
+    char *client_secret_file;
+    char **scopes; size_t nscopes;
+    char *groups_claim;       /* default "groups" */
+    struct config_pos pos;
+};
+
+struct service_token_cfg {
+    char *name;
+    char *client_id;
+    char *secret_sha256;      /* 64 lowercase hex */
+    time_t expires;           /* 0: never */
+    struct config_pos pos;
+};
+
+enum log_format { LOG_FORMAT_JSON };
+
+struct log_cfg {
+    char *requests;           /* "stdout", "stderr", "off" or a file path */
+    char *auth;
+    enum log_format format;
+};
+
+/* Timeouts in milliseconds (section `timeouts:`; SPEC.md §8 "each configurable"). */
+struct timeouts_cfg {
+    uint32_t header_ms;          /* whole request head must arrive within this (slowloris) */
+    uint32_t idle_ms;            /* keep-alive between requests */
+    uint32_t client_ms;          /* no progress reading a body from / writing to the client */
+    uint32_t origin_connect_ms;
+    uint32_t origin_response_ms; /* no byte from the origin for this long: 504 (or cut) */
+    uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
+};
+
+struct config {
+    char *path;
+    struct listener_cfg *listeners; size_t nlisteners;
+    unsigned workers;              /* 0 = auto: one per core */
+    char *state_dir;
+    char *store;                   /* "embedded" or "redis://…" */
+    char *store_key_file;
+    char *admin_listen;            /* NULL: no metrics listener */
+    char *auth_domain;             /* host[:port], lowercase */
+    struct cidr *trusted_proxies; size_t ntrusted_proxies;
+    int64_t session_duration_s;
+    int64_t key_rotation_s;        /* keys.rotation, default 6 weeks */
+    int64_t key_overlap_s;         /* keys.overlap, default 7 days */
+    struct log_cfg log;
+    struct idp *idps; size_t nidps;
+    struct service_token_cfg *service_tokens; size_t nservice_tokens;
+    struct app *apps; size_t napps;
+    struct timeouts_cfg timeouts;
+};
+
+#endif

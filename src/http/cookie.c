@@ -1,0 +1,89 @@
+/* Cookie header scanning (cookie.h). */
+#include "http/cookie.h"
+
+#include <string.h>
+
+/* Calls back for each "name=value" pair: [p, end) is the whole pair, trimmed. */
+struct cookie__pair {
+    const char *start, *end;      /* the pair */
+    const char *name, *name_end;
+    const char *val, *val_end;    /* NULL when the pair has no '=' */
+};
+
+static bool cookie__next(const char **cur, const char *end, struct cookie__pair *out)
+{
+    const char *p = *cur;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+        p++;
+    if (p >= end)
+        return false;
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    const char *pe = semi ? semi : end;
+    const char *te = pe;
+    while (te > p && (te[-1] == ' ' || te[-1] == '\t'))
+        te--;
+    out->start = p;
+    out->end = te;
+    const char *eq = p;
+    while (eq < te && *eq != '=')
+        eq++;
+    if (eq == te)
+        eq = NULL;
+    out->name = p;
+    out->name_end = eq ? eq : te;
+    while (out->name_end > p && (out->name_end[-1] == ' ' || out->name_end[-1] == '\t'))
+        out->name_end--;
+    if (eq) {
+        out->val = eq + 1;
+        while (out->val < te && (*out->val == ' ' || *out->val == '\t'))
+            out->val++;
+        out->val_end = te;
+    } else {
+        out->val = out->val_end = NULL;
+    }
+    *cur = pe;
+    return true;
+}
+
+static bool cookie__is(const struct cookie__pair *c, const char *name)
+{
+    size_t n = strlen(name);
+    return c->val && (size_t)(c->name_end - c->name) == n && !memcmp(c->name, name, n);
+}
+
+bool cookie_find(struct http_slice header, const char *name, struct http_slice *value)
+{
+    const char *cur = header.p, *end = header.p + header.n;
+    struct cookie__pair c;
+    while (cookie__next(&cur, end, &c)) {
+        if (!cookie__is(&c, name))
+            continue;
+        const char *v = c.val, *ve = c.val_end;
+        if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+            v++;
+            ve--;
+        }
+        value->p = v;
+        value->n = (size_t)(ve - v);
+        return true;
+    }
+    return false;
+}
+
+size_t cookie_strip(struct http_slice header, const char *name, char *out)
+{
+    const char *cur = header.p, *end = header.p + header.n;
+    struct cookie__pair c;
+    size_t n = 0;
+    while (cookie__next(&cur, end, &c)) {
+        if (cookie__is(&c, name))
+            continue;
+        if (n) {
+            memcpy(out + n, "; ", 2);
+            n += 2;
+        }
+        memcpy(out + n, c.start, (size_t)(c.end - c.start));
+        n += (size_t)(c.end - c.start);
+    }
+    return n;
+}

@@ -1,0 +1,22 @@
+/* The Cookie request header (RFC 6265 §4.2, §5.4): finding one cookie, and removing it before
+ * the header is forwarded. */
+#ifndef LATCH_COOKIE_H
+#define LATCH_COOKIE_H
+
+#include "http/http.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Finds the value of the cookie `name` (case-sensitive, as RFC 6265 says) in one Cookie header
+ * value. Pairs are separated by ';' and optional spaces; a pair without '=' is skipped; a
+ * value in double quotes is returned without them. Returns true and sets *value when found
+ * (the first occurrence). */
+bool cookie_find(struct http_slice header, const char *name, struct http_slice *value);
+
+/* Copies the header value into out without every cookie named `name`; returns the new
+ * length (0: nothing left, drop the header). out holds 2 * header.n + 2 bytes (pairs are
+ * joined again with "; "). */
+size_t cookie_strip(struct http_slice header, const char *name, char *out);
+
+#endif

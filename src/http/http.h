@@ -1,0 +1,129 @@
+/* Strict HTTP/1.1 message heads and body framing (RFC 9110, RFC 9112; SPEC.md §8).
+ * The parser never allocates: it fills fixed arrays of slices pointing into the caller's buffer.
+ * Anything two parsers could read differently is refused (request smuggling, RFC 9112 §6.3,
+ * §11.2): the caller answers 400 and closes. */
+#ifndef LATCH_HTTP_H
+#define LATCH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HTTP_MAX_HEADERS      100
+#define HTTP_MAX_REQUEST_LINE 8192   /* longer: 414 */
+#define HTTP_MAX_HEADER_BYTES 16384  /* header section (after the request line) longer: 431 */
+
+/* Results of the head parsers: > 0 is the head's length in bytes (through the blank line). */
+enum http_parse_result {
+    HTTP_INCOMPLETE        = 0,
+    HTTP_ERR_BAD           = -1,  /* 400, then close */
+    HTTP_ERR_URI_TOO_LONG  = -2,  /* 414 */
+    HTTP_ERR_HEADERS_LARGE = -3,  /* 431: more than HTTP_MAX_HEADERS or HTTP_MAX_HEADER_BYTES */
+    HTTP_ERR_VERSION       = -4,  /* 505: not HTTP/1.0 or HTTP/1.1 */
+    HTTP_ERR_NOT_IMPL      = -5,  /* 501: Transfer-Encoding other than a final chunked */
+};
+
+struct http_slice {
+    const char *p;
+    size_t n;
+};
+
+struct http_header {
+    struct http_slice name, value; /* value without leading/trailing OWS */
+};
+
+enum http_body {
+    HTTP_BODY_NONE,
+    HTTP_BODY_LENGTH,   /* Content-Length bytes */
+    HTTP_BODY_CHUNKED,  /* chunked transfer coding; use http_chunked_scan */
+    HTTP_BODY_CLOSE,    /* responses only: until the origin closes */
+};
+
+struct http_request {
+    struct http_slice method;
+    struct http_slice target;     /* request-target as sent */
+    struct http_slice path;       /* origin-form path, or the path of an absolute-form target ("/" if empty) */
+    struct http_slice query;      /* after '?', without it; n == 0 and p == NULL when absent */
+    bool has_query;
+    struct http_slice authority;  /* absolute-form only: host[:port]; else n == 0 */
+    struct http_slice host;       /* the Host header value (exactly one required) */
+    int minor;                    /* 0 or 1 */
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t nheaders;
+    enum http_body body;
+    uint64_t content_length;
+    bool keep_alive;              /* after this request, per version and Connection */
+    bool expect_continue;         /* Expect: 100-continue */
+    bool upgrade;                 /* Connection: upgrade + Upgrade present */
+};
+
+struct http_response {
+    int status;
+    int minor;
+    struct http_slice reason;
+    struct http_header headers[HTTP_MAX_HEADERS];
+    size_t nheaders;
+    enum http_body body;
+    uint64_t content_length;
+    bool keep_alive;
+};
+
+/* Parses a request head from buf[0..len). `scanned` is the caller's state between calls on the
+ * same growing buffer (start at 0): bytes already checked for the head's end are not scanned
+ * again, so a slow client costs linear work. Refuses (HTTP_ERR_BAD unless noted):
+ *   - bare CR or bare LF where CRLF is due; obs-fold (a line starting with SP/HTAB);
+ *   - NUL, controls (except HTAB in values), DEL in the request line, names or values;
+ *   - whitespace between a header name and the colon; empty or non-token names or methods;
+ *   - a request line that is not exactly "METHOD SP target SP HTTP/1.x";
+ *   - both Content-Length and Transfer-Encoding; several Content-Length (even equal) or one
+ *     that is not 1*DIGIT within 2^62; Transfer-Encoding other than exactly "chunked"
+ *     (HTTP_ERR_NOT_IMPL for other codings, HTTP_ERR_BAD for duplicates or odd lists);
+ *   - a missing Host in HTTP/1.1, or more than one Host; a Host or authority with characters
+ *     outside reg-name/IP-literal/port;
+ *   - a target that is not origin-form ("/…") or absolute-form ("http(s)://authority/…");
+ *     CONNECT and asterisk-form are refused; '#' anywhere in the target;
+ *   - a Transfer-Encoding in an HTTP/1.0 request.
+ * On success returns the head length and fills `req`. */
+int http_parse_request(const char *buf, size_t len, size_t *scanned, struct http_request *req);
+
+/* Parses a response head. `head_method` tells that the request was HEAD (no body); a 1xx,
+ * 204 or 304 has no body either. Same strictness as requests; a response with neither length
+ * nor chunked is HTTP_BODY_CLOSE. */
+int http_parse_response(const char *buf, size_t len, size_t *scanned, bool head_method,
+                        struct http_response *res);
+
+/* Case-insensitive ASCII comparison of a slice with a NUL-terminated lowercase name. */
+bool http_slice_eq(struct http_slice s, const char *lower);
+
+/* Finds the first header with this (lowercase) name; NULL when absent. */
+const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *lower);
+
+/* True when a comma-separated header value contains the token (case-insensitive). */
+bool http_has_token(struct http_slice value, const char *lower);
+
+/* Chunked transfer coding (RFC 9112 §7.1) seen as a byte stream that passes through unchanged:
+ * the scanner tells how many of the offered bytes belong to the body and validates them.
+ * Refuses: sizes that are empty, not hex, longer than 15 hex digits; chunk extensions with
+ * characters outside token/quoted-string; a missing CRLF after chunk data; bare LF; trailer
+ * lines that are not valid header fields. */
+struct http_chunked {
+    uint8_t state;
+    uint8_t digits;
+    uint16_t line;       /* length of the current size or trailer line (bounded at 4 KiB) */
+    uint64_t remaining;  /* data bytes left in the current chunk */
+};
+
+/* Consumes from p[0..len). Returns the number of bytes that belong to the chunked body
+ * (<= len), or -1 on a framing error. `*done` becomes true when the last-chunk and trailer
+ * section have been consumed: bytes after the returned count belong to the next message. */
+ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done);
+
+/* Hop-by-hop header (RFC 9110 §7.6.1): connection, keep-alive, proxy-connection, te, trailer,
+ * transfer-encoding, upgrade, proxy-authenticate, proxy-authorization. */
+bool http_is_hop_by_hop(struct http_slice name);
+
+/* The reason phrase for a status code we generate ("Bad Gateway"). */
+const char *http_reason(int status);
+
+#endif

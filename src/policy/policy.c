@@ -1,0 +1,209 @@
+/* Policy evaluation of policy.h: include (any), require (all), exclude (none). */
+#include "policy/policy.h"
+
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <strings.h>
+
+const char *policy_decision_name(enum access_decision d)
+{
+    switch (d) {
+    case ACCESS_ALLOW: return "allow";
+    case ACCESS_BYPASS: return "bypass";
+    case ACCESS_SERVICE_AUTH: return "service_auth";
+    case ACCESS_BLOCK: return "block";
+    case ACCESS_DENY: return "deny";
+    case ACCESS_LOGIN_REQUIRED: return "login_required";
+    }
+    return "deny";
+}
+
+static bool policy__in_list(const char *v, const char *const *list, size_t n)
+{
+    if (!v)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (list[i] && !strcmp(list[i], v))
+            return true;
+    return false;
+}
+
+/* The domain of one well-formed address, or NULL: "a@evil.com@corp.com" has none. */
+static const char *policy__email_domain(const char *email)
+{
+    const char *at = email ? strchr(email, '@') : NULL;
+    if (!at || at == email || strchr(at + 1, '@') || at[1] == '\0')
+        return NULL;
+    return at + 1;
+}
+
+/* One selector against one request. Selectors about a person never match a service token and
+ * the reverse; selectors that need an identity never match without one. */
+static bool policy__selector(const struct selector *s, const struct policy_request *r,
+                             bool person)
+{
+    const struct identity *id = r->id;
+    switch (s->kind) {
+    case SEL_EVERYONE:
+        return true;
+    case SEL_IP:
+        return cidr_contains(&s->cidr, r->client_ip);
+    case SEL_CERTIFICATE:
+        return r->client_cert;
+    case SEL_COMMON_NAME:
+        return r->client_cert && r->client_cn && !strcmp(r->client_cn, s->value);
+    case SEL_EMAIL:
+        return person && policy__email_domain(id->email) && !strcmp(id->email, s->value);
+    case SEL_EMAIL_DOMAIN: {
+        const char *d = person ? policy__email_domain(id->email) : NULL;
+        return d && !strcmp(d, s->value);
+    }
+    case SEL_EMAIL_LIST:
+        return person && policy__email_domain(id->email) &&
+               policy__in_list(id->email, (const char *const *)s->list, s->nlist);
+    case SEL_GROUP:
+        return person && policy__in_list(s->value, id->groups, id->ngroups);
+    case SEL_IDP:
+        return person && id->idp && !strcmp(id->idp, s->value);
+    case SEL_AUTH_METHOD:
+        return person && policy__in_list(s->value, id->amr, id->namr);
+    case SEL_SERVICE_TOKEN:
+        return id && id->service_token && !strcmp(id->service_token, s->value);
+    case SEL_ANY_VALID_SERVICE_TOKEN:
+        return id && id->service_token;
+    }
+    return false;
+}
+
+static bool policy__any(const struct selector *s, size_t n, const struct policy_request *r, bool person)
+{
+    for (size_t i = 0; i < n; i++)
+        if (policy__selector(&s[i], r, person))
+            return true;
+    return false;
+}
+
+static bool policy__all(const struct selector *s, size_t n, const struct policy_request *r, bool person)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!policy__selector(&s[i], r, person))
+            return false;
+    return true;
+}
+
+/* Whether one policy matches. `allow` and `block` policies admit or refuse identities: an
+ * anonymous request never matches them (even `everyone` means every authenticated person, as
+ * with Cloudflare Access); `bypass` needs no identity; `service_auth` needs a service token or
+ * a person. */
+static bool policy__matches(const struct policy *p, const struct policy_request *r)
+{
+    bool person = r->id && r->id->email && !r->id->service_token;
+    if ((p->decision == DECISION_ALLOW || p->decision == DECISION_SERVICE_AUTH) && !r->id)
+        return false;
+    if (p->decision == DECISION_ALLOW && !person)
+        return false;
+    if (!policy__any(p->include, p->ninclude, r, person))
+        return false;
+    if (!policy__all(p->require, p->nrequire, r, person))
+        return false;
+    return !policy__any(p->exclude, p->nexclude, r, person);
+}
+
+static enum access_decision policy__decision(enum policy_decision d)
+{
+    switch (d) {
+    case DECISION_ALLOW: return ACCESS_ALLOW;
+    case DECISION_BLOCK: return ACCESS_BLOCK;
+    case DECISION_BYPASS: return ACCESS_BYPASS;
+    case DECISION_SERVICE_AUTH: return ACCESS_SERVICE_AUTH;
+    }
+    return ACCESS_DENY;
+}
+
+void policy_evaluate(const struct app *app, const struct policy_request *r, struct policy_result *out)
+{
+    bool could_admit = false;
+    out->policy = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < app->npolicies; i++) {
+            const struct policy *p = &app->policies[i];
+            bool first_group = p->decision == DECISION_BYPASS || p->decision == DECISION_SERVICE_AUTH;
+            if (first_group != (pass == 0))
+                continue;
+            if (p->decision == DECISION_ALLOW || p->decision == DECISION_SERVICE_AUTH)
+                could_admit = true;
+            if (policy__matches(p, r)) {
+                out->decision = policy__decision(p->decision);
+                out->policy = p;
+                return;
+            }
+        }
+    }
+    out->decision = (!r->id && could_admit) ? ACCESS_LOGIN_REQUIRED : ACCESS_DENY;
+}
+
+void policy_selector_text(const struct selector *s, char *out, size_t cap)
+{
+    static const char *const names[] = {
+        [SEL_EVERYONE] = "everyone", [SEL_EMAIL] = "email", [SEL_EMAIL_DOMAIN] = "email_domain",
+        [SEL_EMAIL_LIST] = "email_list", [SEL_IP] = "ip", [SEL_GROUP] = "group", [SEL_IDP] = "idp",
+        [SEL_AUTH_METHOD] = "auth_method", [SEL_SERVICE_TOKEN] = "service_token",
+        [SEL_ANY_VALID_SERVICE_TOKEN] = "any_valid_service_token",
+        [SEL_CERTIFICATE] = "certificate", [SEL_COMMON_NAME] = "common_name",
+    };
+    if (s->kind == SEL_EMAIL_LIST) {
+        int n = snprintf(out, cap, "email_list: [");
+        for (size_t i = 0; i < s->nlist && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(out + n, cap - (size_t)n, "%s%s", i ? ", " : "", s->list[i]);
+        if (n > 0 && (size_t)n < cap)
+            snprintf(out + n, cap - (size_t)n, "]");
+    } else if (s->kind == SEL_IP) {
+        char addr[64];
+        bool v4 = !memcmp(s->cidr.addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) && s->cidr.prefix >= 96;
+        inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? s->cidr.addr + 12 : s->cidr.addr, addr, sizeof addr);
+        snprintf(out, cap, "ip: %s/%u", addr, v4 ? s->cidr.prefix - 96u : s->cidr.prefix);
+    } else if (s->value) {
+        snprintf(out, cap, "%s: %s", names[s->kind], s->value);
+    } else {
+        snprintf(out, cap, "%s: {}", names[s->kind]);
+    }
+}
+
+static void policy__explain_rules(const char *what, const struct selector *s, size_t n,
+                                  const struct policy_request *r, bool person, FILE *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char text[512];
+        policy_selector_text(&s[i], text, sizeof text);
+        fprintf(out, "    %-8s %-40s %s\n", what, text,
+                policy__selector(&s[i], r, person) ? "matches" : "no match");
+    }
+}
+
+void policy_explain(const struct app *app, const struct policy_request *r, FILE *out,
+                    struct policy_result *res)
+{
+    bool person = r->id && r->id->email && !r->id->service_token;
+    policy_evaluate(app, r, res);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < app->npolicies; i++) {
+            const struct policy *p = &app->policies[i];
+            bool first_group = p->decision == DECISION_BYPASS || p->decision == DECISION_SERVICE_AUTH;
+            if (first_group != (pass == 0))
+                continue;
+            bool m = policy__matches(p, r);
+            fprintf(out, "  policy %s (%s): %s\n", p->name,
+                    policy_decision_name(policy__decision(p->decision)),
+                    m ? (res->policy == p ? "MATCHES, decides" : "matches") : "does not match");
+            if ((p->decision == DECISION_ALLOW || p->decision == DECISION_SERVICE_AUTH) && !r->id)
+                fprintf(out, "    (needs an identity: none given)\n");
+            else if (p->decision == DECISION_ALLOW && !person)
+                fprintf(out, "    (admits people only)\n");
+            policy__explain_rules("include", p->include, p->ninclude, r, person, out);
+            policy__explain_rules("require", p->require, p->nrequire, r, person, out);
+            policy__explain_rules("exclude", p->exclude, p->nexclude, r, person, out);
+        }
+    }
+}

@@ -1,0 +1,704 @@
+/* Client connections: accept, TLS handshake, reading request heads, dispatching each request
+ * (own endpoints, routing, policies, origin), keep-alive, pipelining, lingering close. */
+#include "proxy/proxy.h"
+
+#include "core/log.h"
+#include "http/path.h"
+#include "server/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OWN_PREFIX "/cdn-cgi/access/"
+
+static void conn__on_io(struct io_handler *h, uint32_t events);
+static void conn__on_timer(struct timer *t);
+
+static uint64_t conn__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void conn__peer(struct conn *c, const struct sockaddr *sa)
+{
+    memset(c->peer, 0, sizeof c->peer);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        c->peer[10] = c->peer[11] = 0xff;
+        memcpy(c->peer + 12, &in->sin_addr, 4);
+        c->peer_port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(c->peer, &in6->sin6_addr, 16);
+        c->peer_port = ntohs(in6->sin6_port);
+    }
+}
+
+void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->io.fd = fd;
+    c->io.cb = conn__on_io;
+    c->w = w;
+    c->timer.cb = conn__on_timer;
+    c->listener = (uint8_t)listener;
+    conn__peer(c, peer);
+    struct tls_server *ts = w->rt->tls[listener];
+    c->state = CS_IDLE;
+    if (ts) {
+        c->tls = true;
+        c->ssl = tls_server_accept(ts, fd);
+        if (!c->ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        c->state = CS_HANDSHAKE;
+    }
+    if (loop_add(w->loop, &c->io) != 0) {
+        SSL_free(c->ssl);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    timer_arm(w->loop, &c->timer, TIMER_HEADER);
+    /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
+}
+
+static void conn__free_exchange(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (!ex)
+        return;
+    if (ex->up)
+        upstream_close(ex->up);
+    buf_put(&c->w->bufs, ex->hb);
+    if (ex->sha)
+        EVP_MD_CTX_free(ex->sha);
+    runtime_unref(ex->rt);
+    free(ex->strs);
+    free(ex->email);
+    free(ex->sub);
+    free(ex->service);
+    free(ex->set_cookie);
+    free(ex);
+    c->ex = NULL;
+}
+
+void proxy__close(struct conn *c)
+{
+    if (c->closed)
+        return;
+    struct worker *w = c->w;
+    c->closed = true;
+    timer_cancel(&c->timer);
+    conn__free_exchange(c);
+    loop_del(w->loop, &c->io);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    close(c->io.fd);
+    buf_put(&w->bufs, c->rx);
+    buf_put(&w->bufs, c->tx);
+    c->rx = c->tx = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    /* freed before the loop sleeps: a later event of this iteration may still name it */
+    c->next = w->dead;
+    w->dead = c;
+}
+
+void conn_reap(struct worker *w)
+{
+    while (w->dead) {
+        struct conn *c = w->dead;
+        w->dead = c->next;
+        free(c);
+    }
+    while (w->dead_up) {
+        struct upstream *up = w->dead_up;
+        w->dead_up = up->next;
+        free(up);
+    }
+}
+
+/* Reads what the client sent into its buffer. Skips the system call when the last read
+ * drained the socket and epoll has not reported new bytes since (nginx's "ready" flag): with
+ * edge-triggered epoll every arrival raises an event. */
+enum read_result proxy__read_client(struct conn *c)
+{
+    bool fresh = false;
+    if (!c->rd_ready && !(c->ssl && SSL_has_pending(c->ssl)))
+        return READ_AGAIN;
+    if (!c->rx) {
+        c->rx = buf_get(&c->w->bufs);
+        if (!c->rx)
+            return READ_ERR;
+        fresh = true;
+    }
+    if (buf_room(c->rx) == 0)
+        buf_compact(c->rx);
+    if (buf_room(c->rx) == 0)
+        return READ_AGAIN;
+    size_t room = buf_room(c->rx);
+    ssize_t n = io_read(c->io.fd, c->ssl, buf_tail(c->rx), room);
+    if (n > 0) {
+        if ((size_t)n < room && !c->ssl)
+            c->rd_ready = false;
+        c->rx->end += (uint32_t)n;
+        if (c->ex)
+            c->ex->bytes_in += (uint64_t)n;
+        return READ_DATA;
+    }
+    if (fresh || buf_len(c->rx) == 0) { /* an idle connection holds no buffer */
+        buf_put(&c->w->bufs, c->rx);
+        c->rx = NULL;
+    }
+    if (n == -EAGAIN) {
+        c->rd_ready = false;
+        return READ_AGAIN;
+    }
+    if (n == 0) {
+        c->in_eof = true;
+        return READ_EOF;
+    }
+    return READ_ERR;
+}
+
+/* --- request heads ------------------------------------------------------------------------ */
+
+static int conn__parse_status(int r)
+{
+    switch (r) {
+    case HTTP_ERR_URI_TOO_LONG: return 414;
+    case HTTP_ERR_HEADERS_LARGE: return 431;
+    case HTTP_ERR_VERSION: return 505;
+    case HTTP_ERR_NOT_IMPL: return 501;
+    default: return 400;
+    }
+}
+
+/* A bare exchange for answering a request we could not parse: logged like any other. */
+static struct exchange *conn__bare_exchange(struct conn *c)
+{
+    struct exchange *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return NULL;
+    ex->rt = worker_runtime(c->w);
+    ex->start_us = conn__now_us();
+    ex->minor = 1;
+    ex->decision = ACCESS_DENY;
+    inet_ntop(AF_INET6, c->peer, ex->client_ip_str, sizeof ex->client_ip_str);
+    if (!memcmp(c->peer, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+        inet_ntop(AF_INET, c->peer + 12, ex->client_ip_str, sizeof ex->client_ip_str);
+    memcpy(ex->client_ip, c->peer, 16);
+    uint64_t v = c->w->id_seed + ++c->w->request_seq * 0x9E3779B97F4A7C15ull;
+    v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
+    v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
+    v ^= v >> 31;
+    snprintf(ex->request_id, sizeof ex->request_id, "%016llx", (unsigned long long)v);
+    c->ex = ex;
+    return ex;
+}
+
+static enum step conn__refuse_framing(struct conn *c, int status)
+{
+    if (!c->ex && !conn__bare_exchange(c)) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    c->ex->close_after = true; /* a framing error leaves no way to find the next request */
+    c->ex->bytes_in += c->rx ? buf_len(c->rx) : 0;
+    const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
+                     : status == 505 ? "version_not_supported" : status == 501 ? "not_implemented"
+                     : status == 408 ? "request_timeout" : "bad_request";
+    return proxy__respond_error(c, status, code, "The request could not be accepted.");
+}
+
+static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
+{
+    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
+        if (cidr_contains(&cfg->trusted_proxies[i], ip))
+            return true;
+    return false;
+}
+
+static int conn__parse_ip(const char *s, size_t n, uint8_t out[16])
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
+        out[10] = out[11] = 0xff;
+        return 0;
+    }
+    return inet_pton(AF_INET6, tmp, out) == 1 ? 0 : -1;
+}
+
+/* The client address (SPEC.md §3.5): the peer, unless the peer is a trusted proxy; then the
+ * right-most X-Forwarded-For entry that is not itself a trusted proxy. */
+static void conn__client_ip(struct conn *c, const struct http_request *req)
+{
+    struct exchange *ex = c->ex;
+    const struct config *cfg = ex->rt->cfg;
+    memcpy(ex->client_ip, c->peer, 16);
+    if (cfg->ntrusted_proxies && conn__is_trusted(cfg, c->peer)) {
+        for (size_t i = req->nheaders; i-- > 0;) {
+            if (!http_slice_eq(req->headers[i].name, "x-forwarded-for"))
+                continue;
+            const char *p = req->headers[i].value.p;
+            size_t n = req->headers[i].value.n;
+            bool decided = false;
+            while (n > 0) {
+                const char *comma = memrchr(p, ',', n);
+                const char *item = comma ? comma + 1 : p;
+                uint8_t ip[16];
+                if (conn__parse_ip(item, (size_t)(p + n - item), ip) != 0) {
+                    decided = true; /* garbage: keep the last address we could trust */
+                    break;
+                }
+                memcpy(ex->client_ip, ip, 16);
+                if (!conn__is_trusted(cfg, ip)) {
+                    decided = true;
+                    break;
+                }
+                n = comma ? (size_t)(comma - p) : 0;
+            }
+            if (decided)
+                break;
+        }
+    }
+    if (!memcmp(ex->client_ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+        inet_ntop(AF_INET, ex->client_ip + 12, ex->client_ip_str, sizeof ex->client_ip_str);
+    else
+        inet_ntop(AF_INET6, ex->client_ip, ex->client_ip_str, sizeof ex->client_ip_str);
+}
+
+/* Copies method, host, paths and query out of the client buffer. -1: 400. */
+static int conn__copy_target(struct exchange *ex, const struct http_request *req)
+{
+    struct http_slice host = req->authority.n ? req->authority : req->host;
+    size_t plen = req->path.n;
+    size_t total = req->method.n + 1 + host.n + 1 + 2 * (plen + 2) + req->query.n + 1;
+    char *s = malloc(total);
+    if (!s)
+        return -1;
+    ex->strs = s;
+    memcpy(s, req->method.p, req->method.n);
+    s[req->method.n] = '\0';
+    ex->method = s;
+    ex->method_len = req->method.n;
+    s += req->method.n + 1;
+    int hl = route_host_normalize(host.p, host.n, s);
+    if (hl < 0)
+        return -1;
+    ex->host = s;
+    ex->host_len = (size_t)hl;
+    s += host.n + 1;
+    char *fwd = s, *match = s + plen + 2;
+    if (path_normalize(req->path.p, plen, fwd, &ex->path_len, match, &ex->match_len) != 0)
+        return -1;
+    ex->path = fwd;
+    ex->match = match;
+    s += 2 * (plen + 2);
+    memcpy(s, req->query.p ? req->query.p : "", req->query.n);
+    s[req->query.n] = '\0';
+    ex->query = s;
+    ex->query_len = req->query.n;
+    ex->has_query = req->has_query;
+    return 0;
+}
+
+static bool conn__wants_html(const struct http_request *req)
+{
+    if (!http_slice_eq(req->method, "get") && !http_slice_eq(req->method, "head"))
+        return false;
+    const struct http_header *a = http_find_header(req->headers, req->nheaders, "accept");
+    return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
+}
+
+/* The gateway's own paths under /cdn-cgi/access/ (SPEC.md §6), on every host. */
+static enum step conn__own_endpoint(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    const char *what = ex->match + sizeof OWN_PREFIX - 1;
+    ex->decision = ACCESS_BYPASS;
+    if (!strcmp(what, "certs")) {
+        const char *body = c->w->keys->certs_json;
+        return proxy__respond(c, 200, "application/json", body, strlen(body), NULL);
+    }
+    if (!strcmp(what, "app")) { /* the CLI learns where to log in (SPEC.md §7) */
+        const struct app *app = route_match(ex->rt->routes, ex->host, ex->host_len, "/", 1);
+        if (!app)
+            return proxy__respond_error(c, 404, "not_found", "No application is served at this address.");
+        json_t *j = json_pack("{s:s,s:s,s:s}", "auth_domain",
+                              ex->rt->cfg->auth_domain ? ex->rt->cfg->auth_domain : "", "aud",
+                              runtime_app(ex->rt, app)->aud, "app", app->name);
+        char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        enum step st = body ? proxy__respond(c, 200, "application/json", body, strlen(body), NULL)
+                            : proxy__respond_error(c, 500, "internal", "Out of memory.");
+        free(body);
+        return st;
+    }
+    return proxy__respond_error(c, 404, "not_found", "No such gateway endpoint.");
+}
+
+/* Whether a cookie set on this listener needs the Secure attribute: always, except on plain
+ * HTTP served on a loopback address (the demo). */
+static bool conn__secure_cookie(const struct conn *c)
+{
+    if (c->tls)
+        return true;
+    const struct listener_cfg *l = &c->ex->rt->cfg->listeners[c->listener];
+    if (l->addr.ss_family == AF_INET)
+        return ((const uint8_t *)&((const struct sockaddr_in *)&l->addr)->sin_addr)[0] != 127;
+    if (l->addr.ss_family == AF_INET6)
+        return !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+    return true;
+}
+
+/* Copies who the request is into the exchange (the log, the refusal page), and prepares the
+ * app cookie for a service token on an app that also admits people (SPEC.md §3.5). */
+static int conn__keep_identity(struct conn *c, const struct request_identity *ri,
+                               const struct policy *p)
+{
+    struct exchange *ex = c->ex;
+    if (ri->id.email && !(ex->email = strdup(ri->id.email)))
+        return -1;
+    if (ri->id.sub && !(ex->sub = strdup(ri->id.sub)))
+        return -1;
+    if (ri->id.service_token && !(ex->service = strdup(ri->id.service_token)))
+        return -1;
+    bool has_allow = false;
+    for (size_t i = 0; i < ex->app->npolicies; i++)
+        has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
+    if (ri->minted && has_allow) {
+        int64_t max_age = proxy__session_s(ex->rt, ex->app, p);
+        if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
+                                      "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
+                     ri->assertion, (long long)max_age, conn__secure_cookie(c) ? "; Secure" : "") < 0) {
+            ex->set_cookie = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static enum step conn__start(struct conn *c, const struct http_request *req, size_t head_len)
+{
+    struct exchange *ex = conn__bare_exchange(c);
+    if (!ex) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    ex->bytes_in = head_len;
+    ex->minor = (uint8_t)req->minor;
+    ex->head_method = http_slice_eq(req->method, "head");
+    ex->upgrade = req->upgrade;
+    ex->expect_continue = req->expect_continue;
+    ex->wants_html = conn__wants_html(req);
+    ex->close_after = !req->keep_alive;
+    ex->req_body = req->body;
+    ex->req_left = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
+    ex->req_done = req->body == HTTP_BODY_NONE ||
+                   (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
+    conn__client_ip(c, req);
+
+    int bad = conn__copy_target(ex, req);
+    const struct http_header *expect = http_find_header(req->headers, req->nheaders, "expect");
+    enum step st;
+    if (bad) {
+        ex->close_after = true;
+        buf_consume(c->rx, head_len);
+        return proxy__respond_error(c, 400, "bad_request", "The request target is not acceptable.");
+    }
+    if (expect && !req->expect_continue) {
+        buf_consume(c->rx, head_len);
+        ex->close_after = true;
+        return proxy__respond_error(c, 417, "expectation_failed", "Only 100-continue is supported.");
+    }
+    if (ex->match_len >= sizeof OWN_PREFIX - 1 && !memcmp(ex->match, OWN_PREFIX, sizeof OWN_PREFIX - 1)) {
+        buf_consume(c->rx, head_len);
+        return conn__own_endpoint(c);
+    }
+    ex->app = route_match(ex->rt->routes, ex->host, ex->host_len, ex->match, ex->match_len);
+    if (!ex->app) {
+        buf_consume(c->rx, head_len);
+        ex->decision = ACCESS_DENY;
+        return proxy__respond_error(c, 404, "not_found", "No application is served at this address.");
+    }
+    ex->art = runtime_app(ex->rt, ex->app);
+
+    struct request_identity ri;
+    proxy__identify(c, req, &ri);
+    char cn[256];
+    struct policy_request pr = { .id = ri.ok ? &ri.id : NULL, .client_cn = cn };
+    memcpy(pr.client_ip, ex->client_ip, 16);
+    proxy__client_cert(c, &pr.client_cert, cn, sizeof cn);
+    struct policy_result res;
+    policy_evaluate(ex->app, &pr, &res); /* on every request, also with a valid token */
+    ex->decision = res.decision;
+    ex->policy = res.policy ? res.policy->name : NULL;
+    ex->token_presented = ri.presented;
+    ex->token_status = (uint8_t)ri.status;
+    if (ri.ok && conn__keep_identity(c, &ri, res.policy) != 0) {
+        buf_consume(c->rx, head_len);
+        ex->close_after = true;
+        return proxy__respond_error(c, 500, "internal", "Out of memory.");
+    }
+    if (!policy_admits(res.decision)) {
+        buf_consume(c->rx, head_len);
+        return proxy__respond_refused(c);
+    }
+    if (proxy__build_origin_head(c, req, ri.ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? &ri : NULL) != 0) {
+        buf_consume(c->rx, head_len);
+        ex->close_after = true;
+        return proxy__respond_error(c, 431, "headers_too_large", "The request head is too large.");
+    }
+    buf_consume(c->rx, head_len);
+    if (ex->expect_continue && !ex->req_done && buf_len(c->rx) == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (!c->tx)
+            c->tx = buf_get(&c->w->bufs);
+        if (!c->tx) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+        buf_append(c->tx, cont, sizeof cont - 1);
+    }
+    if (ex->app->origin.kind == ORIGIN_ECHO) {
+        c->state = CS_LOCAL_BODY;
+        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        st = STEP_PROGRESS;
+    } else {
+        c->state = CS_PROXY;
+        timer_arm(c->w->loop, &c->timer, TIMER_ORIGIN_CONNECT);
+        st = STEP_PROGRESS;
+    }
+    return st;
+}
+
+static enum step conn__step_head(struct conn *c)
+{
+    if (c->rx && buf_len(c->rx) > 0) {
+        if (c->state == CS_IDLE) {
+            c->state = CS_HEAD;
+            if (c->served_one)
+                timer_arm(c->w->loop, &c->timer, TIMER_HEADER);
+        }
+        struct http_request req;
+        int r = http_parse_request(buf_head(c->rx), buf_len(c->rx), &c->head_scanned, &req);
+        if (r > 0) {
+            c->head_scanned = 0;
+            return conn__start(c, &req, (size_t)r);
+        }
+        if (r < 0)
+            return conn__refuse_framing(c, conn__parse_status(r));
+        if (c->in_eof) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    } else if (c->in_eof) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    switch (proxy__read_client(c)) {
+    case READ_DATA:
+    case READ_EOF:
+        return STEP_PROGRESS;
+    case READ_AGAIN:
+        return STEP_WAIT;
+    case READ_ERR:
+        break;
+    }
+    proxy__close(c);
+    return STEP_CLOSED;
+}
+
+static enum step conn__step_handshake(struct conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->state = CS_IDLE;
+        return STEP_PROGRESS;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return STEP_WAIT;
+    ERR_clear_error();
+    proxy__close(c);
+    return STEP_CLOSED;
+}
+
+/* Writes what we generated; then the exchange ends. */
+static enum step conn__step_respond(struct conn *c)
+{
+    while (c->tx && buf_len(c->tx) > 0) {
+        struct iovec iov = { buf_head(c->tx), buf_len(c->tx) };
+        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
+        if (n == -EAGAIN)
+            return STEP_WAIT;
+        if (n <= 0) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+        buf_consume(c->tx, (size_t)n);
+        c->ex->bytes_out += (uint64_t)n;
+        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+    }
+    return proxy__finish(c);
+}
+
+/* After a response that closes the connection: shut our write side, then read and drop what
+ * the client still sends, so that the kernel does not answer it with a reset that could
+ * destroy the response before the client read it. */
+static enum step conn__step_linger(struct conn *c)
+{
+    char sink[4096];
+    if (!c->rd_ready)
+        return STEP_WAIT;
+    for (;;) {
+        ssize_t n = c->ssl ? io_read(c->io.fd, c->ssl, sink, sizeof sink)
+                           : read(c->io.fd, sink, sizeof sink);
+        if (n > 0)
+            continue;
+        if (n == -EAGAIN || (n < 0 && !c->ssl && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+            c->rd_ready = false;
+            return STEP_WAIT;
+        }
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+}
+
+static void conn__linger(struct conn *c)
+{
+    if (c->ssl)
+        SSL_shutdown(c->ssl);
+    shutdown(c->io.fd, SHUT_WR);
+    c->state = CS_LINGER;
+    timer_arm(c->w->loop, &c->timer, TIMER_LINGER);
+}
+
+enum step proxy__finish(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct exchange *ex = c->ex;
+    bool close_after = ex->close_after || w->draining || c->in_eof;
+    proxy__log_request(c);
+    if (ex->up) {
+        upstream_release(ex->up, ex->res_body != HTTP_BODY_CLOSE && !ex->res_close &&
+                                     ex->req_done && ex->rx_ready == 0 && ex->hb_sent == ex->hb->end);
+        ex->up = NULL;
+    }
+    conn__free_exchange(c);
+    buf_put(&w->bufs, c->tx);
+    c->tx = NULL;
+    c->served_one = true;
+    if (close_after) {
+        conn__linger(c);
+        return STEP_PROGRESS;
+    }
+    if (c->rx && buf_len(c->rx) == 0) {
+        buf_put(&w->bufs, c->rx);
+        c->rx = NULL;
+    }
+    c->state = CS_IDLE;
+    timer_arm(w->loop, &c->timer, TIMER_IDLE);
+    return STEP_PROGRESS; /* a pipelined request may be waiting in the buffer */
+}
+
+void proxy__pump(struct conn *c)
+{
+    enum step s = STEP_PROGRESS;
+    while (s == STEP_PROGRESS && !c->closed) {
+        switch ((enum conn_state)c->state) {
+        case CS_HANDSHAKE: s = conn__step_handshake(c); break;
+        case CS_IDLE:
+        case CS_HEAD: s = conn__step_head(c); break;
+        case CS_LOCAL_BODY: s = proxy__step_echo(c); break;
+        case CS_PROXY: s = proxy__step_proxy(c); break;
+        case CS_RESPOND: s = conn__step_respond(c); break;
+        case CS_TUNNEL: s = proxy__step_tunnel(c); break;
+        case CS_LINGER: s = conn__step_linger(c); break;
+        }
+    }
+}
+
+static void conn__on_io(struct io_handler *h, uint32_t events)
+{
+    struct conn *c = (struct conn *)h;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_ready = true;
+    if (!c->closed)
+        proxy__pump(c);
+}
+
+static void conn__on_timer(struct timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+    if (c->closed)
+        return;
+    switch ((enum conn_state)c->state) {
+    case CS_HEAD:
+        if (conn__refuse_framing(c, 408) != STEP_CLOSED)
+            proxy__pump(c);
+        return;
+    case CS_PROXY:
+        proxy__origin_timeout(c);
+        return;
+    default:
+        proxy__close(c);
+        return;
+    }
+}
+
+void conn_drain_all(struct worker *w)
+{
+    struct conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if ((c->state == CS_IDLE || c->state == CS_HANDSHAKE) && (!c->rx || buf_len(c->rx) == 0))
+            proxy__close(c);
+        else if (c->ex)
+            c->ex->close_after = true;
+    }
+}

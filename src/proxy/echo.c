@@ -1,0 +1,188 @@
+/* The built-in `echo` origin: answers with the request exactly as an origin would have
+ * received it (the rewritten head, so the identity headers show) as JSON, after reading the
+ * whole body and reporting its size and SHA-256. The demo and the tests use it. */
+#include "proxy/proxy.h"
+
+#include "core/strbuf.h"
+#include "server/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+enum { ECHO_SIZE, ECHO_EXT, ECHO_DATA, ECHO_DATA_END, ECHO_TRAILER, ECHO_DONE };
+
+static void echo__data(struct exchange *ex, const char *p, size_t n)
+{
+    EVP_DigestUpdate(ex->sha, p, n);
+    ex->echo_bytes += n;
+}
+
+/* De-chunks bytes the chunked scanner already validated, so it can stay permissive. */
+static void echo__feed(struct exchange *ex, const char *p, size_t n)
+{
+    if (ex->req_body != HTTP_BODY_CHUNKED) {
+        echo__data(ex, p, n);
+        return;
+    }
+    size_t i = 0;
+    while (i < n) {
+        char ch = p[i];
+        switch (ex->echo_state) {
+        case ECHO_SIZE:
+            if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r') {
+                ex->echo_state = ECHO_EXT;
+            } else if (ch == '\n') {
+                ex->echo_state = ex->echo_left ? ECHO_DATA : ECHO_TRAILER;
+            } else {
+                int v = ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10;
+                ex->echo_left = ex->echo_left * 16 + (uint64_t)v;
+            }
+            i++;
+            break;
+        case ECHO_EXT:
+            if (ch == '\n')
+                ex->echo_state = ex->echo_left ? ECHO_DATA : ECHO_TRAILER;
+            i++;
+            break;
+        case ECHO_DATA: {
+            size_t take = n - i < ex->echo_left ? n - i : (size_t)ex->echo_left;
+            echo__data(ex, p + i, take);
+            ex->echo_left -= take;
+            i += take;
+            if (!ex->echo_left)
+                ex->echo_state = ECHO_DATA_END;
+            break;
+        }
+        case ECHO_DATA_END: /* CRLF after the data */
+            if (ch == '\n')
+                ex->echo_state = ECHO_SIZE;
+            i++;
+            break;
+        default: /* trailers and the final CRLF: validated, not part of the data */
+            i = n;
+            break;
+        }
+    }
+}
+
+static void echo__headers(struct strbuf *sb, const struct http_request *r)
+{
+    bool first = true;
+    sb_adds(sb, "{");
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct http_slice name = r->headers[i].name;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = r->headers[j].name.n == name.n && !strncasecmp(r->headers[j].name.p, name.p, name.n);
+        if (seen)
+            continue;
+        char lower[256];
+        size_t ln = name.n < sizeof lower ? name.n : sizeof lower - 1;
+        for (size_t k = 0; k < ln; k++)
+            lower[k] = (char)(name.p[k] >= 'A' && name.p[k] <= 'Z' ? name.p[k] + 32 : name.p[k]);
+        if (!first)
+            sb_adds(sb, ",");
+        first = false;
+        sb_json_str(sb, lower, ln);
+        sb_adds(sb, ":");
+        /* duplicates joined with ", " (RFC 9110 §5.3) */
+        struct strbuf v;
+        sb_init(&v, 65536);
+        for (size_t j = i; j < r->nheaders; j++) {
+            if (r->headers[j].name.n != name.n || strncasecmp(r->headers[j].name.p, name.p, name.n))
+                continue;
+            if (v.len)
+                sb_add(&v, ", ", 2);
+            sb_add(&v, r->headers[j].value.p, r->headers[j].value.n);
+        }
+        sb_json_str(sb, v.p ? v.p : "", v.len);
+        sb_free(&v);
+    }
+    sb_adds(sb, "}");
+}
+
+static enum step echo__answer(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    struct http_request r;
+    size_t scanned = 0;
+    if (http_parse_request(ex->hb->data, ex->hb->end, &scanned, &r) <= 0)
+        return proxy__respond_error(c, 500, "internal", "The echo origin could not read its request.");
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(ex->sha, md, &mdlen);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", md[i]);
+
+    struct strbuf sb;
+    sb_init(&sb, BUF_SIZE - 1024);
+    bool first = true;
+    sb_adds(&sb, "{");
+    sb_json_kv(&sb, &first, "method", r.method.p, r.method.n);
+    sb_json_kv(&sb, &first, "path", r.path.p, r.path.n);
+    sb_json_kv(&sb, &first, "query", r.has_query ? r.query.p : NULL, r.query.n);
+    sb_json_kv(&sb, &first, "version", r.minor ? "HTTP/1.1" : "HTTP/1.0", 8);
+    sb_json_key(&sb, &first, "headers");
+    echo__headers(&sb, &r);
+    sb_json_key(&sb, &first, "body_bytes");
+    sb_addu(&sb, ex->echo_bytes);
+    sb_json_kv(&sb, &first, "body_sha256", hex, 64);
+    sb_json_kv(&sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
+    sb_adds(&sb, "}\n");
+    enum step st = sb.overflow
+                       ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
+                       : proxy__respond(c, 200, "application/json", sb.p, sb.len, ex->set_cookie);
+    sb_free(&sb);
+    return st;
+}
+
+enum step proxy__step_echo(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (!ex->sha) {
+        ex->sha = EVP_MD_CTX_new();
+        if (!ex->sha || EVP_DigestInit_ex(ex->sha, EVP_sha256(), NULL) != 1) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+    /* a queued 100 Continue goes out before we wait for the body */
+    if (c->tx && buf_len(c->tx)) {
+        struct iovec iov = { buf_head(c->tx), buf_len(c->tx) };
+        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
+        if (n > 0) {
+            buf_consume(c->tx, (size_t)n);
+            ex->bytes_out += (uint64_t)n;
+        } else if (n != -EAGAIN) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+    for (;;) {
+        if (proxy__body_ready(c) != 0) {
+            ex->close_after = true;
+            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
+        }
+        if (ex->rx_ready) {
+            echo__feed(ex, buf_head(c->rx), ex->rx_ready);
+            proxy__body_consume(c, ex->rx_ready);
+        }
+        if (ex->req_done)
+            return echo__answer(c);
+        switch (proxy__read_client(c)) {
+        case READ_DATA:
+            timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+            continue;
+        case READ_AGAIN:
+            return STEP_WAIT;
+        default:
+            ex->status = 400;
+            proxy__log_request(c);
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+}

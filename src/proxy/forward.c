@@ -1,0 +1,703 @@
+/* Forwarding an admitted request to its origin and the response back (SPEC.md §3.5, §8):
+ * the head rewritten once, bodies streamed through bounded buffers with backpressure, keep-alive
+ * on both sides, a retry of idempotent requests that met a stale pooled connection, 502/504,
+ * and the byte tunnel after 101 Switching Protocols. */
+#include "proxy/proxy.h"
+
+#include "core/log.h"
+#include "http/cookie.h"
+#include "server/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* --- request body accounting --------------------------------------------------------------- */
+
+int proxy__body_ready(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (ex->req_done || !c->rx)
+        return 0;
+    size_t avail = buf_len(c->rx) - ex->rx_ready;
+    if (avail == 0)
+        return 0;
+    if (ex->req_body == HTTP_BODY_LENGTH) {
+        size_t take = avail < ex->req_left ? avail : (size_t)ex->req_left;
+        ex->rx_ready += (uint32_t)take;
+        ex->req_left -= take;
+        ex->req_done = ex->req_left == 0;
+        return 0;
+    }
+    if (ex->req_body == HTTP_BODY_CHUNKED) {
+        bool done = false;
+        ssize_t r = http_chunked_scan(&ex->req_chunk, buf_head(c->rx) + ex->rx_ready, avail, &done);
+        if (r < 0)
+            return -1;
+        ex->rx_ready += (uint32_t)r;
+        ex->req_done = done;
+        return 0;
+    }
+    ex->req_done = true;
+    return 0;
+}
+
+void proxy__body_consume(struct conn *c, size_t n)
+{
+    buf_consume(c->rx, n);
+    c->ex->rx_ready -= (uint32_t)n;
+}
+
+/* --- heads ------------------------------------------------------------------------------- */
+
+struct headbuf {
+    struct buf *b;
+    bool overflow;
+};
+
+static void hb__add(struct headbuf *h, const char *p, size_t n)
+{
+    if (h->overflow || buf_append(h->b, p, n) != n)
+        h->overflow = true;
+}
+
+static void hb__adds(struct headbuf *h, const char *s)
+{
+    hb__add(h, s, strlen(s));
+}
+
+static void hb__field(struct headbuf *h, const char *name, const char *v, size_t n)
+{
+    hb__adds(h, name);
+    hb__add(h, ": ", 2);
+    hb__add(h, v, n);
+    hb__add(h, "\r\n", 2);
+}
+
+/* Whether a Connection header names this field as hop-by-hop (RFC 9110 §7.6.1). */
+static bool forward__nominated(const struct http_header *conn_hdrs[], size_t nconn, struct http_slice name)
+{
+    for (size_t i = 0; i < nconn; i++) {
+        const char *p = conn_hdrs[i]->value.p, *end = p + conn_hdrs[i]->value.n;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if ((size_t)(p - t) == name.n && name.n && !strncasecmp(t, name.p, name.n))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Cf-Access-* in any case, also spelled with '_' (SPEC.md §3.5): never from a client. */
+static bool forward__is_cf_access(struct http_slice name)
+{
+    static const char prefix[] = "cf-access-";
+    if (name.n < sizeof prefix - 1)
+        return false;
+    for (size_t i = 0; i < sizeof prefix - 1; i++) {
+        char ch = name.p[i];
+        ch = ch == '_' ? '-' : (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        if (ch != prefix[i])
+            return false;
+    }
+    return true;
+}
+
+/* Headers the gateway sets itself: whatever the client sent under these names is dropped. */
+static bool forward__gateway_owned(struct http_slice name)
+{
+    static const char *const owned[] = { "host", "x-forwarded-for", "x-forwarded-proto",
+                                         "x-forwarded-host", "x-request-id", "expect",
+                                         "content-length", "forwarded" };
+    /* cf-access-token, cf-access-client-id and -secret are caught by the Cf-Access-* rule */
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
+        if (http_slice_eq(name, owned[i]))
+            return true;
+    return forward__is_cf_access(name);
+}
+
+/* Builds the head the origin receives: the normalized target, the client's fields except
+ * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-*, X-Request-Id, Host) and the
+ * credentials (cf-access-token, service-token headers, the CF_Authorization cookie), then ours.
+ * `ri` is the identity to assert to the origin, NULL for none. */
+int proxy__build_origin_head(struct conn *c, const struct http_request *req,
+                             const struct request_identity *ri)
+{
+    struct exchange *ex = c->ex;
+    const struct origin *o = &ex->app->origin;
+    ex->hb = buf_get(&c->w->bufs);
+    if (!ex->hb)
+        return -1;
+    struct headbuf h = { ex->hb, false };
+
+    hb__add(&h, ex->method, ex->method_len);
+    hb__add(&h, " ", 1);
+    hb__adds(&h, o->base ? o->base : "");
+    hb__add(&h, ex->path, ex->path_len);
+    if (ex->has_query) {
+        hb__add(&h, "?", 1);
+        hb__add(&h, ex->query, ex->query_len);
+    }
+    hb__adds(&h, ex->minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+
+    const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
+    size_t nconn = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (http_slice_eq(req->headers[i].name, "connection"))
+            conn_hdrs[nconn++] = &req->headers[i];
+
+    const struct http_header *upgrade = NULL;
+    struct http_slice xff[HTTP_MAX_HEADERS];
+    size_t nxff = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *f = &req->headers[i];
+        if (http_slice_eq(f->name, "upgrade"))
+            upgrade = f;
+        if (http_slice_eq(f->name, "x-forwarded-for"))
+            xff[nxff++] = f->value;
+        if (http_is_hop_by_hop(f->name) || forward__gateway_owned(f->name) ||
+            (nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
+            (ex->app->service_token_header && http_slice_eq(f->name, ex->app->service_token_header)))
+            continue;
+        if (http_slice_eq(f->name, "cookie")) {
+            char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];
+            size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip(f->value, PROXY_COOKIE, tmp) : 0;
+            if (n)
+                hb__field(&h, "Cookie", tmp, n);
+            continue;
+        }
+        hb__add(&h, f->name.p, f->name.n);
+        hb__add(&h, ": ", 2);
+        hb__add(&h, f->value.p, f->value.n);
+        hb__add(&h, "\r\n", 2);
+    }
+
+    if (o->preserve_host || o->kind == ORIGIN_ECHO)
+        hb__field(&h, "Host", ex->host, ex->host_len);
+    else
+        hb__field(&h, "Host", o->hostport, strlen(o->hostport));
+
+    /* X-Forwarded-For: the chain a trusted proxy reported, then the peer we saw. */
+    char peer[INET6_ADDRSTRLEN];
+    if (!memcmp(c->peer, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+        inet_ntop(AF_INET, c->peer + 12, peer, sizeof peer);
+    else
+        inet_ntop(AF_INET6, c->peer, peer, sizeof peer);
+    hb__adds(&h, "X-Forwarded-For: ");
+    if (nxff && memcmp(ex->client_ip, c->peer, 16) != 0) {
+        for (size_t i = 0; i < nxff; i++) {
+            hb__add(&h, xff[i].p, xff[i].n);
+            hb__add(&h, ", ", 2);
+        }
+    }
+    hb__adds(&h, peer);
+    hb__add(&h, "\r\n", 2);
+    hb__adds(&h, c->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    hb__field(&h, "X-Forwarded-Host", ex->host, ex->host_len);
+    hb__field(&h, "X-Request-Id", ex->request_id, strlen(ex->request_id));
+    if (ri) {
+        hb__field(&h, "Cf-Access-Jwt-Assertion", ri->assertion, ri->assertion_len);
+        if (ri->id.email)
+            hb__field(&h, "Cf-Access-Authenticated-User-Email", ri->id.email, strlen(ri->id.email));
+    }
+
+    if (ex->req_body == HTTP_BODY_CHUNKED) {
+        hb__adds(&h, "Transfer-Encoding: chunked\r\n");
+    } else if (ex->req_body == HTTP_BODY_LENGTH) {
+        char cl[32];
+        int n = snprintf(cl, sizeof cl, "%llu", (unsigned long long)req->content_length);
+        hb__field(&h, "Content-Length", cl, (size_t)n);
+    }
+    if (ex->upgrade && upgrade) {
+        hb__adds(&h, "Connection: upgrade\r\n");
+        hb__field(&h, "Upgrade", upgrade->value.p, upgrade->value.n);
+    } else if (ex->minor == 0) {
+        hb__adds(&h, "Connection: keep-alive\r\n");
+    }
+    hb__add(&h, "\r\n", 2);
+    return h.overflow ? -1 : 0;
+}
+
+/* The response head for the client: hop-by-hop fields dropped, our framing and connection
+ * fields added. -1 when it does not fit. */
+static int forward__client_head(struct conn *c, const struct http_response *res, bool tunnel)
+{
+    struct exchange *ex = c->ex;
+    if (!c->tx)
+        c->tx = buf_get(&c->w->bufs);
+    if (!c->tx)
+        return -1;
+    struct headbuf h = { c->tx, false };
+    char line[64];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d ", res->status);
+    hb__add(&h, line, (size_t)n);
+    hb__add(&h, res->reason.p, res->reason.n);
+    hb__add(&h, "\r\n", 2);
+
+    const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
+    size_t nconn = 0;
+    const struct http_header *upgrade = NULL;
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (http_slice_eq(res->headers[i].name, "connection"))
+            conn_hdrs[nconn++] = &res->headers[i];
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct http_header *f = &res->headers[i];
+        if (http_slice_eq(f->name, "upgrade"))
+            upgrade = f;
+        if (http_is_hop_by_hop(f->name) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
+            continue;
+        hb__add(&h, f->name.p, f->name.n);
+        hb__add(&h, ": ", 2);
+        hb__add(&h, f->value.p, f->value.n);
+        hb__add(&h, "\r\n", 2);
+    }
+    if (res->body == HTTP_BODY_CHUNKED)
+        hb__adds(&h, "Transfer-Encoding: chunked\r\n");
+    if (ex->set_cookie)
+        hb__adds(&h, ex->set_cookie);
+    if (tunnel) {
+        hb__adds(&h, "Connection: upgrade\r\n");
+        if (upgrade)
+            hb__field(&h, "Upgrade", upgrade->value.p, upgrade->value.n);
+    } else if (ex->close_after) {
+        hb__adds(&h, "Connection: close\r\n");
+    } else if (ex->minor == 0) {
+        hb__adds(&h, "Connection: keep-alive\r\n");
+    }
+    hb__add(&h, "\r\n", 2);
+    return h.overflow ? -1 : 0;
+}
+
+/* --- failures ------------------------------------------------------------------------------ */
+
+static bool forward__idempotent(const struct exchange *ex)
+{
+    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE" };
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+        if (!strcmp(ex->method, m[i]))
+            return true;
+    return false;
+}
+
+/* A pooled connection the origin had already closed: send again on a new one, once, when
+ * nothing of the body went out and nothing came back (RFC 9110 §9.2.2). */
+static bool forward__can_retry(const struct exchange *ex)
+{
+    return ex->up_reused && !ex->retried && ex->body_sent == 0 && !ex->res_head_done &&
+           (!ex->up->ox || buf_len(ex->up->ox) == 0) && forward__idempotent(ex);
+}
+
+static enum step forward__fail(struct conn *c, int status, const char *why)
+{
+    struct exchange *ex = c->ex;
+    if (ex->up && forward__can_retry(ex) && status == 502) {
+        upstream_close(ex->up);
+        ex->up = NULL;
+        ex->hb_sent = 0;
+        ex->retried = true;
+        return STEP_PROGRESS;
+    }
+    log_msg("warn", "request %s app %s: origin %s: %s", ex->request_id, ex->app->name,
+            ex->app->origin.url, why);
+    if (ex->up) {
+        upstream_close(ex->up);
+        ex->up = NULL;
+    }
+    if (ex->res_head_done) { /* the client already has part of the response: cut it */
+        ex->status = ex->status ? ex->status : status;
+        proxy__log_request(c);
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    buf_put(&c->w->bufs, c->tx); /* drop a queued 100 Continue: the final answer replaces it */
+    c->tx = NULL;
+    if (!ex->req_done)
+        ex->close_after = true;
+    return proxy__respond_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway",
+                                status == 504 ? "The application did not answer in time."
+                                              : "The application could not be reached.");
+}
+
+void proxy__origin_timeout(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (forward__fail(c, 504, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
+        STEP_CLOSED)
+        proxy__pump(c);
+}
+
+/* --- the exchange ------------------------------------------------------------------------- */
+
+static void forward__response_ready(struct exchange *ex, struct buf *ox)
+{
+    size_t avail = buf_len(ox) - ex->ox_ready;
+    if (avail == 0 || ex->res_done)
+        return;
+    switch (ex->res_body) {
+    case HTTP_BODY_LENGTH: {
+        size_t take = avail < ex->res_left ? avail : (size_t)ex->res_left;
+        ex->ox_ready += (uint32_t)take;
+        ex->res_left -= take;
+        ex->res_done = ex->res_left == 0;
+        break;
+    }
+    case HTTP_BODY_CHUNKED: {
+        bool done = false;
+        ssize_t r = http_chunked_scan(&ex->res_chunk, buf_head(ox) + ex->ox_ready, avail, &done);
+        if (r < 0) {
+            ex->res_close = true;
+            ex->close_after = true;
+            ex->res_done = true; /* stop at the bad framing: the client sees a cut body */
+            break;
+        }
+        ex->ox_ready += (uint32_t)r;
+        ex->res_done = done;
+        break;
+    }
+    case HTTP_BODY_CLOSE:
+        ex->ox_ready += (uint32_t)avail;
+        break;
+    case HTTP_BODY_NONE:
+        ex->res_done = true;
+        break;
+    }
+}
+
+/* Parses response heads in the origin buffer. Returns STEP_PROGRESS after a final head,
+ * STEP_WAIT when more bytes are needed, STEP_CLOSED when the connection was closed. */
+static enum step forward__response_head(struct conn *c, bool *tunnel)
+{
+    struct exchange *ex = c->ex;
+    struct buf *ox = ex->up->ox;
+    while (buf_len(ox) > 0) {
+        struct http_response res;
+        int r = http_parse_response(buf_head(ox), buf_len(ox), &ex->res_scanned, ex->head_method, &res);
+        if (r == 0) {
+            if (buf_room(ox) == 0 && ox->start == 0)
+                return forward__fail(c, 502, "response head too large");
+            return STEP_WAIT;
+        }
+        if (r < 0)
+            return forward__fail(c, 502, "malformed response head");
+        ex->res_scanned = 0;
+        if (res.status >= 100 && res.status < 200 && res.status != 101) {
+            buf_consume(ox, (size_t)r); /* interim answers: we answered 100-continue ourselves */
+            continue;
+        }
+        if (res.status == 101) {
+            if (!ex->upgrade)
+                return forward__fail(c, 502, "101 to a request that asked no upgrade");
+            *tunnel = true;
+        }
+        if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
+            ex->res_close = true;
+        if (res.body == HTTP_BODY_CLOSE || c->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
+            ex->close_after = true;
+        if (forward__client_head(c, &res, *tunnel) != 0)
+            return forward__fail(c, 502, "response head too large");
+        buf_consume(ox, (size_t)r);
+        ex->res_head_done = true;
+        ex->status = res.status;
+        ex->res_body = *tunnel ? HTTP_BODY_NONE : res.body;
+        ex->res_left = res.body == HTTP_BODY_LENGTH ? res.content_length : 0;
+        ex->res_done = ex->res_body == HTTP_BODY_NONE ||
+                       (ex->res_body == HTTP_BODY_LENGTH && ex->res_left == 0);
+        return STEP_PROGRESS;
+    }
+    return STEP_WAIT;
+}
+
+static void forward__arm(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    timer_arm(c->w->loop, &c->timer,
+              ex->up && ex->up->connected ? TIMER_ORIGIN_RESPONSE : TIMER_ORIGIN_CONNECT);
+}
+
+enum step proxy__step_proxy(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    bool progress = false;
+    if (!ex->up) {
+        int r = upstream_acquire(c, ex->retried);
+        if (r != 0)
+            return forward__fail(c, 502, strerror(-r));
+        forward__arm(c);
+    }
+    struct upstream *up = ex->up;
+
+    if (up->ssl && !up->handshake_done) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(up->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(up->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return STEP_WAIT;
+            char why[300];
+            long v = SSL_get_verify_result(up->ssl);
+            snprintf(why, sizeof why, "TLS handshake failed: %s",
+                     v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
+            return forward__fail(c, 502, why);
+        }
+        up->handshake_done = up->connected = true;
+        forward__arm(c);
+    }
+
+    /* 1. the client's body into our buffer (as long as there is room: backpressure) */
+    if (!ex->req_done) {
+        if (proxy__body_ready(c) != 0) {
+            ex->close_after = true;
+            if (ex->res_head_done) {
+                proxy__close(c);
+                return STEP_CLOSED;
+            }
+            upstream_close(up);
+            ex->up = NULL;
+            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
+        }
+        if (!ex->req_done && !c->in_eof) {
+            switch (proxy__read_client(c)) {
+            case READ_DATA:
+                progress = true;
+                proxy__body_ready(c); /* a framing error is seen on the next turn */
+                break;
+            case READ_EOF: /* the client gave up in the middle of its body */
+            case READ_ERR:
+                ex->status = ex->status ? ex->status : 400;
+                proxy__log_request(c);
+                proxy__close(c);
+                return STEP_CLOSED;
+            case READ_AGAIN:
+                break;
+            }
+        }
+    }
+
+    /* 2. head and body to the origin */
+    if (ex->hb_sent < ex->hb->end || ex->rx_ready > 0) {
+        struct iovec iov[2] = {
+            { ex->hb->data + ex->hb_sent, ex->hb->end - ex->hb_sent },
+            { c->rx ? buf_head(c->rx) : NULL, ex->rx_ready },
+        };
+        ssize_t n = io_writev(up->io.fd, up->ssl, iov, 2);
+        if (n > 0) {
+            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
+            ex->hb_sent += (uint32_t)head;
+            if ((size_t)n > head) {
+                proxy__body_consume(c, (size_t)n - head);
+                ex->body_sent += (size_t)n - head;
+            }
+            if (!up->connected) {
+                up->connected = true;
+                forward__arm(c);
+            }
+            progress = true;
+        } else if (n != -EAGAIN) {
+            if (ex->res_head_done || (up->ox && buf_len(up->ox))) {
+                /* the origin answered and closed without reading all: relay its answer */
+                ex->close_after = true;
+                ex->rx_ready = 0;
+                ex->req_done = true;
+                ex->hb_sent = ex->hb->end;
+            } else {
+                return forward__fail(c, 502, strerror((int)-n));
+            }
+        }
+    }
+
+    /* 3. bytes from the origin */
+    if (!ex->res_done && !up->in_eof) {
+        if (!up->ox && !(up->ox = buf_get(&c->w->bufs))) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+        if (buf_room(up->ox) == 0 && up->ox->start > 0 && ex->ox_ready == 0)
+            buf_compact(up->ox);
+        size_t room = buf_room(up->ox);
+        if (room > 0 && (up->rd_ready || (up->ssl && SSL_has_pending(up->ssl)))) {
+            ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), room);
+            if (n > 0) {
+                if ((size_t)n < room && !up->ssl)
+                    up->rd_ready = false;
+                up->ox->end += (uint32_t)n;
+                up->connected = true;
+                progress = true;
+            } else if (n == 0) {
+                up->in_eof = true;
+                progress = true;
+            } else if (n == -EAGAIN) {
+                up->rd_ready = false;
+            } else {
+                if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE)
+                    return forward__fail(c, 502, strerror((int)-n));
+                up->in_eof = true;
+            }
+        }
+    }
+
+    bool tunnel = false;
+    if (!ex->res_head_done && up->ox && buf_len(up->ox)) {
+        enum step s = forward__response_head(c, &tunnel);
+        if (s == STEP_CLOSED || c->state != CS_PROXY)
+            return s == STEP_CLOSED ? STEP_CLOSED : STEP_PROGRESS;
+        if (s == STEP_PROGRESS)
+            progress = true;
+        if (tunnel) {
+            c->state = CS_TUNNEL;
+            timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
+            return STEP_PROGRESS;
+        }
+    }
+    if (up->in_eof && !ex->res_done) {
+        if (!ex->res_head_done)
+            return forward__fail(c, 502, "the origin closed the connection without answering");
+        if (ex->res_body == HTTP_BODY_CLOSE) {
+            forward__response_ready(ex, up->ox);
+            ex->res_done = true;
+        } else if (buf_len(up->ox) == ex->ox_ready) {
+            forward__response_ready(ex, up->ox);
+            if (!ex->res_done)
+                return forward__fail(c, 502, "the origin closed the connection in the middle of the body");
+        }
+    }
+    if (ex->res_head_done && up->ox)
+        forward__response_ready(ex, up->ox);
+
+    /* 4. to the client */
+    if ((c->tx && buf_len(c->tx)) || ex->ox_ready) {
+        struct iovec iov[2] = {
+            { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 },
+            { up->ox ? buf_head(up->ox) : NULL, ex->ox_ready },
+        };
+        ssize_t n = io_writev(c->io.fd, c->ssl, iov, 2);
+        if (n > 0) {
+            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
+            if (head)
+                buf_consume(c->tx, head);
+            if ((size_t)n > head) {
+                buf_consume(up->ox, (size_t)n - head);
+                ex->ox_ready -= (uint32_t)((size_t)n - head);
+            }
+            ex->bytes_out += (uint64_t)n;
+            progress = true;
+        } else if (n != -EAGAIN) {
+            ex->status = ex->status ? ex->status : 499;
+            proxy__log_request(c);
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+
+    if (ex->res_head_done && ex->res_done && ex->ox_ready == 0 && (!c->tx || buf_len(c->tx) == 0)) {
+        if (up->ox && buf_len(up->ox))
+            ex->res_close = true; /* bytes past the response: the connection is not reusable */
+        if (!ex->req_done)
+            ex->close_after = true;
+        return proxy__finish(c);
+    }
+    if (progress)
+        forward__arm(c);
+    return progress ? STEP_PROGRESS : STEP_WAIT;
+}
+
+/* --- tunnel ------------------------------------------------------------------------------- */
+
+static void forward__shut(int fd, SSL *ssl)
+{
+    if (ssl)
+        SSL_shutdown(ssl);
+    shutdown(fd, SHUT_WR);
+}
+
+enum step proxy__step_tunnel(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    struct upstream *up = ex->up;
+    bool progress = false;
+
+    /* client -> origin */
+    if (!c->in_eof && (!c->rx || buf_room(c->rx) > 0 || c->rx->start > 0)) {
+        enum read_result r = proxy__read_client(c);
+        if (r == READ_DATA || r == READ_EOF)
+            progress = true;
+        else if (r == READ_ERR)
+            goto done;
+    }
+    if (c->rx && buf_len(c->rx)) {
+        struct iovec iov = { buf_head(c->rx), buf_len(c->rx) };
+        ssize_t n = io_writev(up->io.fd, up->ssl, &iov, 1);
+        if (n > 0) {
+            buf_consume(c->rx, (size_t)n);
+            progress = true;
+        } else if (n != -EAGAIN) {
+            goto done;
+        }
+    }
+    if (c->in_eof && (!c->rx || !buf_len(c->rx)) && !ex->tun_up_shut) {
+        forward__shut(up->io.fd, up->ssl);
+        ex->tun_up_shut = true;
+    }
+
+    /* origin -> client */
+    if (!up->in_eof) {
+        if (!up->ox && !(up->ox = buf_get(&c->w->bufs)))
+            goto done;
+        if (buf_room(up->ox) == 0)
+            buf_compact(up->ox);
+        if (buf_room(up->ox) > 0 && (up->rd_ready || (up->ssl && SSL_has_pending(up->ssl)))) {
+            ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), buf_room(up->ox));
+            if (n > 0) {
+                up->ox->end += (uint32_t)n;
+                progress = true;
+            } else if (n == 0) {
+                up->in_eof = true;
+                progress = true;
+            } else if (n == -EAGAIN) {
+                up->rd_ready = false;
+            } else {
+                goto done;
+            }
+        }
+    }
+    if ((c->tx && buf_len(c->tx)) || (up->ox && buf_len(up->ox))) {
+        struct iovec iov[2] = {
+            { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 },
+            { up->ox ? buf_head(up->ox) : NULL, up->ox ? buf_len(up->ox) : 0 },
+        };
+        ssize_t n = io_writev(c->io.fd, c->ssl, iov, 2);
+        if (n > 0) {
+            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
+            if (head)
+                buf_consume(c->tx, head);
+            if ((size_t)n > head)
+                buf_consume(up->ox, (size_t)n - head);
+            ex->bytes_out += (uint64_t)n;
+            progress = true;
+        } else if (n != -EAGAIN) {
+            goto done;
+        }
+    }
+    bool to_client_empty = (!c->tx || !buf_len(c->tx)) && (!up->ox || !buf_len(up->ox));
+    if (up->in_eof && to_client_empty && !ex->tun_client_shut) {
+        forward__shut(c->io.fd, c->ssl);
+        ex->tun_client_shut = true;
+    }
+    if (ex->tun_client_shut && ex->tun_up_shut)
+        goto done;
+    if (progress)
+        timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
+    return progress ? STEP_PROGRESS : STEP_WAIT;
+done:
+    proxy__log_request(c);
+    proxy__close(c);
+    return STEP_CLOSED;
+}

@@ -1,0 +1,251 @@
+/* Who a request is (SPEC.md §3.4): service-token headers, then the cf-access-token header,
+ * then the CF_Authorization cookie; the first one present decides. Tokens are verified through
+ * the worker's cache, then their claims, then revocation. A service token gets an assertion
+ * minted for it (reused until shortly before it expires: RSA signing is not per request). */
+#include "proxy/proxy.h"
+
+#include "core/log.h"
+#include "http/cookie.h"
+#include "server/worker.h"
+#include "token/mint.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MINT_REUSE_MARGIN_S 300
+
+struct minted {
+    struct minted *next;
+    char *service;     /* service token name */
+    char aud[65];
+    char *token;
+    int64_t exp;
+    const struct keyset *ks; /* minted with (compared, never dereferenced) */
+};
+
+void proxy_minted_free(struct worker *w)
+{
+    while (w->minted) {
+        struct minted *m = w->minted;
+        w->minted = m->next;
+        free(m->service);
+        free(m->token);
+        free(m);
+    }
+}
+
+int64_t proxy__session_s(const struct runtime *rt, const struct app *app, const struct policy *p)
+{
+    if (p && p->session_duration_s)
+        return p->session_duration_s;
+    if (app && app->session_duration_s)
+        return app->session_duration_s;
+    return rt->cfg->session_duration_s;
+}
+
+/* An app token for a service token: SPEC.md §5, `sub: ""`, `common_name: <client id>`. */
+static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st)
+{
+    struct exchange *ex = c->ex;
+    struct worker *w = c->w;
+    time_t now = time(NULL);
+    struct minted *m;
+    for (m = w->minted; m; m = m->next)
+        if (!strcmp(m->service, st->name) && !strcmp(m->aud, ex->art->aud))
+            break;
+    if (m && m->ks == w->keys && now < m->exp - MINT_REUSE_MARGIN_S)
+        return m->token;
+    int64_t ttl = proxy__session_s(ex->rt, ex->app, NULL);
+    if (st->expires && now + ttl > st->expires)
+        ttl = st->expires - now;
+    struct mint_claims mc = { .type = "app", .aud = ex->art->aud, .sub = "",
+                              .common_name = st->client_id, .ttl_s = ttl };
+    char *tok = token_mint(w->keys, ex->rt->auth_url, &mc, now);
+    if (!tok)
+        return NULL;
+    if (!m) {
+        m = calloc(1, sizeof *m);
+        if (!m || !(m->service = strdup(st->name))) {
+            free(m);
+            free(tok);
+            return NULL;
+        }
+        snprintf(m->aud, sizeof m->aud, "%s", ex->art->aud);
+        m->next = w->minted;
+        w->minted = m;
+    }
+    free(m->token);
+    m->token = tok;
+    m->exp = now + ttl;
+    m->ks = w->keys;
+    return tok;
+}
+
+static const struct service_token_cfg *identity__service_by_id(const struct config *cfg,
+                                                             const char *id, size_t n)
+{
+    for (size_t i = 0; i < cfg->nservice_tokens; i++) {
+        const struct service_token_cfg *st = &cfg->service_tokens[i];
+        if (strlen(st->client_id) == n && !memcmp(st->client_id, id, n))
+            return st;
+    }
+    return NULL;
+}
+
+static bool identity__service_live(const struct service_token_cfg *st, time_t now)
+{
+    return st && (!st->expires || now < st->expires);
+}
+
+/* The client id and secret: two headers, or the app's single JSON header. */
+static int identity__service_headers(const struct exchange *ex, const struct http_request *req,
+                                     char *id, size_t idcap, char *secret, size_t seccap)
+{
+    const struct http_header *hid = http_find_header(req->headers, req->nheaders, "cf-access-client-id");
+    const struct http_header *hsec = http_find_header(req->headers, req->nheaders, "cf-access-client-secret");
+    if (hid && hsec) {
+        if (hid->value.n >= idcap || hsec->value.n >= seccap)
+            return -1;
+        memcpy(id, hid->value.p, hid->value.n);
+        id[hid->value.n] = '\0';
+        memcpy(secret, hsec->value.p, hsec->value.n);
+        secret[hsec->value.n] = '\0';
+        return 1;
+    }
+    const char *hname = ex->app->service_token_header;
+    const struct http_header *h = hname ? http_find_header(req->headers, req->nheaders, hname) : NULL;
+    if (!h)
+        return 0;
+    json_error_t je;
+    json_t *j = json_loadb(h->value.p, h->value.n, JSON_REJECT_DUPLICATES, &je);
+    const char *i = json_string_value(json_object_get(j, "cf-access-client-id"));
+    const char *s = json_string_value(json_object_get(j, "cf-access-client-secret"));
+    int rc = 0; /* not JSON of that shape: another use of the header (e.g. an API key) */
+    if (i && s) {
+        rc = strlen(i) < idcap && strlen(s) < seccap ? 1 : -1;
+        if (rc == 1) {
+            snprintf(id, idcap, "%s", i);
+            snprintf(secret, seccap, "%s", s);
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+static enum token_status identity__service(struct conn *c, const struct http_request *req,
+                                           struct request_identity *ri, bool *present)
+{
+    struct exchange *ex = c->ex;
+    char id[256], secret[256];
+    int r = identity__service_headers(ex, req, id, sizeof id, secret, sizeof secret);
+    *present = r != 0;
+    if (r <= 0)
+        return TOKEN_MALFORMED;
+    time_t now = time(NULL);
+    const struct service_token_cfg *st = identity__service_by_id(ex->rt->cfg, id, strlen(id));
+    unsigned char md[32];
+    char hex[65];
+    SHA256((const unsigned char *)secret, strlen(secret), md);
+    sodium_bin2hex(hex, sizeof hex, md, sizeof md);
+    OPENSSL_cleanse(secret, sizeof secret);
+    /* compare even when the id is unknown, so timing does not tell which ids exist */
+    const char *want = st ? st->secret_sha256 : "0000000000000000000000000000000000000000000000000000000000000000";
+    bool ok = CRYPTO_memcmp(hex, want, 64) == 0 && st;
+    if (!ok)
+        return TOKEN_BAD_SIGNATURE;
+    if (!identity__service_live(st, now))
+        return TOKEN_EXPIRED;
+    ri->service = st;
+    ri->id.service_token = st->name;
+    ri->assertion = identity__mint_service(c, st);
+    if (!ri->assertion)
+        return TOKEN_MALFORMED;
+    ri->assertion_len = strlen(ri->assertion);
+    ri->minted = true;
+    return TOKEN_OK;
+}
+
+static enum token_status identity__token(struct conn *c, const char *tok, size_t len,
+                                         struct request_identity *ri)
+{
+    struct exchange *ex = c->ex;
+    struct worker *w = c->w;
+    time_t now = time(NULL);
+    enum token_status st;
+    const struct token *t = token_cache_get(w->tokens, w->keys, tok, len, now, &st);
+    if (!t)
+        return st;
+    st = token_check(t, ex->rt->auth_url, "app", ex->art->aud, now);
+    if (st != TOKEN_OK)
+        return st;
+    if (revocations_check(w->rev, t->email, ex->app->name, t->identity_nonce, t->iat))
+        return TOKEN_REVOKED;
+    ri->token = t;
+    ri->assertion = tok;
+    ri->assertion_len = len;
+    if (t->common_name && (!t->sub || !*t->sub)) {
+        const struct service_token_cfg *svc =
+            identity__service_by_id(ex->rt->cfg, t->common_name, strlen(t->common_name));
+        if (!identity__service_live(svc, now))
+            return TOKEN_REVOKED; /* the service token was deleted or expired since */
+        ri->service = svc;
+        ri->id.service_token = svc->name;
+        return TOKEN_OK;
+    }
+    if (!t->email)
+        return TOKEN_BAD_CLAIMS;
+    ri->id.email = t->email;
+    ri->id.sub = t->sub;
+    ri->id.idp = t->idp;
+    ri->id.groups = t->groups;
+    ri->id.ngroups = t->ngroups;
+    ri->id.amr = t->amr;
+    ri->id.namr = t->namr;
+    return TOKEN_OK;
+}
+
+void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri)
+{
+    memset(ri, 0, sizeof *ri);
+    bool present = false;
+    ri->status = identity__service(c, req, ri, &present);
+    if (!present) {
+        const struct http_header *h = http_find_header(req->headers, req->nheaders, "cf-access-token");
+        struct http_slice v = { NULL, 0 };
+        if (h) {
+            v = h->value;
+            present = true;
+        } else {
+            for (size_t i = 0; i < req->nheaders && !present; i++)
+                if (http_slice_eq(req->headers[i].name, "cookie"))
+                    present = cookie_find(req->headers[i].value, PROXY_COOKIE, &v);
+        }
+        if (present)
+            ri->status = identity__token(c, v.p, v.n, ri);
+    }
+    ri->presented = present;
+    ri->ok = present && ri->status == TOKEN_OK;
+}
+
+/* A client certificate verified against the listener's client_ca (the certificate and
+ * common_name selectors). */
+void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap)
+{
+    *verified = false;
+    cn[0] = '\0';
+    if (!c->ssl)
+        return;
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    if (!x || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    *verified = true;
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, (int)cncap);
+}

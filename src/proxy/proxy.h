@@ -1,0 +1,79 @@
+/* The proxy: client connections, origin connections and the exchange between them.
+ * Functions with a `proxy__` prefix are internal to src/proxy/ but shared across its files. */
+#ifndef LATCH_PROXY_H
+#define LATCH_PROXY_H
+
+#include "proxy/proxy-t.h"
+
+#include <sys/socket.h>
+
+#define PROXY_COOKIE "CF_Authorization"
+
+/* Who a request proved to be (identity.c). Pointers stay valid while the request head is being
+ * handled (they point into the worker's token cache and the request buffer): what outlives
+ * that is copied into the exchange. */
+struct request_identity {
+    bool presented;            /* some credential was there */
+    bool ok;                   /* and it proved an identity */
+    enum token_status status;  /* why not, when presented and not ok */
+    struct identity id;
+    const struct token *token;
+    const struct service_token_cfg *service;
+    const char *assertion;     /* the app token for Cf-Access-Jwt-Assertion */
+    size_t assertion_len;
+    bool minted;               /* minted for a service token (not presented by the client) */
+};
+
+/* The outcome of one step of a connection's state machine. */
+enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
+
+/* Called by a worker for each accepted socket. */
+void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer);
+/* Starts draining: idle connections close now, busy ones after their response. */
+void conn_drain_all(struct worker *w);
+/* Frees connections and origin connections closed during this loop iteration. */
+void conn_reap(struct worker *w);
+/* Closes every idle origin connection of the worker (shutdown). */
+void upstream_close_pools(struct worker *w);
+
+/* --- internal, shared by the files of src/proxy --- */
+void proxy__pump(struct conn *c);
+void proxy__close(struct conn *c);
+enum step proxy__finish(struct conn *c);
+
+enum read_result { READ_DATA, READ_AGAIN, READ_EOF, READ_ERR };
+enum read_result proxy__read_client(struct conn *c);
+/* Validates newly arrived request body bytes; sets rx_ready and req_done. -1: bad framing. */
+int proxy__body_ready(struct conn *c);
+/* Gives up `n` ready body bytes from the client buffer. */
+void proxy__body_consume(struct conn *c, size_t n);
+
+/* Answers we generate (respond.c). They set the state to CS_RESPOND. */
+enum step proxy__respond(struct conn *c, int status, const char *ctype, const char *body,
+                         size_t body_len, const char *extra_headers);
+enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
+enum step proxy__respond_refused(struct conn *c);
+void proxy__log_request(struct conn *c);
+
+/* Identity (identity.c). */
+void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri);
+void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
+int64_t proxy__session_s(const struct runtime *rt, const struct app *app, const struct policy *p);
+void proxy_minted_free(struct worker *w);
+
+/* Forwarding (forward.c). */
+int proxy__build_origin_head(struct conn *c, const struct http_request *req,
+                             const struct request_identity *ri);
+enum step proxy__step_proxy(struct conn *c);
+enum step proxy__step_tunnel(struct conn *c);
+void proxy__origin_timeout(struct conn *c);
+
+/* The built-in echo origin (echo.c). */
+enum step proxy__step_echo(struct conn *c);
+
+/* Origin connections (upstream.c). */
+int upstream_acquire(struct conn *c, bool fresh);
+void upstream_release(struct upstream *up, bool reuse);
+void upstream_close(struct upstream *up);
+
+#endif

@@ -1,0 +1,244 @@
+/* Answers the gateway generates itself (errors, login required, refusals) and the request log
+ * line written when an exchange ends (SPEC.md §3.6, §9). */
+#include "proxy/proxy.h"
+
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "server/worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Makes sure the request body will not be taken for the next request: a body that has fully
+ * arrived is dropped; otherwise the connection closes after the answer. */
+static void respond__drop_body(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (!ex->req_done && c->rx && proxy__body_ready(c) != 0) {
+        ex->close_after = true;
+        return;
+    }
+    if (ex->rx_ready)
+        proxy__body_consume(c, ex->rx_ready);
+    if (!ex->req_done)
+        ex->close_after = true;
+}
+
+enum step proxy__respond(struct conn *c, int status, const char *ctype, const char *body,
+                         size_t body_len, const char *extra_headers)
+{
+    struct exchange *ex = c->ex;
+    respond__drop_body(c);
+    if (!c->tx)
+        c->tx = buf_get(&c->w->bufs);
+    if (!c->tx) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    int n = snprintf(buf_tail(c->tx), buf_room(c->tx),
+                     "HTTP/1.1 %d %s\r\nServer: latch\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%s%s\r\n",
+                     status, http_reason(status), ctype, body_len,
+                     extra_headers ? extra_headers : "",
+                     ex->close_after || c->w->draining ? "Connection: close\r\n"
+                     : ex->minor == 0 ? "Connection: keep-alive\r\n" : "");
+    if (n < 0 || (size_t)n + body_len >= buf_room(c->tx)) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    c->tx->end += (uint32_t)n;
+    if (!ex->head_method)
+        buf_append(c->tx, body, body_len);
+    ex->status = status;
+    c->state = CS_RESPOND;
+    return STEP_PROGRESS;
+}
+
+static void respond__html_escape(struct strbuf *sb, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': sb_adds(sb, "&lt;"); break;
+        case '>': sb_adds(sb, "&gt;"); break;
+        case '&': sb_adds(sb, "&amp;"); break;
+        case '"': sb_adds(sb, "&quot;"); break;
+        case '\'': sb_adds(sb, "&#39;"); break;
+        default: sb_add(sb, s, 1);
+        }
+    }
+}
+
+/* A short page in the gateway's look, or JSON for scripts (same rule as SPEC.md §3.6). */
+static enum step respond__page(struct conn *c, int status, const char *code, const char *title,
+                               const char *message, const char *extra_headers)
+{
+    struct strbuf sb;
+    sb_init(&sb, 16384);
+    enum step st;
+    if (c->ex->wants_html) {
+        sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
+        respond__html_escape(&sb, title);
+        sb_adds(&sb, "</title><style>body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;"
+                     "color:#1d2330;margin:0;display:flex;min-height:100vh;align-items:center;"
+                     "justify-content:center}main{background:#fff;border-radius:12px;padding:2rem 2.5rem;"
+                     "max-width:32rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.3rem;margin:0 0 .5rem}"
+                     "p{margin:.25rem 0;color:#4a5263}small{color:#8a91a0}</style></head><body><main><h1>");
+        respond__html_escape(&sb, title);
+        sb_adds(&sb, "</h1><p>");
+        respond__html_escape(&sb, message);
+        sb_addf(&sb, "</p><p><small>Request ID %s</small></p></main></body></html>\n",
+                c->ex->request_id);
+        st = sb.overflow ? STEP_CLOSED
+                         : proxy__respond(c, status, "text/html; charset=utf-8", sb.p, sb.len, extra_headers);
+    } else {
+        bool first = true;
+        sb_adds(&sb, "{");
+        sb_json_kv(&sb, &first, "error", code, strlen(code));
+        sb_json_kv(&sb, &first, "message", message, strlen(message));
+        sb_json_kv(&sb, &first, "request_id", c->ex->request_id, strlen(c->ex->request_id));
+        sb_adds(&sb, "}\n");
+        st = sb.overflow ? STEP_CLOSED
+                         : proxy__respond(c, status, "application/json", sb.p, sb.len, extra_headers);
+    }
+    sb_free(&sb);
+    if (st == STEP_CLOSED && !c->closed)
+        proxy__close(c);
+    return st;
+}
+
+enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message)
+{
+    char title[64];
+    snprintf(title, sizeof title, "%d %s", status, http_reason(status));
+    return respond__page(c, status, code, title, message, NULL);
+}
+
+/* Appends s percent-encoded for a query component (RFC 3986 §3.4, unreserved kept). */
+static void respond__urlenc(struct strbuf *sb, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/' || ch == ':') {
+            sb_add(sb, &s[i], 1);
+        } else {
+            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+            sb_add(sb, e, 3);
+        }
+    }
+}
+
+/* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
+ * refused -> 403 naming the user and the app, never the policy. */
+enum step proxy__respond_refused(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    struct runtime *rt = ex->rt;
+    if (ex->decision != ACCESS_LOGIN_REQUIRED) {
+        char msg[512];
+        const char *who = ex->email ? ex->email : ex->service ? ex->service : "anonymous";
+        snprintf(msg, sizeof msg, "You (%s) are not allowed to reach %s. If you should be, ask "
+                 "your administrator; to sign in as someone else, log out first.", who,
+                 ex->app ? ex->app->name : ex->host);
+        return respond__page(c, 403, "forbidden", "Access denied", msg, NULL);
+    }
+    struct strbuf login, extra, body;
+    sb_init(&login, 32768);
+    sb_init(&extra, 65536);
+    sb_init(&body, 65536);
+    sb_addf(&login, "%s/cdn-cgi/access/login/", rt->auth_url);
+    respond__urlenc(&login, ex->host, ex->host_len);
+    sb_adds(&login, "?redirect_url=");
+    struct strbuf target;
+    sb_init(&target, 32768);
+    sb_add(&target, ex->path, ex->path_len);
+    if (ex->has_query) {
+        sb_add(&target, "?", 1);
+        sb_add(&target, ex->query, ex->query_len);
+    }
+    respond__urlenc(&login, target.p, target.len);
+    sb_free(&target);
+    enum step st;
+    if (ex->wants_html) {
+        sb_addf(&extra, "Location: %s\r\n", login.p);
+        st = proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
+    } else {
+        bool first = true;
+        const char *aud = ex->art->aud;
+        sb_adds(&body, "{");
+        sb_json_kv(&body, &first, "error", "login_required", 14);
+        sb_json_kv(&body, &first, "auth_domain", rt->cfg->auth_domain ? rt->cfg->auth_domain : "",
+                   rt->cfg->auth_domain ? strlen(rt->cfg->auth_domain) : 0);
+        sb_json_kv(&body, &first, "aud", aud, strlen(aud));
+        sb_json_kv(&body, &first, "login", login.p, login.len);
+        if (ex->token_presented) { /* e.g. "expired", "revoked": the CLI tells the user */
+            const char *why = token_status_name((enum token_status)ex->token_status);
+            sb_json_kv(&body, &first, "token_error", why, strlen(why));
+        }
+        sb_adds(&body, "}\n");
+        sb_addf(&extra, "WWW-Authenticate: Bearer realm=\"%s\", error=\"login_required\", "
+                        "authorization_uri=\"%s\"\r\n", rt->auth_url, login.p);
+        st = (body.overflow || extra.overflow)
+                 ? STEP_CLOSED
+                 : proxy__respond(c, 401, "application/json", body.p, body.len, extra.p);
+    }
+    sb_free(&login);
+    sb_free(&extra);
+    sb_free(&body);
+    if (st == STEP_CLOSED && !c->closed)
+        proxy__close(c);
+    return st;
+}
+
+static uint64_t respond__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* SPEC.md §9 request event. Nothing secret: no token, cookie or query string. */
+void proxy__log_request(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    struct log_sink *sink = ex->rt->request_log;
+    if (log_sink_off(sink))
+        return;
+    char ts[32];
+    log_time_now(ts);
+    struct strbuf *sb = worker_log_begin(c->w, ex->rt);
+    size_t start = sb->len;
+    bool first = true;
+    sb_adds(sb, "{");
+    sb_json_kv(sb, &first, "time", ts, strlen(ts));
+    sb_json_kv(sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
+    sb_json_kv(sb, &first, "client_ip", ex->client_ip_str, strlen(ex->client_ip_str));
+    sb_json_kv(sb, &first, "host", ex->host, ex->host_len);
+    sb_json_kv(sb, &first, "method", ex->method, ex->method_len);
+    sb_json_kv(sb, &first, "path", ex->path, ex->path_len);
+    sb_json_kv(sb, &first, "app", ex->app ? ex->app->name : NULL, ex->app ? strlen(ex->app->name) : 0);
+    const char *d = policy_decision_name(ex->decision);
+    sb_json_kv(sb, &first, "decision", d, strlen(d));
+    sb_json_kv(sb, &first, "policy", ex->policy, ex->policy ? strlen(ex->policy) : 0);
+    sb_json_kv(sb, &first, "email", ex->email, ex->email ? strlen(ex->email) : 0);
+    sb_json_kv(sb, &first, "sub", ex->sub, ex->sub ? strlen(ex->sub) : 0);
+    sb_json_kv(sb, &first, "service_token", ex->service, ex->service ? strlen(ex->service) : 0);
+    sb_json_key(sb, &first, "status");
+    sb_addu(sb, (uint64_t)ex->status);
+    sb_json_key(sb, &first, "bytes_in");
+    sb_addu(sb, ex->bytes_in);
+    sb_json_key(sb, &first, "bytes_out");
+    sb_addu(sb, ex->bytes_out);
+    sb_json_key(sb, &first, "duration_us");
+    sb_addu(sb, respond__now_us() - ex->start_us);
+    sb_adds(sb, "}\n");
+    if (sb->overflow) { /* drop the one line that did not fit, keep the others */
+        sb->len = start;
+        sb->overflow = false;
+    }
+}

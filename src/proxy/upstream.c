@@ -1,0 +1,182 @@
+/* Origin connections: non-blocking connect (TLS when the origin is https) and a keep-alive
+ * pool per origin and worker. An idle pooled connection the origin closes is dropped at once. */
+#include "proxy/proxy.h"
+
+#include "server/worker.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define POOL_MAX_IDLE 128
+
+static void upstream__on_io(struct io_handler *h, uint32_t events)
+{
+    struct upstream *up = (struct upstream *)h;
+    if (up->closed)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        up->rd_ready = true;
+    if (up->owner) {
+        if (!up->owner->closed)
+            proxy__pump(up->owner);
+        return;
+    }
+    /* idle in the pool: the origin closed it or sent bytes nobody asked for */
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        upstream_close(up);
+}
+
+static void upstream__on_timer(struct timer *t)
+{
+    struct upstream *up = (struct upstream *)((char *)t - offsetof(struct upstream, timer));
+    upstream_close(up);
+}
+
+static struct origin_pool *upstream__pool(struct worker *w, const char *key)
+{
+    for (struct origin_pool *p = w->pools; p; p = p->next)
+        if (!strcmp(p->key, key))
+            return p;
+    struct origin_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->key = strdup(key))) {
+        free(p);
+        return NULL;
+    }
+    p->next = w->pools;
+    w->pools = p;
+    return p;
+}
+
+static void upstream__unlink_idle(struct upstream *up)
+{
+    struct origin_pool *p = up->pool;
+    if (up->prev)
+        up->prev->next = up->next;
+    else
+        p->idle = up->next;
+    if (up->next)
+        up->next->prev = up->prev;
+    up->prev = up->next = NULL;
+    p->nidle--;
+}
+
+int upstream_acquire(struct conn *c, bool fresh)
+{
+    struct exchange *ex = c->ex;
+    struct worker *w = c->w;
+    struct app_rt *art = ex->art;
+    if (!art->origin_addrlen)
+        return -EHOSTUNREACH;
+    struct origin_pool *pool = upstream__pool(w, art->pool_key);
+    if (!pool)
+        return -ENOMEM;
+    if (!fresh && pool->idle) {
+        struct upstream *up = pool->idle;
+        upstream__unlink_idle(up);
+        timer_cancel(&up->timer);
+        up->owner = c;
+        ex->up = up;
+        ex->up_reused = true;
+        return 0;
+    }
+    int fd = socket(art->origin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&art->origin_addr, art->origin_addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct upstream *up = calloc(1, sizeof *up);
+    if (!up) {
+        close(fd);
+        return -ENOMEM;
+    }
+    up->io.fd = fd;
+    up->io.cb = upstream__on_io;
+    up->w = w;
+    up->pool = pool;
+    up->timer.cb = upstream__on_timer;
+    if (art->origin_tls) {
+        const struct origin *o = &ex->app->origin;
+        up->ssl = tls_origin_connect(art->origin_tls, fd, o->host, o->tls_verify);
+        if (!up->ssl) {
+            close(fd);
+            free(up);
+            return -ENOMEM;
+        }
+    }
+    if (loop_add(w->loop, &up->io) != 0) {
+        int e = errno;
+        SSL_free(up->ssl);
+        close(fd);
+        free(up);
+        return -e;
+    }
+    up->owner = c;
+    ex->up = up;
+    ex->up_reused = false;
+    return 0;
+}
+
+void upstream_close(struct upstream *up)
+{
+    if (up->closed)
+        return;
+    struct worker *w = up->w;
+    up->closed = true;
+    timer_cancel(&up->timer);
+    if (!up->owner && up->pool && (up->prev || up->next || up->pool->idle == up))
+        upstream__unlink_idle(up);
+    if (up->owner && up->owner->ex && up->owner->ex->up == up)
+        up->owner->ex->up = NULL;
+    up->owner = NULL;
+    loop_del(w->loop, &up->io);
+    if (up->ssl) {
+        SSL_free(up->ssl);
+        up->ssl = NULL;
+    }
+    close(up->io.fd);
+    buf_put(&w->bufs, up->ox);
+    up->ox = NULL;
+    up->next = w->dead_up;
+    w->dead_up = up;
+}
+
+void upstream_release(struct upstream *up, bool reuse)
+{
+    struct worker *w = up->w;
+    struct origin_pool *p = up->pool;
+    if (up->owner && up->owner->ex && up->owner->ex->up == up)
+        up->owner->ex->up = NULL;
+    if (!reuse || up->in_eof || (up->ox && buf_len(up->ox)) || w->draining || !p ||
+        p->nidle >= POOL_MAX_IDLE) {
+        upstream_close(up);
+        return;
+    }
+    up->owner = NULL;
+    buf_put(&w->bufs, up->ox);
+    up->ox = NULL;
+    up->prev = NULL;
+    up->next = p->idle;
+    if (p->idle)
+        p->idle->prev = up;
+    p->idle = up;
+    p->nidle++;
+    timer_arm(w->loop, &up->timer, TIMER_POOL_IDLE);
+}
+
+void upstream_close_pools(struct worker *w)
+{
+    for (struct origin_pool *p = w->pools; p; p = p->next)
+        while (p->idle)
+            upstream_close(p->idle);
+}

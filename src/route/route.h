@@ -1,0 +1,35 @@
+/* Which app a request belongs to: host and path patterns of SPEC.md §4, most specific wins. */
+#ifndef LATCH_ROUTE_H
+#define LATCH_ROUTE_H
+
+#include "config/config-t.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct route_table;
+
+/* Compiles every app's `domains` patterns. Returns NULL and sets *err (malloc'd "message")
+ * when a pattern is invalid or when two apps declare the very same pattern. The table keeps
+ * pointers into `cfg`: it lives as long as the config. */
+struct route_table *route_build(const struct config *cfg, char **err);
+void route_free(struct route_table *rt);
+
+/* Checks one "host[:port][/path]" pattern: 0 valid, -1 invalid with *why set (static text). */
+int route_pattern_check(const char *pattern, const char **why);
+
+/* Normalizes a Host header / authority value into out (lowercase, trailing dot removed, port
+ * kept): returns its length, or -1 when it is not a valid host[:port]. out holds n + 1 bytes. */
+int route_host_normalize(const char *host, size_t n, char *out);
+
+// The app for a normalized host ("name[:port]") and a match path (path_normalize's `match`).
+// Host patterns: exact; "*.example.com" = exactly one label; a label partly wild
+// ("*test.example.com"). A pattern with a port matches only that port; one without matches
+// any port. Path patterns: none or "/*" every path; "/a/*" below /a (not /a); "/a" exactly;
+// a '*' inside a segment matches any characters, across segments. Ranking, most specific
+// first: exact host over wildcard host (longer literal host first), then longest literal path
+// prefix, then fewest wildcards. NULL: no app (404).
+const struct app *route_match(const struct route_table *rt, const char *host, size_t host_len,
+                              const char *path, size_t path_len);
+
+#endif

@@ -1,0 +1,46 @@
+/* A runtime is everything built from one configuration file: the config itself, the route
+ * table, TLS contexts, resolved origins, log sinks. It is immutable and reference-counted:
+ * a reload builds a new one and each request keeps the one it started with. */
+#ifndef LATCH_RUNTIME_H
+#define LATCH_RUNTIME_H
+
+#include "config/config.h"
+#include "core/log.h"
+#include "route/route.h"
+#include "tls/tls.h"
+
+#include <stdatomic.h>
+
+struct app_rt {
+    const struct app *app;
+    char aud[65];                      /* SPEC.md §1: 64 hex characters */
+    struct sockaddr_storage origin_addr;
+    socklen_t origin_addrlen;          /* 0: could not be resolved (502 until a reload) */
+    SSL_CTX *origin_tls;               /* https origins */
+    char *pool_key;                    /* origins sharing a key share idle connections */
+};
+
+struct runtime {
+    atomic_uint refs;
+    struct config *cfg;
+    struct route_table *routes;
+    struct app_rt *apps;               /* parallel to cfg->apps */
+    struct tls_server **tls;           /* parallel to cfg->listeners; NULL for plain HTTP */
+    struct log_sink *request_log, *auth_log;
+    unsigned char secret[32];          /* state_dir/secret: AUDs and person subs derive from it */
+    char *auth_url;                    /* "https://auth.example.com" or http:// (SPEC.md §5) */
+};
+
+/* Builds a runtime from a loaded config (takes ownership of cfg, also on failure). Opens the
+ * TLS files, the log files, creates state_dir (0700) and its secret. NULL with errors added
+ * to `errs` as "FILE: message" lines. */
+struct runtime *runtime_new(struct config *cfg, struct config_errors *errs);
+void runtime_ref(struct runtime *rt);
+void runtime_unref(struct runtime *rt);
+
+static inline struct app_rt *runtime_app(struct runtime *rt, const struct app *app)
+{
+    return &rt->apps[app - rt->cfg->apps];
+}
+
+#endif

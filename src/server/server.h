@@ -1,0 +1,35 @@
+/* The daemon: listening sockets, worker threads, signals (SIGHUP reload, SIGTERM/SIGINT drain,
+ * SIGUSR1 log reopen) and the current runtime that reloads replace. */
+#ifndef LATCH_SERVER_H
+#define LATCH_SERVER_H
+
+#include "server/runtime.h"
+#include "token/keys.h"
+#include "token/revoke.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct worker;
+
+struct server {
+    const char *config_path;
+    pthread_mutex_t lock;          /* guards `rt` swaps */
+    struct runtime *rt;
+    struct keyset *keys;           /* signing keys: replaced on rotation */
+    struct revocations *rev;       /* replaced when the revocation file changes */
+    atomic_uint_fast64_t gen;      /* bumped on every publish */
+    atomic_bool draining;
+    atomic_uint stopped_listening; /* workers that took their listeners out of epoll */
+    int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
+    char **listen_addrs;
+    unsigned nlisten;
+    struct worker *workers;
+    unsigned nworkers;
+};
+
+/* Loads the config, listens, runs the workers until SIGTERM/SIGINT drained them. Returns the
+ * process exit status. */
+int server_run(const char *config_path);
+
+#endif

@@ -1,0 +1,153 @@
+/* Worker threads: accept on the shared listening sockets, run connections, pick up reloaded
+ * runtimes between iterations, drain on request. */
+#include "server/worker.h"
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+#include "server/server.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+
+struct runtime *worker_runtime(struct worker *w)
+{
+    runtime_ref(w->rt);
+    return w->rt;
+}
+
+void worker_log_flush(struct worker *w)
+{
+    if (w->log_rt && w->logbuf.len)
+        log_write(w->log_rt->request_log, w->logbuf.p, w->logbuf.len);
+    sb_reset(&w->logbuf);
+    runtime_unref(w->log_rt);
+    w->log_rt = NULL;
+}
+
+struct strbuf *worker_log_begin(struct worker *w, struct runtime *rt)
+{
+    if (w->log_rt != rt || w->logbuf.len > 16384)
+        worker_log_flush(w);
+    if (!w->log_rt) {
+        runtime_ref(rt);
+        w->log_rt = rt;
+    }
+    return &w->logbuf;
+}
+
+static void worker__durations(struct worker *w)
+{
+    const struct timeouts_cfg *t = &w->rt->cfg->timeouts;
+    loop_set_duration(w->loop, TIMER_HEADER, t->header_ms);
+    loop_set_duration(w->loop, TIMER_IDLE, t->idle_ms);
+    loop_set_duration(w->loop, TIMER_CLIENT, t->client_ms);
+    loop_set_duration(w->loop, TIMER_ORIGIN_CONNECT, t->origin_connect_ms);
+    loop_set_duration(w->loop, TIMER_ORIGIN_RESPONSE, t->origin_response_ms);
+    loop_set_duration(w->loop, TIMER_LINGER, 2000);
+    loop_set_duration(w->loop, TIMER_POOL_IDLE, 30000);
+}
+
+static void worker__accept_some(struct listen_handler *lh)
+{
+    struct worker *w = lh->w;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lh->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                log_msg("error", "accept: %s: raise the open files limit (ulimit -n)", strerror(errno));
+            return;
+        }
+        conn_accept(w, fd, lh->index, (struct sockaddr *)&ss);
+    }
+}
+
+static void worker__on_accept(struct io_handler *h, uint32_t events)
+{
+    struct listen_handler *lh = (struct listen_handler *)h;
+    if (lh->w->listening)
+        worker__accept_some(lh);
+}
+
+static void worker__on_wake(struct io_handler *h, uint32_t events)
+{
+    uint64_t v;
+    while (read(h->fd, &v, sizeof v) > 0) {
+    }
+}
+
+/* Between iterations: a newer runtime, the start of a drain, the end of one. */
+static void worker__before_sleep(void *arg)
+{
+    struct worker *w = arg;
+    struct server *srv = w->srv;
+    worker_log_flush(w);
+    conn_reap(w);
+    uint64_t gen = atomic_load(&srv->gen);
+    if (gen != w->rt_gen) {
+        pthread_mutex_lock(&srv->lock);
+        struct runtime *rt = srv->rt;
+        struct keyset *ks = srv->keys;
+        struct revocations *rev = srv->rev;
+        runtime_ref(rt);
+        keyset_ref(ks);
+        revocations_ref(rev);
+        w->rt_gen = atomic_load(&srv->gen);
+        pthread_mutex_unlock(&srv->lock);
+        runtime_unref(w->rt);
+        keyset_unref(w->keys);
+        revocations_unref(w->rev);
+        w->rt = rt;
+        w->keys = ks;
+        w->rev = rev;
+        worker__durations(w);
+    }
+    if (!w->draining && atomic_load(&srv->draining)) {
+        w->draining = true;
+        w->drain_deadline = loop_now(w->loop) + w->rt->cfg->timeouts.drain_ms;
+        for (unsigned i = 0; i < w->nlisteners; i++) {
+            worker__accept_some(&w->listeners[i]); /* what the kernel already accepted */
+            loop_del(w->loop, &w->listeners[i].io);
+        }
+        w->listening = false;
+        atomic_fetch_add(&srv->stopped_listening, 1);
+        conn_drain_all(w);
+        upstream_close_pools(w);
+    }
+    if (w->draining && loop_now(w->loop) >= w->drain_deadline) {
+        while (w->conns)
+            proxy__close(w->conns);
+    }
+    conn_reap(w);
+}
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct server *srv = w->srv;
+    worker__durations(w);
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        w->listeners[i].io.cb = worker__on_accept;
+        w->listeners[i].w = w;
+        if (loop_add_listener(w->loop, &w->listeners[i].io) != 0)
+            log_msg("error", "worker %u: cannot watch listener %u", w->id, i);
+    }
+    w->listening = true;
+    w->wake.cb = worker__on_wake;
+    loop_add_in(w->loop, &w->wake);
+    while (!(w->draining && w->nconns == 0))
+        loop_run_once(w->loop, worker__before_sleep, w);
+    upstream_close_pools(w);
+    conn_reap(w);
+    worker_log_flush(w);
+    (void)srv;
+    return NULL;
+}

@@ -1,0 +1,67 @@
+/* A worker thread: one event loop, its connections, its buffer pool and origin connection
+ * pools. Nothing in a worker is touched by another thread except the runtime pointer it
+ * picks up (with a reference) when the server publishes a new one. */
+#ifndef LATCH_WORKER_H
+#define LATCH_WORKER_H
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "core/strbuf.h"
+#include "server/runtime.h"
+#include "token/cache.h"
+#include "token/revoke.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct server;
+struct conn;
+struct upstream;
+struct origin_pool;
+
+struct listen_handler {
+    struct io_handler io;
+    struct worker *w;
+    unsigned index; /* into the runtime's cfg->listeners */
+};
+
+struct worker {
+    struct server *srv;
+    unsigned id;
+    pthread_t thread;
+    struct loop *loop;
+    struct buf_pool bufs;
+    struct runtime *rt;        /* the newest runtime this worker picked up */
+    uint64_t rt_gen;
+    struct keyset *keys;       /* picked up with the runtime */
+    struct revocations *rev;
+    struct token_cache *tokens;
+    struct minted *minted;     /* assertions minted for service tokens, reused until near expiry */
+    struct io_handler wake;    /* eventfd: reload published, drain started */
+    struct listen_handler *listeners;
+    unsigned nlisteners;
+    bool listening, draining;
+    uint64_t drain_deadline;
+    struct conn *conns;        /* every open client connection */
+    unsigned nconns;
+    struct conn *dead;         /* closed this iteration; freed before sleeping */
+    struct upstream *dead_up;
+    struct origin_pool *pools;
+    uint64_t request_seq, id_seed;
+    struct strbuf logbuf;      /* request log lines waiting for the write before sleeping */
+    struct runtime *log_rt;    /* whose request log they go to (a reference) */
+};
+
+/* Runs the worker loop until drained. */
+void *worker_main(void *arg);
+
+/* The runtime a new request should use (a reference for the caller). */
+struct runtime *worker_runtime(struct worker *w);
+
+/* Queues a request log line for rt's request log; lines are written in one system call when
+ * the worker is about to sleep (or when 16 KiB are waiting). */
+struct strbuf *worker_log_begin(struct worker *w, struct runtime *rt);
+void worker_log_flush(struct worker *w);
+
+#endif

@@ -1,0 +1,278 @@
+/* Strict JWT decoding, claim checks and RS256 signing (jwt.h). */
+#include "token/jwt.h"
+
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *token_status_name(enum token_status s)
+{
+    static const char *const names[] = {
+        "ok", "too_large", "malformed", "bad_header", "unknown_key", "bad_signature",
+        "bad_claims", "bad_issuer", "bad_audience", "bad_type", "expired", "not_yet_valid",
+        "revoked",
+    };
+    return (size_t)s < sizeof names / sizeof *names ? names[s] : "invalid";
+}
+
+/* Strict base64url without padding (RFC 7515 §2): libsodium refuses other characters,
+ * padding, and non-zero trailing bits, so each token has one spelling. */
+static int jwt__b64dec(const char *p, size_t n, unsigned char *out, size_t cap, size_t *outlen)
+{
+    return sodium_base642bin(out, cap, p, n, NULL, outlen, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static char *jwt__b64enc(const unsigned char *p, size_t n)
+{
+    size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char *s = malloc(len);
+    if (s)
+        sodium_bin2base64(s, len, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return s;
+}
+
+static json_t *jwt__json(const char *p, size_t n)
+{
+    unsigned char buf[JWT_MAX_LEN];
+    size_t len;
+    if (jwt__b64dec(p, n, buf, sizeof buf, &len) != 0)
+        return NULL;
+    json_error_t err;
+    json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* An optional string claim: absent is fine, another type is not. */
+static int jwt__str(json_t *claims, const char *name, const char **out)
+{
+    json_t *v = json_object_get(claims, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* A string or an array of strings (aud may be either, RFC 7519 §4.1.3). */
+static int jwt__strs(json_t *claims, const char *name, const char ***out, size_t *n)
+{
+    json_t *v = json_object_get(claims, name);
+    *out = NULL;
+    *n = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        *out = malloc(sizeof **out);
+        if (!*out)
+            return -1;
+        (*out)[0] = json_string_value(v);
+        *n = 1;
+        return 0;
+    }
+    if (!json_is_array(v))
+        return -1;
+    size_t len = json_array_size(v);
+    *out = calloc(len ? len : 1, sizeof **out);
+    if (!*out)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e))
+            return -1;
+        (*out)[i] = json_string_value(e);
+    }
+    *n = len;
+    return 0;
+}
+
+/* NumericDate (RFC 7519 §2): a JSON number, never a string. */
+static int jwt__date(json_t *claims, const char *name, bool required, int64_t *out)
+{
+    json_t *v = json_object_get(claims, name);
+    *out = 0;
+    if (!v)
+        return required ? -1 : 0;
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d > -1e15 && d < 1e15))
+            return -1;
+        *out = (int64_t)d;
+        return 0;
+    }
+    return -1;
+}
+
+void token_free(struct token *t)
+{
+    json_decref(t->claims);
+    free(t->aud);
+    free(t->groups);
+    free(t->amr);
+    memset(t, 0, sizeof *t);
+}
+
+static enum token_status jwt__header(json_t *h, const struct keyset *ks, time_t now,
+                                     const struct signing_key **key, char kid_out[33])
+{
+    json_t *alg = json_object_get(h, "alg"), *kid = json_object_get(h, "kid");
+    json_t *typ = json_object_get(h, "typ");
+    if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0)
+        return TOKEN_BAD_HEADER; /* none, HS256 keyed with our public key, …: never */
+    if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
+        return TOKEN_BAD_HEADER;
+    if (json_object_get(h, "crit")) /* we implement no extension (RFC 7515 §4.1.11) */
+        return TOKEN_BAD_HEADER;
+    if (!json_is_string(kid))
+        return TOKEN_UNKNOWN_KEY;
+    *key = keyset_find(ks, json_string_value(kid), json_string_length(kid), now);
+    if (!*key)
+        return TOKEN_UNKNOWN_KEY;
+    memcpy(kid_out, (*key)->kid, 33);
+    return TOKEN_OK;
+}
+
+enum token_status jwt_decode(const struct keyset *ks, const char *tok, size_t len, time_t now,
+                             struct token *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len > JWT_MAX_LEN)
+        return TOKEN_TOO_LARGE;
+    const char *d1 = memchr(tok, '.', len);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(tok + len - d1 - 1)) : NULL;
+    if (!d1 || !d2 || d1 == tok || d2 == d1 + 1 || d2 + 1 == tok + len ||
+        memchr(d2 + 1, '.', (size_t)(tok + len - d2 - 1)))
+        return TOKEN_MALFORMED;
+
+    json_t *h = jwt__json(tok, (size_t)(d1 - tok));
+    if (!h)
+        return TOKEN_MALFORMED;
+    const struct signing_key *key = NULL;
+    enum token_status st = jwt__header(h, ks, now, &key, out->kid);
+    json_decref(h);
+    if (st != TOKEN_OK)
+        return st;
+
+    unsigned char sig[1024];
+    size_t siglen;
+    if (jwt__b64dec(d2 + 1, (size_t)(tok + len - d2 - 1), sig, sizeof sig, &siglen) != 0)
+        return TOKEN_MALFORMED;
+    if (siglen != (size_t)EVP_PKEY_get_size(key->pkey))
+        return TOKEN_BAD_SIGNATURE;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
+             EVP_DigestVerify(md, sig, siglen, (const unsigned char *)tok, (size_t)(d2 - tok)) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return TOKEN_BAD_SIGNATURE;
+
+    out->claims = jwt__json(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!out->claims)
+        return TOKEN_MALFORMED;
+    json_t *c = out->claims;
+    if (jwt__str(c, "email", &out->email) || jwt__str(c, "sub", &out->sub) ||
+        jwt__str(c, "type", &out->type) || jwt__str(c, "idp", &out->idp) ||
+        jwt__str(c, "common_name", &out->common_name) ||
+        jwt__str(c, "identity_nonce", &out->identity_nonce) ||
+        jwt__str(c, "country", &out->country) || jwt__str(c, "iss", &out->iss) ||
+        jwt__strs(c, "aud", &out->aud, &out->naud) ||
+        jwt__strs(c, "groups", &out->groups, &out->ngroups) ||
+        jwt__strs(c, "amr", &out->amr, &out->namr) || jwt__date(c, "exp", true, &out->exp) ||
+        jwt__date(c, "iat", true, &out->iat) || jwt__date(c, "nbf", false, &out->nbf)) {
+        token_free(out);
+        return TOKEN_BAD_CLAIMS;
+    }
+    if (out->email && !token_email_ok(out->email)) {
+        token_free(out);
+        return TOKEN_BAD_CLAIMS;
+    }
+    return TOKEN_OK;
+}
+
+enum token_status token_check(const struct token *t, const char *iss, const char *type,
+                              const char *aud, time_t now)
+{
+    if (!t->iss || strcmp(t->iss, iss) != 0)
+        return TOKEN_BAD_ISSUER;
+    if (!t->type || strcmp(t->type, type) != 0)
+        return TOKEN_BAD_TYPE;
+    if (aud) {
+        bool found = false;
+        for (size_t i = 0; i < t->naud && !found; i++)
+            found = !strcmp(t->aud[i], aud);
+        if (!found)
+            return TOKEN_BAD_AUDIENCE;
+    }
+    if (now > t->exp + JWT_LEEWAY_S)
+        return TOKEN_EXPIRED;
+    if (t->nbf && now + JWT_LEEWAY_S < t->nbf)
+        return TOKEN_NOT_YET_VALID;
+    return TOKEN_OK;
+}
+
+char *jwt_sign(const struct keyset *ks, json_t *claims)
+{
+    if (!ks->n)
+        return NULL;
+    const struct signing_key *key = &ks->keys[0];
+    char header[96];
+    int hl = snprintf(header, sizeof header, "{\"alg\":\"RS256\",\"kid\":\"%s\",\"typ\":\"JWT\"}", key->kid);
+    char *payload = json_dumps(claims, JSON_COMPACT);
+    char *h64 = jwt__b64enc((const unsigned char *)header, (size_t)hl);
+    char *p64 = payload ? jwt__b64enc((const unsigned char *)payload, strlen(payload)) : NULL;
+    char *out = NULL, *s64 = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!h64 || !p64 || !md)
+        goto done;
+    size_t sl = strlen(h64), pl = strlen(p64);
+    char *input = malloc(sl + 1 + pl + 1);
+    if (!input)
+        goto done;
+    memcpy(input, h64, sl);
+    input[sl] = '.';
+    memcpy(input + sl + 1, p64, pl + 1);
+    unsigned char sig[1024];
+    size_t siglen = sizeof sig;
+    if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
+        EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, sl + 1 + pl) == 1 &&
+        (s64 = jwt__b64enc(sig, siglen))) {
+        size_t tl = strlen(s64);
+        out = malloc(sl + 1 + pl + 1 + tl + 1);
+        if (out) {
+            memcpy(out, input, sl + 1 + pl);
+            out[sl + 1 + pl] = '.';
+            memcpy(out + sl + 2 + pl, s64, tl + 1);
+        }
+    }
+    free(input);
+done:
+    EVP_MD_CTX_free(md);
+    free(payload);
+    free(h64);
+    free(p64);
+    free(s64);
+    return out;
+}
+
+bool token_email_ok(const char *email)
+{
+    const char *at = strchr(email, '@');
+    if (!at || at == email || at[1] == '\0' || strchr(at + 1, '@'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)email; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
