@@ -2,6 +2,7 @@
 #include "admin/admin.h"
 #include "server/server.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +66,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 64;
     }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: identity providers, SMTP */
     const char *w0 = words[0] ? words[0] : "", *w1 = words[1] ? words[1] : "";
     if (!words[0] && nrest == 0)
         return server_run(config);

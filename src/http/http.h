@@ -70,8 +70,12 @@ struct http_response {
 };
 
 /* Parses a request head from buf[0..len). `scanned` is the caller's state between calls on the
- * same growing buffer (start at 0): bytes already checked for the head's end are not scanned
- * again, so a slow client costs linear work. Refuses (HTTP_ERR_BAD unless noted):
+ * same growing buffer (start at 0; reset to 0 for the next message, or when the buffer's start
+ * moves): bytes already checked for the head's end are not scanned again, so a slow client
+ * costs linear work. A bare LF is refused as soon as it arrives; the 414/431 limits are also
+ * enforced while the head is incomplete (8 KiB + CR buffered without the first LF; a field
+ * section that can no longer fit in 16 KiB; a 101st complete field line).
+ * Refuses (HTTP_ERR_BAD unless noted):
  *   - bare CR or bare LF where CRLF is due; obs-fold (a line starting with SP/HTAB);
  *   - NUL, controls (except HTAB in values), DEL in the request line, names or values;
  *   - whitespace between a header name and the colon; empty or non-token names or methods;
@@ -82,14 +86,25 @@ struct http_response {
  *   - a missing Host in HTTP/1.1, or more than one Host; a Host or authority with characters
  *     outside reg-name/IP-literal/port;
  *   - a target that is not origin-form ("/…") or absolute-form ("http(s)://authority/…");
- *     CONNECT and asterisk-form are refused; '#' anywhere in the target;
+ *     CONNECT and asterisk-form are refused; '#' anywhere in the target; userinfo ('@') in
+ *     an absolute-form authority; SP, controls and bytes >= 0x80 in the target;
+ *   - TRACE (HTTP_ERR_NOT_IMPL: it would echo credentials back);
+ *   - "Content_Length" / "Transfer_Encoding" (some origins fold '_' into '-');
+ *   - a leading empty line before the request line;
  *   - a Transfer-Encoding in an HTTP/1.0 request.
- * On success returns the head length and fills `req`. */
+ * On success returns the head length and fills `req`. Content-Length: 0 gives
+ * HTTP_BODY_LENGTH with content_length 0; no framing field gives HTTP_BODY_NONE. An Expect
+ * other than "100-continue" leaves expect_continue false and the header in `headers`: the
+ * caller answers 417 (RFC 9110 §10.1.1); 100-continue in HTTP/1.0 is ignored. */
 int http_parse_request(const char *buf, size_t len, size_t *scanned, struct http_request *req);
 
 /* Parses a response head. `head_method` tells that the request was HEAD (no body); a 1xx,
- * 204 or 304 has no body either. Same strictness as requests; a response with neither length
- * nor chunked is HTTP_BODY_CLOSE. */
+ * 204 or 304 has no body either (RFC 9112 §6.3). Same strictness as requests (CL+TE, bad or
+ * repeated CL, TE other than exactly chunked: HTTP_ERR_NOT_IMPL / HTTP_ERR_BAD, TE in
+ * HTTP/1.0, all refused even where the status has no body); a response with neither length
+ * nor chunked is HTTP_BODY_CLOSE with keep_alive false. The status line is
+ * "HTTP/1.x SP 3DIGIT [SP reason]" with 100 <= status <= 599; a missing SP before an empty
+ * reason is tolerated. For a response every negative result means "bad gateway". */
 int http_parse_response(const char *buf, size_t len, size_t *scanned, bool head_method,
                         struct http_response *res);
 
@@ -104,9 +119,12 @@ bool http_has_token(struct http_slice value, const char *lower);
 
 /* Chunked transfer coding (RFC 9112 §7.1) seen as a byte stream that passes through unchanged:
  * the scanner tells how many of the offered bytes belong to the body and validates them.
- * Refuses: sizes that are empty, not hex, longer than 15 hex digits; chunk extensions with
- * characters outside token/quoted-string; a missing CRLF after chunk data; bare LF; trailer
- * lines that are not valid header fields. */
+ * Refuses: sizes that are empty, not hex, longer than 15 hex digits; whitespace in the size
+ * line (BWS is read differently by different parsers); chunk extensions other than
+ * ;token[=token/quoted-string]; a missing CRLF after chunk data; bare LF or CR; trailer lines
+ * that are not valid header fields (no obs-fold); a size/trailer line over 4 KiB; a trailer
+ * section over 16 KiB. Start from a zeroed struct; the input may be split anywhere. An error
+ * is sticky. */
 struct http_chunked {
     uint8_t state;
     uint8_t digits;

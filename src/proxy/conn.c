@@ -98,6 +98,7 @@ static void conn__free_exchange(struct conn *c)
     buf_put(&c->w->bufs, ex->hb);
     if (ex->sha)
         EVP_MD_CTX_free(ex->sha);
+    proxy__local_free(ex);
     runtime_unref(ex->rt);
     free(ex->strs);
     free(ex->email);
@@ -115,6 +116,7 @@ void proxy__close(struct conn *c)
     struct worker *w = c->w;
     c->closed = true;
     timer_cancel(&c->timer);
+    proxy__local_orphan(c);
     conn__free_exchange(c);
     loop_del(w->loop, &c->io);
     if (c->ssl) {
@@ -353,33 +355,6 @@ static bool conn__wants_html(const struct http_request *req)
     return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
 }
 
-/* The gateway's own paths under /cdn-cgi/access/ (SPEC.md §6), on every host. */
-static enum step conn__own_endpoint(struct conn *c)
-{
-    struct exchange *ex = c->ex;
-    const char *what = ex->match + sizeof OWN_PREFIX - 1;
-    ex->decision = ACCESS_BYPASS;
-    if (!strcmp(what, "certs")) {
-        const char *body = c->w->keys->certs_json;
-        return proxy__respond(c, 200, "application/json", body, strlen(body), NULL);
-    }
-    if (!strcmp(what, "app")) { /* the CLI learns where to log in (SPEC.md §7) */
-        const struct app *app = route_match(ex->rt->routes, ex->host, ex->host_len, "/", 1);
-        if (!app)
-            return proxy__respond_error(c, 404, "not_found", "No application is served at this address.");
-        json_t *j = json_pack("{s:s,s:s,s:s}", "auth_domain",
-                              ex->rt->cfg->auth_domain ? ex->rt->cfg->auth_domain : "", "aud",
-                              runtime_app(ex->rt, app)->aud, "app", app->name);
-        char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        enum step st = body ? proxy__respond(c, 200, "application/json", body, strlen(body), NULL)
-                            : proxy__respond_error(c, 500, "internal", "Out of memory.");
-        free(body);
-        return st;
-    }
-    return proxy__respond_error(c, 404, "not_found", "No such gateway endpoint.");
-}
-
 /* Whether a cookie set on this listener needs the Secure attribute: always, except on plain
  * HTTP served on a loopback address (the demo). */
 static bool conn__secure_cookie(const struct conn *c)
@@ -410,7 +385,7 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
     for (size_t i = 0; i < ex->app->npolicies; i++)
         has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
     if (ri->minted && has_allow) {
-        int64_t max_age = proxy__session_s(ex->rt, ex->app, p);
+        int64_t max_age = runtime_session_s(ex->rt, ex->app, p);
         if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
                                       "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
                      ri->assertion, (long long)max_age, conn__secure_cookie(c) ? "; Secure" : "") < 0) {
@@ -420,6 +395,9 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
     }
     return 0;
 }
+
+static enum step conn__admit(struct conn *c, const struct http_request *req, size_t head_len,
+                             const struct request_identity *ri);
 
 static enum step conn__start(struct conn *c, const struct http_request *req, size_t head_len)
 {
@@ -455,8 +433,10 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
         return proxy__respond_error(c, 417, "expectation_failed", "Only 100-continue is supported.");
     }
     if (ex->match_len >= sizeof OWN_PREFIX - 1 && !memcmp(ex->match, OWN_PREFIX, sizeof OWN_PREFIX - 1)) {
-        buf_consume(c->rx, head_len);
-        return conn__own_endpoint(c);
+        enum step own = proxy__local_start(c, req);
+        if (!c->closed && c->rx)
+            buf_consume(c->rx, head_len);
+        return own;
     }
     ex->app = route_match(ex->rt->routes, ex->host, ex->host_len, ex->match, ex->match_len);
     if (!ex->app) {
@@ -468,17 +448,28 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
 
     struct request_identity ri;
     proxy__identify(c, req, &ri);
+    st = conn__admit(c, req, head_len, &ri);
+    proxy__identity_release(&ri);
+    return st;
+}
+
+/* The policy decision for an identified request, then the answer or the way to the origin. */
+static enum step conn__admit(struct conn *c, const struct http_request *req, size_t head_len,
+                             const struct request_identity *ri)
+{
+    struct exchange *ex = c->ex;
+    enum step st;
     char cn[256];
-    struct policy_request pr = { .id = ri.ok ? &ri.id : NULL, .client_cn = cn };
+    struct policy_request pr = { .id = ri->ok ? &ri->id : NULL, .client_cn = cn };
     memcpy(pr.client_ip, ex->client_ip, 16);
     proxy__client_cert(c, &pr.client_cert, cn, sizeof cn);
     struct policy_result res;
     policy_evaluate(ex->app, &pr, &res); /* on every request, also with a valid token */
     ex->decision = res.decision;
     ex->policy = res.policy ? res.policy->name : NULL;
-    ex->token_presented = ri.presented;
-    ex->token_status = (uint8_t)ri.status;
-    if (ri.ok && conn__keep_identity(c, &ri, res.policy) != 0) {
+    ex->token_presented = ri->presented;
+    ex->token_status = (uint8_t)ri->status;
+    if (ri->ok && conn__keep_identity(c, ri, res.policy) != 0) {
         buf_consume(c->rx, head_len);
         ex->close_after = true;
         return proxy__respond_error(c, 500, "internal", "Out of memory.");
@@ -487,7 +478,7 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
         buf_consume(c->rx, head_len);
         return proxy__respond_refused(c);
     }
-    if (proxy__build_origin_head(c, req, ri.ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? &ri : NULL) != 0) {
+    if (proxy__build_origin_head(c, req, ri->ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? ri : NULL) != 0) {
         buf_consume(c->rx, head_len);
         ex->close_after = true;
         return proxy__respond_error(c, 431, "headers_too_large", "The request head is too large.");
@@ -659,6 +650,8 @@ void proxy__pump(struct conn *c)
         case CS_RESPOND: s = conn__step_respond(c); break;
         case CS_TUNNEL: s = proxy__step_tunnel(c); break;
         case CS_LINGER: s = conn__step_linger(c); break;
+        case CS_LOCAL_FORM: s = proxy__step_local_form(c); break;
+        case CS_WAIT: s = STEP_WAIT; break;
         }
     }
 }

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "http/cookie.h"
 #include "server/worker.h"
+#include "store/store.h"
 #include "token/mint.h"
 
 #include <jansson.h>
@@ -42,15 +43,6 @@ void proxy_minted_free(struct worker *w)
     }
 }
 
-int64_t proxy__session_s(const struct runtime *rt, const struct app *app, const struct policy *p)
-{
-    if (p && p->session_duration_s)
-        return p->session_duration_s;
-    if (app && app->session_duration_s)
-        return app->session_duration_s;
-    return rt->cfg->session_duration_s;
-}
-
 /* An app token for a service token: SPEC.md §5, `sub: ""`, `common_name: <client id>`. */
 static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st)
 {
@@ -63,7 +55,7 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
             break;
     if (m && m->ks == w->keys && now < m->exp - MINT_REUSE_MARGIN_S)
         return m->token;
-    int64_t ttl = proxy__session_s(ex->rt, ex->app, NULL);
+    int64_t ttl = runtime_session_s(ex->rt, ex->app, NULL);
     if (st->expires && now + ttl > st->expires)
         ttl = st->expires - now;
     struct mint_claims mc = { .type = "app", .aud = ex->art->aud, .sub = "",
@@ -207,6 +199,24 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     ri->id.idp = t->idp;
     ri->id.groups = t->groups;
     ri->id.ngroups = t->ngroups;
+    if (!t->groups && t->identity_nonce) { /* a large identity, kept under its nonce */
+        char key[96], *val = NULL;
+        size_t vlen;
+        snprintf(key, sizeof key, "ident:%s", t->identity_nonce);
+        if (store_get(w->store, key, &val, &vlen) != STORE_OK)
+            return TOKEN_BAD_CLAIMS; /* lost (a restart): sign in again */
+        json_error_t je;
+        ri->stored = json_loadb(val, vlen, 0, &je);
+        free(val);
+        json_t *g = json_object_get(ri->stored, "groups");
+        ri->stored_groups = calloc(json_array_size(g) + 1, sizeof *ri->stored_groups);
+        if (!ri->stored_groups)
+            return TOKEN_BAD_CLAIMS;
+        for (size_t i = 0; i < json_array_size(g); i++)
+            if (json_is_string(json_array_get(g, i)))
+                ri->stored_groups[ri->id.ngroups++] = json_string_value(json_array_get(g, i));
+        ri->id.groups = ri->stored_groups;
+    }
     ri->id.amr = t->amr;
     ri->id.namr = t->namr;
     return TOKEN_OK;
@@ -233,6 +243,14 @@ void proxy__identify(struct conn *c, const struct http_request *req, struct requ
     }
     ri->presented = present;
     ri->ok = present && ri->status == TOKEN_OK;
+}
+
+void proxy__identity_release(struct request_identity *ri)
+{
+    json_decref(ri->stored);
+    free(ri->stored_groups);
+    ri->stored = NULL;
+    ri->stored_groups = NULL;
 }
 
 /* A client certificate verified against the listener's client_ca (the certificate and

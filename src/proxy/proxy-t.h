@@ -18,6 +18,8 @@
 struct worker;
 struct runtime;
 struct app_rt;
+struct local_req;
+struct local_job;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -28,6 +30,8 @@ enum conn_state {
     CS_RESPOND,     /* writing an answer we generated */
     CS_TUNNEL,      /* after 101 Switching Protocols: bytes both ways */
     CS_LINGER,      /* response sent, write side shut: reading what the client still sends */
+    CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body */
+    CS_WAIT,        /* an own endpoint waiting for a background job */
 };
 
 /* One request and its response. Everything that outlives the parsed head is copied here,
@@ -78,6 +82,7 @@ struct exchange {
     const char *policy;
     char *email, *sub, *service;       /* who, for the log and the refusal page */
     char *set_cookie;                  /* a Set-Cookie line (with CRLF) to add to the response */
+    struct local_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
     bool token_presented;
     uint8_t token_status;              /* enum token_status, when presented and refused */
     uint64_t bytes_in, bytes_out, start_us;
@@ -91,6 +96,7 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
+    struct local_job *waiting;         /* parked on a background job (CS_WAIT) */
     size_t head_scanned;
     uint8_t state;
     uint8_t listener;

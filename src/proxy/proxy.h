@@ -5,6 +5,7 @@
 
 #include "proxy/proxy-t.h"
 
+#include <jansson.h>
 #include <sys/socket.h>
 
 #define PROXY_COOKIE "CF_Authorization"
@@ -22,6 +23,8 @@ struct request_identity {
     const char *assertion;     /* the app token for Cf-Access-Jwt-Assertion */
     size_t assertion_len;
     bool minted;               /* minted for a service token (not presented by the client) */
+    json_t *stored;            /* a large identity fetched by identity_nonce (owned) */
+    const char **stored_groups;
 };
 
 /* The outcome of one step of a connection's state machine. */
@@ -51,14 +54,16 @@ void proxy__body_consume(struct conn *c, size_t n);
 /* Answers we generate (respond.c). They set the state to CS_RESPOND. */
 enum step proxy__respond(struct conn *c, int status, const char *ctype, const char *body,
                          size_t body_len, const char *extra_headers);
+enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
+                      const char *extra_headers);
 enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
 enum step proxy__respond_refused(struct conn *c);
 void proxy__log_request(struct conn *c);
 
 /* Identity (identity.c). */
 void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri);
+void proxy__identity_release(struct request_identity *ri);
 void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
-int64_t proxy__session_s(const struct runtime *rt, const struct app *app, const struct policy *p);
 void proxy_minted_free(struct worker *w);
 
 /* Forwarding (forward.c). */
@@ -67,6 +72,12 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
 enum step proxy__step_proxy(struct conn *c);
 enum step proxy__step_tunnel(struct conn *c);
 void proxy__origin_timeout(struct conn *c);
+
+/* Own endpoints (local.c). */
+enum step proxy__local_start(struct conn *c, const struct http_request *req);
+enum step proxy__step_local_form(struct conn *c);
+void proxy__local_free(struct exchange *ex);
+void proxy__local_orphan(struct conn *c);
 
 /* The built-in echo origin (echo.c). */
 enum step proxy__step_echo(struct conn *c);

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "proxy/local.h"
 #include "server/worker.h"
 
 #include <stdio.h>
@@ -57,7 +58,7 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
     return STEP_PROGRESS;
 }
 
-static void respond__html_escape(struct strbuf *sb, const char *s)
+void local_html(struct strbuf *sb, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -71,7 +72,54 @@ static void respond__html_escape(struct strbuf *sb, const char *s)
     }
 }
 
-/* A short page in the gateway's look, or JSON for scripts (same rule as SPEC.md §3.6). */
+/* The one page layout of the gateway: login, PIN, denied and error pages all use it. Plain
+ * HTML and CSS, no external assets, readable without JavaScript, fit for a phone. */
+static const char page__css[] =
+    "*{box-sizing:border-box}body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+    "background:#eef1f5;color:#1d2330;margin:0;display:flex;min-height:100vh;align-items:center;"
+    "justify-content:center;padding:1rem}main{background:#fff;border-radius:14px;padding:2rem 2rem 1.5rem;"
+    "width:100%;max-width:26rem;box-shadow:0 4px 24px rgba(20,30,60,.10)}"
+    ".brand{display:flex;align-items:center;gap:.5rem;font-weight:600;color:#3a4660;margin-bottom:1.25rem}"
+    ".brand b{display:inline-block;width:1.6rem;height:1.6rem;border-radius:7px;background:#2f5bea;"
+    "color:#fff;text-align:center;line-height:1.6rem;font-size:.95rem}"
+    "h1{font-size:1.35rem;margin:0 0 .5rem}p{margin:.4rem 0;color:#4a5263}"
+    "small,.muted{color:#7d8597;font-size:.85rem}"
+    "label{display:block;font-weight:600;margin:1rem 0 .35rem}"
+    "input[type=email],input[type=text]{width:100%;padding:.7rem .8rem;font-size:1.05rem;"
+    "border:1px solid #c7cdd9;border-radius:9px}input:focus{outline:2px solid #2f5bea;border-color:#2f5bea}"
+    "button,.button{display:block;width:100%;margin-top:1rem;padding:.75rem;font-size:1rem;font-weight:600;"
+    "border:0;border-radius:9px;background:#2f5bea;color:#fff;text-align:center;text-decoration:none;cursor:pointer}"
+    ".button.secondary{background:#fff;color:#2f5bea;border:1px solid #c7cdd9}"
+    ".code{font:600 1.6rem ui-monospace,Menlo,Consolas,monospace;letter-spacing:.15em;text-align:center;"
+    "background:#f3f5f9;border-radius:9px;padding:.6rem;margin:.75rem 0}"
+    ".error{background:#fdecec;color:#9b1c1c;border-radius:9px;padding:.6rem .8rem;margin:.75rem 0}"
+    "footer{margin-top:1.5rem;border-top:1px solid #eceff4;padding-top:.75rem}";
+
+enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
+                      const char *extra_headers)
+{
+    struct strbuf sb;
+    sb_init(&sb, BUF_SIZE - 2048);
+    sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                 "<meta name=\"robots\" content=\"noindex\"><title>");
+    local_html(&sb, title);
+    sb_adds(&sb, " · latch</title><style>");
+    sb_adds(&sb, page__css);
+    sb_adds(&sb, "</style></head><body><main><div class=\"brand\"><b>L</b>latch access</div>");
+    sb_adds(&sb, html);
+    sb_addf(&sb, "<footer><small>Request ID %s</small></footer></main></body></html>\n",
+            c->ex->request_id);
+    enum step st = sb.overflow ? STEP_CLOSED
+                               : proxy__respond(c, status, "text/html; charset=utf-8", sb.p, sb.len,
+                                                extra_headers);
+    sb_free(&sb);
+    if (st == STEP_CLOSED && !c->closed)
+        proxy__close(c);
+    return st;
+}
+
+/* An error or refusal: a page for browsers, JSON for scripts (same rule as SPEC.md §3.6). */
 static enum step respond__page(struct conn *c, int status, const char *code, const char *title,
                                const char *message, const char *extra_headers)
 {
@@ -79,21 +127,12 @@ static enum step respond__page(struct conn *c, int status, const char *code, con
     sb_init(&sb, 16384);
     enum step st;
     if (c->ex->wants_html) {
-        sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
-        respond__html_escape(&sb, title);
-        sb_adds(&sb, "</title><style>body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;"
-                     "color:#1d2330;margin:0;display:flex;min-height:100vh;align-items:center;"
-                     "justify-content:center}main{background:#fff;border-radius:12px;padding:2rem 2.5rem;"
-                     "max-width:32rem;box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.3rem;margin:0 0 .5rem}"
-                     "p{margin:.25rem 0;color:#4a5263}small{color:#8a91a0}</style></head><body><main><h1>");
-        respond__html_escape(&sb, title);
+        sb_adds(&sb, "<h1>");
+        local_html(&sb, title);
         sb_adds(&sb, "</h1><p>");
-        respond__html_escape(&sb, message);
-        sb_addf(&sb, "</p><p><small>Request ID %s</small></p></main></body></html>\n",
-                c->ex->request_id);
-        st = sb.overflow ? STEP_CLOSED
-                         : proxy__respond(c, status, "text/html; charset=utf-8", sb.p, sb.len, extra_headers);
+        local_html(&sb, message);
+        sb_adds(&sb, "</p>");
+        st = sb.overflow ? STEP_CLOSED : proxy__page(c, status, title, sb.p, extra_headers);
     } else {
         bool first = true;
         sb_adds(&sb, "{");

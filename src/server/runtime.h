@@ -38,6 +38,18 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs);
 void runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 
+/* How long a token lives (SPEC.md §2): the policy's session_duration, else the app's, else the
+ * global one. */
+static inline int64_t runtime_session_s(const struct runtime *rt, const struct app *app,
+                                        const struct policy *p)
+{
+    if (p && p->session_duration_s)
+        return p->session_duration_s;
+    if (app && app->session_duration_s)
+        return app->session_duration_s;
+    return rt->cfg->session_duration_s;
+}
+
 static inline struct app_rt *runtime_app(struct runtime *rt, const struct app *app)
 {
     return &rt->apps[app - rt->cfg->apps];

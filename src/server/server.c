@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "proxy/proxy.h"
 #include "server/worker.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,6 +190,12 @@ int server_run(const char *config_path)
         free(err);
         goto out;
     }
+    srv.store = store_embedded_new();
+    srv.jobs = jobs_new(4);
+    if (!srv.store || !srv.jobs) {
+        log_msg("error", "cannot start the store or the job threads");
+        goto out;
+    }
     srv.nlisten = (unsigned)cfg->nlisteners;
     srv.listen_fds = calloc(srv.nlisten, sizeof *srv.listen_fds);
     srv.listen_addrs = calloc(srv.nlisten, sizeof *srv.listen_addrs);
@@ -229,6 +236,9 @@ int server_run(const char *config_path)
         w->tokens = token_cache_new(4096);
         w->rt_gen = atomic_load(&srv.gen);
         w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        mailbox_init(&w->mailbox, w->wake.fd);
+        w->store = srv.store;
+        w->jobs = srv.jobs;
         w->nlisteners = srv.nlisten;
         w->listeners = calloc(srv.nlisten, sizeof *w->listeners);
         unsigned char seed[8];
@@ -264,9 +274,13 @@ int server_run(const char *config_path)
         server__refresh_state(&srv); /* revocations take effect within a second */
     }
 join:
+    for (unsigned i = 0; i < srv.nworkers; i++)
+        pthread_join(srv.workers[i].thread, NULL);
+    jobs_free(srv.jobs); /* what was still running posts its result: drained below */
+    srv.jobs = NULL;
     for (unsigned i = 0; i < srv.nworkers; i++) {
         struct worker *w = &srv.workers[i];
-        pthread_join(w->thread, NULL);
+        mailbox_destroy(&w->mailbox);
         runtime_unref(w->rt);
         keyset_unref(w->keys);
         revocations_unref(w->rev);
@@ -299,6 +313,8 @@ out:
     runtime_unref(srv.rt);
     keyset_unref(srv.keys);
     revocations_unref(srv.rev);
+    jobs_free(srv.jobs);
+    store_free(srv.store);
     pthread_mutex_destroy(&srv.lock);
     return status;
 }

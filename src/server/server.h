@@ -18,6 +18,8 @@ struct server {
     struct runtime *rt;
     struct keyset *keys;           /* signing keys: replaced on rotation */
     struct revocations *rev;       /* replaced when the revocation file changes */
+    struct store *store;           /* flows, PINs, grants, boxes (embedded or Redis) */
+    struct jobs *jobs;             /* blocking calls: identity providers, SMTP */
     atomic_uint_fast64_t gen;      /* bumped on every publish */
     atomic_bool draining;
     atomic_uint stopped_listening; /* workers that took their listeners out of epoll */

@@ -7,6 +7,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,8 @@ static void worker__on_wake(struct io_handler *h, uint32_t events)
     uint64_t v;
     while (read(h->fd, &v, sizeof v) > 0) {
     }
+    struct worker *w = (struct worker *)((char *)h - offsetof(struct worker, wake));
+    mailbox_drain(&w->mailbox);
 }
 
 /* Between iterations: a newer runtime, the start of a drain, the end of one. */

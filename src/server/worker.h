@@ -5,6 +5,7 @@
 #define LATCH_WORKER_H
 
 #include "core/buf.h"
+#include "core/jobs.h"
 #include "core/loop.h"
 #include "core/strbuf.h"
 #include "server/runtime.h"
@@ -19,6 +20,7 @@ struct server;
 struct conn;
 struct upstream;
 struct origin_pool;
+struct store;
 
 struct listen_handler {
     struct io_handler io;
@@ -38,7 +40,10 @@ struct worker {
     struct revocations *rev;
     struct token_cache *tokens;
     struct minted *minted;     /* assertions minted for service tokens, reused until near expiry */
-    struct io_handler wake;    /* eventfd: reload published, drain started */
+    struct io_handler wake;    /* eventfd: reload published, drain started, job done */
+    struct mailbox mailbox;    /* finished background jobs, run on this thread */
+    struct store *store;       /* the server's shared store */
+    struct jobs *jobs;         /* the server's background pool */
     struct listen_handler *listeners;
     unsigned nlisteners;
     bool listening, draining;

@@ -45,7 +45,8 @@ char *token_mint(const struct keyset *ks, const char *iss, const struct mint_cla
     if (m->idp)
         json_object_set_new(c, "idp", json_string(m->idp));
     if (m->email) {
-        json_object_set_new(c, "groups", mint__strings(m->groups, m->ngroups));
+        if (!m->omit_groups)
+            json_object_set_new(c, "groups", mint__strings(m->groups, m->ngroups));
         json_object_set_new(c, "amr", mint__strings(m->amr, m->namr));
     }
     char *tok = jwt_sign(ks, c);

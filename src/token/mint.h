@@ -5,6 +5,7 @@
 
 #include "token/keys.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -20,6 +21,7 @@ struct mint_claims {
     const char *identity_nonce;       /* NULL: a fresh random one */
     const char *const *groups; size_t ngroups;
     const char *const *amr; size_t namr;
+    bool omit_groups;                 /* a large identity: kept server-side under the nonce */
     int64_t ttl_s;
 };
 

@@ -1,14 +1,51 @@
 """pytest fixtures for the latchd black-box suite (helpers live in harness.py). Each fixture
 stops, by pid, every process it started; a daemon that died during a test fails that test."""
 
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 
 from harness import Latchd, Origin, Nginx, repeating_file
 
+# Daemons stopped at the end of a test: SIGTERM is sent at teardown, the exit is awaited in the
+# background of the run (latchd may take a moment to drain), and checked at the end of the
+# session: one that does not exit within 20 s, or exits non-zero, fails the run.
+_STOPPING = []
+
+
+def _reap(block=False):
+    import signal as _signal
+    problems = []
+    for item in list(_STOPPING):
+        nodeid, d, t0 = item
+        try:
+            rc = d.proc.wait(max(0.0, t0 + 20 - time.monotonic()) if block else 0)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - t0 < 20:
+                continue
+            os.kill(d.pid, _signal.SIGKILL)
+            d.proc.wait(5)
+            problems.append(f"{nodeid}: latchd {d.pid} did not exit within 20 s of SIGTERM")
+            _STOPPING.remove(item)
+            continue
+        _STOPPING.remove(item)
+        d.close_files()
+        if rc != 0:
+            problems.append(f"{nodeid}: latchd {d.pid} exited with status {rc} after SIGTERM\n"
+                            f"--- stderr tail:\n{d.stderr()[-2000:]}")
+    return problems
+
+
+_LATE_PROBLEMS = []
+
+
 @pytest.fixture
 def latchd(tmp_path, request):
-    """Factory: latchd(config, **kw) starts a daemon; all are checked alive and stopped at
-    teardown (a daemon that died during the test fails it)."""
+    """Factory: latchd(config, **kw) starts a daemon (see harness.Latchd). At teardown each is
+    checked alive (a daemon that died during the test fails it) and sent SIGTERM."""
     started = []
 
     def start(config, name="latchd", wait=True, **kw):
@@ -25,14 +62,27 @@ def latchd(tmp_path, request):
             problems.append(f"latchd {d.pid} died during the test (status {d.proc.returncode})"
                             f"\n--- stderr:\n{d.stderr()[-3000:]}")
         if d.alive():
-            rc = d.stop(timeout=20)
-            if rc is None:
-                problems.append(f"latchd {d.pid} did not exit on SIGTERM within 20s")
+            d.stopped_by_test = True
+            d.signal(signal.SIGTERM)
+            _STOPPING.append((request.node.nodeid, d, time.monotonic()))
+    _LATE_PROBLEMS.extend(_reap())
     if problems:
         if getattr(request.node, "_failed", False):
             print("\n".join(problems))  # shown with the test's own failure
         else:
             pytest.fail("\n".join(problems))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _LATE_PROBLEMS.extend(_reap(block=True))
+    if _LATE_PROBLEMS:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        msg = "latchd shutdown problems:\n" + "\n".join(_LATE_PROBLEMS)
+        if tr:
+            tr.write_line(msg, red=True)
+        else:
+            print(msg)
+        session.exitstatus = 1
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -191,9 +191,13 @@ class Latchd:
         if self.proc is None:
             return None
         rc = stop_pid(self.proc, signal.SIGTERM, timeout)
-        for f in (self.out, self.err):
-            f.close()
+        self.close_files()
         return rc
+
+    def close_files(self):
+        for f in (self.out, self.err):
+            if not f.closed:
+                f.close()
 
     def rss_kib(self):
         return rss_kib(self.proc.pid)

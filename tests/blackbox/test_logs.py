@@ -127,3 +127,15 @@ def test_concurrent_lines_not_interleaved(latchd):
     entries = d.log_lines()
     paths = {e["path"] for e in entries}
     assert all(f"/c/{i}" + "x" * 500 in paths for i in range(300))
+
+
+@pytest.mark.parametrize("host", ["pub.localhost", "rec.localhost"])
+def test_bytes_in_and_out_count_bodies(latchd, origin, host):
+    d = latchd({"apps": [bypass_app("pub", ["pub.localhost"]),
+                         bypass_app("rec", ["rec.localhost"], origin=origin.url)]})
+    body = b"q" * 50_000
+    r = get(d.port, "/count", host=host, method="POST", body=body)
+    assert r.status == 200, r
+    e = d.wait_log(lambda e: e.get("path") == "/count")
+    assert e["bytes_in"] >= len(body), e
+    assert e["bytes_out"] >= len(r.body), e

@@ -504,8 +504,8 @@ static void chunked_all_splits(const char *body, size_t blen)
         assert_true(done);
         assert_int_equal(used, blen);
     }
-    /* three-way splits */
-    for (size_t k1 = 0; k1 <= blen; k1++) {
+    /* three-way splits (quadratic: short bodies only) */
+    for (size_t k1 = 0; k1 <= blen && blen <= 256; k1++) {
         for (size_t k2 = k1; k2 <= blen; k2++) {
             struct http_chunked c = { 0 };
             bool done = false;
@@ -597,6 +597,7 @@ static void test_chunked_bad(void **state)
         "10000000000000000\r\n",
         "ffffffffffffffffff\r\n",
         "5\r\nhelloX\r\n0\r\n\r\n",
+        "5\r\nhelloX\n0\r\n\r\n",
         "5\r\nhello0\r\n\r\n",
         "5\r\nhello\n0\r\n\r\n",
         "5\nhello\r\n0\r\n\r\n",

@@ -60,6 +60,8 @@ static int setup(void **state)
     APP(f, "p4", "spec.test/a/*/c");
     APP(f, "multi", "one.test", "two.test/x", "*.multi.test");
     APP(f, "root", "root.test/");
+    APP(f, "pt-any", "ports.test");
+    APP(f, "pt-8080", "ports.test:8080");
     char *err = NULL;
     f->rt = route_build(&f->cfg, &err);
     if (!f->rt) {
@@ -166,6 +168,10 @@ static void test_route_ports_and_literals(void **state)
     ROUTES("trail.example.com", "/", "trail");
     ROUTES("trail.example.com.", "/", "trail");
     ROUTES("unknown.test", "/", "<none>");
+    /* a pattern naming the port wins over one for any port, whatever the declaration order */
+    ROUTES("ports.test:8080", "/", "pt-8080");
+    ROUTES("ports.test:8081", "/", "pt-any");
+    ROUTES("ports.test", "/", "pt-any");
 }
 
 static void test_route_most_specific(void **state)

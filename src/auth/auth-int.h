@@ -1,0 +1,86 @@
+/* Shared inside src/auth: identities, cookies, the org session, grants and the end of a login.
+ * Names with `auth__` are internal to this folder. */
+#ifndef LATCH_AUTH_INT_H
+#define LATCH_AUTH_INT_H
+
+#include "auth/auth.h"
+#include "config/config-t.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define AUTH_FLOW_COOKIE  "latch_flow"
+#define AUTH_FLOW_TTL_S   600
+#define AUTH_GRANT_TTL_S  60
+/* Past this many bytes of groups, tokens carry only identity_nonce (SPEC.md §5). */
+#define AUTH_GROUPS_INLINE_MAX 2048
+
+/* A person as an identity provider reported them. */
+struct auth_identity {
+    char *email;   /* lowercase */
+    char *sub;     /* ours, derived from the email */
+    char *idp;
+    char **groups; size_t ngroups;
+    char **amr;    size_t namr;
+};
+
+void auth__identity_free(struct auth_identity *id);
+json_t *auth__identity_json(const struct auth_identity *id);
+int auth__identity_from_json(json_t *j, struct auth_identity *id);
+
+/* Random 128-bit identifier as 32 hex characters. */
+void auth__random_id(char out[33]);
+
+/* "Set-Cookie: name=value; Path=…; Max-Age=…; HttpOnly; SameSite=Lax[; Secure]\r\n"
+ * (malloc'd); max_age 0 clears it. */
+char *auth__set_cookie(const struct local_req *r, const char *name, const char *value,
+                       const char *path, int64_t max_age);
+/* The value of a request cookie; false when absent or longer than cap - 1. */
+bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap);
+/* A query parameter; false when absent or malformed. */
+bool auth__query(const struct local_req *r, const char *name, char *out, size_t cap);
+/* A form field of a POST body; false when absent or malformed. */
+bool auth__form(const struct local_req *r, const char *name, char *out, size_t cap);
+
+/* The org session of the auth domain's CF_Authorization cookie: fills id and the session id,
+ * or returns false (none, expired, revoked). */
+bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33]);
+
+/* Evaluates the app's policies for a person (SPEC.md §3.3) from this client. */
+bool auth__admitted(const struct local_req *r, const struct app *app, const struct auth_identity *id,
+                    const struct policy **decided);
+
+/* The app for a login target host (and redirect path). NULL when the host serves none. */
+const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect);
+
+/* Signs an org or app token for the person under session `session`. */
+char *auth__mint(const struct local_req *r, const char *type, const char *aud,
+                 const struct auth_identity *id, const char *session, int64_t ttl);
+
+/* With an identity in hand (after a login or from the org session): checks the app's policy,
+ * stores a single-use grant and redirects to the app host's `authorized` endpoint; or answers
+ * the denied page. `headers` (Set-Cookie lines) go with either answer. */
+int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, const char *redirect,
+                       const struct auth_identity *id, const char *session, const char *headers);
+
+/* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go. */
+int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id);
+
+/* Pages. */
+int auth__error_page(struct conn *c, int status, const char *title, const char *message);
+int auth__login_page(struct conn *c, struct local_req *r, const struct app *app, const char *host);
+
+/* Identity providers. */
+int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
+int auth__otp(struct conn *c, struct local_req *r);
+int auth__oidc_start(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
+int auth__oidc_callback(struct conn *c, struct local_req *r);
+
+/* Flows: the state of one login in the store, keyed by the id in the latch_flow cookie. */
+json_t *auth__flow_load(const struct local_req *r, char id[33]);
+int auth__flow_save(const struct local_req *r, const char *id, json_t *flow);
+
+const struct idp *auth__idp(const struct config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,660 @@
+/* The gateway's own endpoints (SPEC.md §6): the dispatcher, and what needs no identity provider:
+ * certs, app, login (with single sign-on), authorized, logout, get-identity. */
+#include "auth/auth-int.h"
+
+#include "auth/redirect.h"
+#include "core/log.h"
+#include "http/cookie.h"
+#include "http/form.h"
+#include "http/path.h"
+#include "policy/policy.h"
+#include "route/route.h"
+#include "server/runtime.h"
+#include "server/worker.h"
+#include "store/store.h"
+#include "token/jwt.h"
+#include "token/mint.h"
+#include "token/revoke.h"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TOKEN_COOKIE "CF_Authorization"
+
+/* --- small shared pieces ------------------------------------------------------------------ */
+
+void auth__random_id(char out[33])
+{
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, 33, raw, sizeof raw);
+}
+
+void auth__identity_free(struct auth_identity *id)
+{
+    free(id->email);
+    free(id->sub);
+    free(id->idp);
+    for (size_t i = 0; i < id->ngroups; i++)
+        free(id->groups[i]);
+    free(id->groups);
+    for (size_t i = 0; i < id->namr; i++)
+        free(id->amr[i]);
+    free(id->amr);
+    memset(id, 0, sizeof *id);
+}
+
+static json_t *auth__strings(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+json_t *auth__identity_json(const struct auth_identity *id)
+{
+    return json_pack("{s:s,s:s,s:s,s:o,s:o}", "email", id->email, "sub", id->sub ? id->sub : "",
+                     "idp", id->idp ? id->idp : "", "groups", auth__strings(id->groups, id->ngroups),
+                     "amr", auth__strings(id->amr, id->namr));
+}
+
+static int auth__strings_in(json_t *a, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!a)
+        return 0;
+    if (!json_is_array(a))
+        return -1;
+    *out = calloc(json_array_size(a) + 1, sizeof **out);
+    if (!*out)
+        return -1;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s)
+            (*out)[(*n)++] = strdup(s);
+    }
+    return 0;
+}
+
+int auth__identity_from_json(json_t *j, struct auth_identity *id)
+{
+    memset(id, 0, sizeof *id);
+    const char *email = json_string_value(json_object_get(j, "email"));
+    if (!email || !token_email_ok(email))
+        return -1;
+    id->email = strdup(email);
+    const char *sub = json_string_value(json_object_get(j, "sub"));
+    const char *idp = json_string_value(json_object_get(j, "idp"));
+    id->sub = sub ? strdup(sub) : NULL;
+    id->idp = idp ? strdup(idp) : NULL;
+    if (auth__strings_in(json_object_get(j, "groups"), &id->groups, &id->ngroups) ||
+        auth__strings_in(json_object_get(j, "amr"), &id->amr, &id->namr)) {
+        auth__identity_free(id);
+        return -1;
+    }
+    return 0;
+}
+
+char *auth__set_cookie(const struct local_req *r, const char *name, const char *value,
+                       const char *path, int64_t max_age)
+{
+    char *s = NULL;
+    if (asprintf(&s, "Set-Cookie: %s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s\r\n", name,
+                 max_age > 0 ? value : "", path, (long long)(max_age > 0 ? max_age : 0),
+                 r->secure_cookies ? "; Secure" : "") < 0)
+        return NULL;
+    return s;
+}
+
+bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap)
+{
+    struct http_slice v, h = { r->cookies, strlen(r->cookies) };
+    if (!cookie_find(h, name, &v) || v.n >= cap || v.n == 0)
+        return false;
+    memcpy(out, v.p, v.n);
+    out[v.n] = '\0';
+    return true;
+}
+
+bool auth__query(const struct local_req *r, const char *name, char *out, size_t cap)
+{
+    return form_get(r->query, r->query_len, name, out, cap) >= 0;
+}
+
+bool auth__form(const struct local_req *r, const char *name, char *out, size_t cap)
+{
+    return r->form && r->body.p && form_get(r->body.p, r->body.len, name, out, cap) >= 0;
+}
+
+const struct idp *auth__idp(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nidps; i++)
+        if (!strcmp(cfg->idps[i].name, name))
+            return &cfg->idps[i];
+    return NULL;
+}
+
+json_t *auth__flow_load(const struct local_req *r, char id[33])
+{
+    char key[64], *val = NULL;
+    size_t len;
+    if (!auth__cookie(r, AUTH_FLOW_COOKIE, id, 33) || strlen(id) != 32)
+        return NULL;
+    snprintf(key, sizeof key, "flow:%s", id);
+    if (store_get(r->w->store, key, &val, &len) != STORE_OK)
+        return NULL;
+    json_error_t je;
+    json_t *j = json_loadb(val, len, 0, &je);
+    free(val);
+    return j;
+}
+
+int auth__flow_save(const struct local_req *r, const char *id, json_t *flow)
+{
+    char key[64];
+    char *val = json_dumps(flow, JSON_COMPACT);
+    if (!val)
+        return -1;
+    snprintf(key, sizeof key, "flow:%s", id);
+    int rc = store_put(r->w->store, key, val, strlen(val), AUTH_FLOW_TTL_S) == STORE_OK ? 0 : -1;
+    free(val);
+    return rc;
+}
+
+int auth__error_page(struct conn *c, int status, const char *title, const char *message)
+{
+    struct strbuf sb;
+    sb_init(&sb, 8192);
+    sb_adds(&sb, "<h1>");
+    local_html(&sb, title);
+    sb_adds(&sb, "</h1><p>");
+    local_html(&sb, message);
+    sb_adds(&sb, "</p>");
+    int st = local_page(c, status, title, sb.p, NULL);
+    sb_free(&sb);
+    return st;
+}
+
+/* --- identities and policies -------------------------------------------------------------- */
+
+static void auth__policy_identity(const struct auth_identity *id, struct identity *out)
+{
+    memset(out, 0, sizeof *out);
+    out->email = id->email;
+    out->sub = id->sub;
+    out->idp = id->idp;
+    out->groups = (const char *const *)id->groups;
+    out->ngroups = id->ngroups;
+    out->amr = (const char *const *)id->amr;
+    out->namr = id->namr;
+}
+
+bool auth__admitted(const struct local_req *r, const struct app *app, const struct auth_identity *id,
+                    const struct policy **decided)
+{
+    struct identity pid;
+    auth__policy_identity(id, &pid);
+    struct policy_request pr = { .id = &pid };
+    memset(pr.client_ip, 0, 16);
+    unsigned char a[16];
+    if (inet_pton(AF_INET, r->client_ip, pr.client_ip + 12) == 1)
+        pr.client_ip[10] = pr.client_ip[11] = 0xff;
+    else if (inet_pton(AF_INET6, r->client_ip, a) == 1)
+        memcpy(pr.client_ip, a, 16);
+    struct policy_result res;
+    policy_evaluate(app, &pr, &res);
+    if (decided)
+        *decided = res.policy;
+    /* allowed IdPs: a login through another provider does not count for this app */
+    if (app->nallowed_idps) {
+        bool ok = false;
+        for (size_t i = 0; i < app->nallowed_idps && !ok; i++)
+            ok = id->idp && !strcmp(app->allowed_idps[i], id->idp);
+        if (!ok)
+            return false;
+    }
+    return res.decision == ACCESS_ALLOW || res.decision == ACCESS_BYPASS;
+}
+
+const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect)
+{
+    char norm[512];
+    size_t hl = strlen(host);
+    if (hl >= sizeof norm)
+        return NULL;
+    int n = route_host_normalize(host, hl, norm);
+    if (n <= 0)
+        return NULL;
+    const char *path = redirect && redirect[0] == '/' ? redirect : "/";
+    size_t plen = strcspn(path, "?");
+    char *fwd = malloc(plen + 2), *match = malloc(plen + 2);
+    size_t fl, ml;
+    const struct app *app = NULL;
+    if (fwd && match && path_normalize(path, plen, fwd, &fl, match, &ml) == 0)
+        app = route_match(r->rt->routes, norm, (size_t)n, match, ml);
+    if (!app && fwd && match)
+        app = route_match(r->rt->routes, norm, (size_t)n, "/", 1);
+    free(fwd);
+    free(match);
+    return app;
+}
+
+char *auth__mint(const struct local_req *r, const char *type, const char *aud,
+                 const struct auth_identity *id, const char *session, int64_t ttl)
+{
+    size_t groups_len = 0;
+    for (size_t i = 0; i < id->ngroups; i++)
+        groups_len += strlen(id->groups[i]) + 3;
+    bool inline_groups = groups_len <= AUTH_GROUPS_INLINE_MAX;
+    struct mint_claims mc = { .type = type, .aud = aud, .email = id->email, .sub = id->sub,
+                              .idp = id->idp, .identity_nonce = session,
+                              .groups = inline_groups ? (const char *const *)id->groups : NULL,
+                              .ngroups = inline_groups ? id->ngroups : 0,
+                              .amr = (const char *const *)id->amr, .namr = id->namr,
+                              .omit_groups = !inline_groups, .ttl_s = ttl };
+    if (!inline_groups) { /* the full identity stays server-side under the nonce */
+        json_t *j = auth__identity_json(id);
+        char *val = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        char key[64];
+        snprintf(key, sizeof key, "ident:%s", session);
+        int ok = val && store_put(r->w->store, key, val, strlen(val), ttl + 3600) == STORE_OK;
+        free(val);
+        if (!ok)
+            return NULL;
+    }
+    return token_mint(r->w->keys, r->rt->auth_url, &mc, time(NULL));
+}
+
+/* The org session: CF_Authorization on the auth domain, type "org". */
+bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33])
+{
+    char tok[JWT_MAX_LEN + 1];
+    if (!r->on_auth_domain || !auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
+        return false;
+    struct token t;
+    time_t now = time(NULL);
+    if (jwt_decode(r->w->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
+        return false;
+    bool ok = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now) == TOKEN_OK &&
+              t.email && t.identity_nonce && strlen(t.identity_nonce) == 32 &&
+              !revocations_check(r->w->rev, t.email, NULL, t.identity_nonce, t.iat);
+    if (ok) {
+        memcpy(session, t.identity_nonce, 33);
+        json_t *stored = NULL;
+        if (!json_object_get(t.claims, "groups")) { /* a large identity */
+            char key[64], *val = NULL;
+            size_t len;
+            snprintf(key, sizeof key, "ident:%s", session);
+            if (store_get(r->w->store, key, &val, &len) == STORE_OK) {
+                json_error_t je;
+                stored = json_loadb(val, len, 0, &je);
+            }
+            free(val);
+        }
+        ok = auth__identity_from_json(stored ? stored : t.claims, id) == 0;
+        json_decref(stored);
+    }
+    token_free(&t);
+    return ok;
+}
+
+/* --- grants: from the auth domain to the app host ----------------------------------------- */
+
+static int auth__denied(struct conn *c, struct local_req *r, const struct app *app,
+                        const struct auth_identity *id, const char *headers)
+{
+    log_auth(r->rt->auth_log, "access_denied", id->email, id->idp, app->name, r->client_ip, false,
+             "no policy admits this person");
+    struct strbuf sb;
+    sb_init(&sb, 8192);
+    sb_adds(&sb, "<h1>Access denied</h1><p>You are signed in as <b>");
+    local_html(&sb, id->email);
+    sb_adds(&sb, "</b>, and that account may not use <b>");
+    local_html(&sb, app->name);
+    sb_adds(&sb, "</b>.</p><p>If you need it, ask your administrator for access.</p>"
+                 "<a class=\"button secondary\" href=\"/cdn-cgi/access/logout\">Sign in as someone else</a>");
+    int st = local_page(c, 403, "Access denied", sb.p, headers);
+    sb_free(&sb);
+    return st;
+}
+
+int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, const char *redirect,
+                       const struct auth_identity *id, const char *session, const char *headers)
+{
+    const struct app *app = auth__target_app(r, host, redirect);
+    if (!app)
+        return auth__error_page(c, 400, "Unknown application", "No application is served at that address.");
+    if (!auth__admitted(r, app, id, NULL))
+        return auth__denied(c, r, app, id, headers);
+    char grant[33], key[64];
+    auth__random_id(grant);
+    snprintf(key, sizeof key, "grant:%s", grant);
+    json_t *g = json_pack("{s:s,s:s,s:s,s:o}", "host", host, "redirect", redirect, "session", session,
+                          "identity", auth__identity_json(id));
+    char *val = g ? json_dumps(g, JSON_COMPACT) : NULL;
+    json_decref(g);
+    enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
+    free(val);
+    if (sr != STORE_OK)
+        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+    char *loc = NULL;
+    const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http" : "https";
+    if (asprintf(&loc, "%s://%s/cdn-cgi/access/authorized?grant=%s", scheme, host, grant) < 0)
+        return auth__error_page(c, 500, "Error", "Out of memory.");
+    int st = local_redirect(c, loc, headers);
+    free(loc);
+    return st;
+}
+
+int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id)
+{
+    const char *host = json_string_value(json_object_get(flow, "host"));
+    const char *redirect = json_string_value(json_object_get(flow, "redirect"));
+    if (!host || !redirect)
+        return auth__error_page(c, 400, "Sign-in expired", "Start again from the application.");
+    free(id->sub);
+    id->sub = malloc(37);
+    if (!id->sub)
+        return auth__error_page(c, 500, "Error", "Out of memory.");
+    token_person_sub(r->rt->secret, id->email, id->sub);
+    char session[33]; /* every login starts a new session id: no fixation */
+    auth__random_id(session);
+    int64_t ttl = r->rt->cfg->session_duration_s;
+    char *org = auth__mint(r, "org", r->rt->cfg->auth_domain, id, session, ttl);
+    if (!org)
+        return auth__error_page(c, 500, "Error", "The session could not be created.");
+    char *c1 = auth__set_cookie(r, TOKEN_COOKIE, org, "/", ttl);
+    char *c2 = auth__set_cookie(r, AUTH_FLOW_COOKIE, "", "/cdn-cgi/access/", 0);
+    char *both = NULL;
+    int st;
+    if (c1 && c2 && asprintf(&both, "%s%s", c1, c2) >= 0) {
+        log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
+        st = auth__grant_and_go(c, r, host, redirect, id, session, both);
+    } else {
+        st = auth__error_page(c, 500, "Error", "Out of memory.");
+    }
+    free(org);
+    free(c1);
+    free(c2);
+    free(both);
+    return st;
+}
+
+/* --- endpoints ---------------------------------------------------------------------------- */
+
+/* GET login/<host>?redirect_url=… on the auth domain. */
+static int auth__login(struct conn *c, struct local_req *r, const char *host)
+{
+    char redirect[4096];
+    if (!auth__query(r, "redirect_url", redirect, sizeof redirect))
+        strcpy(redirect, "/");
+    if (redirect_check(r->rt->routes, redirect, strlen(redirect)) != 0)
+        return auth__error_page(c, 400, "Invalid return address",
+                                "The address to return to after signing in is not allowed.");
+    const struct app *app = auth__target_app(r, host, redirect);
+    if (!app) {
+        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
+        return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    }
+    struct auth_identity id;
+    char session[33];
+    if (auth__org_session(r, &id, session)) { /* single sign-on: no identity provider round trip */
+        int st = auth__grant_and_go(c, r, host, redirect, &id, session, NULL);
+        auth__identity_free(&id);
+        return st;
+    }
+    char flow_id[33], csrf[33];
+    auth__random_id(flow_id);
+    auth__random_id(csrf);
+    json_t *flow = json_pack("{s:s,s:s,s:s,s:s}", "host", host, "redirect", redirect, "csrf", csrf,
+                             "app", app->name);
+    if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
+        json_decref(flow);
+        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+    }
+    json_decref(flow);
+    char *ck = auth__set_cookie(r, AUTH_FLOW_COOKIE, flow_id, "/cdn-cgi/access/", AUTH_FLOW_TTL_S);
+    /* the only provider: go straight to it */
+    const struct idp *only = NULL;
+    size_t n = app->nallowed_idps ? app->nallowed_idps : r->rt->cfg->nidps;
+    if (n == 1)
+        only = auth__idp(r->rt->cfg, app->nallowed_idps ? app->allowed_idps[0] : r->rt->cfg->idps[0].name);
+    int st;
+    if (only) {
+        char *loc = NULL;
+        st = asprintf(&loc, "/cdn-cgi/access/start?idp=%s", only->name) < 0
+                 ? auth__error_page(c, 500, "Error", "Out of memory.")
+                 : local_redirect(c, loc, ck);
+        free(loc);
+    } else {
+        struct strbuf sb;
+        sb_init(&sb, 16384);
+        sb_adds(&sb, "<h1>Sign in</h1><p>to continue to <b>");
+        local_html(&sb, app->name);
+        sb_adds(&sb, "</b></p>");
+        for (size_t i = 0; i < r->rt->cfg->nidps; i++) {
+            const struct idp *p = &r->rt->cfg->idps[i];
+            bool allowed = !app->nallowed_idps;
+            for (size_t k = 0; k < app->nallowed_idps && !allowed; k++)
+                allowed = !strcmp(app->allowed_idps[k], p->name);
+            if (!allowed)
+                continue;
+            sb_adds(&sb, "<a class=\"button\" href=\"/cdn-cgi/access/start?idp=");
+            local_html(&sb, p->name);
+            sb_adds(&sb, "\">");
+            sb_adds(&sb, p->type == IDP_ONETIMEPIN ? "Email me a sign-in code" : "Continue with ");
+            if (p->type != IDP_ONETIMEPIN)
+                local_html(&sb, p->name);
+            sb_adds(&sb, "</a>");
+        }
+        if (n == 0)
+            sb_adds(&sb, "<div class=\"error\">No way to sign in is configured for this application.</div>");
+        st = local_page(c, 200, "Sign in", sb.p, ck);
+        sb_free(&sb);
+    }
+    free(ck);
+    return st;
+}
+
+/* GET start?idp=NAME: the flow (from its cookie) goes to that provider. */
+static int auth__start(struct conn *c, struct local_req *r)
+{
+    char flow_id[33], name[128];
+    json_t *flow = auth__flow_load(r, flow_id);
+    if (!flow)
+        return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
+    const char *app_name = json_string_value(json_object_get(flow, "app"));
+    const struct idp *idp = auth__query(r, "idp", name, sizeof name) ? auth__idp(r->rt->cfg, name) : NULL;
+    const struct app *app = NULL;
+    for (size_t i = 0; app_name && i < r->rt->cfg->napps; i++)
+        if (!strcmp(r->rt->cfg->apps[i].name, app_name))
+            app = &r->rt->cfg->apps[i];
+    bool allowed = idp && app && !app->nallowed_idps;
+    for (size_t k = 0; idp && app && k < app->nallowed_idps && !allowed; k++)
+        allowed = !strcmp(app->allowed_idps[k], idp->name);
+    int st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
+                     : auth__error_page(c, 400, "Unknown sign-in method", "That way to sign in is not offered for this application.");
+    json_decref(flow);
+    return st;
+}
+
+int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
+{
+    json_object_set_new(flow, "idp", json_string(idp->name));
+    if (idp->type == IDP_OIDC)
+        return auth__oidc_start(c, r, flow, flow_id, idp);
+    if (auth__flow_save(r, flow_id, flow) != 0)
+        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+    return auth__otp(c, r);
+}
+
+/* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6). */
+static int auth__authorized(struct conn *c, struct local_req *r)
+{
+    char grant[64], key[80], *val = NULL;
+    size_t len;
+    if (!auth__query(r, "grant", grant, sizeof grant) || strlen(grant) != 32)
+        return auth__error_page(c, 400, "Invalid sign-in link", "Start again from the application.");
+    snprintf(key, sizeof key, "grant:%s", grant);
+    if (store_take(r->w->store, key, &val, &len) != STORE_OK) /* single use */
+        return auth__error_page(c, 400, "Sign-in link used or expired", "Start again from the application.");
+    json_error_t je;
+    json_t *g = json_loadb(val, len, 0, &je);
+    free(val);
+    const char *host = json_string_value(json_object_get(g, "host"));
+    const char *redirect = json_string_value(json_object_get(g, "redirect"));
+    const char *session = json_string_value(json_object_get(g, "session"));
+    struct auth_identity id;
+    int st;
+    if (!host || !redirect || !session || strcmp(host, r->host) != 0 ||
+        auth__identity_from_json(json_object_get(g, "identity"), &id) != 0) {
+        json_decref(g);
+        return auth__error_page(c, 400, "Invalid sign-in link", "That link was made for another address.");
+    }
+    const struct app *app = auth__target_app(r, host, redirect);
+    const struct policy *decided = NULL;
+    if (!app || !auth__admitted(r, app, &id, &decided)) {
+        st = app ? auth__denied(c, r, app, &id, NULL)
+                 : auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    } else {
+        int64_t ttl = runtime_session_s(r->rt, app, decided);
+        char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
+        char *ck = tok ? auth__set_cookie(r, TOKEN_COOKIE, tok, "/", ttl) : NULL;
+        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, ck != NULL,
+                 "granted after sign-in");
+        st = ck ? local_redirect(c, redirect, ck) : auth__error_page(c, 500, "Error", "Signing failed.");
+        free(tok);
+        free(ck);
+    }
+    auth__identity_free(&id);
+    json_decref(g);
+    return st;
+}
+
+/* The identity behind the request's token: the app token on an app host, the org token on
+ * the auth domain. */
+static bool auth__bearer(struct local_req *r, struct auth_identity *id, char session[33], const struct app **app)
+{
+    if (r->on_auth_domain)
+        return auth__org_session(r, id, session);
+    char tok[JWT_MAX_LEN + 1];
+    if (!auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
+        return false;
+    *app = auth__target_app(r, r->host, "/");
+    if (!*app)
+        return false;
+    struct token t;
+    time_t now = time(NULL);
+    if (jwt_decode(r->w->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
+        return false;
+    bool ok = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, *app)->aud, now) == TOKEN_OK &&
+              t.email && t.identity_nonce &&
+              !revocations_check(r->w->rev, t.email, (*app)->name, t.identity_nonce, t.iat);
+    if (ok) {
+        snprintf(session, 33, "%s", t.identity_nonce);
+        json_t *stored = NULL;
+        if (!json_object_get(t.claims, "groups")) {
+            char key[64], *val = NULL;
+            size_t len;
+            snprintf(key, sizeof key, "ident:%s", session);
+            if (store_get(r->w->store, key, &val, &len) == STORE_OK) {
+                json_error_t je;
+                stored = json_loadb(val, len, 0, &je);
+            }
+            free(val);
+        }
+        ok = auth__identity_from_json(stored ? stored : t.claims, id) == 0;
+        json_decref(stored);
+    }
+    token_free(&t);
+    return ok;
+}
+
+static int auth__get_identity(struct conn *c, struct local_req *r)
+{
+    struct auth_identity id;
+    char session[33];
+    const struct app *app = NULL;
+    if (!auth__bearer(r, &id, session, &app))
+        return local_json(c, 401, json_pack("{s:s}", "error", "not_authenticated"), NULL);
+    json_t *j = auth__identity_json(&id);
+    json_object_set_new(j, "identity_nonce", json_string(session));
+    if (app)
+        json_object_set_new(j, "app", json_string(app->name));
+    auth__identity_free(&id);
+    return local_json(c, 200, j, NULL);
+}
+
+/* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
+ * an app host then sends the browser to the auth domain to clear the org cookie too. */
+static int auth__logout(struct conn *c, struct local_req *r)
+{
+    struct auth_identity id;
+    char session[33];
+    const struct app *app = NULL;
+    if (auth__bearer(r, &id, session, &app)) {
+        char *err = NULL;
+        if (revocations_add(r->rt->cfg->state_dir, REVOKE_SESSION, session, (int64_t)time(NULL), &err) != 0) {
+            log_msg("error", "logout: %s", err ? err : "cannot revoke the session");
+            free(err);
+        }
+        log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
+                 "session ended");
+        auth__identity_free(&id);
+    }
+    char *clear = auth__set_cookie(r, TOKEN_COOKIE, "", "/", 0);
+    int st;
+    if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
+        char *loc = NULL;
+        st = asprintf(&loc, "%s/cdn-cgi/access/logout", r->rt->auth_url) < 0
+                 ? auth__error_page(c, 500, "Error", "Out of memory.")
+                 : local_redirect(c, loc, clear);
+        free(loc);
+    } else {
+        st = local_page(c, 200, "Signed out",
+                        "<h1>You are signed out</h1><p>Your session has ended on this device. "
+                        "Close this tab, or open an application again to sign in.</p>", clear);
+    }
+    free(clear);
+    return st;
+}
+
+int auth_handle(struct conn *c, struct local_req *r)
+{
+    const char *name = r->name;
+    if (!strcmp(name, "certs"))
+        return local_reply(c, 200, "application/json", r->w->keys->certs_json,
+                           strlen(r->w->keys->certs_json), NULL);
+    if (!strcmp(name, "app")) { /* the CLI learns where to log in (SPEC.md §7) */
+        const struct app *app = auth__target_app(r, r->host, "/");
+        if (!app)
+            return local_json(c, 404, json_pack("{s:s}", "error", "not_found"), NULL);
+        return local_json(c, 200, json_pack("{s:s,s:s,s:s}", "auth_domain",
+                                            r->rt->cfg->auth_domain ? r->rt->cfg->auth_domain : "",
+                                            "aud", runtime_app(r->rt, app)->aud, "app", app->name), NULL);
+    }
+    if (!strcmp(name, "authorized"))
+        return auth__authorized(c, r);
+    if (!strcmp(name, "get-identity"))
+        return auth__get_identity(c, r);
+    if (!strcmp(name, "logout"))
+        return auth__logout(c, r);
+    if (!r->on_auth_domain) /* the login pages live on the auth domain only */
+        return auth__error_page(c, 404, "Not found", "No such page.");
+    if (!strncmp(name, "login/", 6) && name[6])
+        return auth__login(c, r, name + 6);
+    if (!strcmp(name, "start"))
+        return auth__start(c, r);
+    if (!strcmp(name, "otp"))
+        return auth__otp(c, r);
+    if (!strcmp(name, "callback"))
+        return auth__oidc_callback(c, r);
+    return auth__error_page(c, 404, "Not found", "No such page.");
+}

@@ -1,0 +1,17 @@
+/* application/x-www-form-urlencoded (the login forms, query strings), per the WHATWG URL
+ * standard's parser: pairs split on '&', '+' is a space, %XX decoded. */
+#ifndef LATCH_FORM_H
+#define LATCH_FORM_H
+
+#include <stddef.h>
+
+/* Decodes the value of the first pair named `name` into out (NUL-terminated). Returns its
+ * length, or -1 when the name is absent, an escape is malformed, the value holds a NUL or a
+ * control character, or it does not fit in cap - 1 bytes. */
+int form_get(const char *s, size_t n, const char *name, char *out, size_t cap);
+
+/* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' stays '+'. -1 when an
+ * escape is malformed or the result does not fit. */
+int form_pct_decode(const char *in, size_t n, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,217 @@
+/* The proxy side of the gateway's own endpoints (local.h): the request copied out of its head,
+ * the small body read in full, answers, and parking on background jobs. */
+#include "proxy/local.h"
+
+#include "auth/auth.h"
+#include "proxy/proxy.h"
+#include "server/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OWN_PREFIX_LEN (sizeof "/cdn-cgi/access/" - 1)
+
+struct local_req *local_request(struct conn *c)
+{
+    return c->ex->lr;
+}
+
+void proxy__local_free(struct exchange *ex)
+{
+    struct local_req *lr = ex->lr;
+    if (!lr)
+        return;
+    free(lr->cookies);
+    free(lr->origin);
+    sb_free(&lr->body);
+    free(lr);
+    ex->lr = NULL;
+}
+
+/* The client left while a job ran: the job finishes alone. */
+void proxy__local_orphan(struct conn *c)
+{
+    if (c->waiting) {
+        c->waiting->conn = NULL;
+        c->waiting = NULL;
+    }
+}
+
+static bool local__secure(const struct conn *c)
+{
+    if (c->tls)
+        return true;
+    const struct listener_cfg *l = &c->ex->rt->cfg->listeners[c->listener];
+    if (l->addr.ss_family == AF_INET)
+        return ((const uint8_t *)&((const struct sockaddr_in *)&l->addr)->sin_addr)[0] != 127;
+    if (l->addr.ss_family == AF_INET6)
+        return !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+    return true;
+}
+
+static int local__dispatch(struct conn *c)
+{
+    return auth_handle(c, c->ex->lr);
+}
+
+enum step proxy__local_start(struct conn *c, const struct http_request *req)
+{
+    struct exchange *ex = c->ex;
+    struct local_req *lr = calloc(1, sizeof *lr);
+    if (!lr)
+        goto nomem;
+    ex->lr = lr;
+    sb_init(&lr->body, LOCAL_MAX_BODY);
+    struct strbuf ck;
+    sb_init(&ck, 2 * HTTP_MAX_HEADER_BYTES);
+    sb_adds(&ck, "");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (http_slice_eq(h->name, "cookie")) {
+            if (ck.len)
+                sb_add(&ck, "; ", 2);
+            sb_add(&ck, h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
+            lr->origin = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "content-type")) {
+            lr->form = h->value.n >= 33 && !strncasecmp(h->value.p, "application/x-www-form-urlencoded", 33);
+        }
+    }
+    lr->cookies = ck.p ? ck.p : strdup("");
+    lr->name = ex->match + OWN_PREFIX_LEN;
+    lr->method = ex->method;
+    lr->host = ex->host;
+    lr->query = ex->query;
+    lr->query_len = ex->query_len;
+    lr->client_ip = ex->client_ip_str;
+    lr->secure_cookies = local__secure(c);
+    lr->wants_html = ex->wants_html;
+    const char *ad = ex->rt->cfg->auth_domain;
+    lr->on_auth_domain = ad && !strcmp(ad, ex->host);
+    lr->rt = ex->rt;
+    lr->w = c->w;
+    if (!lr->cookies)
+        goto nomem;
+    if (ex->req_body == HTTP_BODY_CHUNKED) {
+        ex->close_after = true;
+        return proxy__respond_error(c, 411, "length_required", "Send the form with a Content-Length.");
+    }
+    if (ex->req_body == HTTP_BODY_LENGTH && ex->req_left > LOCAL_MAX_BODY) {
+        ex->close_after = true;
+        return proxy__respond_error(c, 413, "payload_too_large", "The form is too large.");
+    }
+    if (!ex->req_done) {
+        c->state = CS_LOCAL_FORM;
+        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        return STEP_PROGRESS;
+    }
+    return (enum step)local__dispatch(c);
+nomem:
+    ex->close_after = true;
+    return proxy__respond_error(c, 500, "internal", "Out of memory.");
+}
+
+enum step proxy__step_local_form(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    for (;;) {
+        if (proxy__body_ready(c) != 0) {
+            ex->close_after = true;
+            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
+        }
+        if (ex->rx_ready) {
+            sb_add(&ex->lr->body, buf_head(c->rx), ex->rx_ready);
+            proxy__body_consume(c, ex->rx_ready);
+        }
+        if (ex->req_done)
+            return (enum step)local__dispatch(c);
+        switch (proxy__read_client(c)) {
+        case READ_DATA:
+            continue;
+        case READ_AGAIN:
+            return STEP_WAIT;
+        default:
+            ex->status = 400;
+            proxy__log_request(c);
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+}
+
+int local_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                const char *headers)
+{
+    return (int)proxy__respond(c, status, ctype, body, len, headers);
+}
+
+int local_json(struct conn *c, int status, json_t *j, const char *headers)
+{
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body)
+        return (int)proxy__respond_error(c, 500, "internal", "Out of memory.");
+    size_t n = strlen(body);
+    char *nl = realloc(body, n + 2);
+    if (nl) {
+        body = nl;
+        body[n++] = '\n';
+        body[n] = '\0';
+    }
+    int st = local_reply(c, status, "application/json", body, n, headers);
+    free(body);
+    return st;
+}
+
+int local_redirect(struct conn *c, const char *location, const char *headers)
+{
+    struct strbuf sb;
+    sb_init(&sb, 3 * BUF_SIZE / 4);
+    sb_addf(&sb, "Location: %s\r\n%s", location, headers ? headers : "");
+    int st = sb.overflow ? (int)proxy__respond_error(c, 500, "internal", "Redirect too long.")
+                         : local_reply(c, 302, "text/html; charset=utf-8", "", 0, sb.p);
+    sb_free(&sb);
+    return st;
+}
+
+int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers)
+{
+    return (int)proxy__page(c, status, title, html, headers);
+}
+
+static void local__job_done(struct job *j)
+{
+    struct local_job *lj = (struct local_job *)j;
+    struct conn *c = lj->conn;
+    if (c)
+        c->waiting = NULL;
+    lj->finish(lj, c);
+}
+
+int local_wait(struct conn *c, struct local_job *lj, struct jobs *js)
+{
+    lj->conn = c;
+    lj->job.done = local__job_done;
+    lj->job.home = &c->w->mailbox;
+    c->waiting = lj;
+    c->state = CS_WAIT;
+    timer_cancel(&c->timer); /* the job has its own timeouts (libcurl's) */
+    jobs_submit(js, &lj->job);
+    return STEP_WAIT;
+}
+
+void local_detach(struct local_job *lj, struct worker *w)
+{
+    lj->conn = NULL;
+    lj->job.done = local__job_done;
+    lj->job.home = &w->mailbox;
+    jobs_submit(w->jobs, &lj->job);
+}
+
+void local_resume(struct conn *c)
+{
+    if (!c->closed)
+        proxy__pump(c);
+}

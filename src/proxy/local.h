@@ -1,0 +1,66 @@
+/* What the gateway's own endpoints (under /cdn-cgi/access/, written in src/auth) see of a
+ * request and how they answer it: the narrow interface between the proxy and the logins. */
+#ifndef LATCH_LOCAL_H
+#define LATCH_LOCAL_H
+
+#include "core/jobs.h"
+#include "core/strbuf.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct conn;
+struct runtime;
+struct worker;
+
+/* Copied out of the request head: valid for the whole exchange. */
+struct local_req {
+    const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com") */
+    const char *method;
+    const char *host;          /* normalized request host[:port] */
+    const char *query;         /* raw query, "" when none */
+    size_t query_len;
+    char *cookies;             /* every Cookie header joined with "; " ("" when none) */
+    char *origin;              /* the Origin header, NULL when absent */
+    struct strbuf body;        /* the request body (forms), at most LOCAL_MAX_BODY */
+    bool form;                 /* Content-Type: application/x-www-form-urlencoded */
+    const char *client_ip;
+    bool secure_cookies;       /* set cookies with Secure (all but plain HTTP on loopback) */
+    bool wants_html;
+    bool on_auth_domain;       /* the request is for the auth domain */
+    struct runtime *rt;
+    struct worker *w;
+};
+
+#define LOCAL_MAX_BODY (64 * 1024)
+
+/* Work parked on a background job; `finish` runs back on the worker with the connection, or
+ * with NULL when the client went away meanwhile; it frees the job either way. */
+struct local_job {
+    struct job job;
+    struct conn *conn;
+    void (*finish)(struct local_job *lj, struct conn *c);
+};
+
+struct local_req *local_request(struct conn *c);
+
+/* Answers (each ends the handler's turn: return what they return). `headers` are extra lines,
+ * each ending in CRLF (Set-Cookie, Location…), or NULL. */
+int local_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                const char *headers);
+int local_json(struct conn *c, int status, json_t *j, const char *headers); /* steals j */
+int local_redirect(struct conn *c, const char *location, const char *headers);
+/* A page in the gateway's look; `html` is the inner body, already escaped. */
+int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers);
+/* Parks the request on a background job (jobs.h). */
+int local_wait(struct conn *c, struct local_job *lj, struct jobs *js);
+/* Runs a job that no request waits for (sending mail); `finish` gets NULL. */
+void local_detach(struct local_job *lj, struct worker *w);
+/* After `finish` answered on a connection: lets it carry on. */
+void local_resume(struct conn *c);
+
+/* HTML-escapes s into sb. */
+void local_html(struct strbuf *sb, const char *s);
+
+#endif

@@ -1,0 +1,35 @@
+/* Short-lived shared state (SPEC.md §10): login flows, one-time PINs, grants, handoff boxes,
+ * large identities, rate-limit counters. One interface, one implementation per backend: the
+ * embedded store (memory shared by the workers of one node) now, Redis for several nodes.
+ * Values are opaque bytes with a time to live; `take` reads and deletes in one step, which is
+ * what makes grants and handoff boxes single-use. */
+#ifndef LATCH_STORE_H
+#define LATCH_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_result {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = -1,
+    STORE_UNAVAILABLE = -2, /* the backend cannot be reached: answer 503 */
+    STORE_NOMEM = -3,
+};
+
+struct store *store_embedded_new(void);
+void store_free(struct store *s);
+
+/* Namespaced keys: "flow:…", "otp:…", "grant:…", "box:…", "ident:…", "rate:…". */
+enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
+/* Copies the value into a malloc'd buffer (NUL-terminated for convenience). */
+enum store_result store_get(struct store *s, const char *key, char **val, size_t *len);
+/* Get and delete atomically: at most one caller ever sees the value. */
+enum store_result store_take(struct store *s, const char *key, char **val, size_t *len);
+enum store_result store_del(struct store *s, const char *key);
+/* Adds 1 to a counter that expires ttl_s after its first increment; returns the new value or
+ * a negative store_result. */
+int64_t store_incr(struct store *s, const char *key, int64_t ttl_s);
+
+#endif
