@@ -22,10 +22,10 @@ FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps demo test unit replay blackbox asan fuzz bench clean help format
-all: $(BUILD)/latchd
+all: $(BUILD)/latchd $(BUILD)/latch
 
 help:
-	@echo "make          build build/latchd"
+	@echo "make          build build/latchd and build/latch"
 	@echo "make demo     install what is missing, then run latchd on 127.0.0.1:8080 with examples/demo.yaml"
 	@echo "make test     install what is missing, then unit tests, fuzz-corpus replay, black-box tests"
 	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
@@ -46,6 +46,9 @@ $(BUILD)/liblatch.a: $(LIB_OBJ)
 $(BUILD)/latchd: src/cmd/latchd.c $(BUILD)/liblatch.a
 	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
 
+$(BUILD)/latch: src/cmd/latch.c $(BUILD)/liblatch.a
+	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblatch.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -lcmocka -o $@
@@ -61,8 +64,8 @@ unit: $(UNIT_BIN)
 replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t); $$t fuzz/corpus/$${n#fuzz_}; done
 
-blackbox: $(BUILD)/latchd
-	LATCHD=$(abspath $(BUILD)/latchd) $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+blackbox: $(BUILD)/latchd $(BUILD)/latch
+	LATCHD=$(abspath $(BUILD)/latchd) LATCH=$(abspath $(BUILD)/latch) $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all unit replay

@@ -67,6 +67,15 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
 /* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go. */
 int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id);
 
+/* A new login flow for app/host; `cli` (a query string) brings the browser back to the
+ * command line's confirmation page instead of the app. */
+int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
+                     const char *redirect, const char *cli);
+
+/* The command line's handoff (cli.c): cli, transfer/<key>, token. */
+int auth__cli(struct conn *c, struct local_req *r, const char *org_header);
+void auth__verification_code(const unsigned char pk[32], char out[10]);
+
 /* Pages. */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);
 int auth__login_page(struct conn *c, struct local_req *r, const struct app *app, const char *host);

@@ -372,11 +372,17 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
         return auth__error_page(c, 500, "Error", "The session could not be created.");
     char *c1 = auth__set_cookie(r, TOKEN_COOKIE, org, "/", ttl);
     char *c2 = auth__set_cookie(r, AUTH_FLOW_COOKIE, "", "/cdn-cgi/access/", 0);
-    char *both = NULL;
+    char *both = NULL, *back = NULL;
+    const char *cli = json_string_value(json_object_get(flow, "cli"));
     int st;
     if (c1 && c2 && asprintf(&both, "%s%s", c1, c2) >= 0) {
         log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
-        st = auth__grant_and_go(c, r, host, redirect, id, session, both);
+        if (cli) /* a command line's handoff: back to its confirmation page */
+            st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
+                     ? auth__error_page(c, 500, "Error", "Out of memory.")
+                     : local_redirect(c, back, both);
+        else
+            st = auth__grant_and_go(c, r, host, redirect, id, session, both);
     } else {
         st = auth__error_page(c, 500, "Error", "Out of memory.");
     }
@@ -384,6 +390,7 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     free(c1);
     free(c2);
     free(both);
+    free(back);
     return st;
 }
 
@@ -410,11 +417,21 @@ static int auth__login(struct conn *c, struct local_req *r, const char *host)
         auth__identity_free(&id);
         return st;
     }
+    return auth__begin_flow(c, r, app, host, redirect, NULL);
+}
+
+/* A new login flow (its cookie, its state in the store), then the provider choice, or the only
+ * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
+int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
+                     const char *redirect, const char *cli)
+{
     char flow_id[33], csrf[33];
     auth__random_id(flow_id);
     auth__random_id(csrf);
     json_t *flow = json_pack("{s:s,s:s,s:s,s:s}", "host", host, "redirect", redirect, "csrf", csrf,
                              "app", app->name);
+    if (flow && cli)
+        json_object_set_new(flow, "cli", json_string(cli));
     if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
         json_decref(flow);
         return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
@@ -636,8 +653,9 @@ int auth_handle(struct conn *c, struct local_req *r)
         const struct app *app = auth__target_app(r, r->host, "/");
         if (!app)
             return local_json(c, 404, json_pack("{s:s}", "error", "not_found"), NULL);
-        return local_json(c, 200, json_pack("{s:s,s:s,s:s}", "auth_domain",
+        return local_json(c, 200, json_pack("{s:s,s:s,s:s,s:s}", "auth_domain",
                                             r->rt->cfg->auth_domain ? r->rt->cfg->auth_domain : "",
+                                            "auth_url", r->rt->auth_url,
                                             "aud", runtime_app(r->rt, app)->aud, "app", app->name), NULL);
     }
     if (!strcmp(name, "authorized"))
@@ -656,5 +674,7 @@ int auth_handle(struct conn *c, struct local_req *r)
         return auth__otp(c, r);
     if (!strcmp(name, "callback"))
         return auth__oidc_callback(c, r);
+    if (!strcmp(name, "cli") || !strncmp(name, "transfer/", 9) || !strcmp(name, "token"))
+        return auth__cli(c, r, r->access_token);
     return auth__error_page(c, 404, "Not found", "No such page.");
 }

@@ -21,6 +21,18 @@ static bool redirect__chars_ok(const char *s, size_t n)
     return true;
 }
 
+/* After one round of decoding: spaces and UTF-8 are fine inside a path; controls and
+ * backslashes (which browsers read as '/') are not. */
+static bool redirect__decoded_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '\\')
+            return false;
+    }
+    return true;
+}
+
 static bool redirect__path_ok(const char *s, size_t n)
 {
     return n >= 1 && s[0] == '/' && (n == 1 || (s[1] != '/' && s[1] != '\\'));
@@ -32,7 +44,7 @@ int redirect_check(const struct route_table *routes, const char *url, size_t n)
     if (n == 0 || n >= REDIRECT_MAX || !redirect__chars_ok(url, n))
         return -1;
     int dn = form_pct_decode(url, n, dec, sizeof dec);
-    if (dn < 0 || !redirect__chars_ok(dec, (size_t)dn))
+    if (dn < 0 || !redirect__decoded_ok(dec, (size_t)dn))
         return -1;
     if (url[0] == '/')
         return redirect__path_ok(url, n) && redirect__path_ok(dec, (size_t)dn) ? 0 : -1;

@@ -30,6 +30,7 @@ enum timer_class {
     TIMER_ORIGIN_RESPONSE,
     TIMER_LINGER,
     TIMER_POOL_IDLE,
+    TIMER_PARKED,
     TIMER_CLASSES
 };
 

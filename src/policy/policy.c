@@ -93,10 +93,10 @@ static bool policy__all(const struct selector *s, size_t n, const struct policy_
     return true;
 }
 
-/* Whether one policy matches. `allow` and `block` policies admit or refuse identities: an
- * anonymous request never matches them (even `everyone` means every authenticated person, as
- * with Cloudflare Access); `bypass` needs no identity; `service_auth` needs a service token or
- * a person. */
+/* Whether one policy matches. `allow` admits people: an anonymous request never matches it
+ * (even `everyone` means every authenticated person, as with Cloudflare Access); `block`
+ * refuses whoever its selectors match, anonymous requests included (an `ip` block needs no
+ * login); `bypass` needs no identity; `service_auth` needs a service token or a person. */
 static bool policy__matches(const struct policy *p, const struct policy_request *r)
 {
     bool person = r->id && r->id->email && !r->id->service_token;
@@ -137,6 +137,12 @@ void policy_evaluate(const struct app *app, const struct policy_request *r, stru
             if (policy__matches(p, r)) {
                 out->decision = policy__decision(p->decision);
                 out->policy = p;
+                /* Anonymous, refused by a block that comes after an allow: had they logged in,
+                 * the allow might have admitted them first. Ask them to log in. */
+                if (!r->id && p->decision == DECISION_BLOCK && could_admit) {
+                    out->decision = ACCESS_LOGIN_REQUIRED;
+                    out->policy = NULL;
+                }
                 return;
             }
         }

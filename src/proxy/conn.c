@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "http/path.h"
+#include "proxy/local.h"
 #include "server/worker.h"
 
 #include <arpa/inet.h>
@@ -677,6 +678,13 @@ static void conn__on_timer(struct timer *t)
         return;
     case CS_PROXY:
         proxy__origin_timeout(c);
+        return;
+    case CS_WAIT:
+        if (c->ex && c->ex->lr && c->ex->lr->park_retry) {
+            proxy__local_retry(c, true);
+            return;
+        }
+        proxy__close(c);
         return;
     default:
         proxy__close(c);

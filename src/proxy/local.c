@@ -25,6 +25,7 @@ void proxy__local_free(struct exchange *ex)
         return;
     free(lr->cookies);
     free(lr->origin);
+    free(lr->access_token);
     sb_free(&lr->body);
     free(lr);
     ex->lr = NULL;
@@ -33,6 +34,12 @@ void proxy__local_free(struct exchange *ex)
 /* The client left while a job ran: the job finishes alone. */
 void proxy__local_orphan(struct conn *c)
 {
+    if (c->state == CS_WAIT && c->ex && c->ex->lr && c->ex->lr->park_retry) {
+        struct worker *w = c->w;
+        for (size_t i = 0; i < w->nparked; i++)
+            if (w->parked[i] == c)
+                w->parked[i] = w->parked[--w->nparked];
+    }
     if (c->waiting) {
         c->waiting->conn = NULL;
         c->waiting = NULL;
@@ -73,6 +80,8 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
             if (ck.len)
                 sb_add(&ck, "; ", 2);
             sb_add(&ck, h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "cf-access-token") && !lr->access_token) {
+            lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "content-type")) {
@@ -208,6 +217,59 @@ void local_detach(struct local_job *lj, struct worker *w)
     lj->job.done = local__job_done;
     lj->job.home = &w->mailbox;
     jobs_submit(w->jobs, &lj->job);
+}
+
+int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool timed_out))
+{
+    struct worker *w = c->w;
+    if (w->nparked == w->parked_cap) {
+        size_t cap = w->parked_cap ? 2 * w->parked_cap : 16;
+        struct conn **p = realloc(w->parked, cap * sizeof *p);
+        if (!p)
+            return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+        w->parked = p;
+        w->parked_cap = cap;
+    }
+    (void)seconds; /* the TIMER_PARKED class holds the duration */
+    w->parked[w->nparked++] = c;
+    c->ex->lr->park_retry = retry;
+    c->state = CS_WAIT;
+    timer_arm(w->loop, &c->timer, TIMER_PARKED);
+    return STEP_WAIT;
+}
+
+static void local__unpark(struct conn *c)
+{
+    struct worker *w = c->w;
+    for (size_t i = 0; i < w->nparked; i++) {
+        if (w->parked[i] == c) {
+            w->parked[i] = w->parked[--w->nparked];
+            return;
+        }
+    }
+}
+
+/* A parked request's retry, from news or its timer; it answers, or parks again. */
+void proxy__local_retry(struct conn *c, bool timed_out)
+{
+    local__unpark(c);
+    c->ex->lr->park_retry(c, timed_out);
+    local_resume(c);
+}
+
+void local_retry_parked(struct worker *w)
+{
+    /* a retry may park again (appending): walk a copy of what is parked now */
+    size_t n = w->nparked;
+    struct conn **copy = n ? malloc(n * sizeof *copy) : NULL;
+    if (!copy)
+        return;
+    memcpy(copy, w->parked, n * sizeof *copy);
+    for (size_t i = 0; i < n; i++)
+        if (!copy[i]->closed && copy[i]->state == CS_WAIT && copy[i]->ex && copy[i]->ex->lr &&
+            copy[i]->ex->lr->park_retry)
+            proxy__local_retry(copy[i], false);
+    free(copy);
 }
 
 void local_resume(struct conn *c)

@@ -23,6 +23,7 @@ struct local_req {
     size_t query_len;
     char *cookies;             /* every Cookie header joined with "; " ("" when none) */
     char *origin;              /* the Origin header, NULL when absent */
+    char *access_token;        /* the cf-access-token header, NULL when absent */
     struct strbuf body;        /* the request body (forms), at most LOCAL_MAX_BODY */
     bool form;                 /* Content-Type: application/x-www-form-urlencoded */
     const char *client_ip;
@@ -31,6 +32,7 @@ struct local_req {
     bool on_auth_domain;       /* the request is for the auth domain */
     struct runtime *rt;
     struct worker *w;
+    int (*park_retry)(struct conn *c, bool timed_out);
 };
 
 #define LOCAL_MAX_BODY (64 * 1024)
@@ -55,6 +57,13 @@ int local_redirect(struct conn *c, const char *location, const char *headers);
 int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers);
 /* Parks the request on a background job (jobs.h). */
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js);
+/* Parks the request until `retry` answers it: retry(c, false) runs whenever another worker
+ * signals news (worker_signal_parked), retry(c, true) after `seconds` (it must answer then).
+ * The handoff's long poll (SPEC.md §7). */
+int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool timed_out));
+/* Runs retry on every request parked on this worker (worker thread). */
+void local_retry_parked(struct worker *w);
+
 /* Runs a job that no request waits for (sending mail); `finish` gets NULL. */
 void local_detach(struct local_job *lj, struct worker *w);
 /* After `finish` answered on a connection: lets it carry on. */

@@ -78,6 +78,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req);
 enum step proxy__step_local_form(struct conn *c);
 void proxy__local_free(struct exchange *ex);
 void proxy__local_orphan(struct conn *c);
+void proxy__local_retry(struct conn *c, bool timed_out);
 
 /* The built-in echo origin (echo.c). */
 enum step proxy__step_echo(struct conn *c);

@@ -295,6 +295,7 @@ join:
             free(p);
         }
         close(w->wake.fd);
+        free(w->parked);
         loop_free(w->loop);
         free(w->listeners);
     }

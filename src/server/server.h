@@ -22,7 +22,8 @@ struct server {
     struct jobs *jobs;             /* blocking calls: identity providers, SMTP */
     atomic_uint_fast64_t gen;      /* bumped on every publish */
     atomic_bool draining;
-    atomic_uint stopped_listening; /* workers that took their listeners out of epoll */
+    atomic_uint stopped_listening;
+    atomic_uint_fast64_t news;     /* bumped by worker_signal_parked */ /* workers that took their listeners out of epoll */
     int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
     char **listen_addrs;
     unsigned nlisten;

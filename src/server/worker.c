@@ -3,6 +3,7 @@
 #include "server/worker.h"
 
 #include "core/log.h"
+#include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/server.h"
 
@@ -53,6 +54,7 @@ static void worker__durations(struct worker *w)
     loop_set_duration(w->loop, TIMER_ORIGIN_RESPONSE, t->origin_response_ms);
     loop_set_duration(w->loop, TIMER_LINGER, 2000);
     loop_set_duration(w->loop, TIMER_POOL_IDLE, 30000);
+    loop_set_duration(w->loop, TIMER_PARKED, 25000); /* under the 30 s the CLI waits */
 }
 
 static void worker__accept_some(struct listen_handler *lh)
@@ -85,6 +87,22 @@ static void worker__on_wake(struct io_handler *h, uint32_t events)
     }
     struct worker *w = (struct worker *)((char *)h - offsetof(struct worker, wake));
     mailbox_drain(&w->mailbox);
+    uint64_t news = atomic_load(&w->srv->news);
+    if (news != w->news_seen) {
+        w->news_seen = news;
+        local_retry_parked(w);
+    }
+}
+
+void worker_signal_parked(struct worker *w)
+{
+    struct server *srv = w->srv;
+    atomic_fetch_add(&srv->news, 1);
+    uint64_t one = 1;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (write(srv->workers[i].wake.fd, &one, sizeof one) < 0) {
+            /* saturated: that worker is awake anyway */
+        }
 }
 
 /* Between iterations: a newer runtime, the start of a drain, the end of one. */

@@ -54,6 +54,9 @@ struct worker {
     struct upstream *dead_up;
     struct origin_pool *pools;
     uint64_t request_seq, id_seed;
+    struct conn **parked;      /* long polls waiting for news (local_park) */
+    size_t nparked, parked_cap;
+    uint64_t news_seen;
     struct strbuf logbuf;      /* request log lines waiting for the write before sleeping */
     struct runtime *log_rt;    /* whose request log they go to (a reference) */
 };
@@ -63,6 +66,9 @@ void *worker_main(void *arg);
 
 /* The runtime a new request should use (a reference for the caller). */
 struct runtime *worker_runtime(struct worker *w);
+
+/* Tells every worker that parked requests may have news (a handoff box was sealed). */
+void worker_signal_parked(struct worker *w);
 
 /* Queues a request log line for rt's request log; lines are written in one system call when
  * the worker is about to sleep (or when 16 KiB are waiting). */

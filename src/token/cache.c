@@ -63,7 +63,7 @@ const struct token *token_cache_get(struct token_cache *c, const struct keyset *
     struct cache_entry *e = &c->slots[h & c->mask];
     if (e->tok && e->hash == h && e->len == len && !memcmp(e->tok, tok, len)) {
         /* the key may have passed its overlap since: ask the current key set */
-        if (now <= e->t.exp + JWT_LEEWAY_S && keyset_find(ks, e->t.kid, 32, now)) {
+        if (now - JWT_LEEWAY_S <= e->t.exp && keyset_find(ks, e->t.kid, 32, now)) {
             *status = TOKEN_OK;
             return &e->t;
         }

@@ -215,10 +215,11 @@ enum token_status token_check(const struct token *t, const char *iss, const char
         if (!found)
             return TOKEN_BAD_AUDIENCE;
     }
-    if (now > t->exp + JWT_LEEWAY_S)
+    /* written so that no sum can overflow, whatever dates a token carries */
+    if (now - JWT_LEEWAY_S > t->exp)
         return TOKEN_EXPIRED;
-    if (t->nbf && now + JWT_LEEWAY_S < t->nbf)
-        return TOKEN_NOT_YET_VALID;
+    if (t->nbf > now + JWT_LEEWAY_S || t->iat > now + JWT_LEEWAY_S)
+        return TOKEN_NOT_YET_VALID; /* a future iat would also outlive a revocation */
     return TOKEN_OK;
 }
 

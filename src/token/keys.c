@@ -151,8 +151,8 @@ static void keys__free_key(struct signing_key *k)
 static int keys__cmp_newest(const void *a, const void *b)
 {
     const struct signing_key *x = a, *y = b;
-    if (x->created != y->created)
-        return x->created > y->created ? -1 : 1;
+    if (x->created_ns != y->created_ns)
+        return x->created_ns > y->created_ns ? -1 : 1;
     return strcmp(x->kid, y->kid);
 }
 
@@ -181,7 +181,8 @@ static int keys__read_dir(const char *dir, struct keyset *ks, char **err)
         }
         EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
         fclose(f);
-        struct signing_key k = { .pkey = pkey, .created = st.st_mtime };
+        struct signing_key k = { .pkey = pkey, .created = st.st_mtime,
+                                 .created_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec };
         if (!pkey || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pkey) < 2048 ||
             keys__kid(pkey, k.kid) != 0 || strncmp(k.kid, e->d_name, 32)) {
             EVP_PKEY_free(pkey);
@@ -218,7 +219,8 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
     time_t now = time(NULL);
     if (keys__read_dir(dir, ks, err) != 0)
         goto fail;
-    qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
+    if (ks->n > 1)
+        qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
     if (ks->n == 0 || force_new || keyset_due(ks, rotate_after_s, now)) {
         if (keys__generate(dir, err) != 0)
             goto fail;
@@ -229,6 +231,7 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
         ks->n = 0;
         if (keys__read_dir(dir, ks, err) != 0)
             goto fail;
+        if (ks->n > 1)
         qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
     }
     /* each older key verifies until `overlap` after its successor appeared */

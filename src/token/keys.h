@@ -15,7 +15,8 @@
 struct signing_key {
     char kid[33];          /* 32 hex: the first 16 bytes of SHA-256 over the public key (DER) */
     EVP_PKEY *pkey;        /* private for the signer, public use for the others */
-    time_t created;        /* the file's modification time */
+    time_t created;        /* the file's modification time (seconds) */
+    int64_t created_ns;    /* the same in nanoseconds: orders keys made within one second */
     time_t verify_until;   /* 0: no successor yet */
     char *cert_pem;        /* a self-signed certificate for the key (the certs endpoint) */
     char *jwk_n, *jwk_e;   /* base64url modulus and exponent */

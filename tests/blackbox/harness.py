@@ -273,8 +273,10 @@ class Origin:
     method, target, path, query, version, headers [(name, value)], body), raw (bytes received
     in total), connections."""
 
-    def __init__(self, mode="echo", delay=0.0, body_size=None):
-        self.mode, self.delay, self.body_size = mode, delay, body_size
+    def __init__(self, mode="echo", delay=0.0, body_size=None, framing="length"):
+        """framing of its responses: "length" (Content-Length), "chunked", or "close"
+        (no length: the body ends when the origin closes the connection)."""
+        self.mode, self.delay, self.body_size, self.framing = mode, delay, body_size, framing
         self.requests = []
         self.raw = bytearray()
         self.total = 0
@@ -410,8 +412,17 @@ class Origin:
                                           ("method", "target", "path", "query", "version",
                                            "headers", "body_bytes", "body_sha256")}).encode()
                 resp = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        b"X-Origin: recording\r\nContent-Length: %d\r\n\r\n" % len(payload))
-                c.sendall(resp + payload)
+                        b"X-Origin: recording\r\n")
+                if self.framing == "chunked":
+                    parts = [payload[i:i + 7] for i in range(0, len(payload), 7)]
+                    c.sendall(resp + b"Transfer-Encoding: chunked\r\n\r\n" +
+                              b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in parts) +
+                              b"0\r\nX-Trailer: t\r\n\r\n")
+                elif self.framing == "close":
+                    c.sendall(resp + b"Connection: close\r\n\r\n" + payload)
+                    return
+                else:
+                    c.sendall(resp + b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
                 if hmap.get("connection", "").lower() == "close":
                     return
         except (OSError, ValueError) as e:

@@ -350,3 +350,42 @@ def test_many_concurrent_connections(gw):
     with cf.ThreadPoolExecutor(32) as ex:
         res = list(ex.map(one, range(200)))
     assert res == [(200, f"/c/{i}") for i in range(200)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_threads(latchd, workers):
+    d = latchd({"apps": [bypass_app("pub", ["pub.localhost"])], "workers": workers})
+    assert get(d.port, "/").status == 200
+    with open(f"/proc/{d.pid}/status") as f:
+        threads = int(next(l for l in f if l.startswith("Threads:")).split()[1])
+    assert threads >= workers, f"{threads} threads for workers: {workers}"
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_origin_response_framings(latchd, origin_factory, framing):
+    """Chunked and close-delimited origin responses reach the client whole, and the client
+    connection stays usable (re-framed) or is closed cleanly after the body."""
+    o = origin_factory(framing=framing)
+    d = latchd({"apps": [bypass_app("rec", ["rec.localhost"], origin=o.url)]})
+    with RawConn(d.port) as c:
+        for i in range(3):
+            c.send(f"GET /f/{i} HTTP/1.1\r\nHost: rec.localhost:{d.port}\r\n\r\n")
+            try:
+                r = c.read_response()
+            except EOFError:
+                assert framing == "close" and i > 0
+                break
+            assert r.status == 200, r
+            assert r.json()["target"] == f"/f/{i}"
+            if c.eof:
+                break
+
+
+def test_origin_connections_reused(gw, origin):
+    """Keep-alive on the origin side too (SPEC.md §8)."""
+    with RawConn(gw.port) as c:
+        for i in range(20):
+            c.send(f"GET /reuse/{i} HTTP/1.1\r\nHost: rec.localhost:{gw.port}\r\n\r\n")
+            assert c.read_response().status == 200
+    assert len(origin.requests) == 20
+    assert origin.connections <= 5, f"{origin.connections} origin connections for 20 requests"

@@ -139,3 +139,13 @@ def test_bytes_in_and_out_count_bodies(latchd, origin, host):
     e = d.wait_log(lambda e: e.get("path") == "/count")
     assert e["bytes_in"] >= len(body), e
     assert e["bytes_out"] >= len(r.body), e
+
+
+def test_operational_messages_on_stderr_not_in_request_log(latchd):
+    d = latchd({"apps": [bypass_app("pub", ["pub.localhost"])]})
+    assert get(d.port, "/op").status == 200
+    d.wait_log(lambda e: e.get("path") == "/op")
+    assert d.stderr().strip(), "no startup message on stderr"
+    assert d.stdout().strip() == "", f"stdout should be empty with a request log file: {d.stdout()!r}"
+    for e in d.log_lines():  # only request events in the request log
+        assert "request_id" in e and "status" in e, e

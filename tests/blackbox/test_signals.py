@@ -240,6 +240,7 @@ def test_sigusr1_reopens_logs(latchd):
 def test_sigusr1_with_stdout_logging_is_harmless(latchd):
     d = latchd({"apps": [bypass_app("pub", ["pub.localhost"])],
                 "log": {"requests": "stdout", "auth": "stdout"}})
+    assert get(d.port, "/first").status == 200  # (signals at startup: a test of their own)
     d.signal(signal.SIGUSR1)
     time.sleep(0.2)
     assert get(d.port, "/x").status == 200
@@ -248,3 +249,20 @@ def test_sigusr1_with_stdout_logging_is_harmless(latchd):
         assert time.monotonic() < deadline, f"request not logged on stdout: {d.stdout()!r}"
         time.sleep(0.05)
     assert d.alive()
+
+
+def test_signals_right_after_startup_are_handled(latchd):
+    """Once latchd accepts connections, SIGHUP and SIGUSR1 (logrotate may send one at any
+    moment) must be handled, never kill it with the default action."""
+    deaths = []
+    for i in range(8):
+        for sig in (signal.SIGUSR1, signal.SIGHUP):
+            d = latchd({"apps": [bypass_app("pub", ["pub.localhost"])]}, name=f"s{i}{sig}")
+            d.signal(sig)
+            time.sleep(0.15)
+            if not d.alive():
+                deaths.append(f"{signal.Signals(sig).name}: exit status {d.proc.returncode}")
+                d.stopped_by_test = True
+            else:
+                assert get(d.port, "/").status == 200
+    assert not deaths, f"{len(deaths)} of 16 daemons killed by a signal sent just after startup: {deaths}"

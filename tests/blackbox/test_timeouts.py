@@ -176,12 +176,14 @@ def test_header_timeout_counts_whole_head_not_gaps(latchd):
         assert r.status == 200 and r.json()["path"] == "/pieces"
 
 
-def test_client_stalls_in_body(latchd, origin):
+@pytest.mark.parametrize("host", ["pub.localhost", "rec.localhost"])
+def test_client_stalls_in_body(latchd, origin, host):
+    """timeouts.client: a client that stops sending its body is cut off (echo and real origin)."""
     d = latchd({"apps": [bypass_app("rec", ["rec.localhost"], origin=origin.url),
                          bypass_app("pub", ["pub.localhost"])],
                 "timeouts": {"client": "2s"}})
     with RawConn(d.port) as c:
-        c.send(f"POST /stall HTTP/1.1\r\nHost: rec.localhost:{d.port}\r\n"
+        c.send(f"POST /stall HTTP/1.1\r\nHost: {host}:{d.port}\r\n"
                "Content-Length: 100\r\n\r\nonly-part")
         t0 = time.monotonic()
         assert c.closed_within(6), "a client stalled in its body is never cut off"

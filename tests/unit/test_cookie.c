@@ -1,0 +1,145 @@
+/* Unit tests of the Cookie header helpers (src/http/cookie.c): cookie_find returns the first
+ * pair with exactly that name (case-sensitive, RFC 6265 §5.4), never a prefix or a suffix of
+ * another name; cookie_strip removes every pair of that name and nothing else, within its
+ * documented output bound. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http/cookie.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME "CF_Authorization"
+
+static struct http_slice S(const char *s)
+{
+    return (struct http_slice){ s, strlen(s) };
+}
+
+/* want NULL: not found */
+static void find(const char *header, const char *want)
+{
+    struct http_slice v = { NULL, 0 };
+    bool found = cookie_find(S(header), NAME, &v);
+    if (!want) {
+        if (found)
+            fail_msg("[%s]: found '%.*s', want nothing", header, (int)v.n, v.p);
+        return;
+    }
+    if (!found)
+        fail_msg("[%s]: not found, want '%s'", header, want);
+    if (v.n != strlen(want) || memcmp(v.p, want, v.n) != 0)
+        fail_msg("[%s]: got '%.*s', want '%s'", header, (int)v.n, v.p, want);
+    /* the value points into the header */
+    assert_true(v.p >= header && v.p + v.n <= header + strlen(header));
+}
+
+static void test_find(void **state)
+{
+    find(NAME "=tok", "tok");
+    find("a=1; " NAME "=tok; b=2", "tok");
+    find("a=1;" NAME "=tok;b=2", "tok");
+    find("a=1;   " NAME "=tok   ", "tok");
+    find("\t" NAME "=tok\t;", "tok");
+    find(NAME "=first; " NAME "=second", "first");
+    find(NAME "=\"quoted\"", "quoted");
+    find(NAME "=\"", "\"");
+    find(NAME "=\"\"", "");
+    find(NAME "=", "");
+    find(NAME "=a=b=c", "a=b=c");
+    find(NAME " = spaced", "spaced");
+    find("x" NAME "=no; y=1", NULL);                   /* a longer name */
+    find(NAME "x=no", NULL);
+    find("CF_AUTHORIZATION=no", NULL);                  /* case-sensitive */
+    find("cf_authorization=no", NULL);
+    find("CF-Authorization=no", NULL);
+    find(NAME, NULL);                                   /* no '=' */
+    find(NAME "; other=1", NULL);
+    find("", NULL);
+    find(";;;", NULL);
+    find("   ", NULL);
+    find("a=" NAME "=tok", NULL);                       /* inside another value */
+    find("a=\"x; " NAME "=tok\"", "tok\"");             /* no quoting across ';' in RFC 6265 */
+    find("a; " NAME "=tok", "tok");                     /* a flag before it */
+}
+
+static void test_find_bounded(void **state)
+{
+    /* the length bounds the scan: a match past it is not seen */
+    const char *h = "a=1; " NAME "=tok";
+    struct http_slice v;
+    assert_false(cookie_find((struct http_slice){ h, 5 }, NAME, &v));
+    assert_true(cookie_find((struct http_slice){ h, strlen(h) - 1 }, NAME, &v));
+    assert_int_equal(v.n, 2);
+    assert_false(cookie_find((struct http_slice){ h, 0 }, NAME, &v));
+    /* bytes after the slice are never read: a heap copy without NUL */
+    size_t n = strlen(h);
+    char *copy = malloc(n);
+    memcpy(copy, h, n);
+    assert_true(cookie_find((struct http_slice){ copy, n }, NAME, &v));
+    assert_int_equal(v.n, 3);
+    free(copy);
+}
+
+static void strip(const char *header, const char *want)
+{
+    size_t n = strlen(header);
+    char *out = malloc(2 * n + 2);
+    memset(out, 0x5a, 2 * n + 2);
+    size_t got = cookie_strip(S(header), NAME, out);
+    assert_true(got <= 2 * n + 2);
+    if (got != strlen(want) || memcmp(out, want, got) != 0)
+        fail_msg("[%s]: got '%.*s', want '%s'", header, (int)got, out, want);
+    /* whatever stays never contains our cookie */
+    struct http_slice v;
+    assert_false(cookie_find((struct http_slice){ out, got }, NAME, &v));
+    free(out);
+}
+
+static void test_strip(void **state)
+{
+    strip(NAME "=tok", "");
+    strip("a=1; " NAME "=tok; b=2", "a=1; b=2");
+    strip(NAME "=x; a=1; " NAME "=y", "a=1");
+    strip("a=1;" NAME "=tok;b=2", "a=1; b=2");
+    strip("  a=1 ;  b=2  ", "a=1; b=2");
+    strip("a=1; x" NAME "=keep", "a=1; x" NAME "=keep");
+    strip("cf_authorization=keep", "cf_authorization=keep");
+    strip("flag; " NAME "=tok", "flag");
+    strip(NAME " = spaced; z=9", "z=9");
+    strip(";;;", "");
+    strip("", "");
+    strip(NAME "=\"q\"; a=\"b c\"", "a=\"b c\"");
+}
+
+static void test_strip_bound(void **state)
+{
+    /* the worst case for the output bound: many one-byte pairs */
+    char h[4096];
+    size_t n = 0;
+    while (n + 2 < sizeof h) {
+        h[n++] = 'a';
+        h[n++] = ';';
+    }
+    h[n] = '\0';
+    char *out = malloc(2 * n + 2);
+    size_t got = cookie_strip((struct http_slice){ h, n }, NAME, out);
+    assert_true(got <= 2 * n + 2);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_find_bounded),
+        cmocka_unit_test(test_strip),
+        cmocka_unit_test(test_strip_bound),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
