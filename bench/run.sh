@@ -17,8 +17,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 IDLE_N=${IDLE_N:-10000}
 LATCHD=${LATCHD:-$PWD/build/latchd}
-PY=${PYTHON:-/usr/bin/python3}
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+source bench/lib.sh
 
 for tool in "$LATCHD" "$NGINX" wrk "$PY"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x $tool ]]; then
@@ -26,43 +25,6 @@ for tool in "$LATCHD" "$NGINX" wrk "$PY"; do
     exit 1
   fi
 done
-
-TMP=$(mktemp -d /tmp/latch-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local rc=$?
-  # reverse order: clients first, then proxies, then the origin
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    local p=${PIDS[i]}
-    if kill -0 "$p" 2>/dev/null; then
-      kill -TERM "$p" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1]); deadline = time.time() + 15
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close(); sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit("port %d never accepted" % port)
-EOF
-}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -183,14 +145,7 @@ run_wrk() {  # $1 = port
   out=$(wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency --timeout 5s \
         -H "Host: bench.localhost:$1" "http://127.0.0.1:$1/" 2>&1)
   echo "$out" >>"$TMP/wrk.log"
-  echo "$out" | awk '
-    /Requests\/sec:/ { rps = $2 }
-    /^ +99%/ { v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v);
-               if (unit == "us") v = v / 1000; else if (unit == "s") v = v * 1000;
-               p99 = v }
-    /Non-2xx or 3xx responses:/ { err += $NF }
-    /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { x = $i; sub(/,/, "", x); err += x } }
-    END { printf "%s %.3f %d\n", rps, p99, err }'
+  echo "$out" | wrk_summary
 }
 
 echo "bench: origin nginx :$OPORT, nginx proxy :$NPORT, latchd :$LPORT; wrk -t1 -c$CONNS ${DURATION}s x $ROUNDS rounds"
@@ -210,7 +165,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 kill -0 "$LATCHD_PID" 2>/dev/null || { echo "bench: latchd died during the load" >&2; tail "$TMP/latchd/stderr" >&2; exit 1; }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 n_rps=$(median "${N_RPS[@]}"); l_rps=$(median "${L_RPS[@]}")
 n_p99=$(median "${N_P99[@]}"); l_p99=$(median "${L_P99[@]}")
 
@@ -290,7 +244,7 @@ idle_test latchd "$LPORT" "$LATCHD_PID"
 l_idle=$IDLE_BPC l_ok=$IDLE_OK l_before=$IDLE_BEFORE l_after=$IDLE_AFTER
 kill -0 "$LATCHD_PID" 2>/dev/null || { echo "bench: latchd died during the idle test" >&2; exit 1; }
 
-ratio=$(awk -v a="$l_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+ratio=$(ratio "$l_rps" "$n_rps")
 echo
 echo "==================== latchd vs nginx (loopback, 1 worker each) ===================="
 printf '%-34s %14s %14s\n' "" "nginx" "latchd"

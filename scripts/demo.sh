@@ -11,7 +11,16 @@ cat <<'TXT'
     curl -i http://public.localhost:8080/admin/x         # 403: a more specific app blocks /admin/*
     curl -i http://public.localhost:8080/%61dmin/x       # 403 too: /%61dmin is /admin
     curl -i http://wiki.localhost:8080/                  # 401 with JSON: login required
-    curl -i -H 'Accept: text/html' http://wiki.localhost:8080/   # 302 to the login page
+
+  In a browser on this machine, open http://wiki.localhost:8080/ and sign in with any
+  @example.com address: the 8-digit code appears in this terminal. The echo page shows what
+  the app received (cf-access-authenticated-user-email, cf-access-jwt-assertion). Then open
+  http://payroll.localhost:8080/ : no new code (single sign-on), and only alice@example.com
+  gets in. Sign out at http://wiki.localhost:8080/cdn-cgi/access/logout
+
+  From the command line, the same login through the browser handoff:
+    BROWSER=xdg-open ./build/latch curl http://wiki.localhost:8080/hello
+    ./build/latch --no-browser login http://wiki.localhost:8080/   # prints a URL to open
     curl http://team1.apps.localhost:8080/               # wildcard host, admitted by IP
     curl -i http://unknown.localhost:8080/               # 404: no app, nothing forwarded
     curl -i --path-as-is 'http://public.localhost:8080/a%2fb'   # 400: encoded slash

@@ -47,6 +47,10 @@ bool auth__form(const struct local_req *r, const char *name, char *out, size_t c
  * or returns false (none, expired, revoked). */
 bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33]);
 
+/* The person a verified token names; a large identity is read from the store by its nonce. */
+struct token;
+int auth__token_identity(const struct local_req *r, const struct token *t, struct auth_identity *id);
+
 /* Evaluates the app's policies for a person (SPEC.md §3.3) from this client. */
 bool auth__admitted(const struct local_req *r, const struct app *app, const struct auth_identity *id,
                     const struct policy **decided);
@@ -74,7 +78,6 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
 
 /* The command line's handoff (cli.c): cli, transfer/<key>, token. */
 int auth__cli(struct conn *c, struct local_req *r, const char *org_header);
-void auth__verification_code(const unsigned char pk[32], char out[10]);
 
 /* Pages. */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);

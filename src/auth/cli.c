@@ -7,6 +7,7 @@
 #include "server/runtime.h"
 #include "server/worker.h"
 #include "store/store.h"
+#include "token/handoff.h"
 #include "token/jwt.h"
 #include "token/revoke.h"
 
@@ -32,23 +33,6 @@ static bool cli__key(const char *b64, unsigned char pk[crypto_box_PUBLICKEYBYTES
            len == crypto_box_PUBLICKEYBYTES;
 }
 
-/* What the CLI shows too: the first 40 bits of SHA-256(public key), as "XXXX-XXXX" in
- * Crockford-like base32 (no I, L, O, U). */
-void auth__verification_code(const unsigned char pk[crypto_box_PUBLICKEYBYTES], char out[10])
-{
-    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    unsigned char md[32];
-    crypto_hash_sha256(md, pk, crypto_box_PUBLICKEYBYTES);
-    uint64_t v = ((uint64_t)md[0] << 32) | ((uint64_t)md[1] << 24) | ((uint64_t)md[2] << 16) |
-                 ((uint64_t)md[3] << 8) | md[4];
-    for (int i = 7; i >= 0; i--) {
-        out[i < 4 ? i : i + 1] = alphabet[v & 31];
-        v >>= 5;
-    }
-    out[4] = '-';
-    out[9] = '\0';
-}
-
 /* The CSRF token of the confirmation form: bound to the session, the host and the key. */
 static void cli__csrf(const struct local_req *r, const char *session, const char *host,
                       const char *key, char out[65])
@@ -67,7 +51,7 @@ static int cli__confirm_page(struct conn *c, struct local_req *r, const char *ho
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     char code[10], csrf[65];
     cli__key(key, pk);
-    auth__verification_code(pk, code);
+    handoff_code(pk, code);
     cli__csrf(r, session, host, key, csrf);
     struct strbuf sb;
     sb_init(&sb, 8192);
@@ -221,29 +205,15 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
     if (ts == TOKEN_OK && revocations_check(r->w->rev, t.email, NULL, t.identity_nonce, t.iat))
         ts = TOKEN_REVOKED;
     if (ts == TOKEN_OK && (!t.identity_nonce || strlen(t.identity_nonce) != 32 ||
-                           auth__identity_from_json(t.claims, &id) != 0))
+                           auth__token_identity(r, &t, &id) != 0))
         ts = TOKEN_BAD_CLAIMS;
     char session[33] = "";
     if (ts == TOKEN_OK)
         snprintf(session, sizeof session, "%s", t.identity_nonce);
-    bool large = ts == TOKEN_OK && !json_object_get(t.claims, "groups");
     token_free(&t);
     if (ts != TOKEN_OK)
         return local_json(c, 401, json_pack("{s:s,s:s}", "error", "login_required", "token_error",
                                              token_status_name(ts)), NULL);
-    if (large) { /* the full identity is kept under the session */
-        char key[64], *val = NULL;
-        size_t len;
-        snprintf(key, sizeof key, "ident:%s", session);
-        json_error_t je;
-        json_t *stored = store_get(r->w->store, key, &val, &len) == STORE_OK ? json_loadb(val, len, 0, &je) : NULL;
-        free(val);
-        auth__identity_free(&id);
-        int bad = !stored || auth__identity_from_json(stored, &id) != 0;
-        json_decref(stored);
-        if (bad)
-            return local_json(c, 401, json_pack("{s:s}", "error", "login_required"), NULL);
-    }
     const struct app *app = auth__target_app(r, host, "/");
     const struct policy *decided = NULL;
     int st;

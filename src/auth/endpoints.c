@@ -260,16 +260,21 @@ char *auth__mint(const struct local_req *r, const char *type, const char *aud,
                               .omit_groups = !inline_groups, .ttl_s = ttl };
     if (!inline_groups) { /* the full identity stays server-side under the nonce */
         json_t *j = auth__identity_json(id);
-        char *val = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        int ok = j && store_identity_put(r->w->store, session, j, ttl + 3600) == STORE_OK;
         json_decref(j);
-        char key[64];
-        snprintf(key, sizeof key, "ident:%s", session);
-        int ok = val && store_put(r->w->store, key, val, strlen(val), ttl + 3600) == STORE_OK;
-        free(val);
         if (!ok)
             return NULL;
     }
     return token_mint(r->w->keys, r->rt->auth_url, &mc, time(NULL));
+}
+
+int auth__token_identity(const struct local_req *r, const struct token *t, struct auth_identity *id)
+{
+    json_t *stored = json_object_get(t->claims, "groups") ? NULL
+                                                           : store_identity_get(r->w->store, t->identity_nonce);
+    int rc = auth__identity_from_json(stored ? stored : t->claims, id);
+    json_decref(stored);
+    return rc;
 }
 
 /* The org session: CF_Authorization on the auth domain, type "org". */
@@ -287,19 +292,7 @@ bool auth__org_session(const struct local_req *r, struct auth_identity *id, char
               !revocations_check(r->w->rev, t.email, NULL, t.identity_nonce, t.iat);
     if (ok) {
         memcpy(session, t.identity_nonce, 33);
-        json_t *stored = NULL;
-        if (!json_object_get(t.claims, "groups")) { /* a large identity */
-            char key[64], *val = NULL;
-            size_t len;
-            snprintf(key, sizeof key, "ident:%s", session);
-            if (store_get(r->w->store, key, &val, &len) == STORE_OK) {
-                json_error_t je;
-                stored = json_loadb(val, len, 0, &je);
-            }
-            free(val);
-        }
-        ok = auth__identity_from_json(stored ? stored : t.claims, id) == 0;
-        json_decref(stored);
+        ok = auth__token_identity(r, &t, id) == 0;
     }
     token_free(&t);
     return ok;
@@ -400,8 +393,13 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
 static int auth__login(struct conn *c, struct local_req *r, const char *host)
 {
     char redirect[4096];
-    if (!auth__query(r, "redirect_url", redirect, sizeof redirect))
+    bool given = form_get(r->query, r->query_len, "redirect_url", redirect, sizeof redirect) >= 0;
+    if (!given) {
+        if (memmem(r->query, r->query_len, "redirect_url=", 13)) /* there, but not decodable */
+            return auth__error_page(c, 400, "Invalid return address",
+                                    "The address to return to after signing in is not allowed.");
         strcpy(redirect, "/");
+    }
     if (redirect_check(r->rt->routes, redirect, strlen(redirect)) != 0)
         return auth__error_page(c, 400, "Invalid return address",
                                 "The address to return to after signing in is not allowed.");
@@ -576,19 +574,7 @@ static bool auth__bearer(struct local_req *r, struct auth_identity *id, char ses
               !revocations_check(r->w->rev, t.email, (*app)->name, t.identity_nonce, t.iat);
     if (ok) {
         snprintf(session, 33, "%s", t.identity_nonce);
-        json_t *stored = NULL;
-        if (!json_object_get(t.claims, "groups")) {
-            char key[64], *val = NULL;
-            size_t len;
-            snprintf(key, sizeof key, "ident:%s", session);
-            if (store_get(r->w->store, key, &val, &len) == STORE_OK) {
-                json_error_t je;
-                stored = json_loadb(val, len, 0, &je);
-            }
-            free(val);
-        }
-        ok = auth__identity_from_json(stored ? stored : t.claims, id) == 0;
-        json_decref(stored);
+        ok = auth__token_identity(r, &t, id) == 0;
     }
     token_free(&t);
     return ok;

@@ -2,6 +2,7 @@
  * never touches the disk, the browser opened on the confirmation page (or the URL printed),
  * the long poll with backoff, the sealed box opened and its token checked against the app. */
 #include "cli/cli.h"
+#include "token/handoff.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,22 +14,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The same code the confirmation page shows: SHA-256 of the public key, 40 bits, base32. */
-static void handoff__code(const unsigned char pk[crypto_box_PUBLICKEYBYTES], char out[10])
-{
-    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    unsigned char md[32];
-    crypto_hash_sha256(md, pk, crypto_box_PUBLICKEYBYTES);
-    uint64_t v = ((uint64_t)md[0] << 32) | ((uint64_t)md[1] << 24) | ((uint64_t)md[2] << 16) |
-                 ((uint64_t)md[3] << 8) | md[4];
-    for (int i = 7; i >= 0; i--) {
-        out[i < 4 ? i : i + 1] = alphabet[v & 31];
-        v >>= 5;
-    }
-    out[4] = '-';
-    out[9] = '\0';
-}
 
 /* Starts `prog url` detached. True when exec succeeded (a CLOEXEC pipe tells). */
 static bool handoff__spawn(const char *prog, const char *url)
@@ -93,7 +78,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
     char pk64[64], code[10], url[2048], poll[2048], err[512];
     crypto_box_keypair(pk, sk); /* ephemeral: lives in this process's memory only */
     sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    handoff__code(pk, code);
+    handoff_code(pk, code); /* the same code the confirmation page shows */
     snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s", auth_url, host, pk64);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);
     bool opened = !o->no_browser && handoff__browser(url);

@@ -201,17 +201,106 @@ static const char *find_url(int argc, char **argv)
     return NULL;
 }
 
-/* Does curl follow redirects with these arguments? Then a header would follow to other hosts. */
-static bool follows_redirects(int argc, char **argv)
+/* What curl's arguments (and the config files it reads) could make it do with the token. */
+enum {
+    SCAN_FOLLOW = 1,   /* follows redirects: curl drops a -H Cookie when host, port or scheme change */
+    SCAN_TRUSTED = 2,  /* --location-trusted: credentials follow everywhere */
+    SCAN_URLS = 4,     /* more URLs than the app's: a header would go to each */
+};
+
+static bool prefix_of(const char *arg, const char *option, size_t min)
 {
+    size_t n = strlen(arg);
+    return n >= min && n <= strlen(option) && !strncmp(arg, option, n);
+}
+
+/* A curl config file (-K, .curlrc): `location`/`-L` lines, and URLs (a `url` line or anything
+ * with "://"). An unreadable file that curl may still read counts as both. */
+static int config_scan(const char *path, bool must_exist)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return must_exist ? SCAN_FOLLOW | SCAN_URLS : 0;
+    char line[4096];
+    int flags = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t' || *p == '-')
+            p++;
+        size_t n = strcspn(p, " \t=:\r\n");
+        if ((n == 1 && *p == 'L') || (n >= 3 && !strncmp(p, "location", n < 8 ? n : 8)))
+            flags |= n > 8 && !strncmp(p, "location-trusted", n < 16 ? n : 16) ? SCAN_TRUSTED : SCAN_FOLLOW;
+        if ((n == 3 && !strncmp(p, "url", 3)) || strstr(line, "://"))
+            flags |= SCAN_URLS;
+    }
+    fclose(f);
+    return flags;
+}
+
+static void hostname_of(const char *hostport, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", hostport);
+    char *colon = strchr(out, ':');
+    if (colon)
+        *colon = '\0';
+}
+
+/* Reads curl's command line the way curl would (short option clusters, unambiguous prefixes of
+ * long options, -K files, the .curlrc files it reads unless -q comes first). Broad on purpose.
+ * Returns SCAN_* flags, or -1 with *bad set when another URL is for the same host name on
+ * another port: cookies know no ports (RFC 6265 §8.5), so no way of passing the token would
+ * keep it from that URL. */
+static int scan_curl_args(int argc, char **argv, const char *url, const char *host, const char **bad)
+{
+    char name[300], oname[300];
+    hostname_of(host, name, sizeof name);
+    int flags = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--location") || !strcmp(a, "--location-trusted"))
-            return true;
-        if (a[0] == '-' && a[1] != '-' && strchr(a + 1, 'L'))
-            return true;
+        if (a[0] == '-' && a[1] == '-') {
+            char opt[64];
+            snprintf(opt, sizeof opt, "%.*s", (int)strcspn(a, "="), a);
+            if (prefix_of(opt, "--location-trusted", 11))
+                flags |= SCAN_TRUSTED;
+            else if (prefix_of(opt, "--location", 5))
+                flags |= SCAN_FOLLOW;
+            else if (prefix_of(opt, "--config", 6))
+                flags |= config_scan(a[strlen(opt)] == '=' ? a + strlen(opt) + 1 : (i + 1 < argc ? argv[i + 1] : ""), true);
+            else if (prefix_of(opt, "--url", 5) || prefix_of(opt, "--next", 5))
+                flags |= SCAN_URLS;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            const char *k = strchr(a + 1, 'K'), *l = strchr(a + 1, 'L');
+            if (l && (!k || l < k))
+                flags |= SCAN_FOLLOW;
+            if (k)
+                flags |= config_scan(k[1] ? k + 1 : (i + 1 < argc ? argv[i + 1] : ""), true);
+            if (strchr(a + 1, ':'))
+                flags |= SCAN_URLS; /* -: is --next */
+        } else if (a != url && strstr(a, "://")) {
+            char scheme[16], h[300];
+            if (cli_url_split(a, scheme, sizeof scheme, h, sizeof h) == 0 && !strcmp(h, host))
+                continue;
+            hostname_of(h, oname, sizeof oname);
+            if (!strcmp(oname, name)) {
+                *bad = a;
+                return -1;
+            }
+            flags |= SCAN_URLS;
+        }
     }
-    return false;
+    if (argc > 0 && (!strcmp(argv[0], "-q") || !strcmp(argv[0], "--disable")))
+        return flags;
+    const char *homes[] = { getenv("CURL_HOME"), getenv("XDG_CONFIG_HOME"), getenv("HOME") };
+    for (size_t i = 0; i < 3; i++) {
+        char path[4096];
+        if (!homes[i] || !*homes[i])
+            continue;
+        snprintf(path, sizeof path, "%s/.curlrc", homes[i]);
+        flags |= config_scan(path, false);
+        snprintf(path, sizeof path, "%s/curlrc", homes[i]);
+        flags |= config_scan(path, false);
+    }
+    return flags;
 }
 
 static int cmd_curl(int argc, char **argv, const struct opts *o)
@@ -237,15 +326,32 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         args[n++] = "-H";
         args[n++] = h2;
     } else {
+        char scheme[8];
+        const char *bad = NULL;
+        int scan = cli_url_split(url, scheme, sizeof scheme, host, sizeof host) == 0
+                       ? scan_curl_args(argc, argv, url, host, &bad) : 0;
+        if (scan < 0) {
+            fprintf(stderr, "latch curl: %s is another port of %s's host name; the token is only ever "
+                            "sent to its own host: run latch curl once per URL\n", bad, host);
+            free(args);
+            return CLI_USAGE;
+        }
         int st = ensure_token(url, o, &token, host, sizeof host);
         if (st != CLI_OK) {
             free(args);
             return st;
         }
         static char hdr[9000];
-        if (follows_redirects(argc, argv)) {
-            /* a cookie scoped to this host in a private, in-memory cookie file: curl sends it
-             * to this host only, also when a redirect leads elsewhere */
+        if (scan == SCAN_FOLLOW) {
+            /* a Cookie header given with -H: since 7.83 curl drops it when a redirect changes
+             * the host, the port or the protocol (CVE-2022-27776), which -H of any other
+             * header would not */
+            snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", token);
+            args[n++] = "-H";
+            args[n++] = hdr;
+        } else if (scan) {
+            /* several URLs, or --location-trusted: a cookie scoped to this host name in a
+             * private, in-memory cookie file, so curl sends it to that host only */
             int fd = memfd_create("latch-cookie", 0);
             char hostname[300];
             snprintf(hostname, sizeof hostname, "%s", host);

@@ -175,10 +175,10 @@ enum read_result proxy__read_client(struct conn *c)
     size_t room = buf_room(c->rx);
     ssize_t n = io_read(c->io.fd, c->ssl, buf_tail(c->rx), room);
     if (n > 0) {
-        if ((size_t)n < room && !c->ssl)
+        if ((size_t)n < room && !c->ssl && !c->rd_hup)
             c->rd_ready = false;
         c->rx->end += (uint32_t)n;
-        if (c->ex)
+        if (c->ex && c->state == CS_TUNNEL)
             c->ex->bytes_in += (uint64_t)n;
         return READ_DATA;
     }
@@ -205,7 +205,7 @@ static int conn__parse_status(int r)
     case HTTP_ERR_URI_TOO_LONG: return 414;
     case HTTP_ERR_HEADERS_LARGE: return 431;
     case HTTP_ERR_VERSION: return 505;
-    case HTTP_ERR_NOT_IMPL: return 501;
+    case HTTP_ERR_NOT_IMPL: return 400; /* SPEC.md §8: a coding other than chunked is refused, 400 */
     default: return 400;
     }
 }
@@ -356,9 +356,9 @@ static bool conn__wants_html(const struct http_request *req)
     return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
 }
 
-/* Whether a cookie set on this listener needs the Secure attribute: always, except on plain
- * HTTP served on a loopback address (the demo). */
-static bool conn__secure_cookie(const struct conn *c)
+/* Whether a cookie set on this listener needs the Secure attribute (SPEC.md §5): always,
+ * except on plain HTTP served on a loopback address (the demo). */
+bool proxy__secure_cookies(const struct conn *c)
 {
     if (c->tls)
         return true;
@@ -389,7 +389,7 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
         int64_t max_age = runtime_session_s(ex->rt, ex->app, p);
         if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
                                       "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
-                     ri->assertion, (long long)max_age, conn__secure_cookie(c) ? "; Secure" : "") < 0) {
+                     ri->assertion, (long long)max_age, proxy__secure_cookies(c) ? "; Secure" : "") < 0) {
             ex->set_cookie = NULL;
             return -1;
         }
@@ -662,6 +662,8 @@ static void conn__on_io(struct io_handler *h, uint32_t events)
     struct conn *c = (struct conn *)h;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->rd_hup = true; /* the EOF may sit behind data a short read leaves: no edge will come */
     if (!c->closed)
         proxy__pump(c);
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
 
 enum { ECHO_SIZE, ECHO_EXT, ECHO_DATA, ECHO_DATA_END, ECHO_TRAILER, ECHO_DONE };
@@ -67,15 +68,65 @@ static void echo__feed(struct exchange *ex, const char *p, size_t n)
     }
 }
 
-static void echo__headers(struct strbuf *sb, const struct http_request *r)
+/* The head we built for the origin, read back line by line. It is ours and well formed, and
+ * may hold more fields than a client may send (the gateway adds its own), so it is not run
+ * through the client parser's limits. */
+struct echo_head {
+    struct http_slice method, path, query, version;
+    bool has_query;
+    struct http_header *fields;
+    size_t nfields;
+};
+
+static int echo__read_head(const char *p, size_t n, struct echo_head *h)
+{
+    const char *end = p + n, *eol = memmem(p, n, "\r\n", 2);
+    const char *sp1 = eol ? memchr(p, ' ', (size_t)(eol - p)) : NULL;
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp2)
+        return -1;
+    h->method = (struct http_slice){ p, (size_t)(sp1 - p) };
+    const char *q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
+    h->has_query = q != NULL;
+    h->path = (struct http_slice){ sp1 + 1, (size_t)((q ? q : sp2) - sp1 - 1) };
+    h->query = q ? (struct http_slice){ q + 1, (size_t)(sp2 - q - 1) } : (struct http_slice){ NULL, 0 };
+    h->version = (struct http_slice){ sp2 + 1, (size_t)(eol - sp2 - 1) };
+    size_t cap = 16;
+    h->fields = malloc(cap * sizeof *h->fields);
+    h->nfields = 0;
+    for (const char *line = eol + 2; h->fields && line < end;) {
+        const char *le = memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (!le || le == line)
+            break;
+        const char *colon = memchr(line, ':', (size_t)(le - line));
+        if (colon) {
+            if (h->nfields == cap) {
+                struct http_header *nf = realloc(h->fields, 2 * cap * sizeof *nf);
+                if (!nf)
+                    break;
+                h->fields = nf;
+                cap *= 2;
+            }
+            const char *v = colon + 1;
+            while (v < le && (*v == ' ' || *v == '\t'))
+                v++;
+            h->fields[h->nfields++] = (struct http_header){ { line, (size_t)(colon - line) },
+                                                            { v, (size_t)(le - v) } };
+        }
+        line = le + 2;
+    }
+    return h->fields ? 0 : -1;
+}
+
+static void echo__headers(struct strbuf *sb, const struct http_header *f, size_t n)
 {
     bool first = true;
     sb_adds(sb, "{");
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const struct http_slice name = r->headers[i].name;
+    for (size_t i = 0; i < n; i++) {
+        const struct http_slice name = f[i].name;
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = r->headers[j].name.n == name.n && !strncasecmp(r->headers[j].name.p, name.p, name.n);
+            seen = f[j].name.n == name.n && !strncasecmp(f[j].name.p, name.p, name.n);
         if (seen)
             continue;
         char lower[256];
@@ -90,12 +141,12 @@ static void echo__headers(struct strbuf *sb, const struct http_request *r)
         /* duplicates joined with ", " (RFC 9110 §5.3) */
         struct strbuf v;
         sb_init(&v, 65536);
-        for (size_t j = i; j < r->nheaders; j++) {
-            if (r->headers[j].name.n != name.n || strncasecmp(r->headers[j].name.p, name.p, name.n))
+        for (size_t j = i; j < n; j++) {
+            if (f[j].name.n != name.n || strncasecmp(f[j].name.p, name.p, name.n))
                 continue;
             if (v.len)
                 sb_add(&v, ", ", 2);
-            sb_add(&v, r->headers[j].value.p, r->headers[j].value.n);
+            sb_add(&v, f[j].value.p, f[j].value.n);
         }
         sb_json_str(sb, v.p ? v.p : "", v.len);
         sb_free(&v);
@@ -106,9 +157,8 @@ static void echo__headers(struct strbuf *sb, const struct http_request *r)
 static enum step echo__answer(struct conn *c)
 {
     struct exchange *ex = c->ex;
-    struct http_request r;
-    size_t scanned = 0;
-    if (http_parse_request(ex->hb->data, ex->hb->end, &scanned, &r) <= 0)
+    struct echo_head r;
+    if (echo__read_head(ex->hb->data, ex->hb->end, &r) != 0)
         return proxy__respond_error(c, 500, "internal", "The echo origin could not read its request.");
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -118,20 +168,21 @@ static enum step echo__answer(struct conn *c)
         sprintf(hex + 2 * i, "%02x", md[i]);
 
     struct strbuf sb;
-    sb_init(&sb, BUF_SIZE - 1024);
+    sb_init(&sb, BUF_SIZE - 2048);
     bool first = true;
     sb_adds(&sb, "{");
     sb_json_kv(&sb, &first, "method", r.method.p, r.method.n);
     sb_json_kv(&sb, &first, "path", r.path.p, r.path.n);
     sb_json_kv(&sb, &first, "query", r.has_query ? r.query.p : NULL, r.query.n);
-    sb_json_kv(&sb, &first, "version", r.minor ? "HTTP/1.1" : "HTTP/1.0", 8);
+    sb_json_kv(&sb, &first, "version", r.version.p, r.version.n);
     sb_json_key(&sb, &first, "headers");
-    echo__headers(&sb, &r);
+    echo__headers(&sb, r.fields, r.nfields);
     sb_json_key(&sb, &first, "body_bytes");
     sb_addu(&sb, ex->echo_bytes);
     sb_json_kv(&sb, &first, "body_sha256", hex, 64);
     sb_json_kv(&sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
     sb_adds(&sb, "}\n");
+    free(r.fields);
     enum step st = sb.overflow
                        ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
                        : proxy__respond(c, 200, "application/json", sb.p, sb.len, ex->set_cookie);

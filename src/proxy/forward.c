@@ -51,6 +51,7 @@ void proxy__body_consume(struct conn *c, size_t n)
 {
     buf_consume(c->rx, n);
     c->ex->rx_ready -= (uint32_t)n;
+    c->ex->bytes_in += n; /* the request's bytes: head (counted at parse) + body */
 }
 
 /* --- heads ------------------------------------------------------------------------------- */
@@ -330,6 +331,16 @@ static enum step forward__fail(struct conn *c, int status, const char *why)
 void proxy__origin_timeout(struct conn *c)
 {
     struct exchange *ex = c->ex;
+    if (ex->up && ex->up->connected && !ex->req_done && !ex->res_head_done) {
+        /* the client stopped in the middle of its body (timeouts.client) */
+        ex->status = 408;
+        ex->close_after = true;
+        if (ex->up)
+            upstream_close(ex->up);
+        if (proxy__respond_error(c, 408, "request_timeout", "The request body stopped arriving.") != STEP_CLOSED)
+            proxy__pump(c);
+        return;
+    }
     if (forward__fail(c, 504, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
         proxy__pump(c);
@@ -416,11 +427,17 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
     return STEP_WAIT;
 }
 
+/* The deadline that applies now: the origin's connect, the client's body (when we wait for
+ * it with nothing of it left to send), else the origin's answer. */
 static void forward__arm(struct conn *c)
 {
     struct exchange *ex = c->ex;
-    timer_arm(c->w->loop, &c->timer,
-              ex->up && ex->up->connected ? TIMER_ORIGIN_RESPONSE : TIMER_ORIGIN_CONNECT);
+    enum timer_class t = TIMER_ORIGIN_RESPONSE;
+    if (!ex->up || !ex->up->connected)
+        t = TIMER_ORIGIN_CONNECT;
+    else if (!ex->req_done && ex->rx_ready == 0 && ex->hb_sent == ex->hb->end)
+        t = TIMER_CLIENT;
+    timer_arm(c->w->loop, &c->timer, t);
 }
 
 enum step proxy__step_proxy(struct conn *c)
@@ -526,7 +543,7 @@ enum step proxy__step_proxy(struct conn *c)
         if (room > 0 && (up->rd_ready || (up->ssl && SSL_has_pending(up->ssl)))) {
             ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), room);
             if (n > 0) {
-                if ((size_t)n < room && !up->ssl)
+                if ((size_t)n < room && !up->ssl && !up->rd_hup)
                     up->rd_ready = false;
                 up->ox->end += (uint32_t)n;
                 up->connected = true;

@@ -200,14 +200,9 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     ri->id.groups = t->groups;
     ri->id.ngroups = t->ngroups;
     if (!t->groups && t->identity_nonce) { /* a large identity, kept under its nonce */
-        char key[96], *val = NULL;
-        size_t vlen;
-        snprintf(key, sizeof key, "ident:%s", t->identity_nonce);
-        if (store_get(w->store, key, &val, &vlen) != STORE_OK)
+        ri->stored = store_identity_get(w->store, t->identity_nonce);
+        if (!ri->stored)
             return TOKEN_BAD_CLAIMS; /* lost (a restart): sign in again */
-        json_error_t je;
-        ri->stored = json_loadb(val, vlen, 0, &je);
-        free(val);
         json_t *g = json_object_get(ri->stored, "groups");
         ri->stored_groups = calloc(json_array_size(g) + 1, sizeof *ri->stored_groups);
         if (!ri->stored_groups)

@@ -46,18 +46,6 @@ void proxy__local_orphan(struct conn *c)
     }
 }
 
-static bool local__secure(const struct conn *c)
-{
-    if (c->tls)
-        return true;
-    const struct listener_cfg *l = &c->ex->rt->cfg->listeners[c->listener];
-    if (l->addr.ss_family == AF_INET)
-        return ((const uint8_t *)&((const struct sockaddr_in *)&l->addr)->sin_addr)[0] != 127;
-    if (l->addr.ss_family == AF_INET6)
-        return !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
-    return true;
-}
-
 static int local__dispatch(struct conn *c)
 {
     return auth_handle(c, c->ex->lr);
@@ -95,7 +83,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
     lr->query = ex->query;
     lr->query_len = ex->query_len;
     lr->client_ip = ex->client_ip_str;
-    lr->secure_cookies = local__secure(c);
+    lr->secure_cookies = proxy__secure_cookies(c);
     lr->wants_html = ex->wants_html;
     const char *ad = ex->rt->cfg->auth_domain;
     lr->on_auth_domain = ad && !strcmp(ad, ex->host);

@@ -102,6 +102,7 @@ struct conn {
     uint8_t listener;
     bool closed, in_eof, tls, served_one;
     bool rd_ready;                     /* epoll said readable and no read drained it since */
+    bool rd_hup;                       /* the peer shut its side: reads go on until they see EOF */
     uint16_t peer_port;
     uint8_t peer[16];                  /* IPv4 mapped */
 };
@@ -123,7 +124,7 @@ struct upstream {
     struct upstream *prev, *next;      /* pool idle list, or the worker's dead list */
     struct buf *ox;                    /* bytes from the origin */
     bool connected, handshake_done, closed, in_eof;
-    bool rd_ready;
+    bool rd_ready, rd_hup;
 };
 
 #endif

@@ -41,6 +41,7 @@ void upstream_close_pools(struct worker *w);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
+bool proxy__secure_cookies(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
 

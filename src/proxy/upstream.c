@@ -21,6 +21,8 @@ static void upstream__on_io(struct io_handler *h, uint32_t events)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         up->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        up->rd_hup = true;
     if (up->owner) {
         if (!up->owner->closed)
             proxy__pump(up->owner);

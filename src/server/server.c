@@ -168,6 +168,15 @@ int server_run(const char *config_path)
     struct config_errors errs = { 0 };
     int status = 1;
     pthread_mutex_init(&srv.lock, NULL);
+    /* blocked before any thread starts (jobs, workers): only this thread takes them */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
     struct config *cfg = config_load(config_path, &errs);
     if (!cfg) {
@@ -208,15 +217,6 @@ int server_run(const char *config_path)
             goto out;
         }
     }
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* workers inherit the mask; this thread waits */
-    signal(SIGPIPE, SIG_IGN);
 
     srv.nworkers = cfg->workers ? cfg->workers : server__cores();
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);

@@ -32,4 +32,12 @@ enum store_result store_del(struct store *s, const char *key);
  * a negative store_result. */
 int64_t store_incr(struct store *s, const char *key, int64_t ttl_s);
 
+
+#include <jansson.h>
+
+/* Large identities (SPEC.md §5): kept under their session's identity_nonce, the token carries
+ * only the nonce. NULL when absent. */
+json_t *store_identity_get(struct store *s, const char *nonce);
+enum store_result store_identity_put(struct store *s, const char *nonce, json_t *identity, int64_t ttl_s);
+
 #endif

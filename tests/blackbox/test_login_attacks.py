@@ -74,7 +74,7 @@ def redirect_corpus(port):
         "/\\evil.example", "\\\\evil.example", "/\\/evil.example", "\\/evil.example",
         "/%09/evil.example", "/\t/evil.example", "/%0a/evil.example", "/%0d%0a/evil.example",
         "/%5Cevil.example", "/%5cevil.example", "/%2F/evil.example", "/%2f%2fevil.example",
-        "%2F%2Fevil.example", "/ /evil.example", "/%20/evil.example", "/\x00/evil",
+        "%2F%2Fevil.example", "/ /evil.example", "/\x00/evil",
         "https://evil-example.com", "https://evil-example.com/", "http://evil.example/x",
         "https://user@evil.example", "https://user:pw@evil.example/", f"https://{h}@evil.example/",
         f"http://{a}@evil.example", f"http://{h}@evil.example/", f"http://evil.example#@{h}",
@@ -86,11 +86,13 @@ def redirect_corpus(port):
         "http:\\\\evil.example", "ftp://evil.example/", "evil.example", "evil.example/path",
         "", " ", " //evil.example", "\r\n//evil.example", "\x7f//evil.example", "http://", "https://", "http:///evil.example",
         f"http://127.0.0.1:{port}/", "http://localhost/", f"http://{a}/cdn-cgi/access/logout",
-        "/\u2215\u2215evil.example", "/%E2%88%95evil.example", "\u3002evil.example",
+        "/\u2215\u2215evil.example", "\u3002evil.example",
     ]
 
 
-GOOD_REDIRECTS = ["/", "/a/b?x=1&y=2", "/%7Euser/", "/x?next=%2Fhome", "/a?b=%22"]
+# Escaped text stays escaped in the final Location, so these stay on the app host.
+GOOD_REDIRECTS = ["/", "/a/b?x=1&y=2", "/%7Euser/", "/x?next=%2Fhome", "/a?b=%22", "/%20/evil.example",
+                  "/%E2%88%95evil.example"]
 
 
 # A value that is not even a well-formed query parameter (a control character once decoded).
@@ -161,11 +163,12 @@ def test_open_redirect_refused_with_org_session(gw):
             assert r2.status == 302 and r2.location == "/", (target, r2)
             continue
         assert r.status == 400 and r.location is None, (target, r)
-    # a good one goes straight to a grant, and the grant returns to that path only
-    r = cl.get(f"{gw.auth}/cdn-cgi/access/login/wiki.localhost:{gw.port}?redirect_url=%2Fa%2Fb%3Fx%3D1")
-    assert r.status == 302 and r.location.startswith(gw.url("wiki", "/cdn-cgi/access/authorized?grant=")), r
-    r2 = cl.get(r.location)
-    assert r2.status == 302 and r2.location == "/a/b?x=1", r2
+    # a good one goes straight to a grant, and the grant returns to that very path, as sent
+    for target in GOOD_REDIRECTS:
+        r = cl.get(f"{gw.auth}/cdn-cgi/access/login/wiki.localhost:{gw.port}?redirect_url={quote(target, safe='')}")
+        assert r.status == 302 and r.location.startswith(gw.url("wiki", "/cdn-cgi/access/authorized?grant=")), r
+        r2 = cl.get(r.location)
+        assert r2.status == 302 and r2.location == target, (target, r2)
     # the login host is an app host, never anything else (unknown host: 404, no flow)
     r = cl.get(f"{gw.auth}/cdn-cgi/access/login/evil.example?redirect_url=%2F")
     assert r.status == 404 and r.location is None, r

@@ -1,0 +1,351 @@
+"""Helpers for the command-line black-box tests (test_cli_*.py): the real `latch` binary run
+against a real latchd, with its browser step done by headless Chromium (cli_browser.mjs through
+a $BROWSER script that the test writes into its own temp dir), a browser script that fails the
+test if it is ever started, tokens written into the CLI's store for tests that are not about the
+login itself, recording and redirecting HTTP servers, and libsodium's sealed boxes through ctypes
+(the same library latch uses, but driven from Python, never through latch's code)."""
+
+import ctypes
+import ctypes.util
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT, free_port
+
+HERE = Path(__file__).resolve().parent
+LATCH = os.environ.get("LATCH") or str(ROOT / "build" / "latch")
+NODE = os.environ.get("NODE", "node")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CLI_BROWSER = HERE / "cli_browser.mjs"
+EMAIL = "carol@example.com"
+CODE_RE = re.compile(r"shows the code ([0-9A-Z]{4}-[0-9A-Z]{4})")
+URL_RE = re.compile(r"^\s+(https?://\S+/cdn-cgi/access/cli\?\S+)\s*$", re.M)
+
+
+def have_browser():
+    return (HERE.parent / "node_modules" / "playwright-core").is_dir() and os.path.exists(CHROMIUM)
+
+
+needs_browser = pytest.mark.skipif(not have_browser(),
+                                   reason="needs chromium and tests/node_modules/playwright-core")
+
+
+# --------------------------------------------------------------------------------------------
+# a gateway for the CLI: one-time PIN by the console mailer, apps that admit example.com
+
+def person_app(name, host, port, session=None, include=None, origin="echo"):
+    a = {"name": name, "domains": [f"{host}:{port}"], "origin": origin,
+         "policies": [{"name": f"{name}-staff", "decision": "allow",
+                       "include": include or [{"email_domain": "example.com"}]}]}
+    if session:
+        a["session_duration"] = session
+    return a
+
+
+def gateway_config(port, apps, **extra):
+    cfg = {"auth_domain": f"auth.localhost:{port}",
+           "identity_providers": [{"name": "email-code", "type": "onetimepin", "mail": "console",
+                                   "from": "access@example.com"}],
+           "apps": apps}
+    cfg.update(extra)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# the command line, its store and its browsers
+
+class Cli:
+    """One user's `latch`: its own XDG_CONFIG_HOME and HOME, browser scripts in its temp dir.
+    .run(*args) runs latch and returns CompletedProcess (text); .browser_calls() lists the
+    URLs $BROWSER was started with; .records() the JSON lines cli_browser.mjs appended."""
+
+    def __init__(self, tmp, d):
+        self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.d = d
+        self.home = self.tmp / "home"
+        self.home.mkdir(exist_ok=True)
+        self.xdg = self.tmp / "xdg"
+        self.store = self.xdg / "latch"
+        self.calls = self.tmp / "browser-calls.log"
+        self.record = self.tmp / "browser-records.jsonl"
+        self.forbidden_calls = self.tmp / "forbidden-browser-calls.log"
+        self.pids = self.tmp / "browser-pids"
+        self.good = self._script("browser-ok.sh", f"""#!/bin/sh
+echo "$$ $1" >> '{self.calls}'
+echo $$ >> '{self.pids}'
+exec '{NODE}' '{CLI_BROWSER}' "$1" >> '{self.tmp}/browser.out' 2>&1
+""")
+        self.forbidden = self._script("browser-forbidden.sh", f"""#!/bin/sh
+echo "$1" >> '{self.forbidden_calls}'
+exit 1
+""")
+
+    def _script(self, name, text):
+        p = self.tmp / name
+        p.write_text(text)
+        p.chmod(0o755)
+        return str(p)
+
+    def env(self, browser="good", **extra):
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith(("LATCH_", "BROWSER", "DISPLAY", "WAYLAND", "SSH_", "CURL_HOME"))}
+        e.update({"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.xdg),
+                  "LATCH_TEST_LATCHD_STDERR": str(self.d.stderr_path),
+                  "LATCH_TEST_RECORD": str(self.record), "LATCH_TEST_EMAIL": EMAIL,
+                  "CHROMIUM": CHROMIUM})
+        if browser == "good":
+            e["BROWSER"] = self.good
+        elif browser == "forbidden":
+            e["BROWSER"] = self.forbidden
+        elif browser:
+            e["BROWSER"] = browser
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def run(self, *args, browser="good", timeout=60, env=None, umask=None, **kw):
+        e = self.env(browser, **(env or {}))
+        pre = (lambda: os.umask(umask)) if umask is not None else None
+        return subprocess.run([LATCH, *args], capture_output=True, text=True, env=e,
+                              timeout=timeout, preexec_fn=pre, **kw)
+
+    def popen(self, *args, browser="good", env=None):
+        return subprocess.Popen([LATCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env(browser, **(env or {})))
+
+    def browser_calls(self):
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+    def forbidden_browser_calls(self):
+        return self.forbidden_calls.read_text().splitlines() if self.forbidden_calls.exists() else []
+
+    def records(self, n=None, timeout=30.0):
+        """cli_browser.mjs's records; with n, waits until there are at least n."""
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = ([json.loads(l) for l in self.record.read_text().splitlines() if l.strip()]
+                    if self.record.exists() else [])
+            if n is None or len(recs) >= n or time.monotonic() > deadline:
+                return recs
+            time.sleep(0.1)
+
+    def browse(self, url, mode="authorize", expect_code=None, cookies_out=None, timeout=60):
+        """Runs cli_browser.mjs on `url` in the foreground (the browser 'elsewhere')."""
+        e = self.env(None, LATCH_TEST_MODE=mode)
+        if expect_code:
+            e["LATCH_TEST_EXPECT_CODE"] = expect_code
+        if cookies_out:
+            e["LATCH_TEST_COOKIES_OUT"] = str(cookies_out)
+        p = subprocess.run([NODE, str(CLI_BROWSER), url], capture_output=True, text=True, env=e,
+                           timeout=timeout)
+        recs = self.records()
+        assert recs, f"cli_browser.mjs left no record: {p.stdout}{p.stderr}"
+        return p.returncode, recs[-1]
+
+    def stored(self, host):
+        p = self.store / f"{host}.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def put_token(self, host, app, aud, token):
+        """Writes a store record as latch does (SPEC.md §7: one 0600 file per host)."""
+        self.store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        auth = self.d.port
+        rec = {"host": host, "app": app, "aud": aud, "auth_domain": f"auth.localhost:{auth}",
+               "auth_url": f"http://auth.localhost:{auth}", "app_token": token}
+        p = self.store / f"{host}.json"
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(rec, f)
+
+    def wait_browsers_done(self, timeout=40.0):
+        """Waits for the browsers $BROWSER started to exit (they outlive latch: double fork)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not [p for p in self._pids() if _alive(p)]:
+                return
+            time.sleep(0.1)
+
+    def _pids(self):
+        if not self.pids.exists():
+            return []
+        return [int(x) for x in self.pids.read_text().split()]
+
+    def cleanup(self):
+        """Stops, by pid, every browser this Cli's scripts started that is still running."""
+        for pid in self._pids():
+            if _alive(pid):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def cli_factory(tmp_path):
+    made = []
+
+    def make(d, name="user"):
+        c = Cli(tmp_path / f"cli-{name}{len(made)}", d)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.cleanup()
+
+
+def printed(stderr):
+    """(code, url) that latch printed for the person to check and open."""
+    c = CODE_RE.search(stderr)
+    u = URL_RE.search(stderr)
+    return (c.group(1) if c else None), (u.group(1) if u else None)
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def jwt_claims(tok):
+    import base64
+    part = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def auth_requests(d, since=0):
+    """Request-log entries past the first `since` that reached the gateway's own endpoints."""
+    return [e for e in d.log_lines()[since:]
+            if (e.get("host") or "").startswith("auth.localhost") or
+            (e.get("path") or "").startswith("/cdn-cgi/")]
+
+
+# --------------------------------------------------------------------------------------------
+# libsodium sealed boxes (crypto_box_seal), through ctypes
+
+class Sodium:
+    def __init__(self):
+        name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+        self.lib = ctypes.CDLL(name)
+        assert self.lib.sodium_init() >= 0
+        self.PK = self.lib.crypto_box_publickeybytes()
+        self.SK = self.lib.crypto_box_secretkeybytes()
+        self.SEAL = self.lib.crypto_box_sealbytes()
+
+    def keypair(self):
+        pk, sk = ctypes.create_string_buffer(self.PK), ctypes.create_string_buffer(self.SK)
+        assert self.lib.crypto_box_keypair(pk, sk) == 0
+        return pk.raw, sk.raw
+
+    def seal(self, msg, pk):
+        out = ctypes.create_string_buffer(len(msg) + self.SEAL)
+        assert self.lib.crypto_box_seal(out, msg, ctypes.c_ulonglong(len(msg)), pk) == 0
+        return out.raw
+
+    def open(self, box, pk, sk):
+        """The plaintext, or None when the box does not open with this key pair."""
+        if len(box) < self.SEAL:
+            return None
+        out = ctypes.create_string_buffer(max(1, len(box) - self.SEAL))
+        rc = self.lib.crypto_box_seal_open(out, box, ctypes.c_ulonglong(len(box)), pk, sk)
+        return out.raw[:len(box) - self.SEAL] if rc == 0 else None
+
+
+def b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+# --------------------------------------------------------------------------------------------
+# small HTTP servers: one that records every request, one that redirects
+
+class Recorder:
+    """Records every request head it receives (any Host) and answers 200 'recorded'."""
+
+    def __init__(self, redirects=None):
+        self.redirects = dict(redirects or {})
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.lock = threading.Lock()
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(10)
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                text = head.decode("latin-1")
+                with self.lock:
+                    self.heads.append(text)
+                path = text.split(" ")[1] if " " in text else "/"
+                loc = self.redirects.get(path.split("?")[0])
+                if loc:
+                    c.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + loc.encode() +
+                              b"\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nrecorded\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def received(self):
+        with self.lock:
+            return list(self.heads)
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+@pytest.fixture
+def recorder_factory():
+    made = []
+
+    def make(**kw):
+        r = Recorder(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def free_ports(n):
+    return [free_port() for _ in range(n)]
