@@ -12,6 +12,7 @@ CFLAGS  += $(CSTD) $(WARN) $(OPT) -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
+JOBS    ?= 3
 
 LIB_SRC  := $(sort $(filter-out src/cmd/%,$(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -46,8 +47,9 @@ $(BUILD)/liblatch.a: $(LIB_OBJ)
 $(BUILD)/latchd: src/cmd/latchd.c $(BUILD)/liblatch.a
 	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
 
+# latch links only what it uses (libcurl is dlopen'ed when a login needs it): a fast start.
 $(BUILD)/latch: src/cmd/latch.c $(BUILD)/liblatch.a
-	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a -Wl,--as-needed $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblatch.a
 	@mkdir -p $(dir $@)
@@ -65,7 +67,7 @@ replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do n=$$(basename $$t); $$t fuzz/corpus/$${n#fuzz_}; done
 
 blackbox: $(BUILD)/latchd $(BUILD)/latch
-	LATCHD=$(abspath $(BUILD)/latchd) LATCH=$(abspath $(BUILD)/latch) $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+	LATCHD=$(abspath $(BUILD)/latchd) LATCH=$(abspath $(BUILD)/latch) $(PYTHON) -m pytest -q -n $(JOBS) tests/blackbox $(PYTEST_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all unit replay

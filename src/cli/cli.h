@@ -48,12 +48,14 @@ struct cli_http {
     long status;
     char *body;
     size_t len;
+    char *cookie; /* CF_Authorization from Set-Cookie */
 };
 
-/* GET or POST (form != NULL) with optional extra header; false on a transport error (message
- * in err). timeout in seconds. */
-bool cli_http(const char *url, const char *form, const char *header, long timeout, struct cli_http *out,
-              char *err, size_t errcap);
+/* GET or POST (form != NULL) with extra header lines (NULL-terminated list, or NULL); false on
+ * a transport error (message in err). timeout in seconds. The answer's Set-Cookie value for
+ * CF_Authorization, if any, lands in out->cookie. */
+bool cli_http(const char *url, const char *form, const char *const *headers, long timeout,
+              struct cli_http *out, char *err, size_t errcap);
 void cli_http_free(struct cli_http *h);
 
 /* "https://host:port/path" -> scheme "https", host "host:port" (lowercased). -1 if not a URL. */

@@ -2,7 +2,6 @@
  * host, logging in through the browser first when there is none. A thin main over src/cli. */
 #include "cli/cli.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -106,7 +105,8 @@ static int exchange_org(const char *dir, const struct app_info *a, char **app_to
         snprintf(form, sizeof form, "host=%s", a->host);
         snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
         struct cli_http h;
-        if (cli_http(url, form, hdr, 15, &h, err, sizeof err)) {
+        const char *hdrs[] = { hdr, NULL };
+        if (cli_http(url, form, hdrs, 15, &h, err, sizeof err)) {
             json_error_t je;
             json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
             const char *t = json_string_value(json_object_get(j, "app_token"));
@@ -330,6 +330,12 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         const char *bad = NULL;
         int scan = cli_url_split(url, scheme, sizeof scheme, host, sizeof host) == 0
                        ? scan_curl_args(argc, argv, url, host, &bad) : 0;
+        if (scan >= 0 && (scan & SCAN_TRUSTED)) {
+            fprintf(stderr, "latch curl: --location-trusted would let curl send the token to any host a "
+                            "redirect names; use -L (the token then stays on %s)\n", host);
+            free(args);
+            return CLI_USAGE;
+        }
         if (scan < 0) {
             fprintf(stderr, "latch curl: %s is another port of %s's host name; the token is only ever "
                             "sent to its own host: run latch curl once per URL\n", bad, host);
@@ -391,6 +397,32 @@ static int cmd_token(int argc, char **argv, const struct opts *o)
         fprintf(stderr, "latch token: give the application's URL (http:// or https://)\n");
         return CLI_USAGE;
     }
+    const char *id = getenv("LATCH_CLIENT_ID"), *secret = getenv("LATCH_CLIENT_SECRET");
+    if (id && *id && secret && *secret) { /* machines: the app token the gateway mints for them */
+        char h1[600], h2[600], err[512];
+        snprintf(h1, sizeof h1, "CF-Access-Client-Id: %s", id);
+        snprintf(h2, sizeof h2, "CF-Access-Client-Secret: %s", secret);
+        const char *hdrs[] = { h1, h2, NULL };
+        struct cli_http h;
+        if (!cli_http(url, NULL, hdrs, 15, &h, err, sizeof err)) {
+            fprintf(stderr, "latch: cannot reach %s: %s\n", host, err);
+            return CLI_ERROR;
+        }
+        int st = CLI_NO_TOKEN;
+        if (h.status == 401 || h.status == 403) {
+            fprintf(stderr, "latch: %s refuses this service token (%ld)\n", host, h.status);
+            st = CLI_REFUSED;
+        } else if (h.cookie) {
+            printf("%s\n", h.cookie);
+            st = CLI_OK;
+        } else {
+            fprintf(stderr, "latch: %s admits this service token by its headers and issues no token "
+                            "for it; send CF-Access-Client-Id and CF-Access-Client-Secret (latch curl "
+                            "does)\n", host);
+        }
+        cli_http_free(&h);
+        return st;
+    }
     char *dir = cli_store_dir();
     char *t = dir ? stored_token(dir, host) : NULL;
     free(dir);
@@ -411,7 +443,8 @@ static int whoami(const char *url, const char *token, char *email, size_t cap)
     snprintf(probe, sizeof probe, "%s://%s/cdn-cgi/access/get-identity", scheme, host);
     snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", token);
     struct cli_http h;
-    if (!cli_http(probe, NULL, hdr, 15, &h, err, sizeof err)) {
+    const char *hdrs[] = { hdr, NULL };
+    if (!cli_http(probe, NULL, hdrs, 15, &h, err, sizeof err)) {
         fprintf(stderr, "latch: cannot reach %s: %s\n", host, err);
         return CLI_ERROR;
     }
@@ -471,7 +504,8 @@ static void logout_host(const char *dir, const char *key)
         snprintf(url, sizeof url, "%s://%s/cdn-cgi/access/logout", strncmp(au, "https", 5) ? "http" : "https", host);
         snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", t);
         struct cli_http h;
-        if (cli_http(url, NULL, hdr, 10, &h, err, sizeof err))
+        const char *hdrs[] = { hdr, NULL };
+        if (cli_http(url, NULL, hdrs, 10, &h, err, sizeof err))
             cli_http_free(&h);
         const char *ad = json_string_value(json_object_get(rec, "auth_domain"));
         char *ok = ad ? org_key(ad) : NULL;
@@ -549,7 +583,6 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(cmd, "curl"))
         return cmd_curl(argc - i, argv + i, &o);
     if (!strcmp(cmd, "login"))

@@ -664,6 +664,10 @@ static void conn__on_io(struct io_handler *h, uint32_t events)
         c->rd_ready = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_hup = true; /* the EOF may sit behind data a short read leaves: no edge will come */
+    if (c->rd_hup && c->state == CS_WAIT && !c->closed) {
+        proxy__close(c); /* gone while parked or waiting on a job: nobody to answer */
+        return;
+    }
     if (!c->closed)
         proxy__pump(c);
 }
@@ -699,9 +703,12 @@ void conn_drain_all(struct worker *w)
     struct conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if ((c->state == CS_IDLE || c->state == CS_HANDSHAKE) && (!c->rx || buf_len(c->rx) == 0))
+        if ((c->state == CS_IDLE || c->state == CS_HANDSHAKE) && (!c->rx || buf_len(c->rx) == 0)) {
             proxy__close(c);
-        else if (c->ex)
+        } else if (c->ex) {
             c->ex->close_after = true;
+            if (c->state == CS_WAIT && c->ex->lr && c->ex->lr->park_retry)
+                proxy__local_retry(c, true); /* a long poll answers "nothing yet" now */
+        }
     }
 }

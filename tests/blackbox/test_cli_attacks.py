@@ -18,9 +18,10 @@ import pytest
 
 import authkit as ak
 from browser import Client
-from clikit import (EMAIL, Sodium, b64u, cli_factory, gateway_config, jwt_claims, mode_of,
+from clikit import (EMAIL, Sodium, b64u, cli_factory,  # noqa: F401 (fixtures)
+                    gateway_config, jwt_claims, mode_of,
                     needs_browser, person_app, recorder_factory)
-from harness import free_port, get
+from harness import free_port
 
 HOLD_S = 25  # how long the gateway holds a transfer poll with nothing to give (src/auth/cli.c)
 
@@ -189,6 +190,7 @@ LEAK_CASES = {
     "second-url": ["{app}/plain", "{other}/second-url"],          # curl fetches both URLs
     "url-as-option-value": ["-e", "{app}/", "{other}/direct"],    # the first URL is a referer
     "L-same-name-other-port": ["-L", "{app}/to-port"],
+    "location-trusted-same-name-other-port": ["--location-trusted", "{app}/to-port"],
 }
 
 

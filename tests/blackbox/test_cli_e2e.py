@@ -9,18 +9,16 @@ a service token never sees a browser."""
 import json
 import os
 import signal
-import subprocess
-import threading
 import time
 
 import pytest
 
 import authkit as ak
-from clikit import (EMAIL, Cli, auth_requests, cli_factory, gateway_config, jwt_claims, mode_of,
+from clikit import (EMAIL, auth_requests, cli_factory,  # noqa: F401 (fixture)
+                    gateway_config, jwt_claims, mode_of,
                     needs_browser, person_app, printed)
 from harness import free_port, get
 
-pytestmark = needs_browser
 
 
 def gateway(latchd, app_session=None, session=None, extra_apps=()):
