@@ -560,7 +560,9 @@ static bool auth__bearer(struct local_req *r, struct auth_identity *id, char ses
     if (r->on_auth_domain)
         return auth__org_session(r, id, session);
     char tok[JWT_MAX_LEN + 1];
-    if (!auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
+    if (r->access_token && strlen(r->access_token) < sizeof tok)
+        snprintf(tok, sizeof tok, "%s", r->access_token); /* the header first (SPEC.md §3.4) */
+    else if (!auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
         return false;
     *app = auth__target_app(r, r->host, "/");
     if (!*app)
@@ -652,8 +654,13 @@ int auth_handle(struct conn *c, struct local_req *r)
         return auth__logout(c, r);
     if (!r->on_auth_domain) /* the login pages live on the auth domain only */
         return auth__error_page(c, 404, "Not found", "No such page.");
-    if (!strncmp(name, "login/", 6) && name[6])
-        return auth__login(c, r, name + 6);
+    if (!strncmp(name, "login/", 6) && name[6]) {
+        char host[512];
+        size_t hl = strlen(name + 6);
+        if (hl >= sizeof host || route_host_normalize(name + 6, hl, host) <= 0)
+            return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+        return auth__login(c, r, host);
+    }
     if (!strcmp(name, "start"))
         return auth__start(c, r);
     if (!strcmp(name, "otp"))

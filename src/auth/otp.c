@@ -157,8 +157,10 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
         memset(hash, 'x', 64); /* matches no code: the next page reads the same */
         hash[64] = '\0';
     }
-    json_t *rec = json_pack("{s:s,s:s,s:i,s:I}", "email", email, "hash", hash, "tries", 0,
+    json_t *rec = json_pack("{s:s,s:s,s:I}", "email", email, "hash", hash,
                             "expires", (json_int_t)(time(NULL) + OTP_TTL_S));
+    snprintf(key, sizeof key, "otp:tries:%s", flow_id);
+    store_del(r->w->store, key); /* a new code, five new tries */
     char *val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     snprintf(key, sizeof key, "otp:%s", flow_id);
@@ -199,9 +201,17 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     free(val);
     const char *email = json_string_value(json_object_get(rec, "email"));
     const char *want = json_string_value(json_object_get(rec, "hash"));
-    json_int_t tries = json_integer_value(json_object_get(rec, "tries"));
     json_int_t expires = json_integer_value(json_object_get(rec, "expires"));
+    /* the try is counted atomically before the comparison: parallel guesses on several
+     * workers cannot get past the limit */
+    char tkey[80];
+    snprintf(tkey, sizeof tkey, "otp:tries:%s", flow_id);
+    int64_t tries = store_incr(r->w->store, tkey, OTP_TTL_S) - 1;
     int st;
+    if (tries < 0) {
+        st = auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        goto out;
+    }
     if (!email || !want || strlen(want) != 64 || tries >= OTP_TRIES || time(NULL) >= expires) {
         store_del(r->w->store, key);
         st = otp__email_page(c, flow, "Too many wrong codes, or the code expired. Ask for a new one.");
@@ -214,13 +224,8 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
         ok = CRYPTO_memcmp(got, want, 64) == 0;
     }
     if (!ok) {
-        json_object_set_new(rec, "tries", json_integer(tries + 1));
-        char *nv = json_dumps(rec, JSON_COMPACT);
-        if (nv && tries + 1 < OTP_TRIES)
-            store_put(r->w->store, key, nv, strlen(nv), expires - time(NULL));
-        else
+        if (tries + 1 >= OTP_TRIES)
             store_del(r->w->store, key); /* the fifth miss burns the code */
-        free(nv);
         log_auth(r->rt->auth_log, "otp_failed", email, idp->name, NULL, r->client_ip, false, "wrong code");
         st = otp__code_page(c, flow, email, tries + 1 < OTP_TRIES ? "That code is not right." :
                                             "Too many wrong codes. Ask for a new one.");

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include <dirent.h>
+#include <sodium.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ static const char usage_text[] =
     "exit status: curl's for `latch curl` once curl runs; otherwise 0 ok, 1 error (network,\n"
     "gateway), 2 usage, 3 the login was not completed in time, 4 refused by the gateway\n"
     "(policy, revoked), 5 no token stored (latch token).\n";
+
+static bool cleartext_ok(const char *scheme, const char *host);
 
 struct opts {
     struct cli_handoff_opts handoff;
@@ -74,6 +77,15 @@ static int discover(const char *url, struct app_info *a)
     if (!au || !ad || !aud || !app || strncmp(au, "http", 4)) {
         json_decref(j);
         fprintf(stderr, "latch: %s is not an application behind latch (answered %ld)\n", a->host, h.status);
+        return CLI_ERROR;
+    }
+    /* the org token is only ever sent to its auth domain: the URL the app host names must be on it */
+    char ascheme[8], ahost[300], dom[300];
+    if (cli_url_split(au, ascheme, sizeof ascheme, ahost, sizeof ahost) != 0 ||
+        cli_host_key(ad, dom, sizeof dom) != 0 || strcmp(ahost, dom) != 0 || !cleartext_ok(ascheme, ahost)) {
+        json_decref(j);
+        fprintf(stderr, "latch: %s names an auth URL (%s) that is not on its auth domain (%s): refused\n",
+                a->host, au, ad);
         return CLI_ERROR;
     }
     a->auth_url = strdup(au);
@@ -303,83 +315,102 @@ static int scan_curl_args(int argc, char **argv, const char *url, const char *ho
     return flags;
 }
 
+/* A private, in-memory file holding `text` for curl to read (-H @file, -b file): a secret
+ * never sits in curl's argv, where any local user could read it with ps. */
+static const char *memfile(const char *text, char path[32])
+{
+    int fd = memfd_create("latch", 0); /* no CLOEXEC: curl inherits it */
+    if (fd < 0 || dprintf(fd, "%s", text) < 0 || lseek(fd, 0, SEEK_SET) != 0)
+        return NULL;
+    snprintf(path, 32, "/proc/self/fd/%d", fd);
+    return path;
+}
+
+/* Plain HTTP only on this machine: a token never travels in clear over a network. */
+static bool cleartext_ok(const char *scheme, const char *host)
+{
+    char name[300];
+    hostname_of(host, name, sizeof name);
+    size_t n = strlen(name);
+    return strcmp(scheme, "http") != 0 || !strcmp(name, "localhost") || !strncmp(name, "127.", 4) ||
+           (n > 10 && !strcmp(name + n - 10, ".localhost"));
+}
+
 static int cmd_curl(int argc, char **argv, const struct opts *o)
 {
     const char *url = find_url(argc, argv);
-    if (!url) {
+    char scheme[8], host[300];
+    if (!url || cli_url_split(url, scheme, sizeof scheme, host, sizeof host) != 0) {
         fprintf(stderr, "latch curl: give the URL (http:// or https://) to fetch\n");
         return CLI_USAGE;
     }
-    char **args = calloc((size_t)argc + 6, sizeof *args);
-    int n = 0;
-    char h1[600], h2[600], jar[64];
-    char *token = NULL, host[300];
+    const char *bad = NULL;
+    int scan = scan_curl_args(argc, argv, url, host, &bad);
+    if (scan < 0) {
+        fprintf(stderr, "latch curl: %s is another port of %s's host name; the token is only ever "
+                        "sent to its own host: run latch curl once per URL\n", bad, host);
+        return CLI_USAGE;
+    }
+    if (scan & SCAN_TRUSTED) {
+        fprintf(stderr, "latch curl: --location-trusted would let curl send the token to any host a "
+                        "redirect names; use -L (the token then stays on %s)\n", host);
+        return CLI_USAGE;
+    }
+    if (!cleartext_ok(scheme, host)) {
+        fprintf(stderr, "latch curl: %s is plain http: the token would travel in clear; use https\n", url);
+        return CLI_USAGE;
+    }
+    char **args = calloc((size_t)argc + 4, sizeof *args);
+    char path[32], text[9100];
+    const char *file = NULL, *flag = "-H";
+    char *token = NULL;
     const char *id = getenv("LATCH_CLIENT_ID"), *secret = getenv("LATCH_CLIENT_SECRET");
+    int n = 0;
     if (!args)
         return CLI_ERROR;
     args[n++] = "curl";
     if (id && *id && secret && *secret) { /* machines: the service token, never a browser */
-        snprintf(h1, sizeof h1, "CF-Access-Client-Id: %s", id);
-        snprintf(h2, sizeof h2, "CF-Access-Client-Secret: %s", secret);
-        args[n++] = "-H";
-        args[n++] = h1;
-        args[n++] = "-H";
-        args[n++] = h2;
+        if (scan) { /* these headers would follow any redirect or go to every URL */
+            fprintf(stderr, "latch curl: with a service token, latch does not let curl follow redirects or "
+                            "fetch other URLs (the secret would go along); drop -L or the extra URLs\n");
+            free(args);
+            return CLI_USAGE;
+        }
+        snprintf(text, sizeof text, "CF-Access-Client-Id: %s\nCF-Access-Client-Secret: %s\n", id, secret);
+        file = memfile(text, path);
     } else {
-        char scheme[8];
-        const char *bad = NULL;
-        int scan = cli_url_split(url, scheme, sizeof scheme, host, sizeof host) == 0
-                       ? scan_curl_args(argc, argv, url, host, &bad) : 0;
-        if (scan >= 0 && (scan & SCAN_TRUSTED)) {
-            fprintf(stderr, "latch curl: --location-trusted would let curl send the token to any host a "
-                            "redirect names; use -L (the token then stays on %s)\n", host);
-            free(args);
-            return CLI_USAGE;
-        }
-        if (scan < 0) {
-            fprintf(stderr, "latch curl: %s is another port of %s's host name; the token is only ever "
-                            "sent to its own host: run latch curl once per URL\n", bad, host);
-            free(args);
-            return CLI_USAGE;
-        }
         int st = ensure_token(url, o, &token, host, sizeof host);
         if (st != CLI_OK) {
             free(args);
             return st;
         }
-        static char hdr[9000];
         if (scan == SCAN_FOLLOW) {
-            /* a Cookie header given with -H: since 7.83 curl drops it when a redirect changes
-             * the host, the port or the protocol (CVE-2022-27776), which -H of any other
-             * header would not */
-            snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", token);
-            args[n++] = "-H";
-            args[n++] = hdr;
+            /* a Cookie header: since 7.83 curl drops it when a redirect changes the host, the
+             * port or the protocol (CVE-2022-27776); it would keep any other header */
+            snprintf(text, sizeof text, "Cookie: CF_Authorization=%s\n", token);
         } else if (scan) {
-            /* several URLs, or --location-trusted: a cookie scoped to this host name in a
-             * private, in-memory cookie file, so curl sends it to that host only */
-            int fd = memfd_create("latch-cookie", 0);
+            /* several URLs: a cookie scoped to this host name in a cookie file, so curl sends
+             * it to that host only */
             char hostname[300];
-            snprintf(hostname, sizeof hostname, "%s", host);
-            char *colon = strchr(hostname, ':');
-            if (colon)
-                *colon = '\0';
-            if (fd < 0 || dprintf(fd, "%s\tFALSE\t/\tFALSE\t0\tCF_Authorization\t%s\n", hostname, token) < 0) {
-                fprintf(stderr, "latch: cannot prepare the cookie for curl\n");
-                free(args);
-                free(token);
-                return CLI_ERROR;
-            }
-            lseek(fd, 0, SEEK_SET);
-            snprintf(jar, sizeof jar, "/proc/self/fd/%d", fd);
-            args[n++] = "-b";
-            args[n++] = jar;
+            hostname_of(host, hostname, sizeof hostname);
+            snprintf(text, sizeof text, "%s\tFALSE\t/\tFALSE\t0\tCF_Authorization\t%s\n", hostname, token);
+            flag = "-b";
         } else {
-            snprintf(hdr, sizeof hdr, "cf-access-token: %s", token);
-            args[n++] = "-H";
-            args[n++] = hdr;
+            snprintf(text, sizeof text, "cf-access-token: %s\n", token);
         }
+        file = memfile(text, path);
+        free(token);
     }
+    sodium_memzero(text, sizeof text);
+    if (!file) {
+        fprintf(stderr, "latch: cannot hand the token to curl: %s\n", strerror(errno));
+        free(args);
+        return CLI_ERROR;
+    }
+    static char at[40];
+    snprintf(at, sizeof at, "@%s", file);
+    args[n++] = (char *)flag;
+    args[n++] = !strcmp(flag, "-H") ? at : (char *)file;
     for (int i = 0; i < argc; i++)
         args[n++] = argv[i];
     args[n] = NULL;

@@ -386,7 +386,8 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
     for (size_t i = 0; i < ex->app->npolicies; i++)
         has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
     if (ri->minted && has_allow) {
-        int64_t max_age = runtime_session_s(ex->rt, ex->app, p);
+        int64_t max_age = ri->minted_exp - (int64_t)time(NULL); /* as long as the token lives */
+        (void)p;
         if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
                                       "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
                      ri->assertion, (long long)max_age, proxy__secure_cookies(c) ? "; Secure" : "") < 0) {

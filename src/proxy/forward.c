@@ -118,7 +118,7 @@ static bool forward__gateway_owned(struct http_slice name)
 {
     static const char *const owned[] = { "host", "x-forwarded-for", "x-forwarded-proto",
                                          "x-forwarded-host", "x-request-id", "expect",
-                                         "content-length", "forwarded" };
+                                         "content-length", "forwarded", "http2-settings" };
     /* cf-access-token, cf-access-client-id and -secret are caught by the Cf-Access-* rule */
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
         if (http_slice_eq(name, owned[i]))
@@ -158,6 +158,11 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
 
     const struct http_header *upgrade = NULL;
     struct http_slice xff[HTTP_MAX_HEADERS];
+    /* Only WebSocket is tunnelled: an h2c upgrade would turn the connection into HTTP/2
+     * requests whose paths no policy would see after the 101. */
+    const struct http_header *up_hdr = http_find_header(req->headers, req->nheaders, "upgrade");
+    if (ex->upgrade && (!up_hdr || !http_has_token(up_hdr->value, "websocket")))
+        ex->upgrade = false;
     size_t nxff = 0;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *f = &req->headers[i];
@@ -167,7 +172,7 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
             xff[nxff++] = f->value;
         if (http_is_hop_by_hop(f->name) || forward__gateway_owned(f->name) ||
             (nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
-            (ex->app->service_token_header && http_slice_eq(f->name, ex->app->service_token_header)))
+            (ri && ri->service_header && http_slice_eq(f->name, ex->app->service_token_header)))
             continue;
         if (http_slice_eq(f->name, "cookie")) {
             char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];

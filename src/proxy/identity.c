@@ -44,7 +44,7 @@ void proxy_minted_free(struct worker *w)
 }
 
 /* An app token for a service token: SPEC.md §5, `sub: ""`, `common_name: <client id>`. */
-static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st)
+static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st, int64_t *exp)
 {
     struct exchange *ex = c->ex;
     struct worker *w = c->w;
@@ -53,8 +53,10 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
     for (m = w->minted; m; m = m->next)
         if (!strcmp(m->service, st->name) && !strcmp(m->aud, ex->art->aud))
             break;
-    if (m && m->ks == w->keys && now < m->exp - MINT_REUSE_MARGIN_S)
+    if (m && m->ks == w->keys && now < m->exp - MINT_REUSE_MARGIN_S) {
+        *exp = m->exp;
         return m->token;
+    }
     int64_t ttl = runtime_session_s(ex->rt, ex->app, NULL);
     if (st->expires && now + ttl > st->expires)
         ttl = st->expires - now;
@@ -78,6 +80,7 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
     m->token = tok;
     m->exp = now + ttl;
     m->ks = w->keys;
+    *exp = m->exp;
     return tok;
 }
 
@@ -99,7 +102,7 @@ static bool identity__service_live(const struct service_token_cfg *st, time_t no
 
 /* The client id and secret: two headers, or the app's single JSON header. */
 static int identity__service_headers(const struct exchange *ex, const struct http_request *req,
-                                     char *id, size_t idcap, char *secret, size_t seccap)
+                                     char *id, size_t idcap, char *secret, size_t seccap, bool *single)
 {
     const struct http_header *hid = http_find_header(req->headers, req->nheaders, "cf-access-client-id");
     const struct http_header *hsec = http_find_header(req->headers, req->nheaders, "cf-access-client-secret");
@@ -122,6 +125,7 @@ static int identity__service_headers(const struct exchange *ex, const struct htt
     const char *s = json_string_value(json_object_get(j, "cf-access-client-secret"));
     int rc = 0; /* not JSON of that shape: another use of the header (e.g. an API key) */
     if (i && s) {
+        *single = true;
         rc = strlen(i) < idcap && strlen(s) < seccap ? 1 : -1;
         if (rc == 1) {
             snprintf(id, idcap, "%s", i);
@@ -137,7 +141,9 @@ static enum token_status identity__service(struct conn *c, const struct http_req
 {
     struct exchange *ex = c->ex;
     char id[256], secret[256];
-    int r = identity__service_headers(ex, req, id, sizeof id, secret, sizeof secret);
+    bool single = false;
+    int r = identity__service_headers(ex, req, id, sizeof id, secret, sizeof secret, &single);
+    ri->service_header = single;
     *present = r != 0;
     if (r <= 0)
         return TOKEN_MALFORMED;
@@ -157,7 +163,7 @@ static enum token_status identity__service(struct conn *c, const struct http_req
         return TOKEN_EXPIRED;
     ri->service = st;
     ri->id.service_token = st->name;
-    ri->assertion = identity__mint_service(c, st);
+    ri->assertion = identity__mint_service(c, st, &ri->minted_exp);
     if (!ri->assertion)
         return TOKEN_MALFORMED;
     ri->assertion_len = strlen(ri->assertion);

@@ -222,7 +222,10 @@ int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool ti
     w->parked[w->nparked++] = c;
     c->ex->lr->park_retry = retry;
     c->state = CS_WAIT;
-    timer_arm(w->loop, &c->timer, TIMER_PARKED);
+    if (!c->ex->lr->parked) { /* parked again after news: keep the first deadline */
+        c->ex->lr->parked = true;
+        timer_arm(w->loop, &c->timer, TIMER_PARKED);
+    }
     return STEP_WAIT;
 }
 

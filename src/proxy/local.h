@@ -33,6 +33,7 @@ struct local_req {
     struct runtime *rt;
     struct worker *w;
     int (*park_retry)(struct conn *c, bool timed_out);
+    bool parked;               /* the park deadline is set */
 };
 
 #define LOCAL_MAX_BODY (64 * 1024)

@@ -23,6 +23,8 @@ struct request_identity {
     const char *assertion;     /* the app token for Cf-Access-Jwt-Assertion */
     size_t assertion_len;
     bool minted;               /* minted for a service token (not presented by the client) */
+    bool service_header;       /* the app's single JSON header carried it (not forwarded) */
+    int64_t minted_exp;
     json_t *stored;            /* a large identity fetched by identity_nonce (owned) */
     const char **stored_groups;
 };
