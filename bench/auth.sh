@@ -4,6 +4,8 @@
 #   haproxy    2.6 verifying the same RS256 JWT per request with jwt_verify (+ alg, aud, exp)
 #   latchd     an allow policy, the same valid token on every request (verified-token cache)
 #   latchd-new a new valid token on every request (cache misses: RSA verification each time)
+#   haproxy-new the same stream of new tokens against HAProxy: the same (Lua-driven, costlier)
+#              client as latchd-new, the fair anchor for it
 # One origin (nginx), one worker/thread each, wrk -t1 -c64, alternating, ROUNDS rounds.
 # Environment: DURATION (8), ROUNDS (3), CONNS (64), TOKENS (16384: distinct tokens cycled for
 # latchd-new, more than the 4096-slot cache holds), LATCHD (build/latchd).
@@ -48,7 +50,9 @@ openssl pkey -in "$KEY" -pubout -out "$TMP/haproxy/pub.pem" 2>/dev/null
 # distinct valid tokens for the cache-miss run, signed with the same key (python3-jwt)
 "$PY" - "$KEY" "$AUD" "$TOKENS" "http://auth.localhost:$LPORT" "$TMP/tokens.txt" <<'PYEOF'
 import jwt, sys, time, os
-key, aud, n, iss, out = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+from cryptography.hazmat.primitives import serialization
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)  # parsed once
+aud, n, iss, out = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 kid = os.path.basename(sys.argv[1])[:-4]
 now = int(time.time())
 with open(out, "w") as f:
@@ -58,15 +62,17 @@ with open(out, "w") as f:
                   "groups": [], "amr": []}
         f.write(jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid}) + "\n")
 PYEOF
-cat >"$TMP/cycle.lua" <<EOF
+for port in "$LPORT" "$HPORT"; do
+  cat >"$TMP/cycle-$port.lua" <<EOF
 local tokens = {}
 for line in io.lines("$TMP/tokens.txt") do tokens[#tokens + 1] = line end
 local i = 0
 request = function()
   i = i % #tokens + 1
-  return wrk.format("GET", "/", { ["Host"] = "bench.localhost:$LPORT", ["cf-access-token"] = tokens[i] })
+  return wrk.format("GET", "/", { ["Host"] = "bench.localhost:$port", ["cf-access-token"] = tokens[i] })
 end
 EOF
+done
 
 cat >"$TMP/nginx/nginx.conf" <<EOF
 user root;
@@ -137,7 +143,8 @@ run() { # $1 name -> "rps p99 err"
     nginx) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: bench.localhost:$NPORT" "http://127.0.0.1:$NPORT/") ;;
     haproxy) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "cf-access-token: $TOKEN" "http://127.0.0.1:$HPORT/") ;;
     latchd) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: bench.localhost:$LPORT" -H "cf-access-token: $TOKEN" "http://127.0.0.1:$LPORT/") ;;
-    latchd-new) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/cycle.lua" "http://127.0.0.1:$LPORT/") ;;
+    latchd-new) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/cycle-$LPORT.lua" "http://127.0.0.1:$LPORT/") ;;
+    haproxy-new) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/cycle-$HPORT.lua" "http://127.0.0.1:$HPORT/") ;;
   esac
   echo "$out" >>"$TMP/wrk.log"
   echo "$out" | wrk_summary
@@ -147,7 +154,7 @@ echo "bench: nginx :$NPORT (no auth), haproxy :$HPORT (jwt_verify), latchd :$LPO
 declare -A RPS P99
 errors=0
 for ((r = 1; r <= ROUNDS; r++)); do
-  for who in nginx haproxy latchd latchd-new; do
+  for who in nginx haproxy latchd haproxy-new latchd-new; do
     read -r rps p99 err < <(run "$who")
     RPS[$who]+="$rps "; P99[$who]+="$p99 "; errors=$((errors + err))
     printf '  round %d  %-10s %10.0f req/s  p99 %7.2f ms  errors %d\n' "$r" "$who" "$rps" "$p99" "$err"
@@ -155,15 +162,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 kill -0 "$LATCHD_PID" 2>/dev/null || { echo "bench: latchd died" >&2; exit 1; }
 declare -A M Q
-for who in nginx haproxy latchd latchd-new; do
+for who in nginx haproxy latchd haproxy-new latchd-new; do
   M[$who]=$(median ${RPS[$who]}); Q[$who]=$(median ${P99[$who]})
 done
 echo
 echo "=============== authentication per request (loopback, 1 worker/thread each) ==============="
-printf '%-12s %12s %10s %18s %16s\n' "" "req/s" "p99 ms" "x nginx (no auth)" "x haproxy jwt"
-for who in nginx haproxy latchd latchd-new; do
-  printf '%-12s %12.0f %10.2f %18s %16s\n' "$who" "${M[$who]}" "${Q[$who]}" "$(ratio "${M[$who]}" "${M[nginx]}")" "$(ratio "${M[$who]}" "${M[haproxy]}")"
+printf '%-12s %12s %10s %18s %24s\n' "" "req/s" "p99 ms" "x nginx (no auth)" "x haproxy (same client)"
+for who in nginx haproxy latchd haproxy-new latchd-new; do
+  anchor=haproxy; [[ $who == *-new ]] && anchor=haproxy-new
+  printf '%-12s %12.0f %10.2f %18s %24s\n' "$who" "${M[$who]}" "${Q[$who]}" "$(ratio "${M[$who]}" "${M[nginx]}")" "$(ratio "${M[$who]}" "${M[$anchor]}")"
 done
 echo "wrk errors (non-2xx, socket): $errors"
-echo "targets: latchd >= 1.0x nginx and >= 2x haproxy; latchd-new >= 1.2x haproxy"
+echo "targets: latchd >= 1.0x nginx and >= 2x haproxy; latchd-new >= 1.2x haproxy-new"
 echo "==========================================================================================="
