@@ -31,7 +31,7 @@ help:
 	@echo "make test     install what is missing, then unit tests, fuzz-corpus replay, black-box tests"
 	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
 	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
-	@echo "make bench    bench/run.sh: latchd against nginx, side by side"
+	@echo "make bench    bench/run.sh, auth.sh, cli.sh: latchd against nginx and HAProxy, the CLI's costs"
 
 deps:
 	@scripts/deps.sh
@@ -93,6 +93,8 @@ demo: deps
 
 bench: deps all
 	bench/run.sh
+	bench/auth.sh
+	bench/cli.sh
 
 format:
 	clang-format -i src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c

@@ -33,26 +33,9 @@ if [[ ! -d tests/node_modules/playwright-core || ! -x ${CHROMIUM:-/usr/bin/chrom
   HAVE_BROWSER=0
 fi
 
-TMP=$(mktemp -d /tmp/latch-cli-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local rc=$?
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    local p=${PIDS[i]}
-    if kill -0 "$p" 2>/dev/null; then
-      kill -TERM "$p" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source bench/lib.sh  # TMP, PIDS and the cleanup of every process started here
 
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 HOST="api.localhost:$PORT"
 URL="http://$HOST/bench"
 cat >"$TMP/latch.yaml" <<EOF
