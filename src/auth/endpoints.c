@@ -597,6 +597,21 @@ static int auth__get_identity(struct conn *c, struct local_req *r)
     return local_json(c, 200, j, NULL);
 }
 
+/* The longest any token can live under this configuration. */
+static int64_t auth__longest_session_s(const struct config *cfg)
+{
+    int64_t max = cfg->session_duration_s;
+    for (size_t i = 0; i < cfg->napps; i++) {
+        const struct app *a = &cfg->apps[i];
+        if (a->session_duration_s > max)
+            max = a->session_duration_s;
+        for (size_t k = 0; k < a->npolicies; k++)
+            if (a->policies[k].session_duration_s > max)
+                max = a->policies[k].session_duration_s;
+    }
+    return max;
+}
+
 /* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
  * an app host then sends the browser to the auth domain to clear the org cookie too. */
 static int auth__logout(struct conn *c, struct local_req *r)
@@ -606,7 +621,9 @@ static int auth__logout(struct conn *c, struct local_req *r)
     const struct app *app = NULL;
     if (auth__bearer(r, &id, session, &app)) {
         char *err = NULL;
-        if (revocations_add(r->rt->cfg->state_dir, REVOKE_SESSION, session, (int64_t)time(NULL), &err) != 0) {
+        int64_t now = (int64_t)time(NULL);
+        if (revocations_add_pruning(r->rt->cfg->state_dir, REVOKE_SESSION, session, now,
+                                    now - auth__longest_session_s(r->rt->cfg) - JWT_LEEWAY_S, &err) != 0) {
             log_msg("error", "logout: %s", err ? err : "cannot revoke the session");
             free(err);
         }

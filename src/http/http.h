@@ -128,6 +128,7 @@ bool http_has_token(struct http_slice value, const char *lower);
 struct http_chunked {
     uint8_t state;
     uint8_t digits;
+    bool trailers;       /* the body ended with trailer fields (not only the final CRLF) */
     uint16_t line;       /* length of the current size or trailer line (bounded at 4 KiB) */
     uint64_t remaining;  /* data bytes left in the current chunk */
 };

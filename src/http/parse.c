@@ -824,10 +824,12 @@ ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, boo
         case HTTP_CH_TRAILER0:
             if (ch == '\r')
                 c->state = HTTP_CH_FINAL_LF;
-            else if (HTTP_IS(ch, HTTP_C_TCHAR))
+            else if (HTTP_IS(ch, HTTP_C_TCHAR)) {
                 c->state = HTTP_CH_TRAILER_NAME;
-            else
+                c->trailers = true;
+            } else {
                 goto fail; /* obs-fold, empty name, controls */
+            }
             goto trailer_byte;
         case HTTP_CH_TRAILER_NAME:
             if (ch == ':')

@@ -37,7 +37,9 @@ int proxy__body_ready(struct conn *c)
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         bool done = false;
         ssize_t r = http_chunked_scan(&ex->req_chunk, buf_head(c->rx) + ex->rx_ready, avail, &done);
-        if (r < 0)
+        /* Request trailers are refused: an origin that merges them into the header section
+         * would take a Cf-Access-* or X-Forwarded-* field from the client there. */
+        if (r < 0 || ex->req_chunk.trailers)
             return -1;
         ex->rx_ready += (uint32_t)r;
         ex->req_done = done;

@@ -123,6 +123,12 @@ void revocations_unref(struct revocations *r)
 int revocations_add(const char *state_dir, enum revoke_kind kind, const char *key, int64_t before,
                     char **err)
 {
+    return revocations_add_pruning(state_dir, kind, key, before, 0, err);
+}
+
+int revocations_add_pruning(const char *state_dir, enum revoke_kind kind, const char *key,
+                            int64_t before, int64_t forget_before, char **err)
+{
     char path[4200], lock[4300], tmp[4300];
     snprintf(path, sizeof path, "%s/revocations.json", state_dir);
     snprintf(lock, sizeof lock, "%s/.revocations.lock", state_dir);
@@ -142,6 +148,14 @@ int revocations_add(const char *state_dir, enum revoke_kind kind, const char *ke
     if (!json_is_object(obj)) {
         obj = json_object();
         json_object_set_new(root, revoke__names[kind], obj);
+    }
+    json_t *sessions = json_object_get(root, revoke__names[REVOKE_SESSION]);
+    const char *k;
+    json_t *v;
+    void *iter_next;
+    json_object_foreach_safe(sessions, iter_next, k, v) {
+        if (json_is_integer(v) && json_integer_value(v) < forget_before)
+            json_object_del(sessions, k);
     }
     json_t *cur = json_object_get(obj, key);
     if (!json_is_integer(cur) || json_integer_value(cur) < before)

@@ -37,6 +37,11 @@ bool revocations_stale(const struct revocations *r, const char *state_dir);
 int revocations_add(const char *state_dir, enum revoke_kind kind, const char *key, int64_t before,
                     char **err);
 
+/* The same, dropping session entries older than `forget_before` on the way: no token of those
+ * sessions can still be valid (logouts would otherwise grow the file forever). */
+int revocations_add_pruning(const char *state_dir, enum revoke_kind kind, const char *key,
+                            int64_t before, int64_t forget_before, char **err);
+
 /* True when a token issued at `iat` for this email / app / session is revoked. NULLs skip. */
 bool revocations_check(const struct revocations *r, const char *email, const char *app,
                        const char *session, int64_t iat);

@@ -68,6 +68,10 @@ HEAD_CASES = {
 # Errors in a chunked body: the malformed framing and the smuggled request never reach the
 # origin (latchd may have forwarded the head already; the origin then sees an aborted request).
 BODY_CASES = {
+    # request trailers are refused: an origin merging them into the header section would take
+    # an identity header from the client there
+    "trailer-identity": "5\r\nhello\r\n0\r\nCf-Access-Authenticated-User-Email: boss@example.com\r\n\r\n",
+    "trailer-xff": "5\r\nhello\r\n0\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
     "chunk-size-nonhex": "zz\r\nhello\r\n0\r\n\r\n",
     "chunk-size-negative": "-5\r\nhello\r\n0\r\n\r\n",
     "chunk-size-0x": "0x5\r\nhello\r\n0\r\n\r\n",
