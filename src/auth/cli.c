@@ -179,7 +179,7 @@ static int cli__transfer_try(struct conn *c, bool timed_out)
         return local_json(c, 503, json_pack("{s:s}", "error", "store_unavailable"), NULL);
     if (timed_out) /* nothing yet: the CLI polls again */
         return local_reply(c, 204, "application/json", "", 0, NULL);
-    return local_park(c, 25, cli__transfer_try);
+    return local_park(c, cli__transfer_try);
 }
 
 static int cli__transfer(struct conn *c, struct local_req *r)

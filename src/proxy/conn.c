@@ -372,8 +372,7 @@ bool proxy__secure_cookies(const struct conn *c)
 
 /* Copies who the request is into the exchange (the log, the refusal page), and prepares the
  * app cookie for a service token on an app that also admits people (SPEC.md §3.5). */
-static int conn__keep_identity(struct conn *c, const struct request_identity *ri,
-                               const struct policy *p)
+static int conn__keep_identity(struct conn *c, const struct request_identity *ri)
 {
     struct exchange *ex = c->ex;
     if (ri->id.email && !(ex->email = strdup(ri->id.email)))
@@ -387,7 +386,6 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
         has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
     if (ri->minted && has_allow) {
         int64_t max_age = ri->minted_exp - (int64_t)time(NULL); /* as long as the token lives */
-        (void)p;
         if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
                                       "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
                      ri->assertion, (long long)max_age, proxy__secure_cookies(c) ? "; Secure" : "") < 0) {
@@ -471,7 +469,7 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
     ex->policy = res.policy ? res.policy->name : NULL;
     ex->token_presented = ri->presented;
     ex->token_status = (uint8_t)ri->status;
-    if (ri->ok && conn__keep_identity(c, ri, res.policy) != 0) {
+    if (ri->ok && conn__keep_identity(c, ri) != 0) {
         buf_consume(c->rx, head_len);
         ex->close_after = true;
         return proxy__respond_error(c, 500, "internal", "Out of memory.");

@@ -207,7 +207,7 @@ void local_detach(struct local_job *lj, struct worker *w)
     jobs_submit(w->jobs, &lj->job);
 }
 
-int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool timed_out))
+int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out))
 {
     struct worker *w = c->w;
     if (w->nparked == w->parked_cap) {
@@ -218,7 +218,6 @@ int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool ti
         w->parked = p;
         w->parked_cap = cap;
     }
-    (void)seconds; /* the TIMER_PARKED class holds the duration */
     w->parked[w->nparked++] = c;
     c->ex->lr->park_retry = retry;
     c->state = CS_WAIT;

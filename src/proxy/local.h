@@ -59,9 +59,10 @@ int local_page(struct conn *c, int status, const char *title, const char *html, 
 /* Parks the request on a background job (jobs.h). */
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js);
 /* Parks the request until `retry` answers it: retry(c, false) runs whenever another worker
- * signals news (worker_signal_parked), retry(c, true) after `seconds` (it must answer then).
- * The handoff's long poll (SPEC.md §7). */
-int local_park(struct conn *c, int seconds, int (*retry)(struct conn *c, bool timed_out));
+ * signals news (worker_signal_parked), retry(c, true) once the park's 25 s (TIMER_PARKED, under
+ * the CLI's 30 s) have passed since it first parked: it must answer then. The handoff's long
+ * poll (SPEC.md §7). */
+int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out));
 /* Runs retry on every request parked on this worker (worker thread). */
 void local_retry_parked(struct worker *w);
 

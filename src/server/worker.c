@@ -153,7 +153,6 @@ static void worker__before_sleep(void *arg)
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct server *srv = w->srv;
     worker__durations(w);
     for (unsigned i = 0; i < w->nlisteners; i++) {
         w->listeners[i].io.cb = worker__on_accept;
@@ -169,6 +168,5 @@ void *worker_main(void *arg)
     upstream_close_pools(w);
     conn_reap(w);
     worker_log_flush(w);
-    (void)srv;
     return NULL;
 }
