@@ -11,6 +11,9 @@ cat <<'TXT'
     curl -i http://public.localhost:8080/admin/x         # 403: a more specific app blocks /admin/*
     curl -i http://public.localhost:8080/%61dmin/x       # 403 too: /%61dmin is /admin
     curl -i http://wiki.localhost:8080/                  # 401 with JSON: login required
+    curl http://team1.apps.localhost:8080/               # wildcard host, admitted by IP
+    curl -i http://unknown.localhost:8080/               # 404: no app, nothing forwarded
+    curl -i --path-as-is 'http://public.localhost:8080/a%2fb'   # 400: encoded slash
 
   In a browser on this machine, open http://wiki.localhost:8080/ and sign in with any
   @example.com address: the 8-digit code appears in this terminal. The echo page shows what
@@ -21,9 +24,6 @@ cat <<'TXT'
   From the command line, the same login through the browser handoff:
     BROWSER=xdg-open ./build/latch curl http://wiki.localhost:8080/hello
     ./build/latch --no-browser login http://wiki.localhost:8080/   # prints a URL to open
-    curl http://team1.apps.localhost:8080/               # wildcard host, admitted by IP
-    curl -i http://unknown.localhost:8080/               # 404: no app, nothing forwarded
-    curl -i --path-as-is 'http://public.localhost:8080/a%2fb'   # 400: encoded slash
 
   Each request is logged below as one JSON line.
 
