@@ -54,16 +54,7 @@ apps:
 EOF
 "$LATCHD" --config "$TMP/latch.yaml" >"$TMP/latchd.out" 2>"$TMP/latchd.err" &
 PIDS+=($!)
-"$PY" - "$PORT" <<'EOF'
-import socket, sys, time
-port = int(sys.argv[1]); deadline = time.time() + 15
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close(); sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit("latchd did not start")
-EOF
+wait_port "$PORT" || { echo "bench: latchd did not start" >&2; cat "$TMP/latchd.err" >&2; exit 1; }
 
 # ---- 1. latch curl vs curl -H, with a stored token -------------------------------------------
 TOKEN=$("$LATCHD" token issue --config "$TMP/latch.yaml" --app api --email carol@example.com)

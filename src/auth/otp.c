@@ -69,18 +69,25 @@ static bool otp__csrf_ok(const struct local_req *r, json_t *flow)
     return CRYPTO_memcmp(got, want, strlen(want)) == 0;
 }
 
+/* The error box, if any, and the opening of a form that posts back here with the flow's CSRF
+ * token; the caller writes the fields after the open value attribute. */
+static void otp__form_start(struct strbuf *sb, json_t *flow, const char *error)
+{
+    if (error) {
+        sb_adds(sb, "<div class=\"error\">");
+        local_html(sb, error);
+        sb_adds(sb, "</div>");
+    }
+    sb_adds(sb, "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    local_html(sb, json_string_value(json_object_get(flow, "csrf")));
+}
+
 static int otp__email_page(struct conn *c, json_t *flow, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
     sb_adds(&sb, "<h1>Sign in with your email</h1><p>We will send you a code.</p>");
-    if (error) {
-        sb_adds(&sb, "<div class=\"error\">");
-        local_html(&sb, error);
-        sb_adds(&sb, "</div>");
-    }
-    sb_adds(&sb, "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
-    local_html(&sb, json_string_value(json_object_get(flow, "csrf")));
+    otp__form_start(&sb, flow, error);
     sb_adds(&sb, "\"><label for=\"email\">Email address</label><input id=\"email\" type=\"email\" "
                  "name=\"email\" autocomplete=\"email\" required autofocus>"
                  "<button type=\"submit\">Send me a code</button></form>");
@@ -96,13 +103,7 @@ static int otp__code_page(struct conn *c, json_t *flow, const char *email, const
     sb_adds(&sb, "<h1>Check your email</h1><p>If <b>");
     local_html(&sb, email);
     sb_adds(&sb, "</b> may use this application, a sign-in code is on its way. It works for 10 minutes.</p>");
-    if (error) {
-        sb_adds(&sb, "<div class=\"error\">");
-        local_html(&sb, error);
-        sb_adds(&sb, "</div>");
-    }
-    sb_adds(&sb, "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
-    local_html(&sb, json_string_value(json_object_get(flow, "csrf")));
+    otp__form_start(&sb, flow, error);
     sb_adds(&sb, "\"><label for=\"code\">Code</label><input id=\"code\" type=\"text\" name=\"code\" "
                  "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{8}\" maxlength=\"8\" required autofocus>"
                  "<button type=\"submit\">Sign in</button></form>"
