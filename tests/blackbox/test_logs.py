@@ -87,7 +87,11 @@ def test_every_line_is_json(log_gw):
     for i in range(20):
         get(d.port, f"/n/{i}", host=("pub.localhost", "closed.localhost")[i % 2])
     d.wait_log(lambda e: e.get("path") == "/n/19")
-    lines = d.requests_log.read_text().splitlines()
+    # each worker writes its lines in one batch before it sleeps: another worker's line for an
+    # earlier request may land a loop iteration later than this one
+    deadline = time.monotonic() + 5
+    while len(lines := d.requests_log.read_text().splitlines()) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(lines) >= 20
     for ln in lines:
         obj = json.loads(ln)
