@@ -612,25 +612,8 @@ static int64_t auth__longest_session_s(const struct config *cfg)
     return max;
 }
 
-/* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
- * an app host then sends the browser to the auth domain to clear the org cookie too. */
-static int auth__logout(struct conn *c, struct local_req *r)
+static int auth__logout_answer(struct conn *c, struct local_req *r)
 {
-    struct auth_identity id;
-    char session[33];
-    const struct app *app = NULL;
-    if (auth__bearer(r, &id, session, &app)) {
-        char *err = NULL;
-        int64_t now = (int64_t)time(NULL);
-        if (revocations_add_pruning(r->rt->cfg->state_dir, REVOKE_SESSION, session, now,
-                                    now - auth__longest_session_s(r->rt->cfg) - JWT_LEEWAY_S, &err) != 0) {
-            log_msg("error", "logout: %s", err ? err : "cannot revoke the session");
-            free(err);
-        }
-        log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
-                 "session ended");
-        auth__identity_free(&id);
-    }
     char *clear = auth__set_cookie(r, TOKEN_COOKIE, "", "/", 0);
     int st;
     if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
@@ -646,6 +629,63 @@ static int auth__logout(struct conn *c, struct local_req *r)
     }
     free(clear);
     return st;
+}
+
+/* The revocation is a locked, synced file write: done on the job pool, not the worker's loop;
+ * the answer waits for it, so the session is over once the browser sees it. */
+struct logout_job {
+    struct local_job lj;
+    struct runtime *rt;
+    char session[33];
+    int64_t now, forget_before;
+    char *err;
+    int rc;
+};
+
+static void auth__logout_run(struct job *job)
+{
+    struct logout_job *j = (struct logout_job *)job;
+    j->rc = revocations_add_pruning(j->rt->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
+                                    j->forget_before, &j->err);
+}
+
+static void auth__logout_finish(struct local_job *lj, struct conn *c)
+{
+    struct logout_job *j = (struct logout_job *)lj;
+    if (j->rc != 0)
+        log_msg("error", "logout: %s", j->err ? j->err : "cannot revoke the session");
+    if (c) {
+        auth__logout_answer(c, local_request(c));
+        local_resume(c);
+    }
+    free(j->err);
+    runtime_unref(j->rt);
+    free(j);
+}
+
+/* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
+ * an app host then sends the browser to the auth domain to clear the org cookie too. */
+static int auth__logout(struct conn *c, struct local_req *r)
+{
+    struct auth_identity id;
+    char session[33];
+    const struct app *app = NULL;
+    if (!auth__bearer(r, &id, session, &app))
+        return auth__logout_answer(c, r);
+    log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
+             "session ended");
+    auth__identity_free(&id);
+    struct logout_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return auth__error_page(c, 500, "Error", "Out of memory.");
+    j->rt = r->rt;
+    runtime_ref(r->rt);
+    snprintf(j->session, sizeof j->session, "%s", session);
+    j->now = (int64_t)time(NULL);
+    j->forget_before = j->now - auth__longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
+    j->lj.job.run = auth__logout_run;
+    j->lj.finish = auth__logout_finish;
+    return local_wait(c, &j->lj, r->w->jobs);
 }
 
 int auth_handle(struct conn *c, struct local_req *r)
