@@ -25,7 +25,7 @@
 static void conn__on_io(struct io_handler *h, uint32_t events);
 static void conn__on_timer(struct timer *t);
 
-static uint64_t conn__now_us(void)
+uint64_t proxy__now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -217,7 +217,7 @@ static struct exchange *conn__bare_exchange(struct conn *c)
     if (!ex)
         return NULL;
     ex->rt = worker_runtime(c->w);
-    ex->start_us = conn__now_us();
+    ex->start_us = proxy__now_us();
     ex->minor = 1;
     ex->decision = ACCESS_DENY;
     inet_ntop(AF_INET6, c->peer, ex->client_ip_str, sizeof ex->client_ip_str);

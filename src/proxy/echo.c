@@ -190,6 +190,11 @@ static enum step echo__answer(struct conn *c)
     return st;
 }
 
+static void echo__take(struct conn *c, const char *p, size_t n)
+{
+    echo__feed(c->ex, p, n);
+}
+
 enum step proxy__step_echo(struct conn *c)
 {
     struct exchange *ex = c->ex;
@@ -212,28 +217,7 @@ enum step proxy__step_echo(struct conn *c)
             return STEP_CLOSED;
         }
     }
-    for (;;) {
-        if (proxy__body_ready(c) != 0) {
-            ex->close_after = true;
-            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
-        }
-        if (ex->rx_ready) {
-            echo__feed(ex, buf_head(c->rx), ex->rx_ready);
-            proxy__body_consume(c, ex->rx_ready);
-        }
-        if (ex->req_done)
-            return echo__answer(c);
-        switch (proxy__read_client(c)) {
-        case READ_DATA:
-            timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
-            continue;
-        case READ_AGAIN:
-            return STEP_WAIT;
-        default:
-            ex->status = 400;
-            proxy__log_request(c);
-            proxy__close(c);
-            return STEP_CLOSED;
-        }
-    }
+    bool done;
+    enum step st = proxy__take_body(c, echo__take, &done);
+    return done ? echo__answer(c) : st;
 }

@@ -49,6 +49,39 @@ int proxy__body_ready(struct conn *c)
     return 0;
 }
 
+enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
+                           bool *done)
+{
+    struct exchange *ex = c->ex;
+    *done = false;
+    for (;;) {
+        if (proxy__body_ready(c) != 0) {
+            ex->close_after = true;
+            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
+        }
+        if (ex->rx_ready) {
+            take(c, buf_head(c->rx), ex->rx_ready);
+            proxy__body_consume(c, ex->rx_ready);
+        }
+        if (ex->req_done) {
+            *done = true;
+            return STEP_PROGRESS;
+        }
+        switch (proxy__read_client(c)) {
+        case READ_DATA:
+            timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+            continue;
+        case READ_AGAIN:
+            return STEP_WAIT;
+        default: /* the client went away in the middle of its body */
+            ex->status = 400;
+            proxy__log_request(c);
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+    }
+}
+
 void proxy__body_consume(struct conn *c, size_t n)
 {
     buf_consume(c->rx, n);

@@ -110,32 +110,16 @@ nomem:
     return proxy__respond_error(c, 500, "internal", "Out of memory.");
 }
 
+static void local__take(struct conn *c, const char *p, size_t n)
+{
+    sb_add(&c->ex->lr->body, p, n);
+}
+
 enum step proxy__step_local_form(struct conn *c)
 {
-    struct exchange *ex = c->ex;
-    for (;;) {
-        if (proxy__body_ready(c) != 0) {
-            ex->close_after = true;
-            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
-        }
-        if (ex->rx_ready) {
-            sb_add(&ex->lr->body, buf_head(c->rx), ex->rx_ready);
-            proxy__body_consume(c, ex->rx_ready);
-        }
-        if (ex->req_done)
-            return (enum step)local__dispatch(c);
-        switch (proxy__read_client(c)) {
-        case READ_DATA:
-            continue;
-        case READ_AGAIN:
-            return STEP_WAIT;
-        default:
-            ex->status = 400;
-            proxy__log_request(c);
-            proxy__close(c);
-            return STEP_CLOSED;
-        }
-    }
+    bool done;
+    enum step st = proxy__take_body(c, local__take, &done);
+    return done ? (enum step)local__dispatch(c) : st;
 }
 
 int local_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,

@@ -43,6 +43,7 @@ void upstream_close_pools(struct worker *w);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
+uint64_t proxy__now_us(void); /* monotonic microseconds: request durations */
 bool proxy__secure_cookies(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
@@ -51,6 +52,11 @@ enum read_result { READ_DATA, READ_AGAIN, READ_EOF, READ_ERR };
 enum read_result proxy__read_client(struct conn *c);
 /* Validates newly arrived request body bytes; sets rx_ready and req_done. -1: bad framing. */
 int proxy__body_ready(struct conn *c);
+/* Reads the whole request body into `take` (a local endpoint's form, the echo's digest).
+ * *done is set when all of it arrived; otherwise the step to return (wait, closed, or a 400
+ * already answered). */
+enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
+                           bool *done);
 /* Gives up `n` ready body bytes from the client buffer. */
 void proxy__body_consume(struct conn *c, size_t n);
 

@@ -234,12 +234,6 @@ enum step proxy__respond_refused(struct conn *c)
     return st;
 }
 
-static uint64_t respond__now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* SPEC.md §9 request event. Nothing secret: no token, cookie or query string. */
 void proxy__log_request(struct conn *c)
@@ -274,7 +268,7 @@ void proxy__log_request(struct conn *c)
     sb_json_key(sb, &first, "bytes_out");
     sb_addu(sb, ex->bytes_out);
     sb_json_key(sb, &first, "duration_us");
-    sb_addu(sb, respond__now_us() - ex->start_us);
+    sb_addu(sb, proxy__now_us() - ex->start_us);
     sb_adds(sb, "}\n");
     if (sb->overflow) { /* drop the one line that did not fit, keep the others */
         sb->len = start;
