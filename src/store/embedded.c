@@ -64,6 +64,16 @@ static void emb__free_entry(struct entry *e)
     free(e);
 }
 
+const char *store_backend(const struct store *s)
+{
+    return "embedded";
+}
+
+int store_up(const struct store *s)
+{
+    return 1;
+}
+
 void store_free(struct store *s)
 {
     if (!s)

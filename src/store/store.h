@@ -21,6 +21,11 @@ enum store_result {
 struct store *store_embedded_new(void);
 void store_free(struct store *s);
 
+/* "embedded" or "redis": for status and metrics. */
+const char *store_backend(const struct store *s);
+/* 1 while the backend answers (the embedded store always does), 0 while it cannot be reached. */
+int store_up(const struct store *s);
+
 /* Namespaced keys: "flow:…", "otp:…", "grant:…", "box:…", "ident:…", "rate:…". */
 enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
 /* Copies the value into a malloc'd buffer (NUL-terminated for convenience). */
