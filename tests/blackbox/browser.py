@@ -322,11 +322,14 @@ def parse_set_cookie(line):
 
 class Client:
     """Connects to 127.0.0.1 at the URL's port and sends the URL's host[:port] as Host. Keeps
-    cookies per host name (no port, as browsers do), honouring Path and Max-Age."""
+    cookies per host name (no port, as browsers do), honouring Path and Max-Age. `addr` (may be
+    changed between requests) sends *.localhost names to another loopback address instead: with
+    gateway nodes on 127.0.0.1 and 127.0.0.2, one cookie jar walks from one node to the other."""
 
-    def __init__(self, tls=False):
+    def __init__(self, tls=False, addr=None):
         self.jar = {}   # (host, name) -> (value, path, expires)
         self.tls = tls
+        self.addr = addr
         self.log = []   # every (method, url, status)
 
     def cookie_header(self, host, path):
@@ -352,13 +355,14 @@ class Client:
     def request(self, method, url, headers=(), body=None, cookies=True, accept="text/html"):
         u = urlsplit(url)
         port = u.port or (443 if u.scheme == "https" else 80)
+        ip = self.addr if self.addr and (u.hostname or "").endswith("localhost") else "127.0.0.1"
         if u.scheme == "https":
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=15, context=ctx)
+            conn = http.client.HTTPSConnection(ip, port, timeout=15, context=ctx)
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+            conn = http.client.HTTPConnection(ip, port, timeout=15)
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         hdrs = {"Host": u.netloc, "User-Agent": "latch-tests"}
         if accept:

@@ -5,6 +5,7 @@
 //
 // Environment (all optional but the first):
 //   LATCH_TEST_LATCHD_STDERR  latchd's stderr file, where "one-time PIN for <email> (app …): N" lands
+//                             (several nodes: their files joined with ':', PINs are read from all)
 //   LATCH_TEST_EMAIL          who signs in (default carol@example.com)
 //   LATCH_TEST_RECORD         file to which one JSON line per run is appended: {url, code, host_shown,
 //                             t_click (epoch seconds, ms precision, taken just before the POST), status,
@@ -13,6 +14,8 @@
 //   LATCH_TEST_MODE           authorize (default) | view (stop at the confirmation page, never POST)
 //   LATCH_TEST_COOKIES_OUT    file to write the browser's cookies to (JSON) at the end
 //   LATCH_TEST_DEADLINE_S     give up after this many seconds (default 60)
+//   LATCH_TEST_HOST_RULES     Chromium's --host-resolver-rules (e.g. "MAP *.localhost 127.0.0.2": this
+//                             browser reaches another gateway node than the CLI, which goes to 127.0.0.1)
 //   CHROMIUM                  the browser binary (default /usr/bin/chromium)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,7 +42,8 @@ function save() {
 
 function pins() {
   if (!env.LATCH_TEST_LATCHD_STDERR) return [];
-  const text = fs.readFileSync(env.LATCH_TEST_LATCHD_STDERR, 'utf8');
+  const text = env.LATCH_TEST_LATCHD_STDERR.split(':').filter(Boolean)
+    .map((f) => { try { return fs.readFileSync(f, 'utf8'); } catch { return ''; } }).join('\n');
   const esc = email.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const re = new RegExp('one-time PIN for ' + esc + ' \\(app [^)]*\\): (\\d{8})', 'gi');
   return [...text.matchAll(re)].map((m) => m[1]);
@@ -64,7 +68,8 @@ try {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-proxy-server'],
+      '--no-proxy-server',
+      ...(env.LATCH_TEST_HOST_RULES ? ['--host-resolver-rules=' + env.LATCH_TEST_HOST_RULES] : [])],
   });
   step('launched');
   context = await browser.newContext();

@@ -81,6 +81,7 @@ class Cli:
         self.record = self.tmp / "browser-records.jsonl"
         self.forbidden_calls = self.tmp / "forbidden-browser-calls.log"
         self.pids = self.tmp / "browser-pids"
+        self.extra_env = {}  # added to every run's and browse's environment (e.g. LATCH_TEST_HOST_RULES)
         self.good = self._script("browser-ok.sh", f"""#!/bin/sh
 echo "$$ $1" >> '{self.calls}'
 echo $$ >> '{self.pids}'
@@ -104,6 +105,7 @@ exit 1
                   "LATCH_TEST_LATCHD_STDERR": str(self.d.stderr_path),
                   "LATCH_TEST_RECORD": str(self.record), "LATCH_TEST_EMAIL": EMAIL,
                   "CHROMIUM": CHROMIUM})
+        e.update({k: str(v) for k, v in self.extra_env.items()})
         if browser == "good":
             e["BROWSER"] = self.good
         elif browser == "forbidden":
