@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 
 import authkit as ak
@@ -261,6 +262,12 @@ def redis_values(redis):
     return out
 
 
+# a private key in the clear: PEM, PKCS#8 DER (version 0 + rsaEncryption) raw or in base64, a
+# private JWK's members
+PRIVATE_KEY_RE = re.compile(rb"PRIVATE KEY|\x02\x01\x00\x30\x0d\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"
+                            rb"|MIIE[uvw][A-Za-z0-9+/]{2}BADANBgkqhkiG9w0BAQEF|\"(d|dp|dq|qi)\"\s*:\s*\"")
+
+
 def otp_form(cl, cluster, app="api", path="/"):
     """Opens the app in `cl` (its current node) up to the PIN form; returns its csrf."""
     r, chain = cl.follow(cluster.url(app, path))
@@ -397,7 +404,7 @@ def test_nodes_share_aud_and_keys_rotation_on_a_reaches_b(cluster):
     assert listed, f"B's certs do not list {kid2} ~1 s after the rotation on A: {b.kids()}"
     assert {kid1, kid2} <= b.kids()
     t2 = issue(a, "bob@example.com")
-    assert json.loads(base64.urlsafe_b64decode(t2.split(".")[0] + "==").decode())["kid"] == kid2
+    assert jwt.get_unverified_header(t2)["kid"] == kid2
     r = b.with_token(t2)
     assert r.status == 200 and r.json()["headers"]["cf-access-authenticated-user-email"] == "bob@example.com", r
     ak.verify_with_jwks(b, t2, b.aud("api"))     # an independent library, B's JWKS
@@ -407,7 +414,7 @@ def test_nodes_share_aud_and_keys_rotation_on_a_reaches_b(cluster):
 
     # private keys never sit in Redis in the clear
     for k, v in redis_values(cluster.redis).items():
-        assert b"PRIVATE KEY" not in v and b"MIIE" not in v, (k, v[:200])
+        assert not PRIVATE_KEY_RE.search(v), (k, v[:300])
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,6 +494,7 @@ def test_otp_sent_on_a_entered_on_b_grants_cross_nodes(cluster):
     csrf = otp_form(cl, cluster, "api", "/here?q=1")
     code = otp_send(cl, cluster, a, csrf, email)
     assert b.pins(email) == [], "the PIN was to be sent by A only"
+    before_code = dict(cl.jar)     # the flow cookie, before the code was used
     # a wrong code on B counts against the same flow; the right one on B then succeeds
     cl.addr = B
     wrong = "00000000" if code != "00000000" else "11111111"
@@ -507,10 +515,12 @@ def test_otp_sent_on_a_entered_on_b_grants_cross_nodes(cluster):
         replay = Client(addr=addr)
         r = replay.get(grant_url)
         assert r.status == 400 and not r.header("set-cookie"), (addr, r)
-    # the PIN is spent everywhere
-    cl2 = Client(addr=A)
-    r = cl2.post(f"{cluster.auth}/cdn-cgi/access/otp", {"csrf": csrf, "code": code})
-    assert r.status != 302, r
+    # the PIN is spent on every node: the same flow cookie and code again, on A and on B
+    for addr in (A, B):
+        replay = Client(addr=addr)
+        replay.jar = dict(before_code)
+        r = replay.post(f"{cluster.auth}/cdn-cgi/access/otp", {"csrf": csrf, "code": code})
+        assert r.status != 302 and "grant=" not in (r.location or ""), (addr, r)
     # single sign-on: the org session made on B is known on A; A's grant redeemed on B
     cl.addr = A
     r = cl.get(f"{cluster.auth}/cdn-cgi/access/login/api2.localhost:{cluster.port}?redirect_url=%2Ftwo")
@@ -522,9 +532,8 @@ def test_otp_sent_on_a_entered_on_b_grants_cross_nodes(cluster):
     assert r3.status == 200 and r3.json()["headers"]["cf-access-authenticated-user-email"] == email
     cl.addr = A
     assert cl.get(r.location).status == 400       # spent on B
-    assert any(x.get("path") == "/cdn-cgi/access/otp" for x in a.log_lines())
-    assert any(x.get("path") == "/cdn-cgi/access/otp" and x.get("method") == "POST"
-               for x in b.log_lines())
+    a.wait_log(lambda x: x.get("path") == "/cdn-cgi/access/otp" and x.get("method") == "POST")
+    b.wait_log(lambda x: x.get("path") == "/cdn-cgi/access/otp" and x.get("method") == "POST")
 
 
 def test_oidc_started_on_a_callback_on_b(cluster, idp_factory):
@@ -619,7 +628,11 @@ def test_node_killed_after_sealing_other_node_delivers(cluster, cli_factory):
     assert rc == 0 and rec["ok"], rec
     a.wait_log(lambda x: x.get("path") == "/cdn-cgi/access/cli" and x.get("method") == "POST")
     cluster.kill(a)
-    r = b.req(f"/cdn-cgi/access/transfer/{key}", "auth", headers=[("Accept", "application/json")])
+    try:
+        r = b.req(f"/cdn-cgi/access/transfer/{key}", "auth", headers=[("Accept", "application/json")],
+                  timeout=10)
+    except socket.timeout:
+        raise AssertionError("B holds the poll: the box A sealed before it died is not in Redis") from None
     assert r.status == 200, r
     plain = na.open(r.body, pk, sk)
     assert plain, "the box B delivered does not open with the CLI's key"
@@ -765,12 +778,13 @@ def outage_checks(n, cluster, flow_cookie_client, csrf, tokens, accept_json):
     assert r.status == 401 and r.json()["error"] == "login_required", r
     # shared state: 503 at once, JSON for scripts, a page for browsers
     reqs = [
-        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None),
-        ("GET", "/cdn-cgi/access/transfer/" + b64u(os.urandom(32)), "auth", None),
-        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None),
+        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None, True),
+        ("GET", "/cdn-cgi/access/transfer/" + b64u(os.urandom(32)), "auth", None, False),
+        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None, True),
     ]
-    for method, path, host, body in reqs:
-        for a in (("Accept", "application/json"), ("Accept", "text/html")):
+    for method, path, host, body, browsers_too in reqs:
+        accepts = [("Accept", "application/json")] + ([("Accept", "text/html")] if browsers_too else [])
+        for a in accepts:
             try:
                 r = n.req(path, host, [a], method=method, body=body, timeout=ANSWER_S)
             except socket.timeout:
@@ -822,6 +836,10 @@ def test_redis_outage_then_recovery_without_restart(cluster, cli_factory):
     for n in (a, b):
         cl = Client(addr=n.addr)
         flows[n.name] = (cl, otp_form(cl, cluster))
+    # what lives in Redis for good (no TTL): the secret, keys, revocations, service tokens
+    lasting = sorted(k for k in cluster.redis.keys() if cluster.redis.cmd("TTL", k) == -1)
+    print("lasting keys:", [k.decode(errors="replace") for k in lasting])
+    assert lasting, "nothing lasting in Redis"
 
     cluster.redis.stop()
     for n, accept_json in ((a, True), (b, False)):
@@ -840,6 +858,9 @@ def test_redis_outage_then_recovery_without_restart(cluster, cli_factory):
                 return False
         return True
     assert deadline_poll(logins_work, 10, 0.2), "logins still refused 10 s after Redis came back"
+    back = deadline_poll(lambda: all(cluster.redis.cmd("EXISTS", k) for k in lasting), 10, 0.1)
+    missing = [k for k in lasting if not cluster.redis.cmd("EXISTS", k)]
+    assert back, f"the nodes did not push these back into the empty Redis within 10 s: {missing}"
 
     # a new login: PIN sent by A, entered on B, grant redeemed on A
     cl = Client(addr=A)
@@ -858,7 +879,7 @@ def test_redis_outage_then_recovery_without_restart(cluster, cli_factory):
         "a revocation made before the outage is lost after Redis came back empty"
     assert c.with_token(carol_tok, "api2").status == 401
     assert c.with_token(bob).status == 200, "the signing key made before the outage is lost"
-    assert c.signer() == kid and kid in c.kids()
+    assert kid in c.kids(), c.kids()
     assert c.req("/", "ci", st_headers(cid, secret)).status == 200, \
         "a service token made before the outage is lost"
     for n in (a, b):
@@ -906,7 +927,8 @@ def test_node_with_another_store_key_never_signs_unverifiable_tokens(cluster):
               f"{[l for l in err.splitlines() if re.search(r'store.?key', l, re.I)][:3]}")
     else:
         # it runs: it must say so, and whatever it signs must verify on the other nodes
-        assert re.search(r"store.?key", err, re.I), f"no log line about the store key:\n{err}"
+        said = deadline_poll(lambda: re.search(r"store.?key", x.stderr(), re.I), 5, 0.1)
+        assert said, f"no log line about the store key:\n{x.stderr()}"
         print(f"observed: a node with another store key runs; signer {x.signer()}, cluster's {kid}")
     # running or not (then the subcommand works offline), it never signs a token the cluster
     # cannot verify: it refuses, or signs with a key the others know
