@@ -133,6 +133,8 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
     case ANS_PARK:
         if (d->lj.late || c->w->draining) /* its time is up meanwhile: it answers now */
             local__defer(c, d->park, true);
+        else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) /* news meanwhile */
+            local__defer(c, d->park, false);
         else
             local_park(c, d->park, d->park_key);
         local__defer_free(d);
@@ -159,6 +161,7 @@ static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_
         return (int)proxy__respond_error(c, 503, "busy", "Try again.");
     d->lr = c->ex->lr;
     c->ex->lr = NULL;
+    d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
     d->retry = retry;
     d->timed_out = timed_out;
     d->lj.job.run = local__defer_run;
@@ -413,7 +416,7 @@ void proxy__local_retry(struct conn *c, bool timed_out)
 {
     struct local_req *lr = c->ex->lr;
     if (store_remote(c->w->store)) {
-        if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : ""))
+        if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
             return;
         local__unpark(c);
         local__defer(c, lr->park_retry, timed_out);

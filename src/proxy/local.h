@@ -36,6 +36,7 @@ struct local_req {
     struct worker *w;          /* w->store and w->jobs are safe from any thread; nothing else */
     int (*park_retry)(struct conn *c, bool timed_out);
     char *park_key;            /* the store key a parked request waits for */
+    int64_t tried_ms;          /* (remote store) when its retry last asked the store, monotonic */
     bool parked;               /* the park deadline is set */
 };
 

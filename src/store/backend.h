@@ -15,7 +15,7 @@ struct store_ops {
     /* Optional (NULL: always up, local, nothing to announce). */
     int (*up)(const struct store *s);
     void (*announce)(struct store *s, const char *key);
-    bool (*may_have)(struct store *s, const char *key);
+    bool (*may_have)(struct store *s, const char *key, int64_t since_ms);
     json_t *(*identity_get)(struct store *s, const char *nonce);
     enum store_result (*identity_put)(struct store *s, const char *nonce, const char *val, int64_t ttl_s);
 };

@@ -23,11 +23,11 @@
 #define RS_COMMAND_MS 1000
 #define RS_RETRY_MS 1000
 #define RS_HINTS 256
-#define RS_HINT_TTL_S 300
+#define RS_HINT_TTL_MS 300000
 
 struct rs_hint {
     char key[96];
-    int64_t at;
+    int64_t at_ms; /* monotonic */
 };
 
 struct rstore {
@@ -209,18 +209,19 @@ void store_redis_seen(struct store *base, const char *key)
     pthread_mutex_lock(&s->lock);
     struct rs_hint *h = &s->hints[s->hint_next++ % RS_HINTS];
     snprintf(h->key, sizeof h->key, "%s", key);
-    h->at = rs__now_ms() / 1000;
+    h->at_ms = rs__now_ms();
     pthread_mutex_unlock(&s->lock);
 }
 
-static bool rs__may_have(struct store *base, const char *key)
+static bool rs__may_have(struct store *base, const char *key, int64_t since_ms)
 {
     struct rstore *s = (struct rstore *)base;
-    int64_t now = rs__now_ms() / 1000;
+    int64_t now = rs__now_ms();
     bool found = false;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < RS_HINTS && !found; i++)
-        found = s->hints[i].key[0] && now - s->hints[i].at < RS_HINT_TTL_S && !strcmp(s->hints[i].key, key);
+        found = s->hints[i].key[0] && s->hints[i].at_ms >= since_ms && now - s->hints[i].at_ms < RS_HINT_TTL_MS &&
+                !strcmp(s->hints[i].key, key);
     pthread_mutex_unlock(&s->lock);
     return found;
 }

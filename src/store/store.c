@@ -61,9 +61,9 @@ void store_announce(struct store *s, const char *key)
         s->ops->announce(s, key);
 }
 
-bool store_may_have(struct store *s, const char *key)
+bool store_may_have(struct store *s, const char *key, int64_t since_ms)
 {
-    return s->ops->may_have ? s->ops->may_have(s, key) : true;
+    return s->ops->may_have ? s->ops->may_have(s, key, since_ms) : true;
 }
 
 json_t *store_identity_get(struct store *s, const char *nonce)

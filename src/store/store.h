@@ -42,9 +42,10 @@ int64_t store_incr(struct store *s, const char *key, int64_t ttl_s);
 
 /* Tells the other nodes that `key` was just put (a handoff box: their parked polls wake). */
 void store_announce(struct store *s, const char *key);
-/* Without a network call: false when `key` is surely absent (no announcement seen for it), so
- * a parked poll need not ask the backend. The embedded store always says true. */
-bool store_may_have(struct store *s, const char *key);
+/* Without a network call: false when `key` surely did not appear since `since_ms` (monotonic;
+ * no announcement seen for it), so a parked poll need not ask the backend. The embedded store
+ * always says true. */
+bool store_may_have(struct store *s, const char *key, int64_t since_ms);
 
 
 #include <jansson.h>
