@@ -12,6 +12,8 @@
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/svctokens.h"
+#include "store/cluster.h"
 
 #include <arpa/inet.h>
 #include <openssl/sha.h>
@@ -113,6 +115,15 @@ static struct keyset *admin__keys(const struct config *cfg, bool force)
     return ks;
 }
 
+/* With a shared store, the change reaches every node now (SPEC.md §10), daemon or not. */
+static void admin__share(const struct config *cfg)
+{
+    char *err = NULL;
+    if (cluster_share(cfg, &err) != 0)
+        fprintf(stderr, "latchd: warning: %s\n", err ? err : "cannot reach the shared store");
+    free(err);
+}
+
 static const struct app *admin__app(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->napps; i++)
@@ -207,6 +218,7 @@ int admin_keys_rotate(const char *config, int argc, char **argv)
     struct keyset *ks = admin__keys(rt->cfg, true);
     int status = 1;
     if (ks) {
+        admin__share(rt->cfg);
         printf("new signing key %s; %zu key(s) verify\n", ks->keys[0].kid, ks->n);
         log_auth(rt->auth_log, "key_rotation", NULL, NULL, NULL, NULL, true, ks->keys[0].kid);
         status = 0;
@@ -243,12 +255,35 @@ int admin_revoke(const char *config, int argc, char **argv)
         free(err);
         goto out;
     }
+    admin__share(rt->cfg);
     printf("revoked every token issued until now for %s %s\n", o.email ? "user" : "app", key);
     log_auth(rt->auth_log, "revoke", o.email ? key : NULL, NULL, o.app, NULL, true, "latchd revoke");
     status = 0;
 out:
     runtime_unref(rt);
     return status;
+}
+
+/* Records a service token in state_dir and shares it (svctokens.h). */
+static int admin__register_service(const struct config *cfg, const char *name, const char *id_hex,
+                                   const char *md_hex, time_t exp)
+{
+    char client_id[64], *err = NULL;
+    snprintf(client_id, sizeof client_id, "%s.access", id_hex);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_t *add = json_pack("{s:{s:s,s:s,s:I,s:I}}", name, "client_id", client_id, "secret_sha256", md_hex,
+                            "expires", (json_int_t)exp,
+                            "created", (json_int_t)now.tv_sec * 1000000000 + now.tv_nsec);
+    int rc = add && runtime_mkdirs(cfg->state_dir) == 0 ? svc_tokens_merge(cfg->state_dir, add, &err) : -1;
+    json_decref(add);
+    if (rc < 0) {
+        fprintf(stderr, "latchd service-token create: %s\n", err ? err : "cannot record the token");
+        free(err);
+        return 1;
+    }
+    admin__share(cfg);
+    return 0;
 }
 
 int admin_service_token_create(const char *config, int argc, char **argv)
@@ -273,7 +308,6 @@ int admin_service_token_create(const char *config, int argc, char **argv)
         if (!strcmp(cfg->service_tokens[i].name, o.positional))
             fprintf(stderr, "note: a service token named '%s' is already configured: replace its stanza\n",
                     o.positional);
-    config_free(cfg);
     unsigned char id[16], secret[32], md[32];
     char id_hex[33], secret_hex[65], md_hex[65], expires[32];
     randombytes_buf(id, sizeof id);
@@ -286,6 +320,21 @@ int admin_service_token_create(const char *config, int argc, char **argv)
     struct tm tm;
     gmtime_r(&exp, &tm);
     strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int status = 0;
+    if (!strncmp(cfg->store, "redis:", 6)) {
+        status = admin__register_service(cfg, o.positional, id_hex, md_hex, exp);
+        if (status == 0)
+            printf("CF-Access-Client-Id: %s.access\n"
+                   "CF-Access-Client-Secret: %s\n"
+                   "\n"
+                   "The secret is shown once and stored nowhere. Service token '%s' works now on every\n"
+                   "node sharing %s, until %s: policies name it with service_token: %s.\n",
+                   id_hex, secret_hex, o.positional, cfg->store, expires, o.positional);
+        sodium_memzero(secret_hex, sizeof secret_hex);
+        config_free(cfg);
+        return status;
+    }
+    config_free(cfg);
     printf("CF-Access-Client-Id: %s.access\n"
            "CF-Access-Client-Secret: %s\n"
            "\n"

@@ -81,6 +81,8 @@ int auth__cli(struct conn *c, struct local_req *r, const char *org_header);
 
 /* Pages. */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);
+/* 503 store_unavailable: the shared store (Redis) cannot be reached (SPEC.md §10). */
+int auth__store_error(struct conn *c);
 int auth__login_page(struct conn *c, struct local_req *r, const struct app *app, const char *host);
 
 /* Identity providers. */

@@ -137,8 +137,8 @@ static int cli__post(struct conn *c, struct local_req *r)
     size_t plen = plain ? strlen(plain) : 0;
     unsigned char *box = plain ? malloc(plen + crypto_box_SEALBYTES) : NULL;
     enum store_result sr = STORE_NOMEM;
+    char skey[80];
     if (box && crypto_box_seal(box, (const unsigned char *)plain, plen, pk) == 0) {
-        char skey[80];
         snprintf(skey, sizeof skey, "box:%s", key);
         sr = store_put(r->w->store, skey, box, plen + crypto_box_SEALBYTES, BOX_TTL_S);
     }
@@ -149,10 +149,11 @@ static int cli__post(struct conn *c, struct local_req *r)
     free(app_tok);
     free(org_tok);
     if (sr != STORE_OK) {
-        st = auth__error_page(c, 503, "Try again", "The sign-in service is busy; run latch again.");
+        st = auth__store_error(c);
         goto out;
     }
-    worker_signal_parked(r->w); /* a CLI long-polling any worker gets it now */
+    worker_signal_parked(r->w); /* a CLI long-polling any worker gets it now, */
+    store_announce(r->w->store, skey); /* or any node */
     log_auth(r->rt->auth_log, "handoff", id.email, id.idp, app->name, r->client_ip, true, "sealed for the command line");
     st = local_page(c, 200, "Done", "<h1>You are signed in</h1><p>The command line has its token. "
                                     "You can close this tab and return to your terminal.</p>", NULL);
@@ -176,10 +177,10 @@ static int cli__transfer_try(struct conn *c, bool timed_out)
         return st;
     }
     if (sr == STORE_UNAVAILABLE)
-        return local_json(c, 503, json_pack("{s:s}", "error", "store_unavailable"), NULL);
+        return auth__store_error(c);
     if (timed_out) /* nothing yet: the CLI polls again */
         return local_reply(c, 204, "application/json", "", 0, NULL);
-    return local_park(c, cli__transfer_try);
+    return local_park(c, cli__transfer_try, skey);
 }
 
 static int cli__transfer(struct conn *c, struct local_req *r)
@@ -199,10 +200,10 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
     struct token t;
     time_t now = time(NULL);
     struct auth_identity id = { 0 };
-    enum token_status ts = jwt_decode(r->w->keys, org_header, strlen(org_header), now, &t);
+    enum token_status ts = jwt_decode(r->keys, org_header, strlen(org_header), now, &t);
     if (ts == TOKEN_OK)
         ts = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && revocations_check(r->w->rev, t.email, NULL, t.identity_nonce, t.iat))
+    if (ts == TOKEN_OK && revocations_check(r->rev, t.email, NULL, t.identity_nonce, t.iat))
         ts = TOKEN_REVOKED;
     if (ts == TOKEN_OK && (!t.identity_nonce || strlen(t.identity_nonce) != 32 ||
                            auth__token_identity(r, &t, &id) != 0))

@@ -167,6 +167,13 @@ int auth__flow_save(const struct local_req *r, const char *id, json_t *flow)
     return rc;
 }
 
+int auth__store_error(struct conn *c)
+{
+    return local_error(c, 503, "store_unavailable",
+                       "Signing in needs the shared session store, which cannot be reached right now. "
+                       "Try again in a moment.");
+}
+
 int auth__error_page(struct conn *c, int status, const char *title, const char *message)
 {
     struct strbuf sb;
@@ -265,7 +272,7 @@ char *auth__mint(const struct local_req *r, const char *type, const char *aud,
         if (!ok)
             return NULL;
     }
-    return token_mint(r->w->keys, r->rt->auth_url, &mc, time(NULL));
+    return token_mint(r->keys, r->rt->auth_url, &mc, time(NULL));
 }
 
 int auth__token_identity(const struct local_req *r, const struct token *t, struct auth_identity *id)
@@ -285,11 +292,11 @@ bool auth__org_session(const struct local_req *r, struct auth_identity *id, char
         return false;
     struct token t;
     time_t now = time(NULL);
-    if (jwt_decode(r->w->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
+    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
         return false;
     bool ok = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now) == TOKEN_OK &&
               t.email && t.identity_nonce && strlen(t.identity_nonce) == 32 &&
-              !revocations_check(r->w->rev, t.email, NULL, t.identity_nonce, t.iat);
+              !revocations_check(r->rev, t.email, NULL, t.identity_nonce, t.iat);
     if (ok) {
         memcpy(session, t.identity_nonce, 33);
         ok = auth__token_identity(r, &t, id) == 0;
@@ -336,7 +343,7 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
     enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        return auth__store_error(c);
     char *loc = NULL;
     const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http" : "https";
     if (asprintf(&loc, "%s://%s/cdn-cgi/access/authorized?grant=%s", scheme, host, grant) < 0)
@@ -432,7 +439,7 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
         json_object_set_new(flow, "cli", json_string(cli));
     if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
         json_decref(flow);
-        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        return auth__store_error(c);
     }
     json_decref(flow);
     char *ck = auth__set_cookie(r, AUTH_FLOW_COOKIE, flow_id, "/cdn-cgi/access/", AUTH_FLOW_TTL_S);
@@ -483,6 +490,8 @@ static int auth__start(struct conn *c, struct local_req *r)
 {
     char flow_id[33], name[128];
     json_t *flow = auth__flow_load(r, flow_id);
+    if (!flow && !store_up(r->w->store))
+        return auth__store_error(c);
     if (!flow)
         return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
     const char *app_name = json_string_value(json_object_get(flow, "app"));
@@ -506,7 +515,7 @@ int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const cha
     if (idp->type == IDP_OIDC)
         return auth__oidc_start(c, r, flow, flow_id, idp);
     if (auth__flow_save(r, flow_id, flow) != 0)
-        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        return auth__store_error(c);
     return auth__otp(c, r);
 }
 
@@ -518,7 +527,10 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     if (!auth__query(r, "grant", grant, sizeof grant) || strlen(grant) != 32)
         return auth__error_page(c, 400, "Invalid sign-in link", "Start again from the application.");
     snprintf(key, sizeof key, "grant:%s", grant);
-    if (store_take(r->w->store, key, &val, &len) != STORE_OK) /* single use */
+    enum store_result sr = store_take(r->w->store, key, &val, &len);
+    if (sr == STORE_UNAVAILABLE)
+        return auth__store_error(c);
+    if (sr != STORE_OK) /* single use */
         return auth__error_page(c, 400, "Sign-in link used or expired", "Start again from the application.");
     json_error_t je;
     json_t *g = json_loadb(val, len, 0, &je);
@@ -569,11 +581,11 @@ static bool auth__bearer(struct local_req *r, struct auth_identity *id, char ses
         return false;
     struct token t;
     time_t now = time(NULL);
-    if (jwt_decode(r->w->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
+    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
         return false;
     bool ok = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, *app)->aud, now) == TOKEN_OK &&
               t.email && t.identity_nonce &&
-              !revocations_check(r->w->rev, t.email, (*app)->name, t.identity_nonce, t.iat);
+              !revocations_check(r->rev, t.email, (*app)->name, t.identity_nonce, t.iat);
     if (ok) {
         snprintf(session, 33, "%s", t.identity_nonce);
         ok = auth__token_identity(r, &t, id) == 0;
@@ -598,20 +610,6 @@ static int auth__get_identity(struct conn *c, struct local_req *r)
 }
 
 /* The longest any token can live under this configuration. */
-static int64_t auth__longest_session_s(const struct config *cfg)
-{
-    int64_t max = cfg->session_duration_s;
-    for (size_t i = 0; i < cfg->napps; i++) {
-        const struct app *a = &cfg->apps[i];
-        if (a->session_duration_s > max)
-            max = a->session_duration_s;
-        for (size_t k = 0; k < a->npolicies; k++)
-            if (a->policies[k].session_duration_s > max)
-                max = a->policies[k].session_duration_s;
-    }
-    return max;
-}
-
 static int auth__logout_answer(struct conn *c, struct local_req *r)
 {
     char *clear = auth__set_cookie(r, TOKEN_COOKIE, "", "/", 0);
@@ -682,7 +680,7 @@ static int auth__logout(struct conn *c, struct local_req *r)
     runtime_ref(r->rt);
     snprintf(j->session, sizeof j->session, "%s", session);
     j->now = (int64_t)time(NULL);
-    j->forget_before = j->now - auth__longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
+    j->forget_before = j->now - runtime_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
     j->lj.job.run = auth__logout_run;
     j->lj.finish = auth__logout_finish;
     return local_wait(c, &j->lj, r->w->jobs);
@@ -692,8 +690,8 @@ int auth_handle(struct conn *c, struct local_req *r)
 {
     const char *name = r->name;
     if (!strcmp(name, "certs"))
-        return local_reply(c, 200, "application/json", r->w->keys->certs_json,
-                           strlen(r->w->keys->certs_json), NULL);
+        return local_reply(c, 200, "application/json", r->keys->certs_json,
+                           strlen(r->keys->certs_json), NULL);
     if (!strcmp(name, "app")) { /* the CLI learns where to log in (SPEC.md §7) */
         const struct app *app = auth__target_app(r, r->host, "/");
         if (!app)

@@ -410,7 +410,7 @@ static void oidc__discover_finish(struct local_job *lj, struct conn *c)
     json_object_set_new(j->flow, "nonce", json_string(nonce));
     json_object_set_new(j->flow, "verifier", json_string(verifier));
     if (auth__flow_save(r, j->flow_id, j->flow) != 0) {
-        auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        auth__store_error(c);
         goto resume;
     }
     CURL *curl = curl_easy_init();
@@ -578,6 +578,8 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
 {
     char flow_id[33], state[128], code[2048];
     json_t *flow = auth__flow_load(r, flow_id);
+    if (!flow && !store_up(r->w->store))
+        return auth__store_error(c);
     const char *want = json_string_value(json_object_get(flow, "state"));
     const char *idp_name = json_string_value(json_object_get(flow, "idp"));
     const struct idp *idp = idp_name ? auth__idp(r->rt->cfg, idp_name) : NULL;
@@ -595,7 +597,12 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     snprintf(key, sizeof key, "flow:%s", flow_id);
     char *taken = NULL;
     size_t tl;
-    if (store_take(r->w->store, key, &taken, &tl) != STORE_OK) { /* a replayed callback */
+    enum store_result sr = store_take(r->w->store, key, &taken, &tl);
+    if (sr == STORE_UNAVAILABLE) {
+        json_decref(flow);
+        return auth__store_error(c);
+    }
+    if (sr != STORE_OK) { /* a replayed callback */
         json_decref(flow);
         return auth__error_page(c, 400, "Sign-in expired", "This sign-in was already used. Start again from the application.");
     }

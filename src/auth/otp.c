@@ -141,7 +141,7 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
     snprintf(key, sizeof key, "rate:otp:ip:%s", r->client_ip);
     int64_t b = store_incr(r->w->store, key, OTP_TTL_S);
     if (a < 0 || b < 0)
-        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        return auth__store_error(c);
     if (a > OTP_PER_EMAIL || b > OTP_PER_CLIENT) {
         log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
                  "too many codes requested");
@@ -168,7 +168,7 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
     enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), OTP_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        return auth__store_error(c);
     log_auth(r->rt->auth_log, "otp_sent", email, idp->name, app ? app->name : NULL, r->client_ip, may,
              may ? "code sent" : "address not admitted: no code sent");
     if (may) { /* fire and forget: the answer does not wait (nor tell) */
@@ -195,7 +195,10 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     char key[64], *val = NULL;
     size_t len;
     snprintf(key, sizeof key, "otp:%s", flow_id);
-    if (store_get(r->w->store, key, &val, &len) != STORE_OK)
+    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    if (sr == STORE_UNAVAILABLE)
+        return auth__store_error(c);
+    if (sr != STORE_OK)
         return otp__email_page(c, flow, "That code has expired. Ask for a new one.");
     json_error_t je;
     json_t *rec = json_loadb(val, len, 0, &je);
@@ -210,7 +213,7 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     int64_t tries = store_incr(r->w->store, tkey, OTP_TTL_S) - 1;
     int st;
     if (tries < 0) {
-        st = auth__error_page(c, 503, "Try again", "The sign-in service is busy; try again in a moment.");
+        st = auth__store_error(c);
         goto out;
     }
     if (!email || !want || strlen(want) != 64 || tries >= OTP_TRIES || time(NULL) >= expires) {
@@ -253,6 +256,8 @@ int auth__otp(struct conn *c, struct local_req *r)
 {
     char flow_id[33];
     json_t *flow = auth__flow_load(r, flow_id);
+    if (!flow && !store_up(r->w->store))
+        return auth__store_error(c);
     if (!flow)
         return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
     const char *name = json_string_value(json_object_get(flow, "idp"));

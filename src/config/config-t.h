@@ -161,6 +161,7 @@ struct config {
     char *state_dir;
     char *store;                   /* "embedded" or "redis://…" */
     char *store_key_file;
+    unsigned char store_key[32];   /* its contents, read when the config is loaded */
     char *admin_listen;            /* NULL: no metrics listener */
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;

@@ -3,6 +3,10 @@
  * config_apps.c. Every error is collected with its position, none stops the walk. */
 #include "config/config-int.h"
 
+#include "store/seal.h"
+
+#include <sodium.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -682,6 +686,10 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
     /* Several nodes keep private keys in Redis: sealed with this key, never in the clear. */
     if (!strncmp(cfg->store, "redis:", 6) && !v[K_STORE_KEY_FILE])
         config__error(c, v[K_STORE]->pos, "'store_key_file' is required with a redis store");
+    char why[512];
+    if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
+        store_key_load(cfg->store_key_file, cfg->store_key, why, sizeof why) != 0)
+        config__error(c, v[K_STORE_KEY_FILE]->pos, "'store_key_file': %s", why);
     if (v[K_ADMIN])
         config_admin(c, v[K_ADMIN], cfg);
     if (v[K_AUTH_DOMAIN])
@@ -799,6 +807,7 @@ void config_free(struct config *cfg)
     free(cfg->state_dir);
     free(cfg->store);
     free(cfg->store_key_file);
+    sodium_memzero(cfg->store_key, sizeof cfg->store_key);
     free(cfg->admin_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);

@@ -6,6 +6,7 @@
 #include "http/path.h"
 #include "proxy/local.h"
 #include "server/worker.h"
+#include "token/svctokens.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -101,6 +102,7 @@ static void conn__free_exchange(struct conn *c)
         EVP_MD_CTX_free(ex->sha);
     proxy__local_free(ex);
     runtime_unref(ex->rt);
+    svc_tokens_unref(ex->svc);
     free(ex->strs);
     free(ex->email);
     free(ex->sub);
@@ -689,6 +691,8 @@ static void conn__on_timer(struct timer *t)
             proxy__local_retry(c, true);
             return;
         }
+        if (proxy__local_late(c))
+            return;
         proxy__close(c);
         return;
     default:

@@ -9,6 +9,7 @@
 #include "server/worker.h"
 #include "store/store.h"
 #include "token/mint.h"
+#include "token/svctokens.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -84,15 +85,21 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
     return tok;
 }
 
-static const struct service_token_cfg *identity__service_by_id(const struct config *cfg,
-                                                             const char *id, size_t n)
+/* Configured tokens first, then those made with a shared store (svctokens.h). */
+static const struct service_token_cfg *identity__service_by_id(struct conn *c, const char *id, size_t n)
 {
+    const struct config *cfg = c->ex->rt->cfg;
     for (size_t i = 0; i < cfg->nservice_tokens; i++) {
         const struct service_token_cfg *st = &cfg->service_tokens[i];
         if (strlen(st->client_id) == n && !memcmp(st->client_id, id, n))
             return st;
     }
-    return NULL;
+    const struct service_token_cfg *st = store_remote(c->w->store) ? svc_tokens_find(c->w->svc, id, n) : NULL;
+    if (st && !c->ex->svc) { /* the worker may pick up a newer set before the exchange ends */
+        svc_tokens_ref(c->w->svc);
+        c->ex->svc = c->w->svc;
+    }
+    return st;
 }
 
 static bool identity__service_live(const struct service_token_cfg *st, time_t now)
@@ -148,7 +155,7 @@ static enum token_status identity__service(struct conn *c, const struct http_req
     if (r <= 0)
         return TOKEN_MALFORMED;
     time_t now = time(NULL);
-    const struct service_token_cfg *st = identity__service_by_id(ex->rt->cfg, id, strlen(id));
+    const struct service_token_cfg *st = identity__service_by_id(c, id, strlen(id));
     unsigned char md[32];
     char hex[65];
     SHA256((const unsigned char *)secret, strlen(secret), md);
@@ -191,7 +198,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     ri->assertion_len = len;
     if (t->common_name && (!t->sub || !*t->sub)) {
         const struct service_token_cfg *svc =
-            identity__service_by_id(ex->rt->cfg, t->common_name, strlen(t->common_name));
+            identity__service_by_id(c, t->common_name, strlen(t->common_name));
         if (!identity__service_live(svc, now))
             return TOKEN_REVOKED; /* the service token was deleted or expired since */
         ri->service = svc;

@@ -1,10 +1,14 @@
 /* The proxy side of the gateway's own endpoints (local.h): the request copied out of its head,
- * the small body read in full, answers, and parking on background jobs. */
+ * the small body read in full, answers, parking on background jobs, and, with a remote store,
+ * the whole endpoint run on the job pool with its answer kept for the worker to send. */
 #include "proxy/local.h"
 
 #include "auth/auth.h"
 #include "proxy/proxy.h"
 #include "server/worker.h"
+#include "store/store.h"
+#include "token/keys.h"
+#include "token/revoke.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,21 +17,53 @@
 
 #define OWN_PREFIX_LEN (sizeof "/cdn-cgi/access/" - 1)
 
+/* An endpoint run on the job pool (remote store): what it answered, for the worker to send. */
+enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_PARK, ANS_WAIT };
+
+struct local_defer {
+    struct local_job lj;
+    struct local_req *lr;                        /* owned while the job runs */
+    int (*retry)(struct conn *c, bool timed_out); /* NULL: the endpoint from the start */
+    bool timed_out;
+    enum local_answer kind;
+    int status;
+    char *ctype, *body, *headers, *title, *code;
+    size_t len;
+    int (*park)(struct conn *c, bool timed_out);
+    char *park_key;
+    struct local_job *wait;                      /* a job the endpoint waits on, already run */
+};
+
+static _Thread_local struct local_defer *local__cur;
+
 struct local_req *local_request(struct conn *c)
 {
-    return c->ex->lr;
+    return local__cur ? local__cur->lr : c->ex->lr;
 }
 
-void proxy__local_free(struct exchange *ex)
+static void local__req_free(struct local_req *lr)
 {
-    struct local_req *lr = ex->lr;
     if (!lr)
         return;
     free(lr->cookies);
     free(lr->origin);
     free(lr->access_token);
+    free((char *)lr->name);
+    free((char *)lr->method);
+    free((char *)lr->host);
+    free((char *)lr->query);
+    free((char *)lr->client_ip);
+    free(lr->park_key);
+    runtime_unref(lr->rt);
+    keyset_unref(lr->keys);
+    revocations_unref(lr->rev);
     sb_free(&lr->body);
     free(lr);
+}
+
+void proxy__local_free(struct exchange *ex)
+{
+    local__req_free(ex->lr);
     ex->lr = NULL;
 }
 
@@ -46,9 +82,128 @@ void proxy__local_orphan(struct conn *c)
     }
 }
 
+static void local__defer_free(struct local_defer *d)
+{
+    local__req_free(d->lr);
+    free(d->ctype);
+    free(d->body);
+    free(d->headers);
+    free(d->title);
+    free(d->code);
+    free(d->park_key);
+    free(d);
+}
+
+static void local__defer_run(struct job *j)
+{
+    struct local_defer *d = (struct local_defer *)j;
+    local__cur = d;
+    if (d->retry)
+        d->retry(NULL, d->timed_out);
+    else
+        auth_handle(NULL, d->lr);
+    local__cur = NULL;
+}
+
+static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_out), bool timed_out);
+static void local__job_done(struct job *j);
+
+/* Back on the worker: sends what the endpoint answered. */
+static void local__defer_finish(struct local_job *lj, struct conn *c)
+{
+    struct local_defer *d = (struct local_defer *)lj;
+    if (!c) {
+        if (d->kind == ANS_WAIT)
+            d->wait->finish(d->wait, NULL);
+        local__defer_free(d);
+        return;
+    }
+    c->ex->lr = d->lr;
+    d->lr = NULL;
+    switch (d->kind) {
+    case ANS_REPLY:
+        local_reply(c, d->status, d->ctype, d->body, d->len, d->headers);
+        break;
+    case ANS_PAGE:
+        local_page(c, d->status, d->title, d->body, d->headers);
+        break;
+    case ANS_ERROR:
+        local_error(c, d->status, d->code, d->body);
+        break;
+    case ANS_PARK:
+        if (d->lj.late || c->w->draining) /* its time is up meanwhile: it answers now */
+            local__defer(c, d->park, true);
+        else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) /* news meanwhile */
+            local__defer(c, d->park, false);
+        else
+            local_park(c, d->park, d->park_key);
+        local__defer_free(d);
+        return;
+    case ANS_WAIT:
+        d->wait->conn = c;
+        d->wait->finish(d->wait, c); /* answers and resumes */
+        local__defer_free(d);
+        return;
+    case ANS_NONE:
+        proxy__respond_error(c, 500, "internal", "The endpoint did not answer.");
+        break;
+    }
+    local__defer_free(d);
+    local_resume(c);
+}
+
+/* Runs the endpoint (or a parked request's retry) on the job pool. A retry keeps the park's
+ * timer: when it fires meanwhile, the job is marked late. */
+static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_out), bool timed_out)
+{
+    struct local_defer *d = calloc(1, sizeof *d);
+    if (!d)
+        return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+    d->lr = c->ex->lr;
+    c->ex->lr = NULL;
+    d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
+    d->retry = retry;
+    d->timed_out = timed_out;
+    d->lj.job.run = local__defer_run;
+    d->lj.finish = local__defer_finish;
+    d->lj.conn = c;
+    d->lj.job.done = local__job_done;
+    d->lj.job.home = &c->w->mailbox;
+    c->waiting = &d->lj;
+    c->state = CS_WAIT;
+    if (!retry || timed_out)
+        timer_cancel(&c->timer);
+    jobs_submit(c->w->jobs, &d->lj.job);
+    return STEP_WAIT;
+}
+
 static int local__dispatch(struct conn *c)
 {
+    if (store_remote(c->w->store))
+        return local__defer(c, NULL, false);
     return auth_handle(c, c->ex->lr);
+}
+
+/* Keeps an answer made on the job pool. */
+static int local__keep(enum local_answer kind, int status, const char *ctype, const char *body, size_t len,
+                       const char *headers, const char *title, const char *code)
+{
+    struct local_defer *d = local__cur;
+    d->kind = kind;
+    d->status = status;
+    d->ctype = ctype ? strdup(ctype) : NULL;
+    d->body = malloc(len + 1);
+    if (d->body) {
+        memcpy(d->body, body ? body : "", len);
+        d->body[len] = '\0';
+    }
+    d->len = len;
+    d->headers = headers ? strdup(headers) : NULL;
+    d->title = title ? strdup(title) : NULL;
+    d->code = code ? strdup(code) : NULL;
+    if (!d->body)
+        d->kind = ANS_NONE;
+    return STEP_WAIT;
 }
 
 enum step proxy__local_start(struct conn *c, const struct http_request *req)
@@ -77,19 +232,24 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
         }
     }
     lr->cookies = ck.p ? ck.p : strdup("");
-    lr->name = ex->match + OWN_PREFIX_LEN;
-    lr->method = ex->method;
-    lr->host = ex->host;
-    lr->query = ex->query;
+    lr->name = strdup(ex->match + OWN_PREFIX_LEN);
+    lr->method = strdup(ex->method);
+    lr->host = strdup(ex->host);
+    lr->query = strndup(ex->query, ex->query_len);
     lr->query_len = ex->query_len;
-    lr->client_ip = ex->client_ip_str;
+    lr->client_ip = strdup(ex->client_ip_str);
     lr->secure_cookies = proxy__secure_cookies(c);
     lr->wants_html = ex->wants_html;
     const char *ad = ex->rt->cfg->auth_domain;
     lr->on_auth_domain = ad && !strcmp(ad, ex->host);
+    runtime_ref(ex->rt);
     lr->rt = ex->rt;
+    keyset_ref(c->w->keys);
+    lr->keys = c->w->keys;
+    revocations_ref(c->w->rev);
+    lr->rev = c->w->rev;
     lr->w = c->w;
-    if (!lr->cookies)
+    if (!lr->cookies || !lr->name || !lr->method || !lr->host || !lr->query || !lr->client_ip)
         goto nomem;
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         ex->close_after = true;
@@ -125,6 +285,8 @@ enum step proxy__step_local_form(struct conn *c)
 int local_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
                 const char *headers)
 {
+    if (local__cur)
+        return local__keep(ANS_REPLY, status, ctype, body, len, headers, NULL, NULL);
     return (int)proxy__respond(c, status, ctype, body, len, headers);
 }
 
@@ -133,7 +295,7 @@ int local_json(struct conn *c, int status, json_t *j, const char *headers)
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!body)
-        return (int)proxy__respond_error(c, 500, "internal", "Out of memory.");
+        return local_error(c, 500, "internal", "Out of memory.");
     size_t n = strlen(body);
     char *nl = realloc(body, n + 2);
     if (nl) {
@@ -151,7 +313,7 @@ int local_redirect(struct conn *c, const char *location, const char *headers)
     struct strbuf sb;
     sb_init(&sb, 3 * BUF_SIZE / 4);
     sb_addf(&sb, "Location: %s\r\n%s", location, headers ? headers : "");
-    int st = sb.overflow ? (int)proxy__respond_error(c, 500, "internal", "Redirect too long.")
+    int st = sb.overflow ? local_error(c, 500, "internal", "Redirect too long.")
                          : local_reply(c, 302, "text/html; charset=utf-8", "", 0, sb.p);
     sb_free(&sb);
     return st;
@@ -159,7 +321,16 @@ int local_redirect(struct conn *c, const char *location, const char *headers)
 
 int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers)
 {
+    if (local__cur)
+        return local__keep(ANS_PAGE, status, NULL, html, strlen(html), headers, title, NULL);
     return (int)proxy__page(c, status, title, html, headers);
+}
+
+int local_error(struct conn *c, int status, const char *code, const char *message)
+{
+    if (local__cur)
+        return local__keep(ANS_ERROR, status, NULL, message, strlen(message), NULL, NULL, code);
+    return (int)proxy__respond_error(c, status, code, message);
 }
 
 static void local__job_done(struct job *j)
@@ -173,6 +344,12 @@ static void local__job_done(struct job *j)
 
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js)
 {
+    if (local__cur) { /* already on the job pool: run it here, finish on the worker */
+        lj->job.run(&lj->job);
+        local__cur->kind = ANS_WAIT;
+        local__cur->wait = lj;
+        return STEP_WAIT;
+    }
     lj->conn = c;
     lj->job.done = local__job_done;
     lj->job.home = &c->w->mailbox;
@@ -191,8 +368,14 @@ void local_detach(struct local_job *lj, struct worker *w)
     jobs_submit(w->jobs, &lj->job);
 }
 
-int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out))
+int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), const char *key)
 {
+    if (local__cur) {
+        local__cur->kind = ANS_PARK;
+        local__cur->park = retry;
+        local__cur->park_key = strdup(key);
+        return STEP_WAIT;
+    }
     struct worker *w = c->w;
     if (w->nparked == w->parked_cap) {
         size_t cap = w->parked_cap ? 2 * w->parked_cap : 16;
@@ -204,6 +387,10 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out))
     }
     w->parked[w->nparked++] = c;
     c->ex->lr->park_retry = retry;
+    if (!c->ex->lr->park_key || strcmp(c->ex->lr->park_key, key)) {
+        free(c->ex->lr->park_key);
+        c->ex->lr->park_key = strdup(key);
+    }
     c->state = CS_WAIT;
     if (!c->ex->lr->parked) { /* parked again after news: keep the first deadline */
         c->ex->lr->parked = true;
@@ -223,12 +410,29 @@ static void local__unpark(struct conn *c)
     }
 }
 
-/* A parked request's retry, from news or its timer; it answers, or parks again. */
+/* A parked request's retry, from news or its timer; it answers, or parks again. With a remote
+ * store the retry runs on the job pool, and only for news that may concern it. */
 void proxy__local_retry(struct conn *c, bool timed_out)
 {
+    struct local_req *lr = c->ex->lr;
+    if (store_remote(c->w->store)) {
+        if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
+            return;
+        local__unpark(c);
+        local__defer(c, lr->park_retry, timed_out);
+        return;
+    }
     local__unpark(c);
-    c->ex->lr->park_retry(c, timed_out);
+    lr->park_retry(c, timed_out);
     local_resume(c);
+}
+
+bool proxy__local_late(struct conn *c)
+{
+    if (!c->waiting || c->waiting->job.run != local__defer_run)
+        return false;
+    c->waiting->late = true;
+    return true;
 }
 
 void local_retry_parked(struct worker *w)

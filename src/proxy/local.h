@@ -14,7 +14,7 @@ struct conn;
 struct runtime;
 struct worker;
 
-/* Copied out of the request head: valid for the whole exchange. */
+/* Copied out of the request head (owned: a job may outlive the connection). */
 struct local_req {
     const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com") */
     const char *method;
@@ -30,9 +30,13 @@ struct local_req {
     bool secure_cookies;       /* set cookies with Secure (all but plain HTTP on loopback) */
     bool wants_html;
     bool on_auth_domain;       /* the request is for the auth domain */
-    struct runtime *rt;
-    struct worker *w;
+    struct runtime *rt;        /* references held by the request: */
+    struct keyset *keys;
+    struct revocations *rev;
+    struct worker *w;          /* w->store and w->jobs are safe from any thread; nothing else */
     int (*park_retry)(struct conn *c, bool timed_out);
+    char *park_key;            /* the store key a parked request waits for */
+    int64_t tried_ms;          /* (remote store) when its retry last asked the store, monotonic */
     bool parked;               /* the park deadline is set */
 };
 
@@ -44,8 +48,12 @@ struct local_job {
     struct job job;
     struct conn *conn;
     void (*finish)(struct local_job *lj, struct conn *c);
+    bool late;                 /* the request's park deadline passed while the job ran */
 };
 
+/* With a remote store (Redis), the endpoints run on the job pool, never on a worker's loop:
+ * their answers (local_reply … local_park below) are kept and sent by the worker afterwards,
+ * and `c` is then only a handle to pass along, never to be looked into. */
 struct local_req *local_request(struct conn *c);
 
 /* Answers (each ends the handler's turn: return what they return). `headers` are extra lines,
@@ -56,13 +64,15 @@ int local_json(struct conn *c, int status, json_t *j, const char *headers); /* s
 int local_redirect(struct conn *c, const char *location, const char *headers);
 /* A page in the gateway's look; `html` is the inner body, already escaped. */
 int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers);
+/* An error: a page for browsers, {"error": code, "message": …} for scripts. */
+int local_error(struct conn *c, int status, const char *code, const char *message);
 /* Parks the request on a background job (jobs.h). */
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js);
 /* Parks the request until `retry` answers it: retry(c, false) runs whenever another worker
- * signals news (worker_signal_parked), retry(c, true) once the park's 25 s (TIMER_PARKED, under
- * the CLI's 30 s) have passed since it first parked: it must answer then. The handoff's long
- * poll (SPEC.md §7). */
-int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out));
+ * (or, with Redis, another node) signals news about `key` (worker_signal_parked), retry(c, true)
+ * once the park's 25 s (TIMER_PARKED, under the CLI's 30 s) have passed since it first parked:
+ * it must answer then. The handoff's long poll (SPEC.md §7). */
+int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), const char *key);
 /* Runs retry on every request parked on this worker (worker thread). */
 void local_retry_parked(struct worker *w);
 

@@ -38,6 +38,7 @@ enum conn_state {
  * because the client buffer is compacted while the body streams. */
 struct exchange {
     struct runtime *rt;                /* reference held until the exchange ends */
+    struct svc_tokens *svc;            /* held while its service token is the identity */
     const struct app *app;
     struct app_rt *art;
     char *strs;                        /* one allocation holding the strings below */

@@ -88,6 +88,8 @@ enum step proxy__step_local_form(struct conn *c);
 void proxy__local_free(struct exchange *ex);
 void proxy__local_orphan(struct conn *c);
 void proxy__local_retry(struct conn *c, bool timed_out);
+/* The park timer fired while the request's retry runs on the job pool: true when so marked. */
+bool proxy__local_late(struct conn *c);
 
 /* The built-in echo origin (echo.c). */
 enum step proxy__step_echo(struct conn *c);

@@ -30,7 +30,7 @@ static void runtime__err(struct config_errors *errs, const char *file, const cha
 }
 
 /* mkdir -p with mode 0700 for what it creates; refuses a state_dir others can write. */
-static int runtime__mkdirs(const char *path)
+int runtime_mkdirs(const char *path)
 {
     char tmp[4096];
     if (strlen(path) >= sizeof tmp)
@@ -49,8 +49,7 @@ static int runtime__mkdirs(const char *path)
     return 0;
 }
 
-/* The 32-byte secret AUD tags derive from: state_dir/secret, made once (0600). */
-static int runtime__secret(const char *dir, unsigned char out[32])
+int runtime_secret(const char *dir, unsigned char out[32])
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/secret", dir);
@@ -75,7 +74,7 @@ static int runtime__secret(const char *dir, unsigned char out[32])
     if (rc == 0 && link(tmp, path) != 0) /* lost a race: use the winner's */
         rc = errno == EEXIST ? 1 : -errno;
     unlink(tmp);
-    return rc == 1 ? runtime__secret(dir, out) : rc;
+    return rc == 1 ? runtime_secret(dir, out) : rc;
 }
 
 static void runtime__aud(const unsigned char secret[32], const char *name, char out[65])
@@ -122,16 +121,11 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
     rt->cfg = cfg;
     size_t nerr = errs->n;
 
-    if (cfg->store && strcmp(cfg->store, "embedded") != 0) {
-        runtime__err(errs, cfg->path, "store: %s: this build has only the embedded store; a shared "
-                     "store for several nodes is not available yet", cfg->store);
-        goto fail;
-    }
     if (cfg->admin_listen)
         log_msg("warn", "admin.listen %s: metrics are not served by this build yet", cfg->admin_listen);
-    int rc = runtime__mkdirs(cfg->state_dir);
+    int rc = runtime_mkdirs(cfg->state_dir);
     if (rc == 0)
-        rc = runtime__secret(cfg->state_dir, secret);
+        rc = runtime_secret(cfg->state_dir, secret);
     if (rc != 0) {
         runtime__err(errs, cfg->state_dir, "cannot prepare state_dir: %s", strerror(-rc));
         goto fail;
@@ -230,4 +224,18 @@ void runtime_unref(struct runtime *rt)
     free(rt->auth_url);
     config_free(rt->cfg);
     free(rt);
+}
+
+int64_t runtime_longest_session_s(const struct config *cfg)
+{
+    int64_t max = cfg->session_duration_s;
+    for (size_t i = 0; i < cfg->napps; i++) {
+        const struct app *a = &cfg->apps[i];
+        if (a->session_duration_s > max)
+            max = a->session_duration_s;
+        for (size_t k = 0; k < a->npolicies; k++)
+            if (a->policies[k].session_duration_s > max)
+                max = a->policies[k].session_duration_s;
+    }
+    return max;
 }

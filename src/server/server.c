@@ -5,7 +5,11 @@
 #include "core/log.h"
 #include "proxy/proxy.h"
 #include "server/worker.h"
+#include "store/cluster.h"
+#include "store/redis.h"
 #include "store/store.h"
+#include "token/jwt.h"
+#include "token/svctokens.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -110,21 +114,34 @@ static void server__refresh_state(struct server *srv)
         if (!rev) {
             log_msg("error", "revocations: %s", err ? err : "cannot load");
             free(err);
+            err = NULL;
         }
     }
-    if (!ks && !rev)
+    struct svc_tokens *svc = NULL;
+    if (svc_tokens_stale(srv->svc, cfg->state_dir)) {
+        svc = svc_tokens_load(cfg->state_dir, &err);
+        if (!svc) {
+            log_msg("error", "service tokens: %s", err ? err : "cannot load");
+            free(err);
+        }
+    }
+    if (!ks && !rev && !svc)
         return;
     pthread_mutex_lock(&srv->lock);
     struct keyset *old_ks = ks ? srv->keys : NULL;
     struct revocations *old_rev = rev ? srv->rev : NULL;
+    struct svc_tokens *old_svc = svc ? srv->svc : NULL;
     if (ks)
         srv->keys = ks;
     if (rev)
         srv->rev = rev;
+    if (svc)
+        srv->svc = svc;
     atomic_fetch_add(&srv->gen, 1);
     pthread_mutex_unlock(&srv->lock);
     keyset_unref(old_ks);
     revocations_unref(old_rev);
+    svc_tokens_unref(old_svc);
     server__wake(srv);
 }
 
@@ -156,6 +173,33 @@ static void server__drain(struct server *srv)
     }
 }
 
+/* Another node sealed a handoff box: the long polls parked here look for theirs. */
+static void server__news(void *arg)
+{
+    struct server *srv = arg;
+    if (srv->nworkers)
+        worker_signal_parked(&srv->workers[0]);
+}
+
+/* The store; with Redis, this node's state_dir first becomes a copy of the cluster's. */
+static int server__store(struct server *srv, const struct config *cfg)
+{
+    char *err = NULL;
+    if (strncmp(cfg->store, "redis:", 6) != 0) {
+        srv->store = store_embedded_new();
+        return srv->store ? 0 : -1;
+    }
+    srv->store = store_redis_new(cfg->store, cfg->store_key, &err);
+    struct cluster_cfg cc = cluster_cfg_from(cfg);
+    int rc = !srv->store || runtime_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
+    if (err)
+        log_msg(rc ? "error" : "warn", "store %s: %s", cfg->store, err);
+    else if (rc == 0)
+        log_msg("info", "store %s: shared state in sync", cfg->store);
+    free(err);
+    return rc;
+}
+
 static unsigned server__cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -184,6 +228,10 @@ int server_run(const char *config_path)
         config_errors_clear(&errs);
         return 2;
     }
+    if (server__store(&srv, cfg) != 0) {
+        config_free(cfg);
+        return 1;
+    }
     srv.rt = runtime_new(cfg, &errs);
     if (!srv.rt) {
         config_errors_print(&errs, stderr);
@@ -194,14 +242,14 @@ int server_run(const char *config_path)
     char *err = NULL;
     srv.keys = keys_load(cfg->state_dir, cfg->key_rotation_s, cfg->key_overlap_s, false, &err);
     srv.rev = srv.keys ? revocations_load(cfg->state_dir, &err) : NULL;
-    if (!srv.keys || !srv.rev) {
-        log_msg("error", "%s", err ? err : "cannot load the signing keys or revocations");
+    srv.svc = srv.rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
+    if (!srv.keys || !srv.rev || !srv.svc) {
+        log_msg("error", "%s", err ? err : "cannot load the signing keys, revocations or service tokens");
         free(err);
         goto out;
     }
-    srv.store = store_embedded_new();
     srv.jobs = jobs_new(4);
-    if (!srv.store || !srv.jobs) {
+    if (!srv.jobs) {
         log_msg("error", "cannot start the store or the job threads");
         goto out;
     }
@@ -233,6 +281,8 @@ int server_run(const char *config_path)
         w->keys = srv.keys;
         revocations_ref(srv.rev);
         w->rev = srv.rev;
+        svc_tokens_ref(srv.svc);
+        w->svc = srv.svc;
         w->tokens = token_cache_new(4096);
         w->rt_gen = atomic_load(&srv.gen);
         w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -255,6 +305,10 @@ int server_run(const char *config_path)
             goto join;
         }
     }
+    if (store_remote(srv.store)) {
+        struct cluster_cfg cc = cluster_cfg_from(cfg);
+        srv.cluster = cluster_start(srv.store, &cc, server__news, &srv);
+    }
     for (unsigned i = 0; i < srv.nlisten; i++)
         log_msg("info", "latchd listening on %s%s (%u workers)", cfg->listeners[i].address,
                 cfg->listeners[i].ncerts ? " (TLS)" : "", srv.nworkers);
@@ -276,6 +330,7 @@ int server_run(const char *config_path)
 join:
     for (unsigned i = 0; i < srv.nworkers; i++)
         pthread_join(srv.workers[i].thread, NULL);
+    cluster_stop(srv.cluster);
     jobs_free(srv.jobs); /* what was still running posts its result: drained below */
     srv.jobs = NULL;
     for (unsigned i = 0; i < srv.nworkers; i++) {
@@ -284,6 +339,7 @@ join:
         runtime_unref(w->rt);
         keyset_unref(w->keys);
         revocations_unref(w->rev);
+        svc_tokens_unref(w->svc);
         token_cache_free(w->tokens);
         proxy_minted_free(w);
         buf_pool_clear(&w->bufs);
@@ -314,6 +370,7 @@ out:
     runtime_unref(srv.rt);
     keyset_unref(srv.keys);
     revocations_unref(srv.rev);
+    svc_tokens_unref(srv.svc);
     jobs_free(srv.jobs);
     store_free(srv.store);
     pthread_mutex_destroy(&srv.lock);

@@ -18,6 +18,8 @@ struct server {
     struct runtime *rt;
     struct keyset *keys;           /* signing keys: replaced on rotation */
     struct revocations *rev;       /* replaced when the revocation file changes */
+    struct svc_tokens *svc;        /* service tokens made with a shared store (svctokens.h) */
+    struct cluster *cluster;       /* with Redis: the thread keeping state_dir in sync */
     struct store *store;           /* flows, PINs, grants, boxes (embedded or Redis) */
     struct jobs *jobs;             /* blocking calls: identity providers, SMTP */
     atomic_uint_fast64_t gen;      /* bumped on every publish */

@@ -2,6 +2,8 @@
  * runtimes between iterations, drain on request. */
 #include "server/worker.h"
 
+#include "token/svctokens.h"
+
 #include "core/log.h"
 #include "proxy/local.h"
 #include "proxy/proxy.h"
@@ -118,17 +120,21 @@ static void worker__before_sleep(void *arg)
         struct runtime *rt = srv->rt;
         struct keyset *ks = srv->keys;
         struct revocations *rev = srv->rev;
+        struct svc_tokens *svc = srv->svc;
         runtime_ref(rt);
         keyset_ref(ks);
         revocations_ref(rev);
+        svc_tokens_ref(svc);
         w->rt_gen = atomic_load(&srv->gen);
         pthread_mutex_unlock(&srv->lock);
         runtime_unref(w->rt);
         keyset_unref(w->keys);
         revocations_unref(w->rev);
+        svc_tokens_unref(w->svc);
         w->rt = rt;
         w->keys = ks;
         w->rev = rev;
+        w->svc = svc;
         worker__durations(w);
     }
     if (!w->draining && atomic_load(&srv->draining)) {

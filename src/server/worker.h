@@ -38,6 +38,7 @@ struct worker {
     uint64_t rt_gen;
     struct keyset *keys;       /* picked up with the runtime */
     struct revocations *rev;
+    struct svc_tokens *svc;
     struct token_cache *tokens;
     struct minted *minted;     /* assertions minted for service tokens, reused until near expiry */
     struct io_handler wake;    /* eventfd: reload published, drain started, job done */

@@ -1,7 +1,7 @@
 /* The embedded store: a hash table in memory, shared by the worker threads under one mutex,
  * with expiry checked on access and swept as the table grows. Nothing here survives a restart,
  * which suits what it holds (flows, PINs, grants, boxes: minutes at most). */
-#include "store/store.h"
+#include "store/backend.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -19,7 +19,8 @@ struct entry {
     int64_t counter;
 };
 
-struct store {
+struct emb {
+    struct store base;
     pthread_mutex_t lock;
     struct entry **slots;
     size_t nslots, count;
@@ -33,16 +34,18 @@ static int64_t emb__now(void)
     return ts.tv_sec;
 }
 
-static size_t emb__slot(const struct store *s, const char *key)
+static size_t emb__slot(const struct emb *s, const char *key)
 {
     uint64_t h;
     crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, strlen(key), s->hkey);
     return (size_t)(h & (s->nslots - 1));
 }
 
+static const struct store_ops emb__ops;
+
 struct store *store_embedded_new(void)
 {
-    struct store *s = calloc(1, sizeof *s);
+    struct emb *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->nslots = 1024;
@@ -53,7 +56,8 @@ struct store *store_embedded_new(void)
     }
     pthread_mutex_init(&s->lock, NULL);
     randombytes_buf(s->hkey, sizeof s->hkey);
-    return s;
+    s->base.ops = &emb__ops;
+    return &s->base;
 }
 
 static void emb__free_entry(struct entry *e)
@@ -64,20 +68,9 @@ static void emb__free_entry(struct entry *e)
     free(e);
 }
 
-const char *store_backend(const struct store *s)
+static void emb__free(struct store *base)
 {
-    return "embedded";
-}
-
-int store_up(const struct store *s)
-{
-    return 1;
-}
-
-void store_free(struct store *s)
-{
-    if (!s)
-        return;
+    struct emb *s = (struct emb *)base;
     for (size_t i = 0; i < s->nslots; i++) {
         while (s->slots[i]) {
             struct entry *e = s->slots[i];
@@ -91,7 +84,7 @@ void store_free(struct store *s)
 }
 
 /* Drops expired entries; doubles the table when it is full. Called with the lock held. */
-static void emb__maintain(struct store *s)
+static void emb__maintain(struct emb *s)
 {
     int64_t now = emb__now();
     for (size_t i = 0; i < s->nslots; i++) {
@@ -129,7 +122,7 @@ static void emb__maintain(struct store *s)
 }
 
 /* The live entry for key (and the link pointing at it), or NULL. Lock held. */
-static struct entry *emb__find(struct store *s, const char *key, struct entry ***link)
+static struct entry *emb__find(struct emb *s, const char *key, struct entry ***link)
 {
     int64_t now = emb__now();
     for (struct entry **pp = &s->slots[emb__slot(s, key)]; *pp;) {
@@ -160,8 +153,10 @@ static char *emb__copy(const char *p, size_t n)
     return c;
 }
 
-enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s)
+static enum store_result emb__put(struct store *base, const char *key, const void *val, size_t len,
+                                  int64_t ttl_s)
 {
+    struct emb *s = (struct emb *)base;
     char *v = emb__copy(val, len);
     if (!v)
         return STORE_NOMEM;
@@ -192,8 +187,9 @@ enum store_result store_put(struct store *s, const char *key, const void *val, s
     return STORE_OK;
 }
 
-static enum store_result emb__read(struct store *s, const char *key, char **val, size_t *len, bool take)
+static enum store_result emb__read(struct store *base, const char *key, char **val, size_t *len, bool take)
 {
+    struct emb *s = (struct emb *)base;
     pthread_mutex_lock(&s->lock);
     struct entry **link = NULL;
     struct entry *e = emb__find(s, key, &link);
@@ -212,32 +208,14 @@ static enum store_result emb__read(struct store *s, const char *key, char **val,
     return rc;
 }
 
-enum store_result store_get(struct store *s, const char *key, char **val, size_t *len)
+static int64_t emb__incr(struct store *base, const char *key, int64_t ttl_s)
 {
-    return emb__read(s, key, val, len, false);
-}
-
-enum store_result store_take(struct store *s, const char *key, char **val, size_t *len)
-{
-    return emb__read(s, key, val, len, true);
-}
-
-enum store_result store_del(struct store *s, const char *key)
-{
-    char *v = NULL;
-    size_t n;
-    enum store_result rc = emb__read(s, key, &v, &n, true);
-    free(v);
-    return rc;
-}
-
-int64_t store_incr(struct store *s, const char *key, int64_t ttl_s)
-{
+    struct emb *s = (struct emb *)base;
     pthread_mutex_lock(&s->lock);
     struct entry *e = emb__find(s, key, NULL);
     if (!e) {
         pthread_mutex_unlock(&s->lock);
-        if (store_put(s, key, "", 0, ttl_s) != STORE_OK)
+        if (emb__put(base, key, "", 0, ttl_s) != STORE_OK)
             return STORE_NOMEM;
         pthread_mutex_lock(&s->lock);
         e = emb__find(s, key, NULL);
@@ -250,3 +228,11 @@ int64_t store_incr(struct store *s, const char *key, int64_t ttl_s)
     pthread_mutex_unlock(&s->lock);
     return v;
 }
+
+static const struct store_ops emb__ops = {
+    .backend = "embedded",
+    .put = emb__put,
+    .read = emb__read,
+    .incr = emb__incr,
+    .free = emb__free,
+};

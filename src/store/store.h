@@ -6,6 +6,7 @@
 #ifndef LATCH_STORE_H
 #define LATCH_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,8 +26,10 @@ void store_free(struct store *s);
 const char *store_backend(const struct store *s);
 /* 1 while the backend answers (the embedded store always does), 0 while it cannot be reached. */
 int store_up(const struct store *s);
+/* True when calls may wait on the network (Redis): never make them on a worker's loop. */
+bool store_remote(const struct store *s);
 
-/* Namespaced keys: "flow:…", "otp:…", "grant:…", "box:…", "ident:…", "rate:…". */
+/* Namespaced keys (del of a missing key is STORE_OK): "flow:…", "otp:…", "grant:…", "box:…", "ident:…", "rate:…". */
 enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
 /* Copies the value into a malloc'd buffer (NUL-terminated for convenience). */
 enum store_result store_get(struct store *s, const char *key, char **val, size_t *len);
@@ -36,6 +39,13 @@ enum store_result store_del(struct store *s, const char *key);
 /* Adds 1 to a counter that expires ttl_s after its first increment; returns the new value or
  * a negative store_result. */
 int64_t store_incr(struct store *s, const char *key, int64_t ttl_s);
+
+/* Tells the other nodes that `key` was just put (a handoff box: their parked polls wake). */
+void store_announce(struct store *s, const char *key);
+/* Without a network call: false when `key` surely did not appear since `since_ms` (monotonic;
+ * no announcement seen for it), so a parked poll need not ask the backend. The embedded store
+ * always says true. */
+bool store_may_have(struct store *s, const char *key, int64_t since_ms);
 
 
 #include <jansson.h>

@@ -69,6 +69,18 @@ static int keys__kid(EVP_PKEY *pkey, char out[33])
     return 0;
 }
 
+int keys_pem_kid(const char *pem, size_t len, char kid[33])
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    int rc = pkey && EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pkey) >= 2048
+                 ? keys__kid(pkey, kid)
+                 : -1;
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    return rc;
+}
+
 /* A self-signed certificate around the key: some JWT libraries want a certificate. */
 static char *keys__cert(EVP_PKEY *pkey, const char *kid, time_t created)
 {

@@ -44,6 +44,10 @@ const struct signing_key *keyset_find(const struct keyset *ks, const char *kid, 
 /* True when the newest key is older than rotate_after_s. */
 bool keyset_due(const struct keyset *ks, int64_t rotate_after_s, time_t now);
 
+/* The kid of a PEM private key that could be a latch signing key (RSA, 2048 bits or more): 0, or
+ * -1 when it is not one. */
+int keys_pem_kid(const char *pem, size_t len, char kid[33]);
+
 /* True when state_dir/keys changed since the set was loaded (another process rotated). */
 bool keyset_stale(const struct keyset *ks, const char *state_dir);
 

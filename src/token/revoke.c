@@ -1,6 +1,8 @@
 /* The revocation file and lookups of revoke.h. */
 #include "token/revoke.h"
 
+#include "token/statefile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -11,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define REVOKE_FILE "revocations.json"
+
 static const char *const revoke__names[REVOKE_KINDS] = { "emails", "apps", "sessions" };
 
 static int revoke__cmp(const void *a, const void *b)
@@ -18,61 +22,18 @@ static int revoke__cmp(const void *a, const void *b)
     return strcmp(((const struct revoke_entry *)a)->key, ((const struct revoke_entry *)b)->key);
 }
 
-static char *revoke__errf(const char *fmt, const char *a, const char *b)
-{
-    char *s = NULL;
-    if (asprintf(&s, fmt, a, b) < 0)
-        return NULL;
-    return s;
-}
-
-static json_t *revoke__read(const char *path, char **err)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (access(path, F_OK) != 0)
-            return json_object();
-        *err = revoke__errf("%s: %s", path, je.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        *err = revoke__errf("%s: %s", path, "not a JSON object");
-        return NULL;
-    }
-    return root;
-}
-
-static void revoke__stat(const char *state_dir, int64_t *mtime_ns, uint64_t *ino)
-{
-    char path[4200];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/revocations.json", state_dir);
-    *mtime_ns = 0;
-    *ino = 0;
-    if (stat(path, &st) == 0) {
-        *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        *ino = (uint64_t)st.st_ino;
-    }
-}
-
 bool revocations_stale(const struct revocations *r, const char *state_dir)
 {
-    int64_t m;
-    uint64_t ino;
-    revoke__stat(state_dir, &m, &ino);
-    return m != r->mtime_ns || ino != r->ino;
+    struct statefile_stamp now;
+    statefile_stamp(state_dir, REVOKE_FILE, &now);
+    return !statefile_same(&now, &r->stamp);
 }
 
 struct revocations *revocations_load(const char *state_dir, char **err)
 {
-    char path[4200];
-    int64_t mtime_ns;
-    uint64_t ino;
-    revoke__stat(state_dir, &mtime_ns, &ino); /* before reading: a later write is seen next time */
-    snprintf(path, sizeof path, "%s/revocations.json", state_dir);
-    json_t *root = revoke__read(path, err);
+    struct statefile_stamp stamp;
+    statefile_stamp(state_dir, REVOKE_FILE, &stamp); /* before reading: a later write is seen next time */
+    json_t *root = statefile_read(state_dir, REVOKE_FILE, err);
     if (!root)
         return NULL;
     struct revocations *r = calloc(1, sizeof *r);
@@ -81,8 +42,7 @@ struct revocations *revocations_load(const char *state_dir, char **err)
         return NULL;
     }
     atomic_init(&r->refs, 1);
-    r->mtime_ns = mtime_ns;
-    r->ino = ino;
+    r->stamp = stamp;
     for (int k = 0; k < REVOKE_KINDS; k++) {
         json_t *obj = json_object_get(root, revoke__names[k]);
         if (!json_is_object(obj))
@@ -126,59 +86,62 @@ int revocations_add(const char *state_dir, enum revoke_kind kind, const char *ke
     return revocations_add_pruning(state_dir, kind, key, before, 0, err);
 }
 
+struct revoke_merge {
+    json_t *add;
+    int64_t forget_before;
+};
+
+/* Keeps the later time of each entry; drops sessions no token can still carry. */
+static int revoke__merge(json_t *root, void *arg)
+{
+    struct revoke_merge *m = arg;
+    int changed = 0;
+    for (int k = 0; k < REVOKE_KINDS; k++) {
+        json_t *obj = json_object_get(root, revoke__names[k]);
+        if (!json_is_object(obj)) {
+            obj = json_object();
+            json_object_set_new(root, revoke__names[k], obj);
+            changed = 1;
+        }
+        const char *key;
+        json_t *v;
+        void *next;
+        if (k == REVOKE_SESSION) {
+            json_object_foreach_safe(obj, next, key, v) {
+                if (!json_is_integer(v) || json_integer_value(v) < m->forget_before) {
+                    json_object_del(obj, key);
+                    changed = 1;
+                }
+            }
+        }
+        json_object_foreach(json_object_get(m->add, revoke__names[k]), key, v) {
+            if (!json_is_integer(v) || (k == REVOKE_SESSION && json_integer_value(v) < m->forget_before))
+                continue;
+            json_t *cur = json_object_get(obj, key);
+            if (!json_is_integer(cur) || json_integer_value(cur) < json_integer_value(v)) {
+                json_object_set_new(obj, key, json_integer(json_integer_value(v)));
+                changed = 1;
+            }
+        }
+    }
+    return changed;
+}
+
+int revocations_merge(const char *state_dir, json_t *add, int64_t forget_before, char **err)
+{
+    struct revoke_merge m = { add, forget_before };
+    return statefile_update(state_dir, REVOKE_FILE, revoke__merge, &m, err);
+}
+
 int revocations_add_pruning(const char *state_dir, enum revoke_kind kind, const char *key,
                             int64_t before, int64_t forget_before, char **err)
 {
-    char path[4200], lock[4300], tmp[4300];
-    snprintf(path, sizeof path, "%s/revocations.json", state_dir);
-    snprintf(lock, sizeof lock, "%s/.revocations.lock", state_dir);
-    snprintf(tmp, sizeof tmp, "%s/.revocations.%d.tmp", state_dir, (int)getpid());
-    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lfd < 0 || flock(lfd, LOCK_EX) != 0) {
-        *err = revoke__errf("cannot lock %s: %s", lock, strerror(errno));
-        if (lfd >= 0)
-            close(lfd);
+    json_t *add = json_pack("{s:{s:I}}", revoke__names[kind], key, (json_int_t)before);
+    if (!add)
         return -1;
-    }
-    int rc = -1;
-    json_t *root = revoke__read(path, err);
-    if (!root)
-        goto out;
-    json_t *obj = json_object_get(root, revoke__names[kind]);
-    if (!json_is_object(obj)) {
-        obj = json_object();
-        json_object_set_new(root, revoke__names[kind], obj);
-    }
-    json_t *sessions = json_object_get(root, revoke__names[REVOKE_SESSION]);
-    const char *k;
-    json_t *v;
-    void *iter_next;
-    json_object_foreach_safe(sessions, iter_next, k, v) {
-        if (json_is_integer(v) && json_integer_value(v) < forget_before)
-            json_object_del(sessions, k);
-    }
-    json_t *cur = json_object_get(obj, key);
-    if (!json_is_integer(cur) || json_integer_value(cur) < before)
-        json_object_set_new(obj, key, json_integer(before));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || json_dumpfd(root, fd, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || fsync(fd) != 0) {
-        *err = revoke__errf("cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        *err = revoke__errf("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = 0;
-out:
-    json_decref(root);
-    close(lfd); /* releases the lock */
-    return rc;
+    int rc = revocations_merge(state_dir, add, forget_before, err);
+    json_decref(add);
+    return rc < 0 ? -1 : 0;
 }
 
 static bool revoke__find(const struct revocations *r, enum revoke_kind k, const char *key, int64_t iat)

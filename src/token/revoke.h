@@ -4,6 +4,10 @@
 #ifndef LATCH_REVOKE_H
 #define LATCH_REVOKE_H
 
+#include "token/statefile.h"
+
+#include <jansson.h>
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,8 +25,7 @@ struct revocations {
     atomic_uint refs;
     struct revoke_entry *e[REVOKE_KINDS]; /* sorted by key */
     size_t n[REVOKE_KINDS];
-    int64_t mtime_ns;   /* of the file when loaded (0: there was none) */
-    uint64_t ino;
+    struct statefile_stamp stamp; /* of the file when loaded */
 };
 
 /* Loads state_dir/revocations.json (an empty list when there is none). NULL on a corrupt file. */
@@ -41,6 +44,11 @@ int revocations_add(const char *state_dir, enum revoke_kind kind, const char *ke
  * sessions can still be valid (logouts would otherwise grow the file forever). */
 int revocations_add_pruning(const char *state_dir, enum revoke_kind kind, const char *key,
                             int64_t before, int64_t forget_before, char **err);
+
+/* Merges a document of the file's own shape ({"emails":{KEY:T},"apps":…,"sessions":…}) into
+ * the file, keeping the later T of each key (the cluster thread, SPEC.md §10). 1 when the file
+ * changed, 0 when it already held all of it, -1 with *err. */
+int revocations_merge(const char *state_dir, json_t *add, int64_t forget_before, char **err);
 
 /* True when a token issued at `iat` for this email / app / session is revoked. NULLs skip. */
 bool revocations_check(const struct revocations *r, const char *email, const char *app,

@@ -85,7 +85,7 @@ static const char EXTRAS[] =
     "workers: 8\n"                                                           /* 8 */
     "state_dir: ./state\n"                                                   /* 9 */
     "store: redis://redis.internal:6379/2\n"                                 /* 10 */
-    "store_key_file: /etc/latch/store.key\n"                                 /* 11 */
+    "store_key_file: /tmp/latch-unit-store.key\n"                            /* 11 */
     "auth_domain: Auth.Localhost:8080\n"                                     /* 12 */
     "trusted_proxies: [10.0.0.0/8, \"fd00::/8\", 192.168.1.7]\n"             /* 13 */
     "session_duration: 1h30m\n"                                              /* 14 */
@@ -335,10 +335,20 @@ static void test_full_spec_example(void **state)
     config_free(cfg);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_extras(void **state)
 {
     (void)state;
+    write_file("/tmp/latch-unit-store.key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n");
     struct config *cfg = load_ok(EXTRAS);
+    assert_memory_equal(cfg->store_key, "0123456789abcdef0123456789abcdef", 32);
     assert_int_equal(cfg->nlisteners, 2);
     const struct listener_cfg *l = &cfg->listeners[0];
     const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
@@ -644,6 +654,12 @@ static void test_top_level_values(void **state)
                  "t.yaml:1:40: missing required key 'key' in tls");
     expect_errors(HEAD "store: redis://r:6379/0\n", 1,
                   "t.yaml:3:8: 'store_key_file' is required with a redis store");
+    write_file("/tmp/latch-unit-short.key", "c2hvcnQ=\n");
+    expect_errors(HEAD "store: redis://r:6379/0\nstore_key_file: /tmp/latch-unit-short.key\n", 1,
+                  "t.yaml:4:17: 'store_key_file': /tmp/latch-unit-short.key must hold 32 random bytes "
+                  "in base64 (head -c32 /dev/urandom | base64)");
+    expect_errors(HEAD "store: redis://r:6379/0\nstore_key_file: /nonexistent/k\n", 1,
+                  "t.yaml:4:17: 'store_key_file': cannot read /nonexistent/k: No such file or directory");
     expect_errors(HEAD "store: memcached\n", 1,
                   "t.yaml:3:8: 'store' must be embedded or redis://HOST:PORT[/DB]: must be a URL "
                   "such as https://host:port");

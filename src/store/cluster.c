@@ -1,0 +1,742 @@
+/* The cluster thread and the state_dir <-> Redis exchange of cluster.h. In Redis: latch:secret
+ * (sealed), latch:keys (kid -> sealed "created_ns\nPEM"), latch:rev ("e:"/"a:"/"s:" + key ->
+ * unix time), latch:svc (name -> sealed JSON), and announcements on latch:news: "keys", "rev",
+ * "svc" (re-read that part), "k KEY" (a handoff box was put), "i NONCE" (a large identity). */
+#include "store/cluster.h"
+
+#include "core/log.h"
+#include "config/config.h"
+#include "server/runtime.h"
+#include "token/jwt.h"
+#include "store/redis.h"
+#include "token/keys.h"
+#include "token/revoke.h"
+#include "token/svctokens.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CL_TICK_MS 100
+#define CL_PING_MS 500
+#define CL_FULL_MS 10000
+
+enum { CL_KEYS = 1, CL_REV = 2, CL_SVC = 4, CL_ALL = 7 };
+
+static const char *const cl__news[] = { [CL_KEYS] = "keys", [CL_REV] = "rev", [CL_SVC] = "svc" };
+
+/* --- small Redis helpers --------------------------------------------------------------------- */
+
+static redisReply *cl__cmd(struct store *s, int argc, const char **argv)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    return store_redis_command(s, argc, argv, lens);
+}
+
+static bool cl__ok(redisReply *r)
+{
+    bool ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_msg("error", "redis: %s", r->str);
+    freeReplyObject(r);
+    return ok;
+}
+
+static bool cl__hset_sealed(struct store *s, const char *hash, const char *field, const char *name,
+                            const char *val, size_t len)
+{
+    size_t sl;
+    unsigned char *sealed = store_seal(store_redis_key(s), name, val, len, 0, &sl);
+    if (!sealed)
+        return false;
+    const char *argv[] = { "HSET", hash, field, (const char *)sealed };
+    size_t lens[] = { 4, strlen(hash), strlen(field), sl };
+    bool ok = cl__ok(store_redis_command(s, 4, argv, lens));
+    free(sealed);
+    return ok;
+}
+
+static bool cl__hdel(struct store *s, const char *hash, const char *field)
+{
+    const char *argv[] = { "HDEL", hash, field };
+    return cl__ok(cl__cmd(s, 3, argv));
+}
+
+static redisReply *cl__hgetall(struct store *s, const char *hash)
+{
+    const char *argv[] = { "HGETALL", hash };
+    redisReply *r = cl__cmd(s, 2, argv);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements % 2)) {
+        cl__ok(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void cl__publish(struct store *s, const char *msg)
+{
+    const char *argv[] = { "PUBLISH", STORE_REDIS_CHANNEL, msg };
+    cl__ok(cl__cmd(s, 3, argv));
+}
+
+/* --- the secret -------------------------------------------------------------------------------- */
+
+static int cl__write_file(const char *path, const void *p, size_t n, int64_t mtime_ns)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    bool ok = write(fd, p, n) == (ssize_t)n && fsync(fd) == 0;
+    if (ok && mtime_ns) {
+        struct timespec ts[2] = { { mtime_ns / 1000000000, mtime_ns % 1000000000 },
+                                  { mtime_ns / 1000000000, mtime_ns % 1000000000 } };
+        ok = futimens(fd, ts) == 0;
+    }
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Adopts latch:secret, or offers ours when there is none yet. -1: Redis cannot be reached. */
+static int cl__secret(struct store *s, const char *state_dir, bool adopt)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/secret", state_dir);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const char *get[] = { "GET", "latch:secret" };
+        redisReply *r = cl__cmd(s, 2, get);
+        if (!r)
+            return -1;
+        size_t len = 0;
+        char *plain = r->type == REDIS_REPLY_STRING ? store_unseal(store_redis_key(s), "secret", r->str, r->len, &len)
+                                                    : NULL;
+        bool present = r->type == REDIS_REPLY_STRING;
+        freeReplyObject(r);
+        if (present) {
+            unsigned char local[32];
+            int have = access(path, F_OK) == 0 ? runtime_secret(state_dir, local) : -ENOENT;
+            if (!plain || len != 32) {
+                log_msg("error", "redis: latch:secret was not sealed with this node's store_key_file: "
+                                 "every node needs the same key");
+                free(plain);
+                return -2;
+            }
+            if (adopt && (have != 0 || memcmp(local, plain, 32) != 0)) {
+                if (cl__write_file(path, plain, 32, 0) != 0)
+                    log_msg("error", "cannot write %s: %s", path, strerror(errno));
+                else if (have == 0)
+                    log_msg("warn", "%s replaced by the cluster's secret (apps' aud values follow it)", path);
+            }
+            sodium_memzero(local, sizeof local);
+            sodium_memzero(plain, len);
+            free(plain);
+            return 0;
+        }
+        unsigned char mine[32];
+        if (runtime_secret(state_dir, mine) != 0)
+            return -1;
+        size_t sl;
+        unsigned char *sealed = store_seal(store_redis_key(s), "secret", mine, 32, 0, &sl);
+        sodium_memzero(mine, sizeof mine);
+        if (!sealed)
+            return -1;
+        const char *set[] = { "SET", "latch:secret", (const char *)sealed, "NX" };
+        size_t lens[] = { 3, 12, sl, 2 };
+        bool ok = cl__ok(store_redis_command(s, 4, set, lens));
+        free(sealed);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/* --- signing keys ------------------------------------------------------------------------------ */
+
+struct cl_key {
+    char kid[33];
+    int64_t created_ns;
+    char *pem;
+    size_t len;
+    bool local, remote;
+};
+
+struct cl_keys {
+    struct cl_key *k;
+    size_t n, cap;
+};
+
+static struct cl_key *cl__key(struct cl_keys *ks, const char *kid)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (!strcmp(ks->k[i].kid, kid))
+            return &ks->k[i];
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? 2 * ks->cap : 8;
+        struct cl_key *k = realloc(ks->k, cap * sizeof *k);
+        if (!k)
+            return NULL;
+        ks->k = k;
+        ks->cap = cap;
+    }
+    struct cl_key *k = &ks->k[ks->n++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->kid, sizeof k->kid, "%s", kid);
+    return k;
+}
+
+static int cl__newest_first(const void *a, const void *b)
+{
+    const struct cl_key *x = a, *y = b;
+    if (x->created_ns != y->created_ns)
+        return x->created_ns > y->created_ns ? -1 : 1;
+    return strcmp(x->kid, y->kid);
+}
+
+static void cl__keys_local(const char *dir, struct cl_keys *ks)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strlen(e->d_name) != 36 || strcmp(e->d_name + 32, ".pem"))
+            continue;
+        char path[4400], kid[33];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        snprintf(kid, sizeof kid, "%.32s", e->d_name);
+        FILE *f = fopen(path, "r");
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) != 0 || st.st_size > 65536) {
+            if (f)
+                fclose(f);
+            continue;
+        }
+        char *pem = malloc((size_t)st.st_size + 1);
+        size_t n = pem ? fread(pem, 1, (size_t)st.st_size, f) : 0;
+        fclose(f);
+        struct cl_key *k = pem ? cl__key(ks, kid) : NULL;
+        if (!k) {
+            free(pem);
+            continue;
+        }
+        pem[n] = '\0';
+        k->pem = pem;
+        k->len = n;
+        k->local = true;
+        k->created_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    if (d)
+        closedir(d);
+}
+
+static int cl__keys_remote(struct store *s, struct cl_keys *ks)
+{
+    redisReply *r = cl__hgetall(s, "latch:keys");
+    if (!r)
+        return -1;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *kid = r->element[i]->str;
+        char name[64], check[33];
+        snprintf(name, sizeof name, "keys:%.40s", kid);
+        size_t len;
+        char *plain = store_unseal(store_redis_key(s), name, r->element[i + 1]->str, r->element[i + 1]->len, &len);
+        char *nl = plain ? memchr(plain, '\n', len) : NULL;
+        if (!nl || strlen(kid) != 32 || keys_pem_kid(nl + 1, len - (size_t)(nl + 1 - plain), check) != 0 ||
+            strcmp(check, kid)) {
+            log_msg("warn", "redis: latch:keys %.40s is not a key this cluster sealed: ignored", kid);
+            free(plain);
+            continue;
+        }
+        struct cl_key *k = cl__key(ks, kid);
+        if (!k || k->local) { /* the same key: the local copy is the one */
+            if (k)
+                k->remote = true;
+            free(plain);
+            continue;
+        }
+        k->remote = true;
+        k->created_ns = strtoll(plain, NULL, 10);
+        k->len = len - (size_t)(nl + 1 - plain);
+        k->pem = malloc(k->len + 1);
+        if (k->pem)
+            memcpy(k->pem, nl + 1, k->len + 1);
+        sodium_memzero(plain, len);
+        free(plain);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Bit 0: the local copy changed; bit 1: Redis did. -1: Redis cannot be reached. */
+static int cl__sync_keys(struct store *s, const struct cluster_cfg *cc)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/keys", cc->state_dir);
+    mkdir(dir, 0700);
+    struct cl_keys ks = { 0 };
+    cl__keys_local(dir, &ks);
+    int rc = 0;
+    if (cl__keys_remote(s, &ks) != 0) {
+        rc = -1;
+        goto out;
+    }
+    qsort(ks.k, ks.n, sizeof *ks.k, cl__newest_first);
+    int64_t now_ns = (int64_t)time(NULL) * 1000000000;
+    for (size_t i = 0; i < ks.n; i++) {
+        struct cl_key *k = &ks.k[i];
+        bool retired = i > 0 && ks.k[i - 1].created_ns + cc->key_overlap_s * 1000000000 <= now_ns;
+        if (retired) {
+            if (k->remote && cl__hdel(s, "latch:keys", k->kid))
+                rc |= 2;
+            continue; /* keys_load deletes the local file */
+        }
+        if (!k->pem)
+            continue;
+        if (!k->local) {
+            char path[4300];
+            snprintf(path, sizeof path, "%s/%s.pem", dir, k->kid);
+            if (cl__write_file(path, k->pem, k->len, k->created_ns) == 0) {
+                log_msg("info", "signing key %s from the cluster", k->kid);
+                rc |= 1;
+            }
+        } else if (!k->remote) {
+            char name[64], *val = NULL;
+            snprintf(name, sizeof name, "keys:%s", k->kid);
+            int n = asprintf(&val, "%lld\n%s", (long long)k->created_ns, k->pem);
+            if (n > 0 && cl__hset_sealed(s, "latch:keys", k->kid, name, val, (size_t)n))
+                rc |= 2;
+            if (val)
+                sodium_memzero(val, (size_t)n);
+            free(val);
+        }
+    }
+out:
+    for (size_t i = 0; i < ks.n; i++) {
+        if (ks.k[i].pem)
+            sodium_memzero(ks.k[i].pem, ks.k[i].len);
+        free(ks.k[i].pem);
+    }
+    free(ks.k);
+    return rc;
+}
+
+/* --- revocations ------------------------------------------------------------------------------- */
+
+static const char *const cl__rev_kinds[] = { "emails", "apps", "sessions" };
+static const char cl__rev_tags[] = "eas";
+
+/* HSET field max(current, value), for every pair of ARGV. */
+static const char cl__rev_lua[] =
+    "local n = 0 for i = 1, #ARGV, 2 do "
+    "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') "
+    "if cur < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) n = n + 1 end "
+    "end return n";
+
+static int cl__sync_rev(struct store *s, const struct cluster_cfg *cc)
+{
+    redisReply *r = cl__hgetall(s, "latch:rev");
+    if (!r)
+        return -1;
+    int64_t forget_before = (int64_t)time(NULL) - cc->forget_sessions_s;
+    json_t *remote = json_pack("{s:{},s:{},s:{}}", "emails", "apps", "sessions");
+    int rc = 0;
+    for (size_t i = 0; remote && i + 1 < r->elements; i += 2) {
+        const char *f = r->element[i]->str;
+        const char *tag = f[0] && f[1] == ':' ? strchr(cl__rev_tags, f[0]) : NULL;
+        long long t = r->element[i + 1]->str ? strtoll(r->element[i + 1]->str, NULL, 10) : 0;
+        if (!tag || !*tag)
+            continue;
+        if (*tag == 's' && t < forget_before) {
+            if (cl__hdel(s, "latch:rev", f))
+                rc |= 2;
+            continue;
+        }
+        json_object_set_new(json_object_get(remote, cl__rev_kinds[tag - cl__rev_tags]), f + 2, json_integer(t));
+    }
+    freeReplyObject(r);
+    char *err = NULL;
+    json_t *local = statefile_read(cc->state_dir, "revocations.json", &err);
+    /* what Redis lacks, in one script call */
+    size_t cap = 4, argc = 4;
+    for (int k = 0; local && k < 3; k++)
+        cap += 2 * json_object_size(json_object_get(local, cl__rev_kinds[k]));
+    const char **argv = calloc(cap, sizeof *argv);
+    size_t *lens = calloc(cap, sizeof *lens);
+    char **owned = calloc(cap, sizeof *owned);
+    if (local && argv && lens && owned) {
+        argv[0] = "EVAL";
+        argv[1] = cl__rev_lua;
+        argv[2] = "1";
+        argv[3] = "latch:rev";
+        argc = 4;
+        for (int k = 0; k < 3; k++) {
+            const char *key;
+            json_t *v;
+            json_object_foreach(json_object_get(local, cl__rev_kinds[k]), key, v) {
+                json_t *cur = json_object_get(json_object_get(remote, cl__rev_kinds[k]), key);
+                if (!json_is_integer(v) || (k == 2 && json_integer_value(v) < forget_before) ||
+                    (cur && json_integer_value(cur) >= json_integer_value(v)))
+                    continue;
+                if (asprintf(&owned[argc], "%c:%s", cl__rev_tags[k], key) < 0 ||
+                    asprintf(&owned[argc + 1], "%lld", (long long)json_integer_value(v)) < 0)
+                    break;
+                argv[argc] = owned[argc];
+                argv[argc + 1] = owned[argc + 1];
+                argc += 2;
+            }
+        }
+        if (argc > 4) {
+            for (size_t i = 0; i < argc; i++)
+                lens[i] = strlen(argv[i]);
+            if (cl__ok(store_redis_command(s, (int)argc, argv, lens)))
+                rc |= 2;
+            else
+                rc = -1;
+        }
+    }
+    for (size_t i = 0; owned && i < cap; i++)
+        free(owned[i]);
+    free(owned);
+    free(argv);
+    free(lens);
+    json_decref(local);
+    if (rc >= 0 && remote) {
+        int m = revocations_merge(cc->state_dir, remote, forget_before, &err);
+        if (m > 0)
+            rc |= 1;
+        else if (m < 0)
+            log_msg("error", "revocations from the cluster: %s", err ? err : "cannot merge");
+    }
+    free(err);
+    json_decref(remote);
+    return rc;
+}
+
+/* --- service tokens ---------------------------------------------------------------------------- */
+
+static int cl__sync_svc(struct store *s, const struct cluster_cfg *cc)
+{
+    redisReply *r = cl__hgetall(s, "latch:svc");
+    if (!r)
+        return -1;
+    json_t *remote = json_object();
+    time_t now = time(NULL);
+    int rc = 0;
+    for (size_t i = 0; remote && i + 1 < r->elements; i += 2) {
+        const char *name = r->element[i]->str;
+        char sname[300];
+        size_t len;
+        snprintf(sname, sizeof sname, "svc:%.200s", name);
+        char *plain = store_unseal(store_redis_key(s), sname, r->element[i + 1]->str, r->element[i + 1]->len, &len);
+        json_error_t je;
+        json_t *v = plain ? json_loadb(plain, len, 0, &je) : NULL;
+        free(plain);
+        json_int_t exp = json_integer_value(json_object_get(v, "expires"));
+        if (!json_is_object(v) || (exp && exp <= now)) {
+            if (!v)
+                log_msg("warn", "redis: latch:svc %.200s is not a token this cluster sealed: ignored", name);
+            else if (cl__hdel(s, "latch:svc", name))
+                rc |= 2;
+            json_decref(v);
+            continue;
+        }
+        json_object_set_new(remote, name, v);
+    }
+    freeReplyObject(r);
+    char *err = NULL;
+    json_t *local = statefile_read(cc->state_dir, SVC_TOKENS_FILE, &err);
+    const char *name;
+    json_t *v;
+    json_object_foreach(local, name, v) {
+        json_t *cur = json_object_get(remote, name);
+        json_int_t exp = json_integer_value(json_object_get(v, "expires"));
+        if ((exp && exp <= now) || strlen(name) > 200 ||
+            (cur && (json_equal(cur, v) || json_integer_value(json_object_get(cur, "created")) >
+                                                json_integer_value(json_object_get(v, "created")))))
+            continue;
+        char sname[300], *val = json_dumps(v, JSON_COMPACT);
+        snprintf(sname, sizeof sname, "svc:%s", name);
+        if (val && cl__hset_sealed(s, "latch:svc", name, sname, val, strlen(val)))
+            rc |= 2;
+        free(val);
+    }
+    json_decref(local);
+    int m = svc_tokens_merge(cc->state_dir, remote, &err);
+    if (m > 0)
+        rc |= 1;
+    else if (m < 0)
+        log_msg("error", "service tokens from the cluster: %s", err ? err : "cannot merge");
+    free(err);
+    json_decref(remote);
+    return rc;
+}
+
+/* --- exchanges --------------------------------------------------------------------------------- */
+
+/* Exchanges the parts in `what`; announces those Redis gained when `announce`. -1: no Redis. */
+static int cl__sync(struct store *s, const struct cluster_cfg *cc, int what, bool announce)
+{
+    int (*const fn[])(struct store *, const struct cluster_cfg *) = { cl__sync_keys, cl__sync_rev, cl__sync_svc };
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        int part = 1 << i;
+        if (!(what & part))
+            continue;
+        int r = fn[i](s, cc);
+        if (r < 0)
+            return -1;
+        if ((r & 2) && announce)
+            cl__publish(s, cl__news[part]);
+        rc |= r;
+    }
+    return rc;
+}
+
+int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/secret", cc->state_dir);
+    int rc = cl__secret(s, cc->state_dir, true);
+    if (rc == -2) {
+        *err = strdup("the cluster's secret in Redis was sealed with another store_key_file: "
+                      "give every node the same key");
+        return -1;
+    }
+    if (rc == 0 && cl__sync(s, cc, CL_ALL, true) >= 0)
+        return 0;
+    if (access(path, F_OK) == 0) {
+        *err = strdup("redis cannot be reached: starting on this node's copy of the shared state");
+        return 0;
+    }
+    *err = strdup("redis cannot be reached and this node has no copy of the shared state yet "
+                  "(state_dir/secret): start it once Redis answers");
+    return -1;
+}
+
+struct cluster_cfg cluster_cfg_from(const struct config *cfg)
+{
+    return (struct cluster_cfg){ .state_dir = cfg->state_dir,
+                                 .key_overlap_s = cfg->key_overlap_s,
+                                 .forget_sessions_s = runtime_longest_session_s(cfg) + JWT_LEEWAY_S };
+}
+
+int cluster_share(const struct config *cfg, char **err)
+{
+    if (strncmp(cfg->store, "redis:", 6) != 0)
+        return 0;
+    struct store *s = store_redis_new(cfg->store, cfg->store_key, err);
+    if (!s)
+        return -1;
+    struct cluster_cfg cc = cluster_cfg_from(cfg);
+    int rc = 0;
+    if (cl__secret(s, cc.state_dir, false) < 0 || cl__sync(s, &cc, CL_ALL, true) < 0) {
+        *err = strdup("redis cannot be reached: the change is made on this node only; it reaches "
+                      "the others when this node's latchd next exchanges with Redis");
+        rc = -1;
+    }
+    store_free(s);
+    return rc;
+}
+
+/* --- the thread -------------------------------------------------------------------------------- */
+
+struct cluster {
+    struct store *s;
+    struct cluster_cfg cc;
+    char *state_dir;
+    void (*news)(void *arg);
+    void *arg;
+    pthread_t thread;
+    atomic_bool stop;
+    redisContext *sub;
+    struct statefile_stamp rev, svc, keys;
+};
+
+static int64_t cl__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What changed in state_dir since the last look (and remembers it). */
+static int cl__local_changes(struct cluster *c)
+{
+    struct statefile_stamp rev, svc, keys;
+    statefile_stamp(c->state_dir, "revocations.json", &rev);
+    statefile_stamp(c->state_dir, SVC_TOKENS_FILE, &svc);
+    statefile_stamp(c->state_dir, "keys", &keys);
+    int what = (statefile_same(&rev, &c->rev) ? 0 : CL_REV) | (statefile_same(&svc, &c->svc) ? 0 : CL_SVC) |
+               (statefile_same(&keys, &c->keys) ? 0 : CL_KEYS);
+    c->rev = rev;
+    c->svc = svc;
+    c->keys = keys;
+    return what;
+}
+
+static void cl__mirror_identities(struct cluster *c)
+{
+    char cursor[32] = "0";
+    do {
+        const char *argv[] = { "SCAN", cursor, "MATCH", "latch:ident:*", "COUNT", "500" };
+        redisReply *r = cl__cmd(c->s, 6, argv);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str ? r->element[0]->str : "0");
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *k = r->element[1]->element[i]->str;
+            if (k && strlen(k) > sizeof "latch:ident:" - 1)
+                store_redis_mirror_identity(c->s, k + sizeof "latch:ident:" - 1);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0 && !atomic_load(&c->stop));
+}
+
+static void cl__drop_sub(struct cluster *c)
+{
+    redisFree(c->sub);
+    c->sub = NULL;
+}
+
+static void cl__subscribe(struct cluster *c)
+{
+    c->sub = store_redis_connect(c->s);
+    if (!c->sub)
+        return;
+    redisReply *r = redisCommand(c->sub, "SUBSCRIBE %s", STORE_REDIS_CHANNEL);
+    bool ok = r && r->type == REDIS_REPLY_ARRAY;
+    freeReplyObject(r);
+    if (!ok) {
+        cl__drop_sub(c);
+        return;
+    }
+    /* (re)connected: what was missed meanwhile */
+    cl__secret(c->s, c->state_dir, false);
+    cl__local_changes(c);
+    cl__sync(c->s, &c->cc, CL_ALL, true);
+    cl__mirror_identities(c);
+}
+
+static void cl__message(struct cluster *c, redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !r->element[0]->str ||
+        strcmp(r->element[0]->str, "message") || !r->element[2]->str)
+        return;
+    const char *m = r->element[2]->str;
+    if (!strncmp(m, "k ", 2)) {
+        store_redis_seen(c->s, m + 2);
+        c->news(c->arg);
+    } else if (!strncmp(m, "i ", 2)) {
+        store_redis_mirror_identity(c->s, m + 2);
+    } else {
+        for (int part = 1; part <= 4; part <<= 1)
+            if (!strcmp(m, cl__news[part]))
+                cl__sync(c->s, &c->cc, part, false);
+        cl__local_changes(c); /* our own merge is not news to announce */
+    }
+}
+
+static void cl__read_sub(struct cluster *c)
+{
+    struct pollfd p = { .fd = c->sub->fd, .events = POLLIN };
+    if (poll(&p, 1, CL_TICK_MS) <= 0)
+        return;
+    if (redisBufferRead(c->sub) != REDIS_OK) {
+        cl__drop_sub(c);
+        return;
+    }
+    void *reply = NULL;
+    while (redisGetReplyFromReader(c->sub, &reply) == REDIS_OK && reply) {
+        cl__message(c, reply);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+}
+
+static void *cl__main(void *arg)
+{
+    struct cluster *c = arg;
+    int64_t next_ping = 0, next_full = cl__now_ms() + CL_FULL_MS;
+    cl__local_changes(c);
+    while (!atomic_load(&c->stop)) {
+        int64_t now = cl__now_ms();
+        if (now >= next_ping) {
+            next_ping = now + CL_PING_MS;
+            const char *argv[] = { "PING" };
+            redisReply *r = cl__cmd(c->s, 1, argv);
+            bool up = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            if (up && !store_up(c->s))
+                store_redis_health(c->s, true);
+            if (!up)
+                cl__drop_sub(c);
+            else if (!c->sub)
+                cl__subscribe(c);
+        }
+        if (!c->sub) {
+            usleep(CL_TICK_MS * 1000);
+            continue;
+        }
+        cl__read_sub(c);
+        if (!c->sub)
+            continue;
+        int what = cl__local_changes(c);
+        if (now >= next_full) {
+            next_full = now + CL_FULL_MS;
+            what = CL_ALL;
+        }
+        if (what && cl__sync(c->s, &c->cc, what, true) < 0)
+            cl__drop_sub(c);
+        cl__local_changes(c);
+    }
+    cl__drop_sub(c);
+    return NULL;
+}
+
+struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, void (*news)(void *arg), void *arg)
+{
+    struct cluster *c = calloc(1, sizeof *c);
+    if (!c || !(c->state_dir = strdup(cc->state_dir))) {
+        free(c);
+        return NULL;
+    }
+    c->s = s;
+    c->cc = *cc;
+    c->cc.state_dir = c->state_dir;
+    c->news = news;
+    c->arg = arg;
+    atomic_init(&c->stop, false);
+    if (pthread_create(&c->thread, NULL, cl__main, c) != 0) {
+        free(c->state_dir);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c)
+        return;
+    atomic_store(&c->stop, true);
+    pthread_join(c->thread, NULL);
+    free(c->state_dir);
+    free(c);
+}

@@ -1,0 +1,39 @@
+/* Several nodes, one state (SPEC.md §10). With a Redis store, every node keeps its state_dir
+ * (secret, signing keys, revocations, service tokens) as a local copy of the cluster's, which
+ * is what lets it verify tokens on its own while Redis is away. A thread per node merges the
+ * two both ways (the union: the later time of a revocation, the newer service token; keys past
+ * their overlap dropped), on every local change, on every announcement from another node
+ * (Redis pub/sub), and every few seconds in case one was missed. The same thread hears handoff
+ * boxes sealed on other nodes and wakes the long polls parked here. */
+#ifndef LATCH_CLUSTER_H
+#define LATCH_CLUSTER_H
+
+#include "store/store.h"
+
+#include <stdint.h>
+
+struct cluster_cfg {
+    const char *state_dir;
+    int64_t key_overlap_s;
+    int64_t forget_sessions_s; /* session revocations older than this cannot matter any more */
+};
+
+struct config;
+struct cluster_cfg cluster_cfg_from(const struct config *cfg);
+
+/* At start, before the runtime reads state_dir: adopts the cluster's secret (or offers ours),
+ * then exchanges keys, revocations and service tokens. When Redis cannot be reached, a node
+ * that already has a secret starts on its own copy (0, with *err set as a warning); one that
+ * has none refuses (-1). */
+int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err);
+
+/* One full exchange, announced to the other nodes: what admin commands run, daemon or not.
+ * 0 (also without a shared store), or -1 with *err. */
+int cluster_share(const struct config *cfg, char **err);
+
+struct cluster;
+/* `news` runs on the cluster thread when another node sealed a handoff box. */
+struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, void (*news)(void *arg), void *arg);
+void cluster_stop(struct cluster *c);
+
+#endif
