@@ -122,8 +122,9 @@ class Node(Latchd):
 
 class Cluster:
     """One Redis, one store key file, one public port; nodes made from the same config (apps
-    api and api2 for example.com people, ci for the service token `deploy` by name, robots for
-    any valid service token; the one-time PIN through the console mailer)."""
+    api and api2 for example.com people, ci for the service token `deploy` by name, ops for
+    `ops-bot`, robots for any valid service token; the one-time PIN through the console
+    mailer)."""
 
     def __init__(self, tmp, redis):
         self.tmp = Path(tmp)
@@ -152,7 +153,10 @@ class Cluster:
                                        "include": [{"service_token": "deploy"}]}]},
                         {"name": "robots", "domains": [f"robots.localhost:{p}"], "origin": "echo",
                          "policies": [{"name": "any-robot", "decision": "service_auth",
-                                       "include": [{"any_valid_service_token": {}}]}]}]}
+                                       "include": [{"any_valid_service_token": {}}]}]},
+                        {"name": "ops", "domains": [f"ops.localhost:{p}"], "origin": "echo",
+                         "policies": [{"name": "ops-only", "decision": "service_auth",
+                                       "include": [{"service_token": "ops-bot"}]}]}]}
         cfg.update(extra)
         return cfg
 
@@ -852,9 +856,8 @@ def test_redis_outage_then_recovery_without_restart(cluster, cli_factory):
 
     def logins_work():
         for n in (a, b):
-            r = n.req(f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth",
-                      [("Accept", "text/html")], timeout=ANSWER_S)
-            if r.status != 200:
+            r, _ = Client(addr=n.addr).follow(cluster.url("api", "/"))
+            if r.status != 200 or "Sign in with your email" not in r.text:
                 return False
         return True
     assert deadline_poll(logins_work, 10, 0.2), "logins still refused 10 s after Redis came back"
@@ -897,62 +900,152 @@ def test_redis_outage_then_recovery_without_restart(cluster, cli_factory):
 # --------------------------------------------------------------------------------------------
 # a node with another store key
 
-def test_node_with_another_store_key_never_signs_unverifiable_tokens(cluster):
+def wait_started_or_exited(n, timeout=15):
+    """Starts n without waiting; returns True once it listens, False once it exited."""
+    n.start(wait=False)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not n.alive():
+            n.proc.wait(5)
+            n.stopped_by_test = True
+            return False
+        try:
+            with socket.create_connection((n.addr, n.port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"node {n.name} neither listens nor exits after {timeout}s:\n{n.stderr()}")
+
+
+def test_node_with_another_store_key_refuses_to_start(cluster):
+    """Observed contract (README "Several nodes"): a node whose store_key_file is not the
+    cluster's cannot open the cluster's secret and refuses to start, loudly; nothing it did
+    touches the cluster's sealed keys."""
     a = cluster.node("a", A)
     b = cluster.node("b", B)
     kid = a.signer()
     t = issue(a, "bob@example.com")
-    other_key = write_store_key(cluster.tmp / "other.key")
-    x = cluster.node("x", C, start=False, key_file=other_key)
-    x.start(wait=False)
-    started = False
-    end = time.monotonic() + 15
-    while time.monotonic() < end:
-        if not x.alive():
-            break
-        try:
-            with socket.create_connection((x.addr, x.port), timeout=0.5):
-                started = True
-                break
-        except OSError:
-            time.sleep(0.05)
+    before = redis_values(cluster.redis)
+    x = cluster.node("x", C, start=False, key_file=write_store_key(cluster.tmp / "other.key"))
+    started = wait_started_or_exited(x)
     err = x.stderr()
-    if not started:
-        # it refused to start: a clean exit (not a crash), saying why
-        rc = x.proc.wait(10)
-        x.stopped_by_test = True
-        assert rc is not None and rc > 0, f"node x ended with {rc} (a signal?)\n{err}"
-        assert re.search(r"store.?key", err, re.I), err
-        print(f"observed: a node with another store key refuses to start (exit {rc}): "
-              f"{[l for l in err.splitlines() if re.search(r'store.?key', l, re.I)][:3]}")
-    else:
-        # it runs: it must say so, and whatever it signs must verify on the other nodes
-        said = deadline_poll(lambda: re.search(r"store.?key", x.stderr(), re.I), 5, 0.1)
-        assert said, f"no log line about the store key:\n{x.stderr()}"
-        print(f"observed: a node with another store key runs; signer {x.signer()}, cluster's {kid}")
-    # running or not (then the subcommand works offline), it never signs a token the cluster
-    # cannot verify: it refuses, or signs with a key the others know
-    p = ak.cli(x, "token", "issue", "--app", "api", "--email", "xavier@example.com")
-    print(f"observed: `latchd token issue` with the other store key exits {p.returncode}: "
-          f"{p.stderr.strip()[:300]}")
-    if p.returncode == 0:
-        tok = p.stdout.strip()
-        assert a.with_token(tok).status == 200 and b.with_token(tok).status == 200, \
-            "a node with the wrong store key signed a token the cluster cannot verify"
-    else:
-        assert re.search(r"store.?key", p.stderr, re.I), p.stderr
-    if started:
-        r = x.req("/cdn-cgi/access/certs", "auth")
-        assert r.status in (200, 503), r
-        if r.status == 200:
-            extra = {k["kid"] for k in r.json()["keys"]} - a.kids()
-            assert not extra, f"the node with another store key publishes keys the cluster does not know: {extra}"
+    assert not started, f"a node with another store key runs (signer {x.signer()}):\n{err}"
+    assert x.proc.returncode > 0, f"node x ended with {x.proc.returncode} (a signal?)\n{err}"
+    said = [l for l in err.splitlines() if "store_key_file" in l]
+    assert said, err
+    print("observed:", said)
     # the cluster's keys are untouched: same signer, and a new node with the right key reads them
+    assert {k: v for k, v in redis_values(cluster.redis).items() if not k.startswith(b"latch:flow:")} == \
+        {k: v for k, v in before.items() if not k.startswith(b"latch:flow:")}
     assert a.signer() == kid and b.signer() == kid
     assert b.with_token(issue(a, "bob@example.com")).status == 200
     d = cluster.node("d", D)
     assert d.signer() == kid and d.with_token(t).status == 200
     assert a.with_token(issue(d, "dan@example.com")).status == 200
+
+
+def test_offline_token_issue_with_another_store_key_refuses(cluster):
+    """`latchd token issue` for a node whose latchd is not running works offline. With the wrong
+    store key it cannot read the cluster's keys: it must refuse (saying why), never print a token
+    signed by a key of its own that no node knows."""
+    a = cluster.node("a", A)
+    x = cluster.node("x", C, start=False, key_file=write_store_key(cluster.tmp / "other.key"))
+    p = ak.cli(x, "token", "issue", "--app", "api", "--email", "xavier@example.com")
+    if p.returncode == 0:
+        tok = p.stdout.strip()
+        r = a.with_token(tok)
+        assert r.status == 200, (
+            f"`latchd token issue` with another store key exited 0 and printed a token the cluster "
+            f"refuses ({r.status} {r.body[:120]!r}); kid {jwt.get_unverified_header(tok)['kid']} "
+            f"(cluster: {sorted(a.kids())}); stderr: {p.stderr!r}")
+    else:
+        assert "store_key_file" in p.stderr or "store key" in p.stderr, p.stderr
+
+
+def test_offline_token_issue_on_a_new_node_uses_the_cluster_keys(cluster):
+    """The same on a node that never ran but has the right store key: Redis has the cluster's
+    secret and keys, so the token is one every node admits (README: a node that never had a
+    copy must not sign "with a key nobody else knows")."""
+    a = cluster.node("a", A)
+    y = cluster.node("y", C, start=False)
+    p = ak.cli(y, "token", "issue", "--app", "api", "--email", "yves@example.com")
+    assert p.returncode == 0, p.stderr
+    tok = p.stdout.strip()
+    r = a.with_token(tok)
+    assert r.status == 200, (
+        f"offline `latchd token issue` on a node that never ran printed a token the cluster refuses "
+        f"({r.status} {r.body[:120]!r}): kid {jwt.get_unverified_header(tok)['kid']} "
+        f"(cluster: {sorted(a.kids())}), aud {jwt_claims(tok)['aud']} (cluster: {a.aud()})")
+
+
+# --------------------------------------------------------------------------------------------
+# Redis is not trusted: values moved or planted there are ignored
+
+def test_values_moved_or_planted_in_redis_are_ignored(cluster):
+    a = cluster.node("a", A)
+    b = cluster.node("b", B)
+    r = cluster.redis
+    alice = issue(a, "alice@example.com")
+    zed = issue(a, "zed@example.com")
+    cid, secret = service_token(a, "deploy")
+    kid = a.signer()
+    assert b.req("/", "ops", st_headers(cid, secret)).status in (401, 403)
+    keys = set(r.keys())
+    assert {b"latch:svc", b"latch:keys"} <= keys, keys
+    # deploy's sealed record under the name ops-bot; the signing key under another kid; a
+    # revocation of alice written in the clear
+    r.cmd("HSET", "latch:svc", "ops-bot", r.cmd("HGET", "latch:svc", "deploy"))
+    r.cmd("HSET", "latch:keys", "0" * 32, r.cmd("HGET", "latch:keys", kid))
+    r.cmd("HSET", "latch:rev", "e:alice@example.com", str(int(time.time()) + 3600))
+    # legitimate changes on A make every node merge what Redis holds
+    admin(a, "revoke", "--email", "zed@example.com")
+    third = service_token(a, "third")
+    assert deadline_poll(lambda: b.with_token(zed).status == 401, 1.0)
+    assert deadline_poll(lambda: b.req("/", "robots", st_headers(*third)).status == 200, 2.0)
+    c = cluster.node("c", C)      # and a node that knows only what Redis holds
+    problems = []
+    for n in (a, b, c):
+        rr = n.req("/", "ops", st_headers(cid, secret))
+        if rr.status not in (401, 403):
+            problems.append(f"{n.name}: deploy's credentials pass as ops-bot: {rr}")
+        rr = n.with_token(alice)
+        if rr.status != 200:
+            problems.append(f"{n.name}: a revocation written in the clear into latch:rev took effect "
+                            f"({rr.status} {rr.json().get('token_error')})")
+        if "0" * 32 in n.kids():
+            problems.append(f"{n.name} serves a key planted under another kid")
+        assert n.with_token(zed).status == 401
+    assert c.req("/", "ci", st_headers(cid, secret)).status == 200
+    revs = (a.tmp / "state" / "revocations.json")
+    if revs.exists() and "alice@example.com" in revs.read_text():
+        problems.append(f"node a wrote the planted revocation into its state_dir: {revs.read_text()}")
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------------
+# a node starting while Redis is down
+
+def test_node_start_while_redis_is_down(cluster):
+    """README: a node that starts while Redis is unreachable starts on its own copy if it has one,
+    and refuses to start if it never had one."""
+    a = cluster.node("a", A)
+    t = issue(a, "bob@example.com")
+    kid = a.signer()
+    assert a.stop() == 0
+    cluster.redis.stop()
+    fresh = cluster.node("fresh", C, start=False)
+    assert not wait_started_or_exited(fresh), "a node with no copy started with Redis down"
+    assert fresh.proc.returncode > 0 and fresh.stderr().strip(), (fresh.proc.returncode, fresh.stderr())
+    a2 = cluster.node("a2", A, start=False, state_dir=str(a.tmp / "state"))
+    assert wait_started_or_exited(a2), f"a node with its copy refused to start:\n{a2.stderr()}"
+    assert a2.signer() == kid and a2.with_token(t).status == 200
+    assert is_json_503(a2.req(f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F",
+                              "auth", [("Accept", "application/json")], timeout=ANSWER_S))
+    cluster.redis.start()
+    assert deadline_poll(lambda: cluster.redis.cmd("EXISTS", "latch:keys"), 10, 0.1), \
+        "the node did not refill the empty Redis"
+    late = cluster.node("late", D)
+    assert late.signer() == kid and late.with_token(t).status == 200
 
 
 # --------------------------------------------------------------------------------------------
