@@ -179,7 +179,9 @@ class Cluster:
         n.close_files()
 
     def finish(self, failed):
-        problems = []
+        """Every node still running gets SIGTERM at once, then each must exit 0 within 10 s; a
+        node that died during the test (not killed by it) fails the test."""
+        problems, stopping = [], []
         for n in self.nodes:
             if n.proc is None:
                 continue
@@ -187,10 +189,14 @@ class Cluster:
                 problems.append(f"node {n.name} ({n.addr}) died during the test (status "
                                 f"{n.proc.returncode})\n--- stderr:\n{n.stderr()[-3000:]}")
             if n.alive():
-                rc = n.stop(timeout=10)
-                if rc != 0:
-                    problems.append(f"node {n.name} exited with {rc} after SIGTERM\n"
-                                    f"--- stderr:\n{n.stderr()[-2000:]}")
+                n.stopped_by_test = True
+                n.signal(signal.SIGTERM)
+                stopping.append(n)
+        for n in stopping:
+            rc = n.stop(timeout=10)   # already signalled: waits (SIGKILL after 10 s: rc None)
+            if rc != 0:
+                problems.append(f"node {n.name} exited with {rc} after SIGTERM\n"
+                                f"--- stderr:\n{n.stderr()[-2000:]}")
         if problems:
             if failed:
                 print("\n".join(problems))
