@@ -13,6 +13,7 @@
 #include "token/revoke.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +37,8 @@ struct worker {
     struct buf_pool bufs;
     struct runtime *rt;        /* the newest runtime this worker picked up */
     uint64_t rt_gen;
+    atomic_uint_fast64_t gen_seen; /* rt_gen, for the thread that waits for a publish to land */
+    atomic_bool stopped;       /* worker_main returned */
     struct keyset *keys;       /* picked up with the runtime */
     struct revocations *rev;
     struct token_cache *tokens;
@@ -49,7 +52,7 @@ struct worker {
     bool listening, draining;
     uint64_t drain_deadline;
     struct conn *conns;        /* every open client connection */
-    unsigned nconns;
+    atomic_uint nconns;        /* written by this worker only; others read it relaxed (status) */
     struct conn *dead;         /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;
