@@ -173,7 +173,7 @@ int server_reload(struct server *srv, struct config_errors *errs)
         cfg = NULL;
     }
     struct runtime *rt = cfg ? runtime_new(cfg, errs) : NULL;
-    struct config_errors mine = { errs->lines + first, errs->n - first };
+    struct config_errors mine = { errs->n > first ? errs->lines + first : NULL, errs->n - first };
     server__record_reload(srv, rt != NULL, &mine);
     if (rt) {
         server__publish(srv, rt, NULL, NULL);
