@@ -29,7 +29,7 @@ struct reload_result {
 struct server {
     const char *config_path;       /* as given on the command line (the daemon's cwd) */
     char *config_abs;              /* the same made absolute, for status */
-    pthread_mutex_t lock;          /* guards the pointers below while they are swapped */
+    pthread_mutex_t lock;          /* guards rt, keys, rev, config_gen and last_reload */
     pthread_mutex_t control;       /* serializes whoever changes them: the main thread (signals,
                                       the state_dir poll) and the admin socket's thread */
     struct runtime *rt;

@@ -1,6 +1,7 @@
 /* A worker thread: one event loop, its connections, its buffer pool and origin connection
- * pools. Nothing in a worker is touched by another thread except the runtime pointer it
- * picks up (with a reference) when the server publishes a new one. */
+ * pools. Nothing in a worker is touched by another thread: it picks up (with references) the
+ * runtime, keys and revocations the server publishes; others only read its atomics (the
+ * generation it picked up, whether it stopped, its connection count). */
 #ifndef LATCH_WORKER_H
 #define LATCH_WORKER_H
 

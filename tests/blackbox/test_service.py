@@ -155,6 +155,7 @@ def test_no_ready_when_start_fails(tmp_path):
         assert d.proc.wait(20) == 1
         assert n.recv(0.5) is None, f"READY sent by a daemon that never served: {n.messages}"
         assert "cannot listen" in d.stderr()
+        assert not (d.tmp / "state" / "admin.sock").exists(), "a failed start left its socket"
     finally:
         stop_pid(d.proc)
         d.close_files()
