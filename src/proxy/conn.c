@@ -85,7 +85,7 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    w->nconns++;
+    atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
     timer_arm(w->loop, &c->timer, TIMER_HEADER);
     /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
 }
@@ -136,7 +136,7 @@ void proxy__close(struct conn *c)
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
+    atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
     c->next = w->dead;
     w->dead = c;

@@ -127,6 +127,7 @@ static void worker__before_sleep(void *arg)
         svc_tokens_ref(svc);
         w->rt_gen = atomic_load(&srv->gen);
         pthread_mutex_unlock(&srv->lock);
+        atomic_store(&w->gen_seen, w->rt_gen);
         runtime_unref(w->rt);
         keyset_unref(w->keys);
         revocations_unref(w->rev);
@@ -169,10 +170,11 @@ void *worker_main(void *arg)
     w->listening = true;
     w->wake.cb = worker__on_wake;
     loop_add_in(w->loop, &w->wake);
-    while (!(w->draining && w->nconns == 0))
+    while (!(w->draining && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
         loop_run_once(w->loop, worker__before_sleep, w);
     upstream_close_pools(w);
     conn_reap(w);
     worker_log_flush(w);
+    atomic_store(&w->stopped, true);
     return NULL;
 }
