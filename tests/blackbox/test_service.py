@@ -4,8 +4,8 @@ STOPPING=1 when the drain starts), the systemd unit (systemd-analyze verify), th
 (groff and man without warnings), the example configurations (latchd check, haproxy -c,
 nginx -t) and `make install DESTDIR=…`."""
 
-import os
 import base64
+import os
 import re
 import shutil
 import signal
