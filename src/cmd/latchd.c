@@ -1,12 +1,11 @@
 /* latchd: the gateway daemon and its admin subcommands. A thin main over the library. */
 #include "admin/admin.h"
+#include "core/version.h"
 #include "server/server.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
-
-#define LATCHD_VERSION "0.2.0"
 
 static void usage(FILE *out)
 {
@@ -49,7 +48,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("latchd %s\n", LATCHD_VERSION);
+            printf("latchd %s\n", LATCH_VERSION);
             return 0;
         } else if (argv[i][0] != '-' && nwords < 2 && nrest == 0 &&
                    (nwords == 0 || !strcmp(words[0], "token") || !strcmp(words[0], "keys") ||
