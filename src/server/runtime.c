@@ -127,8 +127,6 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
                      "store for several nodes is not available yet", cfg->store);
         goto fail;
     }
-    if (cfg->admin_listen)
-        log_msg("warn", "admin.listen %s: metrics are not served by this build yet", cfg->admin_listen);
     int rc = runtime__mkdirs(cfg->state_dir);
     if (rc == 0)
         rc = runtime__secret(cfg->state_dir, secret);

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 
 struct worker;
+struct metrics;
+struct metrics_listener;
 
 struct server {
     const char *config_path;
@@ -27,6 +29,9 @@ struct server {
     int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
     char **listen_addrs;
     unsigned nlisten;
+    char *admin_listen;            /* admin.listen at start (NULL: none); a reload keeps it */
+    struct metrics *metrics;       /* counters of every worker; served by `admin` */
+    struct metrics_listener *admin;
     struct worker *workers;
     unsigned nworkers;
 };
