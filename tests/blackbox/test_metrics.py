@@ -350,13 +350,21 @@ def test_logins_and_handoffs(latchd):
     assert e.value("latch_logins_total", idp="email-code", outcome="success") == 1
     assert e.value("latch_logins_total", idp="email-code", outcome="failure") == 1
 
+    # an identity-provider callback that belongs to no flow of this browser: a failure that
+    # names no provider (as its auth log line does)
+    r = Client().get(f"{auth}/cdn-cgi/access/callback?code=forged&state=forged")
+    assert r.status == 400, r
+    wait_metrics(admin, lambda e: e.value("latch_logins_total", idp="", outcome="failure") == 1,
+                 what="a forged callback counted")
+
     poller.join(HOLD_S + 20)
     assert polled.get("status") == 204, polled
     e = wait_metrics(admin, lambda e: e.value("latch_handoffs_total", outcome="pending") == 1,
                      what="one empty poll")
     assert e.table("latch_handoffs_total", "outcome") == {"sealed": 1, "delivered": 1, "pending": 1}
-    assert e.table("latch_logins_total", "idp", "outcome") == {("email-code", "success"): 1,
-                                                               ("email-code", "failure"): 1}
+    assert e.table("latch_logins_total", "idp", "outcome") == {
+        ("email-code", "success"): 1, ("email-code", "failure"): 1,
+        ("", "success"): 0, ("", "failure"): 1}
 
 
 # --------------------------------------------------------------------------------------------
