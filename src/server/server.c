@@ -4,6 +4,8 @@
 #include "server/server.h"
 
 #include "core/log.h"
+#include "metrics/listener.h"
+#include "metrics/metrics.h"
 #include "proxy/proxy.h"
 #include "server/control.h"
 #include "server/worker.h"
@@ -50,7 +52,8 @@ static void server__wake(struct server *srv)
         }
 }
 
-/* A reload must keep the same listening addresses: sockets are made once, at start. */
+/* A reload must keep the same listening addresses, admin.listen included: sockets are made
+ * once, at start. */
 static bool server__same_listeners(struct server *srv, const struct config *cfg)
 {
     if (cfg->nlisteners != srv->nlisten)
@@ -58,7 +61,17 @@ static bool server__same_listeners(struct server *srv, const struct config *cfg)
     for (unsigned i = 0; i < srv->nlisten; i++)
         if (strcmp(cfg->listeners[i].address, srv->listen_addrs[i]))
             return false;
-    return true;
+    if (!cfg->admin_listen != !srv->admin_listen)
+        return false;
+    return !cfg->admin_listen || !strcmp(cfg->admin_listen, srv->admin_listen);
+}
+
+/* Each app's metrics label, before the runtime is published: an app that a reload keeps keeps
+ * its counters. */
+static void server__metrics_ids(struct server *srv, struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->cfg->napps; i++)
+        rt->apps[i].metrics_id = metrics_app_id(srv->metrics, rt->cfg->apps[i].name);
 }
 
 static uint64_t server__now_ms(void)
@@ -175,15 +188,17 @@ int server_reload(struct server *srv, struct config_errors *errs)
     size_t first = errs->n;
     struct config *cfg = config_load(srv->config_path, errs);
     if (cfg && !server__same_listeners(srv, cfg)) {
-        server__add_error(errs, "%s: the listen addresses changed: restart latchd to apply that",
-                          srv->config_path);
+        server__add_error(errs, "%s: the listen or admin.listen addresses changed: restart latchd "
+                          "to apply that", srv->config_path);
         config_free(cfg);
         cfg = NULL;
     }
     struct runtime *rt = cfg ? runtime_new(cfg, errs) : NULL;
     struct config_errors mine = { errs->n > first ? errs->lines + first : NULL, errs->n - first };
     server__record_reload(srv, rt != NULL, &mine);
+    metrics_reload(srv->metrics, rt != NULL);
     if (rt) {
+        server__metrics_ids(srv, rt);
         server__publish(srv, rt, NULL, NULL, NULL);
         log_msg("info", "reloaded %s", srv->config_path);
         notify_send(&srv->notify, "READY=1\nSTATUS=serving; reloaded %s", srv->config_path);
@@ -329,6 +344,7 @@ static int server__start_worker(struct server *srv, unsigned i)
     w->jobs = srv->jobs;
     w->nlisteners = srv->nlisten;
     w->listeners = calloc(srv->nlisten, sizeof *w->listeners);
+    w->metrics = metrics_worker(srv->metrics, i);
     unsigned char seed[8];
     if (getentropy(seed, sizeof seed) == 0)
         memcpy(&w->id_seed, seed, sizeof seed);
@@ -445,9 +461,24 @@ int server_run(const char *config_path)
     }
 
     srv.nworkers = cfg->workers ? cfg->workers : server__cores();
+    srv.metrics = metrics_new(srv.nworkers, srv.store);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-    if (!srv.workers)
+    if (!srv.metrics || !srv.workers) {
+        log_msg("error", "out of memory");
         goto out;
+    }
+    server__metrics_ids(&srv, srv.rt);
+    if (cfg->admin_listen) {
+        srv.admin_listen = strdup(cfg->admin_listen);
+        srv.admin = metrics_listener_start(srv.metrics, cfg->admin_listen,
+                                           (const struct sockaddr *)&cfg->admin_addr,
+                                           cfg->admin_addrlen, &err);
+        if (!srv.admin || !srv.admin_listen) {
+            log_msg("error", "%s", err ? err : "out of memory");
+            free(err);
+            goto out;
+        }
+    }
     for (unsigned i = 0; i < srv.nworkers; i++) {
         if (server__start_worker(&srv, i) != 0) {
             log_msg("error", "cannot start worker %u", i);
@@ -469,6 +500,8 @@ int server_run(const char *config_path)
         log_msg("error", "admin socket: cannot start its thread: %s", strerror(-rc));
     notify_send(&srv.notify, "READY=1\nMAINPID=%d\nSTATUS=serving on %s (%u workers)",
                 (int)getpid(), srv.listen_addrs[0], srv.nworkers);
+    if (srv.admin)
+        log_msg("info", "metrics on http://%s/metrics", srv.admin_listen);
 
     for (;;) {
         siginfo_t si;
@@ -508,6 +541,9 @@ out:
     }
     free(srv.listen_fds);
     free(srv.listen_addrs);
+    metrics_listener_stop(srv.admin); /* the workers are joined: nothing writes the counters */
+    metrics_free(srv.metrics);
+    free(srv.admin_listen);
     free(srv.workers);
     runtime_unref(srv.rt);
     keyset_unref(srv.keys);

@@ -25,6 +25,8 @@ struct reload_result {
     time_t at;
     struct config_errors errors;
 };
+struct metrics;
+struct metrics_listener;
 
 struct server {
     const char *config_path;       /* as given on the command line (the daemon's cwd) */
@@ -46,6 +48,9 @@ struct server {
     int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
     char **listen_addrs;
     unsigned nlisten;
+    char *admin_listen;            /* admin.listen at start (NULL: none); a reload keeps it */
+    struct metrics *metrics;       /* counters of every worker; served by `admin` */
+    struct metrics_listener *admin;
     struct worker *workers;
     unsigned nworkers;
     struct control *ctl;           /* the admin socket */

@@ -5,6 +5,7 @@
 #include "token/svctokens.h"
 
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/server.h"
@@ -114,6 +115,9 @@ static void worker__before_sleep(void *arg)
     struct server *srv = w->srv;
     worker_log_flush(w);
     conn_reap(w);
+    uint64_t hits, misses;
+    token_cache_counts(w->tokens, &hits, &misses);
+    metrics_worker_sample(w->metrics, w->nconns, hits, misses);
     uint64_t gen = atomic_load(&srv->gen);
     if (gen != w->rt_gen) {
         pthread_mutex_lock(&srv->lock);

@@ -64,6 +64,7 @@ struct worker {
     uint64_t news_seen;
     struct strbuf logbuf;      /* request log lines waiting for the write before sleeping */
     struct runtime *log_rt;    /* whose request log they go to (a reference) */
+    struct metrics_worker *metrics; /* this worker's counters (only this thread writes them) */
 };
 
 /* Runs the worker loop until drained. */
