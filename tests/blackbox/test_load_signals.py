@@ -118,8 +118,9 @@ class Wrk:
             cmd += ["-H", f"{k}: {v}"]
         cmd.append(f"http://127.0.0.1:{port}{path}")
         self.out_path = tmp / "wrk.out"
-        self.proc = subprocess.Popen(cmd, stdout=open(self.out_path, "wb"),
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
         self.result = None
 
     def running(self):
@@ -243,8 +244,10 @@ def test_ten_reloads_and_key_rotation_under_wrk(latchd, origin_factory, tmp_path
     assert d.alive()
     # the last reload (the 10th, config A) is the one in force, also on a new connection
     assert get(d.port, "/", host="extra.localhost").status == 404
-    n1 = len(o1.requests)
-    assert wiki_status(d, t1) == 200 and len(o1.requests) == n1 + 1
+    before = load_requests([o1], "/check"), load_requests([o2], "/check")
+    assert wiki_status(d, t1) == 200
+    assert (load_requests([o1], "/check"), load_requests([o2], "/check")) == (before[0] + 1,
+                                                                              before[1])
     # ten reloads in the log, no refused one, and the new key
     msgs = log_msgs(d)
     assert sum(1 for m in msgs if m == f"reloaded {d.config_path}") == 10, msgs
@@ -548,8 +551,9 @@ def haproxy_drain(latchd, origin_factory, tmp_path, method):
     hcfg.write_text(HAPROXY_CFG.format(port=port, p1=n1.port, p2=n2.port, tmp=tmp_path))
     chk = subprocess.run(["haproxy", "-c", "-f", str(hcfg)], capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
-    hap = subprocess.Popen(["haproxy", "-db", "-f", str(hcfg)], stdout=subprocess.DEVNULL,
-                           stderr=open(tmp_path / "haproxy.stderr", "wb"))
+    with open(tmp_path / "haproxy.stderr", "wb") as err:
+        hap = subprocess.Popen(["haproxy", "-db", "-f", str(hcfg)], stdout=subprocess.DEVNULL,
+                               stderr=err)
     stats = None
     try:
         wait_port(port, 10, hap)
