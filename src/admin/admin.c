@@ -1,7 +1,9 @@
 /* The admin subcommands of admin.h: check, token issue, keys rotate, revoke, service-token
- * create, policy-test. */
+ * create, policy-test, and status and reload, which only a running daemon can answer. */
 #include "admin/admin.h"
 
+#include "admin/ops.h"
+#include "admin/socket.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/path.h"
@@ -16,14 +18,18 @@
 #include "store/cluster.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
 #include <openssl/sha.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ADMIN_MAX_LIST 64
+#define ADMIN_CALL_MS 30000 /* a reload or a rotation answers well within this */
 
 /* --name VALUE options; repeated ones (--group) collect into a list. */
 struct admin_opts {
@@ -83,12 +89,10 @@ static struct config *admin__config(const char *path)
     return cfg;
 }
 
-/* The full runtime: AUDs, the secret, the auth URL and the logs, as the daemon has them. */
-static struct runtime *admin__runtime(const char *path)
+/* The full runtime (AUDs, the secret, the auth URL and the logs, as the daemon has them) built
+ * from a loaded config, which it takes. */
+static struct runtime *admin__runtime_of(struct config *cfg)
 {
-    struct config *cfg = admin__config(path);
-    if (!cfg)
-        return NULL;
     /* stdout is the command's answer (a token, a kid): auth events meant for stdout go to
      * stderr here */
     if (!cfg->log.auth || !strcmp(cfg->log.auth, "stdout")) {
@@ -102,6 +106,59 @@ static struct runtime *admin__runtime(const char *path)
         config_errors_clear(&errs);
     }
     return rt;
+}
+
+static struct runtime *admin__runtime(const char *path)
+{
+    struct config *cfg = admin__config(path);
+    return cfg ? admin__runtime_of(cfg) : NULL;
+}
+
+/* Asks the daemon that serves cfg's state_dir. 0 with *reply; 1 when no daemon runs there (no
+ * socket, or one a killed daemon left: nobody answers); -1 when one runs but the exchange
+ * failed (said on stderr). */
+static int admin__ask(const struct config *cfg, const char *what, json_t *req, json_t **reply)
+{
+    *reply = NULL;
+    int fd = admin_socket_connect(cfg->state_dir);
+    if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTDIR) {
+        json_decref(req);
+        return 1;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "latchd %s: cannot reach latchd on %s/%s: %s%s\n", what, cfg->state_dir,
+                ADMIN_SOCKET_NAME, strerror(-fd),
+                fd == -EACCES ? " (run this as root or as latchd's user)" : "");
+        json_decref(req);
+        return -1;
+    }
+    char *err = NULL;
+    *reply = admin_socket_call(fd, req, ADMIN_CALL_MS, &err);
+    close(fd);
+    json_decref(req);
+    if (!*reply) {
+        fprintf(stderr, "latchd %s: %s\n", what, err ? err : "no answer from latchd");
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static void admin__not_running(const struct config *cfg)
+{
+    fprintf(stderr, "latchd is not running (no daemon on %s/%s)\n", cfg->state_dir, ADMIN_SOCKET_NAME);
+}
+
+/* Prints a refusal's "error" (and "errors") on stderr; 1. */
+static int admin__failed(const char *what, const json_t *reply)
+{
+    const char *e = json_string_value(json_object_get(reply, "error"));
+    fprintf(stderr, "latchd %s: %s\n", what, e ? e : "failed");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(reply, "errors"), i, v)
+        fprintf(stderr, "%s\n", json_string_value(v) ? json_string_value(v) : "?");
+    return 1;
 }
 
 static struct keyset *admin__keys(const struct config *cfg, bool force)
@@ -210,22 +267,66 @@ out:
     return status;
 }
 
+static int admin__print_rotated(const json_t *reply)
+{
+    if (!json_is_true(json_object_get(reply, "ok")))
+        return admin__failed("keys rotate", reply);
+    json_t *pid = json_object_get(reply, "pid");
+    printf("new signing key %s; %zu key(s) verify%s", json_string_value(json_object_get(reply, "kid")),
+           json_array_size(json_object_get(reply, "keys")), pid ? " (latchd pid " : "\n");
+    if (pid)
+        printf("%lld signs with it now)\n", (long long)json_integer_value(pid));
+    return 0;
+}
+
 int admin_keys_rotate(const char *config, int argc, char **argv)
 {
-    struct runtime *rt = admin__runtime(config);
-    if (!rt)
-        return 2;
-    struct keyset *ks = admin__keys(rt->cfg, true);
-    int status = 1;
-    if (ks) {
-        admin__share(rt->cfg);
-        printf("new signing key %s; %zu key(s) verify\n", ks->keys[0].kid, ks->n);
-        log_auth(rt->auth_log, "key_rotation", NULL, NULL, NULL, NULL, true, ks->keys[0].kid);
-        status = 0;
+    struct admin_opts o;
+    if (admin__opts(argc, argv, &o, " ") != 0 || o.positional) {
+        if (o.positional)
+            fprintf(stderr, "latchd keys rotate: unexpected argument '%s'\n", o.positional);
+        return 64;
     }
-    keyset_unref(ks);
-    runtime_unref(rt);
+    struct config *cfg = admin__config(config);
+    if (!cfg)
+        return 2;
+    json_t *reply = NULL;
+    int asked = admin__ask(cfg, "keys rotate", json_pack("{s:s}", "cmd", ADMIN_CMD_KEYS_ROTATE), &reply);
+    if (asked < 0) {
+        config_free(cfg);
+        return 1;
+    }
+    if (asked > 0) {
+        admin__not_running(cfg);
+        fprintf(stderr, "latchd keys rotate: making the key in %s/keys directly; a daemon started "
+                "later signs with it\n", cfg->state_dir);
+        struct runtime *rt = admin__runtime_of(cfg);
+        if (!rt)
+            return 2;
+        reply = admin_op_keys_rotate(rt, NULL);
+        if (json_is_true(json_object_get(reply, "ok")))
+            admin__share(rt->cfg);
+        runtime_unref(rt);
+    } else {
+        config_free(cfg);
+    }
+    int status = admin__print_rotated(reply);
+    json_decref(reply);
     return status;
+}
+
+static int admin__print_revoked(const json_t *reply)
+{
+    if (!json_is_true(json_object_get(reply, "ok")))
+        return admin__failed("revoke", reply);
+    const char *kind = json_string_value(json_object_get(reply, "revoked"));
+    json_t *pid = json_object_get(reply, "pid");
+    printf("revoked every token issued until now for %s %s", kind && !strcmp(kind, "email") ? "user" : "app",
+           json_string_value(json_object_get(reply, "key")));
+    if (pid)
+        printf(" (latchd pid %lld refuses them from now on)", (long long)json_integer_value(pid));
+    printf("\n");
+    return 0;
 }
 
 int admin_revoke(const char *config, int argc, char **argv)
@@ -237,30 +338,179 @@ int admin_revoke(const char *config, int argc, char **argv)
         fprintf(stderr, "latchd revoke: give exactly one of --email ADDRESS or --app NAME\n");
         return 64;
     }
-    struct runtime *rt = admin__runtime(config);
-    if (!rt)
+    struct config *cfg = admin__config(config);
+    if (!cfg)
         return 2;
-    int status = 1;
-    char key[320];
-    snprintf(key, sizeof key, "%s", o.email ? o.email : o.app);
-    if (o.email)
-        for (char *p = key; *p; p++)
-            *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (o.app && !admin__app(rt->cfg, o.app))
-        goto out;
-    char *err = NULL;
-    if (revocations_add(rt->cfg->state_dir, o.email ? REVOKE_EMAIL : REVOKE_APP, key,
-                        (int64_t)time(NULL), &err) != 0) {
-        fprintf(stderr, "latchd revoke: %s\n", err ? err : "failed");
-        free(err);
-        goto out;
+    json_t *req = json_pack("{s:s,s:s}", "cmd", ADMIN_CMD_REVOKE, o.email ? "email" : "app",
+                            o.email ? o.email : o.app);
+    json_t *reply = NULL;
+    int asked = admin__ask(cfg, "revoke", json_incref(req), &reply);
+    if (asked < 0) {
+        json_decref(req);
+        config_free(cfg);
+        return 1;
     }
-    admin__share(rt->cfg);
-    printf("revoked every token issued until now for %s %s\n", o.email ? "user" : "app", key);
-    log_auth(rt->auth_log, "revoke", o.email ? key : NULL, NULL, o.app, NULL, true, "latchd revoke");
-    status = 0;
+    if (asked > 0) {
+        admin__not_running(cfg);
+        fprintf(stderr, "latchd revoke: writing %s/revocations.json directly; a daemon started later "
+                "reads it\n", cfg->state_dir);
+        struct runtime *rt = admin__runtime_of(cfg);
+        if (!rt) {
+            json_decref(req);
+            return 2;
+        }
+        reply = admin_op_revoke(rt, req, NULL);
+        if (json_is_true(json_object_get(reply, "ok")))
+            admin__share(rt->cfg);
+        runtime_unref(rt);
+    } else {
+        config_free(cfg);
+    }
+    json_decref(req);
+    int status = admin__print_revoked(reply);
+    json_decref(reply);
+    return status;
+}
+
+static void admin__age(char *out, size_t n, long long s)
+{
+    if (s < 120)
+        snprintf(out, n, "%llds", s);
+    else if (s < 7200)
+        snprintf(out, n, "%lldm", s / 60);
+    else if (s < 172800)
+        snprintf(out, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
+    else
+        snprintf(out, n, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+}
+
+static const char *admin__str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "?";
+}
+
+static long long admin__int(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void admin__print_status(const json_t *r)
+{
+    char age[32];
+    admin__age(age, sizeof age, admin__int(r, "uptime_s"));
+    printf("latchd %s is running (pid %lld, up %s)%s\n", admin__str(r, "version"), admin__int(r, "pid"),
+           age, json_is_true(json_object_get(r, "draining")) ? ", draining" : "");
+    printf("config:        %s (generation %lld)\n", admin__str(r, "config"),
+           admin__int(r, "config_generation"));
+    const json_t *last = json_object_get(r, "last_reload");
+    if (json_is_object(last)) {
+        size_t nerr = json_array_size(json_object_get(last, "errors"));
+        printf("last reload:   %s %s", admin__str(last, "at"),
+               json_is_true(json_object_get(last, "ok")) ? "applied\n" : "refused, the running configuration kept:\n");
+        for (size_t i = 0; i < nerr; i++)
+            printf("               %s\n", json_string_value(json_array_get(json_object_get(last, "errors"), i)));
+    } else {
+        printf("last reload:   none since start\n");
+    }
+    printf("state_dir:     %s\n", admin__str(r, "state_dir"));
+    printf("workers:       %lld (%lld open connections)\n", admin__int(r, "workers"),
+           admin__int(r, "connections"));
+    const json_t *store = json_object_get(r, "store");
+    printf("store:         %s (%s)\n", admin__str(store, "backend"),
+           json_is_true(json_object_get(store, "up")) ? "up" : "DOWN: verifying issued tokens only");
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(r, "keys"), i, k) {
+        admin__age(age, sizeof age, admin__int(k, "age_s"));
+        printf("%s%s  %s, made %s (%s ago)", i == 0 ? "signing keys:  " : "               ",
+               admin__str(k, "kid"), json_is_true(json_object_get(k, "signing")) ? "signs" : "verifies",
+               admin__str(k, "created"), age);
+        if (json_object_get(k, "verify_until"))
+            printf(", until %s", admin__str(k, "verify_until"));
+        printf("\n");
+    }
+    printf("revocations:   %lld\n", admin__int(r, "revocations"));
+}
+
+int admin_status(const char *config, int argc, char **argv)
+{
+    bool as_json = false;
+    char *rest[64];
+    int nrest = 0;
+    for (int i = 0; i < argc && nrest < 64; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else
+            rest[nrest++] = argv[i];
+    }
+    struct admin_opts o;
+    if (admin__opts(nrest, rest, &o, " json ") != 0 || o.positional) {
+        if (o.positional)
+            fprintf(stderr, "latchd status: unexpected argument '%s'\n", o.positional);
+        return 64;
+    }
+    struct config *cfg = admin__config(config);
+    if (!cfg)
+        return 2;
+    json_t *reply = NULL;
+    int asked = admin__ask(cfg, "status", json_pack("{s:s}", "cmd", ADMIN_CMD_STATUS), &reply);
+    int status = 1;
+    if (asked > 0)
+        admin__not_running(cfg);
+    if (asked != 0)
+        goto out;
+    if (as_json) {
+        char *s = json_dumps(reply, JSON_COMPACT);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        status = json_is_true(json_object_get(reply, "ok")) ? 0 : 1;
+    } else if (!json_is_true(json_object_get(reply, "ok"))) {
+        status = admin__failed("status", reply);
+    } else {
+        admin__print_status(reply);
+        status = 0;
+    }
 out:
-    runtime_unref(rt);
+    json_decref(reply);
+    config_free(cfg);
+    return status;
+}
+
+int admin_reload(const char *config, int argc, char **argv)
+{
+    struct admin_opts o;
+    if (admin__opts(argc, argv, &o, " ") != 0 || o.positional) {
+        if (o.positional)
+            fprintf(stderr, "latchd reload: unexpected argument '%s'\n", o.positional);
+        return 64;
+    }
+    struct config *cfg = admin__config(config);
+    if (!cfg)
+        return 2;
+    json_t *reply = NULL;
+    int asked = admin__ask(cfg, "reload", json_pack("{s:s}", "cmd", ADMIN_CMD_RELOAD), &reply);
+    int status = 1;
+    if (asked > 0)
+        admin__not_running(cfg);
+    if (asked != 0)
+        goto out;
+    const char *used = json_string_value(json_object_get(reply, "config"));
+    if (json_is_true(json_object_get(reply, "ok"))) {
+        printf("reloaded %s (generation %lld)\n", used ? used : "the configuration",
+               admin__int(reply, "config_generation"));
+        char mine[PATH_MAX];
+        if (used && realpath(config, mine) && strcmp(mine, used))
+            fprintf(stderr, "note: latchd runs with %s, not %s: that is the file it reloaded\n",
+                    used, mine);
+        status = 0;
+    } else {
+        admin__failed("reload", reply);
+        status = json_object_get(reply, "errors") ? 2 : 1;
+    }
+out:
+    json_decref(reply);
+    config_free(cfg);
     return status;
 }
 

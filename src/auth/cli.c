@@ -4,6 +4,7 @@
 #include "auth/auth-int.h"
 
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "server/runtime.h"
 #include "server/worker.h"
 #include "store/store.h"
@@ -155,6 +156,7 @@ static int cli__post(struct conn *c, struct local_req *r)
     worker_signal_parked(r->w); /* a CLI long-polling any worker gets it now, */
     store_announce(r->w->store, skey); /* or any node */
     log_auth(r->rt->auth_log, "handoff", id.email, id.idp, app->name, r->client_ip, true, "sealed for the command line");
+    metrics_handoff(r->w->metrics, METRICS_HANDOFF_SEALED);
     st = local_page(c, 200, "Done", "<h1>You are signed in</h1><p>The command line has its token. "
                                     "You can close this tab and return to your terminal.</p>", NULL);
 out:
@@ -172,14 +174,17 @@ static int cli__transfer_try(struct conn *c, bool timed_out)
     snprintf(skey, sizeof skey, "box:%s", key);
     enum store_result sr = store_take(r->w->store, skey, &box, &len);
     if (sr == STORE_OK) {
+        metrics_handoff(r->w->metrics, METRICS_HANDOFF_DELIVERED);
         int st = local_reply(c, 200, "application/octet-stream", box, len, NULL);
         free(box);
         return st;
     }
     if (sr == STORE_UNAVAILABLE)
         return auth__store_error(c);
-    if (timed_out) /* nothing yet: the CLI polls again */
+    if (timed_out) { /* nothing yet: the CLI polls again */
+        metrics_handoff(r->w->metrics, METRICS_HANDOFF_PENDING);
         return local_reply(c, 204, "application/json", "", 0, NULL);
+    }
     return local_park(c, cli__transfer_try, skey);
 }
 

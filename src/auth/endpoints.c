@@ -7,6 +7,7 @@
 #include "http/cookie.h"
 #include "http/form.h"
 #include "http/path.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "route/route.h"
 #include "server/runtime.h"
@@ -377,6 +378,7 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     int st;
     if (c1 && c2 && asprintf(&both, "%s%s", c1, c2) >= 0) {
         log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
+        metrics_login(r->w->metrics, id->idp, true);
         if (cli) /* a command line's handoff: back to its confirmation page */
             st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
                      ? auth__error_page(c, 500, "Error", "Out of memory.")
@@ -413,6 +415,7 @@ static int auth__login(struct conn *c, struct local_req *r, const char *host)
     const struct app *app = auth__target_app(r, host, redirect);
     if (!app) {
         log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
+        metrics_login(r->w->metrics, NULL, false);
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
     struct auth_identity id;

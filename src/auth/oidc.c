@@ -5,6 +5,7 @@
 #include "auth/auth-int.h"
 
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "server/runtime.h"
 #include "server/worker.h"
 #include "store/store.h"
@@ -382,6 +383,7 @@ static void oidc__discover_run(struct job *job)
 static void oidc__provider_down(struct conn *c, struct local_req *r, const struct idp *idp, const char *why)
 {
     log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why ? why : "provider error");
+    metrics_login(r->w->metrics, idp->name, false);
     log_msg("error", "identity provider %s: %s", idp->name, why ? why : "error");
     auth__error_page(c, 502, "Sign-in is unavailable",
                      "The identity provider could not be reached. Sessions already open keep working; "
@@ -561,6 +563,7 @@ static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
         if (oidc__identity(j->idp, j->claims, &id) != 0) {
             log_auth(r->rt->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
                      "the provider gave no verified email");
+            metrics_login(r->w->metrics, j->idp->name, false);
             auth__error_page(c, 403, "Sign-in refused", "Your identity provider did not confirm an email address.");
         } else {
             auth__complete_login(c, r, j->flow, &id);
@@ -588,6 +591,7 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     if (!flow || !idp || idp->type != IDP_OIDC || !state_ok) {
         log_auth(r->rt->auth_log, "login", NULL, idp_name, NULL, r->client_ip, false,
                  "callback without this browser's flow, or with another state");
+        metrics_login(r->w->metrics, idp_name, false);
         json_decref(flow);
         return auth__error_page(c, 400, "Sign-in expired",
                                 "This sign-in has expired, was already used, or was started in another browser. "
@@ -611,6 +615,7 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
         char why[256] = "no code";
         auth__query(r, "error", why, sizeof why);
         log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
+        metrics_login(r->w->metrics, idp->name, false);
         json_decref(flow);
         return auth__error_page(c, 403, "Sign-in cancelled", "The identity provider did not sign you in.");
     }

@@ -5,6 +5,7 @@
 
 #include "auth/mail.h"
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "server/runtime.h"
 #include "server/worker.h"
 #include "store/store.h"
@@ -231,6 +232,7 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
         if (tries + 1 >= OTP_TRIES)
             store_del(r->w->store, key); /* the fifth miss burns the code */
         log_auth(r->rt->auth_log, "otp_failed", email, idp->name, NULL, r->client_ip, false, "wrong code");
+        metrics_login(r->w->metrics, idp->name, false);
         st = otp__code_page(c, flow, email, tries + 1 < OTP_TRIES ? "That code is not right." :
                                             "Too many wrong codes. Ask for a new one.");
         goto out;
@@ -269,6 +271,7 @@ int auth__otp(struct conn *c, struct local_req *r)
         st = otp__email_page(c, flow, NULL);
     } else if (!otp__csrf_ok(r, flow)) {
         log_auth(r->rt->auth_log, "otp_failed", NULL, idp->name, NULL, r->client_ip, false, "CSRF check failed");
+        metrics_login(r->w->metrics, idp->name, false);
         st = auth__error_page(c, 403, "Form expired", "This form has expired. Start again from the application.");
     } else {
         char code[64], email[320];

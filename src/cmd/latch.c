@@ -1,6 +1,7 @@
 /* latch: the command line (SPEC.md §7). `latch curl URL …` runs curl with the token of URL's
  * host, logging in through the browser first when there is none. A thin main over src/cli. */
 #include "cli/cli.h"
+#include "core/version.h"
 
 #include <dirent.h>
 #include <sodium.h>
@@ -11,7 +12,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define LATCH_VERSION "0.2.0"
 #define FRESH_MARGIN_S 60
 
 static const char usage_text[] =

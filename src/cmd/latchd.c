@@ -1,17 +1,18 @@
 /* latchd: the gateway daemon and its admin subcommands. A thin main over the library. */
 #include "admin/admin.h"
+#include "core/version.h"
 #include "server/server.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
-#define LATCHD_VERSION "0.2.0"
-
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: latchd --config FILE                 run the gateway in the foreground\n"
+            "       latchd status --config FILE [--json] what the running daemon is doing\n"
+            "       latchd reload --config FILE          reload the daemon's configuration, with the result\n"
             "       latchd check --config FILE           validate FILE (FILE:LINE:COL: message per error)\n"
             "       latchd token issue --config FILE --app NAME --email ADDRESS [--group G]...\n"
             "                          [--amr V]... [--idp NAME] [--ttl DURATION]\n"
@@ -26,12 +27,19 @@ static void usage(FILE *out)
             "                          [--cert-cn CN]    explain the decision for a request\n"
             "       latchd --version | --help\n"
             "\n"
+            "status, reload, revoke and keys rotate talk to the running daemon through its admin\n"
+            "socket, STATE_DIR/admin.sock (root and latchd's user only); the change is in force on\n"
+            "every worker when the command returns. With no daemon running, revoke and keys rotate\n"
+            "work on STATE_DIR directly (a daemon started later reads it), and status and reload\n"
+            "exit 1.\n"
+            "\n"
             "signals: SIGHUP reloads the configuration (a bad file is refused and the running\n"
             "one kept), SIGTERM/SIGINT drain (finish requests in flight, then exit 0), SIGUSR1\n"
-            "reopens log files. Key rotations and revocations reach a running daemon within a\n"
-            "second through state_dir.\n"
-            "exit status: 0 ok (policy-test: admitted), 1 runtime error (policy-test: refused),\n"
-            "2 invalid configuration, 64 usage error.\n");
+            "reopens log files. Under systemd (Type=notify) latchd reports READY=1, RELOADING=1\n"
+            "and STOPPING=1 on $NOTIFY_SOCKET.\n"
+            "exit status: 0 ok (policy-test: admitted), 1 failed or not running (policy-test:\n"
+            "refused), 2 invalid configuration or reload refused, 64 usage error.\n"
+            "See latchd(8).\n");
 }
 
 int main(int argc, char **argv)
@@ -49,7 +57,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("latchd %s\n", LATCHD_VERSION);
+            printf("latchd %s\n", LATCH_VERSION);
             return 0;
         } else if (argv[i][0] != '-' && nwords < 2 && nrest == 0 &&
                    (nwords == 0 || !strcmp(words[0], "token") || !strcmp(words[0], "keys") ||
@@ -72,6 +80,10 @@ int main(int argc, char **argv)
         return server_run(config);
     if (!strcmp(w0, "check") && !words[1])
         return admin_check(config, nrest, rest);
+    if (!strcmp(w0, "status") && !words[1])
+        return admin_status(config, nrest, rest);
+    if (!strcmp(w0, "reload") && !words[1])
+        return admin_reload(config, nrest, rest);
     if (!strcmp(w0, "token") && !strcmp(w1, "issue"))
         return admin_token_issue(config, nrest, rest);
     if (!strcmp(w0, "keys") && !strcmp(w1, "rotate"))

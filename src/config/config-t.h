@@ -163,6 +163,8 @@ struct config {
     char *store_key_file;
     unsigned char store_key[32];   /* its contents, read when the config is loaded */
     char *admin_listen;            /* NULL: no metrics listener */
+    struct sockaddr_storage admin_addr; /* admin_listen parsed: loopback or one address */
+    socklen_t admin_addrlen;
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;
     int64_t session_duration_s;

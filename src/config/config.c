@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,6 +542,22 @@ static void config_admin(struct config__ctx *c, const struct config__node *n, st
         config__error(c, v[0]->pos, "invalid admin listen address '%s': %s", cfg->admin_listen,
                       why);
         return;
+    }
+    /* /metrics has no authentication: serve it on loopback or on one chosen address (a
+     * management network), never on every interface by default. */
+    bool any = (tmp.addr.ss_family == AF_INET &&
+                ((const struct sockaddr_in *)&tmp.addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+               (tmp.addr.ss_family == AF_INET6 &&
+                IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&tmp.addr)->sin6_addr));
+    if (cfg->admin_listen && any) {
+        config__error(c, v[0]->pos, "admin listen address '%s' is every interface: metrics have no "
+                      "authentication; use a loopback address (127.0.0.1:9145) or a specific one",
+                      cfg->admin_listen);
+        return;
+    }
+    if (cfg->admin_listen) {
+        memcpy(&cfg->admin_addr, &tmp.addr, sizeof tmp.addr);
+        cfg->admin_addrlen = tmp.addrlen;
     }
     for (size_t i = 0; cfg->admin_listen && i < cfg->nlisteners; i++)
         if (config_same_addr(&cfg->listeners[i], &tmp))

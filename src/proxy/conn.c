@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,7 +86,7 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    w->nconns++;
+    atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
     timer_arm(w->loop, &c->timer, TIMER_HEADER);
     /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
 }
@@ -136,7 +137,7 @@ void proxy__close(struct conn *c)
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
+    atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
     c->next = w->dead;
     w->dead = c;
@@ -701,13 +702,26 @@ static void conn__on_timer(struct timer *t)
     }
 }
 
+/* An idle keep-alive connection may be closed by a draining server (RFC 9112 §9.3); one that
+ * was just accepted, or has a request waiting in the kernel, must still get its answer. */
+static bool conn__idle_closable(struct conn *c)
+{
+    if (!c->served_one || (c->rx && buf_len(c->rx) > 0))
+        return false;
+    char b;
+    return recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Starts a drain: idle connections close now; the others answer what they were sent with
+ * Connection: close (w->draining), and the drain deadline bounds the rest. */
 void conn_drain_all(struct worker *w)
 {
     struct conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if ((c->state == CS_IDLE || c->state == CS_HANDSHAKE) && (!c->rx || buf_len(c->rx) == 0)) {
-            proxy__close(c);
+        if (c->state == CS_IDLE || c->state == CS_HANDSHAKE) {
+            if (conn__idle_closable(c))
+                proxy__close(c);
         } else if (c->ex) {
             c->ex->close_after = true;
             if (c->state == CS_WAIT && c->ex->lr && c->ex->lr->park_retry)

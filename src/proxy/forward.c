@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "http/cookie.h"
+#include "metrics/metrics.h"
 #include "server/worker.h"
 
 #include <arpa/inet.h>
@@ -337,7 +338,23 @@ static bool forward__can_retry(const struct exchange *ex)
            (!ex->up->ox || buf_len(ex->up->ox) == 0) && forward__idempotent(ex);
 }
 
-static enum step forward__fail(struct conn *c, int status, const char *why)
+/* An I/O error on the origin connection: before it was up, the connect failed. */
+static enum metrics_origin_error forward__io_kind(const struct exchange *ex)
+{
+    return ex->up && ex->up->connected ? METRICS_ORIGIN_RESET : METRICS_ORIGIN_CONNECT;
+}
+
+/* A TLS handshake that failed because the TCP connection never came up failed to connect. */
+static enum metrics_origin_error forward__tls_kind(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ? METRICS_ORIGIN_CONNECT
+                                                             : METRICS_ORIGIN_TLS;
+}
+
+static enum step forward__fail(struct conn *c, int status, enum metrics_origin_error kind,
+                               const char *why)
 {
     struct exchange *ex = c->ex;
     if (ex->up && forward__can_retry(ex) && status == 502) {
@@ -347,6 +364,7 @@ static enum step forward__fail(struct conn *c, int status, const char *why)
         ex->retried = true;
         return STEP_PROGRESS;
     }
+    metrics_origin_error(c->w->metrics, ex->art->metrics_id, kind);
     log_msg("warn", "request %s app %s: origin %s: %s", ex->request_id, ex->app->name,
             ex->app->origin.url, why);
     if (ex->up) {
@@ -381,7 +399,7 @@ void proxy__origin_timeout(struct conn *c)
             proxy__pump(c);
         return;
     }
-    if (forward__fail(c, 504, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
+    if (forward__fail(c, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
         proxy__pump(c);
 }
@@ -434,11 +452,11 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
         int r = http_parse_response(buf_head(ox), buf_len(ox), &ex->res_scanned, ex->head_method, &res);
         if (r == 0) {
             if (buf_room(ox) == 0 && ox->start == 0)
-                return forward__fail(c, 502, "response head too large");
+                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
             return STEP_WAIT;
         }
         if (r < 0)
-            return forward__fail(c, 502, "malformed response head");
+            return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
         ex->res_scanned = 0;
         if (res.status >= 100 && res.status < 200 && res.status != 101) {
             buf_consume(ox, (size_t)r); /* interim answers: we answered 100-continue ourselves */
@@ -446,7 +464,7 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
         }
         if (res.status == 101) {
             if (!ex->upgrade)
-                return forward__fail(c, 502, "101 to a request that asked no upgrade");
+                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
@@ -454,7 +472,7 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
         if (res.body == HTTP_BODY_CLOSE || c->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
             ex->close_after = true;
         if (forward__client_head(c, &res, *tunnel) != 0)
-            return forward__fail(c, 502, "response head too large");
+            return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
         buf_consume(ox, (size_t)r);
         ex->res_head_done = true;
         ex->status = res.status;
@@ -487,7 +505,7 @@ enum step proxy__step_proxy(struct conn *c)
     if (!ex->up) {
         int r = upstream_acquire(c, ex->retried);
         if (r != 0)
-            return forward__fail(c, 502, strerror(-r));
+            return forward__fail(c, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
         forward__arm(c);
     }
     struct upstream *up = ex->up;
@@ -503,7 +521,7 @@ enum step proxy__step_proxy(struct conn *c)
             long v = SSL_get_verify_result(up->ssl);
             snprintf(why, sizeof why, "TLS handshake failed: %s",
                      v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
-            return forward__fail(c, 502, why);
+            return forward__fail(c, 502, forward__tls_kind(up->io.fd), why);
         }
         up->handshake_done = up->connected = true;
         forward__arm(c);
@@ -566,7 +584,7 @@ enum step proxy__step_proxy(struct conn *c)
                 ex->req_done = true;
                 ex->hb_sent = ex->hb->end;
             } else {
-                return forward__fail(c, 502, strerror((int)-n));
+                return forward__fail(c, 502, forward__io_kind(ex), strerror((int)-n));
             }
         }
     }
@@ -595,7 +613,7 @@ enum step proxy__step_proxy(struct conn *c)
                 up->rd_ready = false;
             } else {
                 if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE)
-                    return forward__fail(c, 502, strerror((int)-n));
+                    return forward__fail(c, 502, forward__io_kind(ex), strerror((int)-n));
                 up->in_eof = true;
             }
         }
@@ -616,14 +634,14 @@ enum step proxy__step_proxy(struct conn *c)
     }
     if (up->in_eof && !ex->res_done) {
         if (!ex->res_head_done)
-            return forward__fail(c, 502, "the origin closed the connection without answering");
+            return forward__fail(c, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
         if (ex->res_body == HTTP_BODY_CLOSE) {
             forward__response_ready(ex, up->ox);
             ex->res_done = true;
         } else if (buf_len(up->ox) == ex->ox_ready) {
             forward__response_ready(ex, up->ox);
             if (!ex->res_done)
-                return forward__fail(c, 502, "the origin closed the connection in the middle of the body");
+                return forward__fail(c, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
         }
     }
     if (ex->res_head_done && up->ox)

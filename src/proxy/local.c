@@ -131,12 +131,15 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
         local_error(c, d->status, d->code, d->body);
         break;
     case ANS_PARK:
-        if (d->lj.late || c->w->draining) /* its time is up meanwhile: it answers now */
-            local__defer(c, d->park, true);
-        else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) /* news meanwhile */
-            local__defer(c, d->park, false);
-        else
-            local_park(c, d->park, d->park_key);
+        if (d->lj.late || c->w->draining) { /* its time is up meanwhile: it answers now */
+            if (local__defer(c, d->park, true) != STEP_WAIT)
+                local_resume(c);
+        } else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) { /* news meanwhile */
+            if (local__defer(c, d->park, false) != STEP_WAIT)
+                local_resume(c);
+        } else if (local_park(c, d->park, d->park_key) != STEP_WAIT) {
+            local_resume(c);
+        }
         local__defer_free(d);
         return;
     case ANS_WAIT:
@@ -419,7 +422,8 @@ void proxy__local_retry(struct conn *c, bool timed_out)
         if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
             return;
         local__unpark(c);
-        local__defer(c, lr->park_retry, timed_out);
+        if (local__defer(c, lr->park_retry, timed_out) != STEP_WAIT)
+            local_resume(c);
         return;
     }
     local__unpark(c);

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "metrics/metrics.h"
 #include "proxy/local.h"
 #include "server/worker.h"
 
@@ -235,11 +236,15 @@ enum step proxy__respond_refused(struct conn *c)
 }
 
 
-/* SPEC.md §9 request event. Nothing secret: no token, cookie or query string. */
+/* SPEC.md §9 request event, and the same request counted in metrics (also when the request
+ * log is off). Nothing secret: no token, cookie or query string. */
 void proxy__log_request(struct conn *c)
 {
     struct exchange *ex = c->ex;
     struct log_sink *sink = ex->rt->request_log;
+    uint64_t duration_us = proxy__now_us() - ex->start_us;
+    metrics_request(c->w->metrics, ex->app ? runtime_app(ex->rt, ex->app)->metrics_id : 0,
+                    ex->decision, ex->status, duration_us);
     if (log_sink_off(sink))
         return;
     char ts[32];
@@ -268,7 +273,7 @@ void proxy__log_request(struct conn *c)
     sb_json_key(sb, &first, "bytes_out");
     sb_addu(sb, ex->bytes_out);
     sb_json_key(sb, &first, "duration_us");
-    sb_addu(sb, proxy__now_us() - ex->start_us);
+    sb_addu(sb, duration_us);
     sb_adds(sb, "}\n");
     if (sb->overflow) { /* drop the one line that did not fit, keep the others */
         sb->len = start;

@@ -121,8 +121,6 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
     rt->cfg = cfg;
     size_t nerr = errs->n;
 
-    if (cfg->admin_listen)
-        log_msg("warn", "admin.listen %s: metrics are not served by this build yet", cfg->admin_listen);
     int rc = runtime_mkdirs(cfg->state_dir);
     if (rc == 0)
         rc = runtime_secret(cfg->state_dir, secret);

@@ -18,6 +18,7 @@ struct app_rt {
     socklen_t origin_addrlen;          /* 0: could not be resolved (502 until a reload) */
     SSL_CTX *origin_tls;               /* https origins */
     char *pool_key;                    /* origins sharing a key share idle connections */
+    uint32_t metrics_id;               /* the app's label in metrics (metrics_app_id); 0: none */
 };
 
 struct runtime {

@@ -1,9 +1,13 @@
-/* The daemon's main thread: listening sockets, worker threads, and the signals that reload
- * (SIGHUP), drain (SIGTERM, SIGINT) and reopen logs (SIGUSR1). */
+/* The daemon's main thread: listening sockets, worker threads, the admin socket, and the
+ * signals that reload (SIGHUP), drain (SIGTERM, SIGINT) and reopen logs (SIGUSR1); publishing
+ * what reloads, rotations and revocations change. */
 #include "server/server.h"
 
 #include "core/log.h"
+#include "metrics/listener.h"
+#include "metrics/metrics.h"
 #include "proxy/proxy.h"
+#include "server/control.h"
 #include "server/worker.h"
 #include "store/cluster.h"
 #include "store/redis.h"
@@ -21,12 +25,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-static void server__log_errors(const char *what, struct config_errors *errs)
-{
-    for (size_t i = 0; i < errs->n; i++)
-        log_msg("error", "%s: %s", what, errs->lines[i]);
-}
 
 static int server__listen(const struct listener_cfg *l)
 {
@@ -54,7 +52,8 @@ static void server__wake(struct server *srv)
         }
 }
 
-/* A reload must keep the same listening addresses: sockets are made once, at start. */
+/* A reload must keep the same listening addresses, admin.listen included: sockets are made
+ * once, at start. */
 static bool server__same_listeners(struct server *srv, const struct config *cfg)
 {
     if (cfg->nlisteners != srv->nlisten)
@@ -62,39 +61,165 @@ static bool server__same_listeners(struct server *srv, const struct config *cfg)
     for (unsigned i = 0; i < srv->nlisten; i++)
         if (strcmp(cfg->listeners[i].address, srv->listen_addrs[i]))
             return false;
-    return true;
+    if (!cfg->admin_listen != !srv->admin_listen)
+        return false;
+    return !cfg->admin_listen || !strcmp(cfg->admin_listen, srv->admin_listen);
 }
 
-static void server__reload(struct server *srv)
+/* Each app's metrics label, before the runtime is published: an app that a reload keeps keeps
+ * its counters. */
+static void server__metrics_ids(struct server *srv, struct runtime *rt)
 {
-    struct config_errors errs = { 0 };
-    struct config *cfg = config_load(srv->config_path, &errs);
-    if (cfg && !server__same_listeners(srv, cfg)) {
-        log_msg("error", "reload refused: %s: the listen addresses changed; restart latchd to "
-                         "apply that (the running configuration is kept)", srv->config_path);
-        config_free(cfg);
-        return;
-    }
-    struct runtime *rt = cfg ? runtime_new(cfg, &errs) : NULL;
-    if (!rt) {
-        server__log_errors("reload refused (the running configuration is kept)", &errs);
-        config_errors_clear(&errs);
-        return;
-    }
-    pthread_mutex_lock(&srv->lock);
-    struct runtime *old = srv->rt;
-    srv->rt = rt;
-    atomic_fetch_add(&srv->gen, 1);
-    pthread_mutex_unlock(&srv->lock);
-    runtime_unref(old);
-    server__wake(srv);
-    log_msg("info", "reloaded %s", srv->config_path);
+    for (size_t i = 0; i < rt->cfg->napps; i++)
+        rt->apps[i].metrics_id = metrics_app_id(srv->metrics, rt->cfg->apps[i].name);
 }
 
-/* Publishes new signing keys or revocations when another process (latchd keys rotate,
- * latchd revoke) changed them, or when the newest key is due for rotation. */
+static uint64_t server__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits until every worker still running picked up generation `gen`: a worker wakes on its
+ * eventfd and takes the new pointers before it sleeps again, so this is a loop iteration. */
+static void server__wait_workers(struct server *srv, uint64_t gen)
+{
+    uint64_t deadline = server__now_ms() + 2000;
+    struct timespec ts = { 0, 200 * 1000 };
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        while (atomic_load(&w->gen_seen) < gen && !atomic_load(&w->stopped)) {
+            if (server__now_ms() >= deadline) {
+                log_msg("warn", "worker %u did not pick up a change within 2 s", i);
+                return;
+            }
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Swaps in what is not NULL (taking the references), then waits for the workers. */
+static void server__publish(struct server *srv, struct runtime *rt, struct keyset *ks,
+                            struct revocations *rev, struct svc_tokens *svc)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct runtime *old_rt = rt ? srv->rt : NULL;
+    struct keyset *old_ks = ks ? srv->keys : NULL;
+    struct revocations *old_rev = rev ? srv->rev : NULL;
+    struct svc_tokens *old_svc = svc ? srv->svc : NULL;
+    if (rt) {
+        srv->rt = rt;
+        srv->config_gen++;
+    }
+    if (ks)
+        srv->keys = ks;
+    if (rev)
+        srv->rev = rev;
+    if (svc)
+        srv->svc = svc;
+    uint64_t gen = atomic_fetch_add(&srv->gen, 1) + 1;
+    pthread_mutex_unlock(&srv->lock);
+    runtime_unref(old_rt);
+    keyset_unref(old_ks);
+    revocations_unref(old_rev);
+    svc_tokens_unref(old_svc);
+    server__wake(srv);
+    server__wait_workers(srv, gen);
+}
+
+void server_publish(struct server *srv, struct keyset *ks, struct revocations *rev)
+{
+    server__publish(srv, NULL, ks, rev, NULL);
+}
+
+struct runtime *server_runtime(struct server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct runtime *rt = srv->rt;
+    runtime_ref(rt);
+    pthread_mutex_unlock(&srv->lock);
+    return rt;
+}
+
+unsigned server_connections(struct server *srv)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        n += atomic_load_explicit(&srv->workers[i].nconns, memory_order_relaxed);
+    return n;
+}
+
+static void server__record_reload(struct server *srv, bool ok, const struct config_errors *errs)
+{
+    pthread_mutex_lock(&srv->lock);
+    config_errors_clear(&srv->last_reload.errors);
+    for (size_t i = 0; i < errs->n; i++) {
+        char **n = realloc(srv->last_reload.errors.lines, (i + 1) * sizeof *n);
+        if (!n || !(n[i] = strdup(errs->lines[i]))) {
+            srv->last_reload.errors.lines = n ? n : srv->last_reload.errors.lines;
+            break;
+        }
+        srv->last_reload.errors.lines = n;
+        srv->last_reload.errors.n = i + 1;
+    }
+    srv->last_reload.done = true;
+    srv->last_reload.ok = ok;
+    srv->last_reload.at = time(NULL);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void server__add_error(struct config_errors *errs, const char *fmt, const char *arg)
+{
+    char *line = NULL;
+    char **n = realloc(errs->lines, (errs->n + 1) * sizeof *n);
+    if (!n)
+        return;
+    errs->lines = n;
+    if (asprintf(&line, fmt, arg) >= 0)
+        errs->lines[errs->n++] = line;
+}
+
+int server_reload(struct server *srv, struct config_errors *errs)
+{
+    pthread_mutex_lock(&srv->control);
+    notify_send(&srv->notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+                notify_monotonic_usec(), srv->config_path);
+    size_t first = errs->n;
+    struct config *cfg = config_load(srv->config_path, errs);
+    if (cfg && !server__same_listeners(srv, cfg)) {
+        server__add_error(errs, "%s: the listen or admin.listen addresses changed: restart latchd "
+                          "to apply that", srv->config_path);
+        config_free(cfg);
+        cfg = NULL;
+    }
+    struct runtime *rt = cfg ? runtime_new(cfg, errs) : NULL;
+    struct config_errors mine = { errs->n > first ? errs->lines + first : NULL, errs->n - first };
+    server__record_reload(srv, rt != NULL, &mine);
+    metrics_reload(srv->metrics, rt != NULL);
+    if (rt) {
+        server__metrics_ids(srv, rt);
+        server__publish(srv, rt, NULL, NULL, NULL);
+        log_msg("info", "reloaded %s", srv->config_path);
+        notify_send(&srv->notify, "READY=1\nSTATUS=serving; reloaded %s", srv->config_path);
+    } else {
+        for (size_t i = first; i < errs->n; i++)
+            log_msg("error", "reload refused (the running configuration is kept): %s", errs->lines[i]);
+        notify_send(&srv->notify, "READY=1\nSTATUS=serving; reload refused: %zu error(s) in %s, "
+                    "the running configuration is kept", errs->n - first, srv->config_path);
+    }
+    pthread_mutex_unlock(&srv->control);
+    return rt ? 0 : -1;
+}
+
+/* Publishes new signing keys or revocations when another process (latchd keys rotate or
+ * latchd revoke without a daemon to ask, another node's mirror) changed them in state_dir, or
+ * when the newest key is due for rotation. Skipped while the admin socket changes something:
+ * it publishes what it changed itself. */
 static void server__refresh_state(struct server *srv)
 {
+    if (pthread_mutex_trylock(&srv->control) != 0)
+        return;
     const struct config *cfg = srv->rt->cfg;
     struct keyset *ks = NULL;
     struct revocations *rev = NULL;
@@ -125,24 +250,9 @@ static void server__refresh_state(struct server *srv)
             free(err);
         }
     }
-    if (!ks && !rev && !svc)
-        return;
-    pthread_mutex_lock(&srv->lock);
-    struct keyset *old_ks = ks ? srv->keys : NULL;
-    struct revocations *old_rev = rev ? srv->rev : NULL;
-    struct svc_tokens *old_svc = svc ? srv->svc : NULL;
-    if (ks)
-        srv->keys = ks;
-    if (rev)
-        srv->rev = rev;
-    if (svc)
-        srv->svc = svc;
-    atomic_fetch_add(&srv->gen, 1);
-    pthread_mutex_unlock(&srv->lock);
-    keyset_unref(old_ks);
-    revocations_unref(old_rev);
-    svc_tokens_unref(old_svc);
-    server__wake(srv);
+    if (ks || rev || svc)
+        server__publish(srv, NULL, ks, rev, svc);
+    pthread_mutex_unlock(&srv->control);
 }
 
 static void server__reopen_logs(struct server *srv)
@@ -160,6 +270,7 @@ static void server__reopen_logs(struct server *srv)
 static void server__drain(struct server *srv)
 {
     log_msg("info", "draining: no new connections; finishing requests in flight");
+    notify_send(&srv->notify, "STOPPING=1\nSTATUS=draining: finishing requests in flight");
     atomic_store(&srv->draining, true);
     server__wake(srv);
     /* close the listening sockets once every worker stopped watching them: new connections
@@ -206,13 +317,83 @@ static unsigned server__cores(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+static int server__start_worker(struct server *srv, unsigned i)
+{
+    struct worker *w = &srv->workers[i];
+    w->srv = srv;
+    w->id = i;
+    w->loop = loop_new();
+    w->bufs.max_free = 256;
+    sb_init(&w->logbuf, 1 << 20);
+    runtime_ref(srv->rt);
+    w->rt = srv->rt;
+    keyset_ref(srv->keys);
+    w->keys = srv->keys;
+    revocations_ref(srv->rev);
+    w->rev = srv->rev;
+    svc_tokens_ref(srv->svc);
+    w->svc = srv->svc;
+    w->tokens = token_cache_new(4096);
+    w->rt_gen = atomic_load(&srv->gen);
+    atomic_init(&w->gen_seen, w->rt_gen);
+    atomic_init(&w->stopped, false);
+    atomic_init(&w->nconns, 0);
+    w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    mailbox_init(&w->mailbox, w->wake.fd);
+    w->store = srv->store;
+    w->jobs = srv->jobs;
+    w->nlisteners = srv->nlisten;
+    w->listeners = calloc(srv->nlisten, sizeof *w->listeners);
+    w->metrics = metrics_worker(srv->metrics, i);
+    unsigned char seed[8];
+    if (getentropy(seed, sizeof seed) == 0)
+        memcpy(&w->id_seed, seed, sizeof seed);
+    for (unsigned j = 0; w->listeners && j < srv->nlisten; j++) {
+        w->listeners[j].io.fd = srv->listen_fds[j];
+        w->listeners[j].index = j;
+    }
+    if (!w->loop || w->wake.fd < 0 || !w->listeners || pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return -1;
+    return 0;
+}
+
+static void server__free_worker(struct worker *w)
+{
+    mailbox_destroy(&w->mailbox);
+    runtime_unref(w->rt);
+    keyset_unref(w->keys);
+    revocations_unref(w->rev);
+    svc_tokens_unref(w->svc);
+    token_cache_free(w->tokens);
+    proxy_minted_free(w);
+    buf_pool_clear(&w->bufs);
+    sb_free(&w->logbuf);
+    while (w->pools) {
+        struct origin_pool *p = w->pools;
+        w->pools = p->next;
+        free(p->key);
+        free(p);
+    }
+    if (w->wake.fd >= 0)
+        close(w->wake.fd);
+    free(w->parked);
+    loop_free(w->loop);
+    free(w->listeners);
+}
+
 int server_run(const char *config_path)
 {
     struct server srv = { .config_path = config_path };
     struct config_errors errs = { 0 };
     int status = 1;
     pthread_mutex_init(&srv.lock, NULL);
-    /* blocked before any thread starts (jobs, workers): only this thread takes them */
+    pthread_mutex_init(&srv.control, NULL);
+    srv.started_ms = server__now_ms();
+    srv.config_gen = 1;
+    srv.config_abs = realpath(config_path, NULL);
+    /* before any thread starts: it edits the environment */
+    notify_open(&srv.notify);
+    /* blocked before any thread starts (jobs, workers, admin socket): only this thread takes them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
@@ -226,7 +407,8 @@ int server_run(const char *config_path)
     if (!cfg) {
         config_errors_print(&errs, stderr);
         config_errors_clear(&errs);
-        return 2;
+        status = 2;
+        goto out;
     }
     if (server__store(&srv, cfg) != 0) {
         config_free(cfg);
@@ -236,10 +418,18 @@ int server_run(const char *config_path)
     if (!srv.rt) {
         config_errors_print(&errs, stderr);
         config_errors_clear(&errs);
-        return 1;
+        goto out;
     }
     cfg = srv.rt->cfg;
     char *err = NULL;
+    /* state_dir is this daemon's before anything in it is touched */
+    srv.ctl = control_claim(cfg->state_dir, &err);
+    if (!srv.ctl) {
+        fprintf(stderr, "latchd: %s\n", err ? err : "cannot make the admin socket");
+        log_msg("error", "%s", err ? err : "cannot make the admin socket");
+        free(err);
+        goto out;
+    }
     srv.keys = keys_load(cfg->state_dir, cfg->key_rotation_s, cfg->key_overlap_s, false, &err);
     srv.rev = srv.keys ? revocations_load(cfg->state_dir, &err) : NULL;
     srv.svc = srv.rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
@@ -256,6 +446,10 @@ int server_run(const char *config_path)
     srv.nlisten = (unsigned)cfg->nlisteners;
     srv.listen_fds = calloc(srv.nlisten, sizeof *srv.listen_fds);
     srv.listen_addrs = calloc(srv.nlisten, sizeof *srv.listen_addrs);
+    if (!srv.listen_fds || !srv.listen_addrs)
+        goto out;
+    for (unsigned i = 0; i < srv.nlisten; i++)
+        srv.listen_fds[i] = -1;
     for (unsigned i = 0; i < srv.nlisten; i++) {
         srv.listen_addrs[i] = strdup(cfg->listeners[i].address);
         srv.listen_fds[i] = server__listen(&cfg->listeners[i]);
@@ -267,39 +461,28 @@ int server_run(const char *config_path)
     }
 
     srv.nworkers = cfg->workers ? cfg->workers : server__cores();
+    srv.metrics = metrics_new(srv.nworkers, srv.store);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-    for (unsigned i = 0; i < srv.nworkers; i++) {
-        struct worker *w = &srv.workers[i];
-        w->srv = &srv;
-        w->id = i;
-        w->loop = loop_new();
-        w->bufs.max_free = 256;
-        sb_init(&w->logbuf, 1 << 20);
-        runtime_ref(srv.rt);
-        w->rt = srv.rt;
-        keyset_ref(srv.keys);
-        w->keys = srv.keys;
-        revocations_ref(srv.rev);
-        w->rev = srv.rev;
-        svc_tokens_ref(srv.svc);
-        w->svc = srv.svc;
-        w->tokens = token_cache_new(4096);
-        w->rt_gen = atomic_load(&srv.gen);
-        w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        mailbox_init(&w->mailbox, w->wake.fd);
-        w->store = srv.store;
-        w->jobs = srv.jobs;
-        w->nlisteners = srv.nlisten;
-        w->listeners = calloc(srv.nlisten, sizeof *w->listeners);
-        unsigned char seed[8];
-        if (getentropy(seed, sizeof seed) == 0)
-            memcpy(&w->id_seed, seed, sizeof seed);
-        for (unsigned j = 0; j < srv.nlisten; j++) {
-            w->listeners[j].io.fd = srv.listen_fds[j];
-            w->listeners[j].index = j;
+    if (!srv.metrics || !srv.workers) {
+        log_msg("error", "out of memory");
+        goto out;
+    }
+    server__metrics_ids(&srv, srv.rt);
+    if (cfg->admin_listen) {
+        srv.admin_listen = strdup(cfg->admin_listen);
+        srv.admin = metrics_listener_start(srv.metrics, cfg->admin_listen,
+                                           (const struct sockaddr *)&cfg->admin_addr,
+                                           cfg->admin_addrlen, &err);
+        if (!srv.admin || !srv.admin_listen) {
+            log_msg("error", "%s", err ? err : "out of memory");
+            free(err);
+            goto out;
         }
-        if (!w->loop || w->wake.fd < 0 || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    }
+    for (unsigned i = 0; i < srv.nworkers; i++) {
+        if (server__start_worker(&srv, i) != 0) {
             log_msg("error", "cannot start worker %u", i);
+            server__free_worker(&srv.workers[i]);
             srv.nworkers = i;
             server__drain(&srv);
             goto join;
@@ -312,13 +495,22 @@ int server_run(const char *config_path)
     for (unsigned i = 0; i < srv.nlisten; i++)
         log_msg("info", "latchd listening on %s%s (%u workers)", cfg->listeners[i].address,
                 cfg->listeners[i].ncerts ? " (TLS)" : "", srv.nworkers);
+    int rc = control_start(srv.ctl, &srv);
+    if (rc != 0)
+        log_msg("error", "admin socket: cannot start its thread: %s", strerror(-rc));
+    notify_send(&srv.notify, "READY=1\nMAINPID=%d\nSTATUS=serving on %s (%u workers)",
+                (int)getpid(), srv.listen_addrs[0], srv.nworkers);
+    if (srv.admin)
+        log_msg("info", "metrics on http://%s/metrics", srv.admin_listen);
 
     for (;;) {
         siginfo_t si;
         struct timespec ts = { 0, 250 * 1000 * 1000 };
         int sig = sigtimedwait(&set, &si, &ts);
         if (sig == SIGHUP) {
-            server__reload(&srv);
+            struct config_errors rerrs = { 0 };
+            server_reload(&srv, &rerrs); /* logs the errors itself */
+            config_errors_clear(&rerrs);
         } else if (sig == SIGUSR1) {
             server__reopen_logs(&srv);
         } else if (sig == SIGTERM || sig == SIGINT) {
@@ -331,41 +523,27 @@ join:
     for (unsigned i = 0; i < srv.nworkers; i++)
         pthread_join(srv.workers[i].thread, NULL);
     cluster_stop(srv.cluster);
+    control_stop(srv.ctl); /* after the workers: it may be waiting for them */
+    srv.ctl = NULL;
     jobs_free(srv.jobs); /* what was still running posts its result: drained below */
     srv.jobs = NULL;
-    for (unsigned i = 0; i < srv.nworkers; i++) {
-        struct worker *w = &srv.workers[i];
-        mailbox_destroy(&w->mailbox);
-        runtime_unref(w->rt);
-        keyset_unref(w->keys);
-        revocations_unref(w->rev);
-        svc_tokens_unref(w->svc);
-        token_cache_free(w->tokens);
-        proxy_minted_free(w);
-        buf_pool_clear(&w->bufs);
-        sb_free(&w->logbuf);
-        while (w->pools) {
-            struct origin_pool *p = w->pools;
-            w->pools = p->next;
-            free(p->key);
-            free(p);
-        }
-        close(w->wake.fd);
-        free(w->parked);
-        loop_free(w->loop);
-        free(w->listeners);
-    }
+    for (unsigned i = 0; i < srv.nworkers; i++)
+        server__free_worker(&srv.workers[i]);
     status = 0;
     log_msg("info", "latchd stopped");
 out:
+    control_stop(srv.ctl);
     for (unsigned i = 0; i < srv.nlisten; i++) {
-        if (srv.listen_fds && srv.listen_fds[i] > 0)
+        if (srv.listen_fds && srv.listen_fds[i] >= 0)
             close(srv.listen_fds[i]);
         if (srv.listen_addrs)
             free(srv.listen_addrs[i]);
     }
     free(srv.listen_fds);
     free(srv.listen_addrs);
+    metrics_listener_stop(srv.admin); /* the workers are joined: nothing writes the counters */
+    metrics_free(srv.metrics);
+    free(srv.admin_listen);
     free(srv.workers);
     runtime_unref(srv.rt);
     keyset_unref(srv.keys);
@@ -373,6 +551,10 @@ out:
     svc_tokens_unref(srv.svc);
     jobs_free(srv.jobs);
     store_free(srv.store);
+    config_errors_clear(&srv.last_reload.errors);
+    notify_close(&srv.notify);
+    free(srv.config_abs);
+    pthread_mutex_destroy(&srv.control);
     pthread_mutex_destroy(&srv.lock);
     return status;
 }

@@ -5,6 +5,7 @@
 #include "token/svctokens.h"
 
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/server.h"
@@ -59,19 +60,41 @@ static void worker__durations(struct worker *w)
     loop_set_duration(w->loop, TIMER_PARKED, 25000); /* under the 30 s the CLI waits */
 }
 
-static void worker__accept_some(struct listen_handler *lh)
+/* Accepts up to `max` connections; returns false once the kernel's queue is empty. */
+static bool worker__accept_some(struct listen_handler *lh, int max)
 {
     struct worker *w = lh->w;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (int i = 0; i < max; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = accept4(lh->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 log_msg("error", "accept: %s: raise the open files limit (ulimit -n)", strerror(errno));
-            return;
+            return false;
         }
         conn_accept(w, fd, lh->index, (struct sockaddr *)&ss);
+    }
+    return true;
+}
+
+/* Draining: every connection the kernel already completed is accepted and will be answered. */
+static void worker__accept_queued(struct listen_handler *lh)
+{
+    while (worker__accept_some(lh, ACCEPT_BATCH)) {
+    }
+}
+
+/* The last worker to stop watching the listeners takes what the kernel queued meanwhile, then
+ * turns each listener off with shutdown(SHUT_RD): on Linux a listening socket so shut refuses
+ * new connections at once, and its descriptor stays valid until the main thread closes it.
+ * Closing only from the main thread, some milliseconds later, left a window in which the kernel
+ * completed connections that nobody accepted any more, and the close reset them unanswered. */
+static void worker__stop_listeners(struct worker *w)
+{
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        worker__accept_queued(&w->listeners[i]);
+        shutdown(w->listeners[i].io.fd, SHUT_RD);
     }
 }
 
@@ -79,7 +102,7 @@ static void worker__on_accept(struct io_handler *h, uint32_t events)
 {
     struct listen_handler *lh = (struct listen_handler *)h;
     if (lh->w->listening)
-        worker__accept_some(lh);
+        worker__accept_some(lh, ACCEPT_BATCH);
 }
 
 static void worker__on_wake(struct io_handler *h, uint32_t events)
@@ -114,6 +137,9 @@ static void worker__before_sleep(void *arg)
     struct server *srv = w->srv;
     worker_log_flush(w);
     conn_reap(w);
+    uint64_t hits, misses;
+    token_cache_counts(w->tokens, &hits, &misses);
+    metrics_worker_sample(w->metrics, w->nconns, hits, misses);
     uint64_t gen = atomic_load(&srv->gen);
     if (gen != w->rt_gen) {
         pthread_mutex_lock(&srv->lock);
@@ -127,6 +153,7 @@ static void worker__before_sleep(void *arg)
         svc_tokens_ref(svc);
         w->rt_gen = atomic_load(&srv->gen);
         pthread_mutex_unlock(&srv->lock);
+        atomic_store(&w->gen_seen, w->rt_gen);
         runtime_unref(w->rt);
         keyset_unref(w->keys);
         revocations_unref(w->rev);
@@ -141,11 +168,12 @@ static void worker__before_sleep(void *arg)
         w->draining = true;
         w->drain_deadline = loop_now(w->loop) + w->rt->cfg->timeouts.drain_ms;
         for (unsigned i = 0; i < w->nlisteners; i++) {
-            worker__accept_some(&w->listeners[i]); /* what the kernel already accepted */
             loop_del(w->loop, &w->listeners[i].io);
+            worker__accept_queued(&w->listeners[i]);
         }
         w->listening = false;
-        atomic_fetch_add(&srv->stopped_listening, 1);
+        if (atomic_fetch_add(&srv->stopped_listening, 1) + 1 == srv->nworkers)
+            worker__stop_listeners(w);
         conn_drain_all(w);
         upstream_close_pools(w);
     }
@@ -169,10 +197,11 @@ void *worker_main(void *arg)
     w->listening = true;
     w->wake.cb = worker__on_wake;
     loop_add_in(w->loop, &w->wake);
-    while (!(w->draining && w->nconns == 0))
+    while (!(w->draining && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
         loop_run_once(w->loop, worker__before_sleep, w);
     upstream_close_pools(w);
     conn_reap(w);
     worker_log_flush(w);
+    atomic_store(&w->stopped, true);
     return NULL;
 }

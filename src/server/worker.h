@@ -1,6 +1,7 @@
 /* A worker thread: one event loop, its connections, its buffer pool and origin connection
- * pools. Nothing in a worker is touched by another thread except the runtime pointer it
- * picks up (with a reference) when the server publishes a new one. */
+ * pools. Nothing in a worker is touched by another thread: it picks up (with references) the
+ * runtime, keys and revocations the server publishes; others only read its atomics (the
+ * generation it picked up, whether it stopped, its connection count). */
 #ifndef LATCH_WORKER_H
 #define LATCH_WORKER_H
 
@@ -13,6 +14,7 @@
 #include "token/revoke.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +38,8 @@ struct worker {
     struct buf_pool bufs;
     struct runtime *rt;        /* the newest runtime this worker picked up */
     uint64_t rt_gen;
+    atomic_uint_fast64_t gen_seen; /* rt_gen, for the thread that waits for a publish to land */
+    atomic_bool stopped;       /* worker_main returned */
     struct keyset *keys;       /* picked up with the runtime */
     struct revocations *rev;
     struct svc_tokens *svc;
@@ -50,7 +54,7 @@ struct worker {
     bool listening, draining;
     uint64_t drain_deadline;
     struct conn *conns;        /* every open client connection */
-    unsigned nconns;
+    atomic_uint nconns;        /* written by this worker only; others read it relaxed (status) */
     struct conn *dead;         /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;
@@ -60,6 +64,7 @@ struct worker {
     uint64_t news_seen;
     struct strbuf logbuf;      /* request log lines waiting for the write before sleeping */
     struct runtime *log_rt;    /* whose request log they go to (a reference) */
+    struct metrics_worker *metrics; /* this worker's counters (only this thread writes them) */
 };
 
 /* Runs the worker loop until drained. */

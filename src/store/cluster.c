@@ -295,7 +295,8 @@ static int cl__sync_keys(struct store *s, const struct cluster_cfg *cc)
         rc = -1;
         goto out;
     }
-    qsort(ks.k, ks.n, sizeof *ks.k, cl__newest_first);
+    if (ks.n > 1)
+        qsort(ks.k, ks.n, sizeof *ks.k, cl__newest_first);
     int64_t now_ns = (int64_t)time(NULL) * 1000000000;
     for (size_t i = 0; i < ks.n; i++) {
         struct cl_key *k = &ks.k[i];

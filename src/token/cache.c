@@ -14,6 +14,7 @@ struct cache_entry {
 
 struct token_cache {
     unsigned mask;
+    uint64_t hits, misses;
     unsigned char key[crypto_shorthash_KEYBYTES]; /* SipHash key: slots are not predictable */
     struct cache_entry *slots;
 };
@@ -64,11 +65,13 @@ const struct token *token_cache_get(struct token_cache *c, const struct keyset *
     if (e->tok && e->hash == h && e->len == len && !memcmp(e->tok, tok, len)) {
         /* the key may have passed its overlap since: ask the current key set */
         if (now - JWT_LEEWAY_S <= e->t.exp && keyset_find(ks, e->t.kid, 32, now)) {
+            c->hits++;
             *status = TOKEN_OK;
             return &e->t;
         }
         cache__clear(e);
     }
+    c->misses++;
     struct token t;
     *status = jwt_decode(ks, tok, len, now, &t);
     if (*status != TOKEN_OK)
@@ -86,4 +89,10 @@ const struct token *token_cache_get(struct token_cache *c, const struct keyset *
     e->hash = h;
     e->t = t;
     return &e->t;
+}
+
+void token_cache_counts(const struct token_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? c->hits : 0;
+    *misses = c ? c->misses : 0;
 }

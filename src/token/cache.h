@@ -18,4 +18,8 @@ const struct token *token_cache_get(struct token_cache *c, const struct keyset *
                                     const char *tok, size_t len, time_t now,
                                     enum token_status *status);
 
+/* Running totals since the cache was made: lookups answered from the cache, and lookups that
+ * had to verify the token (whatever the verification said). Oversized tokens count as neither. */
+void token_cache_counts(const struct token_cache *c, uint64_t *hits, uint64_t *misses);
+
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KEYS_BITS 2048
@@ -215,6 +216,23 @@ static int keys__read_dir(const char *dir, struct keyset *ks, char **err)
     return rc;
 }
 
+/* What keyset_stale() compares: the mtime of the keys directory, taken BEFORE the directory is
+ * read. A key renamed into it during the read changes the mtime after this, so the next check
+ * loads it. (Taken after the read, the mtime already included such a rename: `latchd keys
+ * rotate` racing the daemon's poll left the daemon signing with the old key for good.) A change
+ * within the same tick of the coarse clock that stamps files would leave the mtime equal: a
+ * directory changed in the current tick is recorded as never equal, so it is read once more. */
+static int keys__dir_version(const char *dir, int64_t *out)
+{
+    struct stat st;
+    struct timespec now;
+    if (stat(dir, &st) != 0 || clock_gettime(CLOCK_REALTIME_COARSE, &now) != 0)
+        return -1;
+    int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    *out = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec > m ? m : m - 1;
+    return 0;
+}
+
 struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t overlap_s,
                          bool force_new, char **err)
 {
@@ -229,6 +247,11 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
         return NULL;
     atomic_init(&ks->refs, 1);
     time_t now = time(NULL);
+    int64_t version;
+    if (keys__dir_version(dir, &version) != 0) {
+        *err = keys__errf("cannot stat %s", dir);
+        goto fail;
+    }
     if (keys__read_dir(dir, ks, err) != 0)
         goto fail;
     if (ks->n > 1)
@@ -241,6 +264,10 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
         free(ks->keys);
         ks->keys = NULL;
         ks->n = 0;
+        if (keys__dir_version(dir, &version) != 0) {
+            *err = keys__errf("cannot stat %s", dir);
+            goto fail;
+        }
         if (keys__read_dir(dir, ks, err) != 0)
             goto fail;
         if (ks->n > 1)
@@ -272,12 +299,11 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
         }
     }
     ks->certs_json = keys__certs_json(ks);
-    struct stat st;
-    if (!ks->certs_json || stat(dir, &st) != 0) {
+    if (!ks->certs_json) {
         *err = keys__errf("cannot describe the keys in %s", dir);
         goto fail;
     }
-    ks->dir_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    ks->dir_mtime_ns = version;
     return ks;
 fail:
     keyset_unref(ks);

@@ -27,7 +27,7 @@ struct keyset {
     struct signing_key *keys; /* newest first: keys[0] signs */
     size_t n;
     char *certs_json;         /* the body of /cdn-cgi/access/certs */
-    int64_t dir_mtime_ns;     /* of state_dir/keys when loaded: a change means a new key */
+    int64_t dir_mtime_ns;     /* of state_dir/keys before it was read: a change means a new key */
 };
 
 /* Loads every key in state_dir/keys, deleting those past their overlap; makes the first key

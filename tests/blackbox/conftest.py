@@ -154,6 +154,8 @@ DEFAULT_TEST_TIMEOUT = 90
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): fail the test after this long")
+    config.addinivalue_line("markers", "serial: a load test that takes the machine's cores; run "
+                            "in the Makefile's serial pytest invocation, not beside other tests")
 
 
 class TestTimeout(Exception):
