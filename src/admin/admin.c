@@ -99,6 +99,15 @@ static struct runtime *admin__runtime_of(struct config *cfg)
         free(cfg->log.auth);
         cfg->log.auth = strdup("stderr");
     }
+    char *err = NULL;
+    int shared = cluster_prepare(cfg, &err); /* with Redis: the cluster's secret and keys first */
+    if (err)
+        fprintf(stderr, "latchd: %s%s\n", shared ? "" : "warning: ", err);
+    free(err);
+    if (shared != 0) {
+        config_free(cfg);
+        return NULL;
+    }
     struct config_errors errs = { 0 };
     struct runtime *rt = runtime_new(cfg, &errs);
     if (!rt) {
@@ -572,7 +581,11 @@ int admin_service_token_create(const char *config, int argc, char **argv)
     strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int status = 0;
     if (!strncmp(cfg->store, "redis:", 6)) {
-        status = admin__register_service(cfg, o.positional, id_hex, md_hex, exp);
+        char *err = NULL;
+        status = cluster_prepare(cfg, &err) == 0 ? admin__register_service(cfg, o.positional, id_hex, md_hex, exp) : 1;
+        if (err)
+            fprintf(stderr, "latchd service-token create: %s\n", err);
+        free(err);
         if (status == 0)
             printf("CF-Access-Client-Id: %s.access\n"
                    "CF-Access-Client-Secret: %s\n"

@@ -1,6 +1,6 @@
 /* The cluster thread and the state_dir <-> Redis exchange of cluster.h. In Redis: latch:secret
  * (sealed), latch:keys (kid -> sealed "created_ns\nPEM"), latch:rev ("e:"/"a:"/"s:" + key ->
- * unix time), latch:svc (name -> sealed JSON), and announcements on latch:news: "keys", "rev",
+ * sealed unix time), latch:svc (name -> sealed JSON), and announcements on latch:news: "keys", "rev",
  * "svc" (re-read that part), "k KEY" (a handoff box was put), "i NONCE" (a large identity). */
 #include "store/cluster.h"
 
@@ -133,8 +133,8 @@ static int cl__secret(struct store *s, const char *state_dir, bool adopt)
             unsigned char local[32];
             int have = access(path, F_OK) == 0 ? runtime_secret(state_dir, local) : -ENOENT;
             if (!plain || len != 32) {
-                log_msg("error", "redis: latch:secret was not sealed with this node's store_key_file: "
-                                 "every node needs the same key");
+                log_msg("error", "redis: latch:secret cannot be opened with this node's store_key_file "
+                                 "(another key, or a damaged value): every node needs the same key");
                 free(plain);
                 return -2;
             }
@@ -340,28 +340,35 @@ out:
 
 static const char *const cl__rev_kinds[] = { "emails", "apps", "sessions" };
 static const char cl__rev_tags[] = "eas";
+#define CL_REV_SKEW_S 300 /* a revocation dated later than this ahead of our clock is not one */
 
-/* HSET field max(current, value), for every pair of ARGV. */
-static const char cl__rev_lua[] =
-    "local n = 0 for i = 1, #ARGV, 2 do "
-    "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') "
-    "if cur < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) n = n + 1 end "
-    "end return n";
-
+/* latch:rev: "e:"/"a:"/"s:" + key -> sealed unix time (sealed under "rev:" + field, so a Redis
+ * writer can neither revoke anybody nor move a revocation). Each node pushes what Redis lacks
+ * or holds older; concurrent pushes converge because every node keeps the later time. */
 static int cl__sync_rev(struct store *s, const struct cluster_cfg *cc)
 {
     redisReply *r = cl__hgetall(s, "latch:rev");
     if (!r)
         return -1;
-    int64_t forget_before = (int64_t)time(NULL) - cc->forget_sessions_s;
+    time_t now = time(NULL);
+    int64_t forget_before = (int64_t)now - cc->forget_sessions_s;
     json_t *remote = json_pack("{s:{},s:{},s:{}}", "emails", "apps", "sessions");
     int rc = 0;
     for (size_t i = 0; remote && i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str;
-        const char *tag = f[0] && f[1] == ':' ? strchr(cl__rev_tags, f[0]) : NULL;
-        long long t = r->element[i + 1]->str ? strtoll(r->element[i + 1]->str, NULL, 10) : 0;
-        if (!tag || !*tag)
+        const char *tag = f && f[0] && f[1] == ':' ? strchr(cl__rev_tags, f[0]) : NULL;
+        char name[400];
+        size_t len = 0;
+        snprintf(name, sizeof name, "rev:%.380s", f ? f : "");
+        char *plain = tag && *tag ? store_unseal(store_redis_key(s), name, r->element[i + 1]->str,
+                                                 r->element[i + 1]->len, &len)
+                                  : NULL;
+        long long t = plain ? strtoll(plain, NULL, 10) : 0;
+        free(plain);
+        if (!plain || t <= 0 || t > (long long)now + CL_REV_SKEW_S) {
+            log_msg("warn", "redis: latch:rev %.200s is not a revocation this cluster sealed: ignored", f ? f : "");
             continue;
+        }
         if (*tag == 's' && t < forget_before) {
             if (cl__hdel(s, "latch:rev", f))
                 rc |= 2;
@@ -372,49 +379,25 @@ static int cl__sync_rev(struct store *s, const struct cluster_cfg *cc)
     freeReplyObject(r);
     char *err = NULL;
     json_t *local = statefile_read(cc->state_dir, "revocations.json", &err);
-    /* what Redis lacks, in one script call */
-    size_t cap = 4, argc = 4;
-    for (int k = 0; local && k < 3; k++)
-        cap += 2 * json_object_size(json_object_get(local, cl__rev_kinds[k]));
-    const char **argv = calloc(cap, sizeof *argv);
-    size_t *lens = calloc(cap, sizeof *lens);
-    char **owned = calloc(cap, sizeof *owned);
-    if (local && argv && lens && owned) {
-        argv[0] = "EVAL";
-        argv[1] = cl__rev_lua;
-        argv[2] = "1";
-        argv[3] = "latch:rev";
-        argc = 4;
-        for (int k = 0; k < 3; k++) {
-            const char *key;
-            json_t *v;
-            json_object_foreach(json_object_get(local, cl__rev_kinds[k]), key, v) {
-                json_t *cur = json_object_get(json_object_get(remote, cl__rev_kinds[k]), key);
-                if (!json_is_integer(v) || (k == 2 && json_integer_value(v) < forget_before) ||
-                    (cur && json_integer_value(cur) >= json_integer_value(v)))
-                    continue;
-                if (asprintf(&owned[argc], "%c:%s", cl__rev_tags[k], key) < 0 ||
-                    asprintf(&owned[argc + 1], "%lld", (long long)json_integer_value(v)) < 0)
-                    break;
-                argv[argc] = owned[argc];
-                argv[argc + 1] = owned[argc + 1];
-                argc += 2;
-            }
-        }
-        if (argc > 4) {
-            for (size_t i = 0; i < argc; i++)
-                lens[i] = strlen(argv[i]);
-            if (cl__ok(store_redis_command(s, (int)argc, argv, lens)))
-                rc |= 2;
-            else
+    for (int k = 0; local && remote && k < 3; k++) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(local, cl__rev_kinds[k]), key, v) {
+            json_t *cur = json_object_get(json_object_get(remote, cl__rev_kinds[k]), key);
+            json_int_t t = json_integer_value(v);
+            if (!json_is_integer(v) || (k == 2 && t < forget_before) || (cur && json_integer_value(cur) >= t))
+                continue;
+            char field[400], name[420], val[24];
+            snprintf(field, sizeof field, "%c:%.380s", cl__rev_tags[k], key);
+            snprintf(name, sizeof name, "rev:%s", field);
+            int n = snprintf(val, sizeof val, "%lld", (long long)t);
+            if (!cl__hset_sealed(s, "latch:rev", field, name, val, (size_t)n)) {
                 rc = -1;
+                break;
+            }
+            rc |= 2;
         }
     }
-    for (size_t i = 0; owned && i < cap; i++)
-        free(owned[i]);
-    free(owned);
-    free(argv);
-    free(lens);
     json_decref(local);
     if (rc >= 0 && remote) {
         int m = revocations_merge(cc->state_dir, remote, forget_before, &err);
@@ -514,8 +497,8 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
     snprintf(path, sizeof path, "%s/secret", cc->state_dir);
     int rc = cl__secret(s, cc->state_dir, true);
     if (rc == -2) {
-        *err = strdup("the cluster's secret in Redis was sealed with another store_key_file: "
-                      "give every node the same key");
+        *err = strdup("the cluster's secret in Redis cannot be opened with this store_key_file "
+                      "(another key, or a damaged value): give every node the same key");
         return -1;
     }
     if (rc == 0 && cl__sync(s, cc, CL_ALL, true) >= 0)
@@ -536,22 +519,42 @@ struct cluster_cfg cluster_cfg_from(const struct config *cfg)
                                  .forget_sessions_s = runtime_longest_session_s(cfg) + JWT_LEEWAY_S };
 }
 
-int cluster_share(const struct config *cfg, char **err)
+/* A store for one admin command: NULL (and *err) when there is no Redis to use. */
+static struct store *cl__admin_store(const struct config *cfg, char **err)
+{
+    if (strncmp(cfg->store, "redis:", 6) != 0)
+        return NULL;
+    return store_redis_new(cfg->store, cfg->store_key, err);
+}
+
+int cluster_prepare(const struct config *cfg, char **err)
 {
     if (strncmp(cfg->store, "redis:", 6) != 0)
         return 0;
-    struct store *s = store_redis_new(cfg->store, cfg->store_key, err);
+    struct store *s = cl__admin_store(cfg, err);
     if (!s)
         return -1;
     struct cluster_cfg cc = cluster_cfg_from(cfg);
-    int rc = 0;
-    if (cl__secret(s, cc.state_dir, false) < 0 || cl__sync(s, &cc, CL_ALL, true) < 0) {
-        *err = strdup("redis cannot be reached: the change is made on this node only; it reaches "
-                      "the others when this node's latchd next exchanges with Redis");
-        rc = -1;
-    }
+    int rc = runtime_mkdirs(cfg->state_dir) == 0 ? cluster_bootstrap(s, &cc, err) : -1;
     store_free(s);
     return rc;
+}
+
+int cluster_share(const struct config *cfg, char **err)
+{
+    struct store *s = cl__admin_store(cfg, err);
+    if (!s)
+        return *err ? -1 : 0;
+    struct cluster_cfg cc = cluster_cfg_from(cfg);
+    int rc = cl__secret(s, cc.state_dir, false);
+    if (rc == -2)
+        *err = strdup("the cluster's data in Redis cannot be opened with this store_key_file (another "
+                      "key, or damaged): the change is made on this node only");
+    else if (rc < 0 || cl__sync(s, &cc, CL_ALL, true) < 0)
+        *err = strdup("redis cannot be reached: the change is made on this node only; it reaches "
+                      "the others when this node's latchd next exchanges with Redis");
+    store_free(s);
+    return *err ? -1 : 0;
 }
 
 /* --- the thread -------------------------------------------------------------------------------- */

@@ -27,6 +27,11 @@ struct cluster_cfg cluster_cfg_from(const struct config *cfg);
  * has none refuses (-1). */
 int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err);
 
+/* What an admin command runs first when no daemon answers: state_dir becomes the cluster's
+ * copy (as cluster_bootstrap; 0 without a shared store). -1 with *err: the command must stop,
+ * it would sign or revoke with state nobody else shares. */
+int cluster_prepare(const struct config *cfg, char **err);
+
 /* One full exchange, announced to the other nodes: what admin commands run, daemon or not.
  * 0 (also without a shared store), or -1 with *err. */
 int cluster_share(const struct config *cfg, char **err);
