@@ -491,6 +491,53 @@ static int cl__sync(struct store *s, const struct cluster_cfg *cc, int what, boo
     return rc;
 }
 
+static bool cl__have_keys(const char *state_dir)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/keys", state_dir);
+    struct cl_keys ks = { 0 };
+    cl__keys_local(dir, &ks);
+    for (size_t i = 0; i < ks.n; i++) {
+        sodium_memzero(ks.k[i].pem, ks.k[i].len);
+        free(ks.k[i].pem);
+    }
+    free(ks.k);
+    return ks.n > 0;
+}
+
+/* A cluster's first signing key is made by one node: the one that takes latch:keygen; nodes
+ * starting at the same moment wait for its key rather than each signing with its own. -1:
+ * Redis went away meanwhile. */
+static int cl__first_key(struct store *s, const struct cluster_cfg *cc)
+{
+    if (cl__have_keys(cc->state_dir))
+        return 0;
+    const char *lock[] = { "SET", "latch:keygen", "1", "NX", "EX", "30" };
+    redisReply *r = cl__cmd(s, 6, lock);
+    if (!r)
+        return -1;
+    bool mine = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (mine) {
+        char *err = NULL;
+        struct keyset *ks = keys_load(cc->state_dir, cc->rotate_after_s, cc->key_overlap_s, false, &err);
+        if (!ks)
+            log_msg("error", "signing keys: %s", err ? err : "cannot make the first one");
+        free(err);
+        keyset_unref(ks);
+        int rc = cl__sync(s, cc, CL_KEYS, true);
+        const char *del[] = { "DEL", "latch:keygen" };
+        cl__ok(cl__cmd(s, 2, del));
+        return rc < 0 ? -1 : 0;
+    }
+    for (int i = 0; i < 100 && !cl__have_keys(cc->state_dir); i++) { /* up to 10 s */
+        usleep(100 * 1000);
+        if (cl__sync(s, cc, CL_KEYS, false) < 0)
+            return -1;
+    }
+    return 0; /* no key after all: keys_load makes one, and the union keeps both */
+}
+
 int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
 {
     char path[4200];
@@ -501,7 +548,7 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
                       "(another key, or a damaged value): give every node the same key");
         return -1;
     }
-    if (rc == 0 && cl__sync(s, cc, CL_ALL, true) >= 0)
+    if (rc == 0 && cl__sync(s, cc, CL_ALL, true) >= 0 && cl__first_key(s, cc) == 0)
         return 0;
     if (access(path, F_OK) == 0) {
         *err = strdup("redis cannot be reached: starting on this node's copy of the shared state");
@@ -515,6 +562,7 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
 struct cluster_cfg cluster_cfg_from(const struct config *cfg)
 {
     return (struct cluster_cfg){ .state_dir = cfg->state_dir,
+                                 .rotate_after_s = cfg->key_rotation_s,
                                  .key_overlap_s = cfg->key_overlap_s,
                                  .forget_sessions_s = runtime_longest_session_s(cfg) + JWT_LEEWAY_S };
 }

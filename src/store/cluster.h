@@ -14,6 +14,7 @@
 
 struct cluster_cfg {
     const char *state_dir;
+    int64_t rotate_after_s;
     int64_t key_overlap_s;
     int64_t forget_sessions_s; /* session revocations older than this cannot matter any more */
 };
@@ -22,7 +23,8 @@ struct config;
 struct cluster_cfg cluster_cfg_from(const struct config *cfg);
 
 /* At start, before the runtime reads state_dir: adopts the cluster's secret (or offers ours),
- * then exchanges keys, revocations and service tokens. When Redis cannot be reached, a node
+ * then exchanges keys, revocations and service tokens; the cluster's first signing key is
+ * made here, by one node. When Redis cannot be reached, a node
  * that already has a secret starts on its own copy (0, with *err set as a warning); one that
  * has none refuses (-1). */
 int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err);

@@ -9,6 +9,7 @@ Run with: LATCHD=build/latchd /usr/bin/python3 -m pytest -q tests/blackbox
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -34,13 +35,32 @@ LOG_FIELDS = ("time", "request_id", "client_ip", "host", "method", "path", "app"
 # --------------------------------------------------------------------------------------------
 # ports and processes
 
+_PORT_FLOOR, _PORT_SPAN = 12000, 2500   # below the kernel's ephemeral range (32768-60999)
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago (bind port 0, close)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback TCP port that was free a moment ago, for a server the test starts next.
+    Taken below the ephemeral range, where no client socket's own port can land on it, and
+    from a slice of its own for each pytest-xdist worker, so parallel tests never pick the
+    same one; never the same twice in one process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = _PORT_FLOOR + (n % 8) * _PORT_SPAN
+    for _ in range(200):
+        port = base + random.randrange(_PORT_SPAN)
+        if port in _ports_given:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        return port
+    raise AssertionError("no free port in this worker's slice")
 
 
 def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
