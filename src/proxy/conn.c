@@ -109,6 +109,7 @@ static void conn__free_exchange(struct conn *c)
     free(ex->sub);
     free(ex->service);
     free(ex->set_cookie);
+    free(ex->tail);
     free(ex);
     c->ex = NULL;
 }
@@ -576,6 +577,20 @@ static enum step conn__step_respond(struct conn *c)
         }
         buf_consume(c->tx, (size_t)n);
         c->ex->bytes_out += (uint64_t)n;
+        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+    }
+    struct exchange *ex = c->ex;
+    while (ex->tail && ex->tail_off < ex->tail_len) {
+        struct iovec iov = { ex->tail + ex->tail_off, ex->tail_len - ex->tail_off };
+        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
+        if (n == -EAGAIN)
+            return STEP_WAIT;
+        if (n <= 0) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+        ex->tail_off += (size_t)n;
+        ex->bytes_out += (uint64_t)n;
         timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
     }
     return proxy__finish(c);

@@ -83,6 +83,8 @@ struct exchange {
     const char *policy;
     char *email, *sub, *service;       /* who, for the log and the refusal page */
     char *set_cookie;                  /* a Set-Cookie line (with CRLF) to add to the response */
+    char *tail;                        /* a generated body too large for one buffer (certs with */
+    size_t tail_len, tail_off;         /* many keys): sent after the head in c->tx */
     struct local_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
     bool token_presented;
     uint8_t token_status;              /* enum token_status, when presented and refused */

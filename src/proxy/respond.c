@@ -47,13 +47,26 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
                      extra_headers ? extra_headers : "",
                      ex->close_after || c->w->draining ? "Connection: close\r\n"
                      : ex->minor == 0 ? "Connection: keep-alive\r\n" : "");
-    if (n < 0 || (size_t)n + body_len >= buf_room(c->tx)) {
+    if (n < 0 || (size_t)n >= buf_room(c->tx)) {
         proxy__close(c);
         return STEP_CLOSED;
     }
     c->tx->end += (uint32_t)n;
-    if (!ex->head_method)
+    if (ex->head_method) {
+        /* no body */
+    } else if (body_len < buf_room(c->tx)) {
         buf_append(c->tx, body, body_len);
+    } else { /* sent from its own copy once the head is out */
+        free(ex->tail);
+        ex->tail = malloc(body_len);
+        if (!ex->tail) {
+            proxy__close(c);
+            return STEP_CLOSED;
+        }
+        memcpy(ex->tail, body, body_len);
+        ex->tail_len = body_len;
+        ex->tail_off = 0;
+    }
     ex->status = status;
     c->state = CS_RESPOND;
     return STEP_PROGRESS;

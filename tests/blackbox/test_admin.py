@@ -4,6 +4,7 @@ the daemon), revoke (by email and by app, within a second, surviving a restart),
 and key rotation (the previous key verifies during the overlap and not after)."""
 
 import hashlib
+import json
 import os
 import stat
 import time
@@ -208,6 +209,22 @@ def test_keys_on_disk(latchd):
     der = key.public_key().public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     assert hashlib.sha256(der).hexdigest()[:32] == f.stem == ak.signing_kid(d)
+
+
+@pytest.mark.timeout(120)
+def test_certs_with_many_keys_beyond_one_buffer(latchd):
+    """Twenty rotations within the overlap: every key still verifies, so the certs document
+    (about 2.6 KB a key) outgrows the 32 KiB buffer a generated answer usually fits in."""
+    d = latchd(wiki_cfg())
+    for _ in range(20):
+        ak.cli(d, "keys", "rotate", check=True)
+    doc = ak.certs(d)
+    assert len(doc["keys"]) == 21 and len(json.dumps(doc)) > 32 * 1024
+    assert {c["kid"] for c in doc["public_certs"]} == {k["kid"] for k in doc["keys"]}
+    r = get(d.port, "/cdn-cgi/access/certs", host="anything.localhost", method="HEAD")
+    assert r.status == 200 and int(r.header("content-length")) > 32 * 1024 and r.body == b""
+    tok = ak.issue(d, "wiki", "ann@corp.com")  # signed with the newest key
+    assert st(d, "wiki.localhost", tok).status == 200
 
 
 @pytest.mark.timeout(60)
