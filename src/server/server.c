@@ -412,7 +412,7 @@ int server_run(const char *config_path)
     }
     if (server__store(&srv, cfg) != 0) {
         config_free(cfg);
-        return 1;
+        goto out;
     }
     srv.rt = runtime_new(cfg, &errs);
     if (!srv.rt) {
