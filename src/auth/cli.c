@@ -153,8 +153,8 @@ static int cli__post(struct conn *c, struct local_req *r)
         st = auth__store_error(c);
         goto out;
     }
-    worker_signal_parked(r->w); /* a CLI long-polling any worker gets it now, */
-    store_announce(r->w->store, skey); /* or any node */
+    store_announce(r->w->store, skey); /* a CLI long-polling any node gets it now, */
+    worker_signal_parked(r->w);        /* or any worker of this one */
     log_auth(r->rt->auth_log, "handoff", id.email, id.idp, app->name, r->client_ip, true, "sealed for the command line");
     metrics_handoff(r->w->metrics, METRICS_HANDOFF_SEALED);
     st = local_page(c, 200, "Done", "<h1>You are signed in</h1><p>The command line has its token. "

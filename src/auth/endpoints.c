@@ -689,6 +689,11 @@ static int auth__logout(struct conn *c, struct local_req *r)
     return local_wait(c, &j->lj, r->w->jobs);
 }
 
+bool auth_needs_store(const struct local_req *r)
+{
+    return strcmp(r->name, "certs") && strcmp(r->name, "app") && strcmp(r->name, "get-identity");
+}
+
 int auth_handle(struct conn *c, struct local_req *r)
 {
     const char *name = r->name;

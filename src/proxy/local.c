@@ -18,7 +18,7 @@
 #define OWN_PREFIX_LEN (sizeof "/cdn-cgi/access/" - 1)
 
 /* An endpoint run on the job pool (remote store): what it answered, for the worker to send. */
-enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_PARK, ANS_WAIT };
+enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_PARK };
 
 struct local_defer {
     struct local_job lj;
@@ -31,7 +31,6 @@ struct local_defer {
     size_t len;
     int (*park)(struct conn *c, bool timed_out);
     char *park_key;
-    struct local_job *wait;                      /* a job the endpoint waits on, already run */
 };
 
 static _Thread_local struct local_defer *local__cur;
@@ -113,8 +112,6 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
 {
     struct local_defer *d = (struct local_defer *)lj;
     if (!c) {
-        if (d->kind == ANS_WAIT)
-            d->wait->finish(d->wait, NULL);
         local__defer_free(d);
         return;
     }
@@ -140,11 +137,6 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
         } else if (local_park(c, d->park, d->park_key) != STEP_WAIT) {
             local_resume(c);
         }
-        local__defer_free(d);
-        return;
-    case ANS_WAIT:
-        d->wait->conn = c;
-        d->wait->finish(d->wait, c); /* answers and resumes */
         local__defer_free(d);
         return;
     case ANS_NONE:
@@ -182,7 +174,7 @@ static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_
 
 static int local__dispatch(struct conn *c)
 {
-    if (store_remote(c->w->store))
+    if (store_remote(c->w->store) && auth_needs_store(c->ex->lr))
         return local__defer(c, NULL, false);
     return auth_handle(c, c->ex->lr);
 }
@@ -204,7 +196,8 @@ static int local__keep(enum local_answer kind, int status, const char *ctype, co
     d->headers = headers ? strdup(headers) : NULL;
     d->title = title ? strdup(title) : NULL;
     d->code = code ? strdup(code) : NULL;
-    if (!d->body)
+    if (!d->body || (ctype && !d->ctype) || (headers && !d->headers) || (title && !d->title) ||
+        (code && !d->code))
         d->kind = ANS_NONE;
     return STEP_WAIT;
 }
@@ -347,10 +340,10 @@ static void local__job_done(struct job *j)
 
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js)
 {
-    if (local__cur) { /* already on the job pool: run it here, finish on the worker */
+    if (local__cur) { /* already on the job pool: run it and its finish here, answer kept */
         lj->job.run(&lj->job);
-        local__cur->kind = ANS_WAIT;
-        local__cur->wait = lj;
+        lj->conn = NULL;
+        lj->finish(lj, (struct conn *)local__cur); /* a handle, never looked into */
         return STEP_WAIT;
     }
     lj->conn = c;
@@ -374,9 +367,9 @@ void local_detach(struct local_job *lj, struct worker *w)
 int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), const char *key)
 {
     if (local__cur) {
-        local__cur->kind = ANS_PARK;
         local__cur->park = retry;
         local__cur->park_key = strdup(key);
+        local__cur->kind = local__cur->park_key ? ANS_PARK : ANS_NONE;
         return STEP_WAIT;
     }
     struct worker *w = c->w;
@@ -393,6 +386,10 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
     if (!c->ex->lr->park_key || strcmp(c->ex->lr->park_key, key)) {
         free(c->ex->lr->park_key);
         c->ex->lr->park_key = strdup(key);
+        if (!c->ex->lr->park_key) {
+            w->nparked--;
+            return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+        }
     }
     c->state = CS_WAIT;
     if (!c->ex->lr->parked) { /* parked again after news: keep the first deadline */
@@ -456,6 +453,8 @@ void local_retry_parked(struct worker *w)
 
 void local_resume(struct conn *c)
 {
+    if (local__cur) /* on the job pool: the worker resumes it when it sends the answer */
+        return;
     if (!c->closed)
         proxy__pump(c);
 }

@@ -199,6 +199,8 @@ int server_reload(struct server *srv, struct config_errors *errs)
     metrics_reload(srv->metrics, rt != NULL);
     if (rt) {
         server__metrics_ids(srv, rt);
+        struct cluster_cfg cc = cluster_cfg_from(rt->cfg);
+        cluster_update(srv->cluster, &cc);
         server__publish(srv, rt, NULL, NULL, NULL);
         log_msg("info", "reloaded %s", srv->config_path);
         notify_send(&srv->notify, "READY=1\nSTATUS=serving; reloaded %s", srv->config_path);
@@ -410,6 +412,18 @@ int server_run(const char *config_path)
         status = 2;
         goto out;
     }
+    /* state_dir is this daemon's before anything in it is touched (a bad one: runtime_new says why) */
+    if (runtime_mkdirs(cfg->state_dir) == 0) {
+        char *cerr = NULL;
+        srv.ctl = control_claim(cfg->state_dir, &cerr);
+        if (!srv.ctl) {
+            fprintf(stderr, "latchd: %s\n", cerr ? cerr : "cannot make the admin socket");
+            log_msg("error", "%s", cerr ? cerr : "cannot make the admin socket");
+            free(cerr);
+            config_free(cfg);
+            goto out;
+        }
+    }
     if (server__store(&srv, cfg) != 0) {
         config_free(cfg);
         goto out;
@@ -422,14 +436,6 @@ int server_run(const char *config_path)
     }
     cfg = srv.rt->cfg;
     char *err = NULL;
-    /* state_dir is this daemon's before anything in it is touched */
-    srv.ctl = control_claim(cfg->state_dir, &err);
-    if (!srv.ctl) {
-        fprintf(stderr, "latchd: %s\n", err ? err : "cannot make the admin socket");
-        log_msg("error", "%s", err ? err : "cannot make the admin socket");
-        free(err);
-        goto out;
-    }
     srv.keys = keys_load(cfg->state_dir, cfg->key_rotation_s, cfg->key_overlap_s, false, &err);
     srv.rev = srv.keys ? revocations_load(cfg->state_dir, &err) : NULL;
     srv.svc = srv.rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
@@ -438,7 +444,7 @@ int server_run(const char *config_path)
         free(err);
         goto out;
     }
-    srv.jobs = jobs_new(4);
+    srv.jobs = jobs_new(store_remote(srv.store) ? 8 : 4); /* with Redis, every login step runs there */
     if (!srv.jobs) {
         log_msg("error", "cannot start the store or the job threads");
         goto out;

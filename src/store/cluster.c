@@ -607,16 +607,22 @@ int cluster_share(const struct config *cfg, char **err)
 
 /* --- the thread -------------------------------------------------------------------------------- */
 
+struct cluster_stamps {
+    struct statefile_stamp rev, svc, keys;
+};
+
 struct cluster {
     struct store *s;
-    struct cluster_cfg cc;
+    struct cluster_cfg cc;     /* what cluster_update last set (under lock) */
+    struct cluster_cfg run;    /* the thread's copy, taken every iteration */
     char *state_dir;
     void (*news)(void *arg);
     void *arg;
     pthread_t thread;
     atomic_bool stop;
     redisContext *sub;
-    struct statefile_stamp rev, svc, keys;
+    struct cluster_stamps st;
+    pthread_mutex_t lock;      /* cc's durations, which a reload may change */
 };
 
 static int64_t cl__now_ms(void)
@@ -626,19 +632,38 @@ static int64_t cl__now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void cl__stamps(const struct cluster *c, struct cluster_stamps *st)
+{
+    statefile_stamp(c->state_dir, "revocations.json", &st->rev);
+    statefile_stamp(c->state_dir, SVC_TOKENS_FILE, &st->svc);
+    statefile_stamp(c->state_dir, "keys", &st->keys);
+}
+
 /* What changed in state_dir since the last look (and remembers it). */
 static int cl__local_changes(struct cluster *c)
 {
-    struct statefile_stamp rev, svc, keys;
-    statefile_stamp(c->state_dir, "revocations.json", &rev);
-    statefile_stamp(c->state_dir, SVC_TOKENS_FILE, &svc);
-    statefile_stamp(c->state_dir, "keys", &keys);
-    int what = (statefile_same(&rev, &c->rev) ? 0 : CL_REV) | (statefile_same(&svc, &c->svc) ? 0 : CL_SVC) |
-               (statefile_same(&keys, &c->keys) ? 0 : CL_KEYS);
-    c->rev = rev;
-    c->svc = svc;
-    c->keys = keys;
+    struct cluster_stamps now;
+    cl__stamps(c, &now);
+    int what = (statefile_same(&now.rev, &c->st.rev) ? 0 : CL_REV) |
+               (statefile_same(&now.svc, &c->st.svc) ? 0 : CL_SVC) |
+               (statefile_same(&now.keys, &c->st.keys) ? 0 : CL_KEYS);
+    c->st = now;
     return what;
+}
+
+/* Our own merge into state_dir is not news to push back: forgets those files' changes. Only
+ * the parts merged: a write to another file meanwhile is still seen. (One landing in the same
+ * file during the merge waits for the next full exchange, 10 s at most.) */
+static void cl__absorb(struct cluster *c, int what)
+{
+    struct cluster_stamps now;
+    cl__stamps(c, &now);
+    if (what & CL_REV)
+        c->st.rev = now.rev;
+    if (what & CL_SVC)
+        c->st.svc = now.svc;
+    if (what & CL_KEYS)
+        c->st.keys = now.keys;
 }
 
 static void cl__mirror_identities(struct cluster *c)
@@ -682,7 +707,7 @@ static void cl__subscribe(struct cluster *c)
     /* (re)connected: what was missed meanwhile */
     cl__secret(c->s, c->state_dir, false);
     cl__local_changes(c);
-    cl__sync(c->s, &c->cc, CL_ALL, true);
+    cl__sync(c->s, &c->run, CL_ALL, true);
     cl__mirror_identities(c);
 }
 
@@ -699,14 +724,25 @@ static void cl__message(struct cluster *c, redisReply *r)
         store_redis_mirror_identity(c->s, m + 2);
     } else {
         for (int part = 1; part <= 4; part <<= 1)
-            if (!strcmp(m, cl__news[part]))
-                cl__sync(c->s, &c->cc, part, false);
-        cl__local_changes(c); /* our own merge is not news to announce */
+            if (!strcmp(m, cl__news[part]) && cl__sync(c->s, &c->run, part, false) > 0)
+                cl__absorb(c, part);
+    }
+}
+
+/* Handles what hiredis already read (SUBSCRIBE's own reply may have brought messages). */
+static void cl__drain_sub(struct cluster *c)
+{
+    void *reply = NULL;
+    while (c->sub && redisGetReplyFromReader(c->sub, &reply) == REDIS_OK && reply) {
+        cl__message(c, reply);
+        freeReplyObject(reply);
+        reply = NULL;
     }
 }
 
 static void cl__read_sub(struct cluster *c)
 {
+    cl__drain_sub(c);
     struct pollfd p = { .fd = c->sub->fd, .events = POLLIN };
     if (poll(&p, 1, CL_TICK_MS) <= 0)
         return;
@@ -714,12 +750,7 @@ static void cl__read_sub(struct cluster *c)
         cl__drop_sub(c);
         return;
     }
-    void *reply = NULL;
-    while (redisGetReplyFromReader(c->sub, &reply) == REDIS_OK && reply) {
-        cl__message(c, reply);
-        freeReplyObject(reply);
-        reply = NULL;
-    }
+    cl__drain_sub(c);
 }
 
 static void *cl__main(void *arg)
@@ -728,6 +759,9 @@ static void *cl__main(void *arg)
     int64_t next_ping = 0, next_full = cl__now_ms() + CL_FULL_MS;
     cl__local_changes(c);
     while (!atomic_load(&c->stop)) {
+        pthread_mutex_lock(&c->lock);
+        c->run = c->cc;
+        pthread_mutex_unlock(&c->lock);
         int64_t now = cl__now_ms();
         if (now >= next_ping) {
             next_ping = now + CL_PING_MS;
@@ -754,9 +788,11 @@ static void *cl__main(void *arg)
             next_full = now + CL_FULL_MS;
             what = CL_ALL;
         }
-        if (what && cl__sync(c->s, &c->cc, what, true) < 0)
+        int rc = what ? cl__sync(c->s, &c->run, what, true) : 0;
+        if (rc < 0)
             cl__drop_sub(c);
-        cl__local_changes(c);
+        else if (rc & 1)
+            cl__absorb(c, what);
     }
     cl__drop_sub(c);
     return NULL;
@@ -772,6 +808,8 @@ struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, voi
     c->s = s;
     c->cc = *cc;
     c->cc.state_dir = c->state_dir;
+    c->run = c->cc;
+    pthread_mutex_init(&c->lock, NULL);
     c->news = news;
     c->arg = arg;
     atomic_init(&c->stop, false);
@@ -783,12 +821,24 @@ struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, voi
     return c;
 }
 
+void cluster_update(struct cluster *c, const struct cluster_cfg *cc)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->cc.rotate_after_s = cc->rotate_after_s;
+    c->cc.key_overlap_s = cc->key_overlap_s;
+    c->cc.forget_sessions_s = cc->forget_sessions_s;
+    pthread_mutex_unlock(&c->lock);
+}
+
 void cluster_stop(struct cluster *c)
 {
     if (!c)
         return;
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
+    pthread_mutex_destroy(&c->lock);
     free(c->state_dir);
     free(c);
 }

@@ -41,6 +41,8 @@ int cluster_share(const struct config *cfg, char **err);
 struct cluster;
 /* `news` runs on the cluster thread when another node sealed a handoff box. */
 struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, void (*news)(void *arg), void *arg);
+/* A reload changed the durations (state_dir stays the one the node started with). */
+void cluster_update(struct cluster *c, const struct cluster_cfg *cc);
 void cluster_stop(struct cluster *c);
 
 #endif

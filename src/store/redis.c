@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "store/backend.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -109,8 +110,13 @@ redisReply *store_redis_command(struct store *base, int argc, const char **argv,
         redisReply *r = redisCommandArgv(c, argc, argv, lens);
         if (r)
             return r;
-        redisFree(c); /* a broken connection: one more try on a new one */
+        /* a connection Redis closed while idle (a restart): one more try on a new one; never
+         * after a timeout, when the command (a take, an increment) may have run */
+        bool broken = c->err == REDIS_ERR_EOF || (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+        redisFree(c);
         pthread_setspecific(s->conn, NULL);
+        if (!broken)
+            break;
     }
     store_redis_health(base, false);
     return NULL;
@@ -157,6 +163,9 @@ static enum store_result rs__put(struct store *base, const char *key, const void
     return rc;
 }
 
+static const char rs__take_lua[] =
+    "local v = redis.call('GET', KEYS[1]) if v then redis.call('DEL', KEYS[1]) end return v";
+
 static enum store_result rs__read(struct store *base, const char *key, char **val, size_t *len, bool take)
 {
     struct rstore *s = (struct rstore *)base;
@@ -164,9 +173,10 @@ static enum store_result rs__read(struct store *base, const char *key, char **va
     size_t nl = rs__name(name, sizeof name, key);
     if (!nl)
         return STORE_NOT_FOUND;
-    const char *argv[] = { take ? "GETDEL" : "GET", name };
-    size_t lens[] = { take ? 6 : 3, nl };
-    redisReply *r = store_redis_command(base, 2, argv, lens);
+    /* GETDEL needs Redis 6.2: the script is the same single step on any Redis with Lua */
+    const char *targv[] = { "EVAL", rs__take_lua, "1", name }, *gargv[] = { "GET", name };
+    size_t tlens[] = { 4, sizeof rs__take_lua - 1, 1, nl }, glens[] = { 3, nl };
+    redisReply *r = take ? store_redis_command(base, 4, targv, tlens) : store_redis_command(base, 2, gargv, glens);
     if (!r)
         return STORE_UNAVAILABLE;
     enum store_result rc = STORE_NOT_FOUND;
@@ -177,7 +187,7 @@ static enum store_result rs__read(struct store *base, const char *key, char **va
         else
             log_msg("warn", "redis: the value under %s is not one this cluster sealed (or it expired): ignored", key);
     } else if (r->type == REDIS_REPLY_ERROR) {
-        log_msg("error", "redis %s %s: %s", argv[0], key, r->str);
+        log_msg("error", "redis %s %s: %s", take ? "take" : "GET", key, r->str);
         rc = STORE_UNAVAILABLE;
     }
     freeReplyObject(r);
