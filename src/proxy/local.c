@@ -184,6 +184,11 @@ static int local__keep(enum local_answer kind, int status, const char *ctype, co
                        const char *headers, const char *title, const char *code)
 {
     struct local_defer *d = local__cur;
+    free(d->ctype); /* a second answer replaces the first */
+    free(d->body);
+    free(d->headers);
+    free(d->title);
+    free(d->code);
     d->kind = kind;
     d->status = status;
     d->ctype = ctype ? strdup(ctype) : NULL;
