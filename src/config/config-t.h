@@ -162,6 +162,7 @@ struct config {
     char *store;                   /* "embedded" or "redis://…" */
     char *store_key_file;
     unsigned char store_key[32];   /* its contents, read when the config is loaded */
+    char *store_password;          /* store_password_file's contents (Redis AUTH), or NULL */
     char *admin_listen;            /* NULL: no metrics listener */
     struct sockaddr_storage admin_addr; /* admin_listen parsed: loopback or one address */
     socklen_t admin_addrlen;

@@ -676,7 +676,7 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
 enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
-    K_TIMEOUTS, K_COUNT
+    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -686,7 +686,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "listen",           "workers", "state_dir", "store",              "store_key_file",
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
-        "timeouts",         NULL};
+        "timeouts",         "store_password_file", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -707,6 +707,12 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
     if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
         store_key_load(cfg->store_key_file, cfg->store_key, why, sizeof why) != 0)
         config__error(c, v[K_STORE_KEY_FILE]->pos, "'store_key_file': %s", why);
+    if (v[K_STORE_PASSWORD_FILE]) { /* Redis AUTH (requirepass): read now, like the key */
+        char *path = config__string(c, v[K_STORE_PASSWORD_FILE], "store_password_file");
+        if (path && store_secret_load(path, &cfg->store_password, why, sizeof why) != 0)
+            config__error(c, v[K_STORE_PASSWORD_FILE]->pos, "'store_password_file': %s", why);
+        free(path);
+    }
     if (v[K_ADMIN])
         config_admin(c, v[K_ADMIN], cfg);
     if (v[K_AUTH_DOMAIN])
@@ -825,6 +831,9 @@ void config_free(struct config *cfg)
     free(cfg->store);
     free(cfg->store_key_file);
     sodium_memzero(cfg->store_key, sizeof cfg->store_key);
+    if (cfg->store_password)
+        sodium_memzero(cfg->store_password, strlen(cfg->store_password));
+    free(cfg->store_password);
     free(cfg->admin_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);

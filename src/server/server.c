@@ -302,7 +302,7 @@ static int server__store(struct server *srv, const struct config *cfg)
         srv->store = store_embedded_new();
         return srv->store ? 0 : -1;
     }
-    srv->store = store_redis_new(cfg->store, cfg->store_key, &err);
+    srv->store = store_redis_new(cfg->store, cfg->store_key, cfg->store_password, &err);
     struct cluster_cfg cc = cluster_cfg_from(cfg);
     int rc = !srv->store || runtime_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
     if (err)

@@ -122,8 +122,10 @@ static int cl__secret(struct store *s, const char *state_dir, bool adopt)
     for (int attempt = 0; attempt < 2; attempt++) {
         const char *get[] = { "GET", "latch:secret" };
         redisReply *r = cl__cmd(s, 2, get);
-        if (!r)
+        if (!r || r->type == REDIS_REPLY_ERROR) { /* unreachable, or refusing us (NOAUTH) */
+            cl__ok(r);
             return -1;
+        }
         size_t len = 0;
         char *plain = r->type == REDIS_REPLY_STRING ? store_unseal(store_redis_key(s), "secret", r->str, r->len, &len)
                                                     : NULL;
@@ -542,6 +544,7 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/secret", cc->state_dir);
+    bool had_copy = access(path, F_OK) == 0; /* before cl__secret may make one */
     int rc = cl__secret(s, cc->state_dir, true);
     if (rc == -2) {
         *err = strdup("the cluster's secret in Redis cannot be opened with this store_key_file "
@@ -550,7 +553,7 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
     }
     if (rc == 0 && cl__sync(s, cc, CL_ALL, true) >= 0 && cl__first_key(s, cc) == 0)
         return 0;
-    if (access(path, F_OK) == 0) {
+    if (had_copy) {
         *err = strdup("redis cannot be reached: starting on this node's copy of the shared state");
         return 0;
     }
@@ -572,7 +575,7 @@ static struct store *cl__admin_store(const struct config *cfg, char **err)
 {
     if (strncmp(cfg->store, "redis:", 6) != 0)
         return NULL;
-    return store_redis_new(cfg->store, cfg->store_key, err);
+    return store_redis_new(cfg->store, cfg->store_key, cfg->store_password, err);
 }
 
 int cluster_prepare(const struct config *cfg, char **err)

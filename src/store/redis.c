@@ -36,6 +36,7 @@ struct rstore {
     char host[256];
     int port, db;
     unsigned char key[STORE_KEY_BYTES];
+    char *password;              /* Redis AUTH, or NULL */
     pthread_key_t conn;          /* this thread's redisContext */
     atomic_int up;
     _Atomic int64_t retry_at;    /* monotonic ms: fail at once until then */
@@ -80,6 +81,18 @@ redisContext *store_redis_connect(struct store *base)
     struct timeval ctv = { RS_COMMAND_MS / 1000, (RS_COMMAND_MS % 1000) * 1000 };
     redisSetTimeout(c, ctv);
     redisEnableKeepAlive(c);
+    if (s->password) {
+        redisReply *r = redisCommand(c, "AUTH %s", s->password);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r && !ok)
+            log_msg("error", "redis %s:%d refused the password of store_password_file: %s", s->host, s->port,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
     if (s->db) {
         redisReply *r = redisCommand(c, "SELECT %d", s->db);
         bool ok = r && r->type == REDIS_REPLY_STATUS;
@@ -298,6 +311,9 @@ static void rs__free(struct store *base)
     store_free(s->mirror);
     pthread_mutex_destroy(&s->lock);
     sodium_memzero(s->key, sizeof s->key);
+    if (s->password)
+        sodium_memzero(s->password, strlen(s->password));
+    free(s->password);
     free(s);
 }
 
@@ -314,7 +330,8 @@ static const struct store_ops rs__ops = {
     .identity_put = rs__identity_put,
 };
 
-struct store *store_redis_new(const char *url, const unsigned char key[STORE_KEY_BYTES], char **err)
+struct store *store_redis_new(const char *url, const unsigned char key[STORE_KEY_BYTES], const char *password,
+                              char **err)
 {
     struct rstore *s = calloc(1, sizeof *s);
     if (!s)
@@ -339,13 +356,14 @@ struct store *store_redis_new(const char *url, const unsigned char key[STORE_KEY
     const char *slash = strchr(colon, '/');
     s->db = slash ? atoi(slash + 1) : 0;
     memcpy(s->key, key, STORE_KEY_BYTES);
+    s->password = password ? strdup(password) : NULL;
     s->mirror = store_embedded_new();
     pthread_key_create(&s->conn, rs__conn_free);
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->up, 1);
     atomic_init(&s->retry_at, 0);
     s->base.ops = &rs__ops;
-    if (!s->mirror) {
+    if (!s->mirror || (password && !s->password)) {
         rs__free(&s->base);
         return NULL;
     }

@@ -7,8 +7,10 @@
 
 #include <hiredis/hiredis.h>
 
-/* url: redis://HOST:PORT[/DB], checked by the config loader. NULL with *err set. */
-struct store *store_redis_new(const char *url, const unsigned char key[STORE_KEY_BYTES], char **err);
+/* url: redis://HOST:PORT[/DB], checked by the config loader; password: for AUTH, or NULL.
+ * NULL with *err set. */
+struct store *store_redis_new(const char *url, const unsigned char key[STORE_KEY_BYTES], const char *password,
+                              char **err);
 
 /* One command on this thread's connection (reconnecting once); NULL when Redis cannot be
  * reached (the store is then down until the cluster thread's ping answers). */

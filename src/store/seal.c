@@ -15,15 +15,15 @@
 #define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
 
-int store_key_load(const char *path, unsigned char key[STORE_KEY_BYTES], char *why, size_t whycap)
+/* The file's first 255 bytes, trimmed, into buf; the start of the text, or NULL. */
+static char *seal__read_trimmed(const char *path, char buf[256], char *why, size_t whycap)
 {
-    char buf[256];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(why, whycap, "cannot read %s: %s", path, strerror(errno));
-        return -1;
+        return NULL;
     }
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, 255);
     close(fd);
     if (n < 0)
         n = 0;
@@ -34,6 +34,32 @@ int store_key_load(const char *path, unsigned char key[STORE_KEY_BYTES], char *w
     size_t len = strlen(p);
     while (len && isspace((unsigned char)p[len - 1]))
         p[--len] = '\0';
+    return p;
+}
+
+int store_secret_load(const char *path, char **out, char *why, size_t whycap)
+{
+    char buf[256];
+    char *p = seal__read_trimmed(path, buf, why, whycap);
+    if (!p)
+        return -1;
+    if (!*p || strpbrk(p, "\r\n")) {
+        snprintf(why, whycap, "%s must hold one line: the password", path);
+        sodium_memzero(buf, sizeof buf);
+        return -1;
+    }
+    *out = strdup(p);
+    sodium_memzero(buf, sizeof buf);
+    return *out ? 0 : -1;
+}
+
+int store_key_load(const char *path, unsigned char key[STORE_KEY_BYTES], char *why, size_t whycap)
+{
+    char buf[256];
+    char *p = seal__read_trimmed(path, buf, why, whycap);
+    if (!p)
+        return -1;
+    size_t len = strlen(p);
     size_t bin = 0;
     unsigned char tmp[64];
     int rc = sodium_base642bin(tmp, sizeof tmp, p, len, NULL, &bin, NULL, sodium_base64_VARIANT_ORIGINAL);

@@ -14,6 +14,10 @@
  * message in why[]. */
 int store_key_load(const char *path, unsigned char key[STORE_KEY_BYTES], char *why, size_t whycap);
 
+/* Reads a one-line secret file (a Redis password): *out malloc'd, surrounding whitespace cut.
+ * 0 or -1 with a message in why[]. */
+int store_secret_load(const char *path, char **out, char *why, size_t whycap);
+
 /* malloc'd sealed bytes (*out_len set); expires_at is a wall-clock second (0: never). */
 unsigned char *store_seal(const unsigned char key[STORE_KEY_BYTES], const char *name, const void *p,
                           size_t n, int64_t expires_at, size_t *out_len);

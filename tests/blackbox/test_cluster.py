@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import jwt
 import pytest
+import yaml
 
 import authkit as ak
 from browser import Client, console_code, form_fields, idp_factory, oidc_login, qs  # noqa: F401
@@ -1068,6 +1069,39 @@ def test_node_start_while_redis_is_down(cluster):
         "the node did not refill the empty Redis"
     late = cluster.node("late", D)
     assert late.signer() == kid and late.with_token(t).status == 200
+
+
+def test_redis_with_a_password(cluster, tmp_path):
+    """docs/config-extras.md: store_password_file is sent as AUTH; a node without it cannot use
+    a Redis that requires one (and, with no copy of its own, refuses to start)."""
+    cluster.redis.cmd("CONFIG", "SET", "requirepass", "s3cret-redis-pass")
+    pw = tmp_path / "redis.pass"
+    pw.write_text("s3cret-redis-pass\n")
+    a = cluster.node("a", A, store_password_file=str(pw))
+    b = cluster.node("b", B, store_password_file=str(pw))
+    assert a.signer() == b.signer()                      # one key, through the shared store
+    assert b.with_token(issue(a, "bob@example.com")).status == 200
+    r = b.req(f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth",
+              [("Accept", "application/json")], timeout=ANSWER_S)
+    assert r.status == 302, r                           # a login flow stored in Redis
+    nopass = cluster.node("nopass", C, start=False)
+    assert not wait_started_or_exited(nopass), "a node without the password started"
+    assert "store_password_file" in nopass.stderr() or "NOAUTH" in nopass.stderr() or \
+        "cannot be reached" in nopass.stderr(), nopass.stderr()
+    wrong = tmp_path / "wrong.pass"
+    wrong.write_text("not-it\n")
+    bad = cluster.node("bad", D, start=False, store_password_file=str(wrong))
+    assert not wait_started_or_exited(bad), "a node with a wrong password started"
+    assert "refused the password of store_password_file" in bad.stderr(), bad.stderr()
+    # latchd check names a missing password file
+    cfg = tmp_path / "check.yaml"
+    cfg.write_text(yaml.safe_dump({**cluster.config(), "listen": [{"address": "127.0.0.1:1"}],
+                                   "state_dir": str(tmp_path / "s"),
+                                   "store_password_file": str(tmp_path / "missing")}))
+    p = subprocess.run([LATCHD, "check", "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 2 and re.search(re.escape(str(cfg)) + r":\d+:\d+: 'store_password_file': "
+                                           r"cannot read", p.stdout + p.stderr), p.stdout + p.stderr
 
 
 # --------------------------------------------------------------------------------------------
