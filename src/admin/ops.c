@@ -73,7 +73,7 @@ json_t *admin_op_keys_rotate(struct runtime *rt, struct keyset **loaded)
     return r;
 }
 
-static json_t *ops__time(time_t t)
+json_t *admin_time_json(time_t t)
 {
     char s[32];
     struct tm tm;
@@ -87,10 +87,10 @@ json_t *admin_keys_json(const struct keyset *ks, time_t now)
     json_t *a = json_array();
     for (size_t i = 0; ks && i < ks->n; i++) {
         const struct signing_key *k = &ks->keys[i];
-        json_t *o = json_pack("{s:s,s:o,s:I,s:b}", "kid", k->kid, "created", ops__time(k->created),
+        json_t *o = json_pack("{s:s,s:o,s:I,s:b}", "kid", k->kid, "created", admin_time_json(k->created),
                               "age_s", (json_int_t)(now - k->created), "signing", i == 0);
         if (k->verify_until)
-            json_object_set_new(o, "verify_until", ops__time(k->verify_until));
+            json_object_set_new(o, "verify_until", admin_time_json(k->verify_until));
         json_array_append_new(a, o);
     }
     return a;

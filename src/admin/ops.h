@@ -21,6 +21,8 @@ json_t *admin_op_revoke(struct runtime *rt, const json_t *req, struct revocation
  * overlap) and logs the rotation. On success *loaded (when not NULL) receives the new key set. */
 json_t *admin_op_keys_rotate(struct runtime *rt, struct keyset **loaded);
 
+/* A wall-clock second as "YYYY-MM-DDTHH:MM:SSZ" (status replies). */
+json_t *admin_time_json(time_t t);
 /* [{"kid","created","age_s","signing","verify_until"}…]: the key set as replies show it. */
 json_t *admin_keys_json(const struct keyset *ks, time_t now);
 

@@ -1,6 +1,8 @@
 /* The admin socket's address, framing and client side (socket.h). */
 #include "admin/socket.h"
 
+#include "core/loop.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -73,18 +75,11 @@ static char *socket__errf(const char *what, int e)
     return s;
 }
 
-static uint64_t socket__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Waits for `events` on fd until the deadline (monotonic ms). 1 ready, 0 timed out, -errno. */
 static int socket__wait(int fd, short events, uint64_t deadline)
 {
     for (;;) {
-        uint64_t now = socket__now_ms();
+        uint64_t now = loop_clock_ms();
         if (now >= deadline)
             return 0;
         struct pollfd p = { .fd = fd, .events = events };
@@ -108,7 +103,7 @@ json_t *admin_socket_call(int fd, const json_t *req, int timeout_ms, char **err)
         goto out;
     }
     size_t off = 0;
-    uint64_t deadline = socket__now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = loop_clock_ms() + (uint64_t)timeout_ms;
     while (off < (size_t)n) {
         int rc = socket__wait(fd, POLLOUT, deadline);
         if (rc <= 0) {

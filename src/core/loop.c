@@ -20,7 +20,7 @@ struct loop {
     struct timer_list timers[TIMER_CLASSES];
 };
 
-static uint64_t loop__clock_ms(void)
+uint64_t loop_clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,7 +41,7 @@ struct loop *loop_new(void)
         l->timers[i].head.next = l->timers[i].head.prev = &l->timers[i].head;
         l->timers[i].duration_ms = 60000;
     }
-    l->now = loop__clock_ms();
+    l->now = loop_clock_ms();
     return l;
 }
 
@@ -146,7 +146,7 @@ void loop_run_once(struct loop *l, void (*before_sleep)(void *), void *arg)
     if (timeout < 0 || timeout > 1000)
         timeout = 1000; /* wake at least once a second: reloads, drains */
     int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
-    l->now = loop__clock_ms();
+    l->now = loop_clock_ms();
     for (int i = 0; i < n; i++) {
         struct io_handler *h = evs[i].data.ptr;
         h->cb(h, evs[i].events);

@@ -46,6 +46,8 @@ int loop_add_in(struct loop *l, struct io_handler *h);
 void loop_del(struct loop *l, struct io_handler *h);
 
 uint64_t loop_now(const struct loop *l); /* monotonic ms, cached per iteration */
+/* Monotonic ms read now: for threads without a loop (admin, metrics, cluster, Redis). */
+uint64_t loop_clock_ms(void);
 void loop_set_duration(struct loop *l, enum timer_class c, uint32_t ms);
 void timer_arm(struct loop *l, struct timer *t, enum timer_class c);
 void timer_cancel(struct timer *t);

@@ -10,6 +10,7 @@
 #include "metrics/listener.h"
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "http/http.h"
 
 #include <errno.h>
@@ -50,13 +51,6 @@ struct metrics_listener {
     struct admin_client clients[ADMIN_CLIENTS];
 };
 
-static uint64_t listener__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void listener__close(struct admin_client *cl)
 {
     close(cl->fd);
@@ -83,7 +77,7 @@ static void listener__write(struct admin_client *cl)
     shutdown(cl->fd, SHUT_WR);
     sb_free(&cl->out);
     cl->state = AC_LINGER;
-    cl->deadline = listener__now_ms() + ADMIN_LINGER_MS;
+    cl->deadline = loop_clock_ms() + ADMIN_LINGER_MS;
 }
 
 static void listener__answer(struct admin_client *cl, int status, const char *ctype,
@@ -97,7 +91,7 @@ static void listener__answer(struct admin_client *cl, int status, const char *ct
         sb_add(&cl->out, body, len);
     cl->sent = 0;
     cl->state = AC_WRITE;
-    cl->deadline = listener__now_ms() + ADMIN_WRITE_MS;
+    cl->deadline = loop_clock_ms() + ADMIN_WRITE_MS;
     if (cl->out.overflow) { /* cannot happen with the caps above; never send a cut answer */
         listener__close(cl);
         return;
@@ -224,7 +218,7 @@ static void *listener__main(void *arg)
     struct pollfd pfd[2 + ADMIN_CLIENTS];
     struct admin_client *who[2 + ADMIN_CLIENTS];
     for (;;) {
-        uint64_t now = listener__now_ms();
+        uint64_t now = loop_clock_ms();
         int timeout = -1;
         nfds_t n = 0;
         pfd[n++] = (struct pollfd){ .fd = l->stop_fd, .events = POLLIN };
@@ -256,7 +250,7 @@ static void *listener__main(void *arg)
             continue;
         if (pfd[0].revents)
             break;
-        now = listener__now_ms();
+        now = loop_clock_ms();
         for (nfds_t i = first; i < n; i++) {
             struct admin_client *cl = who[i];
             if (!pfd[i].revents || cl->state == AC_FREE)

@@ -9,6 +9,7 @@
 #include "admin/ops.h"
 #include "admin/socket.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/version.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -59,13 +60,6 @@ struct control {
     struct control_client clients[CONTROL_MAX_CLIENTS];
     size_t nclients;
 };
-
-static uint64_t control__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static char *control__errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *control__errf(const char *fmt, ...)
@@ -216,15 +210,6 @@ fail:
 /* ---------------------------------------------------------------------------------------- */
 /* commands */
 
-static json_t *control__time(time_t t)
-{
-    char s[32];
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(s);
-}
-
 static json_t *control__errors(const struct config_errors *errs)
 {
     json_t *a = json_array();
@@ -246,13 +231,13 @@ static json_t *control__status(struct server *srv)
     json_t *last = json_null();
     if (srv->last_reload.done)
         last = json_pack("{s:b,s:o,s:o}", "ok", srv->last_reload.ok, "at",
-                         control__time(srv->last_reload.at), "errors",
+                         admin_time_json(srv->last_reload.at), "errors",
                          control__errors(&srv->last_reload.errors));
     pthread_mutex_unlock(&srv->lock);
     time_t now = time(NULL);
     json_t *r = json_pack("{s:b,s:i,s:s,s:I,s:s,s:s,s:i,s:i,s:{s:s,s:b},s:o,s:I,s:I,s:o,s:b}",
                           "ok", 1, "pid", (int)getpid(), "version", LATCH_VERSION, "uptime_s",
-                          (json_int_t)((control__now_ms() - srv->started_ms) / 1000), "config",
+                          (json_int_t)((loop_clock_ms() - srv->started_ms) / 1000), "config",
                           srv->config_abs ? srv->config_abs : srv->config_path, "state_dir",
                           rt->cfg->state_dir, "workers", (int)srv->nworkers, "connections",
                           (int)server_connections(srv), "store", "backend",
@@ -349,7 +334,7 @@ static void control__answer(struct control_client *cl, json_t *reply)
     free(s);
     cl->outlen = cl->out ? strlen(cl->out) : 0;
     cl->outoff = 0;
-    cl->deadline = control__now_ms() + CONTROL_CLIENT_MS;
+    cl->deadline = loop_clock_ms() + CONTROL_CLIENT_MS;
 }
 
 /* Answers complete lines while no answer is waiting to be written. */
@@ -391,7 +376,7 @@ static int control__flush(struct control_client *cl)
     if (cl->out) {
         free(cl->out);
         cl->out = NULL;
-        cl->deadline = control__now_ms() + CONTROL_CLIENT_MS;
+        cl->deadline = loop_clock_ms() + CONTROL_CLIENT_MS;
     }
     return 0;
 }
@@ -431,7 +416,7 @@ static void control__accept(struct control *c)
             return;
         struct control_client *cl = &c->clients[c->nclients++];
         *cl = (struct control_client){ .fd = fd };
-        cl->deadline = control__now_ms() + CONTROL_CLIENT_MS;
+        cl->deadline = loop_clock_ms() + CONTROL_CLIENT_MS;
         struct ucred cred;
         socklen_t len = sizeof cred;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -511,7 +496,7 @@ static void *control__main(void *arg)
     struct control *c = arg;
     struct pollfd pfd[2 + CONTROL_MAX_CLIENTS];
     for (;;) {
-        uint64_t now = control__now_ms();
+        uint64_t now = loop_clock_ms();
         int timeout = 1000;
         pfd[0] = (struct pollfd){ .fd = c->wake_fd, .events = POLLIN };
         bool room = c->nclients < CONTROL_MAX_CLIENTS;
@@ -531,7 +516,7 @@ static void *control__main(void *arg)
             break;
         if (n > 0 && pfd[0].revents)
             break;
-        now = control__now_ms();
+        now = loop_clock_ms();
         for (size_t i = c->nclients; i-- > 0;) {
             if (!control__serve(c, &c->clients[i], n > 0 ? pfd[2 + i].revents : 0, now))
                 control__drop(c, i);

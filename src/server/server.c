@@ -74,23 +74,16 @@ static void server__metrics_ids(struct server *srv, struct runtime *rt)
         rt->apps[i].metrics_id = metrics_app_id(srv->metrics, rt->cfg->apps[i].name);
 }
 
-static uint64_t server__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Waits until every worker still running picked up generation `gen`: a worker wakes on its
  * eventfd and takes the new pointers before it sleeps again, so this is a loop iteration. */
 static void server__wait_workers(struct server *srv, uint64_t gen)
 {
-    uint64_t deadline = server__now_ms() + 2000;
+    uint64_t deadline = loop_clock_ms() + 2000;
     struct timespec ts = { 0, 200 * 1000 };
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         while (atomic_load(&w->gen_seen) < gen && !atomic_load(&w->stopped)) {
-            if (server__now_ms() >= deadline) {
+            if (loop_clock_ms() >= deadline) {
                 log_msg("warn", "worker %u did not pick up a change within 2 s", i);
                 return;
             }
@@ -390,7 +383,7 @@ int server_run(const char *config_path)
     int status = 1;
     pthread_mutex_init(&srv.lock, NULL);
     pthread_mutex_init(&srv.control, NULL);
-    srv.started_ms = server__now_ms();
+    srv.started_ms = loop_clock_ms();
     srv.config_gen = 1;
     srv.config_abs = realpath(config_path, NULL);
     /* before any thread starts: it edits the environment */

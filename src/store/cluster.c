@@ -5,6 +5,7 @@
 #include "store/cluster.h"
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "config/config.h"
 #include "server/runtime.h"
 #include "token/jwt.h"
@@ -628,13 +629,6 @@ struct cluster {
     pthread_mutex_t lock;      /* cc's durations, which a reload may change */
 };
 
-static int64_t cl__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void cl__stamps(const struct cluster *c, struct cluster_stamps *st)
 {
     statefile_stamp(c->state_dir, "revocations.json", &st->rev);
@@ -759,13 +753,13 @@ static void cl__read_sub(struct cluster *c)
 static void *cl__main(void *arg)
 {
     struct cluster *c = arg;
-    int64_t next_ping = 0, next_full = cl__now_ms() + CL_FULL_MS;
+    int64_t next_ping = 0, next_full = (int64_t)loop_clock_ms() + CL_FULL_MS;
     cl__local_changes(c);
     while (!atomic_load(&c->stop)) {
         pthread_mutex_lock(&c->lock);
         c->run = c->cc;
         pthread_mutex_unlock(&c->lock);
-        int64_t now = cl__now_ms();
+        int64_t now = (int64_t)loop_clock_ms();
         if (now >= next_ping) {
             next_ping = now + CL_PING_MS;
             const char *argv[] = { "PING" };

@@ -8,6 +8,7 @@
 #include "store/redis.h"
 
 #include "core/log.h"
+#include "core/loop.h"
 #include "store/backend.h"
 
 #include <errno.h>
@@ -46,13 +47,6 @@ struct rstore {
     size_t hint_next;
 };
 
-static int64_t rs__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void rs__conn_free(void *p)
 {
     redisFree(p);
@@ -63,7 +57,7 @@ void store_redis_health(struct store *base, bool up)
     struct rstore *s = (struct rstore *)base;
     int was = atomic_exchange(&s->up, up ? 1 : 0);
     if (!up)
-        atomic_store(&s->retry_at, rs__now_ms() + RS_RETRY_MS);
+        atomic_store(&s->retry_at, (int64_t)loop_clock_ms() + RS_RETRY_MS);
     if (was != (up ? 1 : 0))
         log_msg(up ? "info" : "error", "redis %s:%d %s", s->host, s->port,
                 up ? "answers again: shared state is back" : "cannot be reached: logins answer 503");
@@ -111,7 +105,7 @@ redisReply *store_redis_command(struct store *base, int argc, const char **argv,
     for (int attempt = 0; attempt < 2; attempt++) {
         redisContext *c = pthread_getspecific(s->conn);
         if (!c) {
-            if (!atomic_load(&s->up) && rs__now_ms() < atomic_load(&s->retry_at))
+            if (!atomic_load(&s->up) && (int64_t)loop_clock_ms() < atomic_load(&s->retry_at))
                 return NULL;
             c = store_redis_connect(base);
             if (!c) {
@@ -232,14 +226,14 @@ void store_redis_seen(struct store *base, const char *key)
     pthread_mutex_lock(&s->lock);
     struct rs_hint *h = &s->hints[s->hint_next++ % RS_HINTS];
     snprintf(h->key, sizeof h->key, "%s", key);
-    h->at_ms = rs__now_ms();
+    h->at_ms = (int64_t)loop_clock_ms();
     pthread_mutex_unlock(&s->lock);
 }
 
 static bool rs__may_have(struct store *base, const char *key, int64_t since_ms)
 {
     struct rstore *s = (struct rstore *)base;
-    int64_t now = rs__now_ms();
+    int64_t now = (int64_t)loop_clock_ms();
     bool found = false;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < RS_HINTS && !found; i++)
