@@ -113,6 +113,8 @@ static void server__publish(struct server *srv, struct runtime *rt, struct keyse
         srv->svc = svc;
     uint64_t gen = atomic_fetch_add(&srv->gen, 1) + 1;
     pthread_mutex_unlock(&srv->lock);
+    if (ks)  /* one line however the keys changed: the admin socket, a file, another node */
+        log_msg("info", "signing keys loaded: %zu, newest %s", ks->n, ks->keys[0].kid);
     runtime_unref(old_rt);
     keyset_unref(old_ks);
     revocations_unref(old_rev);
@@ -225,8 +227,6 @@ static void server__refresh_state(struct server *srv)
             log_msg("error", "signing keys: %s", err ? err : "cannot load");
             free(err);
             err = NULL;
-        } else {
-            log_msg("info", "signing keys loaded: %zu, newest %s", ks->n, ks->keys[0].kid);
         }
     }
     if (revocations_stale(srv->rev, cfg->state_dir)) {

@@ -11,6 +11,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,16 +86,24 @@ static void worker__accept_queued(struct listen_handler *lh)
     }
 }
 
-/* The last worker to stop watching the listeners takes what the kernel queued meanwhile, then
- * turns each listener off with shutdown(SHUT_RD): on Linux a listening socket so shut refuses
- * new connections at once, and its descriptor stays valid until the main thread closes it.
- * Closing only from the main thread, some milliseconds later, left a window in which the kernel
- * completed connections that nobody accepted any more, and the close reset them unanswered. */
+/* The last worker to stop watching the listeners closes the door in three steps. A socket
+ * filter that drops every packet makes the kernel ignore new SYNs (and the last ACK of a
+ * handshake) on the listener, so it completes no more connections; what it queued before is
+ * accepted and will be answered; then shutdown(SHUT_RD) turns the listener off (refusing from
+ * then on) while its descriptor stays valid until the main thread closes it. Without the
+ * filter a connection completed between the last accept() and the shutdown() was reset
+ * unanswered; with it, a client that knocked meanwhile retransmits its SYN and is refused. */
 static void worker__stop_listeners(struct worker *w)
 {
+    struct sock_filter drop_all = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {.len = 1, .filter = &drop_all};
     for (unsigned i = 0; i < w->nlisteners; i++) {
+        int fd = w->listeners[i].io.fd;
+        if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+            log_msg("warn", "drain: cannot filter listener %u (%s): a connection arriving "
+                    "right now may be reset", i, strerror(errno));
         worker__accept_queued(&w->listeners[i]);
-        shutdown(w->listeners[i].io.fd, SHUT_RD);
+        shutdown(fd, SHUT_RD);
     }
 }
 
