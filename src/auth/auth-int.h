@@ -64,17 +64,19 @@ char *auth__mint(const struct local_req *r, const char *type, const char *aud,
 
 /* With an identity in hand (after a login or from the org session): checks the app's policy,
  * stores a single-use grant and redirects to the app host's `authorized` endpoint; or answers
- * the denied page. `headers` (Set-Cookie lines) go with either answer. */
+ * the denied page. `bind` is the login's binding tag (auth/binding.h), NULL when the login URL
+ * carried none. `headers` (Set-Cookie lines) go with either answer. */
 int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, const char *redirect,
-                       const struct auth_identity *id, const char *session, const char *headers);
+                       const char *bind, const struct auth_identity *id, const char *session,
+                       const char *headers);
 
 /* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go. */
 int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id);
 
-/* A new login flow for app/host; `cli` (a query string) brings the browser back to the
- * command line's confirmation page instead of the app. */
+/* A new login flow for app/host; `bind` as for auth__grant_and_go; `cli` (a query string)
+ * brings the browser back to the command line's confirmation page instead of the app. */
 int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
-                     const char *redirect, const char *cli);
+                     const char *redirect, const char *bind, const char *cli);
 
 /* The command line's handoff (cli.c): cli, transfer/<key>, token. */
 int auth__cli(struct conn *c, struct local_req *r, const char *org_header);

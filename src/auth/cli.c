@@ -96,7 +96,7 @@ static int cli__get(struct conn *c, struct local_req *r)
     char *back = NULL;
     if (asprintf(&back, "host=%s&key=%s", host, key) < 0)
         return auth__error_page(c, 500, "Error", "Out of memory.");
-    int st = auth__begin_flow(c, r, app, host, "/", back);
+    int st = auth__begin_flow(c, r, app, host, "/", NULL, back);
     free(back);
     return st;
 }

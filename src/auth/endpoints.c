@@ -2,6 +2,7 @@
  * certs, app, login (with single sign-on), authorized, logout, get-identity. */
 #include "auth/auth-int.h"
 
+#include "auth/binding.h"
 #include "auth/redirect.h"
 #include "core/log.h"
 #include "http/cookie.h"
@@ -105,12 +106,7 @@ int auth__identity_from_json(json_t *j, struct auth_identity *id)
 char *auth__set_cookie(const struct local_req *r, const char *name, const char *value,
                        const char *path, int64_t max_age)
 {
-    char *s = NULL;
-    if (asprintf(&s, "Set-Cookie: %s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s\r\n", name,
-                 max_age > 0 ? value : "", path, (long long)(max_age > 0 ? max_age : 0),
-                 r->secure_cookies ? "; Secure" : "") < 0)
-        return NULL;
-    return s;
+    return cookie_set_line(name, value, strlen(value), path, max_age, r->secure_cookies);
 }
 
 bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap)
@@ -327,7 +323,8 @@ static int auth__denied(struct conn *c, struct local_req *r, const struct app *a
 }
 
 int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, const char *redirect,
-                       const struct auth_identity *id, const char *session, const char *headers)
+                       const char *bind, const struct auth_identity *id, const char *session,
+                       const char *headers)
 {
     const struct app *app = auth__target_app(r, host, redirect);
     if (!app)
@@ -339,6 +336,8 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
     snprintf(key, sizeof key, "grant:%s", grant);
     json_t *g = json_pack("{s:s,s:s,s:s,s:o}", "host", host, "redirect", redirect, "session", session,
                           "identity", auth__identity_json(id));
+    if (g && bind)
+        json_object_set_new(g, "bind", json_string(bind));
     char *val = g ? json_dumps(g, JSON_COMPACT) : NULL;
     json_decref(g);
     enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
@@ -384,7 +383,9 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
                      ? auth__error_page(c, 500, "Error", "Out of memory.")
                      : local_redirect(c, back, both);
         else
-            st = auth__grant_and_go(c, r, host, redirect, id, session, both);
+            st = auth__grant_and_go(c, r, host, redirect,
+                                    json_string_value(json_object_get(flow, "bind")), id, session,
+                                    both);
     } else {
         st = auth__error_page(c, 500, "Error", "Out of memory.");
     }
@@ -418,20 +419,23 @@ static int auth__login(struct conn *c, struct local_req *r, const char *host)
         metrics_login(r->w->metrics, NULL, false);
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
+    char bind_tag[40];
+    const char *bind = auth__query(r, AUTH_BINDING_PARAM, bind_tag, sizeof bind_tag) &&
+                       binding_tag_valid(bind_tag) ? bind_tag : NULL;
     struct auth_identity id;
     char session[33];
     if (auth__org_session(r, &id, session)) { /* single sign-on: no identity provider round trip */
-        int st = auth__grant_and_go(c, r, host, redirect, &id, session, NULL);
+        int st = auth__grant_and_go(c, r, host, redirect, bind, &id, session, NULL);
         auth__identity_free(&id);
         return st;
     }
-    return auth__begin_flow(c, r, app, host, redirect, NULL);
+    return auth__begin_flow(c, r, app, host, redirect, bind, NULL);
 }
 
 /* A new login flow (its cookie, its state in the store), then the provider choice, or the only
  * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
 int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
-                     const char *redirect, const char *cli)
+                     const char *redirect, const char *bind, const char *cli)
 {
     char flow_id[33], csrf[33];
     auth__random_id(flow_id);
@@ -440,6 +444,8 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
                              "app", app->name);
     if (flow && cli)
         json_object_set_new(flow, "cli", json_string(cli));
+    if (flow && bind)
+        json_object_set_new(flow, "bind", json_string(bind));
     if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
         json_decref(flow);
         return auth__store_error(c);
@@ -522,7 +528,30 @@ int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const cha
     return auth__otp(c, r);
 }
 
-/* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6). */
+/* A grant this browser holds no binding for (made in another browser, or through a login URL
+ * that carried no tag): it is spent, its identity is not planted here (login CSRF), and this
+ * browser signs in again as itself, bound this time; its own org session, if any, makes that
+ * a pair of redirects (single sign-on). */
+static int auth__rebind(struct conn *c, struct local_req *r, const char *host, const char *redirect,
+                        const struct auth_identity *id)
+{
+    log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, false,
+             "sign-in link not started in this browser: signing in again");
+    char nonce[33], tag[33];
+    binding_new(nonce, tag);
+    char *ck = auth__set_cookie(r, AUTH_BINDING_COOKIE, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
+    struct strbuf loc;
+    sb_init(&loc, 16384);
+    binding_login_url(&loc, r->rt->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
+    int st = ck && !loc.overflow ? local_redirect(c, loc.p, ck)
+                                 : auth__error_page(c, 500, "Error", "Out of memory.");
+    sb_free(&loc);
+    free(ck);
+    return st;
+}
+
+/* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
+ * in the browser that started its login only (auth/binding.h). */
 static int auth__authorized(struct conn *c, struct local_req *r)
 {
     char grant[64], key[80], *val = NULL;
@@ -548,6 +577,22 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         json_decref(g);
         return auth__error_page(c, 400, "Invalid sign-in link", "That link was made for another address.");
     }
+    const char *bound = json_string_value(json_object_get(g, "bind"));
+    char nonce[40], tag[33];
+    bool has_nonce = auth__cookie(r, AUTH_BINDING_COOKIE, nonce, sizeof nonce);
+    if (!bound || strlen(bound) != 32 || !has_nonce || !binding_tag(nonce, tag) ||
+        sodium_memcmp(tag, bound, 32) != 0) {
+        /* bound, but this browser shows no binding at all (cookies off, or the link opened
+         * elsewhere): an error rather than a loop of sign-ins */
+        st = bound && !has_nonce
+                 ? auth__error_page(c, 400, "Sign-in started in another browser",
+                                    "This sign-in link belongs to another browser, or this one "
+                                    "does not keep cookies. Start again from the application.")
+                 : auth__rebind(c, r, host, redirect, &id);
+        auth__identity_free(&id);
+        json_decref(g);
+        return st;
+    }
     const struct app *app = auth__target_app(r, host, redirect);
     const struct policy *decided = NULL;
     if (!app || !auth__admitted(r, app, &id, &decided)) {
@@ -557,11 +602,17 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         int64_t ttl = runtime_session_s(r->rt, app, decided);
         char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
         char *ck = tok ? auth__set_cookie(r, TOKEN_COOKIE, tok, "/", ttl) : NULL;
-        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, ck != NULL,
+        char *unbind = auth__set_cookie(r, AUTH_BINDING_COOKIE, "", AUTH_BINDING_PATH, 0);
+        char *both = NULL;
+        if (ck && unbind && asprintf(&both, "%s%s", ck, unbind) < 0)
+            both = NULL;
+        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, both != NULL,
                  "granted after sign-in");
-        st = ck ? local_redirect(c, redirect, ck) : auth__error_page(c, 500, "Error", "Signing failed.");
+        st = both ? local_redirect(c, redirect, both) : auth__error_page(c, 500, "Error", "Signing failed.");
         free(tok);
         free(ck);
+        free(unbind);
+        free(both);
     }
     auth__identity_free(&id);
     json_decref(g);

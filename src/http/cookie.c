@@ -1,6 +1,7 @@
 /* Cookie header scanning (cookie.h). */
 #include "http/cookie.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Calls back for each "name=value" pair: [p, end) is the whole pair, trimmed. */
@@ -86,4 +87,15 @@ size_t cookie_strip(struct http_slice header, const char *name, char *out)
         n += (size_t)(c.end - c.start);
     }
     return n;
+}
+
+char *cookie_set_line(const char *name, const char *value, size_t value_len, const char *path,
+                      int64_t max_age, bool secure)
+{
+    char *s = NULL;
+    if (asprintf(&s, "Set-Cookie: %s=%.*s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s\r\n",
+                 name, max_age > 0 ? (int)value_len : 0, value, path,
+                 (long long)(max_age > 0 ? max_age : 0), secure ? "; Secure" : "") < 0)
+        return NULL;
+    return s;
 }

@@ -1,5 +1,5 @@
 /* The Cookie request header (RFC 6265 §4.2, §5.4): finding one cookie, and removing it before
- * the header is forwarded. */
+ * the header is forwarded; and the one way the gateway writes a Set-Cookie line. */
 #ifndef LATCH_COOKIE_H
 #define LATCH_COOKIE_H
 
@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Finds the value of the cookie `name` (case-sensitive, as RFC 6265 says) in one Cookie header
  * value. Pairs are separated by ';' and optional spaces; a pair without '=' is skipped; a
@@ -18,5 +19,11 @@ bool cookie_find(struct http_slice header, const char *name, struct http_slice *
  * length (0: nothing left, drop the header). out holds 2 * header.n + 2 bytes (pairs are
  * joined again with "; "). */
 size_t cookie_strip(struct http_slice header, const char *name, char *out);
+
+/* "Set-Cookie: NAME=VALUE; Path=PATH; Max-Age=N; HttpOnly; SameSite=Lax[; Secure]\r\n" (SPEC.md
+ * §5), malloc'ed; max_age <= 0 clears the cookie (empty value, Max-Age=0). `value_len` bytes of
+ * value (values are tokens, ids, base64url: never quoted). NULL when out of memory. */
+char *cookie_set_line(const char *name, const char *value, size_t value_len, const char *path,
+                      int64_t max_age, bool secure);
 
 #endif

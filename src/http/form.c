@@ -63,3 +63,18 @@ int form_get(const char *s, size_t n, const char *name, char *out, size_t cap)
     }
     return -1;
 }
+
+void form_urlencode(struct strbuf *sb, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/' || ch == ':') {
+            sb_add(sb, &s[i], 1);
+        } else {
+            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+            sb_add(sb, e, 3);
+        }
+    }
+}

@@ -3,6 +3,8 @@
 #ifndef LATCH_FORM_H
 #define LATCH_FORM_H
 
+#include "core/strbuf.h"
+
 #include <stddef.h>
 
 /* Decodes the value of the first pair named `name` into out (NUL-terminated). Returns its
@@ -13,5 +15,9 @@ int form_get(const char *s, size_t n, const char *name, char *out, size_t cap);
 /* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' stays '+'. -1 when an
  * escape is malformed or the result does not fit. */
 int form_pct_decode(const char *in, size_t n, char *out, size_t cap);
+
+/* Appends s[0..n) percent-encoded for a query component (RFC 3986 §3.4): unreserved characters,
+ * '/' and ':' are kept, every other byte becomes %XX. */
+void form_urlencode(struct strbuf *sb, const char *s, size_t n);
 
 #endif

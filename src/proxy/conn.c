@@ -3,6 +3,7 @@
 #include "proxy/proxy.h"
 
 #include "core/log.h"
+#include "http/cookie.h"
 #include "http/path.h"
 #include "proxy/local.h"
 #include "server/worker.h"
@@ -390,12 +391,10 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
         has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
     if (ri->minted && has_allow) {
         int64_t max_age = ri->minted_exp - (int64_t)time(NULL); /* as long as the token lives */
-        if (asprintf(&ex->set_cookie, "Set-Cookie: %s=%.*s; Path=/; Max-Age=%lld; HttpOnly; "
-                                      "SameSite=Lax%s\r\n", PROXY_COOKIE, (int)ri->assertion_len,
-                     ri->assertion, (long long)max_age, proxy__secure_cookies(c) ? "; Secure" : "") < 0) {
-            ex->set_cookie = NULL;
+        ex->set_cookie = cookie_set_line(PROXY_COOKIE, ri->assertion, ri->assertion_len, "/",
+                                         max_age, proxy__secure_cookies(c));
+        if (!ex->set_cookie)
             return -1;
-        }
     }
     return 0;
 }

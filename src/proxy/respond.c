@@ -2,13 +2,16 @@
  * line written when an exchange ends (SPEC.md §3.6, §9). */
 #include "proxy/proxy.h"
 
+#include "auth/binding.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "http/cookie.h"
 #include "metrics/metrics.h"
 #include "proxy/local.h"
 #include "server/worker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -28,6 +31,13 @@ static void respond__drop_body(struct conn *c)
         ex->close_after = true;
 }
 
+/* The gateway's own answers are never framed by another site (the handoff's confirmation and
+ * the sign-in pages: clickjacking) and send no Referer to other sites (their URLs name hosts
+ * and return paths). Not "no-referrer": browsers would then send "Origin: null" with the
+ * sign-in forms' POSTs, which their CSRF check refuses. */
+#define RESPOND_FRAMING "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'\r\n" \
+                        "Referrer-Policy: same-origin\r\n"
+
 enum step proxy__respond(struct conn *c, int status, const char *ctype, const char *body,
                          size_t body_len, const char *extra_headers)
 {
@@ -42,7 +52,7 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
     int n = snprintf(buf_tail(c->tx), buf_room(c->tx),
                      "HTTP/1.1 %d %s\r\nServer: latch\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-                     "X-Content-Type-Options: nosniff\r\n%s%s\r\n",
+                     "X-Content-Type-Options: nosniff\r\n" RESPOND_FRAMING "%s%s\r\n",
                      status, http_reason(status), ctype, body_len,
                      extra_headers ? extra_headers : "",
                      ex->close_after || c->w->draining ? "Connection: close\r\n"
@@ -170,21 +180,6 @@ enum step proxy__respond_error(struct conn *c, int status, const char *code, con
     return respond__page(c, status, code, title, message, NULL);
 }
 
-/* Appends s percent-encoded for a query component (RFC 3986 §3.4, unreserved kept). */
-static void respond__urlenc(struct strbuf *sb, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/' || ch == ':') {
-            sb_add(sb, &s[i], 1);
-        } else {
-            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
-            sb_add(sb, e, 3);
-        }
-    }
-}
 
 /* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
  * refused -> 403 naming the user and the app, never the policy. */
@@ -204,9 +199,6 @@ enum step proxy__respond_refused(struct conn *c)
     sb_init(&login, 32768);
     sb_init(&extra, 65536);
     sb_init(&body, 65536);
-    sb_addf(&login, "%s/cdn-cgi/access/login/", rt->auth_url);
-    respond__urlenc(&login, ex->host, ex->host_len);
-    sb_adds(&login, "?redirect_url=");
     struct strbuf target;
     sb_init(&target, 32768);
     sb_add(&target, ex->path, ex->path_len);
@@ -214,12 +206,20 @@ enum step proxy__respond_refused(struct conn *c)
         sb_add(&target, "?", 1);
         sb_add(&target, ex->query, ex->query_len);
     }
-    respond__urlenc(&login, target.p, target.len);
+    char nonce[33], tag[33];
+    binding_new(nonce, tag);
+    /* a browser's login is bound to it (auth/binding.h); a program's is not (it has no jar) */
+    binding_login_url(&login, rt->auth_url, ex->host, ex->host_len, target.p, target.len,
+                      ex->wants_html ? tag : NULL);
     sb_free(&target);
     enum step st;
     if (ex->wants_html) {
-        sb_addf(&extra, "Location: %s\r\n", login.p);
-        st = proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
+        char *ck = cookie_set_line(AUTH_BINDING_COOKIE, nonce, 32, AUTH_BINDING_PATH,
+                                   AUTH_BINDING_TTL_S, proxy__secure_cookies(c));
+        sb_addf(&extra, "Location: %s\r\n%s", login.p, ck ? ck : "");
+        st = (!ck || extra.overflow) ? STEP_CLOSED
+                                     : proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
+        free(ck);
     } else {
         bool first = true;
         const char *aud = ex->art->aud;

@@ -549,7 +549,9 @@ def test_otp_sent_on_a_entered_on_b_grants_cross_nodes(cluster):
         assert r.status != 302 and "grant=" not in (r.location or ""), (addr, r)
     # single sign-on: the org session made on B is known on A; A's grant redeemed on B
     cl.addr = A
-    r = cl.get(f"{cluster.auth}/cdn-cgi/access/login/api2.localhost:{cluster.port}?redirect_url=%2Ftwo")
+    r = cl.get(cluster.url("api2", "/two"))
+    assert r.status == 302 and "/cdn-cgi/access/login/" in r.location, r
+    r = cl.get(r.location)
     assert r.status == 302 and "/cdn-cgi/access/authorized?grant=" in r.location, r
     cl.addr = B
     r2 = cl.get(r.location)

@@ -163,12 +163,21 @@ def test_open_redirect_refused_with_org_session(gw):
             assert r2.status == 302 and r2.location == "/", (target, r2)
             continue
         assert r.status == 400 and r.location is None, (target, r)
-    # a good one goes straight to a grant, and the grant returns to that very path, as sent
+    # a good one goes straight to a grant. Made from a direct visit (no binding from the app
+    # host), the grant sends this browser round once more, bound this time, and then returns
+    # to that very path, as sent
     for target in GOOD_REDIRECTS:
         r = cl.get(f"{gw.auth}/cdn-cgi/access/login/wiki.localhost:{gw.port}?redirect_url={quote(target, safe='')}")
         assert r.status == 302 and r.location.startswith(gw.url("wiki", "/cdn-cgi/access/authorized?grant=")), r
         r2 = cl.get(r.location)
-        assert r2.status == 302 and r2.location == target, (target, r2)
+        assert r2.status == 302 and "CF_Authorization=" not in " ".join(r2.all("set-cookie")), r2
+        assert r2.location.startswith(f"{gw.auth}/cdn-cgi/access/login/wiki.localhost:{gw.port}?"), r2
+        assert qs(r2.location)["redirect_url"] == target and re.fullmatch(r"[0-9a-f]{32}", qs(r2.location)["bind"])
+        r3 = cl.get(r2.location)
+        assert r3.status == 302 and r3.location.startswith(gw.url("wiki", "/cdn-cgi/access/authorized?grant=")), r3
+        r4 = cl.get(r3.location)
+        assert r4.status == 302 and r4.location == target, (target, r4)
+        assert "CF_Authorization=" in r4.header("set-cookie"), r4
     # the login host is an app host, never anything else (unknown host: 404, no flow)
     r = cl.get(f"{gw.auth}/cdn-cgi/access/login/evil.example?redirect_url=%2F")
     assert r.status == 404 and r.location is None, r
@@ -256,8 +265,10 @@ def test_grant_single_use_and_bound_to_host(gw):
     assert r.status == 400 and not r.header("set-cookie"), r
     r = cl.get(grant_url)
     assert r.status == 400 and not r.header("set-cookie"), r
-    # a fresh grant: once, then never again
-    r = cl.get(f"{gw.auth}/cdn-cgi/access/login/wiki.localhost:{gw.port}?redirect_url=%2Fhere")
+    # a fresh grant (from the app host, bound to this browser): once, then never again
+    r = cl.get(gw.url("wiki", "/here"))
+    assert r.status == 302 and "/cdn-cgi/access/login/" in r.location and "bind=" in r.location, r
+    r = cl.get(r.location)
     assert r.status == 302 and "authorized?grant=" in r.location, r
     g2 = r.location
     r = cl.get(g2)
@@ -269,6 +280,93 @@ def test_grant_single_use_and_bound_to_host(gw):
     for bad in ["", "0" * 32, "zz" * 16, grant.upper(), grant + "0", "../" + grant]:
         r = Client().get(gw.url("wiki", f"/cdn-cgi/access/authorized?grant={quote(bad)}"))
         assert r.status == 400 and not r.header("set-cookie"), (bad, r)
+
+
+def attacker_grant(gw, attacker, bound):
+    """The attacker signs in as himself (PIN), then makes one more grant and keeps its link
+    instead of redeeming it: `bound` through the app host (bound to his browser), else by a
+    direct visit to the login URL (bound to nothing)."""
+    if not attacker.get_cookie("auth.localhost", "CF_Authorization"):
+        otp_login(attacker, gw, "mallory@example.com", "/inbox")
+    attacker.jar.pop(("pin.localhost", "CF_Authorization"), None)
+    if bound:
+        r = attacker.get(gw.url("pin", "/inbox"))
+        assert r.status == 302 and "bind=" in r.location, r
+        r = attacker.get(r.location)
+    else:
+        r = attacker.get(f"{gw.auth}/cdn-cgi/access/login/pin.localhost:{gw.port}?redirect_url=%2Finbox")
+    assert r.status == 302 and r.location.startswith(gw.url("pin", "/cdn-cgi/access/authorized?grant=")), r
+    return r.location
+
+
+def no_app_cookie(r, victim):
+    assert "CF_Authorization=" not in " ".join(r.all("set-cookie")), r
+    assert victim.get_cookie("pin.localhost", "CF_Authorization") is None
+
+
+def test_login_csrf_grant_link_from_another_browser(gw):
+    """Login CSRF: an attacker signs in as himself, stops before redeeming his grant and sends
+    the link to a victim, whose browser would then act as the attacker (and, say, save her
+    documents into his account). The link never plants his identity, whether the grant was
+    bound to his browser or made through a direct visit to the login URL; it is spent, and the
+    victim signs in as herself."""
+    attacker = Client()
+    # a grant bound to the attacker's browser, opened by a browser holding no binding at all
+    link = attacker_grant(gw, attacker, bound=True)
+    victim = Client()
+    r = victim.get(link)
+    assert r.status == 400 and "another browser" in r.text and r.location is None, r
+    no_app_cookie(r, victim)
+    assert attacker.get(link).status == 400  # spent
+    # ... by a browser holding its own binding (it came from the app): sent to sign in itself
+    link = attacker_grant(gw, attacker, bound=True)
+    victim = Client()
+    victim.follow(gw.url("pin", "/mine"))
+    assert victim.get_cookie("pin.localhost", "CF_Binding")
+    r = victim.get(link)
+    assert r.status == 302 and r.location.startswith(f"{gw.auth}/cdn-cgi/access/login/pin.localhost:{gw.port}?"), r
+    no_app_cookie(r, victim)
+    final, chain = victim.follow(r.location)
+    assert final.status == 200 and "Sign in with your email" in final.text, (final, chain)
+    no_app_cookie(final, victim)
+    assert attacker.get(link).status == 400
+    # a grant bound to nothing (the login URL visited directly), in a fresh browser
+    link = attacker_grant(gw, attacker, bound=False)
+    victim = Client()
+    r = victim.get(link)
+    assert r.status == 302 and "/cdn-cgi/access/login/" in r.location, r
+    no_app_cookie(r, victim)
+    final, _ = victim.follow(r.location)
+    assert final.status == 200 and "Sign in with your email" in final.text, final
+    no_app_cookie(final, victim)
+    # a victim with her own session who opens the link ends up in the app as herself
+    victim = Client()
+    otp_login(victim, gw, "vic@example.com")
+    victim.jar.pop(("pin.localhost", "CF_Authorization"))
+    link = attacker_grant(gw, attacker, bound=False)
+    final, chain = victim.follow(link)
+    assert final.status == 200, (final, [(x.status, x.url) for x in chain])
+    me = victim.get(gw.url("pin", "/cdn-cgi/access/get-identity"), accept="application/json")
+    assert me.status == 200 and me.json()["email"] == "vic@example.com", me
+    assert jwt_claims(victim.get_cookie("pin.localhost", "CF_Authorization"))["email"] == "vic@example.com"
+    # the security team sees each refused link
+    ev = [json.loads(line) for line in gw.d.auth_log.read_text().splitlines()]
+    refused = [e for e in ev if e["event"] == "login" and not e["allowed"] and
+               e.get("email") == "mallory@example.com" and "not started in this browser" in e["reason"]]
+    assert len(refused) == 3, ev[-10:]
+
+
+def test_own_pages_refuse_framing(gw):
+    """The sign-in pages and the command line's confirmation page are never framed by another
+    site (clickjacking a confirmation would hand a token to whoever made the link)."""
+    cl = Client()
+    r, chain = cl.follow(gw.url("wiki", "/"))
+    key = "A" * 43
+    pages = chain + [cl.get(f"{gw.auth}/cdn-cgi/access/cli?host=wiki.localhost:{gw.port}&key={key}")]
+    for x in pages:
+        assert x.header("x-frame-options") == "DENY", x
+        assert "frame-ancestors 'none'" in (x.header("content-security-policy") or ""), x
+        assert x.header("referrer-policy") == "same-origin", x
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,8 +558,16 @@ def test_cookie_flags_plain_loopback(gw):
         assert a.get("max-age") == str(ttl), a
         c = jwt_claims(v)
         assert c["exp"] - c["iat"] == ttl
+    # the login binding: set by the app host's redirect, sent to `authorized` only, cleared there
+    binds = cookie_attrs(chain, "CF_Binding", f"pin.localhost:{gw.port}")
+    assert [a.get("max-age") for _, a, _ in binds] == ["900", "0"], binds
+    for v, a, u in binds:
+        assert a.get("path") == "/cdn-cgi/access/authorized" and a.get("httponly") is True, a
+        assert a.get("samesite") == "Lax" and "secure" not in a and "domain" not in a, a
+    assert re.fullmatch(r"[0-9a-f]{32}", binds[0][0]) and binds[0][0] not in chain[0].location
     # an app with its own session duration: the cookie expires with its token
-    r = cl.get(f"{gw.auth}/cdn-cgi/access/login/other.localhost:{gw.port}?redirect_url=%2F")
+    r = cl.get(gw.url("other", "/"))
+    r = cl.get(r.location)
     r2 = cl.get(r.location)
     (v, a, u), = cookie_attrs([r2], "CF_Authorization")
     assert a.get("max-age") == "1800" and jwt_claims(v)["exp"] - jwt_claims(v)["iat"] == 1800, a

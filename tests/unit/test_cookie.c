@@ -133,6 +133,24 @@ static void test_strip_bound(void **state)
     free(out);
 }
 
+static void test_set_line(void **state)
+{
+    (void)state;
+    char *s = cookie_set_line("CF_Binding", "abc123xyz", 6, "/cdn-cgi/access/authorized", 900, false);
+    assert_string_equal(s, "Set-Cookie: CF_Binding=abc123; Path=/cdn-cgi/access/authorized; "
+                           "Max-Age=900; HttpOnly; SameSite=Lax\r\n");
+    free(s);
+    s = cookie_set_line("CF_Authorization", "tok", 3, "/", 60, true);
+    assert_string_equal(s, "Set-Cookie: CF_Authorization=tok; Path=/; Max-Age=60; HttpOnly; "
+                           "SameSite=Lax; Secure\r\n");
+    free(s);
+    /* clearing: no value, Max-Age=0, whatever was given */
+    s = cookie_set_line("latch_flow", "secret", 6, "/cdn-cgi/access/", -5, true);
+    assert_string_equal(s, "Set-Cookie: latch_flow=; Path=/cdn-cgi/access/; Max-Age=0; HttpOnly; "
+                           "SameSite=Lax; Secure\r\n");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_find_bounded),
         cmocka_unit_test(test_strip),
         cmocka_unit_test(test_strip_bound),
+        cmocka_unit_test(test_set_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,71 @@
+/* Unit tests of the login binding (src/auth/binding.c): nonces and tags are 32 lowercase hex
+ * digits, a tag is a keyed hash of its nonce (never the nonce), a malformed nonce has no tag,
+ * and the login URL carries the tag only when asked to. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "auth/binding.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static void test_nonce_and_tag(void **state)
+{
+    (void)state;
+    char n1[33], t1[33], n2[33], t2[33], again[33];
+    binding_new(n1, t1);
+    binding_new(n2, t2);
+    assert_true(binding_tag_valid(n1) && binding_tag_valid(t1));
+    assert_string_not_equal(n1, n2);
+    assert_string_not_equal(n1, t1);
+    assert_true(binding_tag(n1, again));
+    assert_string_equal(again, t1);
+    assert_true(binding_tag(n2, again));
+    assert_string_equal(again, t2);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    char tag[33];
+    const char *bad[] = { "", "0", "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
+                          "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdeg",
+                          "0123456789abcdef 123456789abcdef" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_false(binding_tag(bad[i], tag));
+        assert_false(binding_tag_valid(bad[i]));
+    }
+    assert_false(binding_tag(NULL, tag));
+    assert_false(binding_tag_valid(NULL));
+}
+
+static void test_login_url(void **state)
+{
+    (void)state;
+    struct strbuf sb;
+    sb_init(&sb, 1024);
+    binding_login_url(&sb, "http://auth.localhost:8080", "wiki.localhost:8080", 19, "/a b?x=1", 8,
+                      "0123456789abcdef0123456789abcdef");
+    assert_string_equal(sb.p, "http://auth.localhost:8080/cdn-cgi/access/login/wiki.localhost:8080"
+                              "?redirect_url=/a%20b%3Fx%3D1&bind=0123456789abcdef0123456789abcdef");
+    sb_free(&sb);
+    sb_init(&sb, 1024);
+    binding_login_url(&sb, "https://auth.corp", "a.corp", 6, "/", 1, NULL);
+    assert_string_equal(sb.p, "https://auth.corp/cdn-cgi/access/login/a.corp?redirect_url=/");
+    sb_free(&sb);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nonce_and_tag),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_login_url),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
