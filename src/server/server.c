@@ -221,8 +221,13 @@ static void server__refresh_state(struct server *srv)
     struct keyset *ks = NULL;
     struct revocations *rev = NULL;
     char *err = NULL;
-    if (keyset_stale(srv->keys, cfg->state_dir) || keyset_due(srv->keys, cfg->key_rotation_s, time(NULL))) {
-        ks = keys_load(cfg->state_dir, cfg->key_rotation_s, cfg->key_overlap_s, false, &err);
+    /* a due rotation is made by one node of a cluster (which holds the claim for half a
+     * period, 30 s at most); the others load its key when it lands */
+    int64_t hold_s = cfg->key_rotation_s / 2 < 30 ? cfg->key_rotation_s / 2 : 30;
+    bool rotate = keyset_due(srv->keys, cfg->key_rotation_s, time(NULL)) &&
+                  cluster_claim_rotation(srv->store, hold_s);
+    if (rotate || keyset_stale(srv->keys, cfg->state_dir)) {
+        ks = keys_load(cfg->state_dir, rotate ? cfg->key_rotation_s : 0, cfg->key_overlap_s, false, &err);
         if (!ks) {
             log_msg("error", "signing keys: %s", err ? err : "cannot load");
             free(err);

@@ -541,6 +541,19 @@ static int cl__first_key(struct store *s, const struct cluster_cfg *cc)
     return 0; /* no key after all: keys_load makes one, and the union keeps both */
 }
 
+bool cluster_claim_rotation(struct store *s, int64_t hold_s)
+{
+    if (!s || !store_remote(s))
+        return true;
+    char ex[24];
+    snprintf(ex, sizeof ex, "%lld", (long long)(hold_s > 0 ? hold_s : 1));
+    const char *lock[] = { "SET", "latch:keygen", "1", "NX", "EX", ex };
+    redisReply *r = cl__cmd(s, 6, lock);
+    bool mine = !r || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    return mine;
+}
+
 int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
 {
     char path[4200];

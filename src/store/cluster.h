@@ -38,6 +38,12 @@ int cluster_prepare(const struct config *cfg, char **err);
  * 0 (also without a shared store), or -1 with *err. */
 int cluster_share(const struct config *cfg, char **err);
 
+/* Whether this node makes the automatic rotation that is due now: with a shared store, the
+ * node that takes latch:keygen for `hold_s` seconds (time enough for its key to reach every
+ * node, after which the rotation is no longer due anywhere); the others wait for its key.
+ * True without a shared store, and when Redis cannot be asked (the union keeps every key). */
+bool cluster_claim_rotation(struct store *s, int64_t hold_s);
+
 struct cluster;
 /* `news` runs on the cluster thread when another node sealed a handoff box. */
 struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, void (*news)(void *arg), void *arg);
