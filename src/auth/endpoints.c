@@ -715,15 +715,49 @@ static void auth__logout_finish(struct local_job *lj, struct conn *c)
     free(j);
 }
 
+/* Whether a POST came from a page of this very host, or from no browser at all (no Origin). */
+static bool auth__same_origin(const struct local_req *r)
+{
+    if (!r->origin)
+        return true;
+    const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http://" : "https://";
+    size_t n = strlen(scheme);
+    return !strncmp(r->origin, scheme, n) && !strcasecmp(r->origin + n, r->host);
+}
+
+/* Another site sent this browser to logout (a link, an image, a form): ending the session is
+ * this person's choice, not that site's, so ask, with a form that posts back here. */
+static int auth__logout_confirm(struct conn *c, struct local_req *r, const struct auth_identity *id)
+{
+    struct strbuf sb;
+    sb_init(&sb, 4096);
+    sb_adds(&sb, "<h1>Sign out?</h1><p>Another site sent you here to end your session as <b>");
+    local_html(&sb, id->email);
+    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">"
+                 "<button class=\"button\" type=\"submit\">Sign out</button></form>");
+    int st = local_page(c, 200, "Sign out?", sb.p, NULL);
+    sb_free(&sb);
+    return st;
+}
+
 /* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
- * an app host then sends the browser to the auth domain to clear the org cookie too. */
+ * an app host then sends the browser to the auth domain to clear the org cookie too. A browser
+ * sent by another site is asked first (logout CSRF); a POST must come from this host. */
 static int auth__logout(struct conn *c, struct local_req *r)
 {
     struct auth_identity id;
     char session[33];
     const struct app *app = NULL;
     if (!auth__bearer(r, &id, session, &app))
-        return auth__logout_answer(c, r);
+        return auth__logout_answer(c, r); /* no live session: clearing cookies harms nobody */
+    bool post = !strcmp(r->method, "POST");
+    if (r->cross_site || (post && !auth__same_origin(r))) {
+        int st = post ? auth__error_page(c, 403, "Form expired", "This form was sent from another "
+                                         "site. Sign out from the application itself.")
+                      : auth__logout_confirm(c, r, &id);
+        auth__identity_free(&id);
+        return st;
+    }
     log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
              "session ended");
     auth__identity_free(&id);

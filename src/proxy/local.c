@@ -228,6 +228,8 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
             lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "sec-fetch-site")) {
+            lr->cross_site = h->value.n == 10 && !memcmp(h->value.p, "cross-site", 10);
         } else if (http_slice_eq(h->name, "content-type")) {
             lr->form = h->value.n >= 33 && !strncasecmp(h->value.p, "application/x-www-form-urlencoded", 33);
         }

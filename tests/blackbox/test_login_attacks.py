@@ -403,6 +403,61 @@ def test_session_fixation(gw):
     assert n2 != n1 and re.fullmatch(r"[0-9a-f]{32}", n2)
 
 
+def test_logout_sent_by_another_site_asks_first(gw):
+    """Logout CSRF: any page could make a visitor's browser GET the logout URL (a link, an
+    image) and end their session, everywhere. A browser says which site started a request
+    (Sec-Fetch-Site); sent by another site, the person is asked, with a form that posts back;
+    a POST from another site's page (its Origin) is refused. The session survives both."""
+    cl = Client()
+    otp_login(cl, gw, "lou@example.com", "/start")
+    org = cl.get_cookie("auth.localhost", "CF_Authorization")
+    app = cl.get_cookie("pin.localhost", "CF_Authorization")
+
+    def alive():
+        r = Client().get(gw.url("pin", "/"), headers=[("cf-access-token", app)], accept="application/json")
+        return r.status == 200 and Client().get(f"{gw.auth}/cdn-cgi/access/get-identity",
+                                                headers=[("Cookie", f"CF_Authorization={org}")],
+                                                cookies=False).status == 200
+
+    for url in (gw.url("pin", "/cdn-cgi/access/logout"), f"{gw.auth}/cdn-cgi/access/logout"):
+        r = cl.get(url, headers=[("Sec-Fetch-Site", "cross-site")])
+        assert r.status == 200 and "Sign out?" in r.text and "lou@example.com" in r.text, r
+        assert '<form method="post" action="/cdn-cgi/access/logout">' in r.text, r.text
+        assert not r.all("set-cookie"), r
+        origin = url.split("/cdn-cgi/")[0]
+        for evil in ("http://evil.example", origin.replace("pin.", "wiki.").replace("auth.", "wiki.")):
+            r = cl.post(url, {}, headers=[("Origin", evil), ("Sec-Fetch-Site", "same-site")])
+            assert r.status == 403 and not r.all("set-cookie"), (evil, r)
+        r = cl.post(url, {}, headers=[("Origin", origin), ("Sec-Fetch-Site", "cross-site")])
+        assert r.status == 403, r
+    time.sleep(1.2)  # a revocation would have reached every worker by now
+    assert alive(), "a logout sent by another site ended the session"
+    ev = [json.loads(line) for line in gw.d.auth_log.read_text().splitlines()]
+    assert not [e for e in ev if e["event"] == "logout"], ev
+    # the person confirms: the form posts back from the same origin, and the session ends
+    r = cl.post(gw.url("pin", "/cdn-cgi/access/logout"), {},
+                headers=[("Origin", gw.url("pin", "").rstrip("/")), ("Sec-Fetch-Site", "same-origin")])
+    assert r.status == 302 and r.location == f"{gw.auth}/cdn-cgi/access/logout", r
+    assert deadline(lambda: not alive(), 3), "the confirmed logout did not end the session"
+    # and the app's own link (same origin), or a typed address, ends a session without a question
+    for fetch_site in ("same-origin", "none", None):
+        cl = Client()
+        otp_login(cl, gw, "lou@example.com", "/start")
+        app = cl.get_cookie("pin.localhost", "CF_Authorization")
+        hdrs = [("Sec-Fetch-Site", fetch_site)] if fetch_site else []
+        r = cl.get(gw.url("pin", "/cdn-cgi/access/logout"), headers=hdrs)
+        assert r.status == 302 and r.location == f"{gw.auth}/cdn-cgi/access/logout", (fetch_site, r)
+
+
+def deadline(pred, timeout):
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_logout_revokes_stolen_copies(gw):
     cl = Client()
     otp_login(cl, gw, "sam@example.com", "/start")
