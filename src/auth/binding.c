@@ -4,6 +4,7 @@
 #include "http/form.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #define BINDING_CONTEXT "latch login binding v1"
@@ -40,6 +41,11 @@ bool binding_tag(const char *nonce, char tag[33])
         return false;
     binding__tag(nonce, tag);
     return true;
+}
+
+void binding_cookie_name(const char tag[33], char out[AUTH_BINDING_NAME_MAX])
+{
+    snprintf(out, AUTH_BINDING_NAME_MAX, "%s%.8s", AUTH_BINDING_COOKIE_PREFIX, tag);
 }
 
 bool binding_tag_valid(const char *s)

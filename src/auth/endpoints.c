@@ -346,7 +346,7 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
         return auth__store_error(c);
     char *loc = NULL;
     const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http" : "https";
-    if (asprintf(&loc, "%s://%s/cdn-cgi/access/authorized?grant=%s", scheme, host, grant) < 0)
+    if (asprintf(&loc, "%s://%s" AUTH_BINDING_PATH "?grant=%s", scheme, host, grant) < 0)
         return auth__error_page(c, 500, "Error", "Out of memory.");
     int st = local_redirect(c, loc, headers);
     free(loc);
@@ -528,18 +528,16 @@ int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const cha
     return auth__otp(c, r);
 }
 
-/* A grant this browser holds no binding for (made in another browser, or through a login URL
- * that carried no tag): it is spent, its identity is not planted here (login CSRF), and this
- * browser signs in again as itself, bound this time; its own org session, if any, makes that
- * a pair of redirects (single sign-on). */
-static int auth__rebind(struct conn *c, struct local_req *r, const char *host, const char *redirect,
-                        const struct auth_identity *id)
+/* A grant bound to no browser (its login URL carried no tag: a direct visit, a program's
+ * login link): it is spent, its identity is not planted here (that is the login CSRF), and
+ * this browser signs in again as itself, bound this time; its own org session, if any, makes
+ * that a pair of redirects (single sign-on). */
+static int auth__rebind(struct conn *c, struct local_req *r, const char *host, const char *redirect)
 {
-    log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, false,
-             "sign-in link not started in this browser: signing in again");
-    char nonce[33], tag[33];
+    char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     binding_new(nonce, tag);
-    char *ck = auth__set_cookie(r, AUTH_BINDING_COOKIE, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
+    binding_cookie_name(tag, name);
+    char *ck = auth__set_cookie(r, name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
     struct strbuf loc;
     sb_init(&loc, 16384);
     binding_login_url(&loc, r->rt->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
@@ -548,6 +546,15 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
     sb_free(&loc);
     free(ck);
     return st;
+}
+
+/* Whether this browser holds the cookie of the login the grant is bound to (binding.h). */
+static bool auth__bound_here(const struct local_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
+{
+    char nonce[40], tag[33];
+    binding_cookie_name(bound, name);
+    return auth__cookie(r, name, nonce, sizeof nonce) && binding_tag(nonce, tag) &&
+           sodium_memcmp(tag, bound, 32) == 0;
 }
 
 /* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
@@ -578,22 +585,20 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         return auth__error_page(c, 400, "Invalid sign-in link", "That link was made for another address.");
     }
     const char *bound = json_string_value(json_object_get(g, "bind"));
-    char nonce[40], tag[33];
-    bool has_nonce = auth__cookie(r, AUTH_BINDING_COOKIE, nonce, sizeof nonce);
-    if (!bound || strlen(bound) != 32 || !has_nonce || !binding_tag(nonce, tag) ||
-        sodium_memcmp(tag, bound, 32) != 0) {
-        /* bound, but this browser shows no binding at all (cookies off, or the link opened
-         * elsewhere): an error rather than a loop of sign-ins */
-        st = bound && !has_nonce
-                 ? auth__error_page(c, 400, "Sign-in started in another browser",
-                                    "This sign-in link belongs to another browser, or this one "
-                                    "does not keep cookies. Start again from the application.")
-                 : auth__rebind(c, r, host, redirect, &id);
+    const struct app *app = auth__target_app(r, host, redirect);
+    char name[AUTH_BINDING_NAME_MAX];
+    if (!bound || !binding_tag_valid(bound) || !auth__bound_here(r, bound, name)) {
+        if (bound) /* no loop of sign-ins: the cookie is absent (another browser, cookies off) */
+            log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
+                     false, "sign-in link opened in another browser (or cookies are off)");
+        st = bound ? auth__error_page(c, 400, "Sign-in started in another browser",
+                                      "This sign-in link belongs to another browser, or this one "
+                                      "does not keep cookies. Start again from the application.")
+                   : auth__rebind(c, r, host, redirect);
         auth__identity_free(&id);
         json_decref(g);
         return st;
     }
-    const struct app *app = auth__target_app(r, host, redirect);
     const struct policy *decided = NULL;
     if (!app || !auth__admitted(r, app, &id, &decided)) {
         st = app ? auth__denied(c, r, app, &id, NULL)
@@ -602,7 +607,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         int64_t ttl = runtime_session_s(r->rt, app, decided);
         char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
         char *ck = tok ? auth__set_cookie(r, TOKEN_COOKIE, tok, "/", ttl) : NULL;
-        char *unbind = auth__set_cookie(r, AUTH_BINDING_COOKIE, "", AUTH_BINDING_PATH, 0);
+        char *unbind = auth__set_cookie(r, name, "", AUTH_BINDING_PATH, 0);
         char *both = NULL;
         if (ck && unbind && asprintf(&both, "%s%s", ck, unbind) < 0)
             both = NULL;

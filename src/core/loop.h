@@ -31,6 +31,7 @@ enum timer_class {
     TIMER_LINGER,
     TIMER_POOL_IDLE,
     TIMER_PARKED,
+    TIMER_DRAIN_GRACE,
     TIMER_CLASSES
 };
 

@@ -338,6 +338,7 @@ static int conn__copy_target(struct exchange *ex, const struct http_request *req
         return -1;
     ex->host = s;
     ex->host_len = (size_t)hl;
+    ex->host_canonical = (size_t)hl == host.n && !strncasecmp(host.p, s, host.n);
     s += host.n + 1;
     char *fwd = s, *match = s + plen + 2;
     if (path_normalize(req->path.p, plen, fwd, &ex->path_len, match, &ex->match_len) != 0)

@@ -45,6 +45,7 @@ struct exchange {
     const char *method, *host, *path, *match, *query;
     size_t method_len, host_len, path_len, match_len, query_len;
     bool has_query, head_method, upgrade, expect_continue, wants_html, close_after;
+    bool host_canonical;       /* the Host as sent is ex->host (no trailing dot, default port) */
     uint8_t minor;
     char request_id[17];
     uint8_t client_ip[16];

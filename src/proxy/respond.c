@@ -206,20 +206,26 @@ enum step proxy__respond_refused(struct conn *c)
         sb_add(&target, "?", 1);
         sb_add(&target, ex->query, ex->query_len);
     }
-    char nonce[33], tag[33];
-    binding_new(nonce, tag);
-    /* a browser's login is bound to it (auth/binding.h); a program's is not (it has no jar) */
+    /* A browser's login is bound to it (auth/binding.h): a cookie for `authorized` on this
+     * host, its tag in the login URL. Not a program's (no cookie jar), nor a browser that
+     * spelled the host otherwise than the grant will (a trailing dot): its grant, unbound,
+     * binds it on the way. Secure only over TLS: behind a plain listener the browser may
+     * still be on http, and would drop it. */
+    char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
+    char *ck = NULL;
+    if (ex->wants_html && ex->host_canonical) {
+        binding_new(nonce, tag);
+        binding_cookie_name(tag, name);
+        ck = cookie_set_line(name, nonce, 32, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, c->tls);
+    }
     binding_login_url(&login, rt->auth_url, ex->host, ex->host_len, target.p, target.len,
-                      ex->wants_html ? tag : NULL);
+                      ck ? tag : NULL);
     sb_free(&target);
     enum step st;
     if (ex->wants_html) {
-        char *ck = cookie_set_line(AUTH_BINDING_COOKIE, nonce, 32, AUTH_BINDING_PATH,
-                                   AUTH_BINDING_TTL_S, proxy__secure_cookies(c));
         sb_addf(&extra, "Location: %s\r\n%s", login.p, ck ? ck : "");
-        st = (!ck || extra.overflow) ? STEP_CLOSED
-                                     : proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
-        free(ck);
+        st = extra.overflow ? STEP_CLOSED
+                            : proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
     } else {
         bool first = true;
         const char *aud = ex->art->aud;
@@ -240,6 +246,7 @@ enum step proxy__respond_refused(struct conn *c)
                  ? STEP_CLOSED
                  : proxy__respond(c, 401, "application/json", body.p, body.len, extra.p);
     }
+    free(ck);
     sb_free(&login);
     sb_free(&extra);
     sb_free(&body);

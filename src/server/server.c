@@ -276,7 +276,7 @@ static void server__drain(struct server *srv)
     /* close the listening sockets once every worker stopped watching them: new connections
      * are refused from then on instead of waiting in a backlog nobody reads */
     struct timespec ts = { 0, 5 * 1000 * 1000 };
-    for (int i = 0; i < 2000 && atomic_load(&srv->stopped_listening) < srv->nworkers; i++)
+    for (int i = 0; i < 2000 && !atomic_load(&srv->listeners_off); i++)
         nanosleep(&ts, NULL);
     for (unsigned i = 0; i < srv->nlisten; i++) {
         close(srv->listen_fds[i]);

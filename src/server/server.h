@@ -44,6 +44,8 @@ struct server {
     atomic_uint_fast64_t gen;      /* bumped on every publish */
     atomic_bool draining;
     atomic_uint stopped_listening; /* workers that took their listeners out of epoll */
+    atomic_bool syns_refused;      /* draining: the listeners drop new SYNs (worker.c) */
+    atomic_bool listeners_off;     /* draining: the listeners are shut; the main thread closes them */
     atomic_uint_fast64_t news;     /* bumped by worker_signal_parked */
     int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
     char **listen_addrs;

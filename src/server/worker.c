@@ -86,25 +86,55 @@ static void worker__accept_queued(struct listen_handler *lh)
     }
 }
 
-/* The last worker to stop watching the listeners closes the door in three steps. A socket
- * filter that drops every packet makes the kernel ignore new SYNs (and the last ACK of a
- * handshake) on the listener, so it completes no more connections; what it queued before is
- * accepted and will be answered; then shutdown(SHUT_RD) turns the listener off (refusing from
- * then on) while its descriptor stays valid until the main thread closes it. Without the
- * filter a connection completed between the last accept() and the shutdown() was reset
- * unanswered; with it, a client that knocked meanwhile retransmits its SYN and is refused. */
-static void worker__stop_listeners(struct worker *w)
+/* Drain, in three steps, so that no connection the kernel completes is left unanswered.
+ * 1. The first worker to see the drain makes every listener drop new SYNs (a socket filter:
+ *    segments with SYN set and ACK clear), so the kernel starts no more handshakes; clients
+ *    retransmit their SYN a second later and are refused by then.
+ * 2. Every worker keeps accepting for DRAIN_GRACE_MS: handshakes already under way complete
+ *    (their last ACK passes the filter) and are answered, with Connection: close. A client
+ *    whose SYN came in those milliseconds is refused at its retransmission, a second later.
+ * 3. The last worker to stop takes what is queued and shuts the listeners (shutdown(SHUT_RD)
+ *    refuses from then on; the descriptors stay valid until the main thread closes them, once
+ *    listeners_off is set). Connections accepted meanwhile inherit the filter, which never
+ *    drops a segment carrying an ACK: all of theirs. */
+#define DRAIN_GRACE_MS 10 /* a handshake's last ACK: a round trip on the LAN (or loopback) */
+
+static void worker__refuse_syns(struct worker *w)
 {
-    struct sock_filter drop_all = BPF_STMT(BPF_RET | BPF_K, 0);
-    struct sock_fprog prog = {.len = 1, .filter = &drop_all};
-    for (unsigned i = 0; i < w->nlisteners; i++) {
-        int fd = w->listeners[i].io.fd;
-        if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+    static struct sock_filter syn_only[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),           /* the TCP header's flags */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x10, 2, 0), /* ACK: keep */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x02, 0, 1), /* SYN without ACK: drop */
+        BPF_STMT(BPF_RET | BPF_K, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+    };
+    struct sock_fprog prog = {.len = sizeof syn_only / sizeof *syn_only, .filter = syn_only};
+    for (unsigned i = 0; i < w->nlisteners; i++)
+        if (setsockopt(w->listeners[i].io.fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
             log_msg("warn", "drain: cannot filter listener %u (%s): a connection arriving "
                     "right now may be reset", i, strerror(errno));
+}
+
+static void worker__stop_listening(struct worker *w)
+{
+    struct server *srv = w->srv;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        loop_del(w->loop, &w->listeners[i].io);
         worker__accept_queued(&w->listeners[i]);
-        shutdown(fd, SHUT_RD);
     }
+    w->listening = false;
+    if (atomic_fetch_add(&srv->stopped_listening, 1) + 1 == srv->nworkers) {
+        for (unsigned i = 0; i < w->nlisteners; i++) {
+            worker__accept_queued(&w->listeners[i]);
+            shutdown(w->listeners[i].io.fd, SHUT_RD);
+        }
+        atomic_store(&srv->listeners_off, true);
+    }
+}
+
+static void worker__grace_over(struct timer *t)
+{
+    /* firing wakes the loop; worker__before_sleep stops listening */
 }
 
 static void worker__on_accept(struct io_handler *h, uint32_t events)
@@ -174,18 +204,21 @@ static void worker__before_sleep(void *arg)
         worker__durations(w);
     }
     if (!w->draining && atomic_load(&srv->draining)) {
+        uint64_t drain_ms = w->rt->cfg->timeouts.drain_ms;
+        uint32_t grace_ms = drain_ms < DRAIN_GRACE_MS ? (uint32_t)drain_ms : DRAIN_GRACE_MS;
         w->draining = true;
-        w->drain_deadline = loop_now(w->loop) + w->rt->cfg->timeouts.drain_ms;
-        for (unsigned i = 0; i < w->nlisteners; i++) {
-            loop_del(w->loop, &w->listeners[i].io);
-            worker__accept_queued(&w->listeners[i]);
-        }
-        w->listening = false;
-        if (atomic_fetch_add(&srv->stopped_listening, 1) + 1 == srv->nworkers)
-            worker__stop_listeners(w);
+        w->drain_deadline = loop_now(w->loop) + drain_ms;
+        w->listen_until = loop_now(w->loop) + grace_ms;
+        if (!atomic_exchange(&srv->syns_refused, true))
+            worker__refuse_syns(w);
+        loop_set_duration(w->loop, TIMER_DRAIN_GRACE, grace_ms);
+        w->grace.cb = worker__grace_over;
+        timer_arm(w->loop, &w->grace, TIMER_DRAIN_GRACE);
         conn_drain_all(w);
         upstream_close_pools(w);
     }
+    if (w->draining && w->listening && loop_now(w->loop) >= w->listen_until)
+        worker__stop_listening(w);
     if (w->draining && loop_now(w->loop) >= w->drain_deadline) {
         while (w->conns)
             proxy__close(w->conns);
@@ -206,7 +239,7 @@ void *worker_main(void *arg)
     w->listening = true;
     w->wake.cb = worker__on_wake;
     loop_add_in(w->loop, &w->wake);
-    while (!(w->draining && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
+    while (!(w->draining && !w->listening && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
         loop_run_once(w->loop, worker__before_sleep, w);
     upstream_close_pools(w);
     conn_reap(w);

@@ -53,6 +53,8 @@ struct worker {
     unsigned nlisteners;
     bool listening, draining;
     uint64_t drain_deadline;
+    uint64_t listen_until;     /* draining: accepting what the kernel completes until then */
+    struct timer grace;        /* wakes the loop at listen_until */
     struct conn *conns;        /* every open client connection */
     atomic_uint nconns;        /* written by this worker only; others read it relaxed (status) */
     struct conn *dead;         /* closed this iteration; freed before sleeping */

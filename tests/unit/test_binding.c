@@ -1,5 +1,5 @@
 /* Unit tests of the login binding (src/auth/binding.c): nonces and tags are 32 lowercase hex
- * digits, a tag is a keyed hash of its nonce (never the nonce), a malformed nonce has no tag,
+ * digits, a tag is a hash of its nonce (never the nonce), each login's cookie is named after its tag, a malformed nonce has no tag,
  * and the login URL carries the tag only when asked to. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +25,14 @@ static void test_nonce_and_tag(void **state)
     assert_string_equal(again, t1);
     assert_true(binding_tag(n2, again));
     assert_string_equal(again, t2);
+}
+
+static void test_cookie_name(void **state)
+{
+    (void)state;
+    char name[AUTH_BINDING_NAME_MAX];
+    binding_cookie_name("0123456789abcdef0123456789abcdef", name);
+    assert_string_equal(name, "latch_bind_01234567");
 }
 
 static void test_malformed(void **state)
@@ -64,6 +72,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonce_and_tag),
+        cmocka_unit_test(test_cookie_name),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_login_url),
     };

@@ -136,8 +136,8 @@ static void test_strip_bound(void **state)
 static void test_set_line(void **state)
 {
     (void)state;
-    char *s = cookie_set_line("CF_Binding", "abc123xyz", 6, "/cdn-cgi/access/authorized", 900, false);
-    assert_string_equal(s, "Set-Cookie: CF_Binding=abc123; Path=/cdn-cgi/access/authorized; "
+    char *s = cookie_set_line("latch_bind_0123abcd", "abc123xyz", 6, "/cdn-cgi/access/authorized", 900, false);
+    assert_string_equal(s, "Set-Cookie: latch_bind_0123abcd=abc123; Path=/cdn-cgi/access/authorized; "
                            "Max-Age=900; HttpOnly; SameSite=Lax\r\n");
     free(s);
     s = cookie_set_line("CF_Authorization", "tok", 3, "/", 60, true);
