@@ -668,14 +668,29 @@ static int auth__get_identity(struct conn *c, struct local_req *r)
     return local_json(c, 200, j, NULL);
 }
 
-/* The longest any token can live under this configuration. */
-static int auth__logout_answer(struct conn *c, struct local_req *r)
+/* The proof, in the app host's redirect to the auth domain's logout, that `session` has just
+ * been ended by its owner's choice: the auth domain then clears its cookie without asking,
+ * though the browser arrives from another site (the app host) and the revocation may not have
+ * reached its worker yet. Worth nothing for a live session: it is made after the revocation. */
+static void auth__ended_proof(const struct local_req *r, const char *session, char out[33])
+{
+    unsigned char mac[16];
+    crypto_generichash(mac, sizeof mac, (const unsigned char *)session, strlen(session),
+                       r->rt->secret, 32);
+    sodium_bin2hex(out, 33, mac, sizeof mac);
+}
+
+/* `session`: the one just ended, NULL when there was none. */
+static int auth__logout_answer(struct conn *c, struct local_req *r, const char *session)
 {
     char *clear = auth__set_cookie(r, TOKEN_COOKIE, "", "/", 0);
     int st;
     if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
-        char *loc = NULL;
-        st = asprintf(&loc, "%s/cdn-cgi/access/logout", r->rt->auth_url) < 0
+        char *loc = NULL, proof[33] = "";
+        if (session)
+            auth__ended_proof(r, session, proof);
+        st = asprintf(&loc, "%s/cdn-cgi/access/logout%s%s", r->rt->auth_url, session ? "?ended=" : "",
+                      proof) < 0
                  ? auth__error_page(c, 500, "Error", "Out of memory.")
                  : local_redirect(c, loc, clear);
         free(loc);
@@ -712,7 +727,7 @@ static void auth__logout_finish(struct local_job *lj, struct conn *c)
     if (j->rc != 0)
         log_msg("error", "logout: %s", j->err ? j->err : "cannot revoke the session");
     if (c) {
-        auth__logout_answer(c, local_request(c));
+        auth__logout_answer(c, local_request(c), j->session);
         local_resume(c);
     }
     free(j->err);
@@ -754,9 +769,13 @@ static int auth__logout(struct conn *c, struct local_req *r)
     char session[33];
     const struct app *app = NULL;
     if (!auth__bearer(r, &id, session, &app))
-        return auth__logout_answer(c, r); /* no live session: clearing cookies harms nobody */
+        return auth__logout_answer(c, r, NULL); /* no live session: clearing cookies harms nobody */
     bool post = !strcmp(r->method, "POST");
-    if (r->cross_site || (post && !auth__same_origin(r))) {
+    char ended[40], proof[33];
+    bool just_ended = !post && r->on_auth_domain && auth__query(r, "ended", ended, sizeof ended) &&
+                      strlen(ended) == 32 && (auth__ended_proof(r, session, proof),
+                                              sodium_memcmp(proof, ended, 32) == 0);
+    if ((r->cross_site && !just_ended) || (post && !auth__same_origin(r))) {
         int st = post ? auth__error_page(c, 403, "Form expired", "This form was sent from another "
                                          "site. Sign out from the application itself.")
                       : auth__logout_confirm(c, r, &id);

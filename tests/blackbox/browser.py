@@ -250,6 +250,9 @@ class Browser:
                 return c
         return None
 
+    def frames(self, ctx="main"):
+        return self.call("frames", ctx=ctx)["frames"]
+
     def screenshot(self, name, ctx="main", full_page=True):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"

@@ -6,13 +6,15 @@ denied page, logout, session expiry and the silent reissue of an app token from 
 session, one-time PIN through the console mailer and through SMTP, and the error pages.
 Screenshots of every page a person sees go to build/screenshots/ (artifacts, not committed)."""
 
+import http.server
 import json
+import threading
 import time
 
 import pytest
 
-from browser import (browser, console_code, idp_factory, jwt_claims, login_config,  # noqa: F401
-                     otp_idp, person_app, smtp_sink)
+from browser import (Client, browser, console_code, form_fields, idp_factory,  # noqa: F401
+                     jwt_claims, login_config, otp_idp, person_app, smtp_sink)
 from harness import free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -124,7 +126,7 @@ def test_oidc_login_sso_logout(gw, browser):
 
     # logout on one app: its cookie, the org cookie, and every token of the session end
     r = browser.goto(f"{wiki}/cdn-cgi/access/logout")
-    assert r["url"] == f"http://auth.localhost:{port}/cdn-cgi/access/logout", r
+    assert r["url"].split("?")[0] == f"http://auth.localhost:{port}/cdn-cgi/access/logout", r
     assert "You are signed out" in browser.page()["text"]
     browser.screenshot("signed-out")
     assert browser.cookie("CF_Authorization", "wiki.localhost") is None
@@ -240,6 +242,87 @@ def test_otp_console_mailer(gw, browser):
     r = browser.submit("form:first-of-type button[type=submit]", "wrong")
     assert r["status"] == 400 and "That code is not right" in browser.page("wrong")["text"]
     browser.screenshot("pin-wrong-code", ctx="wrong")
+
+
+class EvilSite:
+    """Another site (127.0.0.1, not *.localhost: another site for the browser) serving pages."""
+
+    def __init__(self):
+        pages = self.pages = {}
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path, "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_attacks_from_another_site_in_a_real_browser(gw, browser):
+    """Chromium, signed in, visits another site's page that tries three things: end the session
+    through an image pointing at the logout URL (logout CSRF), frame the command line's
+    confirmation page to trick a click on it (clickjacking), and send a fresh browser through the
+    attacker's own unredeemed sign-in link (login CSRF). All three fail."""
+    d, idp, port = gw
+    evil = EvilSite()
+    try:
+        url = f"http://pin.localhost:{port}/inbox"
+        otp_in_browser(browser, url, "carol@example.com", lambda: console_code(d, "carol@example.com"))
+        assert echo_of(browser)["headers"]["cf-access-authenticated-user-email"] == "carol@example.com"
+        key = "A" * 43
+        evil.pages["/page"] = (
+            f'<a id="out" href="http://pin.localhost:{port}/cdn-cgi/access/logout">news</a>'
+            f'<iframe src="http://auth.localhost:{port}/cdn-cgi/access/cli?host=pin.localhost:{port}&key={key}"></iframe>')
+        browser.goto(evil.url + "/page")
+        frames = browser.frames()
+        assert len(frames) == 1 and "/cdn-cgi/access/cli" not in frames[0], frames  # blocked: an error page
+        # a top-level navigation carries the SameSite=Lax cookie: the person is asked first
+        r = browser.submit("#out")
+        p = browser.page()
+        assert r["status"] == 200 and "Sign out?" in p["text"] and "carol@example.com" in p["text"], (r, p["text"])
+        browser.screenshot("logout-confirm")
+        time.sleep(1.2)  # a revocation would have reached every worker by now
+        browser.goto(url)
+        assert echo_of(browser)["headers"]["cf-access-authenticated-user-email"] == "carol@example.com"
+        assert not [e for e in auth_events(d) if e["event"] == "logout"]
+        # the person's own choice: the confirmation's form ends the session
+        browser.goto(evil.url + "/page")
+        browser.submit("#out")
+        r = browser.submit("button[type=submit]")
+        assert "You are signed out" in browser.page()["text"], r
+        assert browser.cookie("CF_Authorization", "pin.localhost") is None
+        assert [e for e in auth_events(d) if e["event"] == "logout" and e["email"] == "carol@example.com"]
+        # login CSRF: mallory signs in with PIN through plain HTTP, keeps his grant link, and
+        # the evil page sends a fresh browser (a victim with no session) through it
+        mallory = Client()
+        r, _ = mallory.follow(url)
+        csrf = form_fields(r.text)["csrf"]
+        mallory.post(f"http://auth.localhost:{port}/cdn-cgi/access/otp", {"csrf": csrf, "email": "mallory@example.com"})
+        code = console_code(d, "mallory@example.com")
+        r = mallory.post(f"http://auth.localhost:{port}/cdn-cgi/access/otp", {"csrf": csrf, "code": code})
+        assert "/cdn-cgi/access/authorized?grant=" in (r.location or ""), r
+        evil.pages["/link"] = f'<a id="go" href="{r.location}">a cat</a>'
+        browser.context("victim")
+        browser.goto(evil.url + "/link", "victim")
+        r = browser.submit("#go", "victim")
+        assert r["status"] == 400 and "another browser" in browser.page("victim")["text"], r
+        assert browser.cookie("CF_Authorization", "pin.localhost", "victim") is None
+        browser.screenshot("login-csrf-refused", ctx="victim")
+    finally:
+        evil.close()
 
 
 def test_otp_smtp(latchd, smtp_sink, browser):

@@ -8,7 +8,7 @@
 //      click {ctx, selector}, submit {ctx, selector} (click + wait for the navigation),
 //      page {ctx} -> {url, status, title, html, text}, screenshot {ctx, path, full_page?},
 //      cookies {ctx} -> {cookies}, add_cookies {ctx, cookies}, navigations {ctx} -> [{url, status}],
-//      quit.
+//      frames {ctx} -> {frames: [url of every frame but the main one]}, quit.
 import readline from 'node:readline';
 import { createRequire } from 'node:module';
 
@@ -72,6 +72,10 @@ const ops = {
   async cookies(m) { const c = await ctxOf(m.ctx); return { cookies: await c.context.cookies() }; },
   async add_cookies(m) { const c = await ctxOf(m.ctx); await c.context.addCookies(m.cookies); return {}; },
   async navigations(m) { const c = await ctxOf(m.ctx); return { navs: c.navs }; },
+  async frames(m) {
+    const c = await ctxOf(m.ctx);
+    return { frames: c.page.frames().filter((f) => f !== c.page.mainFrame()).map((f) => f.url()) };
+  },
   async quit() { await browser.close(); setTimeout(() => process.exit(0), 10); return {}; },
 };
 
