@@ -45,7 +45,7 @@ bool binding_tag(const char *nonce, char tag[33])
 
 void binding_cookie_name(const char tag[33], char out[AUTH_BINDING_NAME_MAX])
 {
-    snprintf(out, AUTH_BINDING_NAME_MAX, "%s%.8s", AUTH_BINDING_COOKIE_PREFIX, tag);
+    snprintf(out, AUTH_BINDING_NAME_MAX, "%s%.1s", AUTH_BINDING_COOKIE_PREFIX, tag);
 }
 
 bool binding_tag_valid(const char *s)

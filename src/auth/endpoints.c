@@ -419,9 +419,13 @@ static int auth__login(struct conn *c, struct local_req *r, const char *host)
         metrics_login(r->w->metrics, NULL, false);
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
-    char bind_tag[40];
+    /* the binding's tag, "+" after it when the login is already a browser's second try
+     * (auth__rebind): what the flow and the grant keep */
+    char bind_tag[40], again[8];
     const char *bind = auth__query(r, AUTH_BINDING_PARAM, bind_tag, sizeof bind_tag) &&
                        binding_tag_valid(bind_tag) ? bind_tag : NULL;
+    if (bind && auth__query(r, AUTH_BINDING_AGAIN, again, sizeof again))
+        strcat(bind_tag, "+");
     struct auth_identity id;
     char session[33];
     if (auth__org_session(r, &id, session)) { /* single sign-on: no identity provider round trip */
@@ -529,9 +533,9 @@ int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const cha
 }
 
 /* A grant bound to no browser (its login URL carried no tag: a direct visit, a program's
- * login link): it is spent, its identity is not planted here (that is the login CSRF), and
- * this browser signs in again as itself, bound this time; its own org session, if any, makes
- * that a pair of redirects (single sign-on). */
+ * login link), or to a login this browser no longer holds: it is spent, its identity is not
+ * planted here (that is the login CSRF), and this browser signs in again as itself, bound this
+ * time; its own org session, if any, makes that a pair of redirects (single sign-on). */
 static int auth__rebind(struct conn *c, struct local_req *r, const char *host, const char *redirect)
 {
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
@@ -541,6 +545,7 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
     struct strbuf loc;
     sb_init(&loc, 16384);
     binding_login_url(&loc, r->rt->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
+    sb_addf(&loc, "&%s=1", AUTH_BINDING_AGAIN);
     int st = ck && !loc.overflow ? local_redirect(c, loc.p, ck)
                                  : auth__error_page(c, 500, "Error", "Out of memory.");
     sb_free(&loc);
@@ -548,13 +553,18 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
     return st;
 }
 
-/* Whether this browser holds the cookie of the login the grant is bound to (binding.h). */
-static bool auth__bound_here(const struct local_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
+/* What this browser holds of the login a grant is bound to (binding.h): its cookie (the one
+ * binding), another login's in the same cookie (a login in another tab since, or an attacker's
+ * grant), or nothing at all (another browser, or cookies off). */
+enum bound { BOUND_HERE, BOUND_OTHER, BOUND_NONE };
+
+static enum bound auth__bound(const struct local_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
 {
     char nonce[40], tag[33];
     binding_cookie_name(bound, name);
-    return auth__cookie(r, name, nonce, sizeof nonce) && binding_tag(nonce, tag) &&
-           sodium_memcmp(tag, bound, 32) == 0;
+    if (!auth__cookie(r, name, nonce, sizeof nonce))
+        return BOUND_NONE;
+    return binding_tag(nonce, tag) && sodium_memcmp(tag, bound, 32) == 0 ? BOUND_HERE : BOUND_OTHER;
 }
 
 /* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
@@ -586,12 +596,22 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     }
     const char *bound = json_string_value(json_object_get(g, "bind"));
     const struct app *app = auth__target_app(r, host, redirect);
-    char name[AUTH_BINDING_NAME_MAX];
-    if (!bound || !binding_tag_valid(bound) || !auth__bound_here(r, bound, name)) {
-        if (bound) /* no loop of sign-ins: the cookie is absent (another browser, cookies off) */
+    char name[AUTH_BINDING_NAME_MAX], tag[33] = "";
+    bool again = bound && strlen(bound) == 33 && bound[32] == '+';
+    if (bound && (strlen(bound) == 32 || again)) {
+        memcpy(tag, bound, 32);
+        tag[32] = '\0';
+    }
+    enum bound b = binding_tag_valid(tag) ? auth__bound(r, tag, name) : BOUND_OTHER;
+    if (b != BOUND_HERE) {
+        /* bound to nothing, or to a login this browser no longer holds (another login in the
+         * same cookie, an attacker's grant): this browser signs in as itself. A second try
+         * that fails too (cookies off, another browser): an error, not a loop of sign-ins. */
+        if (again || b == BOUND_NONE)
             log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
-                     false, "sign-in link opened in another browser (or cookies are off)");
-        st = bound ? auth__error_page(c, 400, "Sign-in started in another browser",
+                     false, again ? "sign-in link opened in another browser, or cookies are off"
+                                  : "sign-in link not started in this browser: signing in again");
+        st = again ? auth__error_page(c, 400, "Sign-in started in another browser",
                                       "This sign-in link belongs to another browser, or this one "
                                       "does not keep cookies. Start again from the application.")
                    : auth__rebind(c, r, host, redirect);
@@ -735,23 +755,24 @@ static void auth__logout_finish(struct local_job *lj, struct conn *c)
     free(j);
 }
 
-/* Whether a POST came from a page of this very host, or from no browser at all (no Origin). */
+/* Whether a POST came from a page of this very host, or from no browser at all (no Origin).
+ * The scheme is not compared: behind a TLS terminator the browser's is not the listener's. */
 static bool auth__same_origin(const struct local_req *r)
 {
     if (!r->origin)
         return true;
-    const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http://" : "https://";
-    size_t n = strlen(scheme);
-    return !strncmp(r->origin, scheme, n) && !strcasecmp(r->origin + n, r->host);
+    const char *h = strstr(r->origin, "://");
+    return h && !strcasecmp(h + 3, r->host);
 }
 
-/* Another site sent this browser to logout (a link, an image, a form): ending the session is
- * this person's choice, not that site's, so ask, with a form that posts back here. */
+/* Another page sent this browser to logout (a link or an image on another site, or on a
+ * sibling host of the same site): ending the session is this person's choice, not that page's,
+ * so ask, with a form that posts back here. */
 static int auth__logout_confirm(struct conn *c, struct local_req *r, const struct auth_identity *id)
 {
     struct strbuf sb;
     sb_init(&sb, 4096);
-    sb_adds(&sb, "<h1>Sign out?</h1><p>Another site sent you here to end your session as <b>");
+    sb_adds(&sb, "<h1>Sign out?</h1><p>Another page sent you here to end your session as <b>");
     local_html(&sb, id->email);
     sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">"
                  "<button class=\"button\" type=\"submit\">Sign out</button></form>");
@@ -762,7 +783,7 @@ static int auth__logout_confirm(struct conn *c, struct local_req *r, const struc
 
 /* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
  * an app host then sends the browser to the auth domain to clear the org cookie too. A browser
- * sent by another site is asked first (logout CSRF); a POST must come from this host. */
+ * sent by another page is asked first (logout CSRF); a POST must come from this host. */
 static int auth__logout(struct conn *c, struct local_req *r)
 {
     struct auth_identity id;
@@ -775,7 +796,7 @@ static int auth__logout(struct conn *c, struct local_req *r)
     bool just_ended = !post && r->on_auth_domain && auth__query(r, "ended", ended, sizeof ended) &&
                       strlen(ended) == 32 && (auth__ended_proof(r, session, proof),
                                               sodium_memcmp(proof, ended, 32) == 0);
-    if ((r->cross_site && !just_ended) || (post && !auth__same_origin(r))) {
+    if (post ? r->foreign || !auth__same_origin(r) : r->foreign && !just_ended) {
         int st = post ? auth__error_page(c, 403, "Form expired", "This form was sent from another "
                                          "site. Sign out from the application itself.")
                       : auth__logout_confirm(c, r, &id);

@@ -229,7 +229,9 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "sec-fetch-site")) {
-            lr->cross_site = h->value.n == 10 && !memcmp(h->value.p, "cross-site", 10);
+            lr->foreign |= !http_slice_eq(h->value, "same-origin") && !http_slice_eq(h->value, "none");
+        } else if (http_slice_eq(h->name, "sec-fetch-mode")) {
+            lr->foreign |= !http_slice_eq(h->value, "navigate");
         } else if (http_slice_eq(h->name, "content-type")) {
             lr->form = h->value.n >= 33 && !strncasecmp(h->value.p, "application/x-www-form-urlencoded", 33);
         }

@@ -30,7 +30,8 @@ struct local_req {
     bool secure_cookies;       /* set cookies with Secure (all but plain HTTP on loopback) */
     bool wants_html;
     bool on_auth_domain;       /* the request is for the auth domain */
-    bool cross_site;           /* Sec-Fetch-Site: cross-site (a browser says another site sent it) */
+    bool foreign;              /* a browser says another page made it (Sec-Fetch-Site other than
+                                * same-origin or none, or Sec-Fetch-Mode other than navigate) */
     struct runtime *rt;        /* references held by the request: */
     struct keyset *keys;
     struct revocations *rev;

@@ -207,16 +207,19 @@ enum step proxy__respond_refused(struct conn *c)
         sb_add(&target, ex->query, ex->query_len);
     }
     /* A browser's login is bound to it (auth/binding.h): a cookie for `authorized` on this
-     * host, its tag in the login URL. Not a program's (no cookie jar), nor a browser that
-     * spelled the host otherwise than the grant will (a trailing dot): its grant, unbound,
-     * binds it on the way. Secure only over TLS: behind a plain listener the browser may
-     * still be on http, and would drop it. */
+     * host, its tag in the login URL. Not a program's (no cookie jar), nor a browser that may
+     * not be where the grant is redeemed (scheme://host of the auth URL's scheme): a host
+     * spelled with a trailing dot, or plain http where the auth URL is https (a plain port 80
+     * beside 443; a TLS terminator in front, where the browser is on https but we cannot
+     * tell). Its grant, unbound, binds it on the way, at `authorized` itself. */
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     char *ck = NULL;
-    if (ex->wants_html && ex->host_canonical) {
+    bool auth_tls = !strncmp(rt->auth_url, "https:", 6);
+    if (ex->wants_html && ex->host_canonical && c->tls == auth_tls) {
         binding_new(nonce, tag);
         binding_cookie_name(tag, name);
-        ck = cookie_set_line(name, nonce, 32, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, c->tls);
+        ck = cookie_set_line(name, nonce, 32, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S,
+                             proxy__secure_cookies(c));
     }
     binding_login_url(&login, rt->auth_url, ex->host, ex->host_len, target.p, target.len,
                       ck ? tag : NULL);

@@ -232,6 +232,8 @@ static void server__refresh_state(struct server *srv)
             log_msg("error", "signing keys: %s", err ? err : "cannot load");
             free(err);
             err = NULL;
+        } else if (rotate && (!srv->keys->n || strcmp(ks->keys[0].kid, srv->keys->keys[0].kid))) {
+            log_auth(srv->rt->auth_log, "key_rotation", NULL, NULL, NULL, NULL, true, ks->keys[0].kid);
         }
     }
     if (revocations_stale(srv->rev, cfg->state_dir)) {
@@ -273,15 +275,15 @@ static void server__drain(struct server *srv)
     notify_send(&srv->notify, "STOPPING=1\nSTATUS=draining: finishing requests in flight");
     atomic_store(&srv->draining, true);
     server__wake(srv);
-    /* close the listening sockets once every worker stopped watching them: new connections
-     * are refused from then on instead of waiting in a backlog nobody reads */
+    /* the last worker to stop watching the listeners shuts them (worker.c): new connections
+     * are refused from then on. A worker stuck for 10 s: shut them from here. They are closed
+     * only once every worker has been joined, never under a worker that may still use them. */
     struct timespec ts = { 0, 5 * 1000 * 1000 };
-    for (int i = 0; i < 2000 && !atomic_load(&srv->listeners_off); i++)
+    for (int i = 0; i < 2000 && srv->nworkers && !atomic_load(&srv->listeners_off); i++)
         nanosleep(&ts, NULL);
-    for (unsigned i = 0; i < srv->nlisten; i++) {
-        close(srv->listen_fds[i]);
-        srv->listen_fds[i] = -1;
-    }
+    if (!atomic_load(&srv->listeners_off))
+        for (unsigned i = 0; i < srv->nlisten; i++)
+            shutdown(srv->listen_fds[i], SHUT_RD);
 }
 
 /* Another node sealed a handoff box: the long polls parked here look for theirs. */
@@ -434,7 +436,10 @@ int server_run(const char *config_path)
     }
     cfg = srv.rt->cfg;
     char *err = NULL;
-    srv.keys = keys_load(cfg->state_dir, cfg->key_rotation_s, cfg->key_overlap_s, false, &err);
+    /* with Redis a rotation due at start is left to server__refresh_state, which claims it:
+     * a whole cluster restarting then makes one key, not one per node */
+    srv.keys = keys_load(cfg->state_dir, store_remote(srv.store) ? 0 : cfg->key_rotation_s,
+                         cfg->key_overlap_s, false, &err);
     srv.rev = srv.keys ? revocations_load(cfg->state_dir, &err) : NULL;
     srv.svc = srv.rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
     if (!srv.keys || !srv.rev || !srv.svc) {

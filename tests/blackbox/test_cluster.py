@@ -420,6 +420,10 @@ def test_automatic_rotation_is_made_by_one_node(cluster):
     assert len(signers) == 1 and signers <= kids[0], signers
     t = issue(nodes[1], "bob@example.com")
     assert all(n.with_token(t).status == 200 for n in nodes)
+    # each rotation is in the auth log of the node that made it (SPEC.md §9), once
+    made = [json.loads(line)["reason"] for n in nodes if n.auth_log.exists()
+            for line in n.auth_log.read_text().splitlines() if '"key_rotation"' in line]
+    assert len(made) == len(set(made)) >= 2 and set(made) < kids[0], (made, kids[0])
 
 
 def test_nodes_share_aud_and_keys_rotation_on_a_reaches_b(cluster):

@@ -318,8 +318,11 @@ def test_attacks_from_another_site_in_a_real_browser(gw, browser):
         browser.context("victim")
         browser.goto(evil.url + "/link", "victim")
         r = browser.submit("#go", "victim")
-        assert r["status"] == 400 and "another browser" in browser.page("victim")["text"], r
+        # the grant is spent, and the victim is asked to sign in as herself
+        assert "/cdn-cgi/access/authorized?grant=" in r["chain"][0]["url"], r
+        assert "Sign in with your email" in browser.page("victim")["text"], r
         assert browser.cookie("CF_Authorization", "pin.localhost", "victim") is None
+        assert mallory.get(r["chain"][0]["url"]).status == 400
         browser.screenshot("login-csrf-refused", ctx="victim")
     finally:
         evil.close()
