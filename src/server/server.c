@@ -232,7 +232,7 @@ static void server__refresh_state(struct server *srv)
             log_msg("error", "signing keys: %s", err ? err : "cannot load");
             free(err);
             err = NULL;
-        } else if (rotate && (!srv->keys->n || strcmp(ks->keys[0].kid, srv->keys->keys[0].kid))) {
+        } else if (ks->made) { /* not a key another node made and this one just read */
             log_auth(srv->rt->auth_log, "key_rotation", NULL, NULL, NULL, NULL, true, ks->keys[0].kid);
         }
     }

@@ -515,7 +515,11 @@ static int cl__first_key(struct store *s, const struct cluster_cfg *cc)
 {
     if (cl__have_keys(cc->state_dir))
         return 0;
-    const char *lock[] = { "SET", "latch:keygen", "1", "NX", "EX", "30" };
+    char owner[33]; /* released only by its taker: never another node's rotation claim */
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(owner, sizeof owner, raw, sizeof raw);
+    const char *lock[] = { "SET", "latch:keygen", owner, "NX", "EX", "30" };
     redisReply *r = cl__cmd(s, 6, lock);
     if (!r)
         return -1;
@@ -529,8 +533,9 @@ static int cl__first_key(struct store *s, const struct cluster_cfg *cc)
         free(err);
         keyset_unref(ks);
         int rc = cl__sync(s, cc, CL_KEYS, true);
-        const char *del[] = { "DEL", "latch:keygen" };
-        cl__ok(cl__cmd(s, 2, del));
+        const char *del[] = { "EVAL", "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                              "return redis.call('DEL', KEYS[1]) end return 0", "1", "latch:keygen", owner };
+        cl__ok(cl__cmd(s, 5, del));
         return rc < 0 ? -1 : 0;
     }
     for (int i = 0; i < 100 && !cl__have_keys(cc->state_dir); i++) { /* up to 10 s */

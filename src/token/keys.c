@@ -259,6 +259,7 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
     if (ks->n == 0 || force_new || keyset_due(ks, rotate_after_s, now)) {
         if (keys__generate(dir, err) != 0)
             goto fail;
+        ks->made = true;
         for (size_t i = 0; i < ks->n; i++)
             keys__free_key(&ks->keys[i]);
         free(ks->keys);

@@ -28,6 +28,7 @@ struct keyset {
     size_t n;
     char *certs_json;         /* the body of /cdn-cgi/access/certs */
     int64_t dir_mtime_ns;     /* of state_dir/keys before it was read: a change means a new key */
+    bool made;                /* keys_load made keys[0] (first key, rotation, force) */
 };
 
 /* Loads every key in state_dir/keys, deleting those past their overlap; makes the first key
