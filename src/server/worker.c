@@ -94,9 +94,9 @@ static void worker__accept_queued(struct listen_handler *lh)
  *    (their last ACK passes the filter) and are answered, with Connection: close. A client
  *    whose SYN came meanwhile is refused at its retransmission, a second later.
  * 3. The last worker to stop takes what is queued and shuts the listeners (shutdown(SHUT_RD)
- *    refuses from then on; the descriptors stay valid until the main thread closes them, once
- *    listeners_off is set). Connections accepted meanwhile inherit the filter, which never
- *    drops a segment carrying an ACK: all of theirs. */
+ *    refuses from then on) and sets listeners_off; the descriptors stay valid until the main
+ *    thread closes them, after joining every worker. Connections accepted meanwhile inherit the
+ *    filter, which never drops a segment carrying an ACK: all of theirs. */
 #define DRAIN_GRACE_MS 250 /* a handshake's last ACK: a round trip, even a long one; under the
                             * second after which a client whose SYN was dropped retries */
 
