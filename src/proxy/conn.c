@@ -563,37 +563,32 @@ static enum step conn__step_handshake(struct conn *c)
     return STEP_CLOSED;
 }
 
-/* Writes what we generated; then the exchange ends. */
+/* Writes what we generated (the head and a short body in c->tx, a long body after it from
+ * ex->tail), gathered in one write; then the exchange ends. */
 static enum step conn__step_respond(struct conn *c)
 {
-    while (c->tx && buf_len(c->tx) > 0) {
-        struct iovec iov = { buf_head(c->tx), buf_len(c->tx) };
-        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
-        if (n == -EAGAIN)
-            return STEP_WAIT;
-        if (n <= 0) {
-            proxy__close(c);
-            return STEP_CLOSED;
-        }
-        buf_consume(c->tx, (size_t)n);
-        c->ex->bytes_out += (uint64_t)n;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
-    }
     struct exchange *ex = c->ex;
-    while (ex->tail && ex->tail_off < ex->tail_len) {
-        struct iovec iov = { ex->tail + ex->tail_off, ex->tail_len - ex->tail_off };
-        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
+    for (;;) {
+        size_t head = c->tx ? buf_len(c->tx) : 0;
+        size_t tail = ex->tail ? ex->tail_len - ex->tail_off : 0;
+        if (head + tail == 0)
+            return proxy__finish(c);
+        struct iovec iov[2] = { { head ? buf_head(c->tx) : NULL, head },
+                                { ex->tail ? ex->tail + ex->tail_off : NULL, tail } };
+        ssize_t n = io_writev(c->io.fd, c->ssl, iov, 2);
         if (n == -EAGAIN)
             return STEP_WAIT;
         if (n <= 0) {
             proxy__close(c);
             return STEP_CLOSED;
         }
-        ex->tail_off += (size_t)n;
+        size_t from_head = (size_t)n < head ? (size_t)n : head;
+        if (from_head)
+            buf_consume(c->tx, from_head);
+        ex->tail_off += (size_t)n - from_head;
         ex->bytes_out += (uint64_t)n;
         timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
     }
-    return proxy__finish(c);
 }
 
 /* After a response that closes the connection: shut our write side, then read and drop what

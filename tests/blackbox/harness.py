@@ -697,6 +697,21 @@ class RawConn:
         self.close()
 
 
+def haproxy_show_stat(sock_path, timeout=5):
+    """HAProxy's `show stat` through its stats socket: one dict per proxy/server row, keyed by
+    the CSV header's names (pxname, svname, scur, stot, wretr, ...). OSError when unreachable."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path))
+        s.sendall(b"show stat\n")
+        data = b""
+        while d := s.recv(65536):
+            data += d
+    lines = data.decode().splitlines()
+    head = lines[0].lstrip("# ").split(",") if lines else []
+    return [dict(zip(head, ln.split(","))) for ln in lines[1:] if ln.strip()]
+
+
 def get(port, path="/", host="pub.localhost", headers=(), method="GET", body=None, timeout=10):
     """One request on a fresh raw connection (Connection: close); returns Response."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}" if ":" not in host else f"Host: {host}"]

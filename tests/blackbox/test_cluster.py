@@ -25,17 +25,16 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import yaml
 
 import authkit as ak
-from browser import Client, console_code, form_fields, idp_factory, oidc_login, qs  # noqa: F401
-from clikit import (EMAIL, LATCH, Sodium, b64u, cli_factory, jwt_claims,  # noqa: F401
+from browser import Client, form_fields, idp_factory, oidc_login  # noqa: F401 (fixture)
+from clikit import (EMAIL, Sodium, b64u, cli_factory, jwt_claims,  # noqa: F401 (fixture)
                     needs_browser, printed)
-from harness import LATCHD, Latchd, RawConn, free_port, stop_pid, wait_port
+from harness import LATCHD, Latchd, RawConn, free_port, haproxy_show_stat, stop_pid, wait_port
 from rediskit import REDIS_SERVER, redis, redis_factory  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(90),
@@ -746,24 +745,8 @@ backend nodes
 
     def stat(self):
         """{(proxy, server): current sessions} from the stats socket."""
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(3)
-        s.connect(str(self.sock))
-        s.sendall(b"show stat\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-        s.close()
-        out = {}
-        for line in data.decode().splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            f = line.split(",")
-            out[(f[0], f[1])] = int(f[4] or 0)
-        return out
+        return {(r["pxname"], r["svname"]): int(r["scur"] or 0)
+                for r in haproxy_show_stat(self.sock, timeout=3)}
 
     def stop(self):
         stop_pid(self.proc, signal.SIGTERM, 5)

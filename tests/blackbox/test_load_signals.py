@@ -23,7 +23,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import authkit as ak
-from harness import RawConn, bypass_app, free_port, get, have, stop_pid, wait_port
+from harness import (RawConn, bypass_app, free_port, get, haproxy_show_stat, have, stop_pid,
+                     wait_port)
 
 pytestmark = [pytest.mark.serial,
               pytest.mark.skipif(not have("wrk"), reason="wrk is not installed")]
@@ -528,26 +529,12 @@ backend latchd
 
 def haproxy_stats(tmp):
     """{server: {field: value}} from the stats socket (retries wretr, redispatches wredis)."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
     try:
-        s.connect(str(tmp / "haproxy.sock"))
-        s.sendall(b"show stat\n")
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
+        rows = haproxy_show_stat(tmp / "haproxy.sock")
     except OSError as e:
         return {"error": repr(e)}
-    finally:
-        s.close()
-    lines = data.decode().splitlines()
-    head = lines[0].lstrip("# ").split(",")
     out = {}
-    for ln in lines[1:]:
-        row = dict(zip(head, ln.split(",")))
+    for row in rows:
         if row.get("pxname") == "latchd":
             out[row["svname"]] = {k: row.get(k) for k in ("status", "stot", "wretr", "wredis",
                                                         "eresp", "econ")}
