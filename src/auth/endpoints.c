@@ -13,6 +13,7 @@
 #include "route/route.h"
 #include "route/served.h"
 #include "server/runtime.h"
+#include "server/server.h"
 #include "server/worker.h"
 #include "store/store.h"
 #include "token/jwt.h"
@@ -643,10 +644,9 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         /* bound to nothing, or to a login this browser no longer holds (another login in the
          * same cookie, an attacker's grant): this browser signs in as itself. A second try
          * that fails too (cookies off, another browser): an error, not a loop of sign-ins. */
-        if (again || b == BOUND_NONE)
-            log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
-                     false, again ? "sign-in link opened in another browser, or cookies are off"
-                                  : "sign-in link not started in this browser: signing in again");
+        log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
+                 false, again ? "sign-in link opened in another browser, or cookies are off"
+                              : "sign-in link not started in this browser: signing in again");
         st = again ? auth__error_page(c, 400, "Sign-in started in another browser",
                                       "This sign-in link belongs to another browser, or this one "
                                       "does not keep cookies. Start again from the application.")
@@ -764,6 +764,7 @@ static int auth__logout_answer(struct conn *c, struct local_req *r, const char *
 struct logout_job {
     struct local_job lj;
     struct runtime *rt;
+    struct server *srv;
     char session[33];
     int64_t now, forget_before;
     char *err;
@@ -775,6 +776,8 @@ static void auth__logout_run(struct job *job)
     struct logout_job *j = (struct logout_job *)job;
     j->rc = revocations_add_pruning(j->rt->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
                                     j->forget_before, &j->err);
+    if (j->rc == 0) /* in force on every worker before the answer leaves, not at the next poll */
+        server_revocations_reload(j->srv);
 }
 
 static void auth__logout_finish(struct local_job *lj, struct conn *c)
@@ -844,6 +847,7 @@ static int auth__logout(struct conn *c, struct local_req *r)
     if (!j)
         return auth__error_page(c, 500, "Error", "Out of memory.");
     j->rt = r->rt;
+    j->srv = r->w->srv;
     runtime_ref(r->rt);
     snprintf(j->session, sizeof j->session, "%s", session);
     j->now = (int64_t)time(NULL);
