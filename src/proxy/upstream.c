@@ -1,5 +1,9 @@
 /* Origin connections: non-blocking connect (TLS when the origin is https) and a keep-alive
- * pool per origin and worker. An idle pooled connection the origin closes is dropped at once. */
+ * pool per origin and worker. The pool is shared by every app and user with the same origin, so
+ * a connection is reused only when it is provably clean: whatever the origin sent beyond a
+ * response (a second response nobody asked for, garbage, a close) would otherwise be read as
+ * the answer to someone else's request. An idle pooled connection the origin closes or writes
+ * to is dropped at once. */
 #include "proxy/proxy.h"
 
 #include "server/worker.h"
@@ -31,6 +35,29 @@ static void upstream__on_io(struct io_handler *h, uint32_t events)
     /* idle in the pool: the origin closed it or sent bytes nobody asked for */
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         upstream_close(up);
+}
+
+/* Whether nothing from the origin waits to be read: no byte in our buffer, none decrypted or
+ * buffered by TLS, no close_notify or EOF seen, and nothing in the kernel, which a peek proves.
+ * `peek`: always (reuse), or only when an edge-triggered readiness was not drained by a read
+ * (`rd_ready`; with TLS, or after a read that filled the buffer, it is also set without bytes
+ * behind it). A connection without it saw no byte since its last read emptied the socket: a
+ * later one raises an event, which closes it in the pool. */
+static bool upstream__clean(struct upstream *up, bool peek)
+{
+    if (up->in_eof || up->rd_hup || (up->ox && buf_len(up->ox)))
+        return false;
+    if (up->ssl && (SSL_has_pending(up->ssl) || (SSL_get_shutdown(up->ssl) & SSL_RECEIVED_SHUTDOWN)))
+        return false;
+    if (!peek && !up->rd_ready)
+        return true;
+    char b;
+    ssize_t n = recv(up->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        up->rd_ready = false; /* drained: the next byte raises a new edge */
+        return true;
+    }
+    return false; /* bytes, EOF or an error */
 }
 
 static void upstream__on_timer(struct timer *t)
@@ -77,10 +104,16 @@ int upstream_acquire(struct conn *c, bool fresh)
     struct origin_pool *pool = upstream__pool(w, art->pool_key);
     if (!pool)
         return -ENOMEM;
-    if (!fresh && pool->idle) {
+    while (!fresh && pool->idle) {
         struct upstream *up = pool->idle;
         upstream__unlink_idle(up);
         timer_cancel(&up->timer);
+        /* checked again now: the origin may have written or closed since it was pooled, with
+         * its event still queued behind this request's in the same epoll batch */
+        if (!upstream__clean(up, true)) {
+            upstream_close(up);
+            continue;
+        }
         up->owner = c;
         ex->up = up;
         ex->up_reused = true;
@@ -159,8 +192,7 @@ void upstream_release(struct upstream *up, bool reuse)
     struct origin_pool *p = up->pool;
     if (up->owner && up->owner->ex && up->owner->ex->up == up)
         up->owner->ex->up = NULL;
-    if (!reuse || up->in_eof || (up->ox && buf_len(up->ox)) || w->draining || !p ||
-        p->nidle >= POOL_MAX_IDLE) {
+    if (!reuse || w->draining || !p || p->nidle >= POOL_MAX_IDLE || !upstream__clean(up, false)) {
         upstream_close(up);
         return;
     }
