@@ -110,6 +110,7 @@ state_dir: $TMP/latchd/state
 auth_domain: auth.localhost:$LPORT
 log: {requests: $TMP/latchd/requests.log, auth: $TMP/latchd/auth.log}
 timeouts: {idle: 5m, header: 30s}
+max_connections_per_client: 0   # the idle test holds IDLE_N connections from one address
 apps:
   - name: bench
     domains: [bench.localhost]

@@ -132,6 +132,10 @@ bool config__duration_s(struct config__ctx *c, const struct config__node *n, con
 void *config__calloc(struct config__ctx *c, size_t n, size_t size);
 char *config__strdup(struct config__ctx *c, const char *s);
 
+/* Gateway limits (config_gateway.c). */
+void config__max_connections_per_client(struct config__ctx *c, const struct config__node *n,
+                                        struct config *cfg);
+
 /* apps: (config_apps.c). Needs cfg->idps and cfg->service_tokens already loaded. */
 void config__apps_load(struct config__ctx *c, const struct config__node *apps,
                        struct config *cfg);

@@ -182,6 +182,8 @@ struct config {
     struct service_token_cfg *service_tokens; size_t nservice_tokens;
     struct app *apps; size_t napps;
     struct timeouts_cfg timeouts;
+    unsigned max_connections_per_client; /* open at once per client address (IPv6: /64), except
+                                            trusted_proxies; 0: no cap */
 };
 
 #endif

@@ -703,13 +703,14 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
                                           .origin_connect_ms = 5000,
                                           .origin_response_ms = 60000,
                                           .drain_ms = 30000};
+    cfg->max_connections_per_client = 256;
     return !c->oom;
 }
 
 enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
-    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_COUNT
+    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -719,7 +720,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "listen",           "workers", "state_dir", "store",              "store_key_file",
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
-        "timeouts",         "store_password_file", NULL};
+        "timeouts",         "store_password_file", "max_connections_per_client", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -761,6 +762,8 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config_log(c, v[K_LOG], cfg);
     if (v[K_TIMEOUTS])
         config_timeouts(c, v[K_TIMEOUTS], cfg);
+    if (v[K_MAX_CONNS_PER_CLIENT])
+        config__max_connections_per_client(c, v[K_MAX_CONNS_PER_CLIENT], cfg);
     /* Apps refer to identity providers and service tokens by name: those come first. */
     if (v[K_IDPS])
         config_idps(c, v[K_IDPS], cfg);

@@ -32,6 +32,7 @@ enum timer_class {
     TIMER_POOL_IDLE,
     TIMER_PARKED,
     TIMER_DRAIN_GRACE,
+    TIMER_ACCEPT_PAUSE,
     TIMER_CLASSES
 };
 

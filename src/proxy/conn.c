@@ -6,6 +6,7 @@
 #include "http/cookie.h"
 #include "http/path.h"
 #include "proxy/local.h"
+#include "server/connlimit.h"
 #include "server/worker.h"
 #include "token/svctokens.h"
 
@@ -35,28 +36,76 @@ uint64_t proxy__now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void conn__peer(struct conn *c, const struct sockaddr *sa)
+/* The peer's address as 16 bytes (IPv4-mapped for IPv4) and its port. */
+static void conn__peer(const struct sockaddr *sa, uint8_t ip[16], uint16_t *port)
 {
-    memset(c->peer, 0, sizeof c->peer);
+    memset(ip, 0, 16);
+    *port = 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        c->peer[10] = c->peer[11] = 0xff;
-        memcpy(c->peer + 12, &in->sin_addr, 4);
-        c->peer_port = ntohs(in->sin_port);
+        ip[10] = ip[11] = 0xff;
+        memcpy(ip + 12, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        memcpy(c->peer, &in6->sin6_addr, 16);
-        c->peer_port = ntohs(in6->sin6_port);
+        memcpy(ip, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
     }
+}
+
+static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
+{
+    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
+        if (cidr_contains(&cfg->trusted_proxies[i], ip))
+            return true;
+    return false;
+}
+
+static void conn__ip_str(const uint8_t ip[16], char out[INET6_ADDRSTRLEN])
+{
+    if (!memcmp(ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
+        inet_ntop(AF_INET, ip + 12, out, INET6_ADDRSTRLEN);
+    else
+        inet_ntop(AF_INET6, ip, out, INET6_ADDRSTRLEN);
+}
+
+/* The per-client cap: true when the connection may stay (counted when a cap applies). Its
+ * refusal costs no buffer and no state: the socket is closed before anything is read. */
+static bool conn__admit_client(struct worker *w, const uint8_t ip[16], bool *counted)
+{
+    const struct config *cfg = w->rt->cfg;
+    unsigned max = cfg->max_connections_per_client;
+    *counted = false;
+    if (!max || conn__is_trusted(cfg, ip)) /* a load balancer speaks for many clients */
+        return true;
+    if (connlimit_take(w->climit, ip, max)) {
+        *counted = true;
+        return true;
+    }
+    if (worker_notice(w, &w->cap_notice)) {
+        char who[INET6_ADDRSTRLEN];
+        conn__ip_str(ip, who);
+        log_msg("warn", "client %s: connection refused: %u open already (max_connections_per_client); "
+                "%llu refused since the last message", who, max,
+                (unsigned long long)w->cap_notice.count);
+        w->cap_notice.count = 0;
+    }
+    return false;
 }
 
 void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer)
 {
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    uint8_t ip[16];
+    uint16_t port;
+    bool counted;
+    conn__peer(peer, ip, &port);
+    if (!conn__admit_client(w, ip, &counted)) {
         close(fd);
         return;
     }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->io.fd = fd;
@@ -64,25 +113,20 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     c->w = w;
     c->timer.cb = conn__on_timer;
     c->listener = (uint8_t)listener;
-    conn__peer(c, peer);
+    memcpy(c->peer, ip, 16);
+    c->peer_port = port;
+    c->counted = counted;
     struct tls_server *ts = w->rt->tls[listener];
     c->state = CS_IDLE;
     if (ts) {
         c->tls = true;
         c->ssl = tls_server_accept(ts, fd);
-        if (!c->ssl) {
-            close(fd);
-            free(c);
-            return;
-        }
+        if (!c->ssl)
+            goto fail;
         c->state = CS_HANDSHAKE;
     }
-    if (loop_add(w->loop, &c->io) != 0) {
-        SSL_free(c->ssl);
-        close(fd);
-        free(c);
-        return;
-    }
+    if (loop_add(w->loop, &c->io) != 0)
+        goto fail;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -90,6 +134,31 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
     timer_arm(w->loop, &c->timer, TIMER_HEADER);
     /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
+    return;
+fail:
+    if (c)
+        SSL_free(c->ssl);
+    free(c);
+    close(fd);
+    if (counted)
+        connlimit_put(w->climit, ip);
+}
+
+unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms)
+{
+    /* accepted at (header deadline - header timeout): only a silent connection keeps it */
+    int64_t newest = (int64_t)loop_now(w->loop) + (int64_t)w->rt->cfg->timeouts.header_ms -
+                     (int64_t)min_age_ms;
+    unsigned n = 0;
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->heard || c->served_one || !timer_armed(&c->timer) ||
+            (int64_t)c->timer.deadline_ms > newest)
+            continue;
+        proxy__close(c);
+        n++;
+    }
+    return n;
 }
 
 static void conn__free_exchange(struct conn *c)
@@ -140,6 +209,8 @@ void proxy__close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
+    if (c->counted)
+        connlimit_put(w->climit, c->peer);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
     c->next = w->dead;
     w->dead = c;
@@ -225,9 +296,7 @@ static struct exchange *conn__bare_exchange(struct conn *c)
     ex->start_us = proxy__now_us();
     ex->minor = 1;
     ex->decision = ACCESS_DENY;
-    inet_ntop(AF_INET6, c->peer, ex->client_ip_str, sizeof ex->client_ip_str);
-    if (!memcmp(c->peer, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
-        inet_ntop(AF_INET, c->peer + 12, ex->client_ip_str, sizeof ex->client_ip_str);
+    conn__ip_str(c->peer, ex->client_ip_str);
     memcpy(ex->client_ip, c->peer, 16);
     uint64_t v = c->w->id_seed + ++c->w->request_seq * 0x9E3779B97F4A7C15ull;
     v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -250,14 +319,6 @@ static enum step conn__refuse_framing(struct conn *c, int status)
                      : status == 505 ? "version_not_supported" : status == 501 ? "not_implemented"
                      : status == 408 ? "request_timeout" : "bad_request";
     return proxy__respond_error(c, status, code, "The request could not be accepted.");
-}
-
-static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
-{
-    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
-        if (cidr_contains(&cfg->trusted_proxies[i], ip))
-            return true;
-    return false;
 }
 
 static int conn__parse_ip(const char *s, size_t n, uint8_t out[16])
@@ -312,10 +373,7 @@ static void conn__client_ip(struct conn *c, const struct http_request *req)
                 break;
         }
     }
-    if (!memcmp(ex->client_ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
-        inet_ntop(AF_INET, ex->client_ip + 12, ex->client_ip_str, sizeof ex->client_ip_str);
-    else
-        inet_ntop(AF_INET6, ex->client_ip, ex->client_ip_str, sizeof ex->client_ip_str);
+    conn__ip_str(ex->client_ip, ex->client_ip_str);
 }
 
 /* Copies method, host, paths and query out of the client buffer. -1: 400. */
@@ -673,7 +731,7 @@ static void conn__on_io(struct io_handler *h, uint32_t events)
 {
     struct conn *c = (struct conn *)h;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->rd_ready = true;
+        c->rd_ready = c->heard = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->rd_hup = true; /* the EOF may sit behind data a short read leaves: no edge will come */
     if (c->rd_hup && c->state == CS_WAIT && !c->closed) {

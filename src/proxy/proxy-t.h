@@ -105,6 +105,8 @@ struct conn {
     uint8_t state;
     uint8_t listener;
     bool closed, in_eof, tls, served_one;
+    bool heard;                        /* any event saying the client sent something */
+    bool counted;                      /* counted in the worker's per-client connections */
     bool rd_ready;                     /* epoll said readable and no read drained it since */
     bool rd_hup;                       /* the peer shut its side: reads go on until they see EOF */
     uint16_t peer_port;

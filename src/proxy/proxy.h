@@ -32,8 +32,12 @@ struct request_identity {
 /* The outcome of one step of a connection's state machine. */
 enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
 
-/* Called by a worker for each accepted socket. */
+/* Called by a worker for each accepted socket. A client (an address not in trusted_proxies)
+ * with max_connections_per_client open already has it closed at once. */
 void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer);
+/* Closes the connections that have sent nothing since they were accepted at least min_age_ms
+ * ago (the worker ran out of descriptors); returns how many. */
+unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms);
 /* Starts draining: idle connections close now, busy ones after their response. */
 void conn_drain_all(struct worker *w);
 /* Frees connections and origin connections closed during this loop iteration. */

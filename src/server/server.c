@@ -7,6 +7,7 @@
 #include "metrics/listener.h"
 #include "metrics/metrics.h"
 #include "proxy/proxy.h"
+#include "server/connlimit.h"
 #include "server/control.h"
 #include "server/worker.h"
 #include "store/cluster.h"
@@ -362,6 +363,7 @@ static int server__start_worker(struct server *srv, unsigned i)
     w->nlisteners = srv->nlisten;
     w->listeners = calloc(srv->nlisten, sizeof *w->listeners);
     w->metrics = metrics_worker(srv->metrics, i);
+    w->climit = srv->climit;
     unsigned char seed[8];
     if (getentropy(seed, sizeof seed) == 0)
         memcpy(&w->id_seed, seed, sizeof seed);
@@ -487,7 +489,8 @@ int server_run(const char *config_path)
     srv.nworkers = cfg->workers ? cfg->workers : server__cores();
     srv.metrics = metrics_new(srv.nworkers, srv.store);
     srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-    if (!srv.metrics || !srv.workers) {
+    srv.climit = connlimit_new();
+    if (!srv.metrics || !srv.workers || !srv.climit) {
         log_msg("error", "out of memory");
         goto out;
     }
@@ -567,6 +570,7 @@ out:
     free(srv.listen_addrs);
     metrics_listener_stop(srv.admin); /* the workers are joined: nothing writes the counters */
     metrics_free(srv.metrics);
+    connlimit_free(srv.climit);
     free(srv.admin_listen);
     free(srv.workers);
     runtime_unref(srv.rt);

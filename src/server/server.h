@@ -52,6 +52,7 @@ struct server {
     unsigned nlisten;
     char *admin_listen;            /* admin.listen at start (NULL: none); a reload keeps it */
     struct metrics *metrics;       /* counters of every worker; served by `admin` */
+    struct connlimit *climit;      /* open client connections per client (connlimit.h) */
     struct metrics_listener *admin;
     struct worker *workers;
     unsigned nworkers;

@@ -21,6 +21,10 @@
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MIN_MS 100   /* listeners out of epoll after accept ran out of descriptors */
+#define ACCEPT_PAUSE_MAX_MS 1000
+#define SHED_SILENT_AFTER_MS 1000 /* then, connections silent this long are closed first */
+#define NOTICE_PERIOD_MS 10000    /* one line per condition and period (worker_notice) */
 
 struct runtime *worker_runtime(struct worker *w)
 {
@@ -61,7 +65,63 @@ static void worker__durations(struct worker *w)
     loop_set_duration(w->loop, TIMER_PARKED, 25000); /* under the 30 s the CLI waits */
 }
 
-/* Accepts up to `max` connections; returns false once the kernel's queue is empty. */
+bool worker_notice(struct worker *w, struct worker_notice *n)
+{
+    n->count++;
+    uint64_t now = loop_now(w->loop);
+    if (now < n->next_ms)
+        return false;
+    n->next_ms = now + NOTICE_PERIOD_MS;
+    return true;
+}
+
+static void worker__resume_accepting(struct timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, accept_pause));
+    w->accept_paused = false;
+    if (!w->listening) /* a drain took the listeners meanwhile */
+        return;
+    for (unsigned i = 0; i < w->nlisteners; i++)
+        if (loop_add_listener(w->loop, &w->listeners[i].io) != 0)
+            log_msg("error", "worker %u: cannot watch listener %u again", w->id, i);
+}
+
+/* accept(2) failed for want of descriptors or memory. Connections that have sent nothing for a
+ * second are closed first (a flood of silent connections then cannot hold the descriptors
+ * until the header timeout); if that freed none, the listeners leave epoll for a while (they
+ * are level-triggered: otherwise every loop iteration would fail the same way at once, and
+ * spin), 100 ms doubling to 1 s while it lasts. The connections already open go on being
+ * served. Returns true when accepting may go on at once. */
+static bool worker__accept_exhausted(struct worker *w, int err)
+{
+    unsigned shed = conn_shed_silent(w, SHED_SILENT_AFTER_MS);
+    w->shed_total += shed;
+    if (worker_notice(w, &w->accept_notice)) {
+        log_msg("error", "worker %u: accept: %s (%llu times since the last message; %llu silent "
+                "connections closed): new connections wait; raise the open files limit "
+                "(ulimit -n, LimitNOFILE=)", w->id, strerror(err),
+                (unsigned long long)w->accept_notice.count, (unsigned long long)w->shed_total);
+        w->accept_notice.count = 0;
+        w->shed_total = 0;
+    }
+    if (shed)
+        return true;
+    if (!w->accept_paused) {
+        for (unsigned i = 0; i < w->nlisteners; i++)
+            loop_del(w->loop, &w->listeners[i].io);
+        w->accept_paused = true;
+        loop_set_duration(w->loop, TIMER_ACCEPT_PAUSE, w->accept_pause_ms);
+        w->accept_pause.cb = worker__resume_accepting;
+        timer_arm(w->loop, &w->accept_pause, TIMER_ACCEPT_PAUSE);
+        w->accept_pause_ms = w->accept_pause_ms * 2 < ACCEPT_PAUSE_MAX_MS ? w->accept_pause_ms * 2
+                                                                          : ACCEPT_PAUSE_MAX_MS;
+    }
+    return false;
+}
+
+/* Accepts up to `max` connections; returns false once the kernel's queue is empty, or when
+ * accepting must wait (worker__accept_exhausted). An error that belongs to one connection (it
+ * was reset in the queue, a network error, a firewall's EPERM) skips it, as accept(2) says. */
 static bool worker__accept_some(struct listen_handler *lh, int max)
 {
     struct worker *w = lh->w;
@@ -70,10 +130,19 @@ static bool worker__accept_some(struct listen_handler *lh, int max)
         socklen_t len = sizeof ss;
         int fd = accept4(lh->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                log_msg("error", "accept: %s: raise the open files limit (ulimit -n)", strerror(errno));
-            return false;
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                if (worker__accept_exhausted(w, e))
+                    continue;
+                return false;
+            }
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM || e == ENETDOWN ||
+                e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH ||
+                e == EOPNOTSUPP || e == ENETUNREACH || e == ETIMEDOUT)
+                continue;
+            return false; /* EAGAIN; EINVAL once a drain shut the listener */
         }
+        w->accept_pause_ms = ACCEPT_PAUSE_MIN_MS;
         conn_accept(w, fd, lh->index, (struct sockaddr *)&ss);
     }
     return true;
@@ -238,6 +307,7 @@ void *worker_main(void *arg)
             log_msg("error", "worker %u: cannot watch listener %u", w->id, i);
     }
     w->listening = true;
+    w->accept_pause_ms = ACCEPT_PAUSE_MIN_MS;
     w->wake.cb = worker__on_wake;
     loop_add_in(w->loop, &w->wake);
     while (!(w->draining && !w->listening && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))

@@ -23,6 +23,13 @@ struct conn;
 struct upstream;
 struct origin_pool;
 struct store;
+struct connlimit;
+
+/* A log line for a condition that may repeat thousands of times a second (worker_notice). */
+struct worker_notice {
+    uint64_t next_ms; /* no line before then */
+    uint64_t count;   /* times since the last line */
+};
 
 struct listen_handler {
     struct io_handler io;
@@ -55,6 +62,12 @@ struct worker {
     uint64_t drain_deadline;
     uint64_t listen_until;     /* draining: accepting what the kernel completes until then */
     struct timer grace;        /* wakes the loop at listen_until */
+    struct timer accept_pause; /* the listeners are out of epoll until it fires (worker.c) */
+    bool accept_paused;
+    uint32_t accept_pause_ms;  /* the next pause: doubles while accepting keeps failing */
+    struct worker_notice accept_notice, cap_notice;
+    uint64_t shed_total;       /* silent connections closed since accept_notice's last line */
+    struct connlimit *climit;  /* the server's open connections per client */
     struct conn *conns;        /* every open client connection */
     atomic_uint nconns;        /* written by this worker only; others read it relaxed (status) */
     struct conn *dead;         /* closed this iteration; freed before sleeping */
@@ -68,6 +81,10 @@ struct worker {
     struct runtime *log_rt;    /* whose request log they go to (a reference) */
     struct metrics_worker *metrics; /* this worker's counters (only this thread writes them) */
 };
+
+/* Counts one more occurrence of a condition; true when a log line is due (at most one per
+ * 10 s): the caller logs n->count (the occurrences since the last line) and sets it to 0. */
+bool worker_notice(struct worker *w, struct worker_notice *n);
 
 /* Runs the worker loop until drained. */
 void *worker_main(void *arg);
