@@ -37,6 +37,17 @@ static void fuzz_check_request(const struct http_request *req, const uint8_t *da
         fuzz_slice_in(req->headers[i].value, data, h);
         if (req->headers[i].name.n == 0)
             abort();
+        /* a field's id ignores case; a '_' spelling of a known name is never forwarded */
+        struct http_slice nm = req->headers[i].name;
+        char up[HTTP_MAX_HEADER_BYTES];
+        for (size_t k = 0; k < nm.n; k++)
+            up[k] = (char)(nm.p[k] >= 'a' && nm.p[k] <= 'z' ? nm.p[k] - 32 : nm.p[k]);
+        uint8_t id = req->headers[i].id;
+        if (id != http_field_id(nm) || id != http_field_id((struct http_slice){ up, nm.n }))
+            abort();
+        if (memchr(nm.p, '_', nm.n) && id != HTTP_F_OTHER && id != HTTP_F_NEVER &&
+            id != HTTP_F_CF_ACCESS)
+            abort();
         for (size_t k = 0; k < req->headers[i].value.n; k++) {
             unsigned char c = (unsigned char)req->headers[i].value.p[k];
             if (c == '\r' || c == '\n' || c == 0)

@@ -135,6 +135,8 @@ char *config__strdup(struct config__ctx *c, const char *s);
 /* Gateway limits (config_gateway.c). */
 void config__max_connections_per_client(struct config__ctx *c, const struct config__node *n,
                                         struct config *cfg);
+void config__keep_client_headers(struct config__ctx *c, const struct config__node *n,
+                                 struct app *a);
 
 /* apps: (config_apps.c). Needs cfg->idps and cfg->service_tokens already loaded. */
 void config__apps_load(struct config__ctx *c, const struct config__node *apps,

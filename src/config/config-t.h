@@ -94,6 +94,9 @@ struct app {
     char *service_token_header;                /* read_service_tokens_from_header: lowercase name
                                                   of a header holding {"cf-access-client-id",
                                                   "cf-access-client-secret"} as JSON */
+    char **keep_client_headers;                /* lowercase names of spoofable fields (X-Real-IP…)
+                                                  this app's origin gets from clients as sent */
+    size_t nkeep_client_headers;
     struct config_pos pos;
 };
 

@@ -362,8 +362,9 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
     static const char *const keys[] = {"name",         "domains", "origin",
                                        "origin_tls",   "preserve_host",
                                        "session_duration", "allowed_idps", "aud", "policies",
-                                       "read_service_tokens_from_header", NULL};
-    const struct config__node *v[10];
+                                       "read_service_tokens_from_header", "keep_client_headers",
+                                       NULL};
+    const struct config__node *v[11];
     a->pos = n->pos;
     a->origin.tls_verify = true;
     a->origin.preserve_host = true;
@@ -406,6 +407,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
             if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
                 config__error(c, v[9]->pos, "'read_service_tokens_from_header' must be a header name");
     }
+    if (v[10])
+        config__keep_client_headers(c, v[10], a);
     /* Policies are the point of an app: without one every request would be denied. */
     if (config__required(c, n, v[8], "policies", "app") &&
         config__list(c, v[8], "policies", "policies")) {
@@ -447,6 +450,9 @@ void config__app_free(struct app *a)
     free(a->origin.base);
     free(a->origin.ca_file);
     free(a->service_token_header);
+    for (size_t i = 0; i < a->nkeep_client_headers; i++)
+        free(a->keep_client_headers[i]);
+    free(a->keep_client_headers);
     for (size_t i = 0; i < a->npolicies; i++) {
         struct policy *p = &a->policies[i];
         free(p->name);

@@ -29,8 +29,39 @@ struct http_slice {
     size_t n;
 };
 
+/* The fields the gateway treats specially, recognized once, by the parser, for every field line
+ * (http_field_id): whoever forwards a head switches on the id and never compares names again. */
+enum http_field {
+    HTTP_F_OTHER = 0,          /* passes as sent */
+    /* hop-by-hop (RFC 9110 §7.6.1) */
+    HTTP_F_CONNECTION,
+    HTTP_F_UPGRADE,
+    HTTP_F_TRANSFER_ENCODING,
+    HTTP_F_HOP,                /* keep-alive, proxy-connection, te, trailer, proxy-authenticate,
+                                  proxy-authorization */
+    /* written by the gateway itself: a client's copy is dropped (SPEC.md §3.5) */
+    HTTP_F_HOST,
+    HTTP_F_CONTENT_LENGTH,
+    HTTP_F_EXPECT,
+    HTTP_F_X_FORWARDED_FOR,    /* believed from trusted_proxies only, as the chain's start */
+    HTTP_F_OWNED,              /* x-forwarded-proto, x-forwarded-host, x-request-id, http2-settings */
+    HTTP_F_CF_ACCESS,          /* cf-access-*, also spelled with '_' */
+    HTTP_F_COOKIE,
+    HTTP_F_SET_COOKIE,
+    HTTP_F_STS,                /* strict-transport-security */
+    /* what origins act on and the gateway does not set: client addresses (x-real-ip, forwarded,
+     * true-client-ip, …), URL and method overrides (x-original-url, x-http-method-override, …),
+     * the rest of x-forwarded-*, cf-* (Cloudflare's edge), other proxies' user headers
+     * (remote-user, x-auth-request-*, …). Dropped from requests unless the app keeps them. */
+    HTTP_F_SPOOFABLE,
+    /* never forwarded, never kept: a field above spelled with '_' for '-' (CGI-style origins
+     * read X_Real_IP as X-Real-IP), and Proxy (httpoxy: CGI turns it into HTTP_PROXY) */
+    HTTP_F_NEVER,
+};
+
 struct http_header {
     struct http_slice name, value; /* value without leading/trailing OWS */
+    uint8_t id;                    /* enum http_field */
 };
 
 enum http_body {
@@ -138,9 +169,17 @@ struct http_chunked {
  * section have been consumed: bytes after the returned count belong to the next message. */
 ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done);
 
-/* Hop-by-hop header (RFC 9110 §7.6.1): connection, keep-alive, proxy-connection, te, trailer,
+/* The id of a field name (enum http_field): case-insensitive; a name with '_' where a known
+ * name has '-' is HTTP_F_NEVER (HTTP_F_CF_ACCESS for cf_access_*). The parsers fill
+ * http_header.id with it. */
+enum http_field http_field_id(struct http_slice name);
+
+/* Hop-by-hop fields (RFC 9110 §7.6.1): connection, keep-alive, proxy-connection, te, trailer,
  * transfer-encoding, upgrade, proxy-authenticate, proxy-authorization. */
-bool http_is_hop_by_hop(struct http_slice name);
+static inline bool http_field_hop(uint8_t id)
+{
+    return id >= HTTP_F_CONNECTION && id <= HTTP_F_HOP;
+}
 
 /* The reason phrase for a status code we generate ("Bad Gateway"). */
 const char *http_reason(int status);

@@ -91,17 +91,110 @@ bool http_has_token(struct http_slice value, const char *lower)
     return false;
 }
 
-bool http_is_hop_by_hop(struct http_slice name)
+/* Known field names, lowercase, sorted by length; http_known_start[n] is the first of length n
+ * (tests/unit/test_http.c looks every one of them up). */
+static const struct {
+    const char *name;
+    uint8_t id;
+} http_known[] = {
+    { "te", HTTP_F_HOP },
+    { "host", HTTP_F_HOST },
+    { "proxy", HTTP_F_NEVER },
+    { "cookie", HTTP_F_COOKIE },
+    { "expect", HTTP_F_EXPECT },
+    { "x-host", HTTP_F_SPOOFABLE },
+    { "trailer", HTTP_F_HOP },
+    { "upgrade", HTTP_F_UPGRADE },
+    { "x-scheme", HTTP_F_SPOOFABLE },
+    { "client-ip", HTTP_F_SPOOFABLE },
+    { "forwarded", HTTP_F_SPOOFABLE },
+    { "x-real-ip", HTTP_F_SPOOFABLE },
+    { "connection", HTTP_F_CONNECTION },
+    { "keep-alive", HTTP_F_HOP },
+    { "set-cookie", HTTP_F_SET_COOKIE },
+    { "remote-user", HTTP_F_SPOOFABLE },
+    { "x-client-ip", HTTP_F_SPOOFABLE },
+    { "x-forwarded", HTTP_F_SPOOFABLE },
+    { "x-remote-ip", HTTP_F_SPOOFABLE },
+    { "x-request-id", HTTP_F_OWNED },
+    { "x-url-scheme", HTTP_F_SPOOFABLE },
+    { "x-http-method", HTTP_F_SPOOFABLE },
+    { "x-remote-addr", HTTP_F_SPOOFABLE },
+    { "x-remote-user", HTTP_F_SPOOFABLE },
+    { "x-rewrite-url", HTTP_F_SPOOFABLE },
+    { "content-length", HTTP_F_CONTENT_LENGTH },
+    { "http2-settings", HTTP_F_OWNED },
+    { "true-client-ip", HTTP_F_SPOOFABLE },
+    { "x-original-uri", HTTP_F_SPOOFABLE },
+    { "x-original-url", HTTP_F_SPOOFABLE },
+    { "x-proxyuser-ip", HTTP_F_SPOOFABLE },
+    { "x-webauth-user", HTTP_F_SPOOFABLE },
+    { "front-end-https", HTTP_F_SPOOFABLE },
+    { "x-forwarded-for", HTTP_F_X_FORWARDED_FOR },
+    { "x-original-host", HTTP_F_SPOOFABLE },
+    { "fastly-client-ip", HTTP_F_SPOOFABLE },
+    { "proxy-connection", HTTP_F_HOP },
+    { "x-azure-clientip", HTTP_F_SPOOFABLE },
+    { "x-azure-socketip", HTTP_F_SPOOFABLE },
+    { "x-forwarded-host", HTTP_F_OWNED },
+    { "x-originating-ip", HTTP_F_SPOOFABLE },
+    { "transfer-encoding", HTTP_F_TRANSFER_ENCODING },
+    { "x-forwarded-proto", HTTP_F_OWNED },
+    { "x-method-override", HTTP_F_SPOOFABLE },
+    { "proxy-authenticate", HTTP_F_HOP },
+    { "proxy-authorization", HTTP_F_HOP },
+    { "x-cluster-client-ip", HTTP_F_SPOOFABLE },
+    { "x-http-method-override", HTTP_F_SPOOFABLE },
+    { "x-original-forwarded-for", HTTP_F_SPOOFABLE },
+    { "strict-transport-security", HTTP_F_STS },
+};
+#define HTTP_KNOWN_MAX 25
+static const uint8_t http_known_start[HTTP_KNOWN_MAX + 2] = {
+    0, 0, 0, 1, 1, 2, 3, 6, 8, 9, 12, 15, 19, 21, 25, 32, 35, 41, 44, 45, 47, 47, 47, 48, 48, 49, 50,
+};
+
+/* Families known by their prefix, after the exact names (x-forwarded-for is owned, the rest of
+ * x-forwarded-* is not). */
+static const struct {
+    const char *prefix;
+    uint8_t len, id;
+} http_known_prefix[] = {
+    { "cf-access-", 10, HTTP_F_CF_ACCESS },
+    { "cf-", 3, HTTP_F_SPOOFABLE },
+    { "x-forwarded-", 12, HTTP_F_SPOOFABLE },
+    { "x-auth-request-", 15, HTTP_F_SPOOFABLE },
+};
+
+enum http_field http_field_id(struct http_slice name)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization",
-    };
-    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++) {
-        if (http_slice_eq(name, hop[i]))
-            return true;
+    char f[32]; /* the name folded: lowercase, '_' as '-'; longer names need only prefixes */
+    size_t n = name.n < sizeof f ? name.n : sizeof f;
+    bool underscore = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = http_lower(name.p[i]);
+        if (c == '_') {
+            c = '-';
+            underscore = true;
+        }
+        f[i] = c;
     }
-    return false;
+    if (!underscore && name.n > n)
+        underscore = memchr(name.p + n, '_', name.n - n) != NULL;
+    uint8_t id = HTTP_F_OTHER;
+    if (name.n <= HTTP_KNOWN_MAX) {
+        for (size_t k = http_known_start[name.n]; k < http_known_start[name.n + 1]; k++) {
+            if (!memcmp(f, http_known[k].name, name.n)) {
+                id = http_known[k].id;
+                break;
+            }
+        }
+    }
+    for (size_t k = 0; id == HTTP_F_OTHER && k < sizeof http_known_prefix / sizeof *http_known_prefix; k++)
+        if (n >= http_known_prefix[k].len && !memcmp(f, http_known_prefix[k].prefix, http_known_prefix[k].len))
+            id = http_known_prefix[k].id;
+    if (underscore && id != HTTP_F_OTHER && id != HTTP_F_CF_ACCESS)
+        id = HTTP_F_NEVER;
+    return (enum http_field)id;
 }
 
 const char *http_reason(int status)
@@ -425,53 +518,46 @@ static int http_parse_fields(const char *buf, size_t from, size_t to, struct htt
         struct http_slice value = { buf + vs, ve - vs };
         hdrs[n].name = name;
         hdrs[n].value = value;
-        n++;
+        hdrs[n].id = (uint8_t)http_field_id(name);
 
-        switch (name.n) {
-        case 4:
-            if (http_slice_eq(name, "host")) {
-                f->nhost++;
-                f->host = value;
-            }
+        switch (hdrs[n].id) {
+        case HTTP_F_HOST:
+            f->nhost++;
+            f->host = value;
             break;
-        case 6:
-            if (http_slice_eq(name, "expect") && http_slice_eq(value, "100-continue"))
+        case HTTP_F_EXPECT:
+            if (http_slice_eq(value, "100-continue"))
                 f->expect_continue = true;
             break;
-        case 7:
-            if (http_slice_eq(name, "upgrade"))
-                f->has_upgrade = true;
+        case HTTP_F_UPGRADE:
+            f->has_upgrade = true;
             break;
-        case 10:
-            if (http_slice_eq(name, "connection")) {
-                if (http_has_token(value, "close"))
-                    f->conn_close = true;
-                if (http_has_token(value, "keep-alive"))
-                    f->conn_keep_alive = true;
-                if (http_has_token(value, "upgrade"))
-                    f->conn_upgrade = true;
-            }
+        case HTTP_F_CONNECTION:
+            if (http_has_token(value, "close"))
+                f->conn_close = true;
+            if (http_has_token(value, "keep-alive"))
+                f->conn_keep_alive = true;
+            if (http_has_token(value, "upgrade"))
+                f->conn_upgrade = true;
             break;
-        case 14:
-            if (http_slice_eq(name, "content-length")) {
-                if (++f->ncl > 1 || !http_parse_content_length(value, &f->cl))
-                    return HTTP_ERR_BAD;
-            } else if (http_slice_eq_underscore(name, "content-length")) {
+        case HTTP_F_CONTENT_LENGTH:
+            if (++f->ncl > 1 || !http_parse_content_length(value, &f->cl))
                 return HTTP_ERR_BAD;
-            }
             break;
-        case 17:
-            if (http_slice_eq(name, "transfer-encoding")) {
-                if (++f->nte > 1)
-                    return HTTP_ERR_BAD;
-                f->te = http_te_classify(value);
-            } else if (http_slice_eq_underscore(name, "transfer-encoding")) {
+        case HTTP_F_TRANSFER_ENCODING:
+            if (++f->nte > 1)
                 return HTTP_ERR_BAD;
-            }
+            f->te = http_te_classify(value);
+            break;
+        case HTTP_F_NEVER:
+            if (http_slice_eq_underscore(name, "content-length") ||
+                http_slice_eq_underscore(name, "transfer-encoding"))
+                return HTTP_ERR_BAD;
             break;
         default:
             break;
         }
+        n++;
         i = eol + 2;
     }
     *nhdrs = n;

@@ -349,7 +349,7 @@ static void conn__client_ip(struct conn *c, const struct http_request *req)
     memcpy(ex->client_ip, c->peer, 16);
     if (cfg->ntrusted_proxies && conn__is_trusted(cfg, c->peer)) {
         for (size_t i = req->nheaders; i-- > 0;) {
-            if (!http_slice_eq(req->headers[i].name, "x-forwarded-for"))
+            if (req->headers[i].id != HTTP_F_X_FORWARDED_FOR)
                 continue;
             const char *p = req->headers[i].value.p;
             size_t n = req->headers[i].value.n;

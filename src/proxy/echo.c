@@ -110,8 +110,8 @@ static int echo__read_head(const char *p, size_t n, struct echo_head *h)
             const char *v = colon + 1;
             while (v < le && (*v == ' ' || *v == '\t'))
                 v++;
-            h->fields[h->nfields++] = (struct http_header){ { line, (size_t)(colon - line) },
-                                                            { v, (size_t)(le - v) } };
+            h->fields[h->nfields++] = (struct http_header){ .name = { line, (size_t)(colon - line) },
+                                                            .value = { v, (size_t)(le - v) } };
         }
         line = le + 2;
     }

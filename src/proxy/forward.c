@@ -134,38 +134,21 @@ static bool forward__nominated(const struct http_header *conn_hdrs[], size_t nco
     return false;
 }
 
-/* Cf-Access-* in any case, also spelled with '_' (SPEC.md §3.5): never from a client. */
-static bool forward__is_cf_access(struct http_slice name)
+/* Whether the app keeps this field from clients (keep_client_headers: spoofable names only). */
+static bool forward__kept(const struct app *app, struct http_slice name)
 {
-    static const char prefix[] = "cf-access-";
-    if (name.n < sizeof prefix - 1)
-        return false;
-    for (size_t i = 0; i < sizeof prefix - 1; i++) {
-        char ch = name.p[i];
-        ch = ch == '_' ? '-' : (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        if (ch != prefix[i])
-            return false;
-    }
-    return true;
-}
-
-/* Headers the gateway sets itself: whatever the client sent under these names is dropped. */
-static bool forward__gateway_owned(struct http_slice name)
-{
-    static const char *const owned[] = { "host", "x-forwarded-for", "x-forwarded-proto",
-                                         "x-forwarded-host", "x-request-id", "expect",
-                                         "content-length", "forwarded", "http2-settings" };
-    /* cf-access-token, cf-access-client-id and -secret are caught by the Cf-Access-* rule */
-    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++)
-        if (http_slice_eq(name, owned[i]))
+    for (size_t i = 0; i < app->nkeep_client_headers; i++)
+        if (http_slice_eq(name, app->keep_client_headers[i]))
             return true;
-    return forward__is_cf_access(name);
+    return false;
 }
 
 /* Builds the head the origin receives: the normalized target, the client's fields except
- * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-*, X-Request-Id, Host) and the
- * credentials (cf-access-token, service-token headers, the CF_Authorization cookie), then ours.
- * `ri` is the identity to assert to the origin, NULL for none. */
+ * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-For/Proto/Host, X-Request-Id,
+ * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
+ * X-Original-URL, Forwarded, CF-Connecting-IP…, unless the app keeps them), their '_' spellings,
+ * and the credentials (cf-access-token, service-token headers, the CF_Authorization cookie);
+ * then ours. Bypass requests too. `ri` is the identity to assert to the origin, NULL for none. */
 int proxy__build_origin_head(struct conn *c, const struct http_request *req,
                              const struct request_identity *ri)
 {
@@ -189,7 +172,7 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
     size_t nconn = 0;
     for (size_t i = 0; i < req->nheaders; i++)
-        if (http_slice_eq(req->headers[i].name, "connection"))
+        if (req->headers[i].id == HTTP_F_CONNECTION)
             conn_hdrs[nconn++] = &req->headers[i];
 
     const struct http_header *upgrade = NULL;
@@ -202,15 +185,29 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     size_t nxff = 0;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *f = &req->headers[i];
-        if (http_slice_eq(f->name, "upgrade"))
-            upgrade = f;
-        if (http_slice_eq(f->name, "x-forwarded-for"))
+        switch ((enum http_field)f->id) {
+        case HTTP_F_OTHER:
+        case HTTP_F_COOKIE:
+        case HTTP_F_SET_COOKIE: /* meaningless in a request: the origin's business */
+        case HTTP_F_STS:
+            break;
+        case HTTP_F_SPOOFABLE:
+            if (ex->app->nkeep_client_headers && forward__kept(ex->app, f->name))
+                break;
+            continue;
+        case HTTP_F_X_FORWARDED_FOR:
             xff[nxff++] = f->value;
-        if (http_is_hop_by_hop(f->name) || forward__gateway_owned(f->name) ||
-            (nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
+            continue;
+        case HTTP_F_UPGRADE:
+            upgrade = f;
+            continue;
+        default: /* hop-by-hop, set by the gateway, Cf-Access-*, '_' spellings, Proxy */
+            continue;
+        }
+        if ((nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
             (ri && ri->service_header && http_slice_eq(f->name, ex->app->service_token_header)))
             continue;
-        if (http_slice_eq(f->name, "cookie")) {
+        if (f->id == HTTP_F_COOKIE) {
             char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];
             size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip(f->value, PROXY_COOKIE, tmp) : 0;
             if (n)
@@ -289,13 +286,13 @@ static int forward__client_head(struct conn *c, const struct http_response *res,
     size_t nconn = 0;
     const struct http_header *upgrade = NULL;
     for (size_t i = 0; i < res->nheaders; i++)
-        if (http_slice_eq(res->headers[i].name, "connection"))
+        if (res->headers[i].id == HTTP_F_CONNECTION)
             conn_hdrs[nconn++] = &res->headers[i];
     for (size_t i = 0; i < res->nheaders; i++) {
         const struct http_header *f = &res->headers[i];
-        if (http_slice_eq(f->name, "upgrade"))
+        if (f->id == HTTP_F_UPGRADE)
             upgrade = f;
-        if (http_is_hop_by_hop(f->name) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
+        if (http_field_hop(f->id) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
             continue;
         hb__add(&h, f->name.p, f->name.n);
         hb__add(&h, ": ", 2);

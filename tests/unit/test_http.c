@@ -8,9 +8,11 @@
 
 #include "http/http.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define OK 1 /* expected: a complete head (> 0) */
 
@@ -464,14 +466,130 @@ static void test_helpers(void **state)
     assert_true(http_has_token(v, "bar"));
     assert_false(http_has_token(v, "up"));
     assert_false(http_has_token((struct http_slice){ "upgrades", 8 }, "upgrade"));
-    assert_true(http_is_hop_by_hop((struct http_slice){ "Transfer-Encoding", 17 }));
-    assert_true(http_is_hop_by_hop((struct http_slice){ "TE", 2 }));
-    assert_true(http_is_hop_by_hop((struct http_slice){ "proxy-connection", 16 }));
-    assert_false(http_is_hop_by_hop((struct http_slice){ "Authorization", 13 }));
-    assert_false(http_is_hop_by_hop((struct http_slice){ "Tes", 3 }));
+    assert_true(http_field_hop(http_field_id((struct http_slice){ "Transfer-Encoding", 17 })));
+    assert_true(http_field_hop(http_field_id((struct http_slice){ "TE", 2 })));
+    assert_true(http_field_hop(http_field_id((struct http_slice){ "proxy-connection", 16 })));
+    assert_false(http_field_hop(http_field_id((struct http_slice){ "Authorization", 13 })));
+    assert_false(http_field_hop(http_field_id((struct http_slice){ "Tes", 3 })));
     assert_string_equal(http_reason(502), "Bad Gateway");
     assert_string_equal(http_reason(431), "Request Header Fields Too Large");
     assert_string_equal(http_reason(499), "Client Error");
+}
+
+/* ---- field ids ---- */
+
+static enum http_field id_of(const char *name)
+{
+    return http_field_id((struct http_slice){ name, strlen(name) });
+}
+
+/* Every name the gateway knows maps to its id in any case; its '_' spelling is never
+ * forwarded (cf_access_* stays Cf-Access-*); prefixes of known names, and names a character
+ * longer, are other fields. */
+static void test_field_ids(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        enum http_field id;
+    } known[] = {
+        { "Connection", HTTP_F_CONNECTION }, { "Upgrade", HTTP_F_UPGRADE },
+        { "Transfer-Encoding", HTTP_F_TRANSFER_ENCODING }, { "TE", HTTP_F_HOP },
+        { "Keep-Alive", HTTP_F_HOP }, { "Proxy-Connection", HTTP_F_HOP }, { "Trailer", HTTP_F_HOP },
+        { "Proxy-Authenticate", HTTP_F_HOP }, { "Proxy-Authorization", HTTP_F_HOP },
+        { "Host", HTTP_F_HOST }, { "Content-Length", HTTP_F_CONTENT_LENGTH },
+        { "Expect", HTTP_F_EXPECT }, { "X-Forwarded-For", HTTP_F_X_FORWARDED_FOR },
+        { "X-Forwarded-Proto", HTTP_F_OWNED }, { "X-Forwarded-Host", HTTP_F_OWNED },
+        { "X-Request-Id", HTTP_F_OWNED }, { "HTTP2-Settings", HTTP_F_OWNED },
+        { "Cf-Access-Jwt-Assertion", HTTP_F_CF_ACCESS }, { "CF-ACCESS-TOKEN", HTTP_F_CF_ACCESS },
+        { "cf-access-authenticated-user-email-and-then-some-more", HTTP_F_CF_ACCESS },
+        { "Cookie", HTTP_F_COOKIE }, { "Set-Cookie", HTTP_F_SET_COOKIE },
+        { "Strict-Transport-Security", HTTP_F_STS }, { "Proxy", HTTP_F_NEVER },
+        { "X-Original-URL", HTTP_F_SPOOFABLE }, { "X-Rewrite-URL", HTTP_F_SPOOFABLE },
+        { "X-Original-URI", HTTP_F_SPOOFABLE }, { "X-HTTP-Method-Override", HTTP_F_SPOOFABLE },
+        { "X-HTTP-Method", HTTP_F_SPOOFABLE }, { "X-Method-Override", HTTP_F_SPOOFABLE },
+        { "X-Real-IP", HTTP_F_SPOOFABLE }, { "X-Client-IP", HTTP_F_SPOOFABLE },
+        { "True-Client-IP", HTTP_F_SPOOFABLE }, { "X-Cluster-Client-IP", HTTP_F_SPOOFABLE },
+        { "Client-IP", HTTP_F_SPOOFABLE }, { "X-Originating-IP", HTTP_F_SPOOFABLE },
+        { "X-Remote-IP", HTTP_F_SPOOFABLE }, { "X-Remote-Addr", HTTP_F_SPOOFABLE },
+        { "X-Forwarded", HTTP_F_SPOOFABLE }, { "Forwarded", HTTP_F_SPOOFABLE },
+        { "X-Original-Forwarded-For", HTTP_F_SPOOFABLE }, { "X-ProxyUser-Ip", HTTP_F_SPOOFABLE },
+        { "Fastly-Client-IP", HTTP_F_SPOOFABLE }, { "X-Azure-ClientIP", HTTP_F_SPOOFABLE },
+        { "X-Azure-SocketIP", HTTP_F_SPOOFABLE }, { "X-Url-Scheme", HTTP_F_SPOOFABLE },
+        { "X-Scheme", HTTP_F_SPOOFABLE }, { "Front-End-Https", HTTP_F_SPOOFABLE },
+        { "X-Original-Host", HTTP_F_SPOOFABLE }, { "X-Host", HTTP_F_SPOOFABLE },
+        { "Remote-User", HTTP_F_SPOOFABLE }, { "X-Remote-User", HTTP_F_SPOOFABLE },
+        { "X-WEBAUTH-USER", HTTP_F_SPOOFABLE }, { "X-Forwarded-Port", HTTP_F_SPOOFABLE },
+        { "X-Forwarded-Server", HTTP_F_SPOOFABLE }, { "X-Forwarded-Prefix", HTTP_F_SPOOFABLE },
+        { "x-forwarded-preferred-username-which-is-long", HTTP_F_SPOOFABLE },
+        { "CF-Connecting-IP", HTTP_F_SPOOFABLE }, { "CF-IPCountry", HTTP_F_SPOOFABLE },
+        { "CF-Visitor", HTTP_F_SPOOFABLE }, { "CF-Ray", HTTP_F_SPOOFABLE },
+        { "X-Auth-Request-Email", HTTP_F_SPOOFABLE },
+    };
+    char buf[128];
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+        const char *name = known[i].name;
+        if (id_of(name) != known[i].id)
+            fail_msg("%s: id %d, want %d", name, id_of(name), known[i].id);
+        size_t n = strlen(name);
+        for (size_t k = 0; k < n; k++) /* lowercase and uppercase spellings */
+            buf[k] = (char)(k % 2 ? tolower((unsigned char)name[k]) : toupper((unsigned char)name[k]));
+        buf[n] = '\0';
+        if (id_of(buf) != known[i].id)
+            fail_msg("%s: id %d, want %d", buf, id_of(buf), known[i].id);
+        if (strchr(name, '-')) { /* every '_' spelling, one dash at a time and all of them */
+            enum http_field want = known[i].id == HTTP_F_CF_ACCESS ? HTTP_F_CF_ACCESS : HTTP_F_NEVER;
+            for (size_t k = 0; k < n; k++) {
+                if (name[k] != '-')
+                    continue;
+                memcpy(buf, name, n + 1);
+                buf[k] = '_';
+                if (id_of(buf) != want)
+                    fail_msg("%s: id %d, want %d", buf, id_of(buf), want);
+            }
+            for (size_t k = 0; k < n; k++)
+                buf[k] = name[k] == '-' ? '_' : name[k];
+            if (id_of(buf) != want)
+                fail_msg("%s: id %d, want %d", buf, id_of(buf), want);
+        }
+        bool family = !strncasecmp(name, "x-forwarded-", 12) || !strncasecmp(name, "cf-", 3);
+        if (known[i].id != HTTP_F_SPOOFABLE && !family) {
+            memcpy(buf, name, n);
+            buf[n] = 'x';
+            buf[n + 1] = '\0';
+            if (id_of(buf) != HTTP_F_OTHER)
+                fail_msg("%s: id %d, want other", buf, id_of(buf));
+            buf[n - 1] = '\0';
+            if (n > 1 && id_of(buf) != HTTP_F_OTHER)
+                fail_msg("%s: id %d, want other", buf, id_of(buf));
+        }
+    }
+    static const char *const others[] = { "Authorization", "Accept", "X-Custom_Header",
+                                          "X-Forwarded", "Cf", "c", "X_Custom", "Content-Type",
+                                          "Origin", "Referer", "User-Agent", "X-Forwardedfor" };
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        if (id_of(others[i]) != (strcmp(others[i], "X-Forwarded") ? HTTP_F_OTHER : HTTP_F_SPOOFABLE))
+            fail_msg("%s: id %d", others[i], id_of(others[i]));
+}
+
+/* The parser fills each field's id; the framing fields spelled with '_' are refused. */
+static void test_parser_ids(void **state)
+{
+    (void)state;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nX_Real_IP: 1\r\nX-Real-IP: 2\r\n"
+                              "Accept: */*\r\nConnection: keep-alive\r\n\r\n";
+    struct http_request r;
+    size_t scanned = 0;
+    assert_int_equal(http_parse_request(req, sizeof req - 1, &scanned, &r), (int)sizeof req - 1);
+    assert_int_equal(r.nheaders, 5);
+    assert_int_equal(r.headers[0].id, HTTP_F_HOST);
+    assert_int_equal(r.headers[1].id, HTTP_F_NEVER);
+    assert_int_equal(r.headers[2].id, HTTP_F_SPOOFABLE);
+    assert_int_equal(r.headers[3].id, HTTP_F_OTHER);
+    assert_int_equal(r.headers[4].id, HTTP_F_CONNECTION);
+    static const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n\r\n";
+    scanned = 0;
+    assert_int_equal(http_parse_request(bad, sizeof bad - 1, &scanned, &r), HTTP_ERR_BAD);
 }
 
 /* ---- chunked ---- */
@@ -677,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_request_scanned),
         cmocka_unit_test(test_response_table),
         cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_field_ids),
+        cmocka_unit_test(test_parser_ids),
         cmocka_unit_test(test_chunked_good),
         cmocka_unit_test(test_chunked_bad),
     };
