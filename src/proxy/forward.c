@@ -143,6 +143,31 @@ static bool forward__kept(const struct app *app, struct http_slice name)
     return false;
 }
 
+/* The one upgrade latch tunnels (RFC 9110 §7.8): WebSocket (RFC 6455 §4.1: a GET without a
+ * body, HTTP/1.1), named alone in one Upgrade field, in any case. Anything else in Upgrade
+ * (h2c, which would turn the connection into HTTP/2 requests no policy sees; a list; a second
+ * field) is not forwarded and the request goes on as an ordinary one, as a server that ignores
+ * Upgrade may do: `curl --http2` on http keeps working over HTTP/1.1. */
+static bool forward__upgrade_allowed(const struct http_request *req, struct http_slice value)
+{
+    return req->minor == 1 && req->body == HTTP_BODY_NONE && http_slice_eq(req->method, "get") &&
+           http_slice_eq(value, "websocket");
+}
+
+/* Whether a 101 switches to what was asked for: one Upgrade field naming websocket alone. */
+static bool forward__switches_to_websocket(const struct http_response *res)
+{
+    const struct http_header *up = NULL;
+    for (size_t i = 0; i < res->nheaders; i++) {
+        if (res->headers[i].id != HTTP_F_UPGRADE)
+            continue;
+        if (up)
+            return false;
+        up = &res->headers[i];
+    }
+    return up && http_slice_eq(up->value, "websocket");
+}
+
 /* Builds the head the origin receives: the normalized target, the client's fields except
  * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-For/Proto/Host, X-Request-Id,
  * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
@@ -176,12 +201,8 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
             conn_hdrs[nconn++] = &req->headers[i];
 
     const struct http_header *upgrade = NULL;
+    size_t nupgrade = 0;
     struct http_slice xff[HTTP_MAX_HEADERS];
-    /* Only WebSocket is tunnelled: an h2c upgrade would turn the connection into HTTP/2
-     * requests whose paths no policy would see after the 101. */
-    const struct http_header *up_hdr = http_find_header(req->headers, req->nheaders, "upgrade");
-    if (ex->upgrade && (!up_hdr || !http_has_token(up_hdr->value, "websocket")))
-        ex->upgrade = false;
     size_t nxff = 0;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *f = &req->headers[i];
@@ -200,6 +221,7 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
             continue;
         case HTTP_F_UPGRADE:
             upgrade = f;
+            nupgrade++;
             continue;
         default: /* hop-by-hop, set by the gateway, Cf-Access-*, '_' spellings, Proxy */
             continue;
@@ -256,9 +278,9 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
         int n = snprintf(cl, sizeof cl, "%llu", (unsigned long long)req->content_length);
         hb__field(&h, "Content-Length", cl, (size_t)n);
     }
-    if (ex->upgrade && upgrade) {
-        hb__adds(&h, "Connection: upgrade\r\n");
-        hb__field(&h, "Upgrade", upgrade->value.p, upgrade->value.n);
+    ex->upgrade = ex->upgrade && nupgrade == 1 && forward__upgrade_allowed(req, upgrade->value);
+    if (ex->upgrade) {
+        hb__adds(&h, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     } else if (ex->minor == 0) {
         hb__adds(&h, "Connection: keep-alive\r\n");
     }
@@ -462,6 +484,8 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
         if (res.status == 101) {
             if (!ex->upgrade)
                 return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
+            if (!forward__switches_to_websocket(&res))
+                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
