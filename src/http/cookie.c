@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Calls back for each "name=value" pair: [p, end) is the whole pair, trimmed. */
 struct cookie__pair {
@@ -71,13 +72,27 @@ bool cookie_find(struct http_slice header, const char *name, struct http_slice *
     return false;
 }
 
-size_t cookie_strip(struct http_slice header, const char *name, char *out)
+bool cookie_name_reserved(const char *name, size_t n)
+{
+    static const char *const exact[] = { "cf_authorization", "__host-cf_authorization",
+                                         "__secure-cf_authorization" };
+    static const char *const prefix[] = { "latch_", "__host-latch_", "__secure-latch_" };
+    for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
+        if (n == strlen(exact[i]) && !strncasecmp(name, exact[i], n))
+            return true;
+    for (size_t i = 0; i < sizeof prefix / sizeof *prefix; i++)
+        if (n >= strlen(prefix[i]) && !strncasecmp(name, prefix[i], strlen(prefix[i])))
+            return true;
+    return false;
+}
+
+size_t cookie_strip_reserved(struct http_slice header, char *out)
 {
     const char *cur = header.p, *end = header.p + header.n;
     struct cookie__pair c;
     size_t n = 0;
     while (cookie__next(&cur, end, &c)) {
-        if (cookie__is(&c, name))
+        if (cookie_name_reserved(c.name, (size_t)(c.name_end - c.name)))
             continue;
         if (n) {
             memcpy(out + n, "; ", 2);
@@ -87,6 +102,17 @@ size_t cookie_strip(struct http_slice header, const char *name, char *out)
         n += (size_t)(c.end - c.start);
     }
     return n;
+}
+
+bool cookie_set_reserved(struct http_slice set_cookie)
+{
+    const char *cur = set_cookie.p, *end = set_cookie.p + set_cookie.n;
+    const char *semi = memchr(cur, ';', set_cookie.n);
+    struct cookie__pair c;
+    /* the name-value pair is what precedes the first ';', even when it is empty */
+    if (!cookie__next(&cur, semi ? semi : end, &c))
+        return false;
+    return cookie_name_reserved(c.name, (size_t)(c.name_end - c.name));
 }
 
 char *cookie_set_line(const char *name, const char *value, size_t value_len, const char *path,

@@ -1,5 +1,6 @@
-/* The Cookie request header (RFC 6265 §4.2, §5.4): finding one cookie, and removing it before
- * the header is forwarded; and the one way the gateway writes a Set-Cookie line. */
+/* The Cookie request header (RFC 6265 §4.2, §5.4): finding one cookie, and removing the
+ * gateway's own before the header is forwarded; an origin's Set-Cookie for the gateway's own
+ * names; and the one way the gateway writes a Set-Cookie line. */
 #ifndef LATCH_COOKIE_H
 #define LATCH_COOKIE_H
 
@@ -15,10 +16,22 @@
  * (the first occurrence). */
 bool cookie_find(struct http_slice header, const char *name, struct http_slice *value);
 
-/* Copies the header value into out without every cookie named `name`; returns the new
- * length (0: nothing left, drop the header). out holds 2 * header.n + 2 bytes (pairs are
- * joined again with "; "). */
-size_t cookie_strip(struct http_slice header, const char *name, char *out);
+/* Whether a cookie name is one of the gateway's own, which an origin never receives and never
+ * sets: CF_Authorization, __Host-CF_Authorization, __Secure-CF_Authorization, and every name
+ * starting with latch_, __Host-latch_ or __Secure-latch_ (flow, binding and later cookies).
+ * Case-insensitive: browsers match the __Host-/__Secure- prefixes in any case, and an origin's
+ * cookie differing from ours only in case would still shadow ours in some parser. */
+bool cookie_name_reserved(const char *name, size_t n);
+
+/* Copies the header value into out without every cookie whose name is reserved (a pair without
+ * '=' is judged by its whole text); returns the new length (0: nothing left, drop the header).
+ * out holds 2 * header.n + 2 bytes (pairs are joined again with "; "). */
+size_t cookie_strip_reserved(struct http_slice header, char *out);
+
+/* Whether a Set-Cookie field value (RFC 6265 §5.2) sets a reserved cookie: its name is what
+ * precedes the first '=' of the part before the first ';', trimmed; without '=' that whole
+ * part (a browser then sets a cookie with an empty name whose value is that text). */
+bool cookie_set_reserved(struct http_slice set_cookie);
 
 /* "Set-Cookie: NAME=VALUE; Path=PATH; Max-Age=N; HttpOnly; SameSite=Lax[; Secure]\r\n" (SPEC.md
  * §5), malloc'ed; max_age <= 0 clears the cookie (empty value, Max-Age=0). `value_len` bytes of

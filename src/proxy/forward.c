@@ -172,8 +172,8 @@ static bool forward__switches_to_websocket(const struct http_response *res)
  * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-For/Proto/Host, X-Request-Id,
  * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
  * X-Original-URL, Forwarded, CF-Connecting-IP…, unless the app keeps them), their '_' spellings,
- * and the credentials (cf-access-token, service-token headers, the CF_Authorization cookie);
- * then ours. Bypass requests too. `ri` is the identity to assert to the origin, NULL for none. */
+ * and the credentials (cf-access-token, service-token headers, the gateway's own cookies:
+ * CF_Authorization, latch_*…, cookie_name_reserved); then ours. Bypass requests too. `ri` is the identity to assert to the origin, NULL for none. */
 int proxy__build_origin_head(struct conn *c, const struct http_request *req,
                              const struct request_identity *ri)
 {
@@ -231,7 +231,7 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
             continue;
         if (f->id == HTTP_F_COOKIE) {
             char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];
-            size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip(f->value, PROXY_COOKIE, tmp) : 0;
+            size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip_reserved(f->value, tmp) : 0;
             if (n)
                 hb__field(&h, "Cookie", tmp, n);
             continue;
@@ -288,8 +288,9 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     return h.overflow ? -1 : 0;
 }
 
-/* The response head for the client: hop-by-hop fields dropped, our framing and connection
- * fields added. -1 when it does not fit. */
+/* The response head for the client: hop-by-hop fields and the origin's Set-Cookie for the
+ * gateway's own cookie names dropped, our framing and connection fields added. -1 when it does
+ * not fit. */
 static int forward__client_head(struct conn *c, const struct http_response *res, bool tunnel)
 {
     struct exchange *ex = c->ex;
@@ -316,6 +317,8 @@ static int forward__client_head(struct conn *c, const struct http_response *res,
             upgrade = f;
         if (http_field_hop(f->id) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
             continue;
+        if (f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value))
+            continue; /* the gateway's cookies are the gateway's */
         hb__add(&h, f->name.p, f->name.n);
         hb__add(&h, ": ", 2);
         hb__add(&h, f->value.p, f->value.n);

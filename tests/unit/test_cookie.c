@@ -1,7 +1,9 @@
 /* Unit tests of the Cookie header helpers (src/http/cookie.c): cookie_find returns the first
  * pair with exactly that name (case-sensitive, RFC 6265 §5.4), never a prefix or a suffix of
- * another name; cookie_strip removes every pair of that name and nothing else, within its
- * documented output bound. */
+ * another name; cookie_name_reserved says which names are the gateway's (CF_Authorization and its
+ * __Host-/__Secure- forms, latch_*, in any case); cookie_strip_reserved removes every such pair
+ * and nothing else, within its documented output bound; cookie_set_reserved reads a Set-Cookie's
+ * name as a browser does. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -91,7 +93,7 @@ static void strip(const char *header, const char *want)
     size_t n = strlen(header);
     char *out = malloc(2 * n + 2);
     memset(out, 0x5a, 2 * n + 2);
-    size_t got = cookie_strip(S(header), NAME, out);
+    size_t got = cookie_strip_reserved(S(header), out);
     assert_true(got <= 2 * n + 2);
     if (got != strlen(want) || memcmp(out, want, got) != 0)
         fail_msg("[%s]: got '%.*s', want '%s'", header, (int)got, out, want);
@@ -109,8 +111,15 @@ static void test_strip(void **state)
     strip("a=1;" NAME "=tok;b=2", "a=1; b=2");
     strip("  a=1 ;  b=2  ", "a=1; b=2");
     strip("a=1; x" NAME "=keep", "a=1; x" NAME "=keep");
-    strip("cf_authorization=keep", "cf_authorization=keep");
+    strip("cf_authorization=x; CF_AUTHORIZATION=y; k=1", "k=1");
     strip("flag; " NAME "=tok", "flag");
+    strip(NAME "; flag", "flag"); /* a bare name is judged too */
+    strip("latch_flow=f; latch_bind_3=b; latchflow=keep; x_latch_y=keep; LATCH_X=1",
+          "latchflow=keep; x_latch_y=keep");
+    strip("__Host-latch_flow=1; __Secure-latch_bind_a=2; __host-CF_Authorization=3; "
+          "__Secure-CF_Authorization=4; __Host-app=keep; __Host-latchx=keep",
+          "__Host-app=keep; __Host-latchx=keep");
+    strip("CF_Authorization2=keep; CF_Authorizatio=keep", "CF_Authorization2=keep; CF_Authorizatio=keep");
     strip(NAME " = spaced; z=9", "z=9");
     strip(";;;", "");
     strip("", "");
@@ -128,7 +137,7 @@ static void test_strip_bound(void **state)
     }
     h[n] = '\0';
     char *out = malloc(2 * n + 2);
-    size_t got = cookie_strip((struct http_slice){ h, n }, NAME, out);
+    size_t got = cookie_strip_reserved((struct http_slice){ h, n }, out);
     assert_true(got <= 2 * n + 2);
     free(out);
 }
@@ -151,6 +160,49 @@ static void test_set_line(void **state)
     free(s);
 }
 
+static void test_reserved(void **state)
+{
+    static const char *const yes[] = {
+        "CF_Authorization", "cf_authorization", "__Host-CF_Authorization",
+        "__HOST-cf_authorization", "__Secure-CF_Authorization", "latch_flow", "latch_bind_0",
+        "latch_", "LATCH_anything", "__Host-latch_flow", "__host-LATCH_x", "__Secure-latch_bind_f",
+    };
+    static const char *const no[] = {
+        "", "CF_Authorization2", "CF_Authorizatio", "CF-Authorization", "latch", "latchflow",
+        "xlatch_flow", "__Host-latch", "__Host-CF_Authorization_", "__Secure-", "session",
+        "__Host-app", "_latch_", " latch_flow",
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (!cookie_name_reserved(yes[i], strlen(yes[i])))
+            fail_msg("'%s' is the gateway's", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (cookie_name_reserved(no[i], strlen(no[i])))
+            fail_msg("'%s' is not the gateway's", no[i]);
+    /* the length bounds the name */
+    assert_false(cookie_name_reserved("CF_Authorization", 15));
+    assert_true(cookie_name_reserved("latch_flow", 6));
+}
+
+static void test_set_cookie(void **state)
+{
+    static const char *const ours[] = {
+        "CF_Authorization=evil; Path=/; HttpOnly", "  CF_Authorization =evil", "cf_authorization=",
+        "latch_flow=x; Path=/cdn-cgi/access/", "__Host-latch_bind_3=x; Secure; Path=/",
+        "__Secure-CF_Authorization=x", "CF_Authorization", "CF_Authorization; Path=/",
+        "latch_bind_a=\"q\"",
+    };
+    static const char *const theirs[] = {
+        "session=1; Path=/", "a=CF_Authorization", "x=1; CF_Authorization=2", "; CF_Authorization=x",
+        "", "latchkey=1", "id=latch_flow; Path=/",
+    };
+    for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+        if (!cookie_set_reserved(S(ours[i])))
+            fail_msg("Set-Cookie: %s sets the gateway's cookie", ours[i]);
+    for (size_t i = 0; i < sizeof theirs / sizeof *theirs; i++)
+        if (cookie_set_reserved(S(theirs[i])))
+            fail_msg("Set-Cookie: %s is the origin's", theirs[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +210,8 @@ int main(void)
         cmocka_unit_test(test_find_bounded),
         cmocka_unit_test(test_strip),
         cmocka_unit_test(test_strip_bound),
+        cmocka_unit_test(test_reserved),
+        cmocka_unit_test(test_set_cookie),
         cmocka_unit_test(test_set_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
