@@ -137,6 +137,8 @@ void config__max_connections_per_client(struct config__ctx *c, const struct conf
                                         struct config *cfg);
 void config__keep_client_headers(struct config__ctx *c, const struct config__node *n,
                                  struct app *a);
+/* After the listeners. */
+void config__hsts(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 
 /* apps: (config_apps.c). Needs cfg->idps and cfg->service_tokens already loaded. */
 void config__apps_load(struct config__ctx *c, const struct config__node *apps,

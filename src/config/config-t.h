@@ -187,6 +187,8 @@ struct config {
     struct timeouts_cfg timeouts;
     unsigned max_connections_per_client; /* open at once per client address (IPv6: /64), except
                                             trusted_proxies; 0: no cap */
+    char *hsts_header;             /* hsts: "Strict-Transport-Security: …\r\n" for answers on
+                                      listeners reached over https; NULL: none of ours */
 };
 
 #endif

@@ -710,7 +710,7 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
 enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
-    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_COUNT
+    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_HSTS, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -720,7 +720,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "listen",           "workers", "state_dir", "store",              "store_key_file",
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
-        "timeouts",         "store_password_file", "max_connections_per_client", NULL};
+        "timeouts",         "store_password_file", "max_connections_per_client", "hsts", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -764,6 +764,8 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config_timeouts(c, v[K_TIMEOUTS], cfg);
     if (v[K_MAX_CONNS_PER_CLIENT])
         config__max_connections_per_client(c, v[K_MAX_CONNS_PER_CLIENT], cfg);
+    if (v[K_HSTS])
+        config__hsts(c, v[K_HSTS], cfg);
     /* Apps refer to identity providers and service tokens by name: those come first. */
     if (v[K_IDPS])
         config_idps(c, v[K_IDPS], cfg);
@@ -873,6 +875,7 @@ void config_free(struct config *cfg)
     free(cfg->admin_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
+    free(cfg->hsts_header);
     free(cfg->log.requests);
     free(cfg->log.auth);
     for (size_t i = 0; i < cfg->nidps; i++) {

@@ -1,5 +1,5 @@
-/* Keys of the gateway core that bound what clients and origins can do (docs/config-extras.md):
- * max_connections_per_client, and apps' keep_client_headers. */
+/* Keys of the gateway core that bound what clients and origins can do (docs/configuration.md):
+ * max_connections_per_client, hsts, and apps' keep_client_headers. */
 #include "config/config-int.h"
 
 #include "http/http.h"
@@ -86,4 +86,44 @@ void config__keep_client_headers(struct config__ctx *c, const struct config__nod
         }
         a->keep_client_headers[a->nkeep_client_headers++] = name;
     }
+}
+
+#define CONFIG_HSTS_PRELOAD_MIN_S (365LL * 86400) /* what the browsers' preload list requires */
+
+/* hsts: { max_age: DURATION | 0, include_subdomains: BOOL, preload: BOOL } (RFC 6797 §6.1). */
+void config__hsts(struct config__ctx *c, const struct config__node *n, struct config *cfg)
+{
+    static const char *const keys[] = {"max_age", "include_subdomains", "preload", NULL};
+    const struct config__node *v[3];
+    if (!config__map(c, n, "hsts", keys, v))
+        return;
+    int64_t max_age = 0;
+    bool sub = false, preload = false, ok = true;
+    if (!config__required(c, n, v[0], "max_age", "hsts"))
+        ok = false;
+    else if (!(v[0]->kind == CONFIG__SCALAR && !strcmp(v[0]->text, "0"))) /* 0: forget it */
+        ok = config__duration_s(c, v[0], "max_age", &max_age);
+    if (v[1])
+        ok &= config__bool(c, v[1], "include_subdomains", &sub);
+    if (v[2])
+        ok &= config__bool(c, v[2], "preload", &preload);
+    if (!ok)
+        return;
+    if (preload && (!sub || max_age < CONFIG_HSTS_PRELOAD_MIN_S)) {
+        config__error(c, v[2]->pos, "'preload' needs include_subdomains: true and a max_age of "
+                                    "at least 365d (the browsers' preload list refuses less)");
+        return;
+    }
+    size_t https = 0;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        https += cfg->listeners[i].public_https;
+    if (!https) {
+        config__error(c, n->pos, "'hsts' is sent only on listeners reached over https, and no "
+                                 "listener has 'tls' or 'public: {scheme: https}'");
+        return;
+    }
+    char line[128];
+    snprintf(line, sizeof line, "Strict-Transport-Security: max-age=%lld%s%s\r\n",
+             (long long)max_age, sub ? "; includeSubDomains" : "", preload ? "; preload" : "");
+    cfg->hsts_header = config__strdup(c, line);
 }

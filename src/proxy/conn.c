@@ -434,6 +434,14 @@ bool proxy__secure_cookies(const struct conn *c)
     return true;
 }
 
+const char *proxy__hsts(const struct conn *c)
+{
+    const struct config *cfg = c->ex->rt->cfg;
+    return cfg->hsts_header && (c->tls || cfg->listeners[c->listener].public_https)
+               ? cfg->hsts_header
+               : NULL;
+}
+
 /* Copies who the request is into the exchange (the log, the refusal page), and prepares the
  * app cookie for a service token on an app that also admits people (SPEC.md §3.5). */
 static int conn__keep_identity(struct conn *c, const struct request_identity *ri)

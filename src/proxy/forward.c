@@ -289,8 +289,8 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
 }
 
 /* The response head for the client: hop-by-hop fields and the origin's Set-Cookie for the
- * gateway's own cookie names dropped, our framing and connection fields added. -1 when it does
- * not fit. */
+ * gateway's own cookie names dropped, our HSTS (replacing the origin's), framing and connection
+ * fields added. -1 when it does not fit. */
 static int forward__client_head(struct conn *c, const struct http_response *res, bool tunnel)
 {
     struct exchange *ex = c->ex;
@@ -308,6 +308,9 @@ static int forward__client_head(struct conn *c, const struct http_response *res,
     const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
     size_t nconn = 0;
     const struct http_header *upgrade = NULL;
+    const char *hsts = proxy__hsts(c); /* ours replaces the origin's */
+    if (hsts)
+        hb__adds(&h, hsts);
     for (size_t i = 0; i < res->nheaders; i++)
         if (res->headers[i].id == HTTP_F_CONNECTION)
             conn_hdrs[nconn++] = &res->headers[i];
@@ -317,8 +320,9 @@ static int forward__client_head(struct conn *c, const struct http_response *res,
             upgrade = f;
         if (http_field_hop(f->id) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
             continue;
-        if (f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value))
-            continue; /* the gateway's cookies are the gateway's */
+        if ((f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value)) ||
+            (f->id == HTTP_F_STS && hsts))
+            continue; /* the gateway's cookies are the gateway's; its HSTS policy too */
         hb__add(&h, f->name.p, f->name.n);
         hb__add(&h, ": ", 2);
         hb__add(&h, f->value.p, f->value.n);

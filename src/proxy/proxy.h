@@ -49,6 +49,10 @@ void upstream_close_pools(struct worker *w);
 void proxy__pump(struct conn *c);
 uint64_t proxy__now_us(void); /* monotonic microseconds: request durations */
 bool proxy__secure_cookies(const struct conn *c);
+/* The Strict-Transport-Security line for an answer on this connection: the configured `hsts`
+ * on a listener browsers reach over https (TLS, or `public: {scheme: https}` behind a TLS
+ * terminator); NULL otherwise, and never on plain HTTP. */
+const char *proxy__hsts(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
 

@@ -50,11 +50,12 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
         proxy__close(c);
         return STEP_CLOSED;
     }
+    const char *hsts = proxy__hsts(c);
     int n = snprintf(buf_tail(c->tx), buf_room(c->tx),
                      "HTTP/1.1 %d %s\r\nServer: latch\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-                     "X-Content-Type-Options: nosniff\r\n" RESPOND_FRAMING "%s%s\r\n",
-                     status, http_reason(status), ctype, body_len,
+                     "X-Content-Type-Options: nosniff\r\n" RESPOND_FRAMING "%s%s%s\r\n",
+                     status, http_reason(status), ctype, body_len, hsts ? hsts : "",
                      extra_headers ? extra_headers : "",
                      ex->close_after || c->w->draining ? "Connection: close\r\n"
                      : ex->minor == 0 ? "Connection: keep-alive\r\n" : "");
