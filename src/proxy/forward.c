@@ -173,7 +173,8 @@ static bool forward__switches_to_websocket(const struct http_response *res)
  * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
  * X-Original-URL, Forwarded, CF-Connecting-IP…, unless the app keeps them), their '_' spellings,
  * and the credentials (cf-access-token, service-token headers, the gateway's own cookies:
- * CF_Authorization, latch_*…, cookie_name_reserved); then ours. Bypass requests too. `ri` is the identity to assert to the origin, NULL for none. */
+ * CF_Authorization, latch_*…, cookie_name_reserved); then ours. Bypass requests too. `ri` is
+ * the identity to assert to the origin, NULL for none. */
 int proxy__build_origin_head(struct conn *c, const struct http_request *req,
                              const struct request_identity *ri)
 {
