@@ -35,6 +35,7 @@
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_CLIENT_MS 10000 /* a request must arrive, and its answer leave, within this */
 #define CONTROL_LINGER_MS 1000
+#define CONTROL_ACCEPT_PAUSE_MS 100 /* accept(2) ran out of descriptors: try again then */
 #define CONTROL_LOCK_NAME "latchd.lock"
 
 struct control_client {
@@ -59,6 +60,7 @@ struct control {
     struct server *srv;
     struct control_client clients[CONTROL_MAX_CLIENTS];
     size_t nclients;
+    uint64_t accept_pause_until; /* out of descriptors: the listener is not polled until then */
 };
 
 static char *control__errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -412,8 +414,12 @@ static void control__accept(struct control *c)
         if (c->nclients == CONTROL_MAX_CLIENTS && !control__evict(c))
             return; /* every slot is busy with a request: the rest wait in the backlog */
         int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            /* the listener stays readable: polling it again at once would spin */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                c->accept_pause_until = loop_clock_ms() + CONTROL_ACCEPT_PAUSE_MS;
             return;
+        }
         struct control_client *cl = &c->clients[c->nclients++];
         *cl = (struct control_client){ .fd = fd };
         cl->deadline = loop_clock_ms() + CONTROL_CLIENT_MS;
@@ -509,7 +515,13 @@ static void *control__main(void *arg)
             if (left < timeout)
                 timeout = left;
         }
-        /* with every slot busy, new clients wait in the backlog (not polled: no busy loop) */
+        /* with every slot busy, or no descriptor to accept with, new clients wait in the
+         * backlog (not polled: no busy loop) */
+        if (now < c->accept_pause_until) {
+            room = false;
+            if ((int)(c->accept_pause_until - now) < timeout)
+                timeout = (int)(c->accept_pause_until - now);
+        }
         pfd[1] = (struct pollfd){ .fd = c->listen_fd, .events = room ? POLLIN : 0 };
         int n = poll(pfd, 2 + c->nclients, timeout);
         if (n < 0 && errno != EINTR)

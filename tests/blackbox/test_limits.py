@@ -2,9 +2,9 @@
 
 At the open-files limit accept(2) fails; the listener is level-triggered, so a worker that only
 logs and returns is woken again at once: it spun on every core and wrote hundreds of MB of log.
-The daemon must back off (CPU stays low, the log small), keep serving the connections it has,
-close connections that never sent anything before refusing new ones, and serve new connections
-again once descriptors are free. A per-client cap (`max_connections_per_client`) keeps one
+The daemon must back off (CPU stays low, the log small; the admin socket's thread too), keep
+serving the connections it has, close connections that never sent anything before refusing new
+ones, and serve new connections again once descriptors are free. A per-client cap (`max_connections_per_client`) keeps one
 address from taking them all; a trusted proxy (a load balancer) is exempt. CPU is measured as
 the time the process consumed, with a generous bound, never as wall-clock timing."""
 
@@ -100,8 +100,11 @@ def test_out_of_descriptors_backs_off_and_keeps_serving(low_fd_gw, first_bytes):
     resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (limit, limit))
     log_before = d.stderr_path.stat().st_size
     socks = flood(d.port, 150, first_bytes)
+    admin = socket.socket(socket.AF_UNIX)
     try:
         wait_until(lambda: open_fds(d.pid) >= limit, "the flood did not fill the limit")
+        # an admin client waiting meanwhile (`latchd status`): its thread must not spin either
+        admin.connect(str(d.tmp / "state" / "admin.sock"))
         time.sleep(0.5)
         cpu0 = cpu_seconds(d.pid)
         time.sleep(3)
@@ -122,6 +125,7 @@ def test_out_of_descriptors_backs_off_and_keeps_serving(low_fd_gw, first_bytes):
                        "while silent connections held the descriptors")
             assert any(closed_by_peer(s, 0.5) for s in socks[:10])
     finally:
+        admin.close()
         for s in socks:
             s.close()
     wait_until(lambda: served(d.port, "/after"), "new connections were not served after the flood")
