@@ -1,5 +1,5 @@
 /* Open client connections per client address, shared by every worker: the per-client cap
- * (`max_connections_per_client`, docs/config-extras.md), so that one address cannot take all
+ * (`max_connections_per_client`, docs/configuration.md), so that one address cannot take all
  * of the process's descriptors with connections that send nothing until the header timeout.
  * A client is an IPv4 address, or an IPv6 /64 (one subscriber's usual allocation: the addresses
  * inside it cost an attacker nothing). Exact counts in a hash table keyed with a secret (SipHash),
