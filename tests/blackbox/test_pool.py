@@ -279,3 +279,18 @@ def test_bytes_or_close_while_pooled_with_a_request_queued_first(latchd, bad_ori
         assert r.status == 200 and r.body == f"answer for {method} /victim".encode(), r
         assert bad_origin.connections == conns + 1, "the request went on a fresh connection"
     assert_own_answers(d.port)
+
+
+@pytest.mark.parametrize("bad_origin", [{}, {"tls": True}], ids=["plain", "tls-origin"],
+                         indirect=True)
+def test_clean_connections_are_still_reused(latchd, bad_origin):
+    """The check costs no reuse: an origin that writes nothing extra keeps one connection for
+    every request, from any client and app (TLS included, where readiness is always set)."""
+    d = gateway(latchd, bad_origin)
+    for i in range(6):
+        host = "a.localhost" if i % 2 else "b.localhost"
+        with RawConn(d.port, timeout=10) as c:
+            c.send(request(host, d.port, f"/plain/{i}"))
+            r = c.read_response()
+            assert r.status == 200 and r.body == f"answer for GET /plain/{i}".encode(), r
+    assert bad_origin.connections == 1, f"{bad_origin.connections} origin connections for 6 requests"
