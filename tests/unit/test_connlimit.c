@@ -64,22 +64,25 @@ static void test_ipv6_prefix(void **state)
     connlimit_free(cl); /* frees what is still counted */
 }
 
+/* 10.x.y.z for the number i */
+static void ip_n(unsigned i, uint8_t out[16])
+{
+    ip("10.0.0.0", out);
+    out[13] = (uint8_t)(i >> 16);
+    out[14] = (uint8_t)(i >> 8);
+    out[15] = (uint8_t)i;
+}
+
 static void test_many_clients(void **state)
 {
     struct connlimit *cl = connlimit_new();
     uint8_t a[16];
     for (unsigned i = 0; i < 20000; i++) {
-        ip("10.0.0.0", a);
-        a[13] = (uint8_t)(i >> 16);
-        a[14] = (uint8_t)(i >> 8);
-        a[15] = (uint8_t)i;
+        ip_n(i, a);
         assert_true(connlimit_take(cl, a, 1));
     }
     for (unsigned i = 0; i < 20000; i++) {
-        ip("10.0.0.0", a);
-        a[13] = (uint8_t)(i >> 16);
-        a[14] = (uint8_t)(i >> 8);
-        a[15] = (uint8_t)i;
+        ip_n(i, a);
         assert_false(connlimit_take(cl, a, 1));
         connlimit_put(cl, a);
         assert_true(connlimit_take(cl, a, 1));
