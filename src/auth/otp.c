@@ -135,7 +135,7 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
     for (char *p = email; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (!token_email_ok(email))
-        return otp__email_page(c, flow, "Enter one email address.");
+        return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
     char key[400];
     snprintf(key, sizeof key, "rate:otp:email:%s", email);
     int64_t a = store_incr(r->w->store, key, OTP_TTL_S);

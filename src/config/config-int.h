@@ -79,7 +79,6 @@ bool config__is_null(const struct config__node *n);
 const char *config__check_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 const char *config__check_hostport(const char *s);
 const char *config__check_dns_name(const char *s);
-const char *config__check_email(const char *s);
 const char *config__check_hex64(const char *s);
 const char *config__parse_rfc3339(const char *s, time_t *out);
 

@@ -90,6 +90,7 @@ struct app {
     int64_t session_duration_s;                /* 0: the global session_duration */
     struct policy *policies; size_t npolicies;
     char **allowed_idps; size_t nallowed_idps; /* empty: all */
+    const char *subaddress_separators;         /* the config's (not owned); NULL: "+" */
     char *aud;                                 /* 64 hex, NULL: derived later from name + secret */
     char *service_token_header;                /* read_service_tokens_from_header: lowercase name
                                                   of a header holding {"cf-access-client-id",
@@ -168,6 +169,7 @@ struct config {
     socklen_t admin_addrlen;
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;
+    char *subaddress_separators;   /* what starts a sub-address tag (core/email.h); NULL: "+" */
     int64_t session_duration_s;
     int64_t key_rotation_s;        /* keys.rotation, default 6 weeks */
     int64_t key_overlap_s;         /* keys.overlap, default 7 days */

@@ -2,6 +2,7 @@
  * the top-level keys, listeners, identity providers and service tokens; apps are in
  * config_apps.c. Every error is collected with its position, none stops the walk. */
 #include "config/config-int.h"
+#include "core/email.h"
 
 #include "store/seal.h"
 
@@ -312,7 +313,7 @@ static void config_idp_onetimepin(struct config__ctx *c, const struct config__no
     }
     if (v[3] && (d->from = config__string(c, v[3], "from"))) {
         config__lower(d->from);
-        const char *why = config__check_email(d->from);
+        const char *why = email_check(d->from);
         if (why)
             config__error(c, v[3]->pos, "invalid 'from' address: %s", why);
     }
@@ -651,6 +652,30 @@ static void config_auth_domain(struct config__ctx *c, const struct config__node 
         config__error(c, n->pos, "invalid 'auth_domain' '%s': %s", cfg->auth_domain, why);
 }
 
+/* `subaddress_separators: "+-"`: the characters after which the mail system reads a tag
+ * (a+tag@x reaches a@x), so that a block or an exclude naming a@x refuses a+tag@x too. */
+static void config_subaddress_separators(struct config__ctx *c, const struct config__node *n,
+                                         struct config *cfg)
+{
+    char *s = config__string(c, n, "subaddress_separators");
+    if (!s)
+        return;
+    for (const char *p = s; *p; p++) {
+        if (!email_separator_ok(*p) || strchr(p + 1, *p)) {
+            char bad[8] = "a space";
+            if (*p > 0x20 && *p < 0x7f)
+                snprintf(bad, sizeof bad, "'%c'", *p);
+            else if (*p != ' ')
+                snprintf(bad, sizeof bad, "byte %02x", (unsigned char)*p);
+            config__error(c, n->pos, "'subaddress_separators' lists characters such as \"+\" or "
+                                     "\"+-\", each once, from !#$%%&'*+-/=?^_`{|}~ (not %s)", bad);
+            free(s);
+            return;
+        }
+    }
+    cfg->subaddress_separators = s;
+}
+
 /* ---- the whole file ---- */
 
 static bool config_defaults(struct config__ctx *c, struct config *cfg, const char *name)
@@ -676,7 +701,7 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
 enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
-    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_COUNT
+    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_SUBADDRESS_SEPARATORS, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -686,7 +711,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "listen",           "workers", "state_dir", "store",              "store_key_file",
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
-        "timeouts",         "store_password_file", NULL};
+        "timeouts",         "store_password_file", "subaddress_separators", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -733,8 +758,12 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config_idps(c, v[K_IDPS], cfg);
     if (v[K_SERVICE_TOKENS])
         config_service_tokens(c, v[K_SERVICE_TOKENS], cfg);
+    if (v[K_SUBADDRESS_SEPARATORS])
+        config_subaddress_separators(c, v[K_SUBADDRESS_SEPARATORS], cfg);
     if (v[K_APPS])
         config__apps_load(c, v[K_APPS], cfg);
+    for (size_t i = 0; i < cfg->napps; i++)
+        cfg->apps[i].subaddress_separators = cfg->subaddress_separators;
 
     /* People log in on the auth domain: an app that admits people needs one. */
     if (!v[K_AUTH_DOMAIN]) {
@@ -837,6 +866,7 @@ void config_free(struct config *cfg)
     free(cfg->admin_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
+    free(cfg->subaddress_separators);
     free(cfg->log.requests);
     free(cfg->log.auth);
     for (size_t i = 0; i < cfg->nidps; i++) {
