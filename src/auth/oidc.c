@@ -566,7 +566,7 @@ static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
             metrics_login(r->w->metrics, j->idp->name, false);
             auth__error_page(c, 403, "Sign-in refused", "Your identity provider did not confirm an email address.");
         } else {
-            auth__complete_login(c, r, j->flow, &id);
+            auth__complete_login(c, r, j->flow, &id, NULL);
         }
         auth__identity_free(&id);
     }
