@@ -195,17 +195,26 @@ static bool otp__known(const struct local_req *r, const char *mailbox, char id[3
     return CRYPTO_memcmp(got, want, 65) == 0;
 }
 
+/* The flow's code record {"email","hash","expires"} (*rec NULL when unreadable). */
+static enum store_result otp__record(const struct local_req *r, const char *flow_id, json_t **rec)
+{
+    char key[64], *val = NULL;
+    size_t len;
+    snprintf(key, sizeof key, "otp:%s", flow_id);
+    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    json_error_t je;
+    *rec = sr == STORE_OK ? json_loadb(val, len, 0, &je) : NULL;
+    free(val);
+    return sr;
+}
+
 /* Whether this flow holds a live code (its record, not expired, not burnt) for `mailbox`. */
 static bool otp__live(const struct local_req *r, const char *flow_id, const char *mailbox)
 {
-    char key[64], *val = NULL, have[EMAIL_MAX_LEN + 1];
-    size_t len;
-    snprintf(key, sizeof key, "otp:%s", flow_id);
-    if (store_get(r->w->store, key, &val, &len) != STORE_OK)
+    char have[EMAIL_MAX_LEN + 1];
+    json_t *rec;
+    if (otp__record(r, flow_id, &rec) != STORE_OK)
         return false;
-    json_error_t je;
-    json_t *rec = json_loadb(val, len, 0, &je);
-    free(val);
     const char *email = json_string_value(json_object_get(rec, "email"));
     bool live = email && json_integer_value(json_object_get(rec, "expires")) > (json_int_t)time(NULL) &&
                 email_mailbox(email, r->rt->cfg->subaddress_separators, have, sizeof have) &&
@@ -351,17 +360,14 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
 static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
                       const struct idp *idp, const char *code)
 {
-    char key[64], *val = NULL;
-    size_t len;
-    snprintf(key, sizeof key, "otp:%s", flow_id);
-    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    char key[64];
+    json_t *rec;
+    enum store_result sr = otp__record(r, flow_id, &rec);
     if (sr == STORE_UNAVAILABLE)
         return auth__store_error(c);
     if (sr != STORE_OK)
         return otp__email_page(c, flow, "That code has expired. Ask for a new one.");
-    json_error_t je;
-    json_t *rec = json_loadb(val, len, 0, &je);
-    free(val);
+    snprintf(key, sizeof key, "otp:%s", flow_id);
     const char *email = json_string_value(json_object_get(rec, "email"));
     const char *want = json_string_value(json_object_get(rec, "hash"));
     json_int_t expires = json_integer_value(json_object_get(rec, "expires"));
