@@ -859,7 +859,7 @@ int auth_handle(struct conn *c, struct local_req *r)
         return auth__start(c, r);
     if (!strcmp(name, "otp"))
         return auth__otp(c, r);
-    if (!strcmp(name, "callback"))
+    if (!strcmp(name, "callback") || !strncmp(name, "callback/", 9)) /* one per provider */
         return auth__oidc_callback(c, r);
     if (!strcmp(name, "cli") || !strncmp(name, "transfer/", 9) || !strcmp(name, "token"))
         return auth__cli(c, r, r->access_token);

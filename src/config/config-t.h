@@ -114,6 +114,13 @@ struct listener_cfg {
 
 enum idp_type { IDP_ONETIMEPIN, IDP_OIDC };
 
+/* What an OpenID Connect provider's `email_verified` claim must say (key `email_verified`). */
+enum idp_email_verified {
+    IDP_VERIFIED_REQUIRED, /* JSON true; absent or anything else refuses (the default) */
+    IDP_VERIFIED_STRING,   /* JSON true or exactly the string "true"; absent refuses */
+    IDP_VERIFIED_OPTIONAL, /* absent accepted (providers that never send it); present: true */
+};
+
 struct idp {
     char *name;
     enum idp_type type;
@@ -126,6 +133,9 @@ struct idp {
     char *client_secret_file;
     char **scopes; size_t nscopes;
     char *groups_claim;       /* default "groups" */
+    enum idp_email_verified email_verified;
+    char *callback_path;      /* the redirect URI's path: "/cdn-cgi/access/callback", or
+                                 ".../callback/<name>" when several oidc providers are set */
     struct config_pos pos;
 };
 

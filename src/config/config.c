@@ -327,8 +327,8 @@ static void config_idp_oidc(struct config__ctx *c, const struct config__node *n,
 {
     static const char *const keys[] = {"name",   "type",         "issuer", "client_id",
                                        "client_secret_file",       "scopes", "groups_claim",
-                                       NULL};
-    const struct config__node *v[7];
+                                       "email_verified", NULL};
+    const struct config__node *v[8];
     const char *what = "oidc identity provider";
     if (!config__map(c, n, what, keys, v))
         return;
@@ -378,6 +378,50 @@ static void config_idp_oidc(struct config__ctx *c, const struct config__node *n,
     }
     d->groups_claim = v[6] ? config__string(c, v[6], "groups_claim")
                            : config__strdup(c, "groups");
+    char *ev = v[7] ? config__string(c, v[7], "email_verified") : NULL;
+    if (ev && !strcmp(ev, "string"))
+        d->email_verified = IDP_VERIFIED_STRING;
+    else if (ev && !strcmp(ev, "optional"))
+        d->email_verified = IDP_VERIFIED_OPTIONAL;
+    else if (ev && strcmp(ev, "required"))
+        config__error(c, v[7]->pos, "'email_verified' must be required (the default: the ID "
+                                    "token says true), string (\"true\" also passes) or optional "
+                                    "(absent passes), not '%s'", ev);
+    free(ev);
+}
+
+/* The path of each oidc provider's redirect URI: the shared callback for a lone provider, one
+ * of its own for each when there are several (so that a provider's answer reaching another
+ * provider's flow is seen: the mix-up attack, RFC 9207 §1). */
+static void config_idp_callbacks(struct config__ctx *c, struct config *cfg)
+{
+    size_t noidc = 0;
+    for (size_t i = 0; i < cfg->nidps; i++)
+        noidc += cfg->idps[i].type == IDP_OIDC;
+    for (size_t i = 0; i < cfg->nidps; i++) {
+        struct idp *d = &cfg->idps[i];
+        if (d->type != IDP_OIDC || !d->name)
+            continue;
+        if (noidc > 1 ? asprintf(&d->callback_path, "/cdn-cgi/access/callback/%s", d->name) < 0
+                      : !(d->callback_path = strdup("/cdn-cgi/access/callback"))) {
+            d->callback_path = NULL;
+            c->oom = true;
+        }
+    }
+}
+
+/* A provider's name is a word of a URL (start?idp=NAME, callback/NAME): RFC 3986 unreserved
+ * characters, at most 64. */
+static const char *config_idp_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return "must be 1 to 64 characters";
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-._~", *p)))
+            return "may hold only letters, digits, '-', '.', '_' and '~'";
+    return NULL;
 }
 
 static void config_idps(struct config__ctx *c, const struct config__node *n, struct config *cfg)
@@ -400,6 +444,9 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         d->pos = item->pos;
         if (config__required(c, item, v[0], "name", "identity provider") &&
             (d->name = config__string(c, v[0], "name"))) {
+            const char *why = config_idp_name(d->name);
+            if (why)
+                config__error(c, v[0]->pos, "identity provider name '%s' %s", d->name, why);
             for (size_t j = 0; j + 1 < cfg->nidps; j++)
                 if (cfg->idps[j].name && !strcmp(cfg->idps[j].name, d->name))
                     config__error(c, v[0]->pos, "duplicate identity provider name '%s'",
@@ -417,8 +464,8 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         } else {
             static const char *const any[] = {"name", "type", "mail", "from", "issuer",
                                               "client_id", "client_secret_file", "scopes",
-                                              "groups_claim", NULL};
-            const struct config__node *all[9];
+                                              "groups_claim", "email_verified", NULL};
+            const struct config__node *all[10];
             config__map(c, item, "identity provider", any, all);
             if (type)
                 config__error(c, v[1]->pos, "'type' must be onetimepin or oidc, not '%s'",
@@ -426,6 +473,7 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         }
         free(type);
     }
+    config_idp_callbacks(c, cfg);
 }
 
 /* ---- service tokens ---- */
@@ -879,6 +927,7 @@ void config_free(struct config *cfg)
         free(d->client_secret_file);
         config_strv_free(d->scopes, d->nscopes);
         free(d->groups_claim);
+        free(d->callback_path);
     }
     free(cfg->idps);
     for (size_t i = 0; i < cfg->nservice_tokens; i++) {

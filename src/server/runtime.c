@@ -108,6 +108,15 @@ static bool runtime__has_tls(const struct config *cfg)
     return false;
 }
 
+char *runtime_auth_url(const struct config *cfg)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s://%s", runtime__has_tls(cfg) ? "https" : "http",
+                 cfg->auth_domain ? cfg->auth_domain : "localhost") < 0)
+        return NULL;
+    return s;
+}
+
 struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
@@ -181,8 +190,7 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
         runtime__err(errs, cfg->log.auth, "cannot open log: %s", strerror(errno));
     if (!rt->request_log || !rt->auth_log)
         goto fail;
-    if (asprintf(&rt->auth_url, "%s://%s", runtime__has_tls(cfg) ? "https" : "http",
-                 cfg->auth_domain ? cfg->auth_domain : "localhost") < 0)
+    if (!(rt->auth_url = runtime_auth_url(cfg)))
         goto fail;
     memcpy(rt->secret, secret, sizeof secret);
     OPENSSL_cleanse(secret, sizeof secret);
