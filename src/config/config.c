@@ -716,7 +716,7 @@ static void config_subaddress_separators(struct config__ctx *c, const struct con
             else if (*p != ' ')
                 snprintf(bad, sizeof bad, "byte %02x", (unsigned char)*p);
             config__error(c, n->pos, "'subaddress_separators' lists characters such as \"+\" or "
-                                     "\"+-\", each once, from !#$%%&'*+-/=?^_`{|}~ (not %s)", bad);
+                                     "\"+-\", each once, from #$&'*+-/=?^_`{|}~ (not %s)", bad);
             free(s);
             return;
         }

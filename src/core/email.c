@@ -15,10 +15,13 @@ static bool email__alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* RFC 5322 §3.2.3 atext: what a dot-atom is made of, besides the dots. */
+/* RFC 5322 §3.2.3 atext, what a dot-atom is made of besides the dots, without '%' and '!':
+ * mail systems still read those as routes to another address ("the percent hack":
+ * a%corp.com@relay reaches a@corp.com; UUCP bang paths: corp.com!a@relay reaches a@corp.com,
+ * both rewritten by default in Postfix), so an address holding one is not one plain address. */
 static bool email__atext(unsigned char c)
 {
-    return email__alnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+    return email__alnum(c) || (c && strchr("#$&'*+-/=?^_`{|}~", c));
 }
 
 bool email_separator_ok(char c)
@@ -93,6 +96,9 @@ const char *email_check(const char *s)
         if (c == '.' && (p == s || p + 1 == at || p[1] == '.'))
             return "the local part of the e-mail address starts or ends with a dot, or has two "
                    "in a row";
+        if (c == '%' || c == '!')
+            return "the e-mail address contains '%' or '!', which mail systems read as a route "
+                   "to another address";
         if (c != '.' && !email__atext(c))
             return "the e-mail address contains a character that needs quoting (quoted local "
                    "parts are not accepted)";

@@ -2,7 +2,8 @@
  * says what an address is and when two of them are the same person (SPEC.md §5).
  *
  * An address is one plain, well-formed RFC 5321 mailbox: a dot-atom local part (letters,
- * digits, !#$%&'*+-/=?^_`{|}~ and single inner dots, at most 64 bytes), one '@', and a DNS
+ * digits, #$&'*+-/=?^_`{|}~ and single inner dots, at most 64 bytes; not '%' nor '!', which
+ * mail systems read as routes to other addresses), one '@', and a DNS
  * name (letters, digits and inner hyphens in labels of 1 to 63 bytes, at most 253 bytes, no
  * empty label and so no trailing dot, not all digits at the end: no bare IP). Refused: quoted
  * local parts, comments, IP literals ("[192.0.2.1]"), a second '@' ("a@evil.com@corp.com"),

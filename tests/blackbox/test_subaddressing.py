@@ -148,7 +148,7 @@ def test_separators_config_accepted(latchd, tmp_path, value):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-@pytest.mark.parametrize("value", ["a", ".", "@", "+ ", "++", "\"", "1", "é"])
+@pytest.mark.parametrize("value", ["a", ".", "@", "+ ", "++", "\"", "1", "é", "%", "!"])
 def test_separators_config_refused(latchd, tmp_path, value):
     o = ak.offline(tmp_path / "bad", login_config(1, [otp_idp()], [], subaddress_separators=value))
     p = ak.cli(o, "check")
@@ -163,6 +163,8 @@ NOT_ONE_ADDRESS = [
     "contractor\\@example.com", "ｃontractor@example.com", "contractor@exämple.com", "café@example.com",
     ".contractor@example.com", "contractor.@example.com", "con..tractor@example.com",
     "contractor@example.com,x@example.com", "a" * 65 + "@example.com", "contractor@-example.com",
+    # routes to contractor@example.com through a mail system's percent hack or a bang path
+    "contractor%example.com@example.com", "example.com!contractor@example.com",
 ]
 
 
