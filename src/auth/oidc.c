@@ -277,14 +277,18 @@ static int oidc__verify_sig(const char *tok, const char *alg, EVP_PKEY *key)
     return ok ? 0 : -1;
 }
 
+/* One part of a JWS, decoded as a JSON object (duplicate names refused). Sized by the part,
+ * which the response holding it bounds (OIDC_MAX_DOC): an ID token with hundreds of groups is
+ * tens of KiB. */
 static json_t *oidc__part(const char *p, size_t n)
 {
-    unsigned char buf[16384];
+    unsigned char *buf = malloc(n / 4 * 3 + 3);
     size_t len;
-    if (oidc__b64(p, n, buf, sizeof buf, &len) != 0)
-        return NULL;
+    json_t *j = NULL;
     json_error_t je;
-    json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (buf && oidc__b64(p, n, buf, n / 4 * 3 + 3, &len) == 0)
+        j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
     if (!json_is_object(j)) {
         json_decref(j);
         return NULL;

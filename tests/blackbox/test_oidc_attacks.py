@@ -457,3 +457,18 @@ def test_provider_names_are_url_words(latchd, tmp_path, fake, name):
     p = ak.cli(ak.offline(tmp_path / "n", cfg), "check")
     out = p.stdout + p.stderr
     assert p.returncode == 2 and re.search(r":\d+:\d+: identity provider name .* may hold only|must be 1 to 64", out), out
+
+
+def test_large_and_oversized_id_tokens(latchd, fake, tmp_path):
+    """A person in hundreds of groups: an ID token of tens of KiB signs in (our own tokens stay
+    small: the identity is kept server-side). A token endpoint answering more than 1 MiB is
+    refused, and the daemon carries on."""
+    d = fake_gw(latchd, fake, tmp_path)
+    groups = [f"group-with-a-long-name-{i:04d}" for i in range(800)]
+    r, cl = fake_sign_in(d, fake, {"groups": groups})
+    assert admitted(r, cl), r
+    assert len(cookie_of(cl)) < 4096 and "groups" not in jwt_claims(cookie_of(cl))
+    r, cl = fake_sign_in(d, fake, {"padding": "x" * (1100 * 1024)})
+    assert r.status in (403, 502) and not cookie_of(cl), r
+    r, cl = fake_sign_in(d, fake)
+    assert admitted(r, cl), r
