@@ -38,7 +38,7 @@ help:
 	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
 	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
 	@echo "make bench    bench/run.sh, auth.sh, cli.sh: latchd against nginx and HAProxy, the CLI's costs"
-	@echo "make install  latchd, latch, man pages, examples, systemd unit under PREFIX=$(PREFIX) (DESTDIR aware)"
+	@echo "make install  latchd, latch, man pages, docs, examples, systemd unit under PREFIX=$(PREFIX) (DESTDIR aware)"
 
 deps:
 	@scripts/deps.sh
@@ -116,6 +116,7 @@ install: all
 	install -m 0644 man/latchd.8 $(DESTDIR)$(MANDIR)/man8/latchd.8
 	sed 's|/usr/local/bin/latchd|$(BINDIR)/latchd|g' dist/systemd/latchd.service > $(DESTDIR)$(UNITDIR)/latchd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/latchd.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 examples/single-node.yaml examples/demo.yaml $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 examples/cluster/latch.yaml examples/cluster/haproxy.cfg examples/cluster/nginx.conf \
 	  $(DESTDIR)$(DOCDIR)/examples/cluster/

@@ -1,8 +1,9 @@
 /* libFuzzer target: the redirect_url validator (src/auth/redirect.c) on a small fixed config.
  * Whatever the input, an accepted value is either a path that stays on the app host (one '/',
  * then neither '/' nor '\', also after one round of percent-decoding) or an http(s) URL without
- * userinfo whose host[:port] and path reach a configured app; and it holds no control, space,
- * backslash or non-ASCII byte. Any other acceptance aborts. */
+ * userinfo whose scheme and port are a listener's public ones and whose host[:port] and path reach
+ * a configured app; and it holds no control, space, backslash or non-ASCII byte. Any other
+ * acceptance aborts. */
 #include "auth/redirect.h"
 #include "config/config.h"
 #include "http/form.h"
@@ -16,7 +17,8 @@
 #include <strings.h>
 
 static const char fuzz_config[] =
-    "listen: [{ address: \"127.0.0.1:8080\" }]\n"
+    "listen: [{ address: \"127.0.0.1:8080\" }, { address: \"127.0.0.1:80\" },\n"
+    "         { address: \"127.0.0.1:8081\", public: { scheme: https, port: 443 } }]\n"
     "auth_domain: auth.localhost:8080\n"
     "apps:\n"
     "  - name: wiki\n"
@@ -62,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fuzz_rt)
         fuzz_init();
     const char *url = (const char *)data;
-    if (redirect_check(fuzz_rt, url, size) != 0)
+    if (redirect_check(fuzz_cfg, fuzz_rt, url, size) != 0)
         return 0;
 
     if (size == 0)
@@ -99,6 +101,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int hl = route_host_normalize(auth, (size_t)(aend - auth), host);
     if (hl <= 0)
         fail("an invalid host", data, size);
+    /* served: http on 8080 or 80, https on 443 (the listeners' public addresses); a default
+     * port is left out of the name the app is matched by, as a browser's Host leaves it out */
+    char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+    if (colon && host[0] == '[')
+        colon++;
+    long dflt = skip == 8 ? 443 : 80, port = colon ? strtol(colon + 1, NULL, 10) : dflt;
+    if (skip == 8 ? port != 443 : port != 8080 && port != 80)
+        fail("an origin (scheme and port) the gateway does not serve", data, size);
+    if (port == dflt && colon) {
+        *colon = '\0';
+        hl = (int)(colon - host);
+    }
     const char *path = aend < end ? aend : "/";
     size_t plen = aend < end ? (size_t)(end - aend) : 1;
     for (size_t i = 0; i < plen; i++)

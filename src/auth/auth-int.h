@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define AUTH_FLOW_COOKIE  "latch_flow"
+#define AUTH_FLOW_COOKIE  "latch_flow" /* __Host-latch_flow on https (http/cookie.h) */
+#define AUTH_PIN_COOKIE   "latch_pin"  /* a browser that signed in with a PIN as a mailbox (otp.c) */
+#define AUTH_FLOW_PATH    "/cdn-cgi/access/"
 #define AUTH_FLOW_TTL_S   600
 #define AUTH_GRANT_TTL_S  60
 /* Past this many bytes of groups, tokens carry only identity_nonce (SPEC.md §5). */
@@ -38,6 +40,11 @@ char *auth__set_cookie(const struct local_req *r, const char *name, const char *
                        const char *path, int64_t max_age);
 /* The value of a request cookie; false when absent or longer than cap - 1. */
 bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap);
+/* The gateway's own short-lived cookies (flow, binding): `base` as it is named on the origin
+ * the request reached (__Host-base on https), read and set (cookie_own_set_line). */
+bool auth__own_cookie(const struct local_req *r, const char *base, char *out, size_t cap);
+char *auth__set_own_cookie(const struct local_req *r, const char *base, const char *value,
+                           const char *path, int64_t max_age);
 /* A query parameter; false when absent or malformed. */
 bool auth__query(const struct local_req *r, const char *name, char *out, size_t cap);
 /* A form field of a POST body; false when absent or malformed. */

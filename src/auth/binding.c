@@ -43,7 +43,7 @@ bool binding_tag(const char *nonce, char tag[33])
     return true;
 }
 
-void binding_cookie_name(const char tag[33], char out[AUTH_BINDING_NAME_MAX])
+void binding_cookie_base(const char tag[33], char out[AUTH_BINDING_NAME_MAX])
 {
     snprintf(out, AUTH_BINDING_NAME_MAX, "%s%.1s", AUTH_BINDING_COOKIE_PREFIX, tag);
 }

@@ -28,8 +28,9 @@
 void binding_new(char nonce[33], char tag[33]);
 /* The tag of a nonce read back from a cookie; false when it is not 32 hex digits. */
 bool binding_tag(const char *nonce, char tag[33]);
-/* The cookie holding the nonce of the login tagged `tag`: latch_bind_ and its first digit. */
-void binding_cookie_name(const char tag[33], char out[AUTH_BINDING_NAME_MAX]);
+/* The cookie holding the nonce of the login tagged `tag`: latch_bind_ and its first digit
+ * (its base name: on https it is a __Host- cookie, http/cookie.h cookie_own_*). */
+void binding_cookie_base(const char tag[33], char out[AUTH_BINDING_NAME_MAX]);
 /* Whether s is a well-formed tag (32 lowercase hex digits), as a login URL must carry it. */
 bool binding_tag_valid(const char *s);
 

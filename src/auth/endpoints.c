@@ -11,7 +11,9 @@
 #include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "route/route.h"
+#include "route/served.h"
 #include "server/runtime.h"
+#include "server/server.h"
 #include "server/worker.h"
 #include "store/store.h"
 #include "token/jwt.h"
@@ -109,6 +111,19 @@ char *auth__set_cookie(const struct local_req *r, const char *name, const char *
     return cookie_set_line(name, value, strlen(value), path, max_age, r->secure_cookies);
 }
 
+char *auth__set_own_cookie(const struct local_req *r, const char *base, const char *value,
+                           const char *path, int64_t max_age)
+{
+    return cookie_own_set_line(base, value, path, max_age, r->self.https, r->secure_cookies);
+}
+
+bool auth__own_cookie(const struct local_req *r, const char *base, char *out, size_t cap)
+{
+    char name[COOKIE_OWN_NAME_MAX];
+    cookie_own_name(base, r->self.https, name);
+    return auth__cookie(r, name, out, cap);
+}
+
 bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap)
 {
     struct http_slice v, h = { r->cookies, strlen(r->cookies) };
@@ -141,7 +156,7 @@ json_t *auth__flow_load(const struct local_req *r, char id[33])
 {
     char key[64], *val = NULL;
     size_t len;
-    if (!auth__cookie(r, AUTH_FLOW_COOKIE, id, 33) || strlen(id) != 32)
+    if (!auth__own_cookie(r, AUTH_FLOW_COOKIE, id, 33) || strlen(id) != 32)
         return NULL;
     snprintf(key, sizeof key, "flow:%s", id);
     if (store_get(r->w->store, key, &val, &len) != STORE_OK)
@@ -326,16 +341,21 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
                        const char *bind, const struct auth_identity *id, const char *session,
                        const char *headers)
 {
+    /* the grant goes to the very origin the login named, which the gateway serves (a login
+     * target was checked, but the configuration may have been reloaded since) */
+    struct served_origin to;
+    char url[SERVED_HOST_MAX + 14];
     const struct app *app = auth__target_app(r, host, redirect);
-    if (!app)
+    if (!app || served_lookup(r->rt->cfg, -1, host, strlen(host), &to) != 0)
         return auth__error_page(c, 400, "Unknown application", "No application is served at that address.");
     if (!auth__admitted(r, app, id, NULL))
         return auth__denied(c, r, app, id, headers);
+    served_url(&to, url);
     char grant[33], key[64];
     auth__random_id(grant);
     snprintf(key, sizeof key, "grant:%s", grant);
-    json_t *g = json_pack("{s:s,s:s,s:s,s:o}", "host", host, "redirect", redirect, "session", session,
-                          "identity", auth__identity_json(id));
+    json_t *g = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "origin", url, "host", host, "app", app->name,
+                          "redirect", redirect, "session", session, "identity", auth__identity_json(id));
     if (g && bind)
         json_object_set_new(g, "bind", json_string(bind));
     char *val = g ? json_dumps(g, JSON_COMPACT) : NULL;
@@ -345,8 +365,7 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
     if (sr != STORE_OK)
         return auth__store_error(c);
     char *loc = NULL;
-    const char *scheme = strncmp(r->rt->auth_url, "https:", 6) ? "http" : "https";
-    if (asprintf(&loc, "%s://%s" AUTH_BINDING_PATH "?grant=%s", scheme, host, grant) < 0)
+    if (asprintf(&loc, "%s" AUTH_BINDING_PATH "?grant=%s", url, grant) < 0)
         return auth__error_page(c, 500, "Error", "Out of memory.");
     int st = local_redirect(c, loc, headers);
     free(loc);
@@ -372,7 +391,7 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     if (!org)
         return auth__error_page(c, 500, "Error", "The session could not be created.");
     char *c1 = auth__set_cookie(r, TOKEN_COOKIE, org, "/", ttl);
-    char *c2 = auth__set_cookie(r, AUTH_FLOW_COOKIE, "", "/cdn-cgi/access/", 0);
+    char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", AUTH_FLOW_PATH, 0);
     char *both = NULL, *back = NULL;
     const char *cli = json_string_value(json_object_get(flow, "cli"));
     int st;
@@ -400,10 +419,20 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
 
 /* --- endpoints ---------------------------------------------------------------------------- */
 
-/* GET login/<host>?redirect_url=… on the auth domain. */
-static int auth__login(struct conn *c, struct local_req *r, const char *host)
+/* GET login/<host>?redirect_url=… on the auth domain. `target` (normalized host[:port]) must
+ * be an origin the gateway serves (route/served.h): a link naming another port of an app's
+ * host name would send the grant to whoever listens there. */
+static int auth__login(struct conn *c, struct local_req *r, const char *target)
 {
-    char redirect[4096];
+    struct served_origin to;
+    char host[SERVED_HOST_MAX + 6], redirect[4096];
+    if (served_lookup(r->rt->cfg, -1, target, strlen(target), &to) != 0) {
+        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
+                 "login for an address this gateway does not serve");
+        metrics_login(r->w->metrics, NULL, false);
+        return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    }
+    served_hostport(&to, host); /* as the browser's Host names it, the default port left out */
     bool given = form_get(r->query, r->query_len, "redirect_url", redirect, sizeof redirect) >= 0;
     if (!given) {
         if (memmem(r->query, r->query_len, "redirect_url=", 13)) /* there, but not decodable */
@@ -411,7 +440,7 @@ static int auth__login(struct conn *c, struct local_req *r, const char *host)
                                     "The address to return to after signing in is not allowed.");
         strcpy(redirect, "/");
     }
-    if (redirect_check(r->rt->routes, redirect, strlen(redirect)) != 0)
+    if (redirect_check(r->rt->cfg, r->rt->routes, redirect, strlen(redirect)) != 0)
         return auth__error_page(c, 400, "Invalid return address",
                                 "The address to return to after signing in is not allowed.");
     const struct app *app = auth__target_app(r, host, redirect);
@@ -456,7 +485,7 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
         return auth__store_error(c);
     }
     json_decref(flow);
-    char *ck = auth__set_cookie(r, AUTH_FLOW_COOKIE, flow_id, "/cdn-cgi/access/", AUTH_FLOW_TTL_S);
+    char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, AUTH_FLOW_PATH, AUTH_FLOW_TTL_S);
     /* the only provider: go straight to it */
     const struct idp *only = NULL;
     size_t n = app->nallowed_idps ? app->nallowed_idps : r->rt->cfg->nidps;
@@ -541,8 +570,8 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
 {
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     binding_new(nonce, tag);
-    binding_cookie_name(tag, name);
-    char *ck = auth__set_cookie(r, name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
+    binding_cookie_base(tag, name);
+    char *ck = auth__set_own_cookie(r, name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
     struct strbuf loc;
     sb_init(&loc, 16384);
     binding_login_url(&loc, r->rt->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
@@ -562,8 +591,8 @@ enum bound { BOUND_HERE, BOUND_OTHER, BOUND_NONE };
 static enum bound auth__bound(const struct local_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
 {
     char nonce[40], tag[33];
-    binding_cookie_name(bound, name);
-    if (!auth__cookie(r, name, nonce, sizeof nonce))
+    binding_cookie_base(bound, name);
+    if (!auth__own_cookie(r, name, nonce, sizeof nonce))
         return BOUND_NONE;
     return binding_tag(nonce, tag) && sodium_memcmp(tag, bound, 32) == 0 ? BOUND_HERE : BOUND_OTHER;
 }
@@ -585,18 +614,26 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     json_error_t je;
     json_t *g = json_loadb(val, len, 0, &je);
     free(val);
+    const char *origin = json_string_value(json_object_get(g, "origin"));
     const char *host = json_string_value(json_object_get(g, "host"));
+    const char *app_name = json_string_value(json_object_get(g, "app"));
     const char *redirect = json_string_value(json_object_get(g, "redirect"));
     const char *session = json_string_value(json_object_get(g, "session"));
     struct auth_identity id;
     int st;
-    if (!host || !redirect || !session || strcmp(host, r->host) != 0 ||
+    /* redeemed only at the exact origin it was made for: the scheme and port this request
+     * reached (its listener's public ones), not what its Host header claims */
+    char here[SERVED_HOST_MAX + 14];
+    served_url(&r->self, here);
+    if (!origin || !host || !app_name || !redirect || !session || strcmp(origin, here) != 0 ||
         auth__identity_from_json(json_object_get(g, "identity"), &id) != 0) {
         json_decref(g);
         return auth__error_page(c, 400, "Invalid sign-in link", "That link was made for another address.");
     }
     const char *bound = json_string_value(json_object_get(g, "bind"));
     const struct app *app = auth__target_app(r, host, redirect);
+    if (app && strcmp(app->name, app_name) != 0)
+        app = NULL; /* a grant for one app is never another's, even on one host */
     char name[AUTH_BINDING_NAME_MAX], tag[33] = "";
     bool again = bound && strlen(bound) == 33 && bound[32] == '+';
     if (bound && (strlen(bound) == 32 || again)) {
@@ -608,10 +645,9 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         /* bound to nothing, or to a login this browser no longer holds (another login in the
          * same cookie, an attacker's grant): this browser signs in as itself. A second try
          * that fails too (cookies off, another browser): an error, not a loop of sign-ins. */
-        if (again || b == BOUND_NONE)
-            log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
-                     false, again ? "sign-in link opened in another browser, or cookies are off"
-                                  : "sign-in link not started in this browser: signing in again");
+        log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
+                 false, again ? "sign-in link opened in another browser, or cookies are off"
+                              : "sign-in link not started in this browser: signing in again");
         st = again ? auth__error_page(c, 400, "Sign-in started in another browser",
                                       "This sign-in link belongs to another browser, or this one "
                                       "does not keep cookies. Start again from the application.")
@@ -628,7 +664,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         int64_t ttl = runtime_session_s(r->rt, app, decided);
         char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
         char *ck = tok ? auth__set_cookie(r, TOKEN_COOKIE, tok, "/", ttl) : NULL;
-        char *unbind = auth__set_cookie(r, name, "", AUTH_BINDING_PATH, 0);
+        char *unbind = auth__set_own_cookie(r, name, "", AUTH_BINDING_PATH, 0);
         char *both = NULL;
         if (ck && unbind && asprintf(&both, "%s%s", ck, unbind) < 0)
             both = NULL;
@@ -729,6 +765,7 @@ static int auth__logout_answer(struct conn *c, struct local_req *r, const char *
 struct logout_job {
     struct local_job lj;
     struct runtime *rt;
+    struct server *srv;
     char session[33];
     int64_t now, forget_before;
     char *err;
@@ -740,6 +777,8 @@ static void auth__logout_run(struct job *job)
     struct logout_job *j = (struct logout_job *)job;
     j->rc = revocations_add_pruning(j->rt->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
                                     j->forget_before, &j->err);
+    if (j->rc == 0) /* in force on every worker before the answer leaves, not at the next poll */
+        server_revocations_reload(j->srv);
 }
 
 static void auth__logout_finish(struct local_job *lj, struct conn *c)
@@ -756,14 +795,12 @@ static void auth__logout_finish(struct local_job *lj, struct conn *c)
     free(j);
 }
 
-/* Whether a POST came from a page of this very host, or from no browser at all (no Origin).
- * The scheme is not compared: behind a TLS terminator the browser's is not the listener's. */
+/* Whether a POST came from a page of this very origin (its public scheme and port: behind a
+ * TLS terminator, `public` says the browser is on https), or from no browser at all (no
+ * Origin). */
 static bool auth__same_origin(const struct local_req *r)
 {
-    if (!r->origin)
-        return true;
-    const char *h = strstr(r->origin, "://");
-    return h && !strcasecmp(h + 3, r->host);
+    return !r->origin || served_is(&r->self, r->origin);
 }
 
 /* Another page sent this browser to logout (a link or an image on another site, or on a
@@ -811,6 +848,7 @@ static int auth__logout(struct conn *c, struct local_req *r)
     if (!j)
         return auth__error_page(c, 500, "Error", "Out of memory.");
     j->rt = r->rt;
+    j->srv = r->w->srv;
     runtime_ref(r->rt);
     snprintf(j->session, sizeof j->session, "%s", session);
     j->now = (int64_t)time(NULL);

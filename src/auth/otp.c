@@ -14,7 +14,7 @@
  *    and guessing from many clients. Two things never count against it, so that strangers
  *    filling it do not stop the person: a flow that already holds a live code for that mailbox
  *    (asking for a new one), and a browser that has signed in as that mailbox before (the
- *    OTP_KNOWN_COOKIE it got then, an HMAC of the mailbox), which has its own
+ *    AUTH_PIN_COOKIE it got then, an HMAC of the mailbox; __Host- on https), which has its own
  *    OTP_PER_KNOWN_BROWSER codes per window instead of the client's and the mailbox's.
  * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. From
  * unknown browsers a mailbox gets at most OTP_NEW_FLOWS_PER_MAILBOX * OTP_PER_FLOW codes per
@@ -48,7 +48,6 @@
 #define OTP_PER_MAILBOX_CLIENT    5
 #define OTP_NEW_FLOWS_PER_MAILBOX 10
 #define OTP_PER_KNOWN_BROWSER     5
-#define OTP_KNOWN_COOKIE          "latch_pin"
 #define OTP_KNOWN_TTL_S           (90 * 86400)
 
 struct mail_job {
@@ -187,7 +186,7 @@ static void otp__known_value(const struct local_req *r, const char *id, const ch
 static bool otp__known(const struct local_req *r, const char *mailbox, char id[33])
 {
     char got[80], want[66];
-    if (!auth__cookie(r, OTP_KNOWN_COOKIE, got, sizeof got) || strlen(got) != 65 || got[32] != '.')
+    if (!auth__own_cookie(r, AUTH_PIN_COOKIE, got, sizeof got) || strlen(got) != 65 || got[32] != '.')
         return false;
     memcpy(id, got, 32);
     id[32] = '\0';
@@ -409,7 +408,7 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     if (email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox)) {
         auth__random_id(known_id);
         otp__known_value(r, known_id, mailbox, known);
-        ck = auth__set_cookie(r, OTP_KNOWN_COOKIE, known, "/cdn-cgi/access/", OTP_KNOWN_TTL_S);
+        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, AUTH_FLOW_PATH, OTP_KNOWN_TTL_S);
     }
     struct auth_identity id = { 0 };
     id.email = strdup(email);

@@ -3,6 +3,7 @@
 
 #include "http/form.h"
 #include "http/path.h"
+#include "route/served.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -38,7 +39,8 @@ static bool redirect__path_ok(const char *s, size_t n)
     return n >= 1 && s[0] == '/' && (n == 1 || (s[1] != '/' && s[1] != '\\'));
 }
 
-int redirect_check(const struct route_table *routes, const char *url, size_t n)
+int redirect_check(const struct config *cfg, const struct route_table *routes, const char *url,
+                   size_t n)
 {
     char dec[REDIRECT_MAX];
     if (n == 0 || n >= REDIRECT_MAX || !redirect__chars_ok(url, n))
@@ -62,12 +64,14 @@ int redirect_check(const struct route_table *routes, const char *url, size_t n)
     if (memchr(auth, '@', (size_t)(aend - auth)) || memchr(auth, '?', (size_t)(aend - auth)) ||
         memchr(auth, '#', (size_t)(aend - auth)))
         return -1;
-    char host[512];
+    char host[512], served_host[SERVED_HOST_MAX + 6];
+    struct served_origin so;
     if ((size_t)(aend - auth) >= sizeof host)
         return -1;
     int hl = route_host_normalize(auth, (size_t)(aend - auth), host);
-    if (hl <= 0)
+    if (hl <= 0 || served_lookup(cfg, skip == 8, host, (size_t)hl, &so) != 0)
         return -1;
+    hl = served_hostport(&so, served_host); /* as the browser's Host will name it */
     /* the path (without its query) must normalize, and the app is found with it */
     const char *path = slash ? slash : "/";
     const char *q = slash ? memchr(slash, '?', (size_t)(end - slash)) : NULL;
@@ -76,7 +80,7 @@ int redirect_check(const struct route_table *routes, const char *url, size_t n)
     size_t fl, ml;
     int rc = -1;
     if (fwd && match && path_normalize(path, plen, fwd, &fl, match, &ml) == 0 &&
-        route_match(routes, host, (size_t)hl, match, ml))
+        route_match(routes, served_host, (size_t)hl, match, ml))
         rc = 0;
     free(fwd);
     free(match);

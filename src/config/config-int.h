@@ -77,6 +77,8 @@ bool config__is_null(const struct config__node *n);
 
 /* Value checkers: each returns NULL when `s` is acceptable, else a static reason. */
 const char *config__check_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* A decimal port 1..65535 of exactly n bytes (no sign, no spaces); -1 otherwise. */
+int config__port(const char *s, size_t n);
 const char *config__check_hostport(const char *s);
 const char *config__check_dns_name(const char *s);
 const char *config__check_hex64(const char *s);

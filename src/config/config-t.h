@@ -109,6 +109,12 @@ struct listener_cfg {
     socklen_t addrlen;
     struct tls_cert *certs; size_t ncerts;  /* 0: plain HTTP; first is the default for SNI */
     char *client_ca;          /* tls.client_ca: verify client certificates (mTLS) when set */
+    uint16_t port;            /* the port it listens on */
+    /* Where browsers reach it (`public: {scheme, port}`): itself by default; behind a load
+     * balancer or a TLS terminator, what the browser's address bar says. The gateway sends a
+     * browser (grants, redirects, login links) only to these schemes and ports. */
+    bool public_https;
+    uint16_t public_port;
     struct config_pos pos;
 };
 

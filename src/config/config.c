@@ -204,11 +204,37 @@ static void config_tls_cert(struct config__ctx *c, const struct config__node *n,
         t->key = config__string(c, v[1], "key");
 }
 
+/* `public: {scheme: https|http, port: N}`: how browsers reach a listener behind a load
+ * balancer or a TLS terminator. A TLS listener is reached over https. */
+static void config_listener_public(struct config__ctx *c, const struct config__node *n,
+                                   struct listener_cfg *l, bool tls)
+{
+    static const char *const keys[] = {"scheme", "port", NULL};
+    const struct config__node *v[2];
+    if (!config__map(c, n, "public", keys, v))
+        return;
+    char *scheme = v[0] ? config__string(c, v[0], "scheme") : NULL;
+    if (scheme && strcmp(scheme, "https") && strcmp(scheme, "http"))
+        config__error(c, v[0]->pos, "'scheme' must be https or http, got '%s'", scheme);
+    else if (scheme && tls && !strcmp(scheme, "http"))
+        config__error(c, v[0]->pos, "a listener with 'tls' is reached over https, not http");
+    else if (scheme)
+        l->public_https = !strcmp(scheme, "https");
+    free(scheme);
+    if (v[1]) {
+        int port = v[1]->kind == CONFIG__SCALAR ? config__port(v[1]->text, strlen(v[1]->text)) : -1;
+        if (port < 0)
+            config__error(c, v[1]->pos, "'port' must be a number from 1 to 65535");
+        else
+            l->public_port = (uint16_t)port;
+    }
+}
+
 static void config_listener(struct config__ctx *c, const struct config__node *n,
                             struct listener_cfg *l)
 {
-    static const char *const keys[] = {"address", "tls", "client_ca", NULL};
-    const struct config__node *v[3];
+    static const char *const keys[] = {"address", "tls", "client_ca", "public", NULL};
+    const struct config__node *v[4];
     l->pos = n->pos;
     if (!config__map(c, n, "listener", keys, v))
         return;
@@ -247,6 +273,13 @@ static void config_listener(struct config__ctx *c, const struct config__node *n,
     /* Client certificates only exist on TLS connections. */
     if (l->client_ca && !v[1])
         config__error(c, v[2] ? v[2]->pos : n->pos, "'client_ca' needs 'tls' on this listener");
+    if (l->addrlen)
+        l->port = ntohs(l->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&l->addr)->sin6_port
+                                                      : ((struct sockaddr_in *)&l->addr)->sin_port);
+    l->public_https = v[1] != NULL;
+    l->public_port = l->port;
+    if (v[3])
+        config_listener_public(c, v[3], l, v[1] != NULL);
 }
 
 static bool config_same_addr(const struct listener_cfg *a, const struct listener_cfg *b)

@@ -27,7 +27,7 @@ void config__lower(char *s)
 }
 
 /* A decimal port 1..65535 of exactly n bytes: no sign, no spaces. -1 when invalid. */
-static int config_port(const char *s, size_t n)
+int config__port(const char *s, size_t n)
 {
     if (n == 0 || n > 5)
         return -1;
@@ -169,7 +169,7 @@ const char *config__check_address(const char *s, struct sockaddr_storage *ss, so
         port = colon + 1;
     }
     host[hl] = '\0';
-    int pn = config_port(port, strlen(port));
+    int pn = config__port(port, strlen(port));
     if (pn < 0)
         return "port must be a number from 1 to 65535";
     memset(ss, 0, sizeof *ss);
@@ -264,7 +264,7 @@ const char *config__check_hostport(const char *s)
         if (why)
             return why;
     }
-    if (hend != end && config_port(hend + 1, (size_t)(end - hend - 1)) < 0)
+    if (hend != end && config__port(hend + 1, (size_t)(end - hend - 1)) < 0)
         return "port must be a number from 1 to 65535";
     return NULL;
 }
@@ -371,7 +371,7 @@ const char *config__parse_url(const char *s, struct config__url *u)
             return "URL host must be a host name, an IPv4 address or [IPv6]";
     }
     if (hend != aend) {
-        int pn = config_port(hend + 1, (size_t)(aend - hend - 1));
+        int pn = config__port(hend + 1, (size_t)(aend - hend - 1));
         if (pn < 0)
             return "URL port must be a number from 1 to 65535";
         u->port = (uint16_t)pn;

@@ -99,3 +99,16 @@ char *cookie_set_line(const char *name, const char *value, size_t value_len, con
         return NULL;
     return s;
 }
+
+void cookie_own_name(const char *base, bool https, char out[COOKIE_OWN_NAME_MAX])
+{
+    snprintf(out, COOKIE_OWN_NAME_MAX, "%s%s", https ? COOKIE_HOST_PREFIX : "", base);
+}
+
+char *cookie_own_set_line(const char *base, const char *value, const char *path, int64_t max_age,
+                          bool https, bool secure)
+{
+    char name[COOKIE_OWN_NAME_MAX];
+    cookie_own_name(base, https, name);
+    return cookie_set_line(name, value, strlen(value), https ? "/" : path, max_age, secure || https);
+}

@@ -26,4 +26,17 @@ size_t cookie_strip(struct http_slice header, const char *name, char *out);
 char *cookie_set_line(const char *name, const char *value, size_t value_len, const char *path,
                       int64_t max_age, bool secure);
 
+/* The gateway's own short-lived cookies (a login's flow, its binding…). On an origin reached
+ * over https their name takes the "__Host-" prefix and their Path is / (RFC 6265bis
+ * §4.1.3.2): a browser takes such a cookie only from that very origin, over TLS, without
+ * Domain, so a sibling host can neither plant nor overwrite it. On plain http (loopback
+ * setups) the base name, at `path`. */
+#define COOKIE_HOST_PREFIX "__Host-"
+#define COOKIE_OWN_NAME_MAX 64
+/* The name the cookie `base` has on such an origin (base is at most 56 bytes). */
+void cookie_own_name(const char *base, bool https, char out[COOKIE_OWN_NAME_MAX]);
+/* Its Set-Cookie line (cookie_set_line); max_age <= 0 clears it. */
+char *cookie_own_set_line(const char *base, const char *value, const char *path, int64_t max_age,
+                          bool https, bool secure);
+
 #endif

@@ -366,9 +366,9 @@ static bool conn__wants_html(const struct http_request *req)
  * except on plain HTTP served on a loopback address (the demo). */
 bool proxy__secure_cookies(const struct conn *c)
 {
-    if (c->tls)
-        return true;
     const struct listener_cfg *l = &c->ex->rt->cfg->listeners[c->listener];
+    if (c->tls || l->public_https)
+        return true;
     if (l->addr.ss_family == AF_INET)
         return ((const uint8_t *)&((const struct sockaddr_in *)&l->addr)->sin_addr)[0] != 127;
     if (l->addr.ss_family == AF_INET6)

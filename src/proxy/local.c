@@ -46,6 +46,7 @@ static void local__req_free(struct local_req *lr)
         return;
     free(lr->cookies);
     free(lr->origin);
+    free(lr->referer);
     free(lr->access_token);
     free((char *)lr->name);
     free((char *)lr->method);
@@ -216,6 +217,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
     ex->lr = lr;
     sb_init(&lr->body, LOCAL_MAX_BODY);
     struct strbuf ck;
+    bool fetch_metadata = false;
     sb_init(&ck, 2 * HTTP_MAX_HEADER_BYTES);
     sb_adds(&ck, "");
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -228,9 +230,13 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
             lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "referer") && !lr->referer) {
+            lr->referer = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "sec-fetch-site")) {
+            fetch_metadata = true;
             lr->foreign |= !http_slice_eq(h->value, "same-origin") && !http_slice_eq(h->value, "none");
         } else if (http_slice_eq(h->name, "sec-fetch-mode")) {
+            fetch_metadata = true;
             lr->foreign |= !http_slice_eq(h->value, "navigate");
         } else if (http_slice_eq(h->name, "content-type")) {
             lr->form = h->value.n >= 33 && !strncasecmp(h->value.p, "application/x-www-form-urlencoded", 33);
@@ -240,6 +246,11 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
     lr->name = strdup(ex->match + OWN_PREFIX_LEN);
     lr->method = strdup(ex->method);
     lr->host = strdup(ex->host);
+    served_of_request(&ex->rt->cfg->listeners[c->listener], ex->host, ex->host_len, &lr->self);
+    /* a browser without Fetch metadata: the page that sent it, by its Origin or Referer */
+    if (!fetch_metadata)
+        lr->foreign = (lr->origin && !served_is(&lr->self, lr->origin)) ||
+                      (lr->referer && !served_is(&lr->self, lr->referer));
     lr->query = strndup(ex->query, ex->query_len);
     lr->query_len = ex->query_len;
     lr->client_ip = strdup(ex->client_ip_str);

@@ -5,6 +5,7 @@
 
 #include "core/jobs.h"
 #include "core/strbuf.h"
+#include "route/served.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -18,11 +19,14 @@ struct worker;
 struct local_req {
     const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com") */
     const char *method;
-    const char *host;          /* normalized request host[:port] */
+    const char *host;          /* normalized request host[:port], as the Host header says */
+    struct served_origin self; /* the origin the request reached: its listener's public scheme
+                                * and port, the Host's name (route/served.h) */
     const char *query;         /* raw query, "" when none */
     size_t query_len;
     char *cookies;             /* every Cookie header joined with "; " ("" when none) */
     char *origin;              /* the Origin header, NULL when absent */
+    char *referer;             /* the Referer header, NULL when absent */
     char *access_token;        /* the cf-access-token header, NULL when absent */
     struct strbuf body;        /* the request body (forms), at most LOCAL_MAX_BODY */
     bool form;                 /* Content-Type: application/x-www-form-urlencoded */
@@ -31,7 +35,9 @@ struct local_req {
     bool wants_html;
     bool on_auth_domain;       /* the request is for the auth domain */
     bool foreign;              /* a browser says another page made it (Sec-Fetch-Site other than
-                                * same-origin or none, or Sec-Fetch-Mode other than navigate) */
+                                * same-origin or none, or Sec-Fetch-Mode other than navigate;
+                                * without Fetch metadata, an Origin or a Referer of another
+                                * origin) */
     struct runtime *rt;        /* references held by the request: */
     struct keyset *keys;
     struct revocations *rev;

@@ -8,6 +8,7 @@
 #include "http/cookie.h"
 #include "metrics/metrics.h"
 #include "proxy/local.h"
+#include "route/served.h"
 #include "server/worker.h"
 
 #include <stdio.h>
@@ -206,22 +207,27 @@ enum step proxy__respond_refused(struct conn *c)
         sb_add(&target, "?", 1);
         sb_add(&target, ex->query, ex->query_len);
     }
-    /* A browser's login is bound to it (auth/binding.h): a cookie for `authorized` on this
-     * host, its tag in the login URL. Not a program's (no cookie jar), nor a browser that may
-     * not be where the grant is redeemed (scheme://host of the auth URL's scheme): a host
-     * spelled with a trailing dot, or plain http where the auth URL is https (a plain port 80
-     * beside 443; a TLS terminator in front, where the browser is on https but we cannot
-     * tell). Its grant, unbound, binds it on the way, at `authorized` itself. */
+    /* The login names the origin the request reached (route/served.h): the listener's public
+     * scheme and port, never a port the Host header claims. A browser's login is bound to it
+     * (auth/binding.h): a cookie for `authorized` on this origin, its tag in the login URL. Not
+     * a program's (no cookie jar), nor a browser that may not be where the grant is redeemed: a
+     * Host spelled otherwise than the origin (a trailing dot, another port), or a scheme other
+     * than the auth URL's (a plain port 80 beside 443). Its grant, unbound, binds it on the way,
+     * at `authorized` itself. */
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     char *ck = NULL;
-    bool auth_tls = !strncmp(rt->auth_url, "https:", 6);
-    if (ex->wants_html && ex->host_canonical && c->tls == auth_tls) {
+    struct served_origin self;
+    char hostport[SERVED_HOST_MAX + 6];
+    served_of_request(&rt->cfg->listeners[c->listener], ex->host, ex->host_len, &self);
+    size_t hp_len = (size_t)served_hostport(&self, hostport);
+    bool as_sent = ex->host_canonical && hp_len == ex->host_len && !memcmp(hostport, ex->host, hp_len);
+    if (ex->wants_html && as_sent && self.https == !strncmp(rt->auth_url, "https:", 6)) {
         binding_new(nonce, tag);
-        binding_cookie_name(tag, name);
-        ck = cookie_set_line(name, nonce, 32, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S,
-                             proxy__secure_cookies(c));
+        binding_cookie_base(tag, name);
+        ck = cookie_own_set_line(name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, self.https,
+                                 proxy__secure_cookies(c));
     }
-    binding_login_url(&login, rt->auth_url, ex->host, ex->host_len, target.p, target.len,
+    binding_login_url(&login, rt->auth_url, hostport, hp_len, target.p, target.len,
                       ck ? tag : NULL);
     sb_free(&target);
     enum step st;

@@ -1,6 +1,8 @@
 /* Building and releasing runtimes (runtime.h). */
 #include "server/runtime.h"
 
+#include "route/served.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -100,21 +102,22 @@ static int runtime__resolve(struct app_rt *a)
     return 0;
 }
 
-static bool runtime__has_tls(const struct config *cfg)
-{
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (cfg->listeners[i].ncerts)
-            return true;
-    return false;
-}
-
+/* SPEC.md §5: "https://<auth domain>", or http:// when a plain listener serves it. The scheme
+ * is that of the listener whose public port the auth domain names (route/served.h); an auth
+ * domain on a port no listener serves (a setup behind something the configuration does not
+ * describe) gets https when any listener has TLS. */
 char *runtime_auth_url(const struct config *cfg)
 {
-    char *s = NULL;
-    if (asprintf(&s, "%s://%s", runtime__has_tls(cfg) ? "https" : "http",
-                 cfg->auth_domain ? cfg->auth_domain : "localhost") < 0)
-        return NULL;
-    return s;
+    const char *ad = cfg->auth_domain ? cfg->auth_domain : "localhost";
+    struct served_origin o;
+    char *out = NULL;
+    bool tls = false;
+    if (served_lookup(cfg, -1, ad, strlen(ad), &o) == 0)
+        tls = o.https;
+    else
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            tls |= cfg->listeners[i].public_https;
+    return asprintf(&out, "%s://%s", tls ? "https" : "http", ad) < 0 ? NULL : out;
 }
 
 struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)

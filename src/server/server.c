@@ -128,6 +128,21 @@ void server_publish(struct server *srv, struct keyset *ks, struct revocations *r
     server__publish(srv, NULL, ks, rev, NULL);
 }
 
+void server_revocations_reload(struct server *srv)
+{
+    pthread_mutex_lock(&srv->control);
+    struct runtime *rt = server_runtime(srv);
+    char *err = NULL;
+    struct revocations *rev = revocations_load(rt->cfg->state_dir, &err);
+    if (rev)
+        server_publish(srv, NULL, rev);
+    else
+        log_msg("error", "revocations: %s", err ? err : "cannot load");
+    free(err);
+    pthread_mutex_unlock(&srv->control);
+    runtime_unref(rt);
+}
+
 struct runtime *server_runtime(struct server *srv)
 {
     pthread_mutex_lock(&srv->lock);

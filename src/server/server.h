@@ -77,6 +77,11 @@ int server_reload(struct server *srv, struct config_errors *errs);
  * change. The caller holds srv->control. */
 void server_publish(struct server *srv, struct keyset *ks, struct revocations *rev);
 
+/* Reads state_dir's revocations again and publishes them (server_publish): a revocation this
+ * process just wrote (a logout) is in force on every worker of the node when it returns.
+ * Takes srv->control; never call it from a worker's loop. */
+void server_revocations_reload(struct server *srv);
+
 /* References to what is published now (for the caller to unref). */
 struct runtime *server_runtime(struct server *srv);
 

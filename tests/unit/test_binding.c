@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include "auth/binding.h"
+#include <stdlib.h>
+#include "http/cookie.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -31,8 +33,22 @@ static void test_cookie_name(void **state)
 {
     (void)state;
     char name[AUTH_BINDING_NAME_MAX];
-    binding_cookie_name("0123456789abcdef0123456789abcdef", name);
+    binding_cookie_base("0123456789abcdef0123456789abcdef", name);
     assert_string_equal(name, "latch_bind_0");
+    /* on https, the gateway's own cookies are __Host- cookies at Path=/ (http/cookie.h) */
+    char own[COOKIE_OWN_NAME_MAX];
+    cookie_own_name(name, true, own);
+    assert_string_equal(own, "__Host-latch_bind_0");
+    cookie_own_name(name, false, own);
+    assert_string_equal(own, "latch_bind_0");
+    char *line = cookie_own_set_line(name, "v", AUTH_BINDING_PATH, 60, true, false);
+    assert_string_equal(line, "Set-Cookie: __Host-latch_bind_0=v; Path=/; Max-Age=60; HttpOnly; "
+                              "SameSite=Lax; Secure\r\n");
+    free(line);
+    line = cookie_own_set_line(name, "v", AUTH_BINDING_PATH, 60, false, false);
+    assert_string_equal(line, "Set-Cookie: latch_bind_0=v; Path=" AUTH_BINDING_PATH "; Max-Age=60; "
+                              "HttpOnly; SameSite=Lax\r\n");
+    free(line);
 }
 
 static void test_malformed(void **state)

@@ -343,6 +343,41 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+/* listen[].public: the scheme and port browsers use (route/served.h); itself by default. */
+static void test_listener_public(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(
+        "listen:\n"
+        "  - { address: \"127.0.0.1:8080\" }\n"
+        "  - { address: \"10.0.0.5:8081\", public: { scheme: https, port: 443 } }\n"
+        "  - { address: \"10.0.0.5:8082\", public: { port: 80 } }\n"
+        "  - { address: \"[::1]:8443\", tls: { cert: a.pem, key: b.pem } }\n");
+    assert_int_equal(cfg->listeners[0].port, 8080);
+    assert_false(cfg->listeners[0].public_https);
+    assert_int_equal(cfg->listeners[0].public_port, 8080);
+    assert_true(cfg->listeners[1].public_https);
+    assert_int_equal(cfg->listeners[1].public_port, 443);
+    assert_false(cfg->listeners[2].public_https);
+    assert_int_equal(cfg->listeners[2].public_port, 80);
+    assert_true(cfg->listeners[3].public_https);
+    assert_int_equal(cfg->listeners[3].public_port, 8443);
+    config_free(cfg);
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { scheme: ftp } }]\n", 1,
+                  "t.yaml:1:57: 'scheme' must be https or http, got 'ftp'");
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { port: 0 } }]\n", 1,
+                  "t.yaml:1:55: 'port' must be a number from 1 to 65535");
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { port: [1] } }]\n", 1,
+                  "t.yaml:1:55: 'port' must be a number from 1 to 65535");
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { host: x } }]\n", 1,
+                  "t.yaml:1:49: unknown key 'host' in public");
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: https } ]\n", 1,
+                  "t.yaml:1:47: public must be a mapping, got a string");
+    expect_errors("listen: [{ address: \"127.0.0.1:8080\", tls: { cert: a, key: b },\n"
+                  "           public: { scheme: http } }]\n", 1,
+                  "t.yaml:2:30: a listener with 'tls' is reached over https, not http");
+}
+
 static void test_extras(void **state)
 {
     (void)state;
@@ -866,6 +901,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_spec_example),
         cmocka_unit_test(test_extras),
+        cmocka_unit_test(test_listener_public),
         cmocka_unit_test(test_minimal_defaults),
         cmocka_unit_test(test_unknown_keys_and_types),
         cmocka_unit_test(test_yaml_syntax_errors),

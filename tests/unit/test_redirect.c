@@ -17,7 +17,8 @@
 #include <string.h>
 
 static const char CONFIG[] =
-    "listen: [{ address: \"127.0.0.1:8080\" }]\n"
+    "listen: [{ address: \"127.0.0.1:8080\" }, { address: \"127.0.0.1:80\" },\n"
+    "         { address: \"127.0.0.1:8081\", public: { scheme: https, port: 443 } }]\n"
     "auth_domain: auth.localhost:8080\n"
     "apps:\n"
     "  - name: wiki\n"
@@ -71,7 +72,7 @@ static int teardown(void **state)
 static int check(void **state, const char *url)
 {
     struct fixture *f = *state;
-    return redirect_check(f->rt, url, strlen(url));
+    return redirect_check(f->cfg, f->rt, url, strlen(url));
 }
 
 #define ACCEPT(u)                                                                              \
@@ -131,7 +132,7 @@ static void controls_refused(void **state)
     REFUSE("/%2");
     /* a NUL inside the given length */
     struct fixture *f = *state;
-    assert_int_not_equal(redirect_check(f->rt, "/a\0//evil", 9), 0);
+    assert_int_not_equal(redirect_check(f->cfg, f->rt, "/a\0//evil", 9), 0);
 }
 
 static void other_hosts_refused(void **state)
@@ -183,10 +184,25 @@ static void app_urls_accepted(void **state)
 {
     ACCEPT("http://wiki.localhost:8080/");
     ACCEPT("http://wiki.localhost:8080");
-    ACCEPT("https://wiki.localhost:8080/x?y=1");
+    ACCEPT("http://wiki.localhost:8080/x?y=1");
     ACCEPT("HTTP://WIKI.localhost:8080/x");
     ACCEPT("http://api.example.com/admin/users");
     ACCEPT("https://x.apps.example.com/a");
+    ACCEPT("https://x.apps.example.com:443/a");
+}
+
+/* Only an origin the gateway serves (a listener's public scheme and port, route/served.h):
+ * another port of an app's host name may be someone else's server. */
+static void other_ports_refused(void **state)
+{
+    REFUSE("https://wiki.localhost:8080/x");     /* 8080 is plain http */
+    REFUSE("http://x.apps.example.com:9999/a");  /* no listener on 9999 */
+    REFUSE("http://x.apps.example.com:8443/a");
+    REFUSE("https://x.apps.example.com:8080/a"); /* the scheme is not that port's */
+    REFUSE("http://x.apps.example.com:443/a");
+    REFUSE("https://x.apps.example.com:80/a");
+    REFUSE("https://api.example.com:8081/admin/users"); /* the listener's own port, not its public one */
+    REFUSE("http://api.example.com:65535/admin/users");
     REFUSE("http://api.example.com/admin/../x");    /* normalizes out of the app */
     REFUSE("http://api.example.com/%61dmin/../x");
 }
@@ -197,12 +213,12 @@ static void lengths(void **state)
     static char big[8192];
     big[0] = '/';
     memset(big + 1, 'a', sizeof big - 2);
-    assert_int_not_equal(redirect_check(f->rt, big, sizeof big - 1), 0); /* past the bound */
-    assert_int_equal(redirect_check(f->rt, big, 4000), 0);
-    assert_int_not_equal(redirect_check(f->rt, "/", 0), 0);
+    assert_int_not_equal(redirect_check(f->cfg, f->rt, big, sizeof big - 1), 0); /* past the bound */
+    assert_int_equal(redirect_check(f->cfg, f->rt, big, 4000), 0);
+    assert_int_not_equal(redirect_check(f->cfg, f->rt, "/", 0), 0);
     /* only the given length counts */
-    assert_int_equal(redirect_check(f->rt, "/a//evil.example", 2), 0);
-    assert_int_not_equal(redirect_check(f->rt, "//evil.example", 2), 0);
+    assert_int_equal(redirect_check(f->cfg, f->rt, "/a//evil.example", 2), 0);
+    assert_int_not_equal(redirect_check(f->cfg, f->rt, "//evil.example", 2), 0);
 }
 
 /* Escaped spaces and UTF-8 in an app's own path are ordinary (file names, search queries): the
@@ -224,6 +240,7 @@ int main(void)
         cmocka_unit_test(other_hosts_refused),
         cmocka_unit_test(other_schemes_refused),
         cmocka_unit_test(app_urls_accepted),
+        cmocka_unit_test(other_ports_refused),
         cmocka_unit_test(lengths),
         cmocka_unit_test(escaped_text_accepted),
     };
