@@ -2,7 +2,8 @@
  * field name and an output size; the rest is the form. form_get is compared with a slow
  * reference decoder (WHATWG application/x-www-form-urlencoded: first pair of that exact name,
  * '+' a space, %XX, refusal on a malformed escape, a control character or no room), and
- * form_pct_decode with the same reference without '+'. Empty pairs are skipped (WHATWG). Any difference aborts. */
+ * form_pct_decode with the same reference without '+', form_count with a count of the pairs of
+ * that name. Empty pairs are skipped (WHATWG). Any difference aborts. */
 #include "http/form.h"
 
 #include <stdint.h>
@@ -79,6 +80,22 @@ static long ref_get(const char *s, size_t n, const char *name, char *out, size_t
     return -1;
 }
 
+/* How many pairs carry exactly that name (form_count's reference). */
+static int ref_count(const char *s, size_t n, const char *name)
+{
+    int count = 0;
+    for (size_t start = 0; start <= n;) {
+        size_t end = start, eq;
+        while (end < n && s[end] != '&')
+            end++;
+        for (eq = start; eq < end && s[eq] != '='; eq++)
+            ;
+        count += eq - start == strlen(name) && !memcmp(s + start, name, eq - start);
+        start = end + 1;
+    }
+    return count;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -97,6 +114,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (g >= 0 && (size_t)g >= cap)
         abort();
+    /* form_count: the pairs of that name; a value form_get found is one of them */
+    int count = form_count(s, n, name);
+    if (count != ref_count(s, n, name) || (g >= 0 && count < 1)) {
+        fprintf(stderr, "form_count(%s) = %d, reference %d\n", name, count, ref_count(s, n, name));
+        abort();
+    }
 
     char *dg = malloc(n + 1), *dw = malloc(n + 1);
     int pg = form_pct_decode(s, n, dg, n + 1);

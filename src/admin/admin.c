@@ -214,6 +214,12 @@ int admin_check(const char *config, int argc, char **argv)
     }
     route_free(rt);
     printf("%s: ok (%zu apps, %zu listeners)\n", config, cfg->napps, cfg->nlisteners);
+    char *auth_url = runtime_auth_url(cfg);
+    for (size_t i = 0; auth_url && i < cfg->nidps; i++)
+        if (cfg->idps[i].type == IDP_OIDC)
+            printf("identity provider %s: register the redirect URI %s%s\n", cfg->idps[i].name,
+                   auth_url, cfg->idps[i].callback_path);
+    free(auth_url);
     config_free(cfg);
     return 0;
 }

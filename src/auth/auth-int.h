@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define AUTH_FLOW_COOKIE  "latch_flow" /* __Host-latch_flow on https (http/cookie.h) */
+#define AUTH_PIN_COOKIE   "latch_pin"  /* a browser that signed in with a PIN as a mailbox (otp.c) */
 #define AUTH_FLOW_PATH    "/cdn-cgi/access/"
 #define AUTH_FLOW_TTL_S   600
 #define AUTH_GRANT_TTL_S  60
@@ -76,8 +77,10 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
                        const char *bind, const struct auth_identity *id, const char *session,
                        const char *headers);
 
-/* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go. */
-int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id);
+/* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go.
+ * `headers` (Set-Cookie lines of the provider's own, or NULL) go with the answer. */
+int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id,
+                         const char *headers);
 
 /* A new login flow for app/host; `bind` as for auth__grant_and_go; `cli` (a query string)
  * brings the browser back to the command line's confirmation page instead of the app. */

@@ -372,7 +372,8 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
     return st;
 }
 
-int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id)
+int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id,
+                         const char *headers)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
     const char *redirect = json_string_value(json_object_get(flow, "redirect"));
@@ -394,7 +395,7 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     char *both = NULL, *back = NULL;
     const char *cli = json_string_value(json_object_get(flow, "cli"));
     int st;
-    if (c1 && c2 && asprintf(&both, "%s%s", c1, c2) >= 0) {
+    if (c1 && c2 && asprintf(&both, "%s%s%s", c1, c2, headers ? headers : "") >= 0) {
         log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
         metrics_login(r->w->metrics, id->idp, true);
         if (cli) /* a command line's handoff: back to its confirmation page */
@@ -896,7 +897,7 @@ int auth_handle(struct conn *c, struct local_req *r)
         return auth__start(c, r);
     if (!strcmp(name, "otp"))
         return auth__otp(c, r);
-    if (!strcmp(name, "callback"))
+    if (!strcmp(name, "callback") || !strncmp(name, "callback/", 9)) /* one per provider */
         return auth__oidc_callback(c, r);
     if (!strcmp(name, "cli") || !strncmp(name, "transfer/", 9) || !strcmp(name, "token"))
         return auth__cli(c, r, r->access_token);

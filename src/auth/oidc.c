@@ -5,6 +5,7 @@
 #include "auth/auth-int.h"
 
 #include "core/log.h"
+#include "http/form.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
 #include "server/worker.h"
@@ -131,14 +132,24 @@ static json_t *oidc__discovery(struct store *st, const struct idp *idp, char **e
     json_t *d = oidc__cached(st, url, false, err);
     if (!d)
         return NULL;
-    /* OpenID Connect Discovery §4.3: the issuer in the document is the one we configured */
+    /* OpenID Connect Discovery §4.3: the issuer in the document is identical to the one we
+     * configured (not a prefix: ".../tenant1" is not ".../tenant1-evil"); the endpoints it
+     * names get the client secret, the code and the keys: https when the issuer is */
     const char *iss = json_string_value(json_object_get(d, "issuer"));
-    if (!iss || !json_string_value(json_object_get(d, "authorization_endpoint")) ||
-        !json_string_value(json_object_get(d, "token_endpoint")) ||
-        !json_string_value(json_object_get(d, "jwks_uri")) || strncmp(iss, idp->issuer, n) != 0) {
-        json_decref(d);
-        if (asprintf(err, "%s: discovery document is incomplete or names another issuer", idp->issuer) < 0)
+    static const char *const eps[] = { "authorization_endpoint", "token_endpoint", "jwks_uri" };
+    bool https = !strncmp(idp->issuer, "https://", 8);
+    const char *why = !iss ? "names no issuer" : strcmp(iss, idp->issuer) ? "names another issuer" : NULL;
+    for (size_t i = 0; !why && i < sizeof eps / sizeof *eps; i++) {
+        const char *ep = json_string_value(json_object_get(d, eps[i]));
+        if (!ep || (strncmp(ep, "https://", 8) && (https || strncmp(ep, "http://", 7))))
+            why = https ? "lacks an endpoint, or names one that is not https://"
+                        : "lacks an endpoint, or names one that is not http(s)://";
+    }
+    if (why) {
+        if (asprintf(err, "%s: the discovery document %s (issuer '%s'; it must be identical to "
+                          "the configured one)", url, why, iss ? iss : "") < 0)
             *err = NULL;
+        json_decref(d);
         return NULL;
     }
     return d;
@@ -210,14 +221,18 @@ out:
     return pkey;
 }
 
-static json_t *oidc__find_jwk(json_t *jwks, const char *kid)
+/* The signing key `kid` names (any signing key when the token names none) whose own `alg`,
+ * if it states one, is the token's (RFC 7517 §4.2, §4.4). */
+static json_t *oidc__find_jwk(json_t *jwks, const char *kid, const char *alg)
 {
     json_t *keys = json_object_get(jwks, "keys");
     for (size_t i = 0; i < json_array_size(keys); i++) {
         json_t *k = json_array_get(keys, i);
         const char *use = json_string_value(json_object_get(k, "use"));
         const char *kk = json_string_value(json_object_get(k, "kid"));
-        if ((!use || !strcmp(use, "sig")) && (!kid || (kk && !strcmp(kk, kid))))
+        const char *ka = json_string_value(json_object_get(k, "alg"));
+        if ((!use || !strcmp(use, "sig")) && (!kid || (kk && !strcmp(kk, kid))) &&
+            (!ka || !strcmp(ka, alg)))
             return k;
     }
     return NULL;
@@ -235,6 +250,8 @@ static int oidc__verify_sig(const char *tok, const char *alg, EVP_PKEY *key)
     const EVP_MD *md = !strcmp(alg, "RS384") ? EVP_sha384() : !strcmp(alg, "RS512") ? EVP_sha512() : EVP_sha256();
     bool ec = !strcmp(alg, "ES256"), pss = !strcmp(alg, "PS256");
     if (ec != (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC))
+        return -1;
+    if (!ec && EVP_PKEY_get_bits(key) < 2048) /* RFC 7518 §3.3: 2048 bits or more */
         return -1;
     if (ec) { /* JWS carries r||s; OpenSSL wants DER (RFC 7518 §3.4) */
         if (siglen != 64)
@@ -260,14 +277,18 @@ static int oidc__verify_sig(const char *tok, const char *alg, EVP_PKEY *key)
     return ok ? 0 : -1;
 }
 
+/* One part of a JWS, decoded as a JSON object (duplicate names refused). Sized by the part,
+ * which the response holding it bounds (OIDC_MAX_DOC): an ID token with hundreds of groups is
+ * tens of KiB. */
 static json_t *oidc__part(const char *p, size_t n)
 {
-    unsigned char buf[16384];
+    unsigned char *buf = malloc(n / 4 * 3 + 3);
     size_t len;
-    if (oidc__b64(p, n, buf, sizeof buf, &len) != 0)
-        return NULL;
+    json_t *j = NULL;
     json_error_t je;
-    json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (buf && oidc__b64(p, n, buf, n / 4 * 3 + 3, &len) == 0)
+        j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
     if (!json_is_object(j)) {
         json_decref(j);
         return NULL;
@@ -275,7 +296,48 @@ static json_t *oidc__part(const char *p, size_t n)
     return j;
 }
 
-/* OpenID Connect Core §3.1.3.7: signature, iss, aud (and azp), exp, iat, nonce. */
+/* Whether the ID token's audience is us (OpenID Connect Core §3.1.3.7 steps 3-5): our
+ * client_id, alone or among several; with several, `azp` must name us too. */
+static bool oidc__audience_ok(json_t *claims, const char *client_id)
+{
+    json_t *aud = json_object_get(claims, "aud");
+    const char *azp = json_string_value(json_object_get(claims, "azp"));
+    bool ours = json_is_string(aud) && !strcmp(json_string_value(aud), client_id);
+    for (size_t i = 0; json_is_array(aud) && i < json_array_size(aud); i++) {
+        const char *a = json_string_value(json_array_get(aud, i));
+        if (!a)
+            return false;
+        ours |= !strcmp(a, client_id);
+    }
+    if (json_is_array(aud) && json_array_size(aud) > 1 && !azp)
+        return false;
+    return ours && (!azp || !strcmp(azp, client_id));
+}
+
+/* The provider's keys that can check a token signed by `kid` with `alg`: the cached JWKS, or
+ * once fetched again when it holds no such key (the provider rotated) but at most once a
+ * minute per provider, so that tokens naming unknown keys cannot make us hammer it. */
+static json_t *oidc__jwk_for(struct store *st, const char *jwks_uri, const char *kid, const char *alg,
+                             json_t **jwks, char **err)
+{
+    char key[1100];
+    *jwks = oidc__cached(st, jwks_uri, false, err);
+    json_t *jwk = *jwks ? oidc__find_jwk(*jwks, kid, alg) : NULL;
+    snprintf(key, sizeof key, "oidc:refetch:%s", jwks_uri);
+    if (!jwk && store_incr(st, key, 60) == 1) {
+        json_decref(*jwks);
+        free(*err);
+        *err = NULL;
+        *jwks = oidc__cached(st, jwks_uri, true, err);
+        jwk = *jwks ? oidc__find_jwk(*jwks, kid, alg) : NULL;
+    }
+    return jwk;
+}
+
+/* OpenID Connect Core §3.1.3.7: the signature with the provider's key for one of the
+ * asymmetric algorithms (never none, never HMAC, no critical extension), iss identical to the
+ * provider's, aud (and azp), exp, iat, nbf, sub, and the flow's nonce. The claims, or NULL
+ * with *err. */
 static json_t *oidc__id_token(struct store *st, json_t *disc, const struct idp *idp, const char *tok,
                               const char *nonce, char **err)
 {
@@ -290,37 +352,29 @@ static json_t *oidc__id_token(struct store *st, json_t *disc, const struct idp *
     const char *alg = json_string_value(json_object_get(h, "alg"));
     const char *kid = json_string_value(json_object_get(h, "kid"));
     if (!alg || (strcmp(alg, "RS256") && strcmp(alg, "RS384") && strcmp(alg, "RS512") &&
-                 strcmp(alg, "PS256") && strcmp(alg, "ES256"))) {
-        *err = strdup("the ID token uses an algorithm we do not accept");
+                 strcmp(alg, "PS256") && strcmp(alg, "ES256")) || json_object_get(h, "crit")) {
+        *err = strdup("the ID token uses an algorithm (or a critical extension) we do not accept");
         goto fail;
     }
     const char *jwks_uri = json_string_value(json_object_get(disc, "jwks_uri"));
-    json_t *jwk = NULL;
-    for (int attempt = 0; attempt < 2 && !jwk; attempt++) { /* unknown kid: fetch once more */
-        json_decref(jwks);
-        jwks = oidc__cached(st, jwks_uri, attempt == 1, err);
-        jwk = jwks ? oidc__find_jwk(jwks, kid) : NULL;
-    }
+    json_t *jwk = oidc__jwk_for(st, jwks_uri, kid, alg, &jwks, err);
     if (!jwk || !(key = oidc__jwk_key(jwk)) || oidc__verify_sig(tok, alg, key) != 0) {
         free(*err);
         *err = strdup("the ID token's signature does not verify with the provider's keys");
         goto fail;
     }
     const char *iss = json_string_value(json_object_get(c, "iss"));
-    const char *want_iss = json_string_value(json_object_get(disc, "issuer"));
-    json_t *aud = json_object_get(c, "aud");
-    bool aud_ok = json_is_string(aud) && !strcmp(json_string_value(aud), idp->client_id);
-    for (size_t i = 0; json_is_array(aud) && i < json_array_size(aud); i++)
-        aud_ok |= !strcmp(json_string_value(json_array_get(aud, i)) ?: "", idp->client_id);
-    const char *azp = json_string_value(json_object_get(c, "azp"));
-    json_t *exp = json_object_get(c, "exp");
+    json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat"), *nbf = json_object_get(c, "nbf");
     const char *got_nonce = json_string_value(json_object_get(c, "nonce"));
-    time_t now = time(NULL);
-    if (!iss || !want_iss || strcmp(iss, want_iss) || !aud_ok || (azp && strcmp(azp, idp->client_id)) ||
-        !json_is_number(exp) || json_number_value(exp) + JWT_LEEWAY_S < (double)now ||
-        !got_nonce || strlen(got_nonce) != strlen(nonce) ||
+    const char *sub = json_string_value(json_object_get(c, "sub"));
+    double now = (double)time(NULL);
+    if (!iss || strcmp(iss, idp->issuer) || !oidc__audience_ok(c, idp->client_id) || !sub || !*sub ||
+        !json_is_number(exp) || json_number_value(exp) + JWT_LEEWAY_S < now ||
+        !json_is_number(iat) || json_number_value(iat) > now + JWT_LEEWAY_S ||
+        (nbf && (!json_is_number(nbf) || json_number_value(nbf) > now + JWT_LEEWAY_S)) ||
+        !nonce || !got_nonce || strlen(got_nonce) != strlen(nonce) ||
         CRYPTO_memcmp(got_nonce, nonce, strlen(nonce)) != 0) {
-        *err = strdup("the ID token's issuer, audience, expiry or nonce is wrong");
+        *err = strdup("the ID token's issuer, audience, subject, dates or nonce are wrong");
         goto fail;
     }
     json_decref(h);
@@ -337,10 +391,11 @@ fail:
 
 /* --- the flow ---------------------------------------------------------------------------- */
 
-static char *oidc__redirect_uri(const struct runtime *rt)
+/* The redirect URI of a provider (config: its callback_path), as registered with it. */
+static char *oidc__redirect_uri(const struct runtime *rt, const struct idp *idp)
 {
     char *s = NULL;
-    if (asprintf(&s, "%s/cdn-cgi/access/callback", rt->auth_url) < 0)
+    if (!idp->callback_path || asprintf(&s, "%s%s", rt->auth_url, idp->callback_path) < 0)
         return NULL;
     return s;
 }
@@ -358,9 +413,11 @@ struct oidc_job {
     json_t *flow;
     char flow_id[33];
     char *code;        /* callback */
+    bool iss_seen;     /* callback: the answer named its issuer (RFC 9207), and rightly */
     json_t *disc;      /* result */
     json_t *claims;    /* result: the verified ID token's claims */
     char *err;
+    bool refused;      /* result: the answer did not check out (rather than: no provider) */
 };
 
 static void oidc__job_free(struct oidc_job *j)
@@ -408,15 +465,20 @@ static void oidc__discover_finish(struct local_job *lj, struct conn *c)
     oidc__b64url(raw, sizeof raw, verifier, sizeof verifier);
     SHA256((const unsigned char *)verifier, strlen(verifier), md);
     oidc__b64url(md, sizeof md, challenge, sizeof challenge);
+    /* the redirect URI goes with the flow: its answer must come back there, and the code is
+     * redeemed with that very URI (RFC 6749 §4.1.3), whatever a reload changes meanwhile */
+    char *redirect_uri = oidc__redirect_uri(r->rt, j->idp);
     json_object_set_new(j->flow, "state", json_string(state));
     json_object_set_new(j->flow, "nonce", json_string(nonce));
     json_object_set_new(j->flow, "verifier", json_string(verifier));
-    if (auth__flow_save(r, j->flow_id, j->flow) != 0) {
+    json_object_set_new(j->flow, "redirect_uri", json_string(redirect_uri ? redirect_uri : ""));
+    json_object_set_new(j->flow, "callback", json_string(j->idp->callback_path ? j->idp->callback_path : ""));
+    if (!redirect_uri || auth__flow_save(r, j->flow_id, j->flow) != 0) {
+        free(redirect_uri);
         auth__store_error(c);
         goto resume;
     }
     CURL *curl = curl_easy_init();
-    char *redirect_uri = oidc__redirect_uri(r->rt);
     struct strbuf sb;
     sb_init(&sb, 16384);
     const char *ep = json_string_value(json_object_get(j->disc, "authorization_endpoint"));
@@ -485,8 +547,16 @@ static void oidc__exchange_run(struct job *job)
     j->disc = oidc__discovery(j->store, j->idp, &j->err);
     if (!j->disc)
         return;
+    /* RFC 9207 §2.4: a provider that says it names itself in its answers must have done so in
+     * this one (the callback checked the value when there was one) */
+    if (!j->iss_seen && json_is_true(json_object_get(j->disc, "authorization_response_iss_parameter_supported"))) {
+        j->err = strdup("the answer has no iss parameter, which this provider always sends (RFC 9207): "
+                        "a mix-up attempt, or a forged answer");
+        j->refused = true;
+        return;
+    }
     char *secret = oidc__read_secret(j->idp->client_secret_file);
-    char *redirect_uri = oidc__redirect_uri(j->rt);
+    const char *redirect_uri = json_string_value(json_object_get(j->flow, "redirect_uri"));
     CURL *curl = curl_easy_init();
     const char *verifier = json_string_value(json_object_get(j->flow, "verifier"));
     char *ecode = curl ? curl_easy_escape(curl, j->code, 0) : NULL;
@@ -500,9 +570,10 @@ static void oidc__exchange_run(struct job *job)
         const char *idt = json_string_value(json_object_get(resp, "id_token"));
         if (resp && !idt && !j->err)
             j->err = strdup("the token endpoint returned no id_token");
-        if (idt)
-            j->claims = oidc__id_token(j->store, j->disc, j->idp, idt,
-                                       json_string_value(json_object_get(j->flow, "nonce")), &j->err);
+        if (idt && !(j->claims = oidc__id_token(j->store, j->disc, j->idp, idt,
+                                                json_string_value(json_object_get(j->flow, "nonce")),
+                                                &j->err)))
+            j->refused = true;
         json_decref(resp);
     } else if (!j->err) {
         j->err = strdup("the sign-in flow is incomplete");
@@ -514,18 +585,29 @@ static void oidc__exchange_run(struct job *job)
     free(form);
     curl_free(ecode);
     curl_free(eredir);
-    free(redirect_uri);
     curl_easy_cleanup(curl);
 }
 
-/* The provider's claims as our identity: email (verified unless the provider says nothing),
+/* Whether the provider vouches for the email (its `email_verified`, as the provider's
+ * configuration says to read it): JSON true; the exact string "true" from providers known to
+ * send strings (`email_verified: string`); absent only from providers that never send it
+ * (`email_verified: optional`). Anything else present ("false", "yes", 1, null) refuses. */
+static bool oidc__email_verified(const struct idp *idp, json_t *claims)
+{
+    json_t *v = json_object_get(claims, "email_verified");
+    if (!v)
+        return idp->email_verified == IDP_VERIFIED_OPTIONAL;
+    return json_is_true(v) || (idp->email_verified == IDP_VERIFIED_STRING && json_is_string(v) &&
+                               !strcmp(json_string_value(v), "true"));
+}
+
+/* The provider's claims as our identity: one plain email address the provider vouches for,
  * groups from the configured claim, amr. */
 static int oidc__identity(const struct idp *idp, json_t *claims, struct auth_identity *id)
 {
     memset(id, 0, sizeof *id);
     const char *email = json_string_value(json_object_get(claims, "email"));
-    json_t *verified = json_object_get(claims, "email_verified");
-    if (!email || json_is_false(verified))
+    if (!email || !oidc__email_verified(idp, claims))
         return -1;
     id->email = strdup(email);
     for (char *p = id->email; p && *p; p++)
@@ -556,7 +638,13 @@ static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
     if (!c)
         goto out;
     struct local_req *r = local_request(c);
-    if (!j->claims) {
+    if (!j->claims && j->refused) {
+        log_auth(r->rt->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
+                 j->err ? j->err : "the provider's answer did not check out");
+        metrics_login(r->w->metrics, j->idp->name, false);
+        auth__error_page(c, 403, "Sign-in refused", "The identity provider's answer could not be "
+                         "verified. Start again from the application.");
+    } else if (!j->claims) {
         oidc__provider_down(c, r, j->idp, j->err);
     } else {
         struct auth_identity id;
@@ -566,7 +654,7 @@ static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
             metrics_login(r->w->metrics, j->idp->name, false);
             auth__error_page(c, 403, "Sign-in refused", "Your identity provider did not confirm an email address.");
         } else {
-            auth__complete_login(c, r, j->flow, &id);
+            auth__complete_login(c, r, j->flow, &id, NULL);
         }
         auth__identity_free(&id);
     }
@@ -575,19 +663,38 @@ out:
     oidc__job_free(j);
 }
 
-/* GET callback?code=…&state=… (RFC 6749 §4.1.2): the state must be the one this browser's flow
- * holds (its cookie), once. */
+/* A callback that reached another address than its flow's redirect URI (another provider's
+ * callback: RFC 9207 §1's mix-up), or that names another issuer than its flow's provider
+ * (RFC 9207 §2.4): refused, the flow spent. */
+static int oidc__mixed_up(struct conn *c, struct local_req *r, const struct idp *idp, json_t *flow,
+                          const char *why)
+{
+    log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
+    metrics_login(r->w->metrics, idp->name, false);
+    json_decref(flow);
+    return auth__error_page(c, 400, "Sign-in refused", "This answer from an identity provider does "
+                            "not belong to this sign-in. Start again from the application.");
+}
+
+/* GET callback[/<provider>]?code=…&state=…[&iss=…] (RFC 6749 §4.1.2, RFC 9207): the state must
+ * be the one this browser's flow holds (its cookie), once; the answer must arrive at the flow's
+ * redirect URI and name the flow's provider when it names one. */
 int auth__oidc_callback(struct conn *c, struct local_req *r)
 {
-    char flow_id[33], state[128], code[2048];
+    char flow_id[33], state[128], code[2048], iss[1024], here[600];
     json_t *flow = auth__flow_load(r, flow_id);
     if (!flow && !store_up(r->w->store))
         return auth__store_error(c);
     const char *want = json_string_value(json_object_get(flow, "state"));
     const char *idp_name = json_string_value(json_object_get(flow, "idp"));
     const struct idp *idp = idp_name ? auth__idp(r->rt->cfg, idp_name) : NULL;
-    bool state_ok = want && auth__query(r, "state", state, sizeof state) && strlen(state) == strlen(want) &&
-                    CRYPTO_memcmp(state, want, strlen(want)) == 0;
+    /* RFC 6749 §3.1: each parameter at most once; two states, codes or issuers are ambiguous */
+    bool once = form_count(r->query, r->query_len, "state") == 1 &&
+                form_count(r->query, r->query_len, "code") <= 1 &&
+                form_count(r->query, r->query_len, "iss") <= 1 &&
+                form_count(r->query, r->query_len, "error") <= 1;
+    bool state_ok = once && want && auth__query(r, "state", state, sizeof state) &&
+                    strlen(state) == strlen(want) && CRYPTO_memcmp(state, want, strlen(want)) == 0;
     if (!flow || !idp || idp->type != IDP_OIDC || !state_ok) {
         log_auth(r->rt->auth_log, "login", NULL, idp_name, NULL, r->client_ip, false,
                  "callback without this browser's flow, or with another state");
@@ -611,6 +718,13 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
         return auth__error_page(c, 400, "Sign-in expired", "This sign-in was already used. Start again from the application.");
     }
     free(taken);
+    const char *callback = json_string_value(json_object_get(flow, "callback"));
+    snprintf(here, sizeof here, "/cdn-cgi/access/%s", r->name);
+    if (!callback || strcmp(callback, here) != 0)
+        return oidc__mixed_up(c, r, idp, flow, "the answer reached another provider's callback");
+    bool iss_seen = auth__query(r, "iss", iss, sizeof iss);
+    if (form_count(r->query, r->query_len, "iss") && (!iss_seen || strcmp(iss, idp->issuer) != 0))
+        return oidc__mixed_up(c, r, idp, flow, "the answer names another issuer (RFC 9207)");
     if (!auth__query(r, "code", code, sizeof code)) {
         char why[256] = "no code";
         auth__query(r, "error", why, sizeof why);
@@ -630,6 +744,7 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     j->store = r->w->store;
     j->idp = idp;
     j->flow = flow;
+    j->iss_seen = iss_seen;
     snprintf(j->flow_id, sizeof j->flow_id, "%s", flow_id);
     j->lj.job.run = oidc__exchange_run;
     j->lj.finish = oidc__exchange_finish;

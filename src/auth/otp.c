@@ -1,9 +1,28 @@
 /* One-time PIN by email (SPEC.md §6): ask the address, send an 8-digit code valid 10 minutes
  * and 5 tries, check it. The pages read the same whether or not the address may enter: a code
- * is only sent to addresses the app's policies could admit. */
+ * is only sent to addresses the app's policies could admit.
+ *
+ * Limits, so that nobody can guess a code and nobody can stop someone else from signing in (a
+ * stranger's requests never spend the person's budget):
+ *  - tries belong to the code, and a code to the sign-in (flow, the browser's latch_flow
+ *    cookie) that asked for it: 5 tries, then the code is burnt; nobody else can try it;
+ *  - a flow gets at most OTP_PER_FLOW codes (a new code, five new tries);
+ *  - a client (its address as trusted_proxies establishes it; IPv6 by /64) gets at most
+ *    OTP_PER_CLIENT codes per window, and OTP_PER_MAILBOX_CLIENT for one mailbox;
+ *  - a mailbox (core/email.h: sub-addresses and Gmail spellings are one) gets codes for at
+ *    most OTP_NEW_FLOWS_PER_MAILBOX new flows per window: the ceiling against mail-bombing
+ *    and guessing from many clients. Two things never count against it, so that strangers
+ *    filling it do not stop the person: a flow that already holds a live code for that mailbox
+ *    (asking for a new one), and a browser that has signed in as that mailbox before (the
+ *    AUTH_PIN_COOKIE it got then, an HMAC of the mailbox; __Host- on https), which has its own
+ *    OTP_PER_KNOWN_BROWSER codes per window instead of the client's and the mailbox's.
+ * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. From
+ * unknown browsers a mailbox gets at most OTP_NEW_FLOWS_PER_MAILBOX * OTP_PER_FLOW codes per
+ * window, so at most 5 times that many guesses: 100 against 10^8 codes. */
 #include "auth/auth-int.h"
 
 #include "auth/mail.h"
+#include "core/email.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
@@ -11,6 +30,7 @@
 #include "store/store.h"
 #include "token/jwt.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -20,10 +40,15 @@
 #include <string.h>
 #include <time.h>
 
-#define OTP_TTL_S        600
-#define OTP_TRIES        5
-#define OTP_PER_EMAIL    5    /* codes per address per 10 minutes */
-#define OTP_PER_CLIENT   20   /* codes per client address per 10 minutes */
+#define OTP_TTL_S                 600
+#define OTP_TRIES                 5
+#define OTP_WINDOW_S              600
+#define OTP_PER_FLOW              2
+#define OTP_PER_CLIENT            20
+#define OTP_PER_MAILBOX_CLIENT    5
+#define OTP_NEW_FLOWS_PER_MAILBOX 10
+#define OTP_PER_KNOWN_BROWSER     5
+#define OTP_KNOWN_TTL_S           (90 * 86400)
 
 struct mail_job {
     struct local_job lj;
@@ -127,27 +152,168 @@ static const struct app *otp__app(const struct local_req *r, json_t *flow)
     return NULL;
 }
 
+/* A keyed hash (the state secret) of `what`, as 32 hex characters: store keys and cookies
+ * name mailboxes without showing them to whoever reads Redis or the cookie. */
+static void otp__tag(const struct local_req *r, const char *what, char out[33])
+{
+    unsigned char mac[16];
+    crypto_generichash(mac, sizeof mac, (const unsigned char *)what, strlen(what), r->rt->secret, 32);
+    sodium_bin2hex(out, 33, mac, sizeof mac);
+}
+
+/* The client as rate limits count it: its address, an IPv6 one by its /64 (what one host or
+ * one customer of a provider gets, and can spread requests over). */
+static void otp__client(const struct local_req *r, char out[INET6_ADDRSTRLEN])
+{
+    unsigned char a[16];
+    snprintf(out, INET6_ADDRSTRLEN, "%s", r->client_ip);
+    if (inet_pton(AF_INET6, r->client_ip, a) == 1) {
+        memset(a + 8, 0, 8);
+        inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN);
+    }
+}
+
+/* The known-browser cookie for a mailbox: "<id>.<HMAC of id and mailbox>". */
+static void otp__known_value(const struct local_req *r, const char *id, const char *mailbox, char out[66])
+{
+    char msg[400], mac[33];
+    snprintf(msg, sizeof msg, "pin-known:%s:%s", id, mailbox);
+    otp__tag(r, msg, mac);
+    snprintf(out, 66, "%s.%s", id, mac);
+}
+
+/* The id of this browser when it signed in as `mailbox` before (its cookie), else false. */
+static bool otp__known(const struct local_req *r, const char *mailbox, char id[33])
+{
+    char got[80], want[66];
+    if (!auth__own_cookie(r, AUTH_PIN_COOKIE, got, sizeof got) || strlen(got) != 65 || got[32] != '.')
+        return false;
+    memcpy(id, got, 32);
+    id[32] = '\0';
+    otp__known_value(r, id, mailbox, want);
+    return CRYPTO_memcmp(got, want, 65) == 0;
+}
+
+/* The flow's code record {"email","hash","expires"} (*rec NULL when unreadable). */
+static enum store_result otp__record(const struct local_req *r, const char *flow_id, json_t **rec)
+{
+    char key[64], *val = NULL;
+    size_t len;
+    snprintf(key, sizeof key, "otp:%s", flow_id);
+    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    json_error_t je;
+    *rec = sr == STORE_OK ? json_loadb(val, len, 0, &je) : NULL;
+    free(val);
+    return sr;
+}
+
+/* Whether this flow holds a live code (its record, not expired, not burnt) for `mailbox`. */
+static bool otp__live(const struct local_req *r, const char *flow_id, const char *mailbox)
+{
+    char have[EMAIL_MAX_LEN + 1];
+    json_t *rec;
+    if (otp__record(r, flow_id, &rec) != STORE_OK)
+        return false;
+    const char *email = json_string_value(json_object_get(rec, "email"));
+    bool live = email && json_integer_value(json_object_get(rec, "expires")) > (json_int_t)time(NULL) &&
+                email_mailbox(email, r->rt->cfg->subaddress_separators, have, sizeof have) &&
+                !strcmp(have, mailbox);
+    json_decref(rec);
+    return live;
+}
+
+enum otp_limit { OTP_OK, OTP_LIMITED, OTP_STORE_DOWN };
+
+/* Counts one code against the counter `key` of this window; OTP_LIMITED past `max`. */
+static enum otp_limit otp__count(const struct local_req *r, const char *key, int64_t max)
+{
+    char k[256];
+    snprintf(k, sizeof k, "rate:otp:%s:%lld", key, (long long)(time(NULL) / OTP_WINDOW_S));
+    int64_t n = store_incr(r->w->store, k, OTP_WINDOW_S + 60);
+    return n < 0 ? OTP_STORE_DOWN : n > max ? OTP_LIMITED : OTP_OK;
+}
+
+/* 429 with when to come back: the end of the current window (Retry-After, RFC 9110 §10.2.3). */
+static int otp__limited(struct conn *c, struct local_req *r, const struct idp *idp, const char *email,
+                        const char *why, const char *what)
+{
+    time_t now = time(NULL), at = (now / OTP_WINDOW_S + 1) * OTP_WINDOW_S;
+    struct tm tm;
+    char when[16], hdr[48], msg[512];
+    gmtime_r(&at, &tm);
+    strftime(when, sizeof when, "%H:%M", &tm);
+    snprintf(hdr, sizeof hdr, "Retry-After: %lld\r\n", (long long)(at - now));
+    long mins = (long)((at - now + 59) / 60);
+    snprintf(msg, sizeof msg, "Too many sign-in codes were asked for %s. Try again in %ld minute%s "
+                              "(at %s UTC).", what, mins, mins == 1 ? "" : "s", when);
+    log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false, why);
+    struct strbuf sb;
+    sb_init(&sb, 2048);
+    sb_adds(&sb, "<h1>Too many codes</h1><p>");
+    local_html(&sb, msg);
+    sb_adds(&sb, "</p>");
+    int st = local_page(c, 429, "Too many codes", sb.p, hdr);
+    sb_free(&sb);
+    return st;
+}
+
+/* The limits of the file comment, for a code to `email` (its mailbox `mailbox`) in this flow.
+ * Answers the refusal itself and returns its status; -1 when the code may go. */
+static int otp__limits(struct conn *c, struct local_req *r, const char *flow_id, const struct idp *idp,
+                       const char *email, const char *mailbox)
+{
+    char key[160], mb[33], client[INET6_ADDRSTRLEN], known[33];
+    int64_t n;
+    snprintf(key, sizeof key, "otp:sends:%s", flow_id);
+    if ((n = store_incr(r->w->store, key, AUTH_FLOW_TTL_S)) < 0)
+        return auth__store_error(c);
+    if (n > OTP_PER_FLOW) {
+        log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
+                 "codes per sign-in");
+        return auth__error_page(c, 429, "Too many codes", "This sign-in has had all its codes. "
+                                "Start again from the application to get a new one.");
+    }
+    otp__tag(r, mailbox, mb);
+    enum otp_limit l;
+    if (otp__known(r, mailbox, known)) { /* the person's own browser: its own budget only */
+        snprintf(key, sizeof key, "known:%s", known);
+        if ((l = otp__count(r, key, OTP_PER_KNOWN_BROWSER)) != OTP_OK)
+            goto refused_browser;
+        return -1;
+    }
+    otp__client(r, client);
+    snprintf(key, sizeof key, "ip:%s", client);
+    if ((l = otp__count(r, key, OTP_PER_CLIENT)) != OTP_OK)
+        goto refused_browser;
+    snprintf(key, sizeof key, "ipmb:%s:%s", client, mb);
+    if ((l = otp__count(r, key, OTP_PER_MAILBOX_CLIENT)) != OTP_OK)
+        goto refused_browser;
+    if (!otp__live(r, flow_id, mailbox)) {
+        snprintf(key, sizeof key, "mb:%s", mb);
+        if ((l = otp__count(r, key, OTP_NEW_FLOWS_PER_MAILBOX)) == OTP_LIMITED)
+            return otp__limited(c, r, idp, email, "codes per address", "this address recently");
+        if (l == OTP_STORE_DOWN)
+            return auth__store_error(c);
+    }
+    return -1;
+refused_browser:
+    return l == OTP_STORE_DOWN ? auth__store_error(c)
+                               : otp__limited(c, r, idp, email, "codes per client", "from this browser");
+}
+
 static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
                      const struct idp *idp, const char *raw_email)
 {
-    char email[320];
-    snprintf(email, sizeof email, "%s", raw_email);
+    char email[EMAIL_MAX_LEN + 1], mailbox[EMAIL_MAX_LEN + 1], key[64];
+    if (snprintf(email, sizeof email, "%s", raw_email) >= (int)sizeof email || email_check(email))
+        return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
     for (char *p = email; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (!token_email_ok(email))
-        return otp__email_page(c, flow, "Enter one email address.");
-    char key[400];
-    snprintf(key, sizeof key, "rate:otp:email:%s", email);
-    int64_t a = store_incr(r->w->store, key, OTP_TTL_S);
-    snprintf(key, sizeof key, "rate:otp:ip:%s", r->client_ip);
-    int64_t b = store_incr(r->w->store, key, OTP_TTL_S);
-    if (a < 0 || b < 0)
-        return auth__store_error(c);
-    if (a > OTP_PER_EMAIL || b > OTP_PER_CLIENT) {
-        log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
-                 "too many codes requested");
-        return auth__error_page(c, 429, "Too many codes", "Too many codes were requested. Wait a few minutes, then try again.");
-    }
+    if (!email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox))
+        return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
+    int limited = otp__limits(c, r, flow_id, idp, email, mailbox);
+    if (limited >= 0)
+        return limited;
     const struct app *app = otp__app(r, flow);
     struct auth_identity probe = { .email = email, .idp = (char *)idp->name };
     bool may = app && auth__admitted(r, app, &probe, NULL);
@@ -193,17 +359,14 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
 static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
                       const struct idp *idp, const char *code)
 {
-    char key[64], *val = NULL;
-    size_t len;
-    snprintf(key, sizeof key, "otp:%s", flow_id);
-    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    char key[64];
+    json_t *rec;
+    enum store_result sr = otp__record(r, flow_id, &rec);
     if (sr == STORE_UNAVAILABLE)
         return auth__store_error(c);
     if (sr != STORE_OK)
         return otp__email_page(c, flow, "That code has expired. Ask for a new one.");
-    json_error_t je;
-    json_t *rec = json_loadb(val, len, 0, &je);
-    free(val);
+    snprintf(key, sizeof key, "otp:%s", flow_id);
     const char *email = json_string_value(json_object_get(rec, "email"));
     const char *want = json_string_value(json_object_get(rec, "hash"));
     json_int_t expires = json_integer_value(json_object_get(rec, "expires"));
@@ -240,14 +403,22 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     store_del(r->w->store, key); /* single use */
     snprintf(key, sizeof key, "flow:%s", flow_id);
     store_del(r->w->store, key);
+    /* this browser is now known to be the person's: their own PIN budget from now on */
+    char mailbox[EMAIL_MAX_LEN + 1], known_id[33], known[66], *ck = NULL;
+    if (email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox)) {
+        auth__random_id(known_id);
+        otp__known_value(r, known_id, mailbox, known);
+        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, AUTH_FLOW_PATH, OTP_KNOWN_TTL_S);
+    }
     struct auth_identity id = { 0 };
     id.email = strdup(email);
     id.idp = strdup(idp->name);
     id.amr = calloc(1, sizeof *id.amr);
     if (id.amr && (id.amr[0] = strdup("otp")))
         id.namr = 1;
-    st = id.email && id.idp ? auth__complete_login(c, r, flow, &id)
+    st = id.email && id.idp ? auth__complete_login(c, r, flow, &id, ck)
                             : auth__error_page(c, 500, "Error", "Out of memory.");
+    free(ck);
     auth__identity_free(&id);
 out:
     json_decref(rec);

@@ -81,7 +81,6 @@ const char *config__check_address(const char *s, struct sockaddr_storage *ss, so
 int config__port(const char *s, size_t n);
 const char *config__check_hostport(const char *s);
 const char *config__check_dns_name(const char *s);
-const char *config__check_email(const char *s);
 const char *config__check_hex64(const char *s);
 const char *config__parse_rfc3339(const char *s, time_t *out);
 

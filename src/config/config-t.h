@@ -90,6 +90,7 @@ struct app {
     int64_t session_duration_s;                /* 0: the global session_duration */
     struct policy *policies; size_t npolicies;
     char **allowed_idps; size_t nallowed_idps; /* empty: all */
+    const char *subaddress_separators;         /* the config's (not owned); NULL: "+" */
     char *aud;                                 /* 64 hex, NULL: derived later from name + secret */
     char *service_token_header;                /* read_service_tokens_from_header: lowercase name
                                                   of a header holding {"cf-access-client-id",
@@ -122,6 +123,13 @@ struct listener_cfg {
 
 enum idp_type { IDP_ONETIMEPIN, IDP_OIDC };
 
+/* What an OpenID Connect provider's `email_verified` claim must say (key `email_verified`). */
+enum idp_email_verified {
+    IDP_VERIFIED_REQUIRED, /* JSON true; absent or anything else refuses (the default) */
+    IDP_VERIFIED_STRING,   /* JSON true or exactly the string "true"; absent refuses */
+    IDP_VERIFIED_OPTIONAL, /* absent accepted (providers that never send it); present: true */
+};
+
 struct idp {
     char *name;
     enum idp_type type;
@@ -134,6 +142,9 @@ struct idp {
     char *client_secret_file;
     char **scopes; size_t nscopes;
     char *groups_claim;       /* default "groups" */
+    enum idp_email_verified email_verified;
+    char *callback_path;      /* the redirect URI's path: "/cdn-cgi/access/callback", or
+                                 ".../callback/<name>" when several oidc providers are set */
     struct config_pos pos;
 };
 
@@ -177,6 +188,7 @@ struct config {
     socklen_t admin_addrlen;
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;
+    char *subaddress_separators;   /* what starts a sub-address tag (core/email.h); NULL: "+" */
     int64_t session_duration_s;
     int64_t key_rotation_s;        /* keys.rotation, default 6 weeks */
     int64_t key_overlap_s;         /* keys.overlap, default 7 days */

@@ -2,6 +2,7 @@
  * the top-level keys, listeners, identity providers and service tokens; apps are in
  * config_apps.c. Every error is collected with its position, none stops the walk. */
 #include "config/config-int.h"
+#include "core/email.h"
 
 #include "store/seal.h"
 
@@ -345,7 +346,7 @@ static void config_idp_onetimepin(struct config__ctx *c, const struct config__no
     }
     if (v[3] && (d->from = config__string(c, v[3], "from"))) {
         config__lower(d->from);
-        const char *why = config__check_email(d->from);
+        const char *why = email_check(d->from);
         if (why)
             config__error(c, v[3]->pos, "invalid 'from' address: %s", why);
     }
@@ -359,8 +360,8 @@ static void config_idp_oidc(struct config__ctx *c, const struct config__node *n,
 {
     static const char *const keys[] = {"name",   "type",         "issuer", "client_id",
                                        "client_secret_file",       "scopes", "groups_claim",
-                                       NULL};
-    const struct config__node *v[7];
+                                       "email_verified", NULL};
+    const struct config__node *v[8];
     const char *what = "oidc identity provider";
     if (!config__map(c, n, what, keys, v))
         return;
@@ -410,6 +411,50 @@ static void config_idp_oidc(struct config__ctx *c, const struct config__node *n,
     }
     d->groups_claim = v[6] ? config__string(c, v[6], "groups_claim")
                            : config__strdup(c, "groups");
+    char *ev = v[7] ? config__string(c, v[7], "email_verified") : NULL;
+    if (ev && !strcmp(ev, "string"))
+        d->email_verified = IDP_VERIFIED_STRING;
+    else if (ev && !strcmp(ev, "optional"))
+        d->email_verified = IDP_VERIFIED_OPTIONAL;
+    else if (ev && strcmp(ev, "required"))
+        config__error(c, v[7]->pos, "'email_verified' must be required (the default: the ID "
+                                    "token says true), string (\"true\" also passes) or optional "
+                                    "(absent passes), not '%s'", ev);
+    free(ev);
+}
+
+/* The path of each oidc provider's redirect URI: the shared callback for a lone provider, one
+ * of its own for each when there are several (so that a provider's answer reaching another
+ * provider's flow is seen: the mix-up attack, RFC 9207 §1). */
+static void config_idp_callbacks(struct config__ctx *c, struct config *cfg)
+{
+    size_t noidc = 0;
+    for (size_t i = 0; i < cfg->nidps; i++)
+        noidc += cfg->idps[i].type == IDP_OIDC;
+    for (size_t i = 0; i < cfg->nidps; i++) {
+        struct idp *d = &cfg->idps[i];
+        if (d->type != IDP_OIDC || !d->name)
+            continue;
+        if (noidc > 1 ? asprintf(&d->callback_path, "/cdn-cgi/access/callback/%s", d->name) < 0
+                      : !(d->callback_path = strdup("/cdn-cgi/access/callback"))) {
+            d->callback_path = NULL;
+            c->oom = true;
+        }
+    }
+}
+
+/* A provider's name is a word of a URL (start?idp=NAME, callback/NAME): RFC 3986 unreserved
+ * characters, at most 64. */
+static const char *config_idp_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return "must be 1 to 64 characters";
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-._~", *p)))
+            return "may hold only letters, digits, '-', '.', '_' and '~'";
+    return NULL;
 }
 
 static void config_idps(struct config__ctx *c, const struct config__node *n, struct config *cfg)
@@ -432,6 +477,9 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         d->pos = item->pos;
         if (config__required(c, item, v[0], "name", "identity provider") &&
             (d->name = config__string(c, v[0], "name"))) {
+            const char *why = config_idp_name(d->name);
+            if (why)
+                config__error(c, v[0]->pos, "identity provider name '%s' %s", d->name, why);
             for (size_t j = 0; j + 1 < cfg->nidps; j++)
                 if (cfg->idps[j].name && !strcmp(cfg->idps[j].name, d->name))
                     config__error(c, v[0]->pos, "duplicate identity provider name '%s'",
@@ -449,8 +497,8 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         } else {
             static const char *const any[] = {"name", "type", "mail", "from", "issuer",
                                               "client_id", "client_secret_file", "scopes",
-                                              "groups_claim", NULL};
-            const struct config__node *all[9];
+                                              "groups_claim", "email_verified", NULL};
+            const struct config__node *all[10];
             config__map(c, item, "identity provider", any, all);
             if (type)
                 config__error(c, v[1]->pos, "'type' must be onetimepin or oidc, not '%s'",
@@ -458,6 +506,7 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
         }
         free(type);
     }
+    config_idp_callbacks(c, cfg);
 }
 
 /* ---- service tokens ---- */
@@ -684,6 +733,30 @@ static void config_auth_domain(struct config__ctx *c, const struct config__node 
         config__error(c, n->pos, "invalid 'auth_domain' '%s': %s", cfg->auth_domain, why);
 }
 
+/* `subaddress_separators: "+-"`: the characters after which the mail system reads a tag
+ * (a+tag@x reaches a@x), so that a block or an exclude naming a@x refuses a+tag@x too. */
+static void config_subaddress_separators(struct config__ctx *c, const struct config__node *n,
+                                         struct config *cfg)
+{
+    char *s = config__string(c, n, "subaddress_separators");
+    if (!s)
+        return;
+    for (const char *p = s; *p; p++) {
+        if (!email_separator_ok(*p) || strchr(p + 1, *p)) {
+            char bad[8] = "a space";
+            if (*p > 0x20 && *p < 0x7f)
+                snprintf(bad, sizeof bad, "'%c'", *p);
+            else if (*p != ' ')
+                snprintf(bad, sizeof bad, "byte %02x", (unsigned char)*p);
+            config__error(c, n->pos, "'subaddress_separators' lists characters such as \"+\" or "
+                                     "\"+-\", each once, from #$&'*+-/=?^_`{|}~ (not %s)", bad);
+            free(s);
+            return;
+        }
+    }
+    cfg->subaddress_separators = s;
+}
+
 /* ---- the whole file ---- */
 
 static bool config_defaults(struct config__ctx *c, struct config *cfg, const char *name)
@@ -710,7 +783,8 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
 enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
-    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_HSTS, K_COUNT
+    K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_HSTS, K_SUBADDRESS_SEPARATORS,
+    K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -720,7 +794,8 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "listen",           "workers", "state_dir", "store",              "store_key_file",
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
-        "timeouts",         "store_password_file", "max_connections_per_client", "hsts", NULL};
+        "timeouts",         "store_password_file", "max_connections_per_client", "hsts",
+        "subaddress_separators", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -771,8 +846,12 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config_idps(c, v[K_IDPS], cfg);
     if (v[K_SERVICE_TOKENS])
         config_service_tokens(c, v[K_SERVICE_TOKENS], cfg);
+    if (v[K_SUBADDRESS_SEPARATORS])
+        config_subaddress_separators(c, v[K_SUBADDRESS_SEPARATORS], cfg);
     if (v[K_APPS])
         config__apps_load(c, v[K_APPS], cfg);
+    for (size_t i = 0; i < cfg->napps; i++)
+        cfg->apps[i].subaddress_separators = cfg->subaddress_separators;
 
     /* People log in on the auth domain: an app that admits people needs one. */
     if (!v[K_AUTH_DOMAIN]) {
@@ -876,6 +955,7 @@ void config_free(struct config *cfg)
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
     free(cfg->hsts_header);
+    free(cfg->subaddress_separators);
     free(cfg->log.requests);
     free(cfg->log.auth);
     for (size_t i = 0; i < cfg->nidps; i++) {
@@ -888,6 +968,7 @@ void config_free(struct config *cfg)
         free(d->client_secret_file);
         config_strv_free(d->scopes, d->nscopes);
         free(d->groups_claim);
+        free(d->callback_path);
     }
     free(cfg->idps);
     for (size_t i = 0; i < cfg->nservice_tokens; i++) {

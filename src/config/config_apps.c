@@ -1,6 +1,7 @@
 /* The `apps:` section of the configuration (SPEC.md §2): domain patterns, origins, policies and
  * their selectors, with the cross-checks against identity providers and service tokens. */
 #include "config/config-int.h"
+#include "core/email.h"
 #include "route/route.h"
 
 #include <stdio.h>
@@ -48,7 +49,7 @@ static char *config_email(struct config__ctx *c, const struct config__node *n, c
     if (!s)
         return NULL;
     config__lower(s);
-    if ((why = config__check_email(s))) {
+    if ((why = email_check(s))) {
         config__error(c, n->pos, "invalid e-mail address '%s' in '%s': %s", s, key, why);
         free(s);
         return NULL;

@@ -269,31 +269,6 @@ const char *config__check_hostport(const char *s)
     return NULL;
 }
 
-const char *config__check_email(const char *s)
-{
-    /* Exactly one '@' (so "a@evil.com@corp.com" can never pass), a non-empty local part without
-     * spaces, controls or RFC 5322 specials, and a valid domain. */
-    const char *at = strchr(s, '@');
-    if (!at)
-        return "an e-mail address needs an '@'";
-    if (strchr(at + 1, '@'))
-        return "an e-mail address has exactly one '@'";
-    if (at == s)
-        return "the e-mail address has an empty local part";
-    if ((size_t)(at - s) > 64)
-        return "the local part of the e-mail address is longer than 64 characters";
-    for (const char *p = s; p < at; p++) {
-        if (config_is_ctl_or_space((unsigned char)*p))
-            return "an e-mail address contains no spaces or control characters";
-        if (strchr("\"(),:;<>[\\]", *p))
-            return "the e-mail address contains a character that needs quoting";
-    }
-    if (at[1] == '\0')
-        return "the e-mail address has an empty domain";
-    const char *why = config__check_dns_name(at + 1);
-    return why ? "the e-mail address has an invalid domain" : NULL;
-}
-
 const char *config__check_hex64(const char *s)
 {
     size_t n = strlen(s);

@@ -40,18 +40,28 @@ int form_pct_decode(const char *in, size_t n, char *out, size_t cap)
     return form__decode(in, n, out, cap, 0);
 }
 
+/* The pair at *p (up to the next '&' or end): its name and value; moves *p past it. */
+static void form__pair(const char **p, const char *end, const char **name, size_t *name_len,
+                       const char **value, size_t *value_len)
+{
+    const char *amp = memchr(*p, '&', (size_t)(end - *p));
+    const char *pe = amp ? amp : end;
+    const char *eq = memchr(*p, '=', (size_t)(pe - *p));
+    *name = *p;
+    *name_len = (size_t)((eq ? eq : pe) - *p);
+    *value = eq ? eq + 1 : pe;
+    *value_len = (size_t)(pe - *value);
+    *p = pe + (amp ? 1 : 0);
+}
+
 int form_get(const char *s, size_t n, const char *name, char *out, size_t cap)
 {
-    size_t nl = strlen(name);
-    const char *p = s, *end = s + n;
+    size_t nl = strlen(name), kl, vl;
+    const char *p = s, *end = s + n, *k, *v;
     while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - p) == nl && !memcmp(p, name, nl)) {
-            const char *v = eq ? eq + 1 : pe;
-            int len = form__decode(v, (size_t)(pe - v), out, cap, 1);
+        form__pair(&p, end, &k, &kl, &v, &vl);
+        if (kl == nl && !memcmp(k, name, nl)) {
+            int len = form__decode(v, vl, out, cap, 1);
             if (len < 0)
                 return -1;
             for (int i = 0; i < len; i++)
@@ -59,9 +69,20 @@ int form_get(const char *s, size_t n, const char *name, char *out, size_t cap)
                     return -1;
             return len;
         }
-        p = pe + (amp ? 1 : 0);
     }
     return -1;
+}
+
+int form_count(const char *s, size_t n, const char *name)
+{
+    size_t nl = strlen(name), kl, vl;
+    const char *p = s, *end = s + n, *k, *v;
+    int count = 0;
+    while (p < end) {
+        form__pair(&p, end, &k, &kl, &v, &vl);
+        count += kl == nl && !memcmp(k, name, nl);
+    }
+    return count;
 }
 
 void form_urlencode(struct strbuf *sb, const char *s, size_t n)

@@ -12,6 +12,10 @@
  * control character, or it does not fit in cap - 1 bytes. */
 int form_get(const char *s, size_t n, const char *name, char *out, size_t cap);
 
+/* How many pairs are named `name` (a parameter sent twice is ambiguous: RFC 6749 §3.1 says a
+ * parameter is sent at most once). */
+int form_count(const char *s, size_t n, const char *name);
+
 /* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' stays '+'. -1 when an
  * escape is malformed or the result does not fit. */
 int form_pct_decode(const char *in, size_t n, char *out, size_t cap);

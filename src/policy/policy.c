@@ -2,6 +2,7 @@
 #include "policy/policy.h"
 
 #include "config/config.h"
+#include "core/email.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -30,21 +31,16 @@ static bool policy__in_list(const char *v, const char *const *list, size_t n)
     return false;
 }
 
-/* The domain of one well-formed address, or NULL: "a@evil.com@corp.com" has none. */
-static const char *policy__email_domain(const char *email)
-{
-    const char *at = email ? strchr(email, '@') : NULL;
-    if (!at || at == email || strchr(at + 1, '@') || at[1] == '\0')
-        return NULL;
-    return at + 1;
-}
-
 /* One selector against one request. Selectors about a person never match a service token and
- * the reverse; selectors that need an identity never match without one. */
+ * the reverse; selectors that need an identity never match without one. Addresses compare as
+ * `how` says (core/email.h): exactly where a match admits, by mailbox (sub-addresses and
+ * Gmail's spellings included) where a match refuses, so that no spelling gets around a block
+ * or an exclude (SPEC.md §5); a malformed address ("a@evil.com@corp.com") matches nothing. */
 static bool policy__selector(const struct selector *s, const struct policy_request *r,
-                             bool person)
+                             bool person, const struct app *app, enum email_match how)
 {
     const struct identity *id = r->id;
+    const char *seps = app->subaddress_separators;
     switch (s->kind) {
     case SEL_EVERYONE:
         return true;
@@ -55,14 +51,14 @@ static bool policy__selector(const struct selector *s, const struct policy_reque
     case SEL_COMMON_NAME:
         return r->client_cert && r->client_cn && !strcmp(r->client_cn, s->value);
     case SEL_EMAIL:
-        return person && policy__email_domain(id->email) && !strcmp(id->email, s->value);
-    case SEL_EMAIL_DOMAIN: {
-        const char *d = person ? policy__email_domain(id->email) : NULL;
-        return d && !strcmp(d, s->value);
-    }
+        return person && email_matches(s->value, id->email, seps, how);
+    case SEL_EMAIL_DOMAIN:
+        return person && email_domain_matches(s->value, id->email, how);
     case SEL_EMAIL_LIST:
-        return person && policy__email_domain(id->email) &&
-               policy__in_list(id->email, (const char *const *)s->list, s->nlist);
+        for (size_t i = 0; person && i < s->nlist; i++)
+            if (email_matches(s->list[i], id->email, seps, how))
+                return true;
+        return false;
     case SEL_GROUP:
         return person && policy__in_list(s->value, id->groups, id->ngroups);
     case SEL_IDP:
@@ -77,38 +73,47 @@ static bool policy__selector(const struct selector *s, const struct policy_reque
     return false;
 }
 
-static bool policy__any(const struct selector *s, size_t n, const struct policy_request *r, bool person)
+static bool policy__any(const struct selector *s, size_t n, const struct policy_request *r, bool person,
+                        const struct app *app, enum email_match how)
 {
     for (size_t i = 0; i < n; i++)
-        if (policy__selector(&s[i], r, person))
+        if (policy__selector(&s[i], r, person, app, how))
             return true;
     return false;
 }
 
-static bool policy__all(const struct selector *s, size_t n, const struct policy_request *r, bool person)
+static bool policy__all(const struct selector *s, size_t n, const struct policy_request *r, bool person,
+                        const struct app *app, enum email_match how)
 {
     for (size_t i = 0; i < n; i++)
-        if (!policy__selector(&s[i], r, person))
+        if (!policy__selector(&s[i], r, person, app, how))
             return false;
     return true;
+}
+
+/* How addresses compare in a policy's include and require (the first) and in its exclude: a
+ * block's include and require refuse, another policy's exclude refuses; the rest admits. */
+static enum email_match policy__how(const struct policy *p, bool exclude)
+{
+    return (p->decision == DECISION_BLOCK) != exclude ? EMAIL_MAILBOX : EMAIL_EXACT;
 }
 
 /* Whether one policy matches. `allow` admits people: an anonymous request never matches it
  * (even `everyone` means every authenticated person, as with Cloudflare Access); `block`
  * refuses whoever its selectors match, anonymous requests included (an `ip` block needs no
  * login); `bypass` needs no identity; `service_auth` needs a service token or a person. */
-static bool policy__matches(const struct policy *p, const struct policy_request *r)
+static bool policy__matches(const struct app *app, const struct policy *p, const struct policy_request *r)
 {
     bool person = r->id && r->id->email && !r->id->service_token;
     if ((p->decision == DECISION_ALLOW || p->decision == DECISION_SERVICE_AUTH) && !r->id)
         return false;
     if (p->decision == DECISION_ALLOW && !person)
         return false;
-    if (!policy__any(p->include, p->ninclude, r, person))
+    if (!policy__any(p->include, p->ninclude, r, person, app, policy__how(p, false)))
         return false;
-    if (!policy__all(p->require, p->nrequire, r, person))
+    if (!policy__all(p->require, p->nrequire, r, person, app, policy__how(p, false)))
         return false;
-    return !policy__any(p->exclude, p->nexclude, r, person);
+    return !policy__any(p->exclude, p->nexclude, r, person, app, policy__how(p, true));
 }
 
 static enum access_decision policy__decision(enum policy_decision d)
@@ -134,7 +139,7 @@ void policy_evaluate(const struct app *app, const struct policy_request *r, stru
                 continue;
             if (p->decision == DECISION_ALLOW || p->decision == DECISION_SERVICE_AUTH)
                 could_admit = true;
-            if (policy__matches(p, r)) {
+            if (policy__matches(app, p, r)) {
                 out->decision = policy__decision(p->decision);
                 out->policy = p;
                 /* Anonymous, refused by a block that comes after an allow: had they logged in,
@@ -178,13 +183,14 @@ void policy_selector_text(const struct selector *s, char *out, size_t cap)
 }
 
 static void policy__explain_rules(const char *what, const struct selector *s, size_t n,
-                                  const struct policy_request *r, bool person, FILE *out)
+                                  const struct policy_request *r, bool person,
+                                  const struct app *app, enum email_match how, FILE *out)
 {
     for (size_t i = 0; i < n; i++) {
         char text[512];
         policy_selector_text(&s[i], text, sizeof text);
         fprintf(out, "    %-8s %-40s %s\n", what, text,
-                policy__selector(&s[i], r, person) ? "matches" : "no match");
+                policy__selector(&s[i], r, person, app, how) ? "matches" : "no match");
     }
 }
 
@@ -199,7 +205,7 @@ void policy_explain(const struct app *app, const struct policy_request *r, FILE 
             bool first_group = p->decision == DECISION_BYPASS || p->decision == DECISION_SERVICE_AUTH;
             if (first_group != (pass == 0))
                 continue;
-            bool m = policy__matches(p, r);
+            bool m = policy__matches(app, p, r);
             fprintf(out, "  policy %s (%s): %s\n", p->name,
                     policy_decision_name(policy__decision(p->decision)),
                     m ? (res->policy == p ? "MATCHES, decides" : "matches") : "does not match");
@@ -207,9 +213,11 @@ void policy_explain(const struct app *app, const struct policy_request *r, FILE 
                 fprintf(out, "    (needs an identity: none given)\n");
             else if (p->decision == DECISION_ALLOW && !person)
                 fprintf(out, "    (admits people only)\n");
-            policy__explain_rules("include", p->include, p->ninclude, r, person, out);
-            policy__explain_rules("require", p->require, p->nrequire, r, person, out);
-            policy__explain_rules("exclude", p->exclude, p->nexclude, r, person, out);
+            enum email_match how = policy__how(p, false);
+            policy__explain_rules("include", p->include, p->ninclude, r, person, app, how, out);
+            policy__explain_rules("require", p->require, p->nrequire, r, person, app, how, out);
+            policy__explain_rules("exclude", p->exclude, p->nexclude, r, person, app,
+                                  policy__how(p, true), out);
         }
     }
 }

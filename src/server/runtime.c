@@ -106,7 +106,7 @@ static int runtime__resolve(struct app_rt *a)
  * is that of the listener whose public port the auth domain names (route/served.h); an auth
  * domain on a port no listener serves (a setup behind something the configuration does not
  * describe) gets https when any listener has TLS. */
-static char *runtime__auth_url(const struct config *cfg)
+char *runtime_auth_url(const struct config *cfg)
 {
     const char *ad = cfg->auth_domain ? cfg->auth_domain : "localhost";
     struct served_origin o;
@@ -193,7 +193,7 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
         runtime__err(errs, cfg->log.auth, "cannot open log: %s", strerror(errno));
     if (!rt->request_log || !rt->auth_log)
         goto fail;
-    if (!(rt->auth_url = runtime__auth_url(cfg)))
+    if (!(rt->auth_url = runtime_auth_url(cfg)))
         goto fail;
     memcpy(rt->secret, secret, sizeof secret);
     OPENSSL_cleanse(secret, sizeof secret);

@@ -37,6 +37,9 @@ struct runtime {
  * to `errs` as "FILE: message" lines. */
 struct runtime *runtime_new(struct config *cfg, struct config_errors *errs);
 
+/* The auth domain's URL (SPEC.md §5: https when a listener serves TLS), malloc'd; NULL when
+ * out of memory. */
+char *runtime_auth_url(const struct config *cfg);
 /* The 32-byte secret AUD tags derive from: state_dir/secret, made once (0600); with a shared
  * store every node adopts the cluster's (store/cluster.c). 0, or -errno. */
 int runtime_secret(const char *dir, unsigned char out[32]);

@@ -1,6 +1,8 @@
 /* Strict JWT decoding, claim checks and RS256 signing (jwt.h). */
 #include "token/jwt.h"
 
+#include "core/email.h"
+
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <pthread.h>
@@ -300,11 +302,5 @@ done:
 
 bool token_email_ok(const char *email)
 {
-    const char *at = strchr(email, '@');
-    if (!at || at == email || at[1] == '\0' || strchr(at + 1, '@'))
-        return false;
-    for (const unsigned char *p = (const unsigned char *)email; *p; p++)
-        if (*p <= 0x20 || *p == 0x7f)
-            return false;
-    return true;
+    return email_check(email) == NULL;
 }

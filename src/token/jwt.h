@@ -59,8 +59,8 @@ void token_free(struct token *t);
 /* Signs claims with the newest key: "header.payload.signature" (malloc'd), NULL on failure. */
 char *jwt_sign(const struct keyset *ks, json_t *claims);
 
-/* A well-formed single address: one '@', non-empty local part and domain, no spaces or
- * controls. "a@evil.com@corp.com" is not one. */
+/* One plain, well-formed address (core/email.h: email_check): "a@evil.com@corp.com", quoted
+ * local parts, IP literals, trailing dots and non-ASCII addresses are not. */
 bool token_email_ok(const char *email);
 
 #endif

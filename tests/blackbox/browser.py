@@ -55,11 +55,15 @@ DEFAULT_USERS = {
 class Idp:
     """node idp/provider.mjs on a free loopback port. .issuer, .secret_file, .requests(path)."""
 
-    def __init__(self, tmp, redirect_uri, users=None, secret="latch-test-client-secret-42"):
+    def __init__(self, tmp, redirect_uri, users=None, secret="latch-test-client-secret-42",
+                 issuer_path="", mount=""):
+        """issuer_path: the issuer is http://127.0.0.1:PORT<issuer_path>; mount: a path prefix
+        under which the provider also answers (provider.mjs --mount)."""
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.issuer = self.base + issuer_path
         self.secret = secret
         self.secret_file = self.tmp / "client_secret"
         self.secret_file.write_text(secret + "\n")
@@ -70,7 +74,7 @@ class Idp:
         self.proc = subprocess.Popen(
             [NODE, str(HERE / "idp" / "provider.mjs"), "--port", str(self.port), "--secret-file",
              str(self.secret_file), "--users", str(self.users_file), "--redirect-uri", redirect_uri,
-             "--log", str(self.log)],
+             "--log", str(self.log), "--issuer", self.issuer] + (["--mount", mount] if mount else []),
             stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_port(self.port, 20, self.proc)
@@ -100,11 +104,15 @@ class Idp:
 
 @pytest.fixture
 def idp_factory(tmp_path):
+    """make(latchd_port, users=None, name="idp", callbacks=None): a provider whose registered
+    redirect URI is latchd's shared callback (one OpenID Connect provider configured), or, with
+    callbacks=[provider name, …] (several configured), each one's own callback/<name>."""
     made = []
 
-    def make(latchd_port, users=None, name="idp"):
-        p = Idp(tmp_path / f"{name}{len(made)}",
-                f"http://auth.localhost:{latchd_port}/cdn-cgi/access/callback", users=users)
+    def make(latchd_port, users=None, name="idp", callbacks=None, **kw):
+        base = f"http://auth.localhost:{latchd_port}/cdn-cgi/access/callback"
+        uris = ",".join(f"{base}/{n}" for n in callbacks) if callbacks else base
+        p = Idp(tmp_path / f"{name}{len(made)}", uris, users=users, **kw)
         made.append(p)
         return p
 
@@ -426,11 +434,12 @@ def form_fields(html):
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
 
 
-def oidc_login(client, start_url, account, stop_at_callback=False):
-    """Signs in through the test provider's login page with `client` (no browser). Returns
-    (final response, chain); with stop_at_callback, (callback URL, chain) without calling it."""
+def oidc_login(client, start_url, account, stop_at_callback=False, idp="corp"):
+    """Signs in through the test provider's login page with `client` (no browser), choosing
+    provider `idp` when the login page offers a choice. Returns (final response, chain); with
+    stop_at_callback, (callback URL, chain) without calling it."""
     r, chain = client.follow(start_url)
-    pick = re.search(r'href="(/cdn-cgi/access/start\?idp=corp)"', r.text)
+    pick = re.search(r'href="(/cdn-cgi/access/start\?idp=' + re.escape(idp) + r')"', r.text)
     if r.status == 200 and pick:  # the login page offers a choice: take the corp provider
         r, more = client.follow(urljoin(r.url, pick.group(1)))
         chain += more

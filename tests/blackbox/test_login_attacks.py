@@ -741,7 +741,8 @@ def test_cookie_flags_tls(latchd, tls_cert):
                 assert a.get("path") == "/" and "domain" not in a, line
                 own.add(re.sub(r"_[0-9a-f]$", "", n))
     assert seen >= 3
-    assert own == {"__Host-latch_flow", "__Host-latch_bind"}, own
+    # (latch_pin: this browser signed in with a PIN, its own PIN budget from now on)
+    assert own == {"__Host-latch_flow", "__Host-latch_bind", "__Host-latch_pin"}, own
     assert jwt_claims(cl.get_cookie("auth.localhost", "CF_Authorization"))["iss"] == f"https://auth.localhost:{port}"
     # a flow cookie tossed from a sibling host (no prefix) is not the browser's flow
     attacker = Client()

@@ -47,7 +47,7 @@ def gw(latchd, idp_factory):
     """latchd with two OIDC-or-PIN apps, a group-gated app, a PIN-only app and an app whose
     only provider is down; returns (daemon, provider, port)."""
     port = free_port()
-    idp = idp_factory(port)
+    idp = idp_factory(port, callbacks=["corp"])  # two OpenID Connect providers: one callback each
     down = free_port()  # nothing listens there
     apps = [
         person_app("wiki", "wiki.localhost", port),

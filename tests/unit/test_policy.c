@@ -203,6 +203,80 @@ static void test_require_exclude(void **state)
     assert_int_equal(eval(&a, &r, NULL), ACCESS_DENY);
 }
 
+/* SPEC.md §5: a block or an exclude naming an address also refuses its sub-addresses (and, at
+ * Gmail, its other spellings); an allow admits exactly what it names. */
+static void test_subaddresses(void **state)
+{
+    struct selector dom = sel(SEL_EMAIL_DOMAIN, "example.com"), who = sel(SEL_EMAIL, "contractor@example.com");
+    char *names[] = { "x@example.com", "contractor@example.com" };
+    struct selector list = { .kind = SEL_EMAIL_LIST, .list = names, .nlist = 2 };
+    struct policy allow = pol("staff", DECISION_ALLOW, &dom, 1);
+    allow.exclude = &who, allow.nexclude = 1;
+    struct app a = app_of(&allow, 1);
+    const char *in[] = { "contractor@example.com", "contractor+x@example.com", "Contractor+X@Example.com",
+                         "contractor+a+b@example.com" };
+    struct identity id = { 0 };
+    struct policy_request r = { .id = &id };
+    ip4(&r, 127, 0, 0, 1);
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        id.email = in[i];
+        if (eval(&a, &r, NULL) != ACCESS_DENY)
+            fail_msg("exclude bypassed by %s", in[i]);
+    }
+    id.email = "contractor-x@example.com"; /* not a sub-address where '+' alone is the separator */
+    assert_int_equal(eval(&a, &r, NULL), ACCESS_ALLOW);
+    a.subaddress_separators = "+-";
+    assert_int_equal(eval(&a, &r, NULL), ACCESS_DENY);
+    a.subaddress_separators = NULL;
+    allow.exclude = &list;
+    id.email = "contractor+y@example.com";
+    assert_int_equal(eval(&a, &r, NULL), ACCESS_DENY);
+
+    /* block: include and require match sub-addresses, its exclude (an exception) does not */
+    struct selector every = sel(SEL_EVERYONE, NULL), boss = sel(SEL_EMAIL, "boss@example.com");
+    struct policy pb[] = { pol("no-contractor", DECISION_BLOCK, &who, 1), pol("staff", DECISION_ALLOW, &dom, 1) };
+    struct app b = app_of(pb, 2);
+    const char *name = NULL;
+    id.email = "contractor+x@example.com";
+    assert_int_equal(eval(&b, &r, &name), ACCESS_BLOCK);
+    id.email = "bob@example.com";
+    assert_int_equal(eval(&b, &r, &name), ACCESS_ALLOW);
+    pb[0].include = &every, pb[0].require = &who, pb[0].nrequire = 1;
+    id.email = "contractor+z@example.com";
+    assert_int_equal(eval(&b, &r, &name), ACCESS_BLOCK);
+    pb[0].require = NULL, pb[0].nrequire = 0, pb[0].exclude = &boss, pb[0].nexclude = 1;
+    id.email = "boss@example.com";
+    assert_int_equal(eval(&b, &r, &name), ACCESS_ALLOW);
+    id.email = "boss+x@example.com"; /* the block's exception is the exact address */
+    assert_int_equal(eval(&b, &r, &name), ACCESS_BLOCK);
+
+    /* an allow naming a@x admits neither a+tag@x nor another spelling at Gmail */
+    struct selector alice = sel(SEL_EMAIL, "alice@example.com"), jd = sel(SEL_EMAIL, "john.doe@gmail.com");
+    struct identity x = { .email = "alice+admin@example.com" };
+    assert_false(admits(alice, &x));
+    x.email = "ALICE@example.com";
+    assert_true(admits(alice, &x));
+    x.email = "johndoe@gmail.com";
+    assert_false(admits(jd, &x));
+    /* ...but an exclude naming john.doe@gmail.com refuses johndoe+x@googlemail.com */
+    struct selector gmail = sel(SEL_EMAIL_DOMAIN, "gmail.com");
+    struct policy pg = pol("g", DECISION_ALLOW, &gmail, 1);
+    pg.exclude = &jd, pg.nexclude = 1;
+    struct app g = app_of(&pg, 1);
+    id.email = "johndoe@gmail.com";
+    assert_int_equal(eval(&g, &r, NULL), ACCESS_DENY);
+    id.email = "j.ohndoe+x@gmail.com";
+    assert_int_equal(eval(&g, &r, NULL), ACCESS_DENY);
+    id.email = "jane@gmail.com";
+    assert_int_equal(eval(&g, &r, NULL), ACCESS_ALLOW);
+    /* a block on the domain gmail.com covers googlemail.com; an allow does not */
+    struct policy pgb[] = { pol("no-gmail", DECISION_BLOCK, &gmail, 1), pol("all", DECISION_ALLOW, &every, 1) };
+    struct app gb = app_of(pgb, 2);
+    id.email = "jane@googlemail.com";
+    assert_int_equal(eval(&gb, &r, NULL), ACCESS_BLOCK);
+    assert_false(admits(gmail, &id));
+}
+
 static void test_order(void **state)
 {
     struct selector every = sel(SEL_EVERYONE, NULL), bob = sel(SEL_EMAIL, "bob@corp.com"),
@@ -301,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_service_selectors),
         cmocka_unit_test(test_ip_and_certificate),
         cmocka_unit_test(test_require_exclude),
+        cmocka_unit_test(test_subaddresses),
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_explain),
     };

@@ -5,8 +5,11 @@
 // account's `amr`, so the ID token reports it. Every request is appended to a log file as one
 // JSON line, so a test can count round trips (e.g. none during single sign-on).
 //
-// usage: node provider.mjs --port P --secret-file F --users F --redirect-uri URI --log F
-//        [--host 127.0.0.1]
+// usage: node provider.mjs --port P --secret-file F --users F --redirect-uri URI[,URI…] --log F
+//        [--host 127.0.0.1] [--issuer URL] [--mount /PREFIX]
+// --mount serves the provider under /PREFIX too (a tenant of a multi-tenant provider), e.g.
+// {issuer}/.well-known/openid-configuration when the issuer names a path. A user's
+// email_verified is sent as the users file writes it: true, false, "true", "false", 1…
 import fs from 'node:fs';
 import http from 'node:http';
 import { URL, URLSearchParams } from 'node:url';
@@ -33,7 +36,7 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: 'latch',
     client_secret: secret,
-    redirect_uris: [args['redirect-uri']],
+    redirect_uris: args['redirect-uri'].split(','),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -100,7 +103,10 @@ async function body(req) {
 }
 
 const callback = provider.callback();
+const mount = args.mount || '';
 const server = http.createServer(async (req, res) => {
+  if (mount && (req.url === mount || req.url.startsWith(mount + '/') || req.url.startsWith(mount + '?')))
+    req.url = req.url.slice(mount.length) || '/';
   const url = new URL(req.url, issuer);
   log({ method: req.method, path: url.pathname, query: url.search });
   const m = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
