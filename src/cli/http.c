@@ -137,27 +137,6 @@ void cli_http_free(struct cli_http *h)
     h->len = 0;
 }
 
-int cli_url_split(const char *url, char *scheme, size_t scap, char *host, size_t hcap)
-{
-    const char *p = strstr(url, "://");
-    if (!p || (size_t)(p - url) >= scap)
-        return -1;
-    memcpy(scheme, url, (size_t)(p - url));
-    scheme[p - url] = '\0';
-    if (strcmp(scheme, "http") && strcmp(scheme, "https"))
-        return -1;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    if (n == 0 || n >= hcap || memchr(p, '@', n))
-        return -1;
-    char tmp[512];
-    if (n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, p, n);
-    tmp[n] = '\0';
-    return cli_host_key(tmp, host, hcap);
-}
-
 json_t *cli_jwt_payload(const char *tok)
 {
     const char *d1 = tok ? strchr(tok, '.') : NULL, *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
