@@ -230,6 +230,14 @@ def test_proxies_never_see_a_plain_http_token(setup):
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         p = s.run(["-sS", "--max-time", "5", f"{s.app_url}/env"], env={var: proxy})
         assert p.returncode == 0 and "recorded" in p.stdout, (var, p.stderr)
+    # latch's own requests with the token (login's check, logout) ignore the environment too
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        p = subprocess.run([LATCH, "login", f"{s.app_url}/"], capture_output=True, text=True,
+                           env=s.c.env("forbidden", **{var: proxy}), timeout=30)
+        assert p.returncode == 0 and f"as {EMAIL}" in p.stderr, (var, p.stderr)
+    p = subprocess.run([LATCH, "logout", f"{s.app_url}/"], capture_output=True, text=True,
+                       env=s.c.env("forbidden", http_proxy=proxy, ALL_PROXY=proxy), timeout=30)
+    assert p.returncode == 0, p.stderr
     assert s.same.received() == [] and not s.leaks()
 
 
