@@ -18,22 +18,25 @@
 static const char usage_text[] =
     "usage: latch [--no-browser] [--timeout SECONDS] COMMAND …\n"
     "\n"
-    "  latch login URL          make sure a valid token for URL's host is stored; log in if not\n"
+    "  latch login URL          make sure a valid token for URL's origin is stored; log in if not\n"
     "  latch curl URL [ARGS…]   run curl with the token added (cf-access-token header); every\n"
-    "                           other argument goes to curl untouched; the exit status is curl's\n"
+    "                           other argument goes to curl untouched; the exit status is curl's;\n"
+    "                           every URL curl would fetch must be the token's origin, and options\n"
+    "                           that would send it elsewhere are refused (latch(1) lists them)\n"
     "  latch token URL          print the stored token (for -H \"cf-access-token: $(latch token URL)\")\n"
     "  latch logout [URL|--all] end the session(s) and forget the token(s)\n"
     "\n"
     "Logging in opens a browser ($BROWSER, xdg-open, open) on the gateway's confirmation page;\n"
     "check that it shows the code printed here. With --no-browser, or over ssh, the URL is printed\n"
     "to open on any device. Tokens are kept in $XDG_CONFIG_HOME/latch (else ~/.config/latch),\n"
-    "one file per host, readable by you only, and only ever sent to the host they are for.\n"
+    "one file per host, readable by you only, and only ever sent to the origin (scheme, host,\n"
+    "port) they were issued for; over plain http, only to this machine.\n"
     "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
     "token headers and never opens a browser.\n"
     "\n"
     "exit status: curl's for `latch curl` once curl runs; otherwise 0 ok, 1 error (network,\n"
-    "gateway), 2 usage, 3 the login was not completed in time, 4 refused by the gateway\n"
-    "(policy, revoked), 5 no token stored (latch token).\n";
+    "gateway), 2 usage (or a curl command line latch refuses, saying why), 3 the login was not\n"
+    "completed in time, 4 refused by the gateway (policy, revoked), 5 no token stored (latch token).\n";
 
 struct opts {
     struct cli_handoff_opts handoff;
