@@ -208,11 +208,18 @@ static int cli__confirm_page(struct conn *c, struct local_req *r, const struct c
     return st;
 }
 
-/* A refusal the person must see, logged as a handoff event. */
-static int cli__refuse(struct conn *c, struct local_req *r, int status, const char *email, const char *idp,
-                       const char *app, const char *reason, const char *title, const char *message)
+/* A refusal the person must see, logged as a handoff event with who asked (the browser's org
+ * session, when it has one). */
+static int cli__refuse(struct conn *c, struct local_req *r, int status, const char *app, const char *reason,
+                       const char *title, const char *message)
 {
-    log_auth(r->rt->auth_log, "handoff", email, idp, app, r->client_ip, false, reason);
+    struct auth_identity id = { 0 };
+    char session[33];
+    bool known = auth__org_session(r, &id, session);
+    log_auth(r->rt->auth_log, "handoff", known ? id.email : NULL, known ? id.idp : NULL, app, r->client_ip,
+             false, reason);
+    if (known)
+        auth__identity_free(&id);
     return auth__error_page(c, status, title, message);
 }
 
@@ -262,7 +269,7 @@ static int cli__open(struct conn *c, struct local_req *r)
             snprintf(id, sizeof id, "%s", was);
         json_decref(j);
         if (!mine)
-            return cli__refuse(c, r, 403, NULL, NULL, app->name, "request already opened in another browser",
+            return cli__refuse(c, r, 403, app->name, "request already opened in another browser",
                                "Already opened elsewhere", already_opened);
         sr = STORE_OK;
     }
@@ -293,7 +300,7 @@ static int cli__get(struct conn *c, struct local_req *r)
     if (!app)
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     if (!cli__same_browser(r, &q))
-        return cli__refuse(c, r, 403, NULL, NULL, app->name, "request belongs to another browser",
+        return cli__refuse(c, r, 403, app->name, "request belongs to another browser",
                            "Already opened elsewhere", already_opened);
     if (cli__confirmed(r, q.key))
         return auth__error_page(c, 409, "Already confirmed",
@@ -330,19 +337,19 @@ static int cli__post(struct conn *c, struct local_req *r)
     const struct app *app = auth__target_app(r, q.host, "/");
     int st;
     if (!cli__same_browser(r, &q)) {
-        st = cli__refuse(c, r, 403, id.email, id.idp, app ? app->name : NULL, "confirmation from another browser",
+        st = cli__refuse(c, r, 403, app ? app->name : NULL, "confirmation from another browser",
                          "Already opened elsewhere", already_opened);
         goto out;
     }
     cli__mac(r, "cli", session, q.id, q.key, want);
     if (strlen(csrf) != 64 || CRYPTO_memcmp(csrf, want, 64) != 0 || !r->origin ||
         strcmp(r->origin, r->rt->auth_url) != 0) {
-        st = cli__refuse(c, r, 403, id.email, id.idp, NULL, "CSRF check failed", "Form expired", "Run latch again.");
+        st = cli__refuse(c, r, 403, NULL, "CSRF check failed", "Form expired", "Run latch again.");
         goto out;
     }
     const struct policy *decided = NULL;
     if (!app || !auth__admitted(r, app, &id, &decided)) {
-        st = cli__refuse(c, r, 403, id.email, id.idp, app ? app->name : NULL, "no policy admits this person",
+        st = cli__refuse(c, r, 403, app ? app->name : NULL, "no policy admits this person",
                          "Access denied", "Your account may not use this application.");
         goto out;
     }
@@ -350,7 +357,7 @@ static int cli__post(struct conn *c, struct local_req *r)
     snprintf(skey, sizeof skey, "clidone:%s", q.key);
     sr = store_add(r->w->store, skey, "1", 1, REQ_TTL_S);
     if (sr == STORE_EXISTS) {
-        st = cli__refuse(c, r, 409, id.email, id.idp, app->name, "second confirmation of one request",
+        st = cli__refuse(c, r, 409, app->name, "second confirmation of one request",
                          "Already confirmed", "This command-line sign-in was already confirmed: a second "
                          "confirmation is refused. If you did not confirm it, run latch again.");
         goto out;

@@ -23,9 +23,7 @@ enum cli_exit {
 
 /* $XDG_CONFIG_HOME/latch or ~/.config/latch, created 0700. NULL with a message on stderr. */
 char *cli_store_dir(void);
-/* "host[:port]" lowercased and checked (letters, digits, '.', '-', one ':port'); -1 otherwise. */
-int cli_host_key(const char *host, char *out, size_t cap);
-/* Reads a stored record ("<key>.json"); NULL when none. */
+/* Reads a stored record ("<key>.json", key: a cli_origin's key); NULL when none. */
 json_t *cli_store_read(const char *dir, const char *key);
 /* Writes it atomically (temporary file, fsync, rename), 0600. */
 int cli_store_write(const char *dir, const char *key, json_t *rec);

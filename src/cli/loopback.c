@@ -115,6 +115,9 @@ static void lb__serve(struct cli_loopback *lb, struct lb_client *c)
         if (uid >= 0)
             fprintf(stderr, "\nlatch: refused a connection from another user (uid %ld) to this login's "
                             "address; if the browser you opened does not go on, run latch again\n", uid);
+        else
+            fprintf(stderr, "\nlatch: refused a connection to this login's address whose owner latch "
+                            "cannot find (another network namespace?)\n");
         return;
     }
     lb__answer(c->fd, 302, "Found", lb->target, "Go on to the gateway.\n");

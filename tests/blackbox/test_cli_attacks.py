@@ -85,7 +85,8 @@ def test_link_claimed_by_one_browser_confirmed_once(latchd):
     # and a POST of the victim's form from Mallory's browser (no binding cookie of that request)
     r = h.confirm(mallory, page)
     assert r.status == 403, r
-    assert len(auth_events(d, "another browser")) == 3, auth_events(d)
+    refused = auth_events(d, "another browser")
+    assert len(refused) == 3 and {e["email"] for e in refused} == {"mallory@example.com"}, refused
 
     # the victim's own POST needs the CSRF token and a same-origin Origin
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
