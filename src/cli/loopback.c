@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,7 +96,24 @@ static void lb__answer(int fd, int status, const char *reason, const char *locat
     }
 }
 
-/* A complete request head from client c: the answer, then the connection is closed. */
+/* The value of header `name` (lowercase, with its colon) in a request head, or NULL. */
+static const char *lb__header(const char *head, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (const char *p = strchr(head, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
+        if (!strncasecmp(p + 1, name, n)) {
+            const char *v = p + 1 + n;
+            v += strspn(v, " \t");
+            *len = strcspn(v, "\r\n");
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* A complete request head from client c: the answer, then the connection is closed. A browser
+ * that says another page sent it (Fetch metadata: Sec-Fetch-Site other than "none", what a
+ * browser started on a URL sends) is refused too, and the address stays for the real one. */
 static void lb__serve(struct cli_loopback *lb, struct lb_client *c)
 {
     struct sockaddr_in peer, us;
@@ -103,6 +121,12 @@ static void lb__serve(struct cli_loopback *lb, struct lb_client *c)
     bool root = !strncmp(c->head, "GET / ", 6) || !strncmp(c->head, "GET /? ", 7);
     if (!root || lb->sent) {
         lb__answer(c->fd, 404, "Not Found", NULL, "Nothing here. This latch login has moved on.\n");
+        return;
+    }
+    size_t sl = 0;
+    const char *site = lb__header(c->head, "sec-fetch-site:", &sl);
+    if (site && !(sl == 4 && !strncmp(site, "none", 4))) {
+        lb__answer(c->fd, 403, "Forbidden", NULL, "Open this address from latch, not from a page.\n");
         return;
     }
     long uid = getpeername(c->fd, (struct sockaddr *)&peer, &pl) == 0 && getsockname(c->fd, (struct sockaddr *)&us, &ul) == 0 &&

@@ -155,8 +155,8 @@ def test_fixation_through_the_browsers_argv(latchd, cli_factory, tmp_path):
     """The review's attack: another local user reads the browser's command line (/proc/PID/
     cmdline) while `latch login` waits, and uses what he finds first. The browser now gets the
     loopback redirector's address only: it carries no key; a connection from another uid gets
-    403 (and latch says so), other paths 404; the victim's own browser goes on and her CLI
-    stores her identity."""
+    403 (and latch says so), other paths 404, a navigation another page made 403; the victim's
+    own browser goes on and her CLI stores her identity."""
     d = gateway(latchd)
     c = cli_factory(d)
     url = d.url("api.localhost", "/")
@@ -182,6 +182,11 @@ exec '{c.good}' "$@"
     r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
                         local + "favicon.ico"], capture_output=True, text=True, timeout=20)
     assert r.stdout == "404 ", r.stdout
+    # a page in a browser of this user that navigates there (Fetch metadata: cross-site): 403
+    r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
+                        "Sec-Fetch-Site: cross-site", "-H", "Sec-Fetch-Mode: navigate", local],
+                       capture_output=True, text=True, timeout=20)
+    assert r.stdout == "403 ", r.stdout
     go.touch()
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, (p.returncode, err, c.records())
