@@ -1,7 +1,7 @@
 /* libFuzzer target: latch's reading of curl's command line and of URLs (src/cli/curlargs.c,
  * origin.c). The input is argv, words separated by NUL bytes. Whatever it is, an accepted
  * command line names at least one URL, every URL it names is read to the same origin, that
- * origin's host holds only [a-z0-9.-] with no empty label, plain http goes only to a loopback
+ * origin's host holds only [a-z0-9.-] with no empty label (or is [::1]), plain http goes only to a loopback
  * name, and no proxy comes with plain http.
  * Any other acceptance aborts. */
 #include "cli/cli.h"
@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
         const char *h = plan.origin.host;
-        if (!*h || h[0] == '.' || h[strlen(h) - 1] == '.' || strstr(h, "..") || strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-") != strlen(h))
+        if (strcmp(h, "[::1]") != 0 && (!*h || h[0] == '.' || h[strlen(h) - 1] == '.' || strstr(h, "..") ||
+                                         strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-") != strlen(h)))
             abort();
         if (!cli_cleartext_ok(&plan.origin))
             abort();

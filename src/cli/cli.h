@@ -61,19 +61,20 @@ void cli_http_free(struct cli_http *h);
 /* The origin of an absolute http(s) URL (RFC 6454): where a token may go. */
 struct cli_origin {
     char scheme[6];  /* "http" or "https" */
-    char host[254];  /* lowercase name, or a dotted-quad IPv4 address */
+    char host[254];  /* lowercase name, a dotted-quad IPv4 address, or [::1] */
     unsigned port;   /* always explicit: 80 or 443 when the URL names none */
     char key[264];   /* the token store's key: host, and ":port" unless it is the scheme's default */
     char text[300];  /* "scheme://host:port" */
 };
 
 /* Reads url's origin strictly (origin.c says what is refused: no scheme, userinfo, odd host or
- * IP spellings, anything but [a-z0-9.-] and ':port' in the authority). 0, or -1 with the
+ * IP spellings, anything but [a-z0-9.-] (or [::1]) and ':port' in the authority). 0, or -1 with the
  * reason in why[]. */
 int cli_origin_parse(const char *url, struct cli_origin *o, char *why, size_t cap);
 bool cli_origin_same(const struct cli_origin *a, const struct cli_origin *b);
 /* Whether a token may go to this origin: https, or plain http to this machine only (localhost,
- * names under .localhost, 127.0.0.0/8 in dotted-quad form). The one place the CLI decides it. */
+ * names under .localhost, 127.0.0.0/8 in dotted-quad form, [::1]). The one place the CLI
+ * decides it. */
 bool cli_cleartext_ok(const struct cli_origin *o);
 
 /* --- curl's command line (curlargs.c) ------------------------------------------------------ */

@@ -102,7 +102,11 @@ int cli_origin_parse(const char *url, struct cli_origin *o, char *why, size_t ca
     auth[n] = '\0';
     if (strchr(auth, '@'))
         return WHY("'%s' carries a user name (userinfo): refused", url);
-    char *colon = strchr(auth, ':');
+    /* IPv6: the loopback address in its one canonical spelling, nothing else */
+    bool v6 = !strncmp(auth, "[::1]", 5) && (auth[5] == '\0' || auth[5] == ':');
+    if (auth[0] == '[' && !v6)
+        return WHY("'%s': latch reads no IPv6 address but [::1]", url);
+    char *colon = strchr(v6 ? auth + 5 : auth, ':');
     long port = !strcmp(o->scheme, "https") ? 443 : 80;
     if (colon) {
         *colon = '\0';
@@ -110,7 +114,7 @@ int cli_origin_parse(const char *url, struct cli_origin *o, char *why, size_t ca
         if (port <= 0)
             return WHY("'%s' has a port latch does not read (1 to 65535, decimal, no leading zero)", url);
     }
-    if (origin__host(auth, why, cap) != 0)
+    if (!v6 && origin__host(auth, why, cap) != 0)
         return -1;
     snprintf(o->host, sizeof o->host, "%s", auth);
     o->port = (unsigned)port;
@@ -128,15 +132,15 @@ bool cli_origin_same(const struct cli_origin *a, const struct cli_origin *b)
     return !strcmp(a->text, b->text);
 }
 
-/* Loopback names (RFC 6761 §6.3: localhost and names under .localhost) and loopback IPv4
- * literals in dotted-quad form. Not "any name that starts with 127.". */
+/* Loopback names (RFC 6761 §6.3: localhost and names under .localhost), loopback IPv4
+ * literals in dotted-quad form, and [::1]. Not "any name that starts with 127.". */
 bool cli_cleartext_ok(const struct cli_origin *o)
 {
     if (strcmp(o->scheme, "http") != 0)
         return true;
     size_t n = strlen(o->host);
     unsigned char ip[4];
-    return !strcmp(o->host, "localhost") ||
+    return !strcmp(o->host, "localhost") || !strcmp(o->host, "[::1]") ||
            (n > 10 && !strcmp(o->host + n - 10, ".localhost")) ||
            (origin__dotted_quad(o->host, ip) && ip[0] == 127);
 }

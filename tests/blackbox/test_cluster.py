@@ -845,17 +845,25 @@ def outage_checks(n, cluster, flow_cookie_client, csrf, tokens, accept_json):
     # unauthenticated: the usual answers, which need no shared state
     r = n.req("/", "api", [("Accept", "application/json")], timeout=ANSWER_S)
     assert r.status == 401 and r.json()["error"] == "login_required", r
+    # a CLI's poll: its proof's challenge needs no shared state (a MAC under the cluster's
+    # secret), the box does
+    na = Sodium()
+    pk, sk = na.keypair()
+    transfer = "/cdn-cgi/access/transfer/" + b64u(pk)
+    r = n.req(transfer, "auth", [("Accept", "application/json")], timeout=ANSWER_S)
+    assert r.status == 401, (n.name, r)
+    proof = na.open(base64.urlsafe_b64decode(r.json()["challenge"] + "=="), pk, sk).decode()
     # shared state: 503 at once, JSON for scripts, a page for browsers
     reqs = [
-        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None, True),
-        ("GET", "/cdn-cgi/access/transfer/" + b64u(os.urandom(32)), "auth", None, False),
-        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None, True),
+        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None, True, []),
+        ("GET", transfer, "auth", None, False, [("Authorization", f"Latch-Proof {proof}")]),
+        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None, True, []),
     ]
-    for method, path, host, body, browsers_too in reqs:
+    for method, path, host, body, browsers_too, extra in reqs:
         accepts = [("Accept", "application/json")] + ([("Accept", "text/html")] if browsers_too else [])
         for a in accepts:
             try:
-                r = n.req(path, host, [a], method=method, body=body, timeout=ANSWER_S)
+                r = n.req(path, host, [a, *extra], method=method, body=body, timeout=ANSWER_S)
             except socket.timeout:
                 raise AssertionError(f"node {n.name}: {method} {path} ({a[1]}) did not answer "
                                      f"within {ANSWER_S}s with Redis down") from None

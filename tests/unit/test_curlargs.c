@@ -65,7 +65,13 @@ static void origins(void **state)
     NO_ORIGIN("http://api.localhost%00.evil/");
     NO_ORIGIN("http://{api,evil}.localhost/");
     NO_ORIGIN("http://api.localhost:[8080-8090]/");
-    NO_ORIGIN("http://[::1]:8080/");
+    ORIGIN("http://[::1]:8080/", "http://[::1]:8080 [::1]:8080");
+    ORIGIN("http://[::1]/", "http://[::1]:80 [::1]");
+    NO_ORIGIN("http://[::2]:8080/");
+    NO_ORIGIN("http://[0:0:0:0:0:0:0:1]/");
+    NO_ORIGIN("http://[::ffff:127.0.0.1]/");
+    NO_ORIGIN("http://[::1]x/");
+    NO_ORIGIN("http://[::1/");
     NO_ORIGIN("http://api .localhost/");
     NO_ORIGIN("http://api.localhost./");
     NO_ORIGIN("http://api..localhost/");
@@ -105,6 +111,7 @@ static void cleartext_rule(void **state)
     assert_true(cleartext("http://a.b.localhost/"));
     assert_true(cleartext("http://127.0.0.1/"));
     assert_true(cleartext("http://127.255.0.9:1/"));
+    assert_true(cleartext("http://[::1]:8080/"));
     assert_false(cleartext("http://127.attacker.example/"));
     assert_false(cleartext("http://127.0.0.1.example/"));
     assert_false(cleartext("http://localhost.example/"));
