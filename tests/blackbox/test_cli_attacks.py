@@ -77,6 +77,9 @@ def test_link_claimed_by_one_browser_confirmed_once(latchd):
     assert re.search(r"until your session ends: <b>\d{4}-\d\d-\d\d \d\d:\d\d UTC</b> \(in 24 hours\)", page.text), page.text
     assert "<b>api</b>" in page.text and EMAIL in page.text
 
+    # the same browser opening the link again (a reload, the back button) lands on the same request
+    again, chain2 = h.open(victim)
+    assert chain2[0].location == chain[0].location and again.status == 200, chain2
     # Mallory, with her own org session, opens the same link, then the victim's clean URL: refused
     r, _ = h.open(mallory)
     assert r.status == 403 and "already opened in another browser" in r.text, r
