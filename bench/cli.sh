@@ -65,8 +65,9 @@ import json, os, sys, urllib.request
 path, host, port, token = sys.argv[1:]
 req = urllib.request.Request(f"http://127.0.0.1:{port}/cdn-cgi/access/app", headers={"Host": host})
 app = json.load(urllib.request.urlopen(req, timeout=10))
-rec = {"host": host, "app": app["app"], "aud": app["aud"], "auth_domain": app["auth_domain"],
-       "auth_url": app["auth_url"], "app_token": token}
+rec = {"host": host, "origin": f"http://{host}", "app": app["app"], "aud": app["aud"],
+       "auth_domain": app["auth_domain"], "auth_url": app["auth_url"], "auth_origin": app["auth_url"],
+       "app_token": token}
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.write(fd, json.dumps(rec).encode())
 os.close(fd)

@@ -1,6 +1,15 @@
 /* The command line's handoff (SPEC.md §7), gateway side: the confirmation page and its POST,
  * the sealed box kept 5 minutes for one read, the long poll that hands it over the moment it
- * is sealed, and the exchange of an org token for an app token (no browser for a second app). */
+ * is sealed, and the exchange of an org token for an app token (no browser for a second app).
+ *
+ * Who may complete a handoff. The link `cli?host=H&key=K` that latch hands to its browser is
+ * claimed by the first browser that opens it (an add-if-absent in the store): that browser gets
+ * a binding cookie and is sent on to `cli?req=ID`, a clean URL with an opaque request id, so the
+ * key leaves the address bar and the history. Another browser opening the same link later is
+ * refused, visibly and in the auth log: somebody else had the link. The confirmation page and
+ * its POST need the binding cookie; a request is confirmed once (a second POST is refused, also
+ * visibly). And only the holder of the key's private half can take the box: a poll proves it
+ * with a keyed MAC that the gateway sealed to the key (no state kept; any node can check it). */
 #include "auth/auth-int.h"
 
 #include "core/log.h"
@@ -19,10 +28,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define BOX_TTL_S 300
-#define KEY_B64_LEN 43 /* 32 bytes, base64url without padding */
+#define REQ_TTL_S 900    /* a login in between: the provider's pages, a PIN's email (10 min) */
+#define PROOF_TTL_S 900  /* a poll's proof of possession; the CLI asks for a new one after it */
+#define KEY_B64_LEN 43   /* 32 bytes, base64url without padding */
+#define CLI_COOKIE "latch_cli"
+#define PROOF_SCHEME "Latch-Proof"
 
 /* The CLI's public key from the URL: exactly 32 bytes of base64url. */
 static bool cli__key(const char *b64, unsigned char pk[crypto_box_PUBLICKEYBYTES])
@@ -34,38 +48,159 @@ static bool cli__key(const char *b64, unsigned char pk[crypto_box_PUBLICKEYBYTES
            len == crypto_box_PUBLICKEYBYTES;
 }
 
-/* The CSRF token of the confirmation form: bound to the session, the host and the key. */
-static void cli__csrf(const struct local_req *r, const char *session, const char *host,
-                      const char *key, char out[65])
+static bool cli__hex(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* HMAC-SHA256 under the runtime secret of "label:a:b:c" as 64 hex digits. */
+static void cli__mac(const struct local_req *r, const char *label, const char *a, const char *b,
+                     const char *c3, char out[65])
 {
     unsigned char mac[32];
     unsigned int len = sizeof mac;
     char msg[1024];
-    int n = snprintf(msg, sizeof msg, "cli:%s:%s:%s", session, host, key);
+    int n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", label, a, b, c3);
     HMAC(EVP_sha256(), r->rt->secret, 32, (const unsigned char *)msg, (size_t)n, mac, &len);
     sodium_bin2hex(out, 65, mac, sizeof mac);
 }
 
-static int cli__confirm_page(struct conn *c, struct local_req *r, const char *host, const char *key,
-                             const struct auth_identity *id, const char *session)
+/* The binding cookie's name: __Host- wherever cookies are Secure (TLS, or behind a TLS
+ * terminator), which pins it to this host and Path=/. */
+static const char *cli__cookie_name(const struct local_req *r)
+{
+    return r->secure_cookies ? "__Host-" CLI_COOKIE : CLI_COOKIE;
+}
+
+/* This browser's binding nonce (32 hex digits), if it holds one. */
+static bool cli__binding(const struct local_req *r, char nonce[33])
+{
+    return auth__cookie(r, cli__cookie_name(r), nonce, 33) && cli__hex(nonce, 32);
+}
+
+/* What the store keeps of the binding: a hash, so a store reader cannot act as the browser. */
+static void cli__binding_hash(const char nonce[33], char out[65])
+{
+    unsigned char h[32];
+    crypto_hash_sha256(h, (const unsigned char *)nonce, 32);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+/* One handoff request: what `clireq:<id>` holds. */
+struct cli_req {
+    char id[33];
+    char key[KEY_B64_LEN + 1];
+    char host[512];
+    char bind[65];
+};
+
+/* The JSON object stored under skey in *j (NULL when absent or not JSON). */
+static enum store_result cli__load(const struct local_req *r, const char *skey, json_t **j)
+{
+    char *val = NULL;
+    size_t len;
+    json_error_t je;
+    *j = NULL;
+    enum store_result sr = store_get(r->w->store, skey, &val, &len);
+    if (sr == STORE_OK && !(*j = json_loadb(val, len, 0, &je)))
+        sr = STORE_NOT_FOUND;
+    free(val);
+    return sr;
+}
+
+static enum store_result cli__req_load(const struct local_req *r, const char *id, struct cli_req *q)
+{
+    char skey[64];
+    json_t *j;
+    if (!cli__hex(id, 32))
+        return STORE_NOT_FOUND;
+    snprintf(skey, sizeof skey, "clireq:%s", id);
+    enum store_result sr = cli__load(r, skey, &j);
+    if (sr != STORE_OK)
+        return sr;
+    const char *k = json_string_value(json_object_get(j, "key"));
+    const char *h = json_string_value(json_object_get(j, "host"));
+    const char *b = json_string_value(json_object_get(j, "bind"));
+    sr = k && h && b && strlen(k) == KEY_B64_LEN && strlen(h) < sizeof q->host && cli__hex(b, 64) ? STORE_OK
+                                                                                              : STORE_NOT_FOUND;
+    if (sr == STORE_OK) {
+        snprintf(q->id, sizeof q->id, "%s", id);
+        snprintf(q->key, sizeof q->key, "%s", k);
+        snprintf(q->host, sizeof q->host, "%s", h);
+        snprintf(q->bind, sizeof q->bind, "%s", b);
+    }
+    json_decref(j);
+    return sr;
+}
+
+/* Whether this browser is the one that claimed the request. */
+static bool cli__same_browser(const struct local_req *r, const struct cli_req *q)
+{
+    char nonce[33], h[65];
+    if (!cli__binding(r, nonce))
+        return false;
+    cli__binding_hash(nonce, h);
+    return CRYPTO_memcmp(h, q->bind, 64) == 0;
+}
+
+static bool cli__confirmed(const struct local_req *r, const char *key)
+{
+    char skey[80], *v = NULL;
+    size_t n;
+    snprintf(skey, sizeof skey, "clidone:%s", key);
+    bool done = store_get(r->w->store, skey, &v, &n) == STORE_OK;
+    free(v);
+    return done;
+}
+
+/* "in 24 hours", "in 90 minutes", "in 3 days": how long an org session lasts, in words. */
+static void cli__duration(int64_t s, char *out, size_t cap)
+{
+    if (s >= 2 * 86400 && s % 86400 == 0)
+        snprintf(out, cap, "%lld days", (long long)(s / 86400));
+    else if (s >= 2 * 3600)
+        snprintf(out, cap, "%lld hours", (long long)((s + 1800) / 3600));
+    else
+        snprintf(out, cap, "%lld minutes", (long long)((s + 59) / 60));
+}
+
+/* The confirmation (SPEC.md §7 step 4), saying what a yes hands over: not only this app, but
+ * an org token that reaches every app the person may reach, without asking, until it ends. */
+static int cli__confirm_page(struct conn *c, struct local_req *r, const struct cli_req *q,
+                             const struct app *app, const struct auth_identity *id, const char *session)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
-    char code[10], csrf[65];
-    cli__key(key, pk);
+    char code[10], csrf[65], until[64], lasts[32];
+    cli__key(q->key, pk);
     handoff_code(pk, code);
-    cli__csrf(r, session, host, key, csrf);
+    cli__mac(r, "cli", session, q->id, q->key, csrf);
+    int64_t ttl = r->rt->cfg->session_duration_s;
+    time_t end = time(NULL) + (time_t)ttl;
+    struct tm tm;
+    gmtime_r(&end, &tm);
+    strftime(until, sizeof until, "%Y-%m-%d %H:%M UTC", &tm);
+    cli__duration(ttl, lasts, sizeof lasts);
     struct strbuf sb;
     sb_init(&sb, 8192);
-    sb_adds(&sb, "<h1>Authorize the command line?</h1><p>A terminal asks to reach <b>");
-    local_html(&sb, host);
-    sb_adds(&sb, "</b> as <b>");
+    sb_adds(&sb, "<h1>Authorize the command line?</h1><p>A terminal asks to sign in to <b>");
+    local_html(&sb, app->name);
+    sb_adds(&sb, "</b> (<b class=\"host\">");
+    local_html(&sb, q->host);
+    sb_adds(&sb, "</b>) as <b>");
     local_html(&sb, id->email);
-    sb_adds(&sb, "</b>. Go on only if you just ran <code>latch</code> and it shows this code:</p><div class=\"code\">");
+    sb_adds(&sb, "</b>.</p><p class=\"scope\">If you authorize it, that command line will be able to reach "
+                 "<b>every application you may reach</b> through this gateway, not only ");
+    local_html(&sb, app->name);
+    sb_addf(&sb, ", without asking you again, until your session ends: <b>%s</b> (in %s).</p>", until, lasts);
+    sb_adds(&sb, "<p>Go on only if you just ran <code>latch</code> and it shows this code:</p><div class=\"code\">");
     sb_adds(&sb, code);
-    sb_adds(&sb, "</div><form method=\"post\" action=\"/cdn-cgi/access/cli\"><input type=\"hidden\" name=\"host\" value=\"");
-    local_html(&sb, host);
-    sb_adds(&sb, "\"><input type=\"hidden\" name=\"key\" value=\"");
-    local_html(&sb, key);
+    sb_adds(&sb, "</div><form method=\"post\" action=\"/cdn-cgi/access/cli\"><input type=\"hidden\" name=\"req\" value=\"");
+    sb_adds(&sb, q->id);
     sb_addf(&sb, "\"><input type=\"hidden\" name=\"csrf\" value=\"%s\"><button type=\"submit\">Authorize</button>"
                  "</form><p class=\"muted\">Not you, or not expecting this? Close this tab.</p>", csrf);
     int st = local_page(c, 200, "Authorize the command line", sb.p, NULL);
@@ -73,9 +208,28 @@ static int cli__confirm_page(struct conn *c, struct local_req *r, const char *ho
     return st;
 }
 
-/* GET cli?host=…&key=…: log in if needed, then the confirmation page. A link alone never
- * hands a token to anybody: only the POST does. */
-static int cli__get(struct conn *c, struct local_req *r)
+/* A refusal the person must see, logged as a handoff event with who asked (the browser's org
+ * session, when it has one). */
+static int cli__refuse(struct conn *c, struct local_req *r, int status, const char *app, const char *reason,
+                       const char *title, const char *message)
+{
+    struct auth_identity id = { 0 };
+    char session[33];
+    bool known = auth__org_session(r, &id, session);
+    log_auth(r->rt->auth_log, "handoff", known ? id.email : NULL, known ? id.idp : NULL, app, r->client_ip,
+             false, reason);
+    if (known)
+        auth__identity_free(&id);
+    return auth__error_page(c, status, title, message);
+}
+
+static const char already_opened[] =
+    "This command-line sign-in was already opened in another browser. If that was not you, "
+    "somebody else has the link: stop latch (Ctrl-C) and run it again.";
+
+/* GET cli?host=…&key=…: the first browser claims the request and goes on to the clean URL;
+ * the same browser again goes there too; any other browser is refused. */
+static int cli__open(struct conn *c, struct local_req *r)
 {
     char host[512], key[64];
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
@@ -86,49 +240,134 @@ static int cli__get(struct conn *c, struct local_req *r)
         log_auth(r->rt->auth_log, "handoff", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
-    struct auth_identity id;
-    char session[33];
-    if (auth__org_session(r, &id, session)) {
-        int st = cli__confirm_page(c, r, host, key, &id, session);
-        auth__identity_free(&id);
-        return st;
+    char nonce[33], bind[65], id[33], skey[80];
+    if (!cli__binding(r, nonce)) /* one nonce per browser: several logins at once share it */
+        auth__random_id(nonce);
+    cli__binding_hash(nonce, bind);
+    auth__random_id(id);
+    json_t *rec = json_pack("{s:s,s:s,s:s}", "key", key, "host", host, "bind", bind);
+    json_t *claim = json_pack("{s:s,s:s}", "req", id, "bind", bind);
+    char *rv = rec ? json_dumps(rec, JSON_COMPACT) : NULL, *cv = claim ? json_dumps(claim, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    json_decref(claim);
+    enum store_result sr = STORE_NOMEM;
+    snprintf(skey, sizeof skey, "cli:%s", key);
+    if (rv && cv && (sr = store_add(r->w->store, skey, cv, strlen(cv), REQ_TTL_S)) == STORE_OK) {
+        char rkey[48];
+        snprintf(rkey, sizeof rkey, "clireq:%s", id);
+        sr = store_put(r->w->store, rkey, rv, strlen(rv), REQ_TTL_S);
     }
-    char *back = NULL;
-    if (asprintf(&back, "host=%s&key=%s", host, key) < 0)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    int st = auth__begin_flow(c, r, app, host, "/", NULL, back);
-    free(back);
+    free(rv);
+    free(cv);
+    if (sr == STORE_EXISTS) { /* claimed before: by this browser (a reload), or by another */
+        json_t *j;
+        cli__load(r, skey, &j);
+        const char *was = json_string_value(json_object_get(j, "req"));
+        const char *by = json_string_value(json_object_get(j, "bind"));
+        bool mine = was && by && strlen(by) == 64 && CRYPTO_memcmp(by, bind, 64) == 0 && cli__hex(was, 32);
+        if (mine)
+            snprintf(id, sizeof id, "%s", was);
+        json_decref(j);
+        if (!mine)
+            return cli__refuse(c, r, 403, app->name, "request already opened in another browser",
+                               "Already opened elsewhere", already_opened);
+        sr = STORE_OK;
+    }
+    if (sr != STORE_OK)
+        return sr == STORE_NOMEM ? auth__error_page(c, 500, "Error", "Out of memory.") : auth__store_error(c);
+    char *ck = auth__set_cookie(r, cli__cookie_name(r), nonce, "/", REQ_TTL_S), *loc = NULL;
+    int st = ck && asprintf(&loc, "/cdn-cgi/access/cli?req=%s", id) >= 0 ? local_redirect(c, loc, ck)
+                                                                        : auth__error_page(c, 500, "Error", "Out of memory.");
+    free(ck);
+    free(loc);
     return st;
 }
 
-/* POST cli: the person confirmed. Policy, tokens, the sealed box, the news to long polls. */
+/* GET cli?req=ID: in the browser that claimed it, log in if needed, then the confirmation. A
+ * link alone never hands a token to anybody: only the POST does. */
+static int cli__get(struct conn *c, struct local_req *r)
+{
+    char id[40];
+    if (!auth__query(r, "req", id, sizeof id))
+        return cli__open(c, r);
+    struct cli_req q;
+    enum store_result sr = cli__req_load(r, id, &q);
+    if (sr == STORE_UNAVAILABLE)
+        return auth__store_error(c);
+    if (sr != STORE_OK)
+        return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
+    const struct app *app = auth__target_app(r, q.host, "/");
+    if (!app)
+        return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    if (!cli__same_browser(r, &q))
+        return cli__refuse(c, r, 403, app->name, "request belongs to another browser",
+                           "Already opened elsewhere", already_opened);
+    if (cli__confirmed(r, q.key))
+        return auth__error_page(c, 409, "Already confirmed",
+                                "This command-line sign-in was already confirmed. You can close this tab.");
+    struct auth_identity id_;
+    char session[33];
+    if (auth__org_session(r, &id_, session)) {
+        int st = cli__confirm_page(c, r, &q, app, &id_, session);
+        auth__identity_free(&id_);
+        return st;
+    }
+    char back[48];
+    snprintf(back, sizeof back, "req=%s", q.id);
+    return auth__begin_flow(c, r, app, q.host, "/", NULL, back);
+}
+
+/* POST cli (req, csrf): the person confirmed, in the browser that claimed the request, from a
+ * page of this origin. Policy, tokens, the sealed box, the news to long polls; once only. */
 static int cli__post(struct conn *c, struct local_req *r)
 {
-    char host[512], key[64], csrf[128], want[65];
-    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    char rid[40], csrf[128], want[65];
+    struct cli_req q;
     struct auth_identity id;
     char session[33];
-    if (!auth__form(r, "host", host, sizeof host) || !auth__form(r, "key", key, sizeof key) ||
-        !auth__form(r, "csrf", csrf, sizeof csrf) || !cli__key(key, pk))
+    if (!auth__form(r, "req", rid, sizeof rid) || !auth__form(r, "csrf", csrf, sizeof csrf))
         return auth__error_page(c, 400, "Invalid form", "Run latch again.");
+    enum store_result sr = cli__req_load(r, rid, &q);
+    if (sr == STORE_UNAVAILABLE)
+        return auth__store_error(c);
+    if (sr != STORE_OK)
+        return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     if (!auth__org_session(r, &id, session))
         return auth__error_page(c, 401, "Signed out", "Your session ended. Run latch again.");
-    cli__csrf(r, session, host, key, want);
+    const struct app *app = auth__target_app(r, q.host, "/");
     int st;
-    if (strlen(csrf) != 64 || CRYPTO_memcmp(csrf, want, 64) != 0 ||
-        (r->origin && strcmp(r->origin, r->rt->auth_url) != 0)) {
-        log_auth(r->rt->auth_log, "handoff", id.email, id.idp, NULL, r->client_ip, false, "CSRF check failed");
-        st = auth__error_page(c, 403, "Form expired", "Run latch again.");
+    if (!cli__same_browser(r, &q)) {
+        st = cli__refuse(c, r, 403, app ? app->name : NULL, "confirmation from another browser",
+                         "Already opened elsewhere", already_opened);
         goto out;
     }
-    const struct app *app = auth__target_app(r, host, "/");
+    cli__mac(r, "cli", session, q.id, q.key, want);
+    if (strlen(csrf) != 64 || CRYPTO_memcmp(csrf, want, 64) != 0 || !r->origin ||
+        strcmp(r->origin, r->rt->auth_url) != 0) {
+        st = cli__refuse(c, r, 403, NULL, "CSRF check failed", "Form expired", "Run latch again.");
+        goto out;
+    }
     const struct policy *decided = NULL;
     if (!app || !auth__admitted(r, app, &id, &decided)) {
-        log_auth(r->rt->auth_log, "handoff", id.email, id.idp, app ? app->name : NULL, r->client_ip, false,
-                 "no policy admits this person");
-        st = auth__error_page(c, 403, "Access denied", "Your account may not use this application.");
+        st = cli__refuse(c, r, 403, app ? app->name : NULL, "no policy admits this person",
+                         "Access denied", "Your account may not use this application.");
         goto out;
     }
+    char skey[80];
+    snprintf(skey, sizeof skey, "clidone:%s", q.key);
+    sr = store_add(r->w->store, skey, "1", 1, REQ_TTL_S);
+    if (sr == STORE_EXISTS) {
+        st = cli__refuse(c, r, 409, app->name, "second confirmation of one request",
+                         "Already confirmed", "This command-line sign-in was already confirmed: a second "
+                         "confirmation is refused. If you did not confirm it, run latch again.");
+        goto out;
+    }
+    if (sr != STORE_OK) {
+        st = auth__store_error(c);
+        goto out;
+    }
+    unsigned char pk[crypto_box_PUBLICKEYBYTES];
+    cli__key(q.key, pk);
     int64_t ttl = runtime_session_s(r->rt, app, decided);
     char *app_tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
     char *org_tok = auth__mint(r, "org", r->rt->cfg->auth_domain, &id, session, r->rt->cfg->session_duration_s);
@@ -137,10 +376,9 @@ static int cli__post(struct conn *c, struct local_req *r)
     json_decref(j);
     size_t plen = plain ? strlen(plain) : 0;
     unsigned char *box = plain ? malloc(plen + crypto_box_SEALBYTES) : NULL;
-    enum store_result sr = STORE_NOMEM;
-    char skey[80];
+    sr = STORE_NOMEM;
     if (box && crypto_box_seal(box, (const unsigned char *)plain, plen, pk) == 0) {
-        snprintf(skey, sizeof skey, "box:%s", key);
+        snprintf(skey, sizeof skey, "box:%s", q.key);
         sr = store_put(r->w->store, skey, box, plen + crypto_box_SEALBYTES, BOX_TTL_S);
     }
     if (plain)
@@ -162,6 +400,49 @@ static int cli__post(struct conn *c, struct local_req *r)
 out:
     auth__identity_free(&id);
     return st;
+}
+
+/* The proof of possession of a key (base64url string `key`) valid until `exp`:
+ * "EXP.MAC", MAC = HMAC(runtime secret, "cli-proof:KEY:EXP"). */
+static void cli__proof(const struct local_req *r, const char *key, long long exp, char out[96])
+{
+    char e[24], mac[65];
+    snprintf(e, sizeof e, "%lld", exp);
+    cli__mac(r, "cli-proof", key, e, "", mac);
+    snprintf(out, 96, "%lld.%s", exp, mac);
+}
+
+/* Whether the request's `Authorization: Latch-Proof EXP.MAC` proves possession of `key`: the
+ * MAC is ours for that key (compared in constant time) and EXP has not passed. */
+static bool cli__proven(const struct local_req *r, const char *key)
+{
+    const char *a = r->authorization;
+    size_t sl = sizeof PROOF_SCHEME - 1;
+    if (!a || strncasecmp(a, PROOF_SCHEME, sl) != 0 || a[sl] != ' ')
+        return false;
+    a += sl + 1;
+    char *end = NULL;
+    long long exp = strtoll(a, &end, 10);
+    long long now = (long long)time(NULL);
+    if (end == a || *end != '.' || exp <= now || exp > now + PROOF_TTL_S + 60 || strlen(end + 1) != 64)
+        return false;
+    char want[96];
+    cli__proof(r, key, exp, want);
+    return strlen(a) == strlen(want) && CRYPTO_memcmp(a, want, strlen(want)) == 0;
+}
+
+/* 401 with a new challenge: the proof sealed to the key, which only its holder can open. */
+static int cli__challenge(struct conn *c, struct local_req *r, const char *key, const unsigned char *pk)
+{
+    char proof[96], b64[256];
+    unsigned char box[96 + crypto_box_SEALBYTES];
+    cli__proof(r, key, (long long)time(NULL) + PROOF_TTL_S, proof);
+    size_t n = strlen(proof);
+    crypto_box_seal(box, (const unsigned char *)proof, n, pk);
+    sodium_bin2base64(b64, sizeof b64, box, n + crypto_box_SEALBYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(proof, sizeof proof);
+    return local_json(c, 401, json_pack("{s:s,s:s}", "error", "proof_required", "challenge", b64),
+                      "WWW-Authenticate: " PROOF_SCHEME "\r\n");
 }
 
 /* GET transfer/<key>: the box, once; or wait for it up to the poll's length. */
@@ -191,8 +472,11 @@ static int cli__transfer_try(struct conn *c, bool timed_out)
 static int cli__transfer(struct conn *c, struct local_req *r)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
-    if (!cli__key(r->name + sizeof "transfer/" - 1, pk))
+    const char *key = r->name + sizeof "transfer/" - 1;
+    if (!cli__key(key, pk))
         return local_json(c, 400, json_pack("{s:s}", "error", "bad_key"), NULL);
+    if (!cli__proven(r, key)) /* the box is left alone for the poller who holds the key */
+        return cli__challenge(c, r, key, pk);
     return cli__transfer_try(c, false);
 }
 

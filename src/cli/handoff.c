@@ -1,6 +1,8 @@
 /* The encrypted browser handoff, CLI side (SPEC.md §7): an ephemeral X25519 key pair that
- * never touches the disk, the browser opened on the confirmation page (or the URL printed),
- * the long poll with backoff, the sealed box opened and its token checked against the app. */
+ * never touches the disk, the browser sent to the confirmation page through the loopback
+ * redirector (loopback.c: no key on the browser's command line) or the URL printed, the long
+ * poll with backoff and its proof of possession of the key, the sealed box opened and its token
+ * checked against the app. */
 #include "cli/cli.h"
 #include "token/handoff.h"
 
@@ -71,30 +73,74 @@ static bool handoff__browser(const char *url)
     return (display && handoff__spawn("xdg-open", url)) || handoff__spawn("open", url);
 }
 
+/* The proof the gateway sealed to our key in a 401 (its JSON "challenge"), opened: the value
+ * of the Authorization header of the next polls. False when it does not open with our key. */
+static bool handoff__proof(const struct cli_http *h, const unsigned char *pk, const unsigned char *sk,
+                           char *out, size_t cap)
+{
+    json_error_t je;
+    json_t *j = json_loadb(h->body ? h->body : "", h->len, 0, &je);
+    const char *ch = json_string_value(json_object_get(j, "challenge"));
+    unsigned char box[512], plain[256];
+    size_t n = 0;
+    bool ok = ch && sodium_base642bin(box, sizeof box, ch, strlen(ch), NULL, &n, NULL,
+                                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+              n > crypto_box_SEALBYTES && n - crypto_box_SEALBYTES < sizeof plain &&
+              crypto_box_seal_open(plain, box, n, pk, sk) == 0;
+    json_decref(j);
+    if (!ok)
+        return false;
+    size_t pl = n - crypto_box_SEALBYTES;
+    for (size_t i = 0; i < pl; i++) /* "EXP.MAC": digits, '.', hex; nothing else goes in a header */
+        if (!((plain[i] >= '0' && plain[i] <= '9') || (plain[i] >= 'a' && plain[i] <= 'f') || plain[i] == '.'))
+            return false;
+    return snprintf(out, cap, "Authorization: Latch-Proof %.*s", (int)pl, (const char *)plain) < (int)cap;
+}
+
+/* The email an app token names, for the person to see whose login the terminal got. */
+static void handoff__who(const char *tok, char *out, size_t cap)
+{
+    json_t *p = cli_jwt_payload(tok);
+    const char *e = json_string_value(json_object_get(p, "email"));
+    snprintf(out, cap, "%s", e ? e : "?");
+    json_decref(p);
+}
+
 int cli_handoff(const char *auth_url, const char *host, const char *aud, const struct cli_handoff_opts *o,
                 char **app_token, char **org_token)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
-    char pk64[64], code[10], url[2048], poll[2048], err[512];
+    char pk64[64], code[10], url[2048], poll[2048], err[512], local[64], proof[256] = "";
     crypto_box_keypair(pk, sk); /* ephemeral: lives in this process's memory only */
     sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     handoff_code(pk, code); /* the same code the confirmation page shows */
     snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s", auth_url, host, pk64);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);
-    bool opened = !o->no_browser && handoff__browser(url);
-    fprintf(stderr, "latch: %s to log in to %s. Check that the page shows the code %s\n",
-            opened ? "a browser window opened" : "open this URL in a browser (on any device)", host, code);
-    fprintf(stderr, "  %s\n", url);
+    /* the browser gets the loopback address; the URL with the key is printed on our own
+     * terminal only when no browser of ours can be sent there */
+    struct cli_loopback *lb = o->no_browser ? NULL : cli_loopback_start(url, local, sizeof local);
+    bool opened = lb && handoff__browser(local);
+    if (!opened) {
+        cli_loopback_stop(lb);
+        lb = NULL;
+        fprintf(stderr, "latch: open this URL in a browser (on any device) to log in to %s. Check that "
+                        "the page shows the code %s\n  %s\n", host, code, url);
+    } else {
+        fprintf(stderr, "latch: a browser window opened to log in to %s. Check that the page shows the code "
+                        "%s\n  (no window? open %s in a browser on this machine)\n", host, code, local);
+    }
 
     time_t start = time(NULL), deadline = start + (o->timeout_s > 0 ? o->timeout_s : 300);
-    int backoff = 1, status = CLI_NO_LOGIN;
+    int backoff = 1, status = CLI_NO_LOGIN, challenges = 0;
     bool tty = isatty(2) && !o->quiet;
     while (time(NULL) < deadline) {
         struct cli_http h;
         long left = (long)(deadline - time(NULL));
         if (tty)
             fprintf(stderr, "\rlatch: waiting for the browser... %lds ", (long)(time(NULL) - start));
-        if (!cli_http(poll, NULL, NULL, left < 40 ? (left > 1 ? left : 1) : 40, &h, err, sizeof err)) {
+        const char *hdrs[] = { proof, NULL };
+        if (!cli_http(poll, NULL, proof[0] ? hdrs : NULL, left < 40 ? (left > 1 ? left : 1) : 40, &h, err,
+                      sizeof err)) {
             sleep((unsigned)backoff); /* the gateway restarts, the network flaps: back off */
             backoff = backoff < 8 ? backoff * 2 : 10;
             continue;
@@ -104,6 +150,20 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
             backoff = 1;
             continue;
         }
+        if (h.status == 401) { /* prove that we hold the key: open the challenge sealed to it */
+            bool ok = handoff__proof(&h, pk, sk, proof, sizeof proof);
+            cli_http_free(&h);
+            if (!ok) {
+                fprintf(stderr, "%slatch: the gateway's challenge does not open with this login's key: "
+                                "refused\n", tty ? "\n" : "");
+                status = CLI_ERROR;
+                break;
+            }
+            if (++challenges > 3) /* a new proof every time: something is wrong; slow down */
+                sleep((unsigned)backoff), backoff = backoff < 8 ? backoff * 2 : 10;
+            continue;
+        }
+        challenges = 0;
         if (h.status != 200) {
             cli_http_free(&h);
             sleep((unsigned)backoff);
@@ -130,11 +190,17 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
         }
         *app_token = strdup(a);
         *org_token = g ? strdup(g) : NULL;
+        char who[320];
+        handoff__who(a, who, sizeof who);
+        fprintf(stderr, "%slatch: signed in to %s as %s\n", tty ? "\n" : "", host, who);
+        tty = false;
         json_decref(j);
         status = CLI_OK;
         break;
     }
+    cli_loopback_stop(lb);
     sodium_memzero(sk, sizeof sk);
+    sodium_memzero(proof, sizeof proof);
     if (tty)
         fprintf(stderr, "\n");
     if (status == CLI_NO_LOGIN)

@@ -110,6 +110,8 @@ bool cli_http(const char *url, const char *form, const char *const *headers, lon
     cli__curl.easy_setopt(curl, CURLOPT_TIMEOUT, timeout);
     cli__curl.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     cli__curl.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!strncasecmp(url, "http://", 7)) /* plain http goes to this machine only (cli_cleartext_ok): */
+        cli__curl.easy_setopt(curl, CURLOPT_PROXY, ""); /* no proxy of the environment reads its headers */
     cli__curl.easy_setopt(curl, CURLOPT_USERAGENT, "latch-cli/0.2");
     if (form)
         cli__curl.easy_setopt(curl, CURLOPT_POSTFIELDS, form);
@@ -135,27 +137,6 @@ void cli_http_free(struct cli_http *h)
     h->cookie = NULL;
     h->body = NULL;
     h->len = 0;
-}
-
-int cli_url_split(const char *url, char *scheme, size_t scap, char *host, size_t hcap)
-{
-    const char *p = strstr(url, "://");
-    if (!p || (size_t)(p - url) >= scap)
-        return -1;
-    memcpy(scheme, url, (size_t)(p - url));
-    scheme[p - url] = '\0';
-    if (strcmp(scheme, "http") && strcmp(scheme, "https"))
-        return -1;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    if (n == 0 || n >= hcap || memchr(p, '@', n))
-        return -1;
-    char tmp[512];
-    if (n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, p, n);
-    tmp[n] = '\0';
-    return cli_host_key(tmp, host, hcap);
 }
 
 json_t *cli_jwt_payload(const char *tok)

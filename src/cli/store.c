@@ -46,26 +46,6 @@ fail:
     return NULL;
 }
 
-int cli_host_key(const char *host, char *out, size_t cap)
-{
-    size_t n = strlen(host);
-    if (n == 0 || n >= cap || n > 260)
-        return -1;
-    int colons = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = host[i];
-        ch = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
-              (ch == ':' && ++colons == 1)))
-            return -1;
-        out[i] = ch;
-    }
-    out[n] = '\0';
-    if (out[0] == '.' || strstr(out, ".."))
-        return -1;
-    return 0;
-}
-
 json_t *cli_store_read(const char *dir, const char *key)
 {
     char path[4096];

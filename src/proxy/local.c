@@ -48,6 +48,7 @@ static void local__req_free(struct local_req *lr)
     free(lr->origin);
     free(lr->referer);
     free(lr->access_token);
+    free(lr->authorization);
     free((char *)lr->name);
     free((char *)lr->method);
     free((char *)lr->host);
@@ -228,6 +229,8 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
             sb_add(&ck, h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "cf-access-token") && !lr->access_token) {
             lr->access_token = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, "authorization") && !lr->authorization) {
+            lr->authorization = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "referer") && !lr->referer) {

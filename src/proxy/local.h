@@ -28,6 +28,7 @@ struct local_req {
     char *origin;              /* the Origin header, NULL when absent */
     char *referer;             /* the Referer header, NULL when absent */
     char *access_token;        /* the cf-access-token header, NULL when absent */
+    char *authorization;       /* the Authorization header, NULL when absent */
     struct strbuf body;        /* the request body (forms), at most LOCAL_MAX_BODY */
     bool form;                 /* Content-Type: application/x-www-form-urlencoded */
     const char *client_ip;

@@ -8,7 +8,9 @@
 
 struct store_ops {
     const char *backend;
-    enum store_result (*put)(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
+    /* nx: only when absent (STORE_EXISTS otherwise) */
+    enum store_result (*put)(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s,
+                             bool nx);
     enum store_result (*read)(struct store *s, const char *key, char **val, size_t *len, bool take);
     int64_t (*incr)(struct store *s, const char *key, int64_t ttl_s);
     void (*free)(struct store *s);

@@ -154,7 +154,7 @@ static char *emb__copy(const char *p, size_t n)
 }
 
 static enum store_result emb__put(struct store *base, const char *key, const void *val, size_t len,
-                                  int64_t ttl_s)
+                                  int64_t ttl_s, bool nx)
 {
     struct emb *s = (struct emb *)base;
     char *v = emb__copy(val, len);
@@ -162,6 +162,11 @@ static enum store_result emb__put(struct store *base, const char *key, const voi
         return STORE_NOMEM;
     pthread_mutex_lock(&s->lock);
     struct entry *e = emb__find(s, key, NULL);
+    if (e && nx) {
+        pthread_mutex_unlock(&s->lock);
+        free(v);
+        return STORE_EXISTS;
+    }
     if (!e) {
         if (s->count + 1 > s->nslots)
             emb__maintain(s);
@@ -215,7 +220,7 @@ static int64_t emb__incr(struct store *base, const char *key, int64_t ttl_s)
     struct entry *e = emb__find(s, key, NULL);
     if (!e) {
         pthread_mutex_unlock(&s->lock);
-        if (emb__put(base, key, "", 0, ttl_s) != STORE_OK)
+        if (emb__put(base, key, "", 0, ttl_s, false) != STORE_OK)
             return STORE_NOMEM;
         pthread_mutex_lock(&s->lock);
         e = emb__find(s, key, NULL);

@@ -146,8 +146,9 @@ static size_t rs__name(char *out, size_t cap, const char *key)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/* SET … EX ttl, with NX for store_add: Redis answers nil when the key is there. */
 static enum store_result rs__put(struct store *base, const char *key, const void *val, size_t len,
-                                 int64_t ttl_s)
+                                 int64_t ttl_s, bool nx)
 {
     struct rstore *s = (struct rstore *)base;
     char name[256], ttl[24];
@@ -159,11 +160,14 @@ static enum store_result rs__put(struct store *base, const char *key, const void
     if (!sealed)
         return STORE_NOMEM;
     snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_s > 0 ? ttl_s : 1));
-    const char *argv[] = { "SET", name, (const char *)sealed, "EX", ttl };
-    size_t lens[] = { 3, nl, sl, 2, strlen(ttl) };
-    redisReply *r = store_redis_command(base, 5, argv, lens);
+    const char *argv[] = { "SET", name, (const char *)sealed, "EX", ttl, "NX" };
+    size_t lens[] = { 3, nl, sl, 2, strlen(ttl), 2 };
+    redisReply *r = store_redis_command(base, nx ? 6 : 5, argv, lens);
     free(sealed);
-    enum store_result rc = !r ? STORE_UNAVAILABLE : r->type == REDIS_REPLY_STATUS ? STORE_OK : STORE_UNAVAILABLE;
+    enum store_result rc = !r                              ? STORE_UNAVAILABLE
+                           : r->type == REDIS_REPLY_STATUS ? STORE_OK
+                           : nx && r->type == REDIS_REPLY_NIL ? STORE_EXISTS
+                                                              : STORE_UNAVAILABLE;
     if (r && r->type == REDIS_REPLY_ERROR)
         log_msg("error", "redis SET %s: %s", key, r->str);
     freeReplyObject(r);
@@ -269,7 +273,7 @@ static enum store_result rs__identity_put(struct store *base, const char *nonce,
     struct rstore *s = (struct rstore *)base;
     char key[96], msg[96];
     snprintf(key, sizeof key, "ident:%s", nonce);
-    enum store_result rc = rs__put(base, key, val, strlen(val), ttl_s);
+    enum store_result rc = rs__put(base, key, val, strlen(val), ttl_s, false);
     if (rc != STORE_OK)
         return rc;
     store_put(s->mirror, key, val, strlen(val), ttl_s);

@@ -28,7 +28,12 @@ bool store_remote(const struct store *s)
 
 enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s)
 {
-    return s->ops->put(s, key, val, len, ttl_s);
+    return s->ops->put(s, key, val, len, ttl_s, false);
+}
+
+enum store_result store_add(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s)
+{
+    return s->ops->put(s, key, val, len, ttl_s, true);
 }
 
 enum store_result store_get(struct store *s, const char *key, char **val, size_t *len)

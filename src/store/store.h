@@ -17,6 +17,7 @@ enum store_result {
     STORE_NOT_FOUND = -1,
     STORE_UNAVAILABLE = -2, /* the backend cannot be reached: answer 503 */
     STORE_NOMEM = -3,
+    STORE_EXISTS = -4,      /* store_add: the key is already there */
 };
 
 struct store *store_embedded_new(void);
@@ -31,6 +32,9 @@ bool store_remote(const struct store *s);
 
 /* Namespaced keys (del of a missing key is STORE_OK): "flow:…", "otp:…", "grant:…", "box:…", "ident:…", "rate:…". */
 enum store_result store_put(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
+/* Puts only when `key` is absent (Redis SET NX), in one step: of two callers adding the same
+ * key, exactly one gets STORE_OK, the other STORE_EXISTS. What makes a claim first-come. */
+enum store_result store_add(struct store *s, const char *key, const void *val, size_t len, int64_t ttl_s);
 /* Copies the value into a malloc'd buffer (NUL-terminated for convenience). */
 enum store_result store_get(struct store *s, const char *key, char **val, size_t *len);
 /* Get and delete atomically: at most one caller ever sees the value. */

@@ -96,7 +96,7 @@ try {
   if (!(await page.locator('div.code').count())) throw new Error('no confirmation page: ' + record.text.slice(0, 300));
   record.confirm_text = record.text;
   record.code = (await page.locator('div.code').innerText()).trim();
-  record.host_shown = await page.locator('input[name=host]').getAttribute('value');
+  record.host_shown = (await page.locator('b.host').innerText()).trim();
   if (env.LATCH_TEST_EXPECT_CODE && env.LATCH_TEST_EXPECT_CODE !== record.code)
     throw new Error(`the page shows ${record.code}, latch printed ${env.LATCH_TEST_EXPECT_CODE}: not authorizing`);
   if (mode === 'authorize') {

@@ -5,6 +5,7 @@ test if it is ever started, tokens written into the CLI's store for tests that a
 login itself, recording and redirecting HTTP servers, and libsodium's sealed boxes through ctypes
 (the same library latch uses, but driven from Python, never through latch's code)."""
 
+import base64
 import ctypes
 import ctypes.util
 import json
@@ -17,6 +18,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -30,6 +32,7 @@ CLI_BROWSER = HERE / "cli_browser.mjs"
 EMAIL = "carol@example.com"
 CODE_RE = re.compile(r"shows the code ([0-9A-Z]{4}-[0-9A-Z]{4})")
 URL_RE = re.compile(r"^\s+(https?://\S+/cdn-cgi/access/cli\?\S+)\s*$", re.M)
+LOCAL_RE = re.compile(r"open (http://127\.0\.0\.1:\d+/) in a browser on this machine")
 
 
 def have_browser():
@@ -158,12 +161,16 @@ exit 1
         p = self.store / f"{host}.json"
         return json.loads(p.read_text()) if p.exists() else None
 
-    def put_token(self, host, app, aud, token):
-        """Writes a store record as latch does (SPEC.md §7: one 0600 file per host)."""
+    def put_token(self, host, app, aud, token, scheme="http"):
+        """Writes a store record as latch does (SPEC.md §7: one 0600 file per host, naming the
+        origin its token was issued for)."""
         self.store.mkdir(parents=True, exist_ok=True, mode=0o700)
         auth = self.d.port
-        rec = {"host": host, "app": app, "aud": aud, "auth_domain": f"auth.localhost:{auth}",
-               "auth_url": f"http://auth.localhost:{auth}", "app_token": token}
+        name, _, port = host.partition(":")
+        rec = {"host": host, "origin": f"{scheme}://{name}:{port or (443 if scheme == 'https' else 80)}",
+               "app": app, "aud": aud, "auth_domain": f"auth.localhost:{auth}",
+               "auth_url": f"http://auth.localhost:{auth}",
+               "auth_origin": f"http://auth.localhost:{auth}", "app_token": token}
         p = self.store / f"{host}.json"
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -215,9 +222,10 @@ def cli_factory(tmp_path):
 
 
 def printed(stderr):
-    """(code, url) that latch printed for the person to check and open."""
+    """(code, url) that latch printed for the person to check and open: the confirmation URL
+    (--no-browser, or no browser could be started), else the loopback redirector's address."""
     c = CODE_RE.search(stderr)
-    u = URL_RE.search(stderr)
+    u = URL_RE.search(stderr) or LOCAL_RE.search(stderr)
     return (c.group(1) if c else None), (u.group(1) if u else None)
 
 
@@ -351,3 +359,85 @@ def recorder_factory():
 
 def free_ports(n):
     return [free_port() for _ in range(n)]
+
+
+# --------------------------------------------------------------------------------------------
+# the handoff at the HTTP level (SPEC.md §7), for tests that play the CLI or a browser themselves
+
+def otp_session(d, email, host, client=None):
+    """A Client signed in to the org as `email` by the one-time PIN (console mailer), through
+    the app at `host` (host:port): it holds the auth domain's CF_Authorization cookie."""
+    from browser import Client, console_code, form_fields
+    cl = client or Client()
+    auth = f"http://auth.localhost:{d.port}"
+    r, chain = cl.follow(f"http://{host}/")
+    assert r.status == 200 and "email" in r.text, (r, chain)
+    csrf = form_fields(r.text)["csrf"]
+    n = len(re.findall(r"one-time PIN for " + re.escape(email) + " ", d.stderr()))
+    p = cl.post(f"{auth}/cdn-cgi/access/otp", {"csrf": csrf, "email": email})
+    assert p.status == 200, p
+    p = cl.post(f"{auth}/cdn-cgi/access/otp", {"csrf": csrf, "code": console_code(d, email, after=n)})
+    assert p.status == 302, p
+    cl.follow(urljoin(auth + "/", p.location))
+    assert cl.get_cookie("auth.localhost", "CF_Authorization"), cl.jar.keys()
+    return cl
+
+
+class Handoff:
+    """One CLI login at the HTTP level: a key pair (libsodium, through ctypes), the link latch
+    would hand to its browser, and the poll with its proof of possession of the key."""
+
+    def __init__(self, d, host, sodium=None):
+        self.na = sodium or Sodium()
+        self.pk, self.sk = self.na.keypair()
+        self.key = b64u(self.pk)
+        self.d = d
+        self.auth = f"http://auth.localhost:{d.port}"
+        self.link = f"{self.auth}/cdn-cgi/access/cli?host={host}&key={self.key}"
+
+    def open(self, client):
+        """The browser opens the link: (its last answer, the chain of answers)."""
+        return client.follow(self.link)
+
+    def confirm(self, client, page, origin=True):
+        """POSTs the confirmation form of `page` (a confirmation page) from `client`."""
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+        hdrs = [("Origin", self.auth)] if origin else []
+        return client.post(f"{self.auth}/cdn-cgi/access/cli", fields, headers=hdrs)
+
+    def challenge(self, key=None):
+        """GET transfer/<key> with no proof: (status, the proof opened with our key or None)."""
+        st, body, _ = transfer(self.d, key or self.key, timeout=10)
+        if st != 401:
+            return st, None
+        box = base64.urlsafe_b64decode(json.loads(body)["challenge"] + "==")
+        plain = self.na.open(box, self.pk, self.sk)
+        return st, plain.decode() if plain else None
+
+    def take(self, proof=None, key=None, timeout=40):
+        """Polls with a proof (ours by default): (status, the box opened with our key or the raw
+        body, seconds)."""
+        if proof is None:
+            _, proof = self.challenge()
+        st, body, took = transfer(self.d, key or self.key, proof=proof, timeout=timeout)
+        if st == 200:
+            plain = self.na.open(body, self.pk, self.sk)
+            return st, json.loads(plain) if plain else body, took
+        return st, body, took
+
+
+def transfer(d, key, proof=None, timeout=40):
+    """GET transfer/<key> on the auth domain, with `Authorization: Latch-Proof <proof>` when
+    given: (status, body bytes, seconds it took)."""
+    import urllib.error
+    import urllib.request
+    hdrs = {"Host": f"auth.localhost:{d.port}"}
+    if proof:
+        hdrs["Authorization"] = f"Latch-Proof {proof}"
+    req = urllib.request.Request(f"http://127.0.0.1:{d.port}/cdn-cgi/access/transfer/{key}", headers=hdrs)
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), time.monotonic() - t0
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), time.monotonic() - t0

@@ -8,6 +8,7 @@ a service token never sees a browser."""
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -68,7 +69,10 @@ def test_first_call_logs_in_then_token_reused(latchd, cli_factory, tmp_path):
     p = c.run("--timeout", "60", "curl", "-sS", url, timeout=90, umask=0)
     code, shown = printed(p.stderr)
     assert code and shown and "a browser window opened" in p.stderr, p.stderr
-    assert shown.startswith(f"http://auth.localhost:{d.port}/cdn-cgi/access/cli?host=api.localhost:{d.port}&key="), shown
+    # the browser got the loopback redirector's address, which carries no key (SPEC.md §7)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", shown), shown
+    assert [call.split(" ", 1)[1] for call in c.browser_calls()] == [shown], c.browser_calls()
+    assert "key=" not in p.stderr and f"signed in to api.localhost:{d.port} as {EMAIL}" in p.stderr, p.stderr
     rec = c.records(1)[-1]
     assert rec["ok"], rec
     assert rec["code"] == code, f"the page showed {rec['code']}, latch printed {code}"

@@ -651,7 +651,7 @@ def test_handoff_browser_on_a_cli_on_b_one_poll(cluster, cli_factory):
     assert not b.entries(lambda x: x.get("path") in ("/cdn-cgi/access/cli", "/cdn-cgi/access/otp"))
     b.wait_log(lambda x: (x.get("path") or "").startswith("/cdn-cgi/access/transfer/")
                and x.get("status") == 200, timeout=5)
-    tb = transfers(b)
+    tb = [t for t in transfers(b) if t.get("status") != 401]  # the first poll asks for a challenge
     assert len(tb) == 1, f"B served {len(tb)} transfer requests for one handoff (pub/sub wake-up?): {tb}"
     assert transfers(a) == []
     b.wait_log(lambda x: x.get("path") == "/x" and x.get("status") == 200)
@@ -679,8 +679,13 @@ def test_node_killed_after_sealing_other_node_delivers(cluster, cli_factory):
     assert rc == 0 and rec["ok"], rec
     a.wait_log(lambda x: x.get("path") == "/cdn-cgi/access/cli" and x.get("method") == "POST")
     cluster.kill(a)
+    # B hands out the proof's challenge (the proof's key is the cluster's shared secret)
+    r = b.req(f"/cdn-cgi/access/transfer/{key}", "auth", headers=[("Accept", "application/json")], timeout=10)
+    assert r.status == 401, r
+    proof = na.open(base64.urlsafe_b64decode(r.json()["challenge"] + "=="), pk, sk).decode()
+    auth = ("Authorization", f"Latch-Proof {proof}")
     try:
-        r = b.req(f"/cdn-cgi/access/transfer/{key}", "auth", headers=[("Accept", "application/json")],
+        r = b.req(f"/cdn-cgi/access/transfer/{key}", "auth", headers=[("Accept", "application/json"), auth],
                   timeout=10)
     except socket.timeout:
         raise AssertionError("B holds the poll: the box A sealed before it died is not in Redis") from None
@@ -699,12 +704,41 @@ def test_node_killed_after_sealing_other_node_delivers(cluster, cli_factory):
     # one read only: B does not hand the box out again (it may hold the poll: nothing to give)
     with RawConn(b.port, host=b.addr, timeout=3) as conn:
         conn.send(f"GET /cdn-cgi/access/transfer/{key} HTTP/1.1\r\nHost: auth.localhost:{cluster.port}\r\n"
-                  "Accept: application/json\r\nConnection: close\r\n\r\n")
+                  f"Accept: application/json\r\n{auth[0]}: {auth[1]}\r\nConnection: close\r\n\r\n")
         try:
             again = conn.read_response()
             assert again.status != 200, again
         except socket.timeout:
             pass
+
+
+@pytest.mark.timeout(90)
+def test_handoff_claim_and_confirmation_are_first_come_across_nodes(cluster):
+    """The claim of a handoff link and its confirmation are add-if-absent operations in Redis
+    (SET NX): a second browser on another node is refused, and so is a second confirmation."""
+    a = cluster.node("a", A)
+    b = cluster.node("b", B)
+    host = f"api.localhost:{cluster.port}"
+    na = Sodium()
+    pk, sk = na.keypair()
+    link = f"{cluster.auth}/cdn-cgi/access/cli?host={host}&key={b64u(pk)}"
+    victim, mallory = Client(addr=A), Client(addr=B)
+    csrf = otp_form(victim, cluster)
+    pin = otp_send(victim, cluster, a, csrf, EMAIL)
+    r = victim.post(f"{cluster.auth}/cdn-cgi/access/otp", {"csrf": csrf, "code": pin})
+    assert r.status == 302, r
+    page, chain = victim.follow(link)                         # claimed on A
+    assert chain[0].status == 302 and "req=" in chain[0].location and page.status == 200, chain
+    r, _ = mallory.follow(link)                               # seen on B, through Redis
+    assert r.status == 403 and "already opened in another browser" in r.text, r
+    fields = form_fields(page.text)
+    post = f"{cluster.auth}/cdn-cgi/access/cli"
+    victim.addr = B                                           # the confirmation lands on B
+    r = victim.post(post, fields, headers=[("Origin", cluster.auth)])
+    assert r.status == 200 and "You are signed in" in r.text, r
+    victim.addr = A                                           # and once more, on A
+    r = victim.post(post, fields, headers=[("Origin", cluster.auth)])
+    assert r.status == 409 and "already confirmed" in r.text, r
 
 
 # --------------------------------------------------------------------------------------------
@@ -811,17 +845,25 @@ def outage_checks(n, cluster, flow_cookie_client, csrf, tokens, accept_json):
     # unauthenticated: the usual answers, which need no shared state
     r = n.req("/", "api", [("Accept", "application/json")], timeout=ANSWER_S)
     assert r.status == 401 and r.json()["error"] == "login_required", r
+    # a CLI's poll: its proof's challenge needs no shared state (a MAC under the cluster's
+    # secret), the box does
+    na = Sodium()
+    pk, sk = na.keypair()
+    transfer = "/cdn-cgi/access/transfer/" + b64u(pk)
+    r = n.req(transfer, "auth", [("Accept", "application/json")], timeout=ANSWER_S)
+    assert r.status == 401, (n.name, r)
+    proof = na.open(base64.urlsafe_b64decode(r.json()["challenge"] + "=="), pk, sk).decode()
     # shared state: 503 at once, JSON for scripts, a page for browsers
     reqs = [
-        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None, True),
-        ("GET", "/cdn-cgi/access/transfer/" + b64u(os.urandom(32)), "auth", None, False),
-        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None, True),
+        ("GET", f"/cdn-cgi/access/login/api.localhost:{cluster.port}?redirect_url=%2F", "auth", None, True, []),
+        ("GET", transfer, "auth", None, False, [("Authorization", f"Latch-Proof {proof}")]),
+        ("GET", "/cdn-cgi/access/authorized?grant=" + os.urandom(16).hex(), "api", None, True, []),
     ]
-    for method, path, host, body, browsers_too in reqs:
+    for method, path, host, body, browsers_too, extra in reqs:
         accepts = [("Accept", "application/json")] + ([("Accept", "text/html")] if browsers_too else [])
         for a in accepts:
             try:
-                r = n.req(path, host, [a], method=method, body=body, timeout=ANSWER_S)
+                r = n.req(path, host, [a, *extra], method=method, body=body, timeout=ANSWER_S)
             except socket.timeout:
                 raise AssertionError(f"node {n.name}: {method} {path} ({a[1]}) did not answer "
                                      f"within {ANSWER_S}s with Redis down") from None

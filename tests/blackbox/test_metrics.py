@@ -17,6 +17,7 @@ import pytest
 
 import authkit as ak
 from browser import Client, console_code, form_fields, login_config, otp_idp, person_app
+from clikit import Handoff
 from harness import (LATCHD, Origin, RawConn, allow_app, block_app, bypass_app, free_port, get)
 
 pytestmark = pytest.mark.timeout(90)
@@ -290,10 +291,10 @@ def test_open_connections_gauge(latchd):
 HOLD_S = 25  # how long the gateway holds an empty transfer poll (src/auth/cli.c)
 
 
-def _transfer(port, key, out):
+def _transfer(port, key, proof, out):
     with RawConn(port, timeout=HOLD_S + 15) as c:
         c.send(f"GET /cdn-cgi/access/transfer/{key} HTTP/1.1\r\nHost: auth.localhost:{port}\r\n"
-               "Connection: close\r\n\r\n")
+               f"Authorization: Latch-Proof {proof}\r\nConnection: close\r\n\r\n")
         out["status"] = c.read_response().status
 
 
@@ -320,9 +321,11 @@ def test_logins_and_handoffs(latchd):
     assert e.table("latch_handoffs_total", "outcome") == {"sealed": 0, "delivered": 0, "pending": 0}
 
     # a CLI long-polls for a box nobody seals: the poll ends empty after HOLD_S
-    empty = ak.b64u(os.urandom(32))
+    empty = Handoff(d, f"pin.localhost:{port}")
+    st, proof = empty.challenge()
+    assert st == 401 and proof, st
     polled = {}
-    poller = threading.Thread(target=_transfer, args=(port, empty, polled), daemon=True)
+    poller = threading.Thread(target=_transfer, args=(port, empty.key, proof, polled), daemon=True)
     poller.start()
 
     # a wrong PIN: one failure
@@ -344,13 +347,13 @@ def test_logins_and_handoffs(latchd):
     assert final.status == 200, (final, chain)
 
     # the handoff at the HTTP level: confirm for a CLI key (sealed), the CLI takes it (delivered)
-    key = ak.b64u(os.urandom(32))
-    page = cl.get(f"{auth}/cdn-cgi/access/cli?host=pin.localhost:{port}&key={key}")
+    h = Handoff(d, f"pin.localhost:{port}")
+    page, _ = h.open(cl)
     assert page.status == 200 and "Authorize the command line" in page.text, page
-    ok = cl.post(f"{auth}/cdn-cgi/access/cli", form_fields(page.text))
+    ok = h.confirm(cl, page)
     assert ok.status == 200 and "You are signed in" in ok.text, ok
-    r = get(port, f"/cdn-cgi/access/transfer/{key}", host=f"auth.localhost:{port}")
-    assert r.status == 200 and len(r.body) > 100, r
+    st, box, _ = h.take()
+    assert st == 200 and box["app_token"], (st, box)
     e = wait_metrics(admin, lambda e: e.value("latch_handoffs_total", outcome="delivered") == 1,
                      what="one handoff delivered")
     assert e.value("latch_handoffs_total", outcome="sealed") == 1
