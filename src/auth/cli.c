@@ -12,6 +12,8 @@
  * with a keyed MAC that the gateway sealed to the key (no state kept; any node can check it). */
 #include "auth/auth-int.h"
 
+#include "route/served.h"
+
 #include "core/log.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
@@ -317,8 +319,8 @@ static int cli__get(struct conn *c, struct local_req *r)
     return auth__begin_flow(c, r, app, q.host, "/", NULL, back);
 }
 
-/* POST cli (req, csrf): the person confirmed, in the browser that claimed the request, from a
- * page of this origin. Policy, tokens, the sealed box, the news to long polls; once only. */
+/* POST cli (req, csrf): the person confirmed, in the browser that claimed the request (its
+ * binding cookie), with the form's CSRF token and, from a browser, an Origin of this origin. Policy, tokens, the sealed box, the news to long polls; once only. */
 static int cli__post(struct conn *c, struct local_req *r)
 {
     char rid[40], csrf[128], want[65];
@@ -342,8 +344,9 @@ static int cli__post(struct conn *c, struct local_req *r)
         goto out;
     }
     cli__mac(r, "cli", session, q.id, q.key, want);
-    if (strlen(csrf) != 64 || CRYPTO_memcmp(csrf, want, 64) != 0 || !r->origin ||
-        strcmp(r->origin, r->rt->auth_url) != 0) {
+    /* an Origin, when the client sends one (every browser does on a POST), is this origin's */
+    if (strlen(csrf) != 64 || CRYPTO_memcmp(csrf, want, 64) != 0 ||
+        (r->origin && !served_is(&r->self, r->origin))) {
         st = cli__refuse(c, r, 403, NULL, "CSRF check failed", "Form expired", "Run latch again.");
         goto out;
     }

@@ -263,7 +263,9 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     }
     hb__adds(&h, peer);
     hb__add(&h, "\r\n", 2);
-    hb__adds(&h, c->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    /* the scheme the browser used: a listener behind a TLS terminator says so (`public`) */
+    hb__adds(&h, c->tls || ex->rt->cfg->listeners[c->listener].public_https
+                     ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     hb__field(&h, "X-Forwarded-Host", ex->host, ex->host_len);
     hb__field(&h, "X-Request-Id", ex->request_id, strlen(ex->request_id));
     if (ri) {

@@ -91,12 +91,13 @@ def test_link_claimed_by_one_browser_confirmed_once(latchd):
     refused = auth_events(d, "another browser")
     assert len(refused) == 3 and {e["email"] for e in refused} == {"mallory@example.com"}, refused
 
-    # the victim's own POST needs the CSRF token and a same-origin Origin
+    # the victim's own POST needs the CSRF token and, from a browser, a same-origin Origin
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
     post = f"{h.auth}/cdn-cgi/access/cli"
     assert victim.post(post, {**fields, "csrf": "0" * 64}, headers=[("Origin", h.auth)]).status == 403
-    assert victim.post(post, fields).status == 403                                   # no Origin
-    assert victim.post(post, fields, headers=[("Origin", "http://evil.localhost")]).status == 403
+    assert victim.post(post, {**fields, "csrf": "0" * 64}).status == 403             # no Origin either
+    for evil in ("http://evil.localhost", h.auth.replace("auth.", "api."), "null", h.auth + "0"):
+        assert victim.post(post, fields, headers=[("Origin", evil)]).status == 403, evil
     r = h.confirm(victim, page)
     assert r.status == 200 and "You are signed in" in r.text, r
     # once: a second confirmation of the same request is refused and says so

@@ -194,3 +194,32 @@ def test_grant_theft_across_ports_in_a_real_browser(gw, browser):
     evil_saw_nothing(g)
     r = browser.goto(url)
     assert r["url"] == url and "pia@example.com" in browser.page()["text"], r
+
+
+def test_listener_behind_a_tls_terminator(latchd):
+    """A plain listener declared `public: {scheme: https, port: 443}` (a TLS terminator in
+    front): the auth URL is https, login links and grants name https on 443, the origin hears
+    X-Forwarded-Proto: https, and cookies are Secure, __Host- for the login's own."""
+    port = free_port()
+    cfg = login_config(port, [otp_idp()], [files_app("files", ["files.example.com"])],
+                       auth_domain="auth.example.com")
+    cfg["listen"] = [{"address": f"127.0.0.1:{port}", "public": {"scheme": "https", "port": 443}}]
+    cfg["apps"].append({"name": "open", "domains": ["open.example.com"], "origin": "echo",
+                        "policies": [{"name": "all", "decision": "bypass", "include": [{"everyone": {}}]}]})
+    d = latchd(cfg, port=port)
+    cl = Client()
+    r = cl.get(f"http://127.0.0.1:{port}/x", headers=[("Host", "files.example.com")])
+    assert r.status == 302 and r.location.startswith(
+        "https://auth.example.com/cdn-cgi/access/login/files.example.com?"), r
+    bind = [l for l in r.all("set-cookie") if l.startswith("__Host-latch_bind_")]
+    assert bind and "Secure" in bind[0] and "Path=/;" in bind[0], r.all("set-cookie")
+    r = cl.get(f"http://127.0.0.1:{port}/", headers=[("Host", "open.example.com")])
+    assert json.loads(r.text)["headers"]["x-forwarded-proto"] == "https", r.text
+    r = cl.get(f"http://127.0.0.1:{port}/cdn-cgi/access/login/files.example.com:8443?redirect_url=%2F",
+               headers=[("Host", "auth.example.com")])
+    assert r.status == 404, r
+    r = cl.get(f"http://127.0.0.1:{port}/cdn-cgi/access/login/files.example.com?redirect_url=%2F",
+               headers=[("Host", "auth.example.com")])
+    assert r.status == 302 and r.location == "/cdn-cgi/access/start?idp=email-code", r
+    flow = [l for l in r.all("set-cookie") if "latch_flow" in l]
+    assert flow and flow[0].startswith("__Host-latch_flow=") and "Secure" in flow[0], r.all("set-cookie")
