@@ -11,6 +11,7 @@
  * visibly). And only the holder of the key's private half can take the box: a poll proves it
  * with a keyed MAC that the gateway sealed to the key (no state kept; any node can check it). */
 #include "auth/auth-int.h"
+#include "core/base64url.h"
 
 #include "route/served.h"
 
@@ -45,8 +46,7 @@ static bool cli__key(const char *b64, unsigned char pk[crypto_box_PUBLICKEYBYTES
 {
     size_t len;
     return strlen(b64) == KEY_B64_LEN &&
-           sodium_base642bin(pk, crypto_box_PUBLICKEYBYTES, b64, KEY_B64_LEN, NULL, &len, NULL,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+           b64url_decode(b64, KEY_B64_LEN, pk, crypto_box_PUBLICKEYBYTES, &len) == 0 &&
            len == crypto_box_PUBLICKEYBYTES;
 }
 
@@ -442,7 +442,7 @@ static int cli__challenge(struct conn *c, struct local_req *r, const char *key, 
     cli__proof(r, key, (long long)time(NULL) + PROOF_TTL_S, proof);
     size_t n = strlen(proof);
     crypto_box_seal(box, (const unsigned char *)proof, n, pk);
-    sodium_bin2base64(b64, sizeof b64, box, n + crypto_box_SEALBYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    b64url_encode(box, n + crypto_box_SEALBYTES, b64);
     sodium_memzero(proof, sizeof proof);
     return local_json(c, 401, json_pack("{s:s,s:s}", "error", "proof_required", "challenge", b64),
                       "WWW-Authenticate: " PROOF_SCHEME "\r\n");

@@ -4,6 +4,7 @@
  * back-channel uses libcurl on a background job, never on a worker's loop. */
 #include "auth/auth-int.h"
 
+#include "core/base64url.h"
 #include "core/log.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
@@ -157,17 +158,12 @@ static json_t *oidc__discovery(struct store *st, const struct idp *idp, char **e
 
 /* --- ID token verification ---------------------------------------------------------------- */
 
-static int oidc__b64(const char *p, size_t n, unsigned char *out, size_t cap, size_t *len)
-{
-    return sodium_base642bin(out, cap, p, n, NULL, len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
 static BIGNUM *oidc__bn(json_t *jwk, const char *name)
 {
     const char *s = json_string_value(json_object_get(jwk, name));
     unsigned char buf[1024];
     size_t len;
-    if (!s || oidc__b64(s, strlen(s), buf, sizeof buf, &len) != 0)
+    if (!s || b64url_decode(s, strlen(s), buf, sizeof buf, &len) != 0)
         return NULL;
     return BN_bin2bn(buf, (int)len, NULL);
 }
@@ -196,11 +192,11 @@ static EVP_PKEY *oidc__jwk_key(json_t *jwk)
         const char *y = json_string_value(json_object_get(jwk, "y"));
         unsigned char pub[65], tmp[64];
         size_t xl, yl;
-        if (!crv || strcmp(crv, "P-256") || !x || !y || oidc__b64(x, strlen(x), tmp, 32, &xl) || xl != 32)
+        if (!crv || strcmp(crv, "P-256") || !x || !y || b64url_decode(x, strlen(x), tmp, 32, &xl) || xl != 32)
             goto out;
         pub[0] = 4;
         memcpy(pub + 1, tmp, 32);
-        if (oidc__b64(y, strlen(y), tmp, 32, &yl) || yl != 32)
+        if (b64url_decode(y, strlen(y), tmp, 32, &yl) || yl != 32)
             goto out;
         memcpy(pub + 33, tmp, 32);
         if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
@@ -245,7 +241,7 @@ static int oidc__verify_sig(const char *tok, const char *alg, EVP_PKEY *key)
     const char *d2 = strrchr(tok, '.');
     unsigned char sig[1024], der[80];
     size_t siglen;
-    if (!d2 || oidc__b64(d2 + 1, strlen(d2 + 1), sig, sizeof sig, &siglen) != 0)
+    if (!d2 || b64url_decode(d2 + 1, strlen(d2 + 1), sig, sizeof sig, &siglen) != 0)
         return -1;
     const EVP_MD *md = !strcmp(alg, "RS384") ? EVP_sha384() : !strcmp(alg, "RS512") ? EVP_sha512() : EVP_sha256();
     bool ec = !strcmp(alg, "ES256"), pss = !strcmp(alg, "PS256");
@@ -286,7 +282,7 @@ static json_t *oidc__part(const char *p, size_t n)
     size_t len;
     json_t *j = NULL;
     json_error_t je;
-    if (buf && oidc__b64(p, n, buf, n / 4 * 3 + 3, &len) == 0)
+    if (buf && b64url_decode(p, n, buf, n / 4 * 3 + 3, &len) == 0)
         j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
     free(buf);
     if (!json_is_object(j)) {
@@ -400,11 +396,6 @@ static char *oidc__redirect_uri(const struct runtime *rt, const struct idp *idp)
     return s;
 }
 
-static void oidc__b64url(const unsigned char *p, size_t n, char *out, size_t cap)
-{
-    sodium_bin2base64(out, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
 struct oidc_job {
     struct local_job lj;
     struct runtime *rt;
@@ -462,9 +453,9 @@ static void oidc__discover_finish(struct local_job *lj, struct conn *c)
     auth__random_id(state);
     auth__random_id(nonce);
     randombytes_buf(raw, sizeof raw);
-    oidc__b64url(raw, sizeof raw, verifier, sizeof verifier);
+    b64url_encode(raw, sizeof raw, verifier);
     SHA256((const unsigned char *)verifier, strlen(verifier), md);
-    oidc__b64url(md, sizeof md, challenge, sizeof challenge);
+    b64url_encode(md, sizeof md, challenge);
     /* the redirect URI goes with the flow: its answer must come back there, and the code is
      * redeemed with that very URI (RFC 6749 §4.1.3), whatever a reload changes meanwhile */
     char *redirect_uri = oidc__redirect_uri(r->rt, j->idp);

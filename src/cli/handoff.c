@@ -4,6 +4,7 @@
  * poll with backoff and its proof of possession of the key, the sealed box opened and its token
  * checked against the app. */
 #include "cli/cli.h"
+#include "core/base64url.h"
 #include "token/handoff.h"
 
 #include <errno.h>
@@ -83,8 +84,7 @@ static bool handoff__proof(const struct cli_http *h, const unsigned char *pk, co
     const char *ch = json_string_value(json_object_get(j, "challenge"));
     unsigned char box[512], plain[256];
     size_t n = 0;
-    bool ok = ch && sodium_base642bin(box, sizeof box, ch, strlen(ch), NULL, &n, NULL,
-                                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+    bool ok = ch && b64url_decode(ch, strlen(ch), box, sizeof box, &n) == 0 &&
               n > crypto_box_SEALBYTES && n - crypto_box_SEALBYTES < sizeof plain &&
               crypto_box_seal_open(plain, box, n, pk, sk) == 0;
     json_decref(j);
@@ -112,7 +112,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
     unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
     char pk64[64], code[10], url[2048], poll[2048], err[512], local[64], proof[256] = "";
     crypto_box_keypair(pk, sk); /* ephemeral: lives in this process's memory only */
-    sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    b64url_encode(pk, sizeof pk, pk64);
     handoff_code(pk, code); /* the same code the confirmation page shows */
     snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s", auth_url, host, pk64);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);

@@ -2,6 +2,7 @@
  * dlopen the first time it is needed: `latch curl` with a stored token never needs it, and
  * loading libcurl and its thirty-odd libraries would cost that path ~10 ms (bench/cli.sh). */
 #include "cli/cli.h"
+#include "core/base64url.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -144,8 +145,7 @@ json_t *cli_jwt_payload(const char *tok)
     const char *d1 = tok ? strchr(tok, '.') : NULL, *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
     unsigned char buf[16384];
     size_t len;
-    if (!d2 || sodium_base642bin(buf, sizeof buf, d1 + 1, (size_t)(d2 - d1 - 1), NULL, &len, NULL,
-                                 sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    if (!d2 || b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof buf, &len) != 0)
         return NULL;
     json_error_t je;
     json_t *j = json_loadb((const char *)buf, len, 0, &je);

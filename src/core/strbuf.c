@@ -112,26 +112,34 @@ static size_t sb__utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* 1 for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char sb__json_plain[256] = {
+    [0x20] = 1, [0x21] = 1, [0x23 ... 0x5B] = 1, [0x5D ... 0x7E] = 1,
+};
+
 bool sb_json_str(struct strbuf *sb, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    if (!sb_add(sb, "\"", 1))
+    if (!sb__grow(sb, n + 2)) /* most strings need no escape: one growth, then copies */
         return false;
-    size_t run = 0; /* bytes copied verbatim in one go */
-    for (size_t i = 0; i < n; i++) {
-        unsigned c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80)
-            continue;
-        if (c >= 0x80) {
-            size_t l = sb__utf8_len(u + i, n - i);
-            if (l) {
-                i += l - 1;
-                continue;
-            }
-        }
-        if (!sb_add(sb, s + run, i - run))
+    sb->p[sb->len++] = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (i < n && sb__json_plain[u[i]])
+            i++;
+        if (i > run && !sb_add(sb, s + run, i - run))
             return false;
+        if (i == n)
+            break;
+        unsigned c = u[i];
+        size_t l = c >= 0x80 ? sb__utf8_len(u + i, n - i) : 0;
+        if (l) {
+            sb_add(sb, s + i, l);
+            i += l;
+            continue;
+        }
         char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
         if (c == '"' || c == '\\') {
             esc[1] = (char)c;
@@ -145,19 +153,35 @@ bool sb_json_str(struct strbuf *sb, const char *s, size_t n)
         } else {
             sb_add(sb, esc, 6);
         }
-        run = i + 1;
+        i++;
     }
-    sb_add(sb, s + run, n - run);
     return sb_add(sb, "\"", 1);
 }
 
 bool sb_json_key(struct strbuf *sb, bool *first, const char *key)
 {
+    size_t n = strlen(key);
+    char lit[64];
+    bool plain = n + 4 <= sizeof lit;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = sb__json_plain[(unsigned char)key[i]];
+    if (!plain) { /* a key to escape, or a long one */
+        if (!*first)
+            sb_add(sb, ",", 1);
+        *first = false;
+        sb_json_str(sb, key, n);
+        return sb_add(sb, ":", 1);
+    }
+    size_t o = 0; /* `,"key":` in one copy: every key the gateway writes */
     if (!*first)
-        sb_add(sb, ",", 1);
+        lit[o++] = ',';
     *first = false;
-    sb_json_str(sb, key, strlen(key));
-    return sb_add(sb, ":", 1);
+    lit[o++] = '"';
+    memcpy(lit + o, key, n);
+    o += n;
+    lit[o++] = '"';
+    lit[o++] = ':';
+    return sb_add(sb, lit, o);
 }
 
 bool sb_json_kv(struct strbuf *sb, bool *first, const char *key, const char *value, size_t n)

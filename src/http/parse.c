@@ -3,6 +3,10 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 /* Character classes, one table lookup per byte. */
@@ -59,8 +63,9 @@ bool http_slice_eq(struct http_slice s, const char *lower)
 
 const struct http_header *http_find_header(const struct http_header *h, size_t n, const char *lower)
 {
+    size_t len = strlen(lower); /* names of another length are passed over at once */
     for (size_t i = 0; i < n; i++) {
-        if (http_slice_eq(h[i].name, lower))
+        if (h[i].name.n == len && http_slice_eq(h[i].name, lower))
             return &h[i];
     }
     return NULL;
@@ -69,6 +74,43 @@ const struct http_header *http_find_header(const struct http_header *h, size_t n
 static inline bool http_ows(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+/* Whether every byte is a field-vchar, SP or HTAB (RFC 9110 §5.5, obs-text included): no
+ * NUL, CR, LF, other control or DEL. Eight bytes at a time (a header line may be a kilobyte
+ * token): a word with no byte below 0x20 and none equal to 0x7F is good as a whole; one that
+ * has some (a tab, or a bad byte) is looked at byte by byte. The tests are exact: a borrow
+ * only starts at a byte below the bound, which the word then holds anyway. */
+static bool http_field_bytes_ok(const char *p, size_t n)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    size_t i = 0;
+#ifdef __SSE2__
+    /* sixteen at a time: a signed byte below 0x20 and not negative (obs-text), or 0x7F */
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7F), neg = _mm_set1_epi8(-1);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i bad = _mm_or_si128(_mm_and_si128(_mm_cmplt_epi8(x, space), _mm_cmpgt_epi8(x, neg)),
+                                   _mm_cmpeq_epi8(x, del));
+        if (_mm_movemask_epi8(bad))
+            for (size_t k = i; k < i + 16; k++)
+                if (!HTTP_IS(p[k], HTTP_C_FIELD))
+                    return false;
+    }
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, d;
+        memcpy(&w, p + i, 8);
+        d = w ^ (ones * 0x7F);
+        if ((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs)
+            for (size_t k = i; k < i + 8; k++)
+                if (!HTTP_IS(p[k], HTTP_C_FIELD))
+                    return false;
+    }
+    for (; i < n; i++)
+        if (!HTTP_IS(p[i], HTTP_C_FIELD))
+            return false;
+    return true;
 }
 
 bool http_has_token(struct http_slice value, const char *lower)
@@ -508,13 +550,11 @@ static int http_parse_fields(const char *buf, size_t from, size_t to, struct htt
         size_t vs = k + 1;
         while (vs < eol && http_ows(buf[vs]))
             vs++;
-        size_t ve = vs;
-        for (size_t q = vs; q < eol; q++) {
-            if (!HTTP_IS(buf[q], HTTP_C_FIELD))
-                return HTTP_ERR_BAD; /* NUL, bare CR, controls, DEL */
-            if (!http_ows(buf[q]))
-                ve = q + 1;
-        }
+        if (!http_field_bytes_ok(buf + vs, eol - vs))
+            return HTTP_ERR_BAD; /* NUL, bare CR, controls, DEL */
+        size_t ve = eol;
+        while (ve > vs && http_ows(buf[ve - 1]))
+            ve--;
         struct http_slice value = { buf + vs, ve - vs };
         hdrs[n].name = name;
         hdrs[n].value = value;

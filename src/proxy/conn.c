@@ -2,6 +2,8 @@
  * (own endpoints, routing, policies, origin), keep-alive, pipelining, lingering close. */
 #include "proxy/proxy.h"
 
+#include "core/ipaddr.h"
+
 #include "core/log.h"
 #include "http/cookie.h"
 #include "http/path.h"
@@ -61,14 +63,6 @@ static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
     return false;
 }
 
-static void conn__ip_str(const uint8_t ip[16], char out[INET6_ADDRSTRLEN])
-{
-    if (!memcmp(ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
-        inet_ntop(AF_INET, ip + 12, out, INET6_ADDRSTRLEN);
-    else
-        inet_ntop(AF_INET6, ip, out, INET6_ADDRSTRLEN);
-}
-
 /* The per-client cap: true when the connection may stay (counted when a cap applies). Its
  * refusal costs no buffer and no state: the socket is closed before anything is read. */
 static bool conn__admit_client(struct worker *w, const uint8_t ip[16], bool *counted)
@@ -84,7 +78,7 @@ static bool conn__admit_client(struct worker *w, const uint8_t ip[16], bool *cou
     }
     if (worker_notice(w, &w->cap_notice)) {
         char who[INET6_ADDRSTRLEN];
-        conn__ip_str(ip, who);
+        ipaddr_format(ip, who);
         log_msg("warn", "client %s: connection refused: %u open already (max_connections_per_client); "
                 "%llu refused since the last message", who, max,
                 (unsigned long long)w->cap_notice.count);
@@ -296,13 +290,15 @@ static struct exchange *conn__bare_exchange(struct conn *c)
     ex->start_us = proxy__now_us();
     ex->minor = 1;
     ex->decision = ACCESS_DENY;
-    conn__ip_str(c->peer, ex->client_ip_str);
+    ipaddr_format(c->peer, ex->client_ip_str);
     memcpy(ex->client_ip, c->peer, 16);
     uint64_t v = c->w->id_seed + ++c->w->request_seq * 0x9E3779B97F4A7C15ull;
     v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
     v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
     v ^= v >> 31;
-    snprintf(ex->request_id, sizeof ex->request_id, "%016llx", (unsigned long long)v);
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        ex->request_id[i] = "0123456789abcdef"[v & 15];
+    ex->request_id[16] = '\0';
     c->ex = ex;
     return ex;
 }
@@ -373,7 +369,7 @@ static void conn__client_ip(struct conn *c, const struct http_request *req)
                 break;
         }
     }
-    conn__ip_str(ex->client_ip, ex->client_ip_str);
+    ipaddr_format(ex->client_ip, ex->client_ip_str);
 }
 
 /* Copies method, host, paths and query out of the client buffer. -1: 400. */

@@ -4,6 +4,8 @@
  * and the byte tunnel after 101 Switching Protocols. */
 #include "proxy/proxy.h"
 
+#include "core/ipaddr.h"
+
 #include "core/log.h"
 #include "http/cookie.h"
 #include "metrics/metrics.h"
@@ -249,11 +251,11 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
         hb__field(&h, "Host", o->hostport, strlen(o->hostport));
 
     /* X-Forwarded-For: the chain a trusted proxy reported, then the peer we saw. */
-    char peer[INET6_ADDRSTRLEN];
-    if (!memcmp(c->peer, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12))
-        inet_ntop(AF_INET, c->peer + 12, peer, sizeof peer);
+    char peer[IPADDR_STRLEN];
+    if (memcmp(ex->client_ip, c->peer, 16) == 0)
+        memcpy(peer, ex->client_ip_str, sizeof peer);
     else
-        inet_ntop(AF_INET6, c->peer, peer, sizeof peer);
+        ipaddr_format(c->peer, peer);
     hb__adds(&h, "X-Forwarded-For: ");
     if (nxff && memcmp(ex->client_ip, c->peer, 16) != 0) {
         for (size_t i = 0; i < nxff; i++) {
@@ -277,9 +279,13 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         hb__adds(&h, "Transfer-Encoding: chunked\r\n");
     } else if (ex->req_body == HTTP_BODY_LENGTH) {
-        char cl[32];
-        int n = snprintf(cl, sizeof cl, "%llu", (unsigned long long)req->content_length);
-        hb__field(&h, "Content-Length", cl, (size_t)n);
+        char cl[24];
+        size_t n = sizeof cl;
+        uint64_t v = req->content_length;
+        do
+            cl[--n] = (char)('0' + v % 10);
+        while (v /= 10);
+        hb__field(&h, "Content-Length", cl + n, sizeof cl - n);
     }
     ex->upgrade = ex->upgrade && nupgrade == 1 && forward__upgrade_allowed(req, upgrade->value);
     if (ex->upgrade) {
@@ -302,9 +308,11 @@ static int forward__client_head(struct conn *c, const struct http_response *res,
     if (!c->tx)
         return -1;
     struct headbuf h = { c->tx, false };
-    char line[64];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d ", res->status);
-    hb__add(&h, line, (size_t)n);
+    char line[] = "HTTP/1.1 000 "; /* the parser took three digits */
+    line[9] = (char)('0' + res->status / 100);
+    line[10] = (char)('0' + res->status / 10 % 10);
+    line[11] = (char)('0' + res->status % 10);
+    hb__add(&h, line, sizeof line - 1);
     hb__add(&h, res->reason.p, res->reason.n);
     hb__add(&h, "\r\n", 2);
 

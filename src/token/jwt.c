@@ -1,6 +1,7 @@
 /* Strict JWT decoding, claim checks and RS256 signing (jwt.h). */
 #include "token/jwt.h"
 
+#include "core/base64url.h"
 #include "core/email.h"
 
 #include <openssl/evp.h>
@@ -19,23 +20,6 @@ const char *token_status_name(enum token_status s)
         "revoked",
     };
     return (size_t)s < sizeof names / sizeof *names ? names[s] : "invalid";
-}
-
-/* Strict base64url without padding (RFC 7515 §2): libsodium refuses other characters,
- * padding, and non-zero trailing bits, so each token has one spelling. */
-static int jwt__b64dec(const char *p, size_t n, unsigned char *out, size_t cap, size_t *outlen)
-{
-    return sodium_base642bin(out, cap, p, n, NULL, outlen, NULL,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-static char *jwt__b64enc(const unsigned char *p, size_t n)
-{
-    size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    char *s = malloc(len);
-    if (s)
-        sodium_bin2base64(s, len, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    return s;
 }
 
 /* SHA-256 with the algorithm fetched once: OpenSSL 3 looks names up in its provider tables
@@ -73,7 +57,7 @@ static json_t *jwt__json(const char *p, size_t n)
 {
     unsigned char buf[JWT_MAX_LEN];
     size_t len;
-    if (jwt__b64dec(p, n, buf, sizeof buf, &len) != 0)
+    if (b64url_decode(p, n, buf, sizeof buf, &len) != 0)
         return NULL;
     json_error_t err;
     json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
@@ -202,7 +186,7 @@ enum token_status jwt_decode(const struct keyset *ks, const char *tok, size_t le
 
     unsigned char sig[1024];
     size_t siglen;
-    if (jwt__b64dec(d2 + 1, (size_t)(tok + len - d2 - 1), sig, sizeof sig, &siglen) != 0)
+    if (b64url_decode(d2 + 1, (size_t)(tok + len - d2 - 1), sig, sizeof sig, &siglen) != 0)
         return TOKEN_MALFORMED;
     if (siglen != (size_t)EVP_PKEY_get_size(key->pkey))
         return TOKEN_BAD_SIGNATURE;
@@ -264,8 +248,8 @@ char *jwt_sign(const struct keyset *ks, json_t *claims)
     char header[96];
     int hl = snprintf(header, sizeof header, "{\"alg\":\"RS256\",\"kid\":\"%s\",\"typ\":\"JWT\"}", key->kid);
     char *payload = json_dumps(claims, JSON_COMPACT);
-    char *h64 = jwt__b64enc((const unsigned char *)header, (size_t)hl);
-    char *p64 = payload ? jwt__b64enc((const unsigned char *)payload, strlen(payload)) : NULL;
+    char *h64 = b64url_encode_dup((const unsigned char *)header, (size_t)hl);
+    char *p64 = payload ? b64url_encode_dup((const unsigned char *)payload, strlen(payload)) : NULL;
     char *out = NULL, *s64 = NULL;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!h64 || !p64 || !md)
@@ -281,7 +265,7 @@ char *jwt_sign(const struct keyset *ks, json_t *claims)
     size_t siglen = sizeof sig;
     if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
         EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, sl + 1 + pl) == 1 &&
-        (s64 = jwt__b64enc(sig, siglen))) {
+        (s64 = b64url_encode_dup(sig, siglen))) {
         size_t tl = strlen(s64);
         out = malloc(sl + 1 + pl + 1 + tl + 1);
         if (out) {

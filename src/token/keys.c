@@ -1,6 +1,8 @@
 /* Key files, rotation and the certs document of keys.h. */
 #include "token/keys.h"
 
+#include "core/base64url.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,15 +32,6 @@ static char *keys__errf(const char *fmt, const char *a)
     return s;
 }
 
-static char *keys__b64url(const unsigned char *p, size_t n)
-{
-    size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    char *s = malloc(len);
-    if (s)
-        sodium_bin2base64(s, len, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    return s;
-}
-
 static char *keys__bn_b64url(const EVP_PKEY *pkey, const char *name)
 {
     BIGNUM *bn = NULL;
@@ -49,7 +42,7 @@ static char *keys__bn_b64url(const EVP_PKEY *pkey, const char *name)
     char *s = NULL;
     if (buf) {
         BN_bn2bin(bn, buf);
-        s = keys__b64url(buf, n);
+        s = b64url_encode_dup(buf, n);
         free(buf);
     }
     BN_free(bn);
