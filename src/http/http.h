@@ -169,9 +169,10 @@ struct http_chunked {
  * section have been consumed: bytes after the returned count belong to the next message. */
 ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done);
 
-/* The id of a field name (enum http_field): case-insensitive; a name with '_' where a known
- * name has '-' is HTTP_F_NEVER (HTTP_F_CF_ACCESS for cf_access_*). The parsers fill
- * http_header.id with it. */
+/* The id of a field name (enum http_field): case-insensitive; a name with '_' or any other
+ * punctuation ('.', '~', '+'…) where a known name has '-' is HTTP_F_NEVER (HTTP_F_CF_ACCESS
+ * for cf_access_*, cf.access.*): CGI-style origins read them all as the known name. The
+ * parsers fill http_header.id with it. */
 enum http_field http_field_id(struct http_slice name);
 
 /* Hop-by-hop fields (RFC 9110 §7.6.1): connection, keep-alive, proxy-connection, te, trailer,

@@ -71,6 +71,16 @@ const struct http_header *http_find_header(const struct http_header *h, size_t n
     return NULL;
 }
 
+/* A name character other than a letter, a digit or '-' (the tchar punctuation of RFC 9110
+ * §5.6.2: ! # $ % & ' * + . ^ _ ` | ~). CGI, FastCGI and SCGI servers turn every such character
+ * into '_' (lighttpd) or '-' and '_' alike (the HTTP_ environment variables), so "X.Real.IP"
+ * and "X_Real_IP" reach an origin as X-Real-IP would: names are compared with all of them
+ * folded to '-'. */
+static inline bool http_name_punct(char c)
+{
+    return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-');
+}
+
 static inline bool http_ows(char c)
 {
     return c == ' ' || c == '\t';
@@ -214,14 +224,14 @@ enum http_field http_field_id(struct http_slice name)
     bool underscore = false;
     for (size_t i = 0; i < n; i++) {
         char c = http_lower(name.p[i]);
-        if (c == '_') {
+        if (http_name_punct(c)) {
             c = '-';
             underscore = true;
         }
         f[i] = c;
     }
-    if (!underscore && name.n > n)
-        underscore = memchr(name.p + n, '_', name.n - n) != NULL;
+    for (size_t i = n; !underscore && i < name.n; i++)
+        underscore = http_name_punct(name.p[i]);
     uint8_t id = HTTP_F_OTHER;
     if (name.n <= HTTP_KNOWN_MAX) {
         for (size_t k = http_known_start[name.n]; k < http_known_start[name.n + 1]; k++) {
@@ -505,7 +515,7 @@ static bool http_slice_eq_underscore(struct http_slice s, const char *lower)
         char c = http_lower(s.p[i]);
         if (lower[i] == '\0')
             return false;
-        if (c == '_' && lower[i] == '-')
+        if (http_name_punct(c) && lower[i] == '-')
             underscore = true;
         else if (c != lower[i])
             return false;

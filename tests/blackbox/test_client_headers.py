@@ -30,6 +30,10 @@ UNDERSCORED = [
     "X_Forwarded_Proto", "X_Forwarded_Host", "X-Forwarded_Host", "X_Forwarded_Port",
     "X_Request_Id", "True_Client_IP", "CF_Connecting_IP", "Cf_Access_Jwt_Assertion",
     "Cf-Access_Authenticated-User-Email", "Remote_User",
+    # every other punctuation a name may hold: lighttpd's CGI/FastCGI/SCGI turn it into '_' too
+    "Cf.Access.Authenticated.User.Email", "Cf+Access+Authenticated+User+Email", "X.Real.IP",
+    "X.Original.URL", "X~Original~URL", "X.Forwarded.For", "Remote.User", "X*Real*IP",
+    "X!Real!IP", "X'Forwarded'Host", "X^Real^IP", "X`Real`IP", "X|Real|IP", "X#Real$IP",
 ]
 PASSING = ["Authorization", "X-Custom-Header", "X_Custom_Header", "Accept-Language",
            "X-Api-Key"]
