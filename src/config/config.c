@@ -276,8 +276,13 @@ static void config_listener(struct config__ctx *c, const struct config__node *n,
     if (l->addrlen)
         l->port = ntohs(l->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&l->addr)->sin6_port
                                                       : ((struct sockaddr_in *)&l->addr)->sin_port);
-    l->public_https = v[1] != NULL;
-    l->public_port = l->port;
+    /* by default the listener itself; but a plain listener on a network address is taken to
+     * stand behind a TLS terminator on https:443, as its Secure cookies already assume */
+    bool loopback = l->addr.ss_family == AF_INET6
+                        ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&l->addr)->sin6_addr)
+                        : ((const uint8_t *)&((struct sockaddr_in *)&l->addr)->sin_addr)[0] == 127;
+    l->public_https = v[1] != NULL || !loopback;
+    l->public_port = v[1] != NULL || loopback ? l->port : 443;
     if (v[3])
         config_listener_public(c, v[3], l, v[1] != NULL);
 }

@@ -372,12 +372,15 @@ static void conn__client_ip(struct conn *c, const struct http_request *req)
     ipaddr_format(ex->client_ip, ex->client_ip_str);
 }
 
-/* Copies method, host, paths and query out of the client buffer. -1: 400. */
-static int conn__copy_target(struct exchange *ex, const struct http_request *req)
+/* Copies method, host, paths and query out of the client buffer; and the origin the request
+ * reached, as a Host names it (route/served.h: the Host's name on the listener's public scheme
+ * and port, whatever port the Host claims). -1: 400. */
+static int conn__copy_target(struct exchange *ex, const struct http_request *req,
+                             const struct listener_cfg *l)
 {
     struct http_slice host = req->authority.n ? req->authority : req->host;
     size_t plen = req->path.n;
-    size_t total = req->method.n + 1 + host.n + 1 + 2 * (plen + 2) + req->query.n + 1;
+    size_t total = req->method.n + 1 + 2 * (host.n + 7) + 2 * (plen + 2) + req->query.n + 1;
     char *s = malloc(total);
     if (!s)
         return -1;
@@ -394,6 +397,27 @@ static int conn__copy_target(struct exchange *ex, const struct http_request *req
     ex->host_len = (size_t)hl;
     ex->host_canonical = (size_t)hl == host.n && !strncasecmp(host.p, s, host.n);
     s += host.n + 1;
+    /* the origin: the Host's name, and the public port unless it is the scheme's default */
+    size_t name = ex->host_len;
+    if (ex->host[0] == '[')
+        name = (size_t)(strchr(ex->host, ']') - ex->host) + 1;
+    else if (memchr(ex->host, ':', ex->host_len))
+        name = (size_t)((const char *)memchr(ex->host, ':', ex->host_len) - ex->host);
+    memcpy(s, ex->host, name);
+    ex->origin_host = s;
+    ex->origin_host_len = name;
+    ex->https = l->public_https;
+    if (l->public_port != (l->public_https ? 443 : 80)) {
+        char digits[8];
+        size_t d = sizeof digits;
+        for (unsigned v = l->public_port; v; v /= 10)
+            digits[--d] = (char)('0' + v % 10);
+        s[ex->origin_host_len++] = ':';
+        memcpy(s + ex->origin_host_len, digits + d, sizeof digits - d);
+        ex->origin_host_len += sizeof digits - d;
+    }
+    s[ex->origin_host_len] = '\0';
+    s += host.n + 7;
     char *fwd = s, *match = s + plen + 2;
     if (path_normalize(req->path.p, plen, fwd, &ex->path_len, match, &ex->match_len) != 0)
         return -1;
@@ -485,7 +509,7 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
                    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
     conn__client_ip(c, req);
 
-    int bad = conn__copy_target(ex, req);
+    int bad = conn__copy_target(ex, req, &ex->rt->cfg->listeners[c->listener]);
     const struct http_header *expect = http_find_header(req->headers, req->nheaders, "expect");
     enum step st;
     if (bad) {

@@ -246,7 +246,7 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     }
 
     if (o->preserve_host || o->kind == ORIGIN_ECHO)
-        hb__field(&h, "Host", ex->host, ex->host_len);
+        hb__field(&h, "Host", ex->origin_host, ex->origin_host_len); /* the client's, its port ours */
     else
         hb__field(&h, "Host", o->hostport, strlen(o->hostport));
 
@@ -266,9 +266,8 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     hb__adds(&h, peer);
     hb__add(&h, "\r\n", 2);
     /* the scheme the browser used: a listener behind a TLS terminator says so (`public`) */
-    hb__adds(&h, c->tls || ex->rt->cfg->listeners[c->listener].public_https
-                     ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
-    hb__field(&h, "X-Forwarded-Host", ex->host, ex->host_len);
+    hb__adds(&h, ex->https ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+    hb__field(&h, "X-Forwarded-Host", ex->origin_host, ex->origin_host_len);
     hb__field(&h, "X-Request-Id", ex->request_id, strlen(ex->request_id));
     if (ri) {
         hb__field(&h, "Cf-Access-Jwt-Assertion", ri->assertion, ri->assertion_len);

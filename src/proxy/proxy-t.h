@@ -46,6 +46,10 @@ struct exchange {
     size_t method_len, host_len, path_len, match_len, query_len;
     bool has_query, head_method, upgrade, expect_continue, wants_html, close_after;
     bool host_canonical;       /* the Host as sent is ex->host (no trailing dot, default port) */
+    bool https;                /* the browser's scheme: the listener's public one */
+    const char *origin_host;   /* the origin reached, as a Host names it: ex->host's name and the
+                                * listener's public port (route/served.h), not the Host's claim */
+    size_t origin_host_len;
     uint8_t minor;
     char request_id[17];
     uint8_t client_ip[16];

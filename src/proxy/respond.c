@@ -217,18 +217,15 @@ enum step proxy__respond_refused(struct conn *c)
      * at `authorized` itself. */
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     char *ck = NULL;
-    struct served_origin self;
-    char hostport[SERVED_HOST_MAX + 6];
-    served_of_request(&rt->cfg->listeners[c->listener], ex->host, ex->host_len, &self);
-    size_t hp_len = (size_t)served_hostport(&self, hostport);
-    bool as_sent = ex->host_canonical && hp_len == ex->host_len && !memcmp(hostport, ex->host, hp_len);
-    if (ex->wants_html && as_sent && self.https == !strncmp(rt->auth_url, "https:", 6)) {
+    bool as_sent = ex->host_canonical && ex->origin_host_len == ex->host_len &&
+                   !memcmp(ex->origin_host, ex->host, ex->host_len);
+    if (ex->wants_html && as_sent && ex->https == !strncmp(rt->auth_url, "https:", 6)) {
         binding_new(nonce, tag);
         binding_cookie_base(tag, name);
-        ck = cookie_own_set_line(name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, self.https,
+        ck = cookie_own_set_line(name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, ex->https,
                                  proxy__secure_cookies(c));
     }
-    binding_login_url(&login, rt->auth_url, hostport, hp_len, target.p, target.len,
+    binding_login_url(&login, rt->auth_url, ex->origin_host, ex->origin_host_len, target.p, target.len,
                       ck ? tag : NULL);
     sb_free(&target);
     enum step st;

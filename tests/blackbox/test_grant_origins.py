@@ -223,3 +223,25 @@ def test_listener_behind_a_tls_terminator(latchd):
     assert r.status == 302 and r.location == "/cdn-cgi/access/start?idp=email-code", r
     flow = [l for l in r.all("set-cookie") if "latch_flow" in l]
     assert flow and flow[0].startswith("__Host-latch_flow=") and "Secure" in flow[0], r.all("set-cookie")
+
+
+def test_origin_hears_the_origin_not_the_hosts_port(latchd):
+    """A Host (or an absolute-form target) claiming another port of the name: the origin's Host
+    and X-Forwarded-Host name the origin the request reached, so links an origin builds from
+    them (a password reset) never point at the other port."""
+    port = free_port()
+    d = latchd({"apps": [{"name": "pub", "domains": ["pub.localhost"], "origin": "echo",
+                          "policies": [{"name": "all", "decision": "bypass",
+                                        "include": [{"everyone": {}}]}]}]}, port=port)
+    for target, host in (("/", "pub.localhost:9999"), ("http://pub.localhost:7777/", f"pub.localhost:{port}"),
+                         ("/", "pub.localhost"), ("/", f"PUB.localhost.:{port}")):
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        head, body = data.decode("latin-1").split("\r\n\r\n", 1)
+        assert head.startswith("HTTP/1.1 200"), head
+        h = json.loads(body)["headers"]
+        assert h["host"] == f"pub.localhost:{port}" and h["x-forwarded-host"] == f"pub.localhost:{port}", (target, host, h)

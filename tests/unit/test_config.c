@@ -351,8 +351,10 @@ static void test_listener_public(void **state)
         "listen:\n"
         "  - { address: \"127.0.0.1:8080\" }\n"
         "  - { address: \"10.0.0.5:8081\", public: { scheme: https, port: 443 } }\n"
-        "  - { address: \"10.0.0.5:8082\", public: { port: 80 } }\n"
-        "  - { address: \"[::1]:8443\", tls: { cert: a.pem, key: b.pem } }\n");
+        "  - { address: \"10.0.0.5:8082\", public: { scheme: http, port: 80 } }\n"
+        "  - { address: \"[::1]:8443\", tls: { cert: a.pem, key: b.pem } }\n"
+        "  - { address: \"0.0.0.0:8083\" }\n"          /* behind a TLS terminator by default */
+        "  - { address: \"[::1]:8084\", public: { port: 9000 } }\n");
     assert_int_equal(cfg->listeners[0].port, 8080);
     assert_false(cfg->listeners[0].public_https);
     assert_int_equal(cfg->listeners[0].public_port, 8080);
@@ -362,6 +364,10 @@ static void test_listener_public(void **state)
     assert_int_equal(cfg->listeners[2].public_port, 80);
     assert_true(cfg->listeners[3].public_https);
     assert_int_equal(cfg->listeners[3].public_port, 8443);
+    assert_true(cfg->listeners[4].public_https);
+    assert_int_equal(cfg->listeners[4].public_port, 443);
+    assert_false(cfg->listeners[5].public_https);
+    assert_int_equal(cfg->listeners[5].public_port, 9000);
     config_free(cfg);
     expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { scheme: ftp } }]\n", 1,
                   "t.yaml:1:57: 'scheme' must be https or http, got 'ftp'");
