@@ -2,6 +2,7 @@
 #include "admin/ops.h"
 
 #include "admin/socket.h"
+#include "core/email.h"
 #include "core/log.h"
 #include "token/jwt.h"
 
@@ -25,6 +26,10 @@ json_t *admin_op_revoke(struct runtime *rt, const json_t *req, struct revocation
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
         if (!token_email_ok(key))
             return admin_reply_error("revoke: '%s' is not one email address", email);
+        /* the mailbox: every spelling that reaches it is refused (sub-addresses, Gmail's dots) */
+        char mailbox[sizeof key];
+        if (email_mailbox(key, cfg->subaddress_separators, mailbox, sizeof mailbox))
+            memcpy(key, mailbox, sizeof key);
     } else {
         size_t i = 0;
         while (i < cfg->napps && strcmp(cfg->apps[i].name, app))

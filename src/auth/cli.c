@@ -495,7 +495,7 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
     enum token_status ts = jwt_decode(r->keys, org_header, strlen(org_header), now, &t);
     if (ts == TOKEN_OK)
         ts = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && revocations_check(r->rev, t.email, NULL, t.identity_nonce, t.iat))
+    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat))
         ts = TOKEN_REVOKED;
     if (ts == TOKEN_OK && (!t.identity_nonce || strlen(t.identity_nonce) != 32 ||
                            auth__token_identity(r, &t, &id) != 0))

@@ -308,7 +308,7 @@ bool auth__org_session(const struct local_req *r, struct auth_identity *id, char
         return false;
     bool ok = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now) == TOKEN_OK &&
               t.email && t.identity_nonce && strlen(t.identity_nonce) == 32 &&
-              !revocations_check(r->rev, t.email, NULL, t.identity_nonce, t.iat);
+              !revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat);
     if (ok) {
         memcpy(session, t.identity_nonce, 33);
         ok = auth__token_identity(r, &t, id) == 0;
@@ -701,7 +701,7 @@ static bool auth__bearer(struct local_req *r, struct auth_identity *id, char ses
         return false;
     bool ok = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, *app)->aud, now) == TOKEN_OK &&
               t.email && t.identity_nonce &&
-              !revocations_check(r->rev, t.email, (*app)->name, t.identity_nonce, t.iat);
+              !revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, (*app)->name, t.identity_nonce, t.iat);
     if (ok) {
         snprintf(session, 33, "%s", t.identity_nonce);
         ok = auth__token_identity(r, &t, id) == 0;

@@ -191,7 +191,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     st = token_check(t, ex->rt->auth_url, "app", ex->art->aud, now);
     if (st != TOKEN_OK)
         return st;
-    if (revocations_check(w->rev, t->email, ex->app->name, t->identity_nonce, t->iat))
+    if (revocations_check(w->rev, ex->rt->cfg->subaddress_separators, t->email, ex->app->name, t->identity_nonce, t->iat))
         return TOKEN_REVOKED;
     ri->token = t;
     ri->assertion = tok;

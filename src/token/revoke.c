@@ -1,6 +1,8 @@
 /* The revocation file and lookups of revoke.h. */
 #include "token/revoke.h"
 
+#include "core/email.h"
+
 #include "token/statefile.h"
 
 #include <errno.h>
@@ -153,9 +155,20 @@ static bool revoke__find(const struct revocations *r, enum revoke_kind k, const 
     return e && iat <= e->before; /* a revocation covers its own second too */
 }
 
-bool revocations_check(const struct revocations *r, const char *email, const char *app,
+/* Whether this email's mailbox was revoked: revocations are written by mailbox (admin/ops.c);
+ * one written by exact address before that is found too. */
+static bool revoke__email(const struct revocations *r, const char *seps, const char *email, int64_t iat)
+{
+    char mailbox[EMAIL_MAX_LEN + 1];
+    if (!email || !r->n[REVOKE_EMAIL])
+        return false;
+    return revoke__find(r, REVOKE_EMAIL, email, iat) ||
+           (email_mailbox(email, seps, mailbox, sizeof mailbox) && revoke__find(r, REVOKE_EMAIL, mailbox, iat));
+}
+
+bool revocations_check(const struct revocations *r, const char *seps, const char *email, const char *app,
                        const char *session, int64_t iat)
 {
-    return r && (revoke__find(r, REVOKE_EMAIL, email, iat) || revoke__find(r, REVOKE_APP, app, iat) ||
+    return r && (revoke__email(r, seps, email, iat) || revoke__find(r, REVOKE_APP, app, iat) ||
                  revoke__find(r, REVOKE_SESSION, session, iat));
 }

@@ -50,8 +50,10 @@ int revocations_add_pruning(const char *state_dir, enum revoke_kind kind, const 
  * changed, 0 when it already held all of it, -1 with *err. */
 int revocations_merge(const char *state_dir, json_t *add, int64_t forget_before, char **err);
 
-/* True when a token issued at `iat` for this email / app / session is revoked. NULLs skip. */
-bool revocations_check(const struct revocations *r, const char *email, const char *app,
+/* True when a token issued at `iat` for this email / app / session is revoked. NULLs skip. An
+ * email is revoked with every spelling of its mailbox (core/email.h EMAIL_MAILBOX, `seps` the
+ * sub-address separators, NULL "+"): revoking a@x refuses a+tag@x too. */
+bool revocations_check(const struct revocations *r, const char *seps, const char *email, const char *app,
                        const char *session, int64_t iat);
 
 #endif

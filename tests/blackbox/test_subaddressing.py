@@ -114,6 +114,21 @@ def test_tokens_on_the_request_path(gw):
             (host, email, r.status)
 
 
+def test_revoking_an_address_revokes_its_mailbox(gw):
+    """`latchd revoke --email a@x` refuses every token for the mailbox: a+tag@x, other case,
+    Gmail's dots; the org token of a sub-address no longer buys app tokens either."""
+    spellings = ["carl@example.com", "carl+x@example.com", "Carl+ops@Example.com"]
+    toks = [ak.issue(gw, "listed", e) for e in spellings] + [ak.issue(gw, "mail", "j.o.e+1@gmail.com")]
+    other = ak.issue(gw, "listed", "carla@example.com")
+    for e in ("carl+anything@example.com", "joe@googlemail.com"):
+        p = ak.cli(gw, "revoke", "--email", e)
+        assert p.returncode == 0, p.stderr
+    for t in toks:
+        r = ak.with_token(gw, "listed.localhost" if t != toks[-1] else "mail.localhost", t)
+        assert r.status == 401, (ak.jwt.decode(t, options={"verify_signature": False})["email"], r.status)
+    assert ak.with_token(gw, "listed.localhost", other).status in (200, 403)  # another person: not revoked
+
+
 def test_policy_test_agrees(gw):
     def pt(host, email):
         return ak.cli(gw, "policy-test", "--url", f"http://{host}.localhost:{gw.port}/", "--email", email)
