@@ -94,9 +94,12 @@ static void cli__binding_hash(const char nonce[33], char out[65])
 }
 
 /* One handoff request: what `clireq:<id>` holds. */
+#define NONCE_B64_LEN 22 /* the CLI's request nonce: 16 bytes, base64url */
+
 struct cli_req {
     char id[33];
     char key[KEY_B64_LEN + 1];
+    char n[NONCE_B64_LEN + 1]; /* sealed into the box: the CLI takes only its own request's */
     char host[512];
     char bind[65];
 };
@@ -128,13 +131,17 @@ static enum store_result cli__req_load(const struct local_req *r, const char *id
     const char *k = json_string_value(json_object_get(j, "key"));
     const char *h = json_string_value(json_object_get(j, "host"));
     const char *b = json_string_value(json_object_get(j, "bind"));
-    sr = k && h && b && strlen(k) == KEY_B64_LEN && strlen(h) < sizeof q->host && cli__hex(b, 64) ? STORE_OK
-                                                                                              : STORE_NOT_FOUND;
+    const char *n = json_string_value(json_object_get(j, "n"));
+    sr = k && h && b && n && strlen(k) == KEY_B64_LEN && strlen(h) < sizeof q->host && cli__hex(b, 64) &&
+                 strlen(n) == NONCE_B64_LEN
+             ? STORE_OK
+             : STORE_NOT_FOUND;
     if (sr == STORE_OK) {
         snprintf(q->id, sizeof q->id, "%s", id);
         snprintf(q->key, sizeof q->key, "%s", k);
         snprintf(q->host, sizeof q->host, "%s", h);
         snprintf(q->bind, sizeof q->bind, "%s", b);
+        snprintf(q->n, sizeof q->n, "%s", n);
     }
     json_decref(j);
     return sr;
@@ -229,13 +236,19 @@ static const char already_opened[] =
     "This command-line sign-in was already opened in another browser. If that was not you, "
     "somebody else has the link: stop latch (Ctrl-C) and run it again.";
 
-/* GET cli?host=…&key=…: the first browser claims the request and goes on to the clean URL;
- * the same browser again goes there too; any other browser is refused. */
+/* GET cli?host=…&key=…&n=…: the first browser claims the request and goes on to the clean URL;
+ * the same browser again goes there too; any other browser is refused. `n` is the command
+ * line's nonce for this request, sealed into its box: whoever learns the public key (it is in
+ * the poll's URL) and opens the link with a nonce of his own gets a box the command line
+ * refuses. */
 static int cli__open(struct conn *c, struct local_req *r)
 {
-    char host[512], key[64];
-    unsigned char pk[crypto_box_PUBLICKEYBYTES];
-    if (!auth__query(r, "host", host, sizeof host) || !auth__query(r, "key", key, sizeof key) || !cli__key(key, pk))
+    char host[512], key[64], n[32];
+    unsigned char pk[crypto_box_PUBLICKEYBYTES], raw[16];
+    size_t rawlen;
+    if (!auth__query(r, "host", host, sizeof host) || !auth__query(r, "key", key, sizeof key) ||
+        !cli__key(key, pk) || !auth__query(r, "n", n, sizeof n) || strlen(n) != NONCE_B64_LEN ||
+        b64url_decode(n, NONCE_B64_LEN, raw, sizeof raw, &rawlen) != 0 || rawlen != sizeof raw)
         return auth__error_page(c, 400, "Invalid link", "This link is incomplete. Run latch again.");
     const struct app *app = auth__target_app(r, host, "/");
     if (!app) {
@@ -247,7 +260,7 @@ static int cli__open(struct conn *c, struct local_req *r)
         auth__random_id(nonce);
     cli__binding_hash(nonce, bind);
     auth__random_id(id);
-    json_t *rec = json_pack("{s:s,s:s,s:s}", "key", key, "host", host, "bind", bind);
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s}", "key", key, "host", host, "bind", bind, "n", n);
     json_t *claim = json_pack("{s:s,s:s}", "req", id, "bind", bind);
     char *rv = rec ? json_dumps(rec, JSON_COMPACT) : NULL, *cv = claim ? json_dumps(claim, JSON_COMPACT) : NULL;
     json_decref(rec);
@@ -374,7 +387,9 @@ static int cli__post(struct conn *c, struct local_req *r)
     int64_t ttl = runtime_session_s(r->rt, app, decided);
     char *app_tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
     char *org_tok = auth__mint(r, "org", r->rt->cfg->auth_domain, &id, session, r->rt->cfg->session_duration_s);
-    json_t *j = app_tok && org_tok ? json_pack("{s:s,s:s}", "app_token", app_tok, "org_token", org_tok) : NULL;
+    json_t *j = app_tok && org_tok ? json_pack("{s:s,s:s,s:s}", "app_token", app_tok, "org_token", org_tok,
+                                               "n", q.n)
+                                   : NULL;
     char *plain = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     size_t plen = plain ? strlen(plain) : 0;

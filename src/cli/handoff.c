@@ -114,7 +114,11 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
     crypto_box_keypair(pk, sk); /* ephemeral: lives in this process's memory only */
     b64url_encode(pk, sizeof pk, pk64);
     handoff_code(pk, code); /* the same code the confirmation page shows */
-    snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s", auth_url, host, pk64);
+    unsigned char nraw[16];
+    char n64[32];
+    randombytes_buf(nraw, sizeof nraw); /* this request's nonce: the box must carry it back */
+    b64url_encode(nraw, sizeof nraw, n64);
+    snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s&n=%s", auth_url, host, pk64, n64);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);
     /* the browser gets the loopback address; the URL with the key is printed on our own
      * terminal only when no browser of ours can be sent there */
@@ -182,6 +186,16 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
         cli_http_free(&h);
         const char *a = json_string_value(json_object_get(j, "app_token"));
         const char *g = json_string_value(json_object_get(j, "org_token"));
+        const char *bn = json_string_value(json_object_get(j, "n"));
+        if (j && (!bn || strlen(bn) != strlen(n64) || sodium_memcmp(bn, n64, strlen(n64)) != 0)) {
+            /* confirmed from a link this latch did not hand out: the public key leaked (it is in
+             * the poll's address) and someone opened it with a request of his own */
+            fprintf(stderr, "%slatch: this login was confirmed in a browser latch did not open (someone else "
+                            "has its link): refused; run latch again\n", tty ? "\n" : "");
+            json_decref(j);
+            status = CLI_ERROR;
+            break;
+        }
         if (!a || !cli_jwt_has_aud(a, aud)) {
             fprintf(stderr, "%slatch: the token received is not for %s: refused\n", tty ? "\n" : "", host);
             json_decref(j);

@@ -393,7 +393,8 @@ class Handoff:
         self.key = b64u(self.pk)
         self.d = d
         self.auth = f"http://auth.localhost:{d.port}"
-        self.link = f"{self.auth}/cdn-cgi/access/cli?host={host}&key={self.key}"
+        self.nonce = b64u(os.urandom(16))  # the request's nonce, sealed into the box
+        self.link = f"{self.auth}/cdn-cgi/access/cli?host={host}&key={self.key}&n={self.nonce}"
 
     def open(self, client):
         """The browser opens the link: (its last answer, the chain of answers)."""

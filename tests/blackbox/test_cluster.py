@@ -674,7 +674,7 @@ def test_node_killed_after_sealing_other_node_delivers(cluster, cli_factory):
     pk, sk = na.keypair()
     key = b64u(pk)
     c = cross_node_cli(cli_factory, a)
-    url = f"{cluster.auth}/cdn-cgi/access/cli?host=api.localhost:{cluster.port}&key={key}"
+    url = f"{cluster.auth}/cdn-cgi/access/cli?host=api.localhost:{cluster.port}&key={key}&n=AAAAAAAAAAAAAAAAAAAAAA"
     rc, rec = c.browse(url)
     assert rc == 0 and rec["ok"], rec
     a.wait_log(lambda x: x.get("path") == "/cdn-cgi/access/cli" and x.get("method") == "POST")
@@ -721,7 +721,7 @@ def test_handoff_claim_and_confirmation_are_first_come_across_nodes(cluster):
     host = f"api.localhost:{cluster.port}"
     na = Sodium()
     pk, sk = na.keypair()
-    link = f"{cluster.auth}/cdn-cgi/access/cli?host={host}&key={b64u(pk)}"
+    link = f"{cluster.auth}/cdn-cgi/access/cli?host={host}&key={b64u(pk)}&n=AAAAAAAAAAAAAAAAAAAAAA"
     victim, mallory = Client(addr=A), Client(addr=B)
     csrf = otp_form(victim, cluster)
     pin = otp_send(victim, cluster, a, csrf, EMAIL)

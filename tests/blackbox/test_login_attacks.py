@@ -399,7 +399,7 @@ def test_own_pages_refuse_framing(gw):
     cl = Client()
     r, chain = cl.follow(gw.url("wiki", "/"))
     key = "A" * 43
-    pages = chain + [cl.get(f"{gw.auth}/cdn-cgi/access/cli?host=wiki.localhost:{gw.port}&key={key}")]
+    pages = chain + [cl.get(f"{gw.auth}/cdn-cgi/access/cli?host=wiki.localhost:{gw.port}&key={key}&n=AAAAAAAAAAAAAAAAAAAAAA")]
     for x in pages:
         assert x.header("x-frame-options") == "DENY", x
         assert "frame-ancestors 'none'" in (x.header("content-security-policy") or ""), x

@@ -285,7 +285,7 @@ def test_attacks_from_another_site_in_a_real_browser(gw, browser):
         key = "A" * 43
         evil.pages["/page"] = (
             f'<a id="out" href="http://pin.localhost:{port}/cdn-cgi/access/logout">news</a>'
-            f'<iframe src="http://auth.localhost:{port}/cdn-cgi/access/cli?host=pin.localhost:{port}&key={key}"></iframe>')
+            f'<iframe src="http://auth.localhost:{port}/cdn-cgi/access/cli?host=pin.localhost:{port}&key={key}&n=AAAAAAAAAAAAAAAAAAAAAA"></iframe>')
         browser.goto(evil.url + "/page")
         frames = browser.frames()
         assert len(frames) == 1 and "/cdn-cgi/access/cli" not in frames[0], frames  # blocked: an error page
