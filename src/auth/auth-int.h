@@ -43,6 +43,11 @@ bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t
 /* The gateway's own short-lived cookies (flow, binding): `base` as it is named on the origin
  * the request reached (__Host-base on https), read and set (cookie_own_set_line). */
 bool auth__own_cookie(const struct local_req *r, const char *base, char *out, size_t cap);
+/* The token cookie (CF_Authorization, with its pair on https: http/cookie.h): the request's
+ * (false when none, or only one this origin did not pair), and the Set-Cookie lines that set
+ * it (max_age 0: clear it). */
+bool auth__token_cookie(const struct local_req *r, char *out, size_t cap);
+char *auth__token_cookies(const struct local_req *r, const char *tok, int64_t max_age);
 char *auth__set_own_cookie(const struct local_req *r, const char *base, const char *value,
                            const char *path, int64_t max_age);
 /* A query parameter; false when absent or malformed. */

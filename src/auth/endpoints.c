@@ -27,7 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#define TOKEN_COOKIE "CF_Authorization"
 
 /* --- small shared pieces ------------------------------------------------------------------ */
 
@@ -115,6 +114,21 @@ char *auth__set_own_cookie(const struct local_req *r, const char *base, const ch
                            const char *path, int64_t max_age)
 {
     return cookie_own_set_line(base, value, path, max_age, r->self.https, r->secure_cookies);
+}
+
+char *auth__token_cookies(const struct local_req *r, const char *tok, int64_t max_age)
+{
+    return cookie_token_lines(r->rt->secret, tok, strlen(tok), max_age, r->self.https, r->secure_cookies);
+}
+
+bool auth__token_cookie(const struct local_req *r, char *out, size_t cap)
+{
+    struct http_slice v, h = { r->cookies, strlen(r->cookies) };
+    if (!cookie_token_find(r->rt->secret, &h, 1, r->self.https, &v) || v.n >= cap || v.n == 0)
+        return false;
+    memcpy(out, v.p, v.n);
+    out[v.n] = '\0';
+    return true;
 }
 
 bool auth__own_cookie(const struct local_req *r, const char *base, char *out, size_t cap)
@@ -300,7 +314,7 @@ int auth__token_identity(const struct local_req *r, const struct token *t, struc
 bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33])
 {
     char tok[JWT_MAX_LEN + 1];
-    if (!r->on_auth_domain || !auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
+    if (!r->on_auth_domain || !auth__token_cookie(r, tok, sizeof tok))
         return false;
     struct token t;
     time_t now = time(NULL);
@@ -390,7 +404,7 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     char *org = auth__mint(r, "org", r->rt->cfg->auth_domain, id, session, ttl);
     if (!org)
         return auth__error_page(c, 500, "Error", "The session could not be created.");
-    char *c1 = auth__set_cookie(r, TOKEN_COOKIE, org, "/", ttl);
+    char *c1 = auth__token_cookies(r, org, ttl);
     char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", AUTH_FLOW_PATH, 0);
     char *both = NULL, *back = NULL;
     const char *cli = json_string_value(json_object_get(flow, "cli"));
@@ -663,7 +677,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     } else {
         int64_t ttl = runtime_session_s(r->rt, app, decided);
         char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
-        char *ck = tok ? auth__set_cookie(r, TOKEN_COOKIE, tok, "/", ttl) : NULL;
+        char *ck = tok ? auth__token_cookies(r, tok, ttl) : NULL;
         char *unbind = auth__set_own_cookie(r, name, "", AUTH_BINDING_PATH, 0);
         char *both = NULL;
         if (ck && unbind && asprintf(&both, "%s%s", ck, unbind) < 0)
@@ -690,7 +704,7 @@ static bool auth__bearer(struct local_req *r, struct auth_identity *id, char ses
     char tok[JWT_MAX_LEN + 1];
     if (r->access_token && strlen(r->access_token) < sizeof tok)
         snprintf(tok, sizeof tok, "%s", r->access_token); /* the header first (SPEC.md §3.4) */
-    else if (!auth__cookie(r, TOKEN_COOKIE, tok, sizeof tok))
+    else if (!auth__token_cookie(r, tok, sizeof tok))
         return false;
     *app = auth__target_app(r, r->host, "/");
     if (!*app)
@@ -740,7 +754,7 @@ static void auth__ended_proof(const struct local_req *r, const char *session, ch
 /* `session`: the one just ended, NULL when there was none. */
 static int auth__logout_answer(struct conn *c, struct local_req *r, const char *session)
 {
-    char *clear = auth__set_cookie(r, TOKEN_COOKIE, "", "/", 0);
+    char *clear = auth__token_cookies(r, "", 0);
     int st;
     if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
         char *loc = NULL, proof[33] = "";

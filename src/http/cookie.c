@@ -1,7 +1,9 @@
 /* Cookie header scanning (cookie.h). */
 #include "http/cookie.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -53,9 +55,9 @@ static bool cookie__is(const struct cookie__pair *c, const char *name)
     return c->val && (size_t)(c->name_end - c->name) == n && !memcmp(c->name, name, n);
 }
 
-bool cookie_find(struct http_slice header, const char *name, struct http_slice *value)
+bool cookie_find_from(struct http_slice header, const char *name, size_t *pos, struct http_slice *value)
 {
-    const char *cur = header.p, *end = header.p + header.n;
+    const char *cur = header.p + (*pos < header.n ? *pos : header.n), *end = header.p + header.n;
     struct cookie__pair c;
     while (cookie__next(&cur, end, &c)) {
         if (!cookie__is(&c, name))
@@ -67,9 +69,17 @@ bool cookie_find(struct http_slice header, const char *name, struct http_slice *
         }
         value->p = v;
         value->n = (size_t)(ve - v);
+        *pos = (size_t)(cur - header.p);
         return true;
     }
+    *pos = header.n;
     return false;
+}
+
+bool cookie_find(struct http_slice header, const char *name, struct http_slice *value)
+{
+    size_t pos = 0;
+    return cookie_find_from(header, name, &pos, value);
 }
 
 bool cookie_name_reserved(const char *name, size_t n)
@@ -137,4 +147,69 @@ char *cookie_own_set_line(const char *base, const char *value, const char *path,
     char name[COOKIE_OWN_NAME_MAX];
     cookie_own_name(base, https, name);
     return cookie_set_line(name, value, strlen(value), https ? "/" : path, max_age, secure || https);
+}
+
+#define COOKIE_PAIR_CONTEXT "latch token cookie pair v1"
+
+/* 32 hex digits: a keyed hash of the token's last 64 bytes (its signature: tokens we signed
+ * differ there). */
+static void cookie__pair_tag(const unsigned char key[32], const char *tok, size_t n, char out[33])
+{
+    unsigned char h[16];
+    size_t tail = n < 64 ? n : 64;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, 32, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)COOKIE_PAIR_CONTEXT, sizeof COOKIE_PAIR_CONTEXT - 1);
+    crypto_generichash_update(&st, (const unsigned char *)tok + n - tail, tail);
+    crypto_generichash_final(&st, h, sizeof h);
+    sodium_bin2hex(out, 33, h, sizeof h);
+}
+
+char *cookie_token_lines(const unsigned char key[32], const char *tok, size_t n, int64_t max_age,
+                         bool https, bool secure)
+{
+    char *c1 = cookie_set_line(COOKIE_TOKEN, tok, n, "/", max_age, secure), *c2 = NULL, *both = NULL;
+    if (!c1 || !https)
+        return c1;
+    char tag[33] = "";
+    if (max_age > 0)
+        cookie__pair_tag(key, tok, n, tag);
+    c2 = cookie_own_set_line(COOKIE_TOKEN_PAIR, tag, "/", max_age, true, true);
+    if (c2 && asprintf(&both, "%s%s", c1, c2) < 0)
+        both = NULL;
+    free(c1);
+    free(c2);
+    return both;
+}
+
+bool cookie_token_find(const unsigned char key[32], const struct http_slice *hdrs, size_t n,
+                       bool https, struct http_slice *tok)
+{
+    struct http_slice pair = { NULL, 0 };
+    char pname[COOKIE_OWN_NAME_MAX];
+    if (https) {
+        cookie_own_name(COOKIE_TOKEN_PAIR, true, pname);
+        for (size_t i = 0; i < n && !pair.p; i++)
+            if (!cookie_find(hdrs[i], pname, &pair))
+                pair.p = NULL;
+        if (!pair.p || pair.n != 32)
+            return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t pos = 0;
+        struct http_slice v;
+        while (cookie_find_from(hdrs[i], COOKIE_TOKEN, &pos, &v)) {
+            if (!https) {
+                *tok = v;
+                return true;
+            }
+            char tag[33];
+            cookie__pair_tag(key, v.p, v.n, tag);
+            if (sodium_memcmp(tag, pair.p, 32) == 0) {
+                *tok = v;
+                return true;
+            }
+        }
+    }
+    return false;
 }

@@ -23,6 +23,10 @@ bool cookie_find(struct http_slice header, const char *name, struct http_slice *
  * cookie differing from ours only in case would still shadow ours in some parser. */
 bool cookie_name_reserved(const char *name, size_t n);
 
+/* The same, from byte *pos of the header on, and *pos after the pair found: for a name the
+ * header holds more than once (a cookie a sibling host set with Domain= beside our own). */
+bool cookie_find_from(struct http_slice header, const char *name, size_t *pos, struct http_slice *value);
+
 /* Copies the header value into out without every cookie whose name is reserved (a pair without
  * '=' is judged by its whole text); returns the new length (0: nothing left, drop the header).
  * out holds 2 * header.n + 2 bytes (pairs are joined again with "; "). */
@@ -51,5 +55,23 @@ void cookie_own_name(const char *base, bool https, char out[COOKIE_OWN_NAME_MAX]
 /* Its Set-Cookie line (cookie_set_line); max_age <= 0 clears it. */
 char *cookie_own_set_line(const char *base, const char *value, const char *path, int64_t max_age,
                           bool https, bool secure);
+
+
+/* The token cookie, CF_Authorization (SPEC.md §5: its name is the contract), and on an https
+ * origin its pair, __Host-latch_pair: a keyed tag of the very token. Cookies do not tell ports
+ * apart, and a sibling host may set one with Domain=: a CF_Authorization that another port or
+ * host planted (the attacker's own token: the victim would act as him) comes without the pair,
+ * which only this origin over TLS can set, and is not taken. On plain http (loopback setups)
+ * every port of a host name is trusted: there is no pair. `key` is the runtime secret. */
+#define COOKIE_TOKEN "CF_Authorization"
+#define COOKIE_TOKEN_PAIR "latch_pair"
+/* Set-Cookie lines (malloc'd) for the token: CF_Authorization at Path=/ and, on https, its
+ * pair; max_age <= 0 clears them. */
+char *cookie_token_lines(const unsigned char key[32], const char *tok, size_t n, int64_t max_age,
+                         bool https, bool secure);
+/* The token a request's Cookie headers (`hdrs`, n of them) carry: on plain http the first
+ * CF_Authorization; on https the one whose tag the pair holds. False when there is none. */
+bool cookie_token_find(const unsigned char key[32], const struct http_slice *hdrs, size_t n,
+                       bool https, struct http_slice *tok);
 
 #endif

@@ -478,8 +478,8 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
         has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
     if (ri->minted && has_allow) {
         int64_t max_age = ri->minted_exp - (int64_t)time(NULL); /* as long as the token lives */
-        ex->set_cookie = cookie_set_line(PROXY_COOKIE, ri->assertion, ri->assertion_len, "/",
-                                         max_age, proxy__secure_cookies(c));
+        ex->set_cookie = cookie_token_lines(ex->rt->secret, ri->assertion, ri->assertion_len, max_age,
+                                            ex->https, proxy__secure_cookies(c));
         if (!ex->set_cookie)
             return -1;
     }

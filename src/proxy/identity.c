@@ -232,6 +232,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
 
 void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri)
 {
+    struct exchange *ex = c->ex;
     memset(ri, 0, sizeof *ri);
     bool present = false;
     ri->status = identity__service(c, req, ri, &present);
@@ -242,9 +243,24 @@ void proxy__identify(struct conn *c, const struct http_request *req, struct requ
             v = h->value;
             present = true;
         } else {
-            for (size_t i = 0; i < req->nheaders && !present; i++)
-                if (http_slice_eq(req->headers[i].name, "cookie"))
-                    present = cookie_find(req->headers[i].value, PROXY_COOKIE, &v);
+            struct http_slice cookies[8]; /* the Cookie headers (HTTP/1.1 sends one; a few at most) */
+            size_t n = 0;
+            bool any = false;
+            for (size_t i = 0; i < req->nheaders; i++) {
+                if (req->headers[i].id != HTTP_F_COOKIE)
+                    continue;
+                if (n < sizeof cookies / sizeof *cookies)
+                    cookies[n++] = req->headers[i].value;
+                any |= cookie_find(req->headers[i].value, COOKIE_TOKEN, &v);
+            }
+            /* on https only the cookie this origin paired with its token (http/cookie.h): one
+             * another port or a sibling host planted is presented, but proves nobody */
+            present = any;
+            if (any && !cookie_token_find(ex->rt->secret, cookies, n, ex->https, &v)) {
+                ri->presented = true;
+                ri->status = TOKEN_UNPAIRED;
+                return;
+            }
         }
         if (present)
             ri->status = identity__token(c, v.p, v.n, ri);

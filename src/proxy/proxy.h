@@ -8,7 +8,6 @@
 #include <jansson.h>
 #include <sys/socket.h>
 
-#define PROXY_COOKIE "CF_Authorization"
 
 /* Who a request proved to be (identity.c). Pointers stay valid while the request head is being
  * handled (they point into the worker's token cache and the request buffer): what outlives

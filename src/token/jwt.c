@@ -17,7 +17,7 @@ const char *token_status_name(enum token_status s)
     static const char *const names[] = {
         "ok", "too_large", "malformed", "bad_header", "unknown_key", "bad_signature",
         "bad_claims", "bad_issuer", "bad_audience", "bad_type", "expired", "not_yet_valid",
-        "revoked",
+        "revoked", "unpaired_cookie",
     };
     return (size_t)s < sizeof names / sizeof *names ? names[s] : "invalid";
 }

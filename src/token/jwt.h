@@ -30,6 +30,7 @@ enum token_status {
     TOKEN_EXPIRED,
     TOKEN_NOT_YET_VALID,
     TOKEN_REVOKED,
+    TOKEN_UNPAIRED,    /* a cookie on https without this origin's pair (http/cookie.h) */
 };
 
 const char *token_status_name(enum token_status s);

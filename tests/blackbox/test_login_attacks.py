@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
+import authkit as ak
+
 from browser import (TOKEN_RE, Client, console_code, form_fields, idp_factory,  # noqa: F401
                      jwt_claims, login_config, oidc_login, otp_idp, parse_set_cookie, person_app, qs)
 from harness import free_port
@@ -742,7 +744,7 @@ def test_cookie_flags_tls(latchd, tls_cert):
                 own.add(re.sub(r"_[0-9a-f]$", "", n))
     assert seen >= 3
     # (latch_pin: this browser signed in with a PIN, its own PIN budget from now on)
-    assert own == {"__Host-latch_flow", "__Host-latch_bind", "__Host-latch_pin"}, own
+    assert own == {"__Host-latch_flow", "__Host-latch_bind", "__Host-latch_pin", "__Host-latch_pair"}, own
     assert jwt_claims(cl.get_cookie("auth.localhost", "CF_Authorization"))["iss"] == f"https://auth.localhost:{port}"
     # a flow cookie tossed from a sibling host (no prefix) is not the browser's flow
     attacker = Client()
@@ -756,6 +758,27 @@ def test_cookie_flags_tls(latchd, tls_cert):
     assert r.status == 400 and "Sign-in expired" in r.text, r
     r = attacker.get(f"{auth}/cdn-cgi/access/start?idp=email-code")
     assert r.status == 200 and "Sign in with your email" in r.text, r
+    # a token cookie planted by another port of the name or a sibling host (Domain=): the
+    # attacker's own token, which would make the victim act as him. On https the token cookie
+    # comes with its pair (__Host-latch_pair), which only this origin can set: a planted one
+    # proves nobody, and beside the victim's own it is passed over
+    mine = cl.get_cookie("pin.localhost", "CF_Authorization")
+    pair = cl.get_cookie("pin.localhost", "__Host-latch_pair")
+    assert mine and pair and len(pair) == 32
+    planted = ak.issue(d, "pin", "mallory@example.com")
+    for cookie, who in ((f"CF_Authorization={planted}", None),
+                        (f"CF_Authorization={planted}; __Host-latch_pair={pair}", None),
+                        (f"CF_Authorization={planted}; CF_Authorization={mine}; __Host-latch_pair={pair}", "tls@example.com"),
+                        (f"CF_Authorization={mine}; __Host-latch_pair={'0' * 32}", None)):
+        r = Client().get(base + "/", headers=[("Cookie", cookie)], cookies=False)
+        if who:
+            assert r.status == 200 and r.json()["headers"]["cf-access-authenticated-user-email"] == who, (cookie, r)
+        else:
+            assert r.status == 302 and "/cdn-cgi/access/login/" in r.location, (cookie, r)
+    r = Client().get(f"{auth}/cdn-cgi/access/login/pin.localhost:{port}?redirect_url=%2F",
+                     headers=[("Cookie", f"CF_Authorization={cl.get_cookie('auth.localhost', 'CF_Authorization')}")],
+                     cookies=False)
+    assert r.status == 302 and "/cdn-cgi/access/start" in r.location, r  # no single sign-on without the pair
 
 
 # --------------------------------------------------------------------------------------------
