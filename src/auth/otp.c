@@ -8,17 +8,17 @@
  *    cookie) that asked for it: 5 tries, then the code is burnt; nobody else can try it;
  *  - a flow gets at most OTP_PER_FLOW codes (a new code, five new tries);
  *  - a client (its address as trusted_proxies establishes it; IPv6 by /64) gets at most
- *    OTP_PER_CLIENT codes per window, and OTP_PER_MAILBOX_CLIENT for one mailbox;
- *  - a mailbox (core/email.h: sub-addresses and Gmail spellings are one) gets codes for at
- *    most OTP_NEW_FLOWS_PER_MAILBOX new flows per window: the ceiling against mail-bombing
- *    and guessing from many clients. Two things never count against it, so that strangers
- *    filling it do not stop the person: a flow that already holds a live code for that mailbox
- *    (asking for a new one), and a browser that has signed in as that mailbox before (the
- *    AUTH_PIN_COOKIE it got then, an HMAC of the mailbox; __Host- on https), which has its own
- *    OTP_PER_KNOWN_BROWSER codes per window instead of the client's and the mailbox's.
- * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. From
- * unknown browsers a mailbox gets at most OTP_NEW_FLOWS_PER_MAILBOX * OTP_PER_FLOW codes per
- * window, so at most 5 times that many guesses: 100 against 10^8 codes. */
+ *    OTP_PER_CLIENT codes per window, and OTP_PER_MAILBOX_CLIENT for one mailbox (core/email.h:
+ *    sub-addresses and Gmail spellings are one);
+ *  - a browser that has signed in as that mailbox before (the AUTH_PIN_COOKIE it got then, an
+ *    HMAC of the mailbox; __Host- on https) has its own OTP_PER_KNOWN_BROWSER codes per window
+ *    instead of the client's.
+ * There is no limit per mailbox alone: any such ceiling is a budget that strangers (enough
+ * addresses) can spend, and the person, on a new device, would be locked out. What that costs:
+ * mail to one address is bounded per client, not in all (OTP_PER_MAILBOX_CLIENT codes per
+ * client address and window), and so are guesses (5 per code: 25 per client and window against
+ * 10^8 codes; a thousand addresses make 1 chance in 4,000 per window).
+ * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. */
 #include "auth/auth-int.h"
 
 #include "auth/mail.h"
@@ -46,7 +46,6 @@
 #define OTP_PER_FLOW              2
 #define OTP_PER_CLIENT            20
 #define OTP_PER_MAILBOX_CLIENT    5
-#define OTP_NEW_FLOWS_PER_MAILBOX 10
 #define OTP_PER_KNOWN_BROWSER     5
 #define OTP_KNOWN_TTL_S           (90 * 86400)
 
@@ -207,21 +206,6 @@ static enum store_result otp__record(const struct local_req *r, const char *flow
     return sr;
 }
 
-/* Whether this flow holds a live code (its record, not expired, not burnt) for `mailbox`. */
-static bool otp__live(const struct local_req *r, const char *flow_id, const char *mailbox)
-{
-    char have[EMAIL_MAX_LEN + 1];
-    json_t *rec;
-    if (otp__record(r, flow_id, &rec) != STORE_OK)
-        return false;
-    const char *email = json_string_value(json_object_get(rec, "email"));
-    bool live = email && json_integer_value(json_object_get(rec, "expires")) > (json_int_t)time(NULL) &&
-                email_mailbox(email, r->rt->cfg->subaddress_separators, have, sizeof have) &&
-                !strcmp(have, mailbox);
-    json_decref(rec);
-    return live;
-}
-
 enum otp_limit { OTP_OK, OTP_LIMITED, OTP_STORE_DOWN };
 
 /* Counts one code against the counter `key` of this window; OTP_LIMITED past `max`. */
@@ -288,13 +272,6 @@ static int otp__limits(struct conn *c, struct local_req *r, const char *flow_id,
     snprintf(key, sizeof key, "ipmb:%s:%s", client, mb);
     if ((l = otp__count(r, key, OTP_PER_MAILBOX_CLIENT)) != OTP_OK)
         goto refused_browser;
-    if (!otp__live(r, flow_id, mailbox)) {
-        snprintf(key, sizeof key, "mb:%s", mb);
-        if ((l = otp__count(r, key, OTP_NEW_FLOWS_PER_MAILBOX)) == OTP_LIMITED)
-            return otp__limited(c, r, idp, email, "codes per address", "this address recently");
-        if (l == OTP_STORE_DOWN)
-            return auth__store_error(c);
-    }
     return -1;
 refused_browser:
     return l == OTP_STORE_DOWN ? auth__store_error(c)

@@ -114,7 +114,7 @@ def test_strangers_cannot_lock_a_person_out(gw):
     answers += stranger_flood(gw, VICTIM, [f"203.0.113.{i}" for i in range(1, 7)], 5)
     answers += stranger_flood(gw, "vic+x@example.com", ["192.0.2.50"], 3)
     refused = [r for r in answers if not asked(r)]
-    assert len(refused) >= 10, [r.status for r in answers]  # they are stopped...
+    assert len(refused) >= 3, [r.status for r in answers]  # the ones beside her are stopped...
 
     # ...and she is not: the phone's code still works (its tries are its own)
     before = pins(gw, VICTIM)
@@ -128,14 +128,15 @@ def test_strangers_cannot_lock_a_person_out(gw):
     for r in refused:  # (the strangers were told when to come back)
         says_when(r)
 
-    # a sign-in that holds a live code may ask for a new one, however many strangers asked
+    # a browser she never used, on another address, gets its code however many strangers
+    # asked: no budget of hers is theirs to spend (no ceiling per address alone)
     tablet = Client()
     forget_session(laptop)
     t_csrf = new_flow(tablet, gw, "198.51.100.8")
-    # (a new browser under attack is the one that waits: it is told until when)
-    r = ask(tablet, gw, t_csrf, VICTIM, "198.51.100.8")
-    assert not asked(r) and "this address" in r.text
-    says_when(r)
+    n = pins(gw, VICTIM)
+    assert asked(ask(tablet, gw, t_csrf, VICTIM, "198.51.100.8"))
+    sign_in_with(tablet, gw, t_csrf, VICTIM, "198.51.100.8", n)
+    assert tablet.get_cookie("pin.localhost", "CF_Authorization")
 
 
 def test_known_browser_cannot_be_forged_or_reused_for_another_address(gw):
@@ -199,11 +200,11 @@ def test_guessing_stays_bounded(gw):
     got = [asked(ask(c, gw, new_flow(c, gw, a), "six@example.com", a))
            for a, c in zip(v6, (Client() for _ in range(6)))]
     assert got == [True] * 5 + [False], got
-    # the mailbox's ceiling: new sign-ins from many clients get codes for it 10 times per window
+    # no ceiling per address alone (strangers would spend it): each client its own budget
     many = [f"203.0.113.{100 + i}" for i in range(12)]
     got = [asked(ask(c, gw, new_flow(c, gw, a), "ceil@example.com", a))
            for a, c in zip(many, (Client() for _ in range(12)))]
-    assert got == [True] * 10 + [False] * 2, got
+    assert got == [True] * 12, got
     # the limits are logged, never the codes
     text = gw.d.auth_log.read_text()
     assert text.count('"otp_rate_limited"') >= 6, text[-2000:]
