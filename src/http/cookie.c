@@ -122,7 +122,9 @@ bool cookie_set_reserved(struct http_slice set_cookie)
     /* the name-value pair is what precedes the first ';', even when it is empty */
     if (!cookie__next(&cur, semi ? semi : end, &c))
         return false;
-    return cookie_name_reserved(c.name, (size_t)(c.name_end - c.name));
+    /* a nameless cookie ("=CF_Authorization=x"): RFC 6265bis browsers keep it and send its
+     * value alone, which reads as that name: never from an origin */
+    return c.name_end == c.name || cookie_name_reserved(c.name, (size_t)(c.name_end - c.name));
 }
 
 char *cookie_set_line(const char *name, const char *value, size_t value_len, const char *path,

@@ -190,6 +190,8 @@ static void test_set_cookie(void **state)
         "latch_flow=x; Path=/cdn-cgi/access/", "__Host-latch_bind_3=x; Secure; Path=/",
         "__Secure-CF_Authorization=x", "CF_Authorization", "CF_Authorization; Path=/",
         "latch_bind_a=\"q\"",
+        /* nameless: RFC 6265bis browsers send the value alone, which reads as a name */
+        "=CF_Authorization=x", "=x; Path=/", " =latch_flow=1",
     };
     static const char *const theirs[] = {
         "session=1; Path=/", "a=CF_Authorization", "x=1; CF_Authorization=2", "; CF_Authorization=x",
