@@ -4,6 +4,7 @@
 
 #include "auth/binding.h"
 #include "auth/redirect.h"
+#include "core/ipaddr.h"
 #include "core/log.h"
 #include "http/cookie.h"
 #include "http/form.h"
@@ -444,6 +445,12 @@ static int auth__login(struct conn *c, struct local_req *r, const char *target)
         log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
                  "login for an address this gateway does not serve");
         metrics_login(r->w->metrics, NULL, false);
+        return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    }
+    if (!to.https && !strncmp(r->rt->auth_url, "https:", 6) && !ipaddr_loopback_name(to.host)) {
+        /* the grant would cross the network in clear (a plain port 80 beside 443) */
+        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
+                 "login for a plain http address of an https gateway");
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
     served_hostport(&to, host); /* as the browser's Host names it, the default port left out */

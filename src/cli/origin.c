@@ -3,6 +3,7 @@
  * for, and never in clear over a network). Whatever this reader cannot be sure of, it refuses
  * with the reason, rather than guess what curl or a resolver would make of it. */
 #include "cli/cli.h"
+#include "core/ipaddr.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,9 +139,5 @@ bool cli_cleartext_ok(const struct cli_origin *o)
 {
     if (strcmp(o->scheme, "http") != 0)
         return true;
-    size_t n = strlen(o->host);
-    unsigned char ip[4];
-    return !strcmp(o->host, "localhost") || !strcmp(o->host, "[::1]") ||
-           (n > 10 && !strcmp(o->host + n - 10, ".localhost")) ||
-           (origin__dotted_quad(o->host, ip) && ip[0] == 127);
+    return ipaddr_loopback_name(o->host);
 }

@@ -25,3 +25,12 @@ size_t ipaddr_format(const uint8_t ip[16], char out[IPADDR_STRLEN])
     }
     return (size_t)(o - out - 1);
 }
+
+bool ipaddr_loopback_name(const char *host)
+{
+    size_t n = strlen(host);
+    struct in_addr a;
+    return !strcmp(host, "localhost") || !strcmp(host, "[::1]") ||
+           (n > 10 && !strcmp(host + n - 10, ".localhost")) ||
+           (inet_pton(AF_INET, host, &a) == 1 && ((const uint8_t *)&a)[0] == 127);
+}

@@ -245,3 +245,26 @@ def test_origin_hears_the_origin_not_the_hosts_port(latchd):
         assert head.startswith("HTTP/1.1 200"), head
         h = json.loads(body)["headers"]
         assert h["host"] == f"pub.localhost:{port}" and h["x-forwarded-host"] == f"pub.localhost:{port}", (target, host, h)
+
+
+def test_no_grant_in_clear_from_an_https_gateway(latchd):
+    """A gateway reached over https that also serves plain http (port 80 beside 443): a login
+    link naming the http origin would send the grant across the network in clear. Refused, but
+    on this machine's own names (loopback)."""
+    p1, p2 = free_port(), free_port()
+    apps = [files_app("files", ["files.example.com", "files.localhost"])]
+    cfg = login_config(p1, [otp_idp()], apps, auth_domain="auth.example.com")
+    cfg["listen"] = [{"address": f"127.0.0.1:{p1}", "public": {"scheme": "https", "port": 443}},
+                     {"address": f"127.0.0.1:{p2}", "public": {"scheme": "http", "port": 80}}]
+    d = latchd(cfg, port=p1, extra_ports=[p2])
+
+    def login(target):
+        return Client().get(f"http://127.0.0.1:{p1}/cdn-cgi/access/login/{target}?redirect_url=%2F",
+                            headers=[("Host", "auth.example.com")])
+    r = login("files.example.com:80")
+    assert r.status == 404 and r.location is None, r
+    assert "plain http address of an https gateway" in d.auth_log.read_text()
+    r = login("files.example.com")  # https:443
+    assert r.status == 302 and "/cdn-cgi/access/start" in r.location, r
+    r = login("files.localhost:80")  # this machine's own name: allowed in clear
+    assert r.status == 302 and "/cdn-cgi/access/start" in r.location, r

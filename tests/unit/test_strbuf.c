@@ -122,6 +122,22 @@ static void test_ipaddr(void **state)
     assert_string_equal(out, "2001:db8::1");
 }
 
+static void test_loopback_names(void **state)
+{
+    (void)state;
+    static const char *const yes[] = { "localhost", "a.localhost", "x.y.localhost", "127.0.0.1",
+                                       "127.255.1.2", "[::1]" };
+    static const char *const no[] = { "127.attacker.example", "127.1", "0x7f.0.0.1", "0177.0.0.1",
+                                      "localhost.example", "evil-localhost", "128.0.0.1", "::1",
+                                      "[::2]", "10.0.0.1", "", ".localhost" };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (!ipaddr_loopback_name(yes[i]))
+            fail_msg("%s is this machine", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (ipaddr_loopback_name(no[i]))
+            fail_msg("%s is not this machine's name", no[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_json_keys),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_ipaddr),
+        cmocka_unit_test(test_loopback_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
