@@ -229,6 +229,28 @@ int server_reload(struct server *srv, struct config_errors *errs)
  * latchd revoke without a daemon to ask, another node's mirror) changed them in state_dir, or
  * when the newest key is due for rotation. Skipped while the admin socket changes something:
  * it publishes what it changed itself. */
+/* A state file that cannot be read now (at the open-files limit, say) is tried again every
+ * poll (250 ms): its error is logged once per STATE_ERROR_EVERY_MS per kind, with a count. */
+#define STATE_ERROR_EVERY_MS 10000
+enum { STATE_KEYS, STATE_REVOCATIONS, STATE_SERVICE_TOKENS, STATE_KINDS };
+
+static void server__state_error(int kind, char *err)
+{
+    static const char *const what[STATE_KINDS] = { "signing keys", "revocations", "service tokens" };
+    static uint64_t last[STATE_KINDS];
+    static unsigned quiet[STATE_KINDS];
+    uint64_t now = loop_clock_ms();
+    if (last[kind] && now - last[kind] < STATE_ERROR_EVERY_MS) {
+        quiet[kind]++;
+    } else {
+        log_msg("error", "%s: %s (%u more failures since the last message)", what[kind],
+                err ? err : "cannot load", quiet[kind]);
+        last[kind] = now;
+        quiet[kind] = 0;
+    }
+    free(err);
+}
+
 static void server__refresh_state(struct server *srv)
 {
     if (pthread_mutex_trylock(&srv->control) != 0)
@@ -245,8 +267,7 @@ static void server__refresh_state(struct server *srv)
     if (rotate || keyset_stale(srv->keys, cfg->state_dir)) {
         ks = keys_load(cfg->state_dir, rotate ? cfg->key_rotation_s : 0, cfg->key_overlap_s, false, &err);
         if (!ks) {
-            log_msg("error", "signing keys: %s", err ? err : "cannot load");
-            free(err);
+            server__state_error(STATE_KEYS, err);
             err = NULL;
         } else if (ks->made) { /* not a key another node made and this one just read */
             log_auth(srv->rt->auth_log, "key_rotation", NULL, NULL, NULL, NULL, true, ks->keys[0].kid);
@@ -255,18 +276,15 @@ static void server__refresh_state(struct server *srv)
     if (revocations_stale(srv->rev, cfg->state_dir)) {
         rev = revocations_load(cfg->state_dir, &err);
         if (!rev) {
-            log_msg("error", "revocations: %s", err ? err : "cannot load");
-            free(err);
+            server__state_error(STATE_REVOCATIONS, err);
             err = NULL;
         }
     }
     struct svc_tokens *svc = NULL;
     if (svc_tokens_stale(srv->svc, cfg->state_dir)) {
         svc = svc_tokens_load(cfg->state_dir, &err);
-        if (!svc) {
-            log_msg("error", "service tokens: %s", err ? err : "cannot load");
-            free(err);
-        }
+        if (!svc)
+            server__state_error(STATE_SERVICE_TOKENS, err);
     }
     if (ks || rev || svc)
         server__publish(srv, NULL, ks, rev, svc);
