@@ -74,15 +74,10 @@ static void cli__mac(const struct local_req *r, const char *label, const char *a
 
 /* The binding cookie's name: __Host- wherever cookies are Secure (TLS, or behind a TLS
  * terminator), which pins it to this host and Path=/. */
-static const char *cli__cookie_name(const struct local_req *r)
-{
-    return r->secure_cookies ? "__Host-" CLI_COOKIE : CLI_COOKIE;
-}
-
 /* This browser's binding nonce (32 hex digits), if it holds one. */
 static bool cli__binding(const struct local_req *r, char nonce[33])
 {
-    return auth__cookie(r, cli__cookie_name(r), nonce, 33) && cli__hex(nonce, 32);
+    return auth__own_cookie(r, CLI_COOKIE, nonce, 33) && cli__hex(nonce, 32);
 }
 
 /* What the store keeps of the binding: a hash, so a store reader cannot act as the browser. */
@@ -290,7 +285,7 @@ static int cli__open(struct conn *c, struct local_req *r)
     }
     if (sr != STORE_OK)
         return sr == STORE_NOMEM ? auth__error_page(c, 500, "Error", "Out of memory.") : auth__store_error(c);
-    char *ck = auth__set_cookie(r, cli__cookie_name(r), nonce, "/", REQ_TTL_S), *loc = NULL;
+    char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, AUTH_FLOW_PATH, REQ_TTL_S), *loc = NULL;
     int st = ck && asprintf(&loc, "/cdn-cgi/access/cli?req=%s", id) >= 0 ? local_redirect(c, loc, ck)
                                                                         : auth__error_page(c, 500, "Error", "Out of memory.");
     free(ck);
