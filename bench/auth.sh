@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Authentication on every request, side by side on loopback (issue 3's benchmark):
-#   nginx      plain proxy_pass, no authentication (the ceiling)
+#   nginx      plain proxy_pass, no authentication (the ceiling), sent the same token header
+#              (which it carries to the origin): every system gets the same request
 #   haproxy    2.6 verifying the same RS256 JWT per request with jwt_verify (+ alg, aud, exp)
 #   latchd     an allow policy, the same valid token on every request (verified-token cache)
 #   latchd-new a new valid token on every request (cache misses: RSA verification each time)
 #   haproxy-new the same stream of new tokens against HAProxy: the same (Lua-driven, costlier)
 #              client as latchd-new, the fair anchor for it
-# One origin (nginx), one worker/thread each, wrk -t1 -c64, alternating, ROUNDS rounds.
-# Environment: DURATION (8), ROUNDS (3), CONNS (64), TOKENS (16384: distinct tokens cycled for
+# One origin (nginx), one worker/thread each, wrk -t1 -c64; ROUNDS rounds, the order of the
+# systems turned every round, the median of the per-round ratios reported.
+# Environment: DURATION (8), ROUNDS (6), CONNS (64), TOKENS (16384: distinct tokens cycled for
 # latchd-new, more than the 4096-slot cache holds), LATCHD (build/latchd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
 DURATION=${DURATION:-8}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-6}
 CONNS=${CONNS:-64}
 TOKENS=${TOKENS:-16384}
 LATCHD=${LATCHD:-$PWD/build/latchd}
@@ -140,7 +142,7 @@ done
 run() { # $1 name -> "rps p99 err"
   local out
   case $1 in
-    nginx) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: bench.localhost:$NPORT" "http://127.0.0.1:$NPORT/") ;;
+    nginx) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: bench.localhost:$NPORT" -H "cf-access-token: $TOKEN" "http://127.0.0.1:$NPORT/") ;;
     haproxy) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "cf-access-token: $TOKEN" "http://127.0.0.1:$HPORT/") ;;
     latchd) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: bench.localhost:$LPORT" -H "cf-access-token: $TOKEN" "http://127.0.0.1:$LPORT/") ;;
     latchd-new) out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$TMP/cycle-$LPORT.lua" "http://127.0.0.1:$LPORT/") ;;
@@ -150,27 +152,37 @@ run() { # $1 name -> "rps p99 err"
   echo "$out" | wrk_summary
 }
 
-echo "bench: nginx :$NPORT (no auth), haproxy :$HPORT (jwt_verify), latchd :$LPORT; wrk -t1 -c$CONNS ${DURATION}s x $ROUNDS"
-declare -A RPS P99
+SYSTEMS=(nginx haproxy latchd haproxy-new latchd-new)
+echo "bench: nginx :$NPORT (no auth), haproxy :$HPORT (jwt_verify), latchd :$LPORT; wrk -t1 -c$CONNS ${DURATION}s x $ROUNDS rounds"
+echo "       the order of systems turns each round (the machine drifts in phases); ratios are taken"
+echo "       within a round, and the median of the per-round ratios is reported"
+declare -A RPS P99 RATIO
 errors=0
-for ((r = 1; r <= ROUNDS; r++)); do
-  for who in nginx haproxy latchd haproxy-new latchd-new; do
+for ((r = 0; r < ROUNDS; r++)); do
+  declare -A NOW=()
+  for ((k = 0; k < ${#SYSTEMS[@]}; k++)); do
+    who=${SYSTEMS[(k + r) % ${#SYSTEMS[@]}]}
     read -r rps p99 err < <(run "$who")
+    NOW[$who]=$rps
     RPS[$who]+="$rps "; P99[$who]+="$p99 "; errors=$((errors + err))
-    printf '  round %d  %-10s %10.0f req/s  p99 %7.2f ms  errors %d\n' "$r" "$who" "$rps" "$p99" "$err"
+    printf '  round %d  %-11s %10.0f req/s  p99 %7.2f ms  errors %d\n' "$((r + 1))" "$who" "$rps" "$p99" "$err"
   done
+  RATIO[latchd/nginx]+="$(ratio "${NOW[latchd]}" "${NOW[nginx]}") "
+  RATIO[latchd/haproxy]+="$(ratio "${NOW[latchd]}" "${NOW[haproxy]}") "
+  RATIO[latchd-new/haproxy-new]+="$(ratio "${NOW[latchd-new]}" "${NOW[haproxy-new]}") "
+  RATIO[latchd-new/nginx]+="$(ratio "${NOW[latchd-new]}" "${NOW[nginx]}") "
 done
 kill -0 "$LATCHD_PID" 2>/dev/null || { echo "bench: latchd died" >&2; exit 1; }
-declare -A M Q
-for who in nginx haproxy latchd haproxy-new latchd-new; do
-  M[$who]=$(median ${RPS[$who]}); Q[$who]=$(median ${P99[$who]})
-done
 echo
 echo "=============== authentication per request (loopback, 1 worker/thread each) ==============="
-printf '%-12s %12s %10s %18s %24s\n' "" "req/s" "p99 ms" "x nginx (no auth)" "x haproxy (same client)"
-for who in nginx haproxy latchd haproxy-new latchd-new; do
-  anchor=haproxy; [[ $who == *-new ]] && anchor=haproxy-new
-  printf '%-12s %12.0f %10.2f %18s %24s\n' "$who" "${M[$who]}" "${Q[$who]}" "$(ratio "${M[$who]}" "${M[nginx]}")" "$(ratio "${M[$who]}" "${M[$anchor]}")"
+printf '%-12s %12s %10s\n' "" "req/s" "p99 ms"
+for who in "${SYSTEMS[@]}"; do
+  printf '%-12s %12.0f %10.2f\n' "$who" "$(median ${RPS[$who]})" "$(median ${P99[$who]})"
+done
+echo
+echo "median of the per-round ratios (each round's ratios, in brackets):"
+for k in latchd/nginx latchd/haproxy latchd-new/haproxy-new latchd-new/nginx; do
+  printf '  %-24s %6.2fx   [%s]\n' "$k" "$(median ${RATIO[$k]})" "${RATIO[$k]% }"
 done
 echo "wrk errors (non-2xx, socket): $errors"
 echo "targets: latchd >= 1.0x nginx and >= 2x haproxy; latchd-new >= 1.2x haproxy-new"

@@ -302,13 +302,38 @@ char *auth__mint(const struct local_req *r, const char *type, const char *aud,
     return token_mint(r->keys, r->rt->auth_url, &mc, time(NULL));
 }
 
+static char **auth__strdups(const char *const *v, size_t n)
+{
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            while (i--)
+                free(out[i]);
+            free(out);
+            return NULL;
+        }
+    return out;
+}
+
 int auth__token_identity(const struct local_req *r, const struct token *t, struct auth_identity *id)
 {
-    json_t *stored = json_object_get(t->claims, "groups") ? NULL
-                                                           : store_identity_get(r->w->store, t->identity_nonce);
-    int rc = auth__identity_from_json(stored ? stored : t->claims, id);
-    json_decref(stored);
-    return rc;
+    if (!t->has_groups) { /* a large identity: kept server-side under its nonce */
+        json_t *stored = t->identity_nonce ? store_identity_get(r->w->store, t->identity_nonce) : NULL;
+        int rc = stored ? auth__identity_from_json(stored, id) : -1;
+        json_decref(stored);
+        return rc;
+    }
+    memset(id, 0, sizeof *id);
+    if (!t->email || !token_email_ok(t->email) || !(id->email = strdup(t->email)) ||
+        (t->sub && !(id->sub = strdup(t->sub))) || (t->idp && !(id->idp = strdup(t->idp))) ||
+        !(id->groups = auth__strdups(t->groups, t->ngroups)) ||
+        !(id->amr = auth__strdups(t->amr, t->namr))) {
+        auth__identity_free(id);
+        return -1;
+    }
+    id->ngroups = t->ngroups;
+    id->namr = t->namr;
+    return 0;
 }
 
 /* The org session: CF_Authorization on the auth domain, type "org". */

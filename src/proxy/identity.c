@@ -212,7 +212,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     ri->id.idp = t->idp;
     ri->id.groups = t->groups;
     ri->id.ngroups = t->ngroups;
-    if (!t->groups && t->identity_nonce) { /* a large identity, kept under its nonce */
+    if (!t->has_groups && t->identity_nonce) { /* a large identity, kept under its nonce */
         ri->stored = store_identity_get(w->store, t->identity_nonce);
         if (!ri->stored)
             return TOKEN_BAD_CLAIMS; /* lost (a restart): sign in again */

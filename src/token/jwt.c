@@ -3,6 +3,7 @@
 
 #include "core/base64url.h"
 #include "core/email.h"
+#include "token/claims.h"
 
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -53,82 +54,58 @@ static int jwt__rsa_verify(const struct signing_key *key, const unsigned char di
     return ok ? 0 : -1;
 }
 
-static json_t *jwt__json(const char *p, size_t n)
+/* One part of a token, base64url-decoded into buf (cap bytes, NUL-terminated), read as a JSON
+ * object (token/claims.h: strings then point into buf). */
+static int jwt__part(const char *p, size_t n, char *buf, size_t cap, struct claims *c)
 {
-    unsigned char buf[JWT_MAX_LEN];
     size_t len;
-    if (b64url_decode(p, n, buf, sizeof buf, &len) != 0)
-        return NULL;
-    json_error_t err;
-    json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
+    if (b64url_decode(p, n, (unsigned char *)buf, cap - 1, &len) != 0)
+        return -1;
+    buf[len] = '\0';
+    return claims_parse(buf, len, c);
 }
 
-/* An optional string claim: absent is fine, another type is not. */
-static int jwt__str(json_t *claims, const char *name, const char **out)
+/* An optional string claim: absent or null is fine, another type is not. */
+static int jwt__str(const struct claims *c, const char *name, const char **out)
 {
-    json_t *v = json_object_get(claims, name);
+    const struct claims_member *m = claims_get(c, name);
     *out = NULL;
-    if (!v || json_is_null(v))
+    if (!m || m->kind == CLAIMS_NULL)
         return 0;
-    if (!json_is_string(v))
+    if (m->kind != CLAIMS_STRING)
         return -1;
-    *out = json_string_value(v);
+    *out = c->strs[m->first];
     return 0;
 }
 
 /* A string or an array of strings (aud may be either, RFC 7519 §4.1.3). */
-static int jwt__strs(json_t *claims, const char *name, const char ***out, size_t *n)
+static int jwt__strs(const struct claims *c, const char *name, const char ***out, size_t *n)
 {
-    json_t *v = json_object_get(claims, name);
+    const struct claims_member *m = claims_get(c, name);
     *out = NULL;
     *n = 0;
-    if (!v || json_is_null(v))
+    if (!m || m->kind == CLAIMS_NULL)
         return 0;
-    if (json_is_string(v)) {
-        *out = malloc(sizeof **out);
-        if (!*out)
-            return -1;
-        (*out)[0] = json_string_value(v);
-        *n = 1;
-        return 0;
-    }
-    if (!json_is_array(v))
+    if ((m->kind != CLAIMS_STRING && m->kind != CLAIMS_ARRAY) || !m->strings)
         return -1;
-    size_t len = json_array_size(v);
-    *out = calloc(len ? len : 1, sizeof **out);
-    if (!*out)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_string(e))
-            return -1;
-        (*out)[i] = json_string_value(e);
-    }
-    *n = len;
+    *out = c->strs + m->first;
+    *n = m->count;
     return 0;
 }
 
 /* NumericDate (RFC 7519 §2): a JSON number, never a string. */
-static int jwt__date(json_t *claims, const char *name, bool required, int64_t *out)
+static int jwt__date(const struct claims *c, const char *name, bool required, int64_t *out)
 {
-    json_t *v = json_object_get(claims, name);
+    const struct claims_member *m = claims_get(c, name);
     *out = 0;
-    if (!v)
+    if (!m)
         return required ? -1 : 0;
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
+    if (m->kind == CLAIMS_INTEGER) {
+        *out = m->integer;
         return 0;
     }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!(d > -1e15 && d < 1e15))
-            return -1;
-        *out = (int64_t)d;
+    if (m->kind == CLAIMS_REAL && m->real > -1e15 && m->real < 1e15) {
+        *out = (int64_t)m->real;
         return 0;
     }
     return -1;
@@ -136,27 +113,25 @@ static int jwt__date(json_t *claims, const char *name, bool required, int64_t *o
 
 void token_free(struct token *t)
 {
-    json_decref(t->claims);
-    free(t->aud);
-    free(t->groups);
-    free(t->amr);
+    free(t->payload);
+    free(t->strs);
     memset(t, 0, sizeof *t);
 }
 
-static enum token_status jwt__header(json_t *h, const struct keyset *ks, time_t now,
+static enum token_status jwt__header(const struct claims *h, const struct keyset *ks, time_t now,
                                      const struct signing_key **key, char kid_out[33])
 {
-    json_t *alg = json_object_get(h, "alg"), *kid = json_object_get(h, "kid");
-    json_t *typ = json_object_get(h, "typ");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0)
+    const char *alg, *kid, *typ;
+    if (jwt__str(h, "alg", &alg) || !alg || strcmp(alg, "RS256") != 0)
         return TOKEN_BAD_HEADER; /* none, HS256 keyed with our public key, …: never */
-    if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
+    const struct claims_member *t = claims_get(h, "typ");
+    if (t && (jwt__str(h, "typ", &typ) || !typ || strcasecmp(typ, "JWT") != 0))
         return TOKEN_BAD_HEADER;
-    if (json_object_get(h, "crit")) /* we implement no extension (RFC 7515 §4.1.11) */
+    if (claims_get(h, "crit")) /* we implement no extension (RFC 7515 §4.1.11) */
         return TOKEN_BAD_HEADER;
-    if (!json_is_string(kid))
+    if (jwt__str(h, "kid", &kid) || !kid)
         return TOKEN_UNKNOWN_KEY;
-    *key = keyset_find(ks, json_string_value(kid), json_string_length(kid), now);
+    *key = keyset_find(ks, kid, strlen(kid), now);
     if (!*key)
         return TOKEN_UNKNOWN_KEY;
     memcpy(kid_out, (*key)->kid, 33);
@@ -175,12 +150,13 @@ enum token_status jwt_decode(const struct keyset *ks, const char *tok, size_t le
         memchr(d2 + 1, '.', (size_t)(tok + len - d2 - 1)))
         return TOKEN_MALFORMED;
 
-    json_t *h = jwt__json(tok, (size_t)(d1 - tok));
-    if (!h)
+    char hbuf[JWT_MAX_LEN];
+    struct claims h;
+    if (jwt__part(tok, (size_t)(d1 - tok), hbuf, sizeof hbuf, &h) != 0)
         return TOKEN_MALFORMED;
     const struct signing_key *key = NULL;
-    enum token_status st = jwt__header(h, ks, now, &key, out->kid);
-    json_decref(h);
+    enum token_status st = jwt__header(&h, ks, now, &key, out->kid);
+    claims_free(&h);
     if (st != TOKEN_OK)
         return st;
 
@@ -195,22 +171,27 @@ enum token_status jwt_decode(const struct keyset *ks, const char *tok, size_t le
         jwt__rsa_verify(key, digest, sig, siglen) != 0)
         return TOKEN_BAD_SIGNATURE;
 
-    out->claims = jwt__json(d1 + 1, (size_t)(d2 - d1 - 1));
-    if (!out->claims)
+    size_t plen = (size_t)(d2 - d1 - 1);
+    struct claims c;
+    if (!(out->payload = malloc(B64URL_DECODED_MAX(plen) + 1)) ||
+        jwt__part(d1 + 1, plen, out->payload, B64URL_DECODED_MAX(plen) + 1, &c) != 0) {
+        token_free(out);
         return TOKEN_MALFORMED;
-    json_t *c = out->claims;
-    if (jwt__str(c, "email", &out->email) || jwt__str(c, "sub", &out->sub) ||
-        jwt__str(c, "type", &out->type) || jwt__str(c, "idp", &out->idp) ||
-        jwt__str(c, "common_name", &out->common_name) ||
-        jwt__str(c, "identity_nonce", &out->identity_nonce) ||
-        jwt__str(c, "country", &out->country) || jwt__str(c, "iss", &out->iss) ||
-        jwt__strs(c, "aud", &out->aud, &out->naud) ||
-        jwt__strs(c, "groups", &out->groups, &out->ngroups) ||
-        jwt__strs(c, "amr", &out->amr, &out->namr) || jwt__date(c, "exp", true, &out->exp) ||
-        jwt__date(c, "iat", true, &out->iat) || jwt__date(c, "nbf", false, &out->nbf)) {
+    }
+    out->strs = c.strs; /* the token owns the strings' pointers from now on */
+    if (jwt__str(&c, "email", &out->email) || jwt__str(&c, "sub", &out->sub) ||
+        jwt__str(&c, "type", &out->type) || jwt__str(&c, "idp", &out->idp) ||
+        jwt__str(&c, "common_name", &out->common_name) ||
+        jwt__str(&c, "identity_nonce", &out->identity_nonce) ||
+        jwt__str(&c, "country", &out->country) || jwt__str(&c, "iss", &out->iss) ||
+        jwt__strs(&c, "aud", &out->aud, &out->naud) ||
+        jwt__strs(&c, "groups", &out->groups, &out->ngroups) ||
+        jwt__strs(&c, "amr", &out->amr, &out->namr) || jwt__date(&c, "exp", true, &out->exp) ||
+        jwt__date(&c, "iat", true, &out->iat) || jwt__date(&c, "nbf", false, &out->nbf)) {
         token_free(out);
         return TOKEN_BAD_CLAIMS;
     }
+    out->has_groups = claims_get(&c, "groups") != NULL;
     if (out->email && !token_email_ok(out->email)) {
         token_free(out);
         return TOKEN_BAD_CLAIMS;

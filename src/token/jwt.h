@@ -35,13 +35,17 @@ enum token_status {
 
 const char *token_status_name(enum token_status s);
 
-/* A token whose form and signature were verified. Strings point into `claims`. */
+/* A token whose form and signature were verified. Strings point into `payload` (its decoded
+ * JSON, unescaped in place: token/claims.h), the arrays into `strs`; both owned. */
 struct token {
-    json_t *claims;
+    char *payload;
+    const char **strs;
     char kid[33];
     const char *email, *sub, *type, *idp, *common_name, *identity_nonce, *country, *iss;
     const char **aud; size_t naud;
     const char **groups; size_t ngroups;
+    bool has_groups;           /* a groups claim, even empty (else a large identity, kept
+                                * server-side under identity_nonce: SPEC.md §5) */
     const char **amr; size_t namr;
     int64_t iat, nbf, exp;
 };
