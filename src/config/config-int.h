@@ -108,6 +108,16 @@ const char *config__kind_name(const struct config__node *n);
 bool config__map(struct config__ctx *c, const struct config__node *map, const char *what,
                  const char *const *keys, const struct config__node **vals);
 
+/* Reports "unknown KIND 'typed' in WHAT (did you mean 'x'?); valid KINDs: a, b, c" at pos, the
+ * suggestion when one of words[0..n) is a likely typo of `typed` (core/suggest.h). */
+void config__unknown(struct config__ctx *c, struct config_pos pos, const char *kind,
+                     const char *typed, const char *what, const char *const *words, size_t n);
+
+/* " (did you mean 'x'?)" when one of words[0..n) is a likely typo of `typed`, else "". */
+#define CONFIG__MEAN_MAX 96
+const char *config__mean(char out[CONFIG__MEAN_MAX], const char *typed, const char *const *words,
+                         size_t n);
+
 /* Reports "missing required key 'key' in what" at the mapping when val is NULL. */
 bool config__required(struct config__ctx *c, const struct config__node *map,
                       const struct config__node *val, const char *key, const char *what);

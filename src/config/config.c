@@ -3,6 +3,7 @@
  * config_apps.c. Every error is collected with its position, none stops the walk. */
 #include "config/config-int.h"
 #include "core/email.h"
+#include "core/suggest.h"
 
 #include "store/seal.h"
 
@@ -47,6 +48,29 @@ const char *config__kind_name(const struct config__node *n)
     }
 }
 
+void config__unknown(struct config__ctx *c, struct config_pos pos, const char *kind,
+                     const char *typed, const char *what, const char *const *words, size_t n)
+{
+    char list[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof list; i++)
+        if (words[i])
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", words[i]);
+    char mean[CONFIG__MEAN_MAX];
+    config__error(c, pos, "unknown %s '%s' in %s%s; valid %ss: %s", kind, typed, what,
+                  config__mean(mean, typed, words, n), kind, list);
+}
+
+const char *config__mean(char out[CONFIG__MEAN_MAX], const char *typed, const char *const *words,
+                         size_t n)
+{
+    const char *near = suggest_closest(typed, words, n);
+    out[0] = '\0';
+    if (near)
+        snprintf(out, CONFIG__MEAN_MAX, " (did you mean '%s'?)", near);
+    return out;
+}
+
 bool config__map(struct config__ctx *c, const struct config__node *map, const char *what,
                  const char *const *keys, const struct config__node **vals)
 {
@@ -70,7 +94,7 @@ bool config__map(struct config__ctx *c, const struct config__node *map, const ch
         while (i < nkeys && strcmp(keys[i], key->text) != 0)
             i++;
         if (i == nkeys) {
-            config__error(c, key->pos, "unknown key '%s' in %s", key->text, what);
+            config__unknown(c, key->pos, "key", key->text, what, keys, nkeys);
             continue;
         }
         /* A repeated key would silently override the first: refused. */
@@ -500,14 +524,16 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
             d->type = IDP_OIDC;
             config_idp_oidc(c, item, d);
         } else {
+            static const char *const types[] = {"onetimepin", "oidc"};
             static const char *const any[] = {"name", "type", "mail", "from", "issuer",
                                               "client_id", "client_secret_file", "scopes",
                                               "groups_claim", "email_verified", NULL};
             const struct config__node *all[10];
             config__map(c, item, "identity provider", any, all);
+            char mean[CONFIG__MEAN_MAX];
             if (type)
-                config__error(c, v[1]->pos, "'type' must be onetimepin or oidc, not '%s'",
-                              type);
+                config__error(c, v[1]->pos, "'type' must be onetimepin or oidc, not '%s'%s", type,
+                              config__mean(mean, type, types, 2));
         }
         free(type);
     }

@@ -57,10 +57,28 @@ static char *config_email(struct config__ctx *c, const struct config__node *n, c
     return s;
 }
 
+/* " (did you mean 'x'?)" for a name that is a likely typo of a configured identity provider's
+ * (idps) or service token's. */
+static const char *config_name_mean(char out[CONFIG__MEAN_MAX], const struct config *cfg,
+                                    bool idps, const char *typed)
+{
+    size_t n = idps ? cfg->nidps : cfg->nservice_tokens;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    out[0] = '\0';
+    if (!names)
+        return out;
+    for (size_t i = 0; i < n; i++)
+        names[i] = idps ? cfg->idps[i].name : cfg->service_tokens[i].name;
+    config__mean(out, typed, names, n);
+    free(names);
+    return out;
+}
+
 static void config_selector_value(struct config__ctx *c, const struct config__node *v,
                                   const char *key, enum config_selval val,
                                   const struct config *cfg, struct selector *s)
 {
+    char mean[CONFIG__MEAN_MAX];
     switch (val) {
     case VAL_EMPTY:
         /* `everyone: {}`; a bare `everyone:` (null) means the same. Anything else is a
@@ -112,7 +130,8 @@ static void config_selector_value(struct config__ctx *c, const struct config__no
         for (size_t i = 0; i < cfg->nidps; i++)
             if (cfg->idps[i].name && !strcmp(cfg->idps[i].name, s->value))
                 return;
-        config__error(c, v->pos, "'idp' names no identity provider: '%s'", s->value);
+        config__error(c, v->pos, "'idp' names no identity provider: '%s'%s", s->value,
+                      config_name_mean(mean, cfg, true, s->value));
         return;
     case VAL_TOKEN:
         if (!(s->value = config__string(c, v, key)))
@@ -122,7 +141,8 @@ static void config_selector_value(struct config__ctx *c, const struct config__no
                 return;
         if (!strncmp(cfg->store, "redis:", 6)) /* made by `latchd service-token create`, shared */
             return;
-        config__error(c, v->pos, "'service_token' names no service token: '%s'", s->value);
+        config__error(c, v->pos, "'service_token' names no service token: '%s'%s", s->value,
+                      config_name_mean(mean, cfg, false, s->value));
         return;
     }
 }
@@ -147,7 +167,10 @@ static bool config_selector(struct config__ctx *c, const struct config__node *n,
     while (i < CONFIG_NSELECTORS && strcmp(config_selectors_table[i].key, k->text) != 0)
         i++;
     if (i == CONFIG_NSELECTORS) {
-        config__error(c, k->pos, "unknown selector '%s'", k->text);
+        const char *names[CONFIG_NSELECTORS];
+        for (size_t j = 0; j < CONFIG_NSELECTORS; j++)
+            names[j] = config_selectors_table[j].key;
+        config__unknown(c, k->pos, "selector", k->text, "a policy", names, CONFIG_NSELECTORS);
         return false;
     }
     s->kind = config_selectors_table[i].kind;
@@ -218,8 +241,10 @@ static void config_policy(struct config__ctx *c, const struct config__node *n,
     if (config__required(c, n, v[1], "decision", "policy") &&
         (d = config__string(c, v[1], "decision")) && !config_decision(d, &p->decision)) {
         p->decision = DECISION_BLOCK; /* fail closed; the config is refused anyway */
+        static const char *const names[] = {"allow", "block", "bypass", "service_auth"};
+        char mean[CONFIG__MEAN_MAX];
         config__error(c, v[1]->pos, "'decision' must be allow, block, bypass or service_auth, "
-                                    "not '%s'", d);
+                                    "not '%s'%s", d, config__mean(mean, d, names, 4));
     }
     free(d);
     /* An empty include would match nobody (or, read carelessly, everybody): refused. */
@@ -347,9 +372,10 @@ static void config_allowed_idps(struct config__ctx *c, const struct config__node
         bool known = false;
         for (size_t j = 0; j < cfg->nidps; j++)
             known |= cfg->idps[j].name && !strcmp(cfg->idps[j].name, name);
+        char mean[CONFIG__MEAN_MAX];
         if (!known)
-            config__error(c, item->pos, "'allowed_idps' names no identity provider: '%s'",
-                          name);
+            config__error(c, item->pos, "'allowed_idps' names no identity provider: '%s'%s",
+                          name, config_name_mean(mean, cfg, true, name));
         for (size_t j = 0; j < a->nallowed_idps; j++)
             if (!strcmp(a->allowed_idps[j], name))
                 config__error(c, item->pos, "'%s' is listed twice in 'allowed_idps'", name);

@@ -376,7 +376,7 @@ static void test_listener_public(void **state)
     expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { port: [1] } }]\n", 1,
                   "t.yaml:1:55: 'port' must be a number from 1 to 65535");
     expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: { host: x } }]\n", 1,
-                  "t.yaml:1:49: unknown key 'host' in public");
+                  "t.yaml:1:49: unknown key 'host' in public; valid keys: scheme, port");
     expect_errors("listen: [{ address: \"127.0.0.1:8080\", public: https } ]\n", 1,
                   "t.yaml:1:47: public must be a mapping, got a string");
     expect_errors("listen: [{ address: \"127.0.0.1:8080\", tls: { cert: a, key: b },\n"
@@ -494,11 +494,27 @@ static void test_minimal_defaults(void **state)
 static void test_unknown_keys_and_types(void **state)
 {
     (void)state;
-    expect_errors(HEAD "foo: 1\n", 1, "t.yaml:3:1: unknown key 'foo' in the configuration");
+    expect_errors(HEAD "foo: 1\n", 1, "t.yaml:3:1: unknown key 'foo' in the configuration; "
+                  "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
+                  "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
+                  "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
+                  "subaddress_separators");
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    foo: bar\n    policies: [{name: p, decision: bypass, "
                        "include: [{everyone: {}}]}]\n",
-                  1, "t.yaml:7:5: unknown key 'foo' in app");
+                  1, "t.yaml:7:5: unknown key 'foo' in app; valid keys: name, domains, origin, "
+                  "origin_tls, preserve_host, session_duration, allowed_idps, aud, policies, "
+                  "read_service_tokens_from_header, keep_client_headers");
+    /* a likely typo is named: edit distance (core/suggest.h) */
+    expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
+                       "    polices: []\n", 2, "t.yaml:4:5: missing required key 'policies' in app",
+                  "t.yaml:7:5: unknown key 'polices' in app (did you mean 'policies'?); valid keys: "
+                  "name, domains, origin, origin_tls, preserve_host, session_duration, allowed_idps, "
+                  "aud, policies, read_service_tokens_from_header, keep_client_headers");
+    expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
+                       "    policies: [{name: p, decision: bypas, include: [{everyone: {}}]}]\n", 1,
+                  "t.yaml:7:36: 'decision' must be allow, block, bypass or service_auth, not "
+                  "'bypas' (did you mean 'bypass'?)");
     expect_errors(HEAD "workers: [1]\n", 1,
                   "t.yaml:3:10: 'workers' must be auto or a number from 1 to 256");
     expect_errors(HEAD "workers: 257\n", 1,
@@ -624,7 +640,10 @@ static void test_selectors(void **state)
     expect_errors(APP_WITH("everyone"), 1,
                   "t.yaml:4:97: a selector must be a mapping with exactly one key, e.g. { email: "
                   "someone@example.com }");
-    expect_errors(APP_WITH("{ everybody: {} }"), 1, "t.yaml:4:99: unknown selector 'everybody'");
+    expect_errors(APP_WITH("{ everybody: {} }"), 1, "t.yaml:4:99: unknown selector 'everybody' in a policy (did you mean "
+                  "'everyone'?); valid selectors: everyone, email, email_domain, email_list, ip, "
+                  "group, idp, auth_method, service_token, any_valid_service_token, certificate, "
+                  "common_name");
     expect_errors(APP_WITH("{ everyone: true }"), 1,
                   "t.yaml:4:109: 'everyone' takes no value: write everyone: {}");
     expect_errors(APP_WITH("{ group: [a] }"), 1,
@@ -719,7 +738,8 @@ static void test_top_level_values(void **state)
     expect_errors(HEAD "identity_providers:\n  - { name: c, type: saml }\n"
                        "  - { name: d, type: onetimepin, mail: console, issuer: x }\n",
                   2, "t.yaml:4:22: 'type' must be onetimepin or oidc, not 'saml'",
-                  "t.yaml:5:49: unknown key 'issuer' in onetimepin identity provider");
+                  "t.yaml:5:49: unknown key 'issuer' in onetimepin identity provider; "
+                  "valid keys: name, type, mail, from");
     expect_errors(HEAD "service_tokens:\n  - { name: t, client_id: c, secret_sha256: "
                        "00000000000000000000000000000000000000000000000000000000000000zz, "
                        "expires: 2027-02-30T00:00:00Z }\n",
@@ -748,7 +768,11 @@ static void test_errors_collected_and_sorted(void **state)
     assert_true(strncmp(errs.lines[1], "t.yaml:2:9: ", 12) == 0);
     assert_true(strncmp(errs.lines[2], "t.yaml:3:10: ", 13) == 0);
     assert_true(strncmp(errs.lines[3], "t.yaml:4:21: ", 13) == 0);
-    assert_string_equal(errs.lines[4], "t.yaml:5:1: unknown key 'foo' in the configuration");
+    assert_string_equal(errs.lines[4], "t.yaml:5:1: unknown key 'foo' in the configuration; "
+                        "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
+                  "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
+                  "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
+                  "subaddress_separators");
 
     char *out = NULL;
     size_t outlen = 0;
