@@ -199,21 +199,35 @@ static const struct app *admin__app(const struct config *cfg, const char *name)
     return NULL;
 }
 
+/* "1 app", "2 apps" */
+static const char *admin__s(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* What the daemon would refuse, on stderr as FILE:LINE:COL: message, like config_load's own
+ * errors; then the warnings (exit 0 all the same); "FILE: ok" on stdout. Reads only. */
 int admin_check(const char *config, int argc, char **argv)
 {
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
-    char *err = NULL;
-    struct route_table *rt = route_build(cfg, &err);
-    if (!rt) {
-        printf("%s: %s\n", config, err ? err : "invalid routes");
-        free(err);
+    struct config_errors errs = { 0 }, warns = { 0 };
+    int bad = runtime_check(cfg, &errs, &warns);
+    config_errors_print(&errs, stderr);
+    config_errors_print(&warns, stderr);
+    size_t nwarn = warns.n;
+    config_errors_clear(&errs);
+    config_errors_clear(&warns);
+    if (bad) {
         config_free(cfg);
         return 2;
     }
-    route_free(rt);
-    printf("%s: ok (%zu apps, %zu listeners)\n", config, cfg->napps, cfg->nlisteners);
+    printf("%s: ok (%zu app%s, %zu listener%s", config, cfg->napps, admin__s(cfg->napps),
+           cfg->nlisteners, admin__s(cfg->nlisteners));
+    if (nwarn)
+        printf("; %zu warning%s above", nwarn, admin__s(nwarn));
+    printf(")\n");
     char *auth_url = runtime_auth_url(cfg);
     for (size_t i = 0; auth_url && i < cfg->nidps; i++)
         if (cfg->idps[i].type == IDP_OIDC)

@@ -78,6 +78,7 @@ struct origin {
     char *hostport;   /* "host:port" as sent in Host to the origin when preserve_host is false */
     char *base;       /* path prefix without trailing slash, "" when none */
     char *ca_file;    /* origin_tls.ca_file: NULL = system store */
+    struct config_pos ca_file_pos;
     bool tls_verify;  /* origin_tls.verify: default true */
     bool preserve_host; /* send the client's Host (default true, like Cloudflare) */
 };
@@ -104,6 +105,7 @@ struct app {
 struct tls_cert {
     char *cert; /* PEM chain file */
     char *key;  /* PEM key file */
+    struct config_pos cert_pos, key_pos;
 };
 
 struct listener_cfg {
@@ -112,12 +114,14 @@ struct listener_cfg {
     socklen_t addrlen;
     struct tls_cert *certs; size_t ncerts;  /* 0: plain HTTP; first is the default for SNI */
     char *client_ca;          /* tls.client_ca: verify client certificates (mTLS) when set */
+    struct config_pos client_ca_pos;
     uint16_t port;            /* the port it listens on */
     /* Where browsers reach it (`public: {scheme, port}`): itself by default; behind a load
      * balancer or a TLS terminator, what the browser's address bar says. The gateway sends a
      * browser (grants, redirects, login links) only to these schemes and ports. */
     bool public_https;
     uint16_t public_port;
+    bool public_set;          /* `public:` was written (else the defaults above) */
     struct config_pos pos;
 };
 
@@ -140,6 +144,7 @@ struct idp {
     char *issuer;
     char *client_id;
     char *client_secret_file;
+    struct config_pos client_secret_file_pos;
     char **scopes; size_t nscopes;
     char *groups_claim;       /* default "groups" */
     enum idp_email_verified email_verified;
@@ -174,8 +179,15 @@ struct timeouts_cfg {
     uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
 };
 
+/* Where the top-level keys that later checks point at were written (0:0 when absent): the
+ * files and directories the daemon opens (runtime.h) and the auth domain. */
+struct config_where {
+    struct config_pos state_dir, store_key_file, auth_domain, log_requests, log_auth;
+};
+
 struct config {
     char *path;
+    struct config_where where;
     struct listener_cfg *listeners; size_t nlisteners;
     unsigned workers;              /* 0 = auto: one per core */
     char *state_dir;

@@ -210,7 +210,8 @@ bool config__duration_s(struct config__ctx *c, const struct config__node *n, con
 /* ---- listeners ---- */
 
 static void config_tls_cert(struct config__ctx *c, const struct config__node *n,
-                            struct tls_cert *t, char **client_ca, bool allow_ca)
+                            struct tls_cert *t, char **client_ca, struct config_pos *client_ca_pos,
+                            bool allow_ca)
 {
     static const char *const keys[] = {"cert", "key", "client_ca", NULL};
     const struct config__node *v[3];
@@ -221,11 +222,16 @@ static void config_tls_cert(struct config__ctx *c, const struct config__node *n,
                                     "entry");
     } else if (v[2]) {
         *client_ca = config__string(c, v[2], "client_ca");
+        *client_ca_pos = v[2]->pos;
     }
-    if (config__required(c, n, v[0], "cert", "tls"))
+    if (config__required(c, n, v[0], "cert", "tls")) {
         t->cert = config__string(c, v[0], "cert");
-    if (config__required(c, n, v[1], "key", "tls"))
+        t->cert_pos = v[0]->pos;
+    }
+    if (config__required(c, n, v[1], "key", "tls")) {
         t->key = config__string(c, v[1], "key");
+        t->key_pos = v[1]->pos;
+    }
 }
 
 /* `public: {scheme: https|http, port: N}`: how browsers reach a listener behind a load
@@ -275,17 +281,19 @@ static void config_listener(struct config__ctx *c, const struct config__node *n,
             config__error(c, v[1]->pos, "'tls' must list at least one {cert, key}");
         l->certs = config__calloc(c, v[1]->n, sizeof *l->certs);
         for (size_t i = 0; l->certs && i < v[1]->n; i++)
-            config_tls_cert(c, config__kid(c, v[1], i), &l->certs[l->ncerts++], NULL, false);
+            config_tls_cert(c, config__kid(c, v[1], i), &l->certs[l->ncerts++], NULL, NULL,
+                            false);
     } else if (v[1] && v[1]->kind == CONFIG__MAP) {
         l->certs = config__calloc(c, 1, sizeof *l->certs);
         if (l->certs)
-            config_tls_cert(c, v[1], &l->certs[l->ncerts++], &tls_ca, true);
+            config_tls_cert(c, v[1], &l->certs[l->ncerts++], &tls_ca, &l->client_ca_pos, true);
     } else if (v[1]) {
         config__error(c, v[1]->pos, "'tls' must be a mapping {cert, key} or a list of them, "
                                     "got %s", config__kind_name(v[1]));
     }
     if (v[2]) {
         l->client_ca = config__string(c, v[2], "client_ca");
+        l->client_ca_pos = v[2]->pos;
         if (tls_ca) {
             config__error(c, v[2]->pos, "'client_ca' is given twice (also inside tls)");
             free(tls_ca);
@@ -309,6 +317,7 @@ static void config_listener(struct config__ctx *c, const struct config__node *n,
     l->public_port = v[1] != NULL || loopback ? l->port : 443;
     if (v[3])
         config_listener_public(c, v[3], l, v[1] != NULL);
+    l->public_set = v[3] != NULL;
 }
 
 static bool config_same_addr(const struct listener_cfg *a, const struct listener_cfg *b)
@@ -413,8 +422,10 @@ static void config_idp_oidc(struct config__ctx *c, const struct config__node *n,
     }
     if (config__required(c, n, v[3], "client_id", what))
         d->client_id = config__string(c, v[3], "client_id");
-    if (config__required(c, n, v[4], "client_secret_file", what))
+    if (config__required(c, n, v[4], "client_secret_file", what)) {
         d->client_secret_file = config__string(c, v[4], "client_secret_file");
+        d->client_secret_file_pos = v[4]->pos;
+    }
     if (v[5] && config__list(c, v[5], "scopes", "strings")) {
         bool openid = false;
         d->scopes = config__calloc(c, v[5]->n, sizeof *d->scopes);
@@ -724,10 +735,14 @@ static void config_log(struct config__ctx *c, const struct config__node *n, stru
     const struct config__node *v[3];
     if (!config__map(c, n, "log", keys, v))
         return;
-    if (v[0])
+    if (v[0]) {
         config_set_string(c, v[0], "requests", &cfg->log.requests);
-    if (v[1])
+        cfg->where.log_requests = v[0]->pos;
+    }
+    if (v[1]) {
         config_set_string(c, v[1], "auth", &cfg->log.auth);
+        cfg->where.log_auth = v[1]->pos;
+    }
     char *fmt = config__string(c, v[2], "format");
     if (fmt && strcmp(fmt, "json") != 0)
         config__error(c, v[2]->pos, "'format' must be json");
@@ -756,6 +771,7 @@ static void config_auth_domain(struct config__ctx *c, const struct config__node 
                                struct config *cfg)
 {
     cfg->auth_domain = config__string(c, n, "auth_domain");
+    cfg->where.auth_domain = n->pos;
     if (!cfg->auth_domain)
         return;
     config__lower(cfg->auth_domain);
@@ -834,12 +850,16 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config_listeners(c, v[K_LISTEN], cfg);
     if (v[K_WORKERS])
         config_workers(c, v[K_WORKERS], cfg);
-    if (v[K_STATE_DIR])
+    if (v[K_STATE_DIR]) {
         config_set_string(c, v[K_STATE_DIR], "state_dir", &cfg->state_dir);
+        cfg->where.state_dir = v[K_STATE_DIR]->pos;
+    }
     if (v[K_STORE])
         config_store(c, v[K_STORE], cfg);
-    if (v[K_STORE_KEY_FILE])
+    if (v[K_STORE_KEY_FILE]) {
         cfg->store_key_file = config__string(c, v[K_STORE_KEY_FILE], "store_key_file");
+        cfg->where.store_key_file = v[K_STORE_KEY_FILE]->pos;
+    }
     /* Several nodes keep private keys in Redis: sealed with this key, never in the clear. */
     if (!strncmp(cfg->store, "redis:", 6) && !v[K_STORE_KEY_FILE])
         config__error(c, v[K_STORE]->pos, "'store_key_file' is required with a redis store");

@@ -17,8 +17,11 @@ struct config_errors {
  * appended to `errs`. Refuses: YAML syntax errors, unknown keys, wrong types, missing required
  * keys, duplicate app/policy/idp/service-token names, invalid addresses, CIDRs, durations, origin
  * URLs, host/path patterns, selectors, a service_token selector naming no service token, an idp
- * in allowed_idps naming no identity provider. Files named by the config (TLS certs, secrets)
- * are not opened here. */
+ * in allowed_idps naming no identity provider. Of the files the config names only the Redis
+ * store's key and password are read here (the store needs them before any runtime exists);
+ * the others (TLS certificates, keys and CA bundles, client secrets) are loaded by whoever
+ * builds a runtime from the config (server/runtime.h: runtime_check), at the positions the
+ * config keeps. */
 struct config *config_load(const char *path, struct config_errors *errs);
 
 /* Same, from a buffer; `name` is what errors print as the file name. */
@@ -26,8 +29,16 @@ struct config *config_load_buffer(const char *name, const char *data, size_t len
                                   struct config_errors *errs);
 
 void config_free(struct config *cfg);
+/* Appends "FILE:LINE:COL: message" (or "FILE: message" when pos is 0:0, or the message alone
+ * when file is NULL) to errs; out of memory drops the line. For checks made after loading, at the positions the config keeps. */
+void config_errors_add(struct config_errors *errs, const char *file, struct config_pos pos,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void config_errors_print(const struct config_errors *errs, FILE *out);
 void config_errors_clear(struct config_errors *errs);
+
+/* Sorts errs->lines[from..] by the LINE:COL after "FILE:" (stable; lines of another form
+ * last), so that errors found in several passes read in the file's order. */
+void config_errors_sort(struct config_errors *errs, size_t from, const char *file);
 
 /* "90s", "10m", "24h", "7d", "6w", "500ms", "1h30m" -> milliseconds. -1 when malformed or
  * negative or overflowing. */

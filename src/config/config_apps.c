@@ -272,8 +272,10 @@ static void config_origin_tls(struct config__ctx *c, const struct config__node *
     /* TLS settings for a plain-HTTP origin would be silently unused: refused. */
     if (o->kind == ORIGIN_ECHO || (o->kind == ORIGIN_HTTP && o->host))
         config__error(c, n->pos, "'origin_tls' needs an https:// origin");
-    if (v[0])
+    if (v[0]) {
         o->ca_file = config__string(c, v[0], "ca_file");
+        o->ca_file_pos = v[0]->pos;
+    }
     if (v[1])
         config__bool(c, v[1], "verify", &o->tls_verify);
 }

@@ -2,6 +2,7 @@
  * 1-based line/column, and collects "FILE:LINE:COL: message" errors for the whole loader. */
 #include "config/config-int.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,78 @@ static bool config_errors_push(struct config_errors *out, const char *name, stru
     out->lines = l;
     out->lines[out->n++] = line;
     return true;
+}
+
+void config_errors_add(struct config_errors *errs, const char *file, struct config_pos pos,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL, *line = NULL;
+    int r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return;
+    if (file && pos.line > 0) {
+        config_errors_push(errs, file, pos, msg);
+        free(msg);
+        return;
+    }
+    if (file && asprintf(&line, "%s: %s", file, msg) < 0)
+        line = NULL;
+    if (file)
+        free(msg);
+    else
+        line = msg; /* a whole line already */
+    char **l = line ? realloc(errs->lines, (errs->n + 1) * sizeof *l) : NULL;
+    if (!l) {
+        free(line);
+        return;
+    }
+    errs->lines = l;
+    errs->lines[errs->n++] = line;
+}
+
+/* One line's place for config_errors_sort: its line and column after "FILE:", and its index
+ * (lines without a position sort after the others, in their order). */
+struct config_line_key {
+    long line, col;
+    size_t idx;
+    char *text;
+};
+
+static int config_line_cmp(const void *a, const void *b)
+{
+    const struct config_line_key *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+void config_errors_sort(struct config_errors *errs, size_t from, const char *file)
+{
+    size_t n = errs->n > from ? errs->n - from : 0, flen = strlen(file);
+    struct config_line_key *k = n > 1 ? calloc(n, sizeof *k) : NULL;
+    if (!k)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char *t = errs->lines[from + i], *end = NULL;
+        k[i] = (struct config_line_key){ LONG_MAX, LONG_MAX, i, t };
+        if (strncmp(t, file, flen) || t[flen] != ':')
+            continue;
+        long line = strtol(t + flen + 1, &end, 10);
+        if (end && *end == ':') {
+            long col = strtol(end + 1, &end, 10);
+            if (end && *end == ':')
+                k[i].line = line, k[i].col = col;
+        }
+    }
+    qsort(k, n, sizeof *k, config_line_cmp);
+    for (size_t i = 0; i < n; i++)
+        errs->lines[from + i] = k[i].text;
+    free(k);
 }
 
 void config__errors_flush(struct config__ctx *c, struct config_errors *out)

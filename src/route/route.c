@@ -366,8 +366,14 @@ struct route_table *route_build(const struct config *cfg, char **err)
             const char *pat = app->domains[d];
             struct route_parts parts;
             const char *why = NULL;
+            /* the pattern's place in the file, when the config was read from one */
+            char at[64] = "";
+            if (cfg->path && app->domain_pos && app->domain_pos[d].line)
+                snprintf(at, sizeof at, ":%d:%d", app->domain_pos[d].line, app->domain_pos[d].col);
+            const char *file = at[0] ? cfg->path : "", *sep = at[0] ? ": " : "";
             if (route_parse(pat, &parts, &why) != 0) {
-                route_seterr(err, "app \"%s\": domain \"%s\": %s", app->name, pat, why);
+                route_seterr(err, "%s%s%sapp \"%s\": domain \"%s\": %s", file, at, sep, app->name,
+                             pat, why);
                 goto fail;
             }
             struct route_entry *e = &all[nall++];
@@ -385,8 +391,8 @@ struct route_table *route_build(const struct config *cfg, char **err)
                     nall--;
                     break;
                 }
-                route_seterr(err, "apps \"%s\" and \"%s\" both declare the domain \"%s\"",
-                             all[k].app->name, app->name, e->canon);
+                route_seterr(err, "%s%s%sapps \"%s\" and \"%s\" both declare the domain \"%s\"",
+                             file, at, sep, all[k].app->name, app->name, e->canon);
                 goto fail;
             }
         }

@@ -9,10 +9,10 @@
 
 struct route_table;
 
-/* Compiles every app's `domains` patterns. Returns NULL and sets *err (malloc'd "message")
- * when a pattern is invalid or when two apps declare the very same pattern (after lowercasing
- * and trailing-dot removal; no path and "/STAR" are the same pattern); the message names both
- * apps. The same pattern twice in one app is accepted. The table keeps pointers into `cfg`:
+/* Compiles every app's `domains` patterns. Returns NULL and sets *err (malloc'd "message", as
+ * "FILE:LINE:COL: message" at the pattern when the config was read from a file) when a pattern
+ * is invalid or when two apps declare the very same pattern (after lowercasing and trailing-dot
+ * removal; no path and "/STAR" are the same pattern); the message names both apps. The same pattern twice in one app is accepted. The table keeps pointers into `cfg`:
  * it lives as long as the config. Needs nothing from config.c. */
 struct route_table *route_build(const struct config *cfg, char **err);
 void route_free(struct route_table *rt);

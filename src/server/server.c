@@ -180,17 +180,6 @@ static void server__record_reload(struct server *srv, bool ok, const struct conf
     pthread_mutex_unlock(&srv->lock);
 }
 
-static void server__add_error(struct config_errors *errs, const char *fmt, const char *arg)
-{
-    char *line = NULL;
-    char **n = realloc(errs->lines, (errs->n + 1) * sizeof *n);
-    if (!n)
-        return;
-    errs->lines = n;
-    if (asprintf(&line, fmt, arg) >= 0)
-        errs->lines[errs->n++] = line;
-}
-
 int server_reload(struct server *srv, struct config_errors *errs)
 {
     pthread_mutex_lock(&srv->control);
@@ -199,8 +188,8 @@ int server_reload(struct server *srv, struct config_errors *errs)
     size_t first = errs->n;
     struct config *cfg = config_load(srv->config_path, errs);
     if (cfg && !server__same_listeners(srv, cfg)) {
-        server__add_error(errs, "%s: the listen or admin.listen addresses changed: restart latchd "
-                          "to apply that", srv->config_path);
+        config_errors_add(errs, srv->config_path, cfg->nlisteners ? cfg->listeners[0].pos : (struct config_pos){ 0, 0 },
+                          "the listen or admin.listen addresses changed: restart latchd to apply that");
         config_free(cfg);
         cfg = NULL;
     }
@@ -440,10 +429,19 @@ int server_run(const char *config_path)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* a configuration latchd check refuses is refused here with the same words and status,
+     * before anything is touched (state_dir, the store) */
+    struct config_errors warns = { 0 };
     struct config *cfg = config_load(config_path, &errs);
+    if (cfg && runtime_check(cfg, &errs, &warns) != 0) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    config_errors_print(&errs, stderr);
+    config_errors_print(&warns, stderr);
+    config_errors_clear(&errs);
+    config_errors_clear(&warns);
     if (!cfg) {
-        config_errors_print(&errs, stderr);
-        config_errors_clear(&errs);
         status = 2;
         goto out;
     }
@@ -464,9 +462,10 @@ int server_run(const char *config_path)
         goto out;
     }
     srv.rt = runtime_new(cfg, &errs);
-    if (!srv.rt) {
+    if (!srv.rt) { /* what changed since the check above, or state_dir and log files */
         config_errors_print(&errs, stderr);
         config_errors_clear(&errs);
+        status = 2;
         goto out;
     }
     cfg = srv.rt->cfg;
@@ -530,6 +529,7 @@ int server_run(const char *config_path)
             server__free_worker(&srv.workers[i]);
             srv.nworkers = i;
             server__drain(&srv);
+            status = -1; /* the workers that run are joined below, and latchd exits 1 */
             goto join;
         }
     }
@@ -574,7 +574,7 @@ join:
     srv.jobs = NULL;
     for (unsigned i = 0; i < srv.nworkers; i++)
         server__free_worker(&srv.workers[i]);
-    status = 0;
+    status = status < 0 ? 1 : 0;
     log_msg("info", "latchd stopped");
 out:
     control_stop(srv.ctl);

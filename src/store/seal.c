@@ -44,7 +44,7 @@ int store_secret_load(const char *path, char **out, char *why, size_t whycap)
     if (!p)
         return -1;
     if (!*p || strpbrk(p, "\r\n")) {
-        snprintf(why, whycap, "%s must hold one line: the password", path);
+        snprintf(why, whycap, "%s must hold the secret on one line", path);
         sodium_memzero(buf, sizeof buf);
         return -1;
     }

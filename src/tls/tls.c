@@ -2,6 +2,7 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct tls_server {
@@ -30,12 +32,42 @@ const char *tls_last_error(void)
     return msg;
 }
 
-static char *tls__errf(const char *what, const char *file)
+/* Where the errors of one load go: the configuration file and its error lines. */
+struct tls__report {
+    const char *file;
+    struct config_errors *errs;
+};
+
+/* "'key': cannot read FILE: reason" at pos when the file named by the configuration key cannot
+ * be opened or is a directory (OpenSSL's words for that are "system library::No such file or
+ * directory"); 0 when it can be read. */
+static int tls__readable(struct tls__report *r, const char *key, const char *path, struct config_pos pos)
 {
-    char *s = NULL;
-    if (asprintf(&s, "%s %s: %s", what, file, tls_last_error()) < 0)
-        return NULL;
-    return s;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int e = fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (fd >= 0)
+        close(fd);
+    if (e)
+        config_errors_add(r->errs, r->file, pos, "'%s': cannot read %s: %s", key, path, strerror(e));
+    return e ? -1 : 0;
+}
+
+/* "'key': FILE holds no WHAT (OpenSSL's reason)" after OpenSSL refused a readable file. */
+static void tls__unusable(struct tls__report *r, const char *key, const char *path, const char *what,
+                          struct config_pos pos)
+{
+    unsigned long e = ERR_peek_error();
+    const char *why = e ? ERR_reason_error_string(e) : NULL;
+    config_errors_add(r->errs, r->file, pos, "'%s': %s holds no %s (%s)", key, path, what,
+                      why ? why : tls_last_error());
+    ERR_clear_error();
+}
+
+/* An encrypted key would make OpenSSL ask for its passphrase on the terminal: refused instead. */
+static int tls__no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0;
 }
 
 /* ALPN: we speak http/1.1 only; a client offering only h2 gets no ALPN and falls back. */
@@ -74,11 +106,15 @@ static int tls__verify_any(int ok, X509_STORE_CTX *x)
     return ok;
 }
 
-static SSL_CTX *tls__server_ctx(const struct tls_cert *c, const char *client_ca, char **err)
+/* One certificate of a listener: every problem of its cert, its key and (report_ca) the
+ * listener's client_ca is reported, not only the first. */
+static SSL_CTX *tls__server_ctx(const struct tls_cert *c, const struct listener_cfg *l, bool report_ca,
+                                struct tls__report *r)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        *err = tls__errf("cannot create TLS context for", c->cert);
+        config_errors_add(r->errs, r->file, c->cert_pos, "cannot create a TLS context: %s",
+                          tls_last_error());
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -86,58 +122,83 @@ static SSL_CTX *tls__server_ctx(const struct tls_cert *c, const char *client_ca,
                                  SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
-        *err = tls__errf("cannot load certificate", c->cert);
-        goto fail;
+    SSL_CTX_set_default_passwd_cb(ctx, tls__no_passphrase);
+    /* the key first: loaded after the certificate, a key of another certificate would be
+     * refused as unreadable ("key values mismatch") rather than named for what it is below */
+    bool key = tls__readable(r, "key", c->key, c->key_pos) == 0;
+    if (key && SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
+        tls__unusable(r, "key", c->key, "unencrypted PEM private key", c->key_pos);
+        key = false;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
-        *err = tls__errf("cannot load key", c->key);
-        goto fail;
+    bool cert = tls__readable(r, "cert", c->cert, c->cert_pos) == 0;
+    if (cert && SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
+        tls__unusable(r, "cert", c->cert, "PEM certificate", c->cert_pos);
+        cert = false;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        *err = tls__errf("key does not match certificate", c->cert);
-        goto fail;
+    bool ok = cert && key;
+    if (ok && SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        config_errors_add(r->errs, r->file, c->key_pos, "'key': %s is not the private key of the "
+                          "certificate in %s", c->key, c->cert);
+        ok = false;
     }
     SSL_CTX_set_alpn_select_cb(ctx, tls__alpn, NULL);
+    const char *client_ca = l->client_ca;
     if (client_ca) {
-        if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1) {
-            *err = tls__errf("cannot load client CA", client_ca);
-            goto fail;
+        struct tls__report quiet = { r->file, NULL }, *rr = report_ca ? r : &quiet;
+        struct config_errors none = { 0 };
+        quiet.errs = &none;
+        if (tls__readable(rr, "client_ca", client_ca, l->client_ca_pos) != 0) {
+            ok = false;
+        } else if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1) {
+            tls__unusable(rr, "client_ca", client_ca, "PEM certificate", l->client_ca_pos);
+            ok = false;
         }
+        config_errors_clear(&none);
         /* Ask for a certificate, do not require one: policies decide (certificate selector). */
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls__verify_any);
         SSL_CTX_set_client_CA_list(ctx, SSL_load_client_CA_file(client_ca));
     }
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
 }
 
-struct tls_server *tls_server_new(const struct listener_cfg *l, char **err)
+struct tls_server *tls_server_new(const struct listener_cfg *l, const char *file,
+                                  struct config_errors *errs)
 {
+    struct tls__report r = { file, errs };
     struct tls_server *ts = calloc(1, sizeof *ts);
-    if (!ts)
+    if (ts) {
+        ts->ctx = calloc(l->ncerts, sizeof *ts->ctx);
+        ts->leaf = calloc(l->ncerts, sizeof *ts->leaf);
+    }
+    if (!ts || !ts->ctx || !ts->leaf) {
+        config_errors_add(errs, file, l->pos, "out of memory");
+        tls_server_free(ts);
         return NULL;
-    ts->ctx = calloc(l->ncerts, sizeof *ts->ctx);
-    ts->leaf = calloc(l->ncerts, sizeof *ts->leaf);
-    if (!ts->ctx || !ts->leaf)
-        goto fail;
+    }
     if (tls__ex_index < 0)
         tls__ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    bool ok = true;
     for (size_t i = 0; i < l->ncerts; i++) {
-        ts->ctx[i] = tls__server_ctx(&l->certs[i], l->client_ca, err);
-        if (!ts->ctx[i])
-            goto fail;
+        ts->ctx[i] = tls__server_ctx(&l->certs[i], l, i == 0, &r);
         ts->n = i + 1;
+        if (!ts->ctx[i]) {
+            ok = false;
+            continue;
+        }
         ts->leaf[i] = SSL_CTX_get0_certificate(ts->ctx[i]);
         SSL_CTX_set_tlsext_servername_callback(ts->ctx[i], tls__sni);
         SSL_CTX_set_tlsext_servername_arg(ts->ctx[i], ts);
     }
+    if (!ok) {
+        tls_server_free(ts);
+        return NULL;
+    }
     return ts;
-fail:
-    tls_server_free(ts);
-    return NULL;
 }
 
 void tls_server_free(struct tls_server *ts)
@@ -161,20 +222,32 @@ SSL *tls_server_accept(struct tls_server *ts, int fd)
     return ssl;
 }
 
-SSL_CTX *tls_origin_ctx_new(const struct origin *o, char **err)
+SSL_CTX *tls_origin_ctx_new(const struct origin *o, struct config_pos at, const char *file,
+                            struct config_errors *errs)
 {
+    struct tls__report r = { file, errs };
+    struct config_pos pos = o->ca_file ? o->ca_file_pos : at;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
-        *err = tls__errf("cannot create TLS context for", o->url);
+        config_errors_add(errs, file, pos, "cannot create a TLS context for %s: %s", o->url,
+                          tls_last_error());
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (o->tls_verify) {
+        if (o->ca_file && tls__readable(&r, "ca_file", o->ca_file, pos) != 0) {
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
         int ok = o->ca_file ? SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL)
                             : SSL_CTX_set_default_verify_paths(ctx);
         if (ok != 1) {
-            *err = tls__errf("cannot load origin CA", o->ca_file ? o->ca_file : "(system)");
+            if (o->ca_file)
+                tls__unusable(&r, "ca_file", o->ca_file, "PEM certificate", pos);
+            else
+                config_errors_add(errs, file, pos, "cannot load the system's certificate authorities "
+                                  "for %s: %s", o->url, tls_last_error());
             SSL_CTX_free(ctx);
             return NULL;
         }

@@ -3,7 +3,7 @@
 #ifndef LATCH_TLS_H
 #define LATCH_TLS_H
 
-#include "config/config-t.h"
+#include "config/config.h"
 
 #include <openssl/ssl.h>
 #include <sys/types.h>
@@ -11,13 +11,20 @@
 
 struct tls_server;
 
-/* Loads every certificate of the listener. NULL with *err (malloc'd) naming the file. */
-struct tls_server *tls_server_new(const struct listener_cfg *l, char **err);
+/* Loads every certificate of the listener, its key (which must be the certificate's, and not
+ * encrypted) and its client_ca. NULL after adding to errs, at the key that names each bad file,
+ * "FILE:LINE:COL: 'cert': cannot read PATH: reason", "… 'key': PATH is not the private key of
+ * the certificate in PATH" and the like (FILE: the configuration's path). Every problem is
+ * reported, not only the first. */
+struct tls_server *tls_server_new(const struct listener_cfg *l, const char *file,
+                                  struct config_errors *errs);
 void tls_server_free(struct tls_server *ts);
 SSL *tls_server_accept(struct tls_server *ts, int fd);
 
-/* Client context for an https origin: system store or ca_file; verify unless opted out. */
-SSL_CTX *tls_origin_ctx_new(const struct origin *o, char **err);
+/* Client context for an https origin: system store or ca_file; verify unless opted out. NULL
+ * after adding an error to errs as tls_server_new, at ca_file's position (else at `at`). */
+SSL_CTX *tls_origin_ctx_new(const struct origin *o, struct config_pos at, const char *file,
+                            struct config_errors *errs);
 /* A client session on fd, with SNI and host name verification for `host` (not for IPs' SNI). */
 SSL *tls_origin_connect(SSL_CTX *ctx, int fd, const char *host, bool verify);
 
