@@ -28,55 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ADMIN_MAX_LIST 64
 #define ADMIN_CALL_MS 30000 /* a reload or a rotation answers well within this */
-
-/* --name VALUE options; repeated ones (--group) collect into a list. */
-struct admin_opts {
-    const char *email, *app, *ttl, *url, *ip, *idp, *service_token, *duration, *cert_cn;
-    const char *groups[ADMIN_MAX_LIST]; size_t ngroups;
-    const char *amr[ADMIN_MAX_LIST]; size_t namr;
-    const char *positional;
-};
-
-static int admin__opts(int argc, char **argv, struct admin_opts *o, const char *allowed)
-{
-    memset(o, 0, sizeof *o);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-') {
-            if (o->positional) {
-                fprintf(stderr, "latchd: unexpected argument '%s'\n", a);
-                return -1;
-            }
-            o->positional = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "latchd: %s needs a value\n", a);
-            return -1;
-        }
-        char want[64];
-        snprintf(want, sizeof want, " %s ", a + 2);
-        if (strncmp(a, "--", 2) != 0 || !strstr(allowed, want)) {
-            fprintf(stderr, "latchd: unknown option '%s' (this command takes:%s)\n", a, allowed);
-            return -1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--email")) o->email = v;
-        else if (!strcmp(a, "--app")) o->app = v;
-        else if (!strcmp(a, "--ttl")) o->ttl = v;
-        else if (!strcmp(a, "--url")) o->url = v;
-        else if (!strcmp(a, "--ip")) o->ip = v;
-        else if (!strcmp(a, "--idp")) o->idp = v;
-        else if (!strcmp(a, "--service-token")) o->service_token = v;
-        else if (!strcmp(a, "--duration")) o->duration = v;
-        else if (!strcmp(a, "--cert-cn")) o->cert_cn = v;
-        else if (!strcmp(a, "--group") && o->ngroups < ADMIN_MAX_LIST) o->groups[o->ngroups++] = v;
-        else if (!strcmp(a, "--amr") && o->namr < ADMIN_MAX_LIST) o->amr[o->namr++] = v;
-    }
-    return 0;
-}
 
 static struct config *admin__config(const char *path)
 {
@@ -207,8 +159,9 @@ static const char *admin__s(size_t n)
 
 /* What the daemon would refuse, on stderr as FILE:LINE:COL: message, like config_load's own
  * errors; then the warnings (exit 0 all the same); "FILE: ok" on stdout. Reads only. */
-int admin_check(const char *config, int argc, char **argv)
+int admin_check(const struct admin_args *a)
 {
+    const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
@@ -238,11 +191,9 @@ int admin_check(const char *config, int argc, char **argv)
     return 0;
 }
 
-int admin_token_issue(const char *config, int argc, char **argv)
+int admin_token_issue(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " app email group amr idp ttl ") != 0)
-        return 64;
+    const struct admin_args o = *a;
     if (!o.app || !o.email) {
         fprintf(stderr, "latchd token issue: --app NAME and --email ADDRESS are required\n");
         return 64;
@@ -255,7 +206,7 @@ int admin_token_issue(const char *config, int argc, char **argv)
         fprintf(stderr, "latchd token issue: '%s' is not one email address\n", o.email);
         return 64;
     }
-    struct runtime *rt = admin__runtime(config);
+    struct runtime *rt = admin__runtime(a->config);
     if (!rt)
         return 2;
     int status = 1;
@@ -308,14 +259,9 @@ static int admin__print_rotated(const json_t *reply)
     return 0;
 }
 
-int admin_keys_rotate(const char *config, int argc, char **argv)
+int admin_keys_rotate(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " ") != 0 || o.positional) {
-        if (o.positional)
-            fprintf(stderr, "latchd keys rotate: unexpected argument '%s'\n", o.positional);
-        return 64;
-    }
+    const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
@@ -358,11 +304,10 @@ static int admin__print_revoked(const json_t *reply)
     return 0;
 }
 
-int admin_revoke(const char *config, int argc, char **argv)
+int admin_revoke(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " email app ") != 0)
-        return 64;
+    const struct admin_args o = *a;
+    const char *config = a->config;
     if (!o.email == !o.app) {
         fprintf(stderr, "latchd revoke: give exactly one of --email ADDRESS or --app NAME\n");
         return 64;
@@ -462,23 +407,10 @@ static void admin__print_status(const json_t *r)
     printf("revocations:   %lld\n", admin__int(r, "revocations"));
 }
 
-int admin_status(const char *config, int argc, char **argv)
+int admin_status(const struct admin_args *a)
 {
-    bool as_json = false;
-    char *rest[64];
-    int nrest = 0;
-    for (int i = 0; i < argc && nrest < 64; i++) {
-        if (!strcmp(argv[i], "--json"))
-            as_json = true;
-        else
-            rest[nrest++] = argv[i];
-    }
-    struct admin_opts o;
-    if (admin__opts(nrest, rest, &o, " json ") != 0 || o.positional) {
-        if (o.positional)
-            fprintf(stderr, "latchd status: unexpected argument '%s'\n", o.positional);
-        return 64;
-    }
+    const char *config = a->config;
+    bool as_json = a->json;
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
@@ -506,14 +438,9 @@ out:
     return status;
 }
 
-int admin_reload(const char *config, int argc, char **argv)
+int admin_reload(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " ") != 0 || o.positional) {
-        if (o.positional)
-            fprintf(stderr, "latchd reload: unexpected argument '%s'\n", o.positional);
-        return 64;
-    }
+    const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
@@ -565,15 +492,10 @@ static int admin__register_service(const struct config *cfg, const char *name, c
     return 0;
 }
 
-int admin_service_token_create(const char *config, int argc, char **argv)
+int admin_service_token_create(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " duration ") != 0)
-        return 64;
-    if (!o.positional) {
-        fprintf(stderr, "latchd service-token create: give the token a NAME\n");
-        return 64;
-    }
+    const struct admin_args o = *a;
+    const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
@@ -584,9 +506,9 @@ int admin_service_token_create(const char *config, int argc, char **argv)
         return 64;
     }
     for (size_t i = 0; i < cfg->nservice_tokens; i++)
-        if (!strcmp(cfg->service_tokens[i].name, o.positional))
+        if (!strcmp(cfg->service_tokens[i].name, o.name))
             fprintf(stderr, "note: a service token named '%s' is already configured: replace its stanza\n",
-                    o.positional);
+                    o.name);
     unsigned char id[16], secret[32], md[32];
     char id_hex[33], secret_hex[65], md_hex[65], expires[32];
     randombytes_buf(id, sizeof id);
@@ -602,7 +524,7 @@ int admin_service_token_create(const char *config, int argc, char **argv)
     int status = 0;
     if (!strncmp(cfg->store, "redis:", 6)) {
         char *err = NULL;
-        status = cluster_prepare(cfg, &err) == 0 ? admin__register_service(cfg, o.positional, id_hex, md_hex, exp) : 1;
+        status = cluster_prepare(cfg, &err) == 0 ? admin__register_service(cfg, o.name, id_hex, md_hex, exp) : 1;
         if (err)
             fprintf(stderr, "latchd service-token create: %s\n", err);
         free(err);
@@ -612,7 +534,7 @@ int admin_service_token_create(const char *config, int argc, char **argv)
                    "\n"
                    "The secret is shown once and stored nowhere. Service token '%s' works now on every\n"
                    "node sharing %s, until %s: policies name it with service_token: %s.\n",
-                   id_hex, secret_hex, o.positional, cfg->store, expires, o.positional);
+                   id_hex, secret_hex, o.name, cfg->store, expires, o.name);
         sodium_memzero(secret_hex, sizeof secret_hex);
         config_free(cfg);
         return status;
@@ -628,16 +550,15 @@ int admin_service_token_create(const char *config, int argc, char **argv)
            "    client_id: %s.access\n"
            "    secret_sha256: %s\n"
            "    expires: %s\n",
-           id_hex, secret_hex, config, o.positional, id_hex, md_hex, expires);
+           id_hex, secret_hex, config, o.name, id_hex, md_hex, expires);
     sodium_memzero(secret_hex, sizeof secret_hex);
     return 0;
 }
 
-int admin_policy_test(const char *config, int argc, char **argv)
+int admin_policy_test(const struct admin_args *a)
 {
-    struct admin_opts o;
-    if (admin__opts(argc, argv, &o, " url email group amr idp ip service-token cert-cn ") != 0)
-        return 64;
+    const struct admin_args o = *a;
+    const char *config = a->config;
     if (!o.url) {
         fprintf(stderr, "latchd policy-test: --url URL is required\n");
         return 64;

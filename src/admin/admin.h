@@ -5,15 +5,17 @@
 #ifndef LATCH_ADMIN_H
 #define LATCH_ADMIN_H
 
-/* Each returns the process exit status; argv holds the options after the command words. */
-int admin_check(const char *config, int argc, char **argv);
-int admin_token_issue(const char *config, int argc, char **argv);
-int admin_keys_rotate(const char *config, int argc, char **argv);
-int admin_revoke(const char *config, int argc, char **argv);
-int admin_service_token_create(const char *config, int argc, char **argv);
-int admin_policy_test(const char *config, int argc, char **argv);
+#include "admin/args.h"
+
+/* Each returns the process exit status (args.h: ADMIN_EXIT_*) for a parsed command line. */
+int admin_check(const struct admin_args *a);
+int admin_token_issue(const struct admin_args *a);
+int admin_keys_rotate(const struct admin_args *a);
+int admin_revoke(const struct admin_args *a);
+int admin_service_token_create(const struct admin_args *a);
+int admin_policy_test(const struct admin_args *a);
 /* status [--json] and reload: exit 0 ok, 1 not running or failed, 2 reload errors. */
-int admin_status(const char *config, int argc, char **argv);
-int admin_reload(const char *config, int argc, char **argv);
+int admin_status(const struct admin_args *a);
+int admin_reload(const struct admin_args *a);
 
 #endif

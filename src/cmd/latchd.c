@@ -13,7 +13,8 @@ static void usage(FILE *out)
             "usage: latchd --config FILE                 run the gateway in the foreground\n"
             "       latchd status --config FILE [--json] what the running daemon is doing\n"
             "       latchd reload --config FILE          reload the daemon's configuration, with the result\n"
-            "       latchd check --config FILE           validate FILE (FILE:LINE:COL: message per error)\n"
+            "       latchd check --config FILE           validate FILE (FILE:LINE:COL: message per error;\n"
+            "                                            latchd check FILE does the same)\n"
             "       latchd token issue --config FILE --app NAME --email ADDRESS [--group G]...\n"
             "                          [--amr V]... [--idp NAME] [--ttl DURATION]\n"
             "                                            print an app token (break-glass, tests)\n"
@@ -44,57 +45,22 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    char *words[2] = { NULL, NULL };
-    char *rest[64];
-    int nwords = 0, nrest = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config = argv[++i];
-        } else if (!strncmp(argv[i], "--config=", 9)) {
-            config = argv[i] + 9;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--version")) {
+        }
+        if (!strcmp(argv[i], "--version")) {
             printf("latchd %s\n", LATCH_VERSION);
             return 0;
-        } else if (argv[i][0] != '-' && nwords < 2 && nrest == 0 &&
-                   (nwords == 0 || !strcmp(words[0], "token") || !strcmp(words[0], "keys") ||
-                    !strcmp(words[0], "service-token"))) {
-            words[nwords++] = argv[i];
-        } else if (nrest < 64) {
-            rest[nrest++] = argv[i];
-            if (argv[i][0] == '-' && i + 1 < argc && argv[i + 1][0] != '-')
-                rest[nrest++] = argv[++i];
         }
     }
-    if (!config) {
-        fprintf(stderr, "latchd: --config FILE is required\n");
-        usage(stderr);
-        return 64;
-    }
+    struct admin_args a;
+    int status = admin_args_parse(argc - 1, argv + 1, &a);
+    if (status != 0)
+        return status;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: identity providers, SMTP */
-    const char *w0 = words[0] ? words[0] : "", *w1 = words[1] ? words[1] : "";
-    if (!words[0] && nrest == 0)
-        return server_run(config);
-    if (!strcmp(w0, "check") && !words[1])
-        return admin_check(config, nrest, rest);
-    if (!strcmp(w0, "status") && !words[1])
-        return admin_status(config, nrest, rest);
-    if (!strcmp(w0, "reload") && !words[1])
-        return admin_reload(config, nrest, rest);
-    if (!strcmp(w0, "token") && !strcmp(w1, "issue"))
-        return admin_token_issue(config, nrest, rest);
-    if (!strcmp(w0, "keys") && !strcmp(w1, "rotate"))
-        return admin_keys_rotate(config, nrest, rest);
-    if (!strcmp(w0, "revoke") && !words[1])
-        return admin_revoke(config, nrest, rest);
-    if (!strcmp(w0, "service-token") && !strcmp(w1, "create"))
-        return admin_service_token_create(config, nrest, rest);
-    if (!strcmp(w0, "policy-test") && !words[1])
-        return admin_policy_test(config, nrest, rest);
-    fprintf(stderr, "latchd: unknown command '%s%s%s'\n", w0, words[1] ? " " : "", w1);
-    usage(stderr);
-    return 64;
+    status = a.cmd ? a.cmd->run(&a) : server_run(a.config);
+    admin_args_free(&a);
+    return status;
 }
