@@ -6,6 +6,7 @@ operation has a timeout so that a daemon bug fails a test instead of hanging it.
 Run with: LATCHD=build/latchd /usr/bin/python3 -m pytest -q tests/blackbox
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -760,3 +761,50 @@ def finish_shared(d):
     if died:
         pytest.fail(f"shared latchd {d.pid} died during the module (status {rc})\n"
                     f"--- stderr:\n{d.stderr()[-3000:]}")
+
+
+# --------------------------------------------------------------------------------------------
+# example configurations with their files
+
+# Where the examples put the files they name; tests make each one under a temporary root.
+SYSTEM_DIRS = ("/etc/latch/", "/var/lib/latch", "/var/log/latch/")
+
+
+def file_roles(node, key=None):
+    """(key, value) of every string value in the parsed configuration."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from file_roles(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from file_roles(v, key)
+    elif isinstance(node, str):
+        yield key, node
+
+
+def materialize(text, root, pem, make_files=True):
+    """The configuration with its system paths moved under `root`, and (make_files) the files
+    it names made there with the content their key calls for: pem is (certificate, key) bytes,
+    standing in for every certificate, key and CA."""
+    for prefix in SYSTEM_DIRS:
+        text = text.replace(prefix, str(root) + prefix)
+    if not make_files:
+        return text
+    cert, key = pem
+    contents = {
+        "cert": cert, "client_ca": cert, "ca_file": cert, "key": key,
+        "client_secret_file": b"an-oidc-client-secret\n",
+        "store_password_file": b"a-redis-password\n",
+        "store_key_file": base64.b64encode(os.urandom(32)) + b"\n",
+    }
+    for k, v in file_roles(yaml.safe_load(text)):
+        if not v.startswith(str(root) + "/"):
+            continue
+        p = Path(v)
+        if k in contents:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(contents[k])
+            p.chmod(0o600)
+        elif k in ("requests", "auth"):  # log files
+            p.parent.mkdir(parents=True, exist_ok=True)
+    return text

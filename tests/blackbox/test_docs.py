@@ -3,8 +3,6 @@ docs/configuration.md passes `latchd check`, its links and anchors lead somewher
 nothing under README.md, docs/, man/ or examples/ points outside the repository, and
 `make install` installs the docs the man pages name."""
 
-import base64
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -12,13 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import LATCHD, ROOT
+from harness import LATCHD, ROOT, materialize
 from test_tls import make_cert
 
 DOC = ROOT / "docs" / "configuration.md"
 WHOLE = "# a whole configuration"
-# Where the examples put the files they name; the test makes each one under a temporary root.
-SYSTEM_DIRS = ("/etc/latch/", "/var/lib/latch", "/var/log/latch/")
 
 
 def yaml_blocks(text):
@@ -45,43 +41,6 @@ def pem(tmp_path_factory):
     """A self-signed certificate and its key: stand-ins for every certificate, key and CA."""
     crt, key, _ = make_cert(tmp_path_factory.mktemp("pem"), "example.com")
     return crt.read_bytes(), key.read_bytes()
-
-
-def file_roles(node, key=None):
-    """(key, value) of every string value in the parsed configuration."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from file_roles(v, k)
-    elif isinstance(node, list):
-        for v in node:
-            yield from file_roles(v, key)
-    elif isinstance(node, str):
-        yield key, node
-
-
-def materialize(text, root, pem):
-    """The block with its system paths moved under `root`, and the files it names made there
-    with the content their key calls for."""
-    for prefix in SYSTEM_DIRS:
-        text = text.replace(prefix, str(root) + prefix)
-    cert, key = pem
-    contents = {
-        "cert": cert, "client_ca": cert, "ca_file": cert, "key": key,
-        "client_secret_file": b"an-oidc-client-secret\n",
-        "store_password_file": b"a-redis-password\n",
-        "store_key_file": base64.b64encode(os.urandom(32)) + b"\n",
-    }
-    for k, v in file_roles(yaml.safe_load(text)):
-        if not v.startswith(str(root) + "/"):
-            continue
-        p = Path(v)
-        if k in contents:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(contents[k])
-            p.chmod(0o600)
-        elif k in ("requests", "auth"):  # log files
-            p.parent.mkdir(parents=True, exist_ok=True)
-    return text
 
 
 def test_the_reference_has_whole_configurations():

@@ -4,7 +4,6 @@ STOPPING=1 when the drain starts), the systemd unit (systemd-analyze verify), th
 (groff and man without warnings), the example configurations (latchd check, haproxy -c,
 nginx -t) and `make install DESTDIR=…`."""
 
-import base64
 import os
 import re
 import shutil
@@ -19,7 +18,9 @@ import pytest
 import yaml
 
 import authkit as ak
-from harness import LATCHD, ROOT, Latchd, block_app, bypass_app, free_port, get, stop_pid
+from harness import (LATCHD, ROOT, Latchd, block_app, bypass_app, free_port, get, materialize,
+                     stop_pid)
+from test_tls import make_cert
 
 UNIT = ROOT / "dist" / "systemd" / "latchd.service"
 MAN8 = ROOT / "man" / "latchd.8"
@@ -293,8 +294,13 @@ def check(path):
 
 def test_single_node_example_checks(tmp_path):
     ex = EXAMPLES / "single-node.yaml"
-    p = check(ex)
-    assert p.returncode == 0 and "ok" in p.stdout, p.stdout + p.stderr
+    # check loads the certificates, keys, CA and secret it names: here, stand-ins under tmp_path
+    # (test_config_check.py: the example as it is, with none of them, is refused)
+    crt, key, _ = make_cert(tmp_path, "example.com")
+    copy = tmp_path / "single-node.yaml"
+    copy.write_text(materialize(ex.read_text(), tmp_path, (crt.read_bytes(), key.read_bytes())))
+    p = check(copy)
+    assert p.returncode == 0 and "ok" in p.stdout and not p.stderr, p.stdout + p.stderr
     c = yaml.safe_load(ex.read_text())
     assert c["store"] == "embedded" and c["state_dir"] == "/var/lib/latch"
     # a broken copy is refused: the check above can fail
@@ -313,11 +319,11 @@ def test_cluster_example(tmp_path):
     c = yaml.safe_load(ex.read_text())
     assert c["store"] == "redis://10.0.0.9:6379/0"
     assert c["store_key_file"] and c["trusted_proxies"] and c["admin"]["listen"]
-    # check reads store_key_file: a copy pointing at a real key, then the example as it is
-    key = tmp_path / "store.key"
-    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    # check reads store_key_file and the other files: a copy pointing at real ones, then the
+    # example as it is
+    crt, key, _ = make_cert(tmp_path, "example.com")
     copy = tmp_path / "latch.yaml"
-    copy.write_text(ex.read_text().replace(c["store_key_file"], str(key)))
+    copy.write_text(materialize(ex.read_text(), tmp_path, (crt.read_bytes(), key.read_bytes())))
     p = check(copy)
     assert p.returncode == 0, p.stdout + p.stderr
     p = check(ex)
