@@ -28,7 +28,7 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps demo test unit replay blackbox asan fuzz bench clean help format install
+.PHONY: all deps demo test unit replay blackbox asan fuzz bench clean help format install install-files deb
 all: $(BUILD)/latchd $(BUILD)/latch
 
 help:
@@ -39,6 +39,7 @@ help:
 	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
 	@echo "make bench    bench/run.sh, auth.sh, cli.sh: latchd against nginx and HAProxy, the CLI's costs"
 	@echo "make install  latchd, latch, man pages, docs, examples, systemd unit under PREFIX=$(PREFIX) (DESTDIR aware)"
+	@echo "make deb      the Debian package $(BUILD)/latch_<version>_<arch>.deb (dpkg-deb)"
 
 deps:
 	@scripts/deps.sh
@@ -109,6 +110,9 @@ bench: deps all
 
 # The unit names the binary by its installed path: rewritten for another PREFIX/BINDIR.
 install: all
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples/cluster
 	install -m 0755 $(BUILD)/latchd $(BUILD)/latch $(DESTDIR)$(BINDIR)/
@@ -126,3 +130,8 @@ format:
 
 clean:
 	rm -rf build build-asan
+
+# The Debian package (scripts/deb.sh, dist/debian/): what make install lays out under /usr, a
+# system user `latch` made at install, /var/lib/latch owned by it.
+deb: all
+	@scripts/deb.sh $(BUILD) $(BUILD)
