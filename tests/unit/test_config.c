@@ -786,6 +786,34 @@ static void test_errors_collected_and_sorted(void **state)
     assert_int_equal(errs.n, 0);
 }
 
+/* Errors added after loading (runtime.h's file checks) read like the loader's, and sort into the
+ * file's order with them. */
+static void test_errors_added_and_sorted(void **state)
+{
+    (void)state;
+    struct config_errors errs = {0};
+    config_errors_add(&errs, "t.yaml", (struct config_pos){12, 3}, "'%s': late", "key");
+    config_errors_add(&errs, "t.yaml", (struct config_pos){0, 0}, "no position");
+    config_errors_add(&errs, NULL, (struct config_pos){0, 0}, "t.yaml:2:9: %s", "a whole line");
+    config_errors_add(&errs, "t.yaml", (struct config_pos){2, 1}, "early");
+    config_errors_add(&errs, "t.yaml", (struct config_pos){12, 3}, "same place, later");
+    config_errors_add(&errs, "other.yaml", (struct config_pos){1, 1}, "another file");
+    assert_int_equal(errs.n, 6);
+    assert_string_equal(errs.lines[1], "t.yaml: no position");
+    config_errors_sort(&errs, 0, "t.yaml");
+    const char *want[] = {"t.yaml:2:1: early", "t.yaml:2:9: a whole line", "t.yaml:12:3: 'key': late",
+                          "t.yaml:12:3: same place, later", "t.yaml: no position",
+                          "other.yaml:1:1: another file"};
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(errs.lines[i], want[i]);
+    /* from: the lines before it stay where they are */
+    config_errors_add(&errs, "t.yaml", (struct config_pos){1, 1}, "first of the file");
+    config_errors_sort(&errs, 6, "t.yaml");
+    assert_string_equal(errs.lines[0], "t.yaml:2:1: early");
+    assert_string_equal(errs.lines[6], "t.yaml:1:1: first of the file");
+    config_errors_clear(&errs);
+}
+
 static void test_load_file(void **state)
 {
     (void)state;
@@ -941,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_apps_and_policies),
         cmocka_unit_test(test_top_level_values),
         cmocka_unit_test(test_errors_collected_and_sorted),
+        cmocka_unit_test(test_errors_added_and_sorted),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_cidr_parse),
