@@ -83,7 +83,9 @@ struct origin {
 };
 
 struct app {
-    char *name;
+    char *name;                                /* internal: logs, metrics, policy-test */
+    char *display_name;                        /* what pages call it: `display_name`, else its
+                                                  first domain (never NULL once loaded) */
     char **domains; size_t ndomains;           /* "host[:port][/path]" patterns */
     struct config_pos *domain_pos;
     struct origin origin;
@@ -174,6 +176,13 @@ struct timeouts_cfg {
     uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
 };
 
+/* `branding:` — how the gateway's own pages present the organization (config_pages.c). */
+struct branding {
+    char *name;       /* shown beside the logo and in page titles; NULL: "latch access" */
+    char accent[8];   /* "#rrggbb" (a "#rgb" is widened); "" : the default blue */
+    char *logo;       /* the logo file's content as a data: URI (PNG, JPEG or SVG), or NULL */
+};
+
 struct config {
     char *path;
     struct listener_cfg *listeners; size_t nlisteners;
@@ -201,6 +210,7 @@ struct config {
                                             trusted_proxies; 0: no cap */
     char *hsts_header;             /* hsts: "Strict-Transport-Security: …\r\n" for answers on
                                       listeners reached over https; NULL: none of ours */
+    struct branding branding;
 };
 
 #endif
