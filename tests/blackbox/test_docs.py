@@ -70,6 +70,7 @@ def materialize(text, root, pem):
         "client_secret_file": b"an-oidc-client-secret\n",
         "store_password_file": b"a-redis-password\n",
         "store_key_file": base64.b64encode(os.urandom(32)) + b"\n",
+        "logo": b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>\n',
     }
     for k, v in file_roles(yaml.safe_load(text)):
         if not v.startswith(str(root) + "/"):
