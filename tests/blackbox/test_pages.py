@@ -195,6 +195,11 @@ def test_store_down_pages_say_when(latchd, redis, tmp_path, browser):
     d = latchd(cfg, port=port)
     login = f"http://auth.localhost:{port}/cdn-cgi/access/login/wiki.localhost:{port}?redirect_url=%2F"
     assert Client().get(login).status == 302
+    # with Redis the gateway's endpoints run on the job pool: the launcher too
+    cl = Client()
+    assert otp_login(cl, port, f"http://wiki.localhost:{port}/", "gil@example.com", d).status == 200
+    j = cl.get(f"http://auth.localhost:{port}/cdn-cgi/access/apps", accept="application/json")
+    assert j.status == 200 and [a["display_name"] for a in j.json()["apps"]] == ["Team wiki"], j
     redis.stop()
     deadline = time.monotonic() + 10
     while True:
