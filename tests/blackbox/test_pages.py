@@ -460,6 +460,43 @@ def test_every_page_leads_somewhere(latchd, browser):
     b.screenshot("pages-path-blocked-phone", ctx="phone")
 
 
+def test_someone_else_from_an_app_host_refusal(latchd):
+    """A person whose app token the app now refuses (its policy changed) gets the refusal on the
+    app's own host: "Sign in as someone else" goes through that host's logout and the auth
+    domain's to this app's sign-in form, at the same page."""
+    port = free_port()
+    open_ = [{"name": "staff", "decision": "allow", "include": [{"email_domain": "example.com"}]}]
+    closed = [{"name": "not-hal", "decision": "block", "include": [{"email": "hal@example.com"}]}] + open_
+    cfg = lambda pol: login_config(port, [otp_idp()], [app("wiki", ["wiki.localhost:PORT"], port, "Team wiki", pol)])
+    d = latchd(cfg(open_), port=port)
+    wiki = f"http://wiki.localhost:{port}"
+    cl = Client()
+    assert otp_login(cl, port, f"{wiki}/doc?v=2", "hal@example.com", d).status == 200
+    d.reload(cfg(closed))
+    deadline = time.monotonic() + 10
+    while (r := cl.get(f"{wiki}/doc?v=2")).status != 403 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.status == 403 and "hal@example.com" in r.text and "<b>Team wiki</b>" in r.text, r
+    sw = dict(buttons(r.text))["Sign in as someone else"]
+    assert sw.startswith("/cdn-cgi/access/logout?") and qs(sw) == {"switch": "1", "redirect_url": "/doc?v=2"}, sw
+    final, chain = cl.follow(urljoin(f"{wiki}/", sw))
+    assert final.status == 200 and "Sign in with your email" in final.text and "Team wiki" in final.text, \
+        [(c.status, c.url) for c in chain]
+    hops = [c.url.split("?")[0] for c in chain]
+    assert hops[:3] == [f"{wiki}/cdn-cgi/access/logout", f"http://auth.localhost:{port}/cdn-cgi/access/logout",
+                        f"http://auth.localhost:{port}/cdn-cgi/access/login/wiki.localhost:{port}"], hops
+    assert cl.get_cookie("wiki.localhost", "CF_Authorization") is None
+    assert cl.get_cookie("auth.localhost", "CF_Authorization") is None
+    # signed in as another person, the browser lands where it was refused
+    csrf = form_fields(final.text)["csrf"]
+    cl.post(f"http://auth.localhost:{port}/cdn-cgi/access/otp", {"csrf": csrf, "email": "ivy@example.com"})
+    r = cl.post(f"http://auth.localhost:{port}/cdn-cgi/access/otp",
+                {"csrf": csrf, "code": console_code(d, "ivy@example.com")})
+    final, _ = cl.follow(urljoin(r.url, r.location))
+    assert final.status == 200 and final.url == f"{wiki}/doc?v=2", final
+    assert final.json()["headers"]["cf-access-authenticated-user-email"] == "ivy@example.com"
+
+
 # --------------------------------------------------------------------------------------------
 # 6. the echo origin's page on a phone
 
