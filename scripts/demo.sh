@@ -16,10 +16,12 @@ cat <<'TXT'
     curl -i --path-as-is 'http://public.localhost:8080/a%2fb'   # 400: encoded slash
 
   In a browser on this machine, open http://wiki.localhost:8080/ and sign in with any
-  @example.com address: the 8-digit code appears in this terminal. The echo page shows what
-  the app received (cf-access-authenticated-user-email, cf-access-jwt-assertion). Then open
-  http://payroll.localhost:8080/ : no new code (single sign-on), and only alice@example.com
-  gets in. Sign out at http://wiki.localhost:8080/cdn-cgi/access/logout
+  @example.com address: the 8-digit code appears in this terminal, on a line of its own
+  ("PIN for you@example.com: 12345678 (app wiki, valid 10 minutes)"). The echo page shows
+  what the app received (cf-access-authenticated-user-email, cf-access-jwt-assertion). Then
+  open http://payroll.localhost:8080/ : no new code (single sign-on), and only
+  alice@example.com gets in. http://auth.localhost:8080/ lists the apps you may open.
+  Sign out at http://wiki.localhost:8080/cdn-cgi/access/logout
 
   From the command line, the same login through the browser handoff:
     BROWSER=xdg-open ./build/latch curl http://wiki.localhost:8080/hello

@@ -5,6 +5,8 @@
 
 #include "auth/auth.h"
 #include "config/config-t.h"
+#include "core/strbuf.h"
+#include "token/jwt.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -15,6 +17,7 @@
 #define AUTH_FLOW_PATH    "/cdn-cgi/access/"
 #define AUTH_FLOW_TTL_S   600
 #define AUTH_GRANT_TTL_S  60
+#define AUTH_STORE_RETRY_S 5 /* Retry-After when the shared store is down: a node notices within 1 s */
 /* Past this many bytes of groups, tokens carry only identity_nonce (SPEC.md §5). */
 #define AUTH_GROUPS_INLINE_MAX 2048
 
@@ -58,6 +61,10 @@ bool auth__form(const struct local_req *r, const char *name, char *out, size_t c
 /* The org session of the auth domain's CF_Authorization cookie: fills id and the session id,
  * or returns false (none, expired, revoked). */
 bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33]);
+/* Verifies an org token (a cookie's, or the cf-access-token header's): TOKEN_OK with id and
+ * session filled, or why not (expired, revoked, another type…). */
+enum token_status auth__org_token(const struct local_req *r, const char *tok, struct auth_identity *id,
+                                  char session[33]);
 
 /* The person a verified token names; a large identity is read from the store by its nonce. */
 struct token;
@@ -92,11 +99,26 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
 int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
                      const char *redirect, const char *bind, const char *cli);
 
+/* The app launcher (launcher.c): the auth domain's root and apps. */
+int auth__launcher(struct conn *c, struct local_req *r);
+/* Whether the launcher lists `app` for the person: an app people sign in to (an allow policy)
+ * whose policies admit them from this client. Also decides whether a launcher sign-in mails
+ * a PIN (to nobody who would see no app). */
+bool auth__launcher_lists(const struct local_req *r, const struct app *app, const struct auth_identity *id);
+
 /* The command line's handoff (cli.c): cli, transfer/<key>, token. */
 int auth__cli(struct conn *c, struct local_req *r, const char *org_header);
 
-/* Pages. */
+/* Pages. An error page ends with the way on (auth__home_button). */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);
+/* A button to this host's start page: the app served at "/" here ("Go to <display name>"),
+ * else, on the auth domain, the app launcher. Nothing when neither exists. */
+void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primary);
+/* A button to the app launcher on the auth domain ("Your applications"). */
+void auth__launcher_button(struct strbuf *sb, const struct local_req *r);
+/* The head of a sign-in page: the title, then `lead` (a sentence's start, or NULL) and what
+ * the sign-in leads to: the app by its display name, or (app NULL) the launcher. */
+void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, const struct app *app);
 /* 503 store_unavailable: the shared store (Redis) cannot be reached (SPEC.md §10). */
 int auth__store_error(struct conn *c);
 int auth__login_page(struct conn *c, struct local_req *r, const struct app *app, const char *host);

@@ -4,6 +4,7 @@
 
 #include "auth/binding.h"
 #include "auth/redirect.h"
+#include "core/strbuf.h"
 #include "core/ipaddr.h"
 #include "core/log.h"
 #include "http/cookie.h"
@@ -196,9 +197,31 @@ int auth__flow_save(const struct local_req *r, const char *id, json_t *flow)
 
 int auth__store_error(struct conn *c)
 {
-    return local_error(c, 503, "store_unavailable",
-                       "Signing in needs the shared session store, which cannot be reached right now. "
-                       "Try again in a moment.");
+    return local_busy(c, "store_unavailable", "Signing in is unavailable",
+                      "Signing in needs the shared session store, which cannot be reached right now. "
+                      "Try again in a few seconds.", AUTH_STORE_RETRY_S);
+}
+
+void auth__launcher_button(struct strbuf *sb, const struct local_req *r)
+{
+    char url[SERVED_HOST_MAX + 32];
+    if (!r->rt->cfg->auth_domain)
+        return;
+    snprintf(url, sizeof url, "%s/", r->on_auth_domain ? "" : r->rt->auth_url);
+    local_button(sb, url, "Your applications", false);
+}
+
+void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primary)
+{
+    const struct app *home = auth__target_app(r, r->host, "/");
+    char label[128];
+    if (home)
+        snprintf(label, sizeof label, "Go to %s", home->display_name);
+    else if (r->on_auth_domain)
+        snprintf(label, sizeof label, "Your applications");
+    else
+        return;
+    local_button(sb, "/", label, primary);
 }
 
 int auth__error_page(struct conn *c, int status, const char *title, const char *message)
@@ -210,6 +233,7 @@ int auth__error_page(struct conn *c, int status, const char *title, const char *
     sb_adds(&sb, "</h1><p>");
     local_html(&sb, message);
     sb_adds(&sb, "</p>");
+    auth__home_button(&sb, local_request(c), true);
     int st = local_page(c, status, title, sb.p, NULL);
     sb_free(&sb);
     return st;
@@ -336,44 +360,72 @@ int auth__token_identity(const struct local_req *r, const struct token *t, struc
     return 0;
 }
 
+enum token_status auth__org_token(const struct local_req *r, const char *tok, struct auth_identity *id,
+                                  char session[33])
+{
+    struct token t;
+    time_t now = time(NULL);
+    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    if (ts != TOKEN_OK)
+        return ts;
+    ts = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now);
+    if (ts == TOKEN_OK && (!t.email || !t.identity_nonce || strlen(t.identity_nonce) != 32))
+        ts = TOKEN_BAD_CLAIMS;
+    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL,
+                                            t.identity_nonce, t.iat))
+        ts = TOKEN_REVOKED;
+    if (ts == TOKEN_OK) {
+        memcpy(session, t.identity_nonce, 33);
+        if (auth__token_identity(r, &t, id) != 0)
+            ts = TOKEN_BAD_CLAIMS;
+    }
+    token_free(&t);
+    return ts;
+}
+
 /* The org session: CF_Authorization on the auth domain, type "org". */
 bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33])
 {
     char tok[JWT_MAX_LEN + 1];
-    if (!r->on_auth_domain || !auth__token_cookie(r, tok, sizeof tok))
-        return false;
-    struct token t;
-    time_t now = time(NULL);
-    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
-        return false;
-    bool ok = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now) == TOKEN_OK &&
-              t.email && t.identity_nonce && strlen(t.identity_nonce) == 32 &&
-              !revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat);
-    if (ok) {
-        memcpy(session, t.identity_nonce, 33);
-        ok = auth__token_identity(r, &t, id) == 0;
-    }
-    token_free(&t);
-    return ok;
+    return r->on_auth_domain && auth__token_cookie(r, tok, sizeof tok) &&
+           auth__org_token(r, tok, id, session) == TOKEN_OK;
 }
 
 /* --- grants: from the auth domain to the app host ----------------------------------------- */
 
+/* The path of this gateway's logout that ends the session, then starts a sign-in to the app at
+ * `host` (`redirect` there): "Sign in as someone else". On an app host its own logout. */
+static void auth__switch_url(struct strbuf *sb, const struct local_req *r, const char *host,
+                             const char *redirect)
+{
+    sb_adds(sb, "/cdn-cgi/access/logout?switch=1");
+    if (r->on_auth_domain) {
+        sb_adds(sb, "&to=");
+        form_urlencode(sb, host, strlen(host));
+    }
+    sb_adds(sb, "&redirect_url=");
+    form_urlencode(sb, redirect, strlen(redirect));
+}
+
+/* The person is signed in, and the app's policies refuse them: who they are, the app by its
+ * display name, and the ways on: another account, or the apps they may use. */
 static int auth__denied(struct conn *c, struct local_req *r, const struct app *app,
-                        const struct auth_identity *id, const char *headers)
+                        const struct auth_identity *id, const char *host, const char *redirect,
+                        const char *headers)
 {
     log_auth(r->rt->auth_log, "access_denied", id->email, id->idp, app->name, r->client_ip, false,
              "no policy admits this person");
-    struct strbuf sb;
-    sb_init(&sb, 8192);
-    sb_adds(&sb, "<h1>Access denied</h1><p>You are signed in as <b>");
-    local_html(&sb, id->email);
-    sb_adds(&sb, "</b>, and that account may not use <b>");
-    local_html(&sb, app->name);
-    sb_adds(&sb, "</b>.</p><p>If you need it, ask your administrator for access.</p>"
-                 "<a class=\"button secondary\" href=\"/cdn-cgi/access/logout\">Sign in as someone else</a>");
+    struct strbuf sb, sw;
+    sb_init(&sb, 16384);
+    sb_init(&sw, 8192);
+    local_denied_html(&sb, id->email, NULL, app->display_name);
+    auth__switch_url(&sw, r, host, redirect);
+    if (!sw.overflow)
+        local_button(&sb, sw.p, "Sign in as someone else", false);
+    auth__launcher_button(&sb, r);
     int st = local_page(c, 403, "Access denied", sb.p, headers);
     sb_free(&sb);
+    sb_free(&sw);
     return st;
 }
 
@@ -389,7 +441,7 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
     if (!app || served_lookup(r->rt->cfg, -1, host, strlen(host), &to) != 0)
         return auth__error_page(c, 400, "Unknown application", "No application is served at that address.");
     if (!auth__admitted(r, app, id, NULL))
-        return auth__denied(c, r, app, id, headers);
+        return auth__denied(c, r, app, id, host, redirect, headers);
     served_url(&to, url);
     char grant[33], key[64];
     auth__random_id(grant);
@@ -442,6 +494,8 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
             st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
                      ? auth__error_page(c, 500, "Error", "Out of memory.")
                      : local_redirect(c, back, both);
+        else if (json_is_true(json_object_get(flow, "launcher"))) /* the app launcher, here */
+            st = local_redirect(c, "/", both);
         else
             st = auth__grant_and_go(c, r, host, redirect,
                                     json_string_value(json_object_get(flow, "bind")), id, session,
@@ -512,6 +566,25 @@ static int auth__login(struct conn *c, struct local_req *r, const char *target)
     return auth__begin_flow(c, r, app, host, redirect, bind, NULL);
 }
 
+void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, const struct app *app)
+{
+    sb_adds(sb, "<h1>");
+    local_html(sb, title);
+    sb_adds(sb, "</h1><p>");
+    if (lead) {
+        local_html(sb, lead);
+        sb_adds(sb, " ");
+    }
+    if (app) {
+        sb_adds(sb, "to continue to <b>");
+        local_html(sb, app->display_name);
+        sb_adds(sb, "</b>");
+    } else {
+        sb_adds(sb, "to see the applications you may use");
+    }
+    sb_adds(sb, lead ? ".</p>" : "</p>");
+}
+
 /* A new login flow (its cookie, its state in the store), then the provider choice, or the only
  * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
 int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
@@ -520,8 +593,9 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
     char flow_id[33], csrf[33];
     auth__random_id(flow_id);
     auth__random_id(csrf);
-    json_t *flow = json_pack("{s:s,s:s,s:s,s:s}", "host", host, "redirect", redirect, "csrf", csrf,
-                             "app", app->name);
+    json_t *flow = json_pack("{s:s,s:s,s:s}", "host", host, "redirect", redirect, "csrf", csrf);
+    if (flow) /* an app's sign-in, or the app launcher's (no app: every provider) */
+        json_object_set_new(flow, app ? "app" : "launcher", app ? json_string(app->name) : json_true());
     if (flow && cli)
         json_object_set_new(flow, "cli", json_string(cli));
     if (flow && bind)
@@ -534,9 +608,10 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
     char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, AUTH_FLOW_PATH, AUTH_FLOW_TTL_S);
     /* the only provider: go straight to it */
     const struct idp *only = NULL;
-    size_t n = app->nallowed_idps ? app->nallowed_idps : r->rt->cfg->nidps;
+    bool some = app && app->nallowed_idps;
+    size_t n = some ? app->nallowed_idps : r->rt->cfg->nidps;
     if (n == 1)
-        only = auth__idp(r->rt->cfg, app->nallowed_idps ? app->allowed_idps[0] : r->rt->cfg->idps[0].name);
+        only = auth__idp(r->rt->cfg, some ? app->allowed_idps[0] : r->rt->cfg->idps[0].name);
     int st;
     if (only) {
         char *loc = NULL;
@@ -547,13 +622,11 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
     } else {
         struct strbuf sb;
         sb_init(&sb, 16384);
-        sb_adds(&sb, "<h1>Sign in</h1><p>to continue to <b>");
-        local_html(&sb, app->name);
-        sb_adds(&sb, "</b></p>");
+        auth__sign_in_head(&sb, "Sign in", NULL, app);
         for (size_t i = 0; i < r->rt->cfg->nidps; i++) {
             const struct idp *p = &r->rt->cfg->idps[i];
-            bool allowed = !app->nallowed_idps;
-            for (size_t k = 0; k < app->nallowed_idps && !allowed; k++)
+            bool allowed = !some;
+            for (size_t k = 0; some && k < app->nallowed_idps && !allowed; k++)
                 allowed = !strcmp(app->allowed_idps[k], p->name);
             if (!allowed)
                 continue;
@@ -589,7 +662,8 @@ static int auth__start(struct conn *c, struct local_req *r)
     for (size_t i = 0; app_name && i < r->rt->cfg->napps; i++)
         if (!strcmp(r->rt->cfg->apps[i].name, app_name))
             app = &r->rt->cfg->apps[i];
-    bool allowed = idp && app && !app->nallowed_idps;
+    bool launcher = json_is_true(json_object_get(flow, "launcher"));
+    bool allowed = idp && (launcher || (app && !app->nallowed_idps));
     for (size_t k = 0; idp && app && k < app->nallowed_idps && !allowed; k++)
         allowed = !strcmp(app->allowed_idps[k], idp->name);
     int st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
@@ -704,7 +778,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     }
     const struct policy *decided = NULL;
     if (!app || !auth__admitted(r, app, &id, &decided)) {
-        st = app ? auth__denied(c, r, app, &id, NULL)
+        st = app ? auth__denied(c, r, app, &id, host, redirect, NULL)
                  : auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     } else {
         int64_t ttl = runtime_session_s(r->rt, app, decided);
@@ -783,25 +857,104 @@ static void auth__ended_proof(const struct local_req *r, const char *session, ch
     sodium_bin2hex(out, 33, mac, sizeof mac);
 }
 
+/* Where a logout leads: back to the app the person came from (`to`: on an app host, itself;
+ * on the auth domain, an origin the gateway serves), or, with `switch=1`, to that app's
+ * sign-in as someone else (at `redirect_url`, a path). Read from the query, or from the
+ * confirmation's form, which carries them. Anything else is dropped: these make links and a
+ * redirect to the gateway's own login, never to elsewhere. */
+struct logout_next {
+    bool has_to, to_switch;
+    struct served_origin to;
+    char redirect[2048];
+};
+
+static void auth__logout_next(const struct local_req *r, struct logout_next *n)
+{
+    bool (*get)(const struct local_req *, const char *, char *, size_t) =
+        strcmp(r->method, "POST") ? auth__query : auth__form;
+    char raw[SERVED_HOST_MAX + 8], host[SERVED_HOST_MAX + 8], sw[4];
+    int hl;
+    memset(n, 0, sizeof *n);
+    if (!r->on_auth_domain) {
+        n->to = r->self;
+        n->has_to = true;
+    } else if (get(r, "to", raw, sizeof raw) && (hl = route_host_normalize(raw, strlen(raw), host)) > 0) {
+        n->has_to = served_lookup(r->rt->cfg, -1, host, (size_t)hl, &n->to) == 0;
+    }
+    n->to_switch = n->has_to && get(r, "switch", sw, sizeof sw) && !strcmp(sw, "1");
+    if (!get(r, "redirect_url", n->redirect, sizeof n->redirect) || n->redirect[0] != '/' ||
+        redirect_check(r->rt->cfg, r->rt->routes, n->redirect, strlen(n->redirect)) != 0)
+        strcpy(n->redirect, "/");
+}
+
+/* The query that carries `n` on: "to=…&switch=1&redirect_url=…", after `sep`. */
+static void auth__logout_next_query(struct strbuf *sb, const struct logout_next *n, const char *sep)
+{
+    char hp[SERVED_HOST_MAX + 6];
+    if (!n->has_to)
+        return;
+    int hl = served_hostport(&n->to, hp);
+    sb_adds(sb, sep);
+    sb_adds(sb, "to=");
+    form_urlencode(sb, hp, (size_t)hl);
+    if (n->to_switch) {
+        sb_adds(sb, "&switch=1&redirect_url=");
+        form_urlencode(sb, n->redirect, strlen(n->redirect));
+    }
+}
+
+/* The signed-out page's way on: back to the app the person came from, else the launcher. */
+static void auth__signed_out(struct strbuf *sb, const struct local_req *r, const struct logout_next *n)
+{
+    char hp[SERVED_HOST_MAX + 6], url[SERVED_HOST_MAX + 16], label[128];
+    const struct app *app = NULL;
+    if (n->has_to) {
+        served_hostport(&n->to, hp);
+        app = auth__target_app(r, hp, "/");
+    }
+    sb_adds(sb, "<h1>You are signed out</h1><p>Your session has ended on this device.");
+    if (app) {
+        served_url(&n->to, url);
+        strcat(url, "/");
+        snprintf(label, sizeof label, "Back to %s", app->display_name);
+        sb_adds(sb, " To use an application again, sign in again.</p>");
+        local_button(sb, url, label, true);
+    } else if (r->on_auth_domain) {
+        sb_adds(sb, "</p>");
+        local_button(sb, "/", "Sign in again", true);
+    } else {
+        sb_adds(sb, " Close this tab, or open an application again to sign in.</p>");
+    }
+}
+
 /* `session`: the one just ended, NULL when there was none. */
 static int auth__logout_answer(struct conn *c, struct local_req *r, const char *session)
 {
     char *clear = auth__token_cookies(r, "", 0);
+    struct logout_next n;
+    struct strbuf sb;
+    sb_init(&sb, 16384);
+    auth__logout_next(r, &n);
     int st;
     if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
-        char *loc = NULL, proof[33] = "";
+        char proof[33] = "";
         if (session)
             auth__ended_proof(r, session, proof);
-        st = asprintf(&loc, "%s/cdn-cgi/access/logout%s%s", r->rt->auth_url, session ? "?ended=" : "",
-                      proof) < 0
-                 ? auth__error_page(c, 500, "Error", "Out of memory.")
-                 : local_redirect(c, loc, clear);
-        free(loc);
+        sb_addf(&sb, "%s/cdn-cgi/access/logout", r->rt->auth_url);
+        if (session)
+            sb_addf(&sb, "?ended=%s", proof);
+        auth__logout_next_query(&sb, &n, session ? "&" : "?");
+        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : local_redirect(c, sb.p, clear);
+    } else if (n.to_switch) { /* this app's sign-in: the login checks the address again */
+        char hp[SERVED_HOST_MAX + 6];
+        int hl = served_hostport(&n.to, hp);
+        binding_login_url(&sb, "", hp, (size_t)hl, n.redirect, strlen(n.redirect), NULL);
+        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : local_redirect(c, sb.p, clear);
     } else {
-        st = local_page(c, 200, "Signed out",
-                        "<h1>You are signed out</h1><p>Your session has ended on this device. "
-                        "Close this tab, or open an application again to sign in.</p>", clear);
+        auth__signed_out(&sb, r, &n);
+        st = local_page(c, 200, "Signed out", sb.p, clear);
     }
+    sb_free(&sb);
     free(clear);
     return st;
 }
@@ -854,12 +1007,28 @@ static bool auth__same_origin(const struct local_req *r)
  * so ask, with a form that posts back here. */
 static int auth__logout_confirm(struct conn *c, struct local_req *r, const struct auth_identity *id)
 {
+    struct logout_next n;
+    char hp[SERVED_HOST_MAX + 6];
     struct strbuf sb;
-    sb_init(&sb, 4096);
+    sb_init(&sb, 16384);
+    auth__logout_next(r, &n);
     sb_adds(&sb, "<h1>Sign out?</h1><p>Another page sent you here to end your session as <b>");
     local_html(&sb, id->email);
-    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">"
-                 "<button class=\"button\" type=\"submit\">Sign out</button></form>");
+    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">");
+    if (n.has_to && r->on_auth_domain) {
+        served_hostport(&n.to, hp);
+        sb_adds(&sb, "<input type=\"hidden\" name=\"to\" value=\"");
+        local_html(&sb, hp);
+        sb_adds(&sb, "\">");
+    }
+    if (n.to_switch) {
+        sb_adds(&sb, "<input type=\"hidden\" name=\"switch\" value=\"1\">"
+                     "<input type=\"hidden\" name=\"redirect_url\" value=\"");
+        local_html(&sb, n.redirect);
+        sb_adds(&sb, "\">");
+    }
+    sb_adds(&sb, "<button type=\"submit\">Sign out</button></form>");
+    local_button(&sb, "/", "Cancel", false); /* this host's start: the app, or the launcher */
     int st = local_page(c, 200, "Sign out?", sb.p, NULL);
     sb_free(&sb);
     return st;
@@ -939,6 +1108,8 @@ int auth_handle(struct conn *c, struct local_req *r)
             return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
         return auth__login(c, r, host);
     }
+    if (!strcmp(name, LOCAL_AUTH_ROOT) || !strcmp(name, "apps"))
+        return auth__launcher(c, r);
     if (!strcmp(name, "start"))
         return auth__start(c, r);
     if (!strcmp(name, "otp"))

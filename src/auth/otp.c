@@ -21,6 +21,7 @@
  * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. */
 #include "auth/auth-int.h"
 
+#include "auth/binding.h"
 #include "auth/mail.h"
 #include "core/email.h"
 #include "core/log.h"
@@ -53,13 +54,13 @@ struct mail_job {
     struct local_job lj;
     const struct idp *idp;
     struct runtime *rt; /* keeps idp alive */
-    char to[320], code[9], app[128];
+    char to[320], code[9], app[128], label[128];
 };
 
 static void otp__mail_run(struct job *j)
 {
     struct mail_job *m = (struct mail_job *)j;
-    mail_send_pin(m->idp, m->to, m->code, m->app);
+    mail_send_pin(m->idp, m->to, m->code, m->app, m->label);
     sodium_memzero(m->code, sizeof m->code);
 }
 
@@ -107,11 +108,14 @@ static void otp__form_start(struct strbuf *sb, json_t *flow, const char *error)
     local_html(sb, json_string_value(json_object_get(flow, "csrf")));
 }
 
+static const struct app *otp__app(const struct local_req *r, json_t *flow);
+
 static int otp__email_page(struct conn *c, json_t *flow, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
-    sb_adds(&sb, "<h1>Sign in with your email</h1><p>We will send you a code.</p>");
+    auth__sign_in_head(&sb, "Sign in with your email", "We will send you a code",
+                       otp__app(local_request(c), flow));
     otp__form_start(&sb, flow, error);
     sb_adds(&sb, "\"><label for=\"email\">Email address</label><input id=\"email\" type=\"email\" "
                  "name=\"email\" autocomplete=\"email\" required autofocus>"
@@ -125,9 +129,17 @@ static int otp__code_page(struct conn *c, json_t *flow, const char *email, const
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
+    const struct app *app = otp__app(local_request(c), flow);
     sb_adds(&sb, "<h1>Check your email</h1><p>If <b>");
     local_html(&sb, email);
-    sb_adds(&sb, "</b> may use this application, a sign-in code is on its way. It works for 10 minutes.</p>");
+    if (app) {
+        sb_adds(&sb, "</b> may use <b>");
+        local_html(&sb, app->display_name);
+        sb_adds(&sb, "</b>, a sign-in code is on its way. It works for 10 minutes.</p>");
+    } else {
+        sb_adds(&sb, "</b> may use an application here, a sign-in code is on its way. It works for "
+                     "10 minutes.</p>");
+    }
     otp__form_start(&sb, flow, error);
     sb_adds(&sb, "\"><label for=\"code\">Code</label><input id=\"code\" type=\"text\" name=\"code\" "
                  "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{8}\" maxlength=\"8\" required autofocus>"
@@ -137,6 +149,7 @@ static int otp__code_page(struct conn *c, json_t *flow, const char *email, const
     sb_adds(&sb, "\"><input type=\"hidden\" name=\"email\" value=\"");
     local_html(&sb, email);
     sb_adds(&sb, "\"><button class=\"button secondary\" type=\"submit\">Send a new code</button></form>");
+    local_button(&sb, "/cdn-cgi/access/otp", "Use another email address", false);
     int st = local_page(c, error ? 400 : 200, "Enter your code", sb.p, NULL);
     sb_free(&sb);
     return st;
@@ -241,10 +254,33 @@ static int otp__limited(struct conn *c, struct local_req *r, const struct idp *i
     return st;
 }
 
+/* 429: this sign-in (flow) has sent all its codes. A new sign-in may send more at once: the
+ * page says so and starts one (the same app and return path), with no wait. */
+static int otp__flow_spent(struct conn *c, struct local_req *r, json_t *flow)
+{
+    const char *host = json_string_value(json_object_get(flow, "host"));
+    const char *redirect = json_string_value(json_object_get(flow, "redirect"));
+    struct strbuf sb, again;
+    sb_init(&sb, 8192);
+    sb_init(&again, 8192);
+    if (host && redirect && !json_is_true(json_object_get(flow, "launcher")))
+        binding_login_url(&again, "", host, strlen(host), redirect, strlen(redirect), NULL);
+    else
+        sb_adds(&again, "/");
+    sb_adds(&sb, "<h1>Too many codes</h1><p>This sign-in has had all its codes. Start again from the "
+                 "application to get a new one: you can do that right now.</p>");
+    if (!again.overflow)
+        local_button(&sb, again.p, "Start again", true);
+    int st = local_page(c, 429, "Too many codes", sb.p, NULL);
+    sb_free(&sb);
+    sb_free(&again);
+    return st;
+}
+
 /* The limits of the file comment, for a code to `email` (its mailbox `mailbox`) in this flow.
  * Answers the refusal itself and returns its status; -1 when the code may go. */
-static int otp__limits(struct conn *c, struct local_req *r, const char *flow_id, const struct idp *idp,
-                       const char *email, const char *mailbox)
+static int otp__limits(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
+                       const struct idp *idp, const char *email, const char *mailbox)
 {
     char key[160], mb[33], client[INET6_ADDRSTRLEN], known[33];
     int64_t n;
@@ -254,8 +290,7 @@ static int otp__limits(struct conn *c, struct local_req *r, const char *flow_id,
     if (n > OTP_PER_FLOW) {
         log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
                  "codes per sign-in");
-        return auth__error_page(c, 429, "Too many codes", "This sign-in has had all its codes. "
-                                "Start again from the application to get a new one.");
+        return otp__flow_spent(c, r, flow);
     }
     otp__tag(r, mailbox, mb);
     enum otp_limit l;
@@ -288,12 +323,16 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (!email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox))
         return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
-    int limited = otp__limits(c, r, flow_id, idp, email, mailbox);
+    int limited = otp__limits(c, r, flow, flow_id, idp, email, mailbox);
     if (limited >= 0)
         return limited;
     const struct app *app = otp__app(r, flow);
     struct auth_identity probe = { .email = email, .idp = (char *)idp->name };
     bool may = app && auth__admitted(r, app, &probe, NULL);
+    /* the launcher's sign-in: a code only for whom it would list an app */
+    for (size_t i = 0; !app && !may && json_is_true(json_object_get(flow, "launcher")) &&
+                       i < r->rt->cfg->napps; i++)
+        may = auth__launcher_lists(r, &r->rt->cfg->apps[i], &probe);
     char code[9] = "", hash[65];
     if (may) {
         snprintf(code, sizeof code, "%08u", (unsigned)randombytes_uniform(100000000u));
@@ -323,7 +362,9 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
             runtime_ref(r->rt);
             snprintf(m->to, sizeof m->to, "%s", email);
             snprintf(m->code, sizeof m->code, "%s", code);
-            snprintf(m->app, sizeof m->app, "%s", app->name);
+            snprintf(m->app, sizeof m->app, "%s", app ? app->name : "launcher");
+            snprintf(m->label, sizeof m->label, "%s", app ? app->display_name
+                     : r->rt->cfg->branding.name ? r->rt->cfg->branding.name : "your applications");
             m->lj.job.run = otp__mail_run;
             m->lj.finish = otp__mail_done;
             local_detach(&m->lj, r->w);

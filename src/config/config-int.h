@@ -149,6 +149,12 @@ void config__keep_client_headers(struct config__ctx *c, const struct config__nod
 /* After the listeners. */
 void config__hsts(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 
+/* What the gateway's pages show (config_pages.c): an app's display_name (n NULL: its first
+ * domain; after the domains), and `branding:`, whose logo file is read now. */
+void config__display_name(struct config__ctx *c, const struct config__node *n, struct app *a);
+void config__branding(struct config__ctx *c, const struct config__node *n, struct config *cfg);
+void config__branding_free(struct branding *b);
+
 /* apps: (config_apps.c). Needs cfg->idps and cfg->service_tokens already loaded. */
 void config__apps_load(struct config__ctx *c, const struct config__node *apps,
                        struct config *cfg);

@@ -84,7 +84,9 @@ struct origin {
 };
 
 struct app {
-    char *name;
+    char *name;                                /* internal: logs, metrics, policy-test */
+    char *display_name;                        /* what pages call it: `display_name`, else its
+                                                  first domain (never NULL once loaded) */
     char **domains; size_t ndomains;           /* "host[:port][/path]" patterns */
     struct config_pos *domain_pos;
     struct origin origin;
@@ -185,6 +187,13 @@ struct config_where {
     struct config_pos state_dir, store_key_file, auth_domain, log_requests, log_auth;
 };
 
+/* `branding:` — how the gateway's own pages present the organization (config_pages.c). */
+struct branding {
+    char *name;       /* shown beside the logo and in page titles; NULL: "latch access" */
+    char accent[8];   /* "#rrggbb" (a "#rgb" is widened); "" : the default blue */
+    char *logo;       /* the logo file's content as a data: URI (PNG, JPEG or SVG), or NULL */
+};
+
 struct config {
     char *path;
     struct config_where where;
@@ -213,6 +222,7 @@ struct config {
                                             trusted_proxies; 0: no cap */
     char *hsts_header;             /* hsts: "Strict-Transport-Security: …\r\n" for answers on
                                       listeners reached over https; NULL: none of ours */
+    struct branding branding;
 };
 
 #endif

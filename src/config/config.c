@@ -831,7 +831,7 @@ enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
     K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_HSTS, K_SUBADDRESS_SEPARATORS,
-    K_COUNT
+    K_BRANDING, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -842,7 +842,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
         "timeouts",         "store_password_file", "max_connections_per_client", "hsts",
-        "subaddress_separators", NULL};
+        "subaddress_separators", "branding", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -892,6 +892,8 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config__max_connections_per_client(c, v[K_MAX_CONNS_PER_CLIENT], cfg);
     if (v[K_HSTS])
         config__hsts(c, v[K_HSTS], cfg);
+    if (v[K_BRANDING])
+        config__branding(c, v[K_BRANDING], cfg);
     /* Apps refer to identity providers and service tokens by name: those come first. */
     if (v[K_IDPS])
         config_idps(c, v[K_IDPS], cfg);
@@ -1006,6 +1008,7 @@ void config_free(struct config *cfg)
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
     free(cfg->hsts_header);
+    config__branding_free(&cfg->branding);
     free(cfg->subaddress_separators);
     free(cfg->log.requests);
     free(cfg->log.auth);

@@ -392,8 +392,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
                                        "origin_tls",   "preserve_host",
                                        "session_duration", "allowed_idps", "aud", "policies",
                                        "read_service_tokens_from_header", "keep_client_headers",
-                                       NULL};
-    const struct config__node *v[11];
+                                       "display_name", NULL};
+    const struct config__node *v[12];
     a->pos = n->pos;
     a->origin.tls_verify = true;
     a->origin.preserve_host = true;
@@ -407,6 +407,7 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
     }
     if (config__required(c, n, v[1], "domains", "app"))
         config_domains(c, v[1], cfg, a);
+    config__display_name(c, v[11], a);
     if (config__required(c, n, v[2], "origin", "app"))
         config_origin(c, v[2], &a->origin);
     if (v[3])
@@ -469,6 +470,7 @@ static void config_selectors_free(struct selector *s, size_t n)
 void config__app_free(struct app *a)
 {
     free(a->name);
+    free(a->display_name);
     for (size_t i = 0; i < a->ndomains; i++)
         free(a->domains[i]);
     free(a->domains);

@@ -17,6 +17,7 @@ const char *policy_decision_name(enum access_decision d)
     case ACCESS_BLOCK: return "block";
     case ACCESS_DENY: return "deny";
     case ACCESS_LOGIN_REQUIRED: return "login_required";
+    case ACCESS_GATEWAY: return "gateway";
     }
     return "deny";
 }

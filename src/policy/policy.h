@@ -35,6 +35,8 @@ enum access_decision {
     ACCESS_BLOCK,
     ACCESS_DENY,
     ACCESS_LOGIN_REQUIRED,
+    ACCESS_GATEWAY, /* not a policy's: the gateway answered itself (/cdn-cgi/access/…, the auth
+                     * domain's app launcher); the status tells how it went */
 };
 
 struct policy_result {
@@ -52,7 +54,7 @@ void policy_explain(const struct app *app, const struct policy_request *r, FILE 
 /* A selector as written in the configuration: "email_domain: example.com". */
 void policy_selector_text(const struct selector *s, char *out, size_t cap);
 
-/* "allow", "bypass", …: the names of SPEC.md §9's `decision` field. */
+/* "allow", "bypass", …: the names of SPEC.md §9's `decision` field, and "gateway". */
 const char *policy_decision_name(enum access_decision d);
 
 /* True when the decision lets the request through to the origin. */

@@ -489,6 +489,14 @@ static int conn__keep_identity(struct conn *c, const struct request_identity *ri
 static enum step conn__admit(struct conn *c, const struct http_request *req, size_t head_len,
                              const struct request_identity *ri);
 
+/* Whether the request is for the auth domain: where no app is served there, its root is the
+ * app launcher (LOCAL_AUTH_ROOT) and its other paths are the gateway's 404. */
+static bool conn__auth_domain(const struct exchange *ex)
+{
+    const char *ad = ex->rt->cfg->auth_domain;
+    return ad && strlen(ad) == ex->host_len && !memcmp(ad, ex->host, ex->host_len);
+}
+
 static enum step conn__start(struct conn *c, const struct http_request *req, size_t head_len)
 {
     struct exchange *ex = conn__bare_exchange(c);
@@ -522,16 +530,22 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
         ex->close_after = true;
         return proxy__respond_error(c, 417, "expectation_failed", "Only 100-continue is supported.");
     }
-    if (ex->match_len >= sizeof OWN_PREFIX - 1 && !memcmp(ex->match, OWN_PREFIX, sizeof OWN_PREFIX - 1)) {
-        enum step own = proxy__local_start(c, req);
+    const char *own_name = NULL;
+    if (ex->match_len >= sizeof OWN_PREFIX - 1 && !memcmp(ex->match, OWN_PREFIX, sizeof OWN_PREFIX - 1))
+        own_name = ex->match + sizeof OWN_PREFIX - 1;
+    else if (!(ex->app = route_match(ex->rt->routes, ex->host, ex->host_len, ex->match, ex->match_len)) &&
+             conn__auth_domain(ex) && ex->match_len == 1)
+        own_name = LOCAL_AUTH_ROOT;
+    if (own_name) {
+        ex->decision = ACCESS_GATEWAY;
+        enum step own = proxy__local_start(c, req, own_name);
         if (!c->closed && c->rx)
             buf_consume(c->rx, head_len);
         return own;
     }
-    ex->app = route_match(ex->rt->routes, ex->host, ex->host_len, ex->match, ex->match_len);
-    if (!ex->app) {
+    if (!ex->app) { /* the auth domain's other paths (a browser's /favicon.ico) are the gateway's */
         buf_consume(c->rx, head_len);
-        ex->decision = ACCESS_DENY;
+        ex->decision = conn__auth_domain(ex) ? ACCESS_GATEWAY : ACCESS_DENY;
         return proxy__respond_error(c, 404, "not_found", "No application is served at this address.");
     }
     ex->art = runtime_app(ex->rt, ex->app);

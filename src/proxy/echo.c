@@ -4,6 +4,7 @@
 #include "proxy/proxy.h"
 
 #include "core/strbuf.h"
+#include "proxy/local.h"
 #include "server/worker.h"
 
 #include <errno.h>
@@ -154,6 +155,99 @@ static void echo__headers(struct strbuf *sb, const struct http_header *f, size_t
     sb_adds(sb, "}");
 }
 
+/* For a browser opening it as a page (a navigation that accepts HTML and whose Fetch metadata
+ * says it is for a document: the demo's first page), the same JSON as a page a phone can read:
+ * indented, long values wrapped, the identity the gateway added marked. The page's text is
+ * exactly the JSON (what scripts read from a browser); the caption above it is CSS generated
+ * content, not text. Everything else (curl, scripts, fetch()) gets the JSON itself. */
+static const char echo__css[] =
+    "body{margin:0;background:#eef1f5;color:#1d2330;font:15px/1.5 system-ui,-apple-system,'Segoe UI',"
+    "Roboto,sans-serif}body::before{content:'latch \\00b7  echo origin \\2014  the request as the app\\2019s "
+    "origin received it';display:block;padding:.8rem 1rem;background:#1d2330;color:#fff;font-weight:600}"
+    "pre{margin:1rem auto;max-width:56rem;padding:1rem;background:#fff;border-radius:12px;"
+    "box-shadow:0 4px 24px rgba(20,30,60,.08);font:13.5px/1.55 ui-monospace,Menlo,Consolas,monospace;"
+    "white-space:pre-wrap;overflow-wrap:anywhere}"
+    "@media (max-width:40rem){pre{margin:.5rem;padding:.75rem;font-size:13px}}"
+    ".k{color:#5a3fb0}.s{color:#0b6b3a}.n{color:#a34a00}"
+    ".id{background:#fff3bf;border-radius:4px;font-weight:700}";
+
+#define ECHO_IDENTITY "\"cf-access-authenticated-user-email\""
+
+/* Writes the compact JSON j (ours: valid, no white space outside strings) indented, HTML-escaped,
+ * its keys and values in spans. */
+static void echo__pretty(struct strbuf *sb, const char *j, size_t n)
+{
+    int depth = 0;
+    bool mark = false; /* the next value is the identity the gateway added */
+    for (size_t i = 0; i < n; i++) {
+        char ch = j[i];
+        if (ch == '"') {
+            size_t e = i + 1;
+            while (e < n && j[e] != '"')
+                e += j[e] == '\\' ? 2 : 1;
+            bool key = e + 1 < n && j[e + 1] == ':';
+            sb_adds(sb, key ? "<span class=\"k\">" : mark ? "<span class=\"s id\">" : "<span class=\"s\">");
+            local_html_n(sb, j + i, e + 1 - i);
+            sb_adds(sb, "</span>");
+            mark = key && e + 1 - i == sizeof ECHO_IDENTITY - 1 && !memcmp(j + i, ECHO_IDENTITY, e + 1 - i);
+            i = e;
+        } else if (ch == '{' || ch == '[') {
+            sb_add(sb, &ch, 1);
+            if (i + 1 < n && (j[i + 1] == '}' || j[i + 1] == ']'))
+                continue;
+            sb_addf(sb, "\n%*s", 2 * ++depth, "");
+        } else if (ch == '}' || ch == ']') {
+            if (i && j[i - 1] != '{' && j[i - 1] != '[')
+                sb_addf(sb, "\n%*s", 2 * --depth, "");
+            sb_add(sb, &ch, 1);
+        } else if (ch == ',') {
+            sb_addf(sb, ",\n%*s", 2 * depth, "");
+        } else if (ch == ':') {
+            sb_adds(sb, ": ");
+        } else { /* a number, true, false or null */
+            size_t e = i;
+            while (e < n && !strchr(",}]", j[e]))
+                e++;
+            sb_adds(sb, "<span class=\"n\">");
+            sb_add(sb, j + i, e - i);
+            sb_adds(sb, "</span>");
+            i = e - 1;
+        }
+    }
+}
+
+static bool echo__document(const struct exchange *ex, const struct echo_head *r)
+{
+    for (size_t i = 0; ex->wants_html && i < r->nfields; i++)
+        if (http_slice_eq(r->fields[i].name, "sec-fetch-dest"))
+            return http_slice_eq(r->fields[i].value, "document");
+    return false;
+}
+
+static enum step echo__page(struct conn *c, const struct echo_head *r, const char *json, size_t len)
+{
+    struct exchange *ex = c->ex;
+    struct strbuf sb;
+    sb_init(&sb, 4 * len + 8192);
+    sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                 "<meta name=\"robots\" content=\"noindex\"><title>");
+    char title[512];
+    snprintf(title, sizeof title, "echo: %.*s %.*s%.*s", (int)r->method.n, r->method.p,
+             (int)ex->host_len, ex->host, (int)(r->path.n > 200 ? 200 : r->path.n), r->path.p);
+    local_html(&sb, title);
+    sb_adds(&sb, "</title><style>");
+    sb_adds(&sb, echo__css);
+    sb_adds(&sb, "</style></head><body><pre>");
+    echo__pretty(&sb, json, len);
+    sb_adds(&sb, "</pre></body></html>\n");
+    enum step st = sb.overflow
+                       ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
+                       : proxy__respond(c, 200, "text/html; charset=utf-8", sb.p, sb.len, ex->set_cookie);
+    sb_free(&sb);
+    return st;
+}
+
 static enum step echo__answer(struct conn *c)
 {
     struct exchange *ex = c->ex;
@@ -182,10 +276,11 @@ static enum step echo__answer(struct conn *c)
     sb_json_kv(&sb, &first, "body_sha256", hex, 64);
     sb_json_kv(&sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
     sb_adds(&sb, "}\n");
-    free(r.fields);
     enum step st = sb.overflow
                        ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
-                       : proxy__respond(c, 200, "application/json", sb.p, sb.len, ex->set_cookie);
+                   : echo__document(ex, &r) ? echo__page(c, &r, sb.p, sb.len - 1)
+                                    : proxy__respond(c, 200, "application/json", sb.p, sb.len, ex->set_cookie);
+    free(r.fields);
     sb_free(&sb);
     return st;
 }

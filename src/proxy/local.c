@@ -15,10 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define OWN_PREFIX_LEN (sizeof "/cdn-cgi/access/" - 1)
-
 /* An endpoint run on the job pool (remote store): what it answered, for the worker to send. */
-enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_PARK };
+enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_BUSY, ANS_PARK };
 
 struct local_defer {
     struct local_job lj;
@@ -129,6 +127,9 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
     case ANS_ERROR:
         local_error(c, d->status, d->code, d->body);
         break;
+    case ANS_BUSY:
+        local_busy(c, d->code, d->title, d->body, (unsigned)d->status);
+        break;
     case ANS_PARK:
         if (d->lj.late || c->w->draining) { /* its time is up meanwhile: it answers now */
             if (local__defer(c, d->park, true) != STEP_WAIT)
@@ -155,7 +156,7 @@ static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_
 {
     struct local_defer *d = calloc(1, sizeof *d);
     if (!d)
-        return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+        return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
     d->lr = c->ex->lr;
     c->ex->lr = NULL;
     d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
@@ -209,7 +210,7 @@ static int local__keep(enum local_answer kind, int status, const char *ctype, co
     return STEP_WAIT;
 }
 
-enum step proxy__local_start(struct conn *c, const struct http_request *req)
+enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name)
 {
     struct exchange *ex = c->ex;
     struct local_req *lr = calloc(1, sizeof *lr);
@@ -246,7 +247,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req)
         }
     }
     lr->cookies = ck.p ? ck.p : strdup("");
-    lr->name = strdup(ex->match + OWN_PREFIX_LEN);
+    lr->name = strdup(name);
     lr->method = strdup(ex->method);
     lr->host = strdup(ex->host);
     served_of_request(&ex->rt->cfg->listeners[c->listener], ex->host, ex->host_len, &lr->self);
@@ -352,6 +353,13 @@ int local_error(struct conn *c, int status, const char *code, const char *messag
     return (int)proxy__respond_error(c, status, code, message);
 }
 
+int local_busy(struct conn *c, const char *code, const char *title, const char *message, unsigned retry_s)
+{
+    if (local__cur)
+        return local__keep(ANS_BUSY, (int)retry_s, NULL, message, strlen(message), NULL, title, code);
+    return (int)proxy__respond_busy(c, code, title, message, retry_s);
+}
+
 static void local__job_done(struct job *j)
 {
     struct local_job *lj = (struct local_job *)j;
@@ -400,7 +408,7 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         size_t cap = w->parked_cap ? 2 * w->parked_cap : 16;
         struct conn **p = realloc(w->parked, cap * sizeof *p);
         if (!p)
-            return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+            return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
         w->parked = p;
         w->parked_cap = cap;
     }
@@ -411,7 +419,7 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         c->ex->lr->park_key = strdup(key);
         if (!c->ex->lr->park_key) {
             w->nparked--;
-            return (int)proxy__respond_error(c, 503, "busy", "Try again.");
+            return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
         }
     }
     c->state = CS_WAIT;

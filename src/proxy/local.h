@@ -15,9 +15,14 @@ struct conn;
 struct runtime;
 struct worker;
 
+/* The name under which the auth domain's root (where no app is served) reaches the endpoints:
+ * the app launcher. No path after /cdn-cgi/access/ is named so (paths are normalized: no "//"). */
+#define LOCAL_AUTH_ROOT "/"
+
 /* Copied out of the request head (owned: a job may outlive the connection). */
 struct local_req {
-    const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com") */
+    const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com"), or
+                                * LOCAL_AUTH_ROOT */
     const char *method;
     const char *host;          /* normalized request host[:port], as the Host header says */
     struct served_origin self; /* the origin the request reached: its listener's public scheme
@@ -75,6 +80,9 @@ int local_redirect(struct conn *c, const char *location, const char *headers);
 int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers);
 /* An error: a page for browsers, {"error": code, "message": …} for scripts. */
 int local_error(struct conn *c, int status, const char *code, const char *message);
+/* 503 with Retry-After: retry_s: a page (title, message, a button that tries again) for
+ * browsers, {"error": code, "message": …} for scripts. */
+int local_busy(struct conn *c, const char *code, const char *title, const char *message, unsigned retry_s);
 /* Parks the request on a background job (jobs.h). */
 int local_wait(struct conn *c, struct local_job *lj, struct jobs *js);
 /* Parks the request until `retry` answers it: retry(c, false) runs whenever another worker
@@ -90,7 +98,20 @@ void local_detach(struct local_job *lj, struct worker *w);
 /* After `finish` answered on a connection: lets it carry on. */
 void local_resume(struct conn *c);
 
-/* HTML-escapes s into sb. */
+/* HTML-escapes s (n bytes of it) into sb. */
 void local_html(struct strbuf *sb, const char *s);
+void local_html_n(struct strbuf *sb, const char *s, size_t n);
+
+/* Pieces of the gateway's pages (respond.c), written into sb:
+ * a link that looks like a button (primary: filled in the accent colour; else outlined);
+ * the first character of s, capitalized (an app's or an organization's initial);
+ * a "try again later" page body (title, message, a button that loads the page again);
+ * the head of a refusal (app denied, path blocked): who is refused (a person by email, a
+ * service token by name, else nobody signed in) and the app by its display name, never the
+ * policy; the caller adds the next steps (buttons). */
+void local_button(struct strbuf *sb, const char *href, const char *label, bool primary);
+void local_initial(struct strbuf *sb, const char *s);
+void local_busy_html(struct strbuf *sb, const char *title, const char *message);
+void local_denied_html(struct strbuf *sb, const char *email, const char *service, const char *app_label);
 
 #endif

@@ -73,6 +73,9 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
 enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
                       const char *extra_headers);
 enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
+/* 503 with Retry-After: retry_s, and a page whose button tries again (local_busy). */
+enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
+                              unsigned retry_s);
 enum step proxy__respond_refused(struct conn *c);
 void proxy__log_request(struct conn *c);
 
@@ -89,8 +92,9 @@ enum step proxy__step_proxy(struct conn *c);
 enum step proxy__step_tunnel(struct conn *c);
 void proxy__origin_timeout(struct conn *c);
 
-/* Own endpoints (local.c). */
-enum step proxy__local_start(struct conn *c, const struct http_request *req);
+/* Own endpoints (local.c): `name` is what auth_handle dispatches on (the path after
+ * /cdn-cgi/access/, or LOCAL_AUTH_ROOT). */
+enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name);
 enum step proxy__step_local_form(struct conn *c);
 void proxy__local_free(struct exchange *ex);
 void proxy__local_orphan(struct conn *c);

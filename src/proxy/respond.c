@@ -6,11 +6,14 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "http/cookie.h"
+#include "http/form.h"
 #include "metrics/metrics.h"
 #include "proxy/local.h"
+#include "route/route.h"
 #include "route/served.h"
 #include "server/worker.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +89,12 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
 
 void local_html(struct strbuf *sb, const char *s)
 {
-    for (; *s; s++) {
+    local_html_n(sb, s, strlen(s));
+}
+
+void local_html_n(struct strbuf *sb, const char *s, size_t n)
+{
+    for (const char *end = s + n; s < end; s++) {
         switch (*s) {
         case '<': sb_adds(sb, "&lt;"); break;
         case '>': sb_adds(sb, "&gt;"); break;
@@ -99,40 +107,137 @@ void local_html(struct strbuf *sb, const char *s)
 }
 
 /* The one page layout of the gateway: login, PIN, denied and error pages all use it. Plain
- * HTML and CSS, no external assets, readable without JavaScript, fit for a phone. */
+ * HTML and CSS, no external assets (a logo comes inline), readable without JavaScript, fit for
+ * a phone. The accent colour is a variable that `branding.accent` replaces. */
 static const char page__css[] =
+    ":root{--accent:#2f5bea;--on-accent:#fff;--ink:#2f5bea}"
     "*{box-sizing:border-box}body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
     "background:#eef1f5;color:#1d2330;margin:0;display:flex;min-height:100vh;align-items:center;"
     "justify-content:center;padding:1rem}main{background:#fff;border-radius:14px;padding:2rem 2rem 1.5rem;"
     "width:100%;max-width:26rem;box-shadow:0 4px 24px rgba(20,30,60,.10)}"
+    "@media (max-width:30rem){main{padding:1.5rem 1.25rem 1.25rem}}"
     ".brand{display:flex;align-items:center;gap:.5rem;font-weight:600;color:#3a4660;margin-bottom:1.25rem}"
-    ".brand b{display:inline-block;width:1.6rem;height:1.6rem;border-radius:7px;background:#2f5bea;"
-    "color:#fff;text-align:center;line-height:1.6rem;font-size:.95rem}"
-    "h1{font-size:1.35rem;margin:0 0 .5rem}p{margin:.4rem 0;color:#4a5263}"
-    "small,.muted{color:#7d8597;font-size:.85rem}"
+    ".brand b{display:inline-block;width:1.6rem;height:1.6rem;border-radius:7px;background:var(--accent);"
+    "color:var(--on-accent);text-align:center;line-height:1.6rem;font-size:.95rem}"
+    ".brand img{height:2rem;width:auto;max-width:10rem;object-fit:contain}"
+    "h1{font-size:1.35rem;margin:0 0 .5rem}p{margin:.4rem 0;color:#4a5263}b{color:#1d2330}"
+    "a{color:var(--ink)}small,.muted{color:#6b7385;font-size:.85rem}"
     "label{display:block;font-weight:600;margin:1rem 0 .35rem}"
     "input[type=email],input[type=text]{width:100%;padding:.7rem .8rem;font-size:1.05rem;"
-    "border:1px solid #c7cdd9;border-radius:9px}input:focus{outline:2px solid #2f5bea;border-color:#2f5bea}"
+    "border:1px solid #c7cdd9;border-radius:9px}input:focus{outline:2px solid var(--ink);border-color:var(--ink)}"
     "button,.button{display:block;width:100%;margin-top:1rem;padding:.75rem;font-size:1rem;font-weight:600;"
-    "border:0;border-radius:9px;background:#2f5bea;color:#fff;text-align:center;text-decoration:none;cursor:pointer}"
-    ".button.secondary{background:#fff;color:#2f5bea;border:1px solid #c7cdd9}"
+    "border:0;border-radius:9px;background:var(--accent);color:var(--on-accent);text-align:center;"
+    "text-decoration:none;cursor:pointer;font-family:inherit}"
+    ".button.secondary,button.secondary{background:#fff;color:var(--ink);border:1px solid #c7cdd9}"
+    ".button+.button,form+.button{margin-top:.6rem}"
     ".code{font:600 1.6rem ui-monospace,Menlo,Consolas,monospace;letter-spacing:.15em;text-align:center;"
     "background:#f3f5f9;border-radius:9px;padding:.6rem;margin:.75rem 0}"
     ".error{background:#fdecec;color:#9b1c1c;border-radius:9px;padding:.6rem .8rem;margin:.75rem 0}"
-    "footer{margin-top:1.5rem;border-top:1px solid #eceff4;padding-top:.75rem}";
+    ".apps{list-style:none;padding:0;margin:1rem 0 0}.apps li{margin:.5rem 0}"
+    ".apps a,.apps .static{display:flex;align-items:center;gap:.75rem;padding:.7rem .8rem;"
+    "border:1px solid #dfe3eb;border-radius:10px;text-decoration:none;color:#1d2330}"
+    ".apps a:hover,.apps a:focus{border-color:var(--ink);background:#f7f9fc}"
+    ".apps .static{border-style:dashed;color:#4a5263}.apps .static i{background:#c7cdd9;color:#1d2330}"
+    ".apps i{flex:none;display:inline-block;width:2.2rem;height:2.2rem;border-radius:9px;font-style:normal;"
+    "background:var(--accent);color:var(--on-accent);text-align:center;line-height:2.2rem;font-weight:700}"
+    ".apps span{min-width:0}.apps b,.apps small{display:block;overflow-wrap:anywhere}"
+    "footer{margin-top:1.5rem;border-top:1px solid #eceff4;padding-top:.75rem;overflow-wrap:anywhere}";
+
+/* WCAG 2 relative luminance of "#rrggbb" scaled by f (f < 1 darkens). */
+static double page__luminance(const char *hex, double f)
+{
+    double l = 0;
+    static const double weight[3] = { 0.2126, 0.7152, 0.0722 };
+    for (int i = 0; i < 3; i++) {
+        char two[3] = { hex[1 + 2 * i], hex[2 + 2 * i], 0 };
+        double v = (double)strtol(two, NULL, 16) / 255.0 * f;
+        l += weight[i] * (v <= 0.03928 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4));
+    }
+    return l;
+}
+
+static double page__contrast(double a, double b)
+{
+    return a > b ? (a + 0.05) / (b + 0.05) : (b + 0.05) / (a + 0.05);
+}
+
+/* The branding accent as CSS variables: buttons in the accent with whichever text colour reads
+ * better on it, and the accent darkened until it reads on white (4.5:1) for links and outlines. */
+static void page__accent(struct strbuf *sb, const char *accent)
+{
+    double l = page__luminance(accent, 1.0), f = 1.0;
+    const char *on = page__contrast(l, 1.0) >= page__contrast(l, 0.0) ? "#fff" : "#111";
+    while (f > 0.2 && page__contrast(page__luminance(accent, f), 1.0) < 4.5)
+        f *= 0.9;
+    int ink[3];
+    for (int i = 0; i < 3; i++) {
+        char two[3] = { accent[1 + 2 * i], accent[2 + 2 * i], 0 };
+        ink[i] = (int)((double)strtol(two, NULL, 16) * f + 0.5);
+    }
+    sb_addf(sb, ":root{--accent:%s;--on-accent:%s;--ink:#%02x%02x%02x}", accent, on, ink[0], ink[1], ink[2]);
+}
+
+/* The first character of s (a whole UTF-8 sequence), an ASCII letter in capitals. */
+static void page__initial(struct strbuf *sb, const char *s)
+{
+    size_t n = 1;
+    while (s[n] && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n++;
+    char one[2] = { s[0] >= 'a' && s[0] <= 'z' ? (char)(s[0] - 32) : s[0], 0 };
+    if (n == 1)
+        local_html(sb, one);
+    else
+        sb_add(sb, s, n);
+}
+
+void local_initial(struct strbuf *sb, const char *s)
+{
+    const char *p = s; /* "*.apps.example.com": its first letter */
+    while (*p && (unsigned char)*p < 0x80 && !((*p | 32) >= 'a' && (*p | 32) <= 'z') && !(*p >= '0' && *p <= '9'))
+        p++;
+    page__initial(sb, *p ? p : "?");
+}
+
+void local_button(struct strbuf *sb, const char *href, const char *label, bool primary)
+{
+    sb_adds(sb, primary ? "<a class=\"button\" href=\"" : "<a class=\"button secondary\" href=\"");
+    local_html(sb, href);
+    sb_adds(sb, "\">");
+    local_html(sb, label);
+    sb_adds(sb, "</a>");
+}
 
 enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
                       const char *extra_headers)
 {
+    const struct branding *b = &c->ex->rt->cfg->branding;
     struct strbuf sb;
-    sb_init(&sb, BUF_SIZE - 2048);
+    sb_init(&sb, 256 * 1024 + (b->logo ? strlen(b->logo) : 0));
     sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                  "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
                  "<meta name=\"robots\" content=\"noindex\"><title>");
     local_html(&sb, title);
-    sb_adds(&sb, " · latch</title><style>");
+    sb_adds(&sb, " · ");
+    local_html(&sb, b->name ? b->name : "latch");
+    sb_adds(&sb, "</title><style>");
     sb_adds(&sb, page__css);
-    sb_adds(&sb, "</style></head><body><main><div class=\"brand\"><b>L</b>latch access</div>");
+    if (b->accent[0])
+        page__accent(&sb, b->accent);
+    sb_adds(&sb, "</style></head><body><main><div class=\"brand\">");
+    if (b->logo) { /* the name beside it says what it is; alone, it is the organization's */
+        sb_adds(&sb, "<img src=\"");
+        sb_adds(&sb, b->logo); /* a data: URI of base64 characters only */
+        sb_adds(&sb, b->name ? "\" alt=\"\">" : "\" alt=\"Logo\">");
+    } else {
+        sb_adds(&sb, "<b>");
+        page__initial(&sb, b->name ? b->name : "L");
+        sb_adds(&sb, "</b>");
+    }
+    if (b->name)
+        local_html(&sb, b->name);
+    else if (!b->logo)
+        sb_adds(&sb, "latch access");
+    sb_adds(&sb, "</div>");
     sb_adds(&sb, html);
     sb_addf(&sb, "<footer><small>Request ID %s</small></footer></main></body></html>\n",
             c->ex->request_id);
@@ -145,25 +250,31 @@ enum step proxy__page(struct conn *c, int status, const char *title, const char 
     return st;
 }
 
-/* An error or refusal: a page for browsers, JSON for scripts (same rule as SPEC.md §3.6). */
+/* An error or refusal: a page for browsers (`html` its body: NULL for the title and the
+ * message), JSON for scripts (same rule as SPEC.md §3.6). `app`: the app's name for scripts. */
 static enum step respond__page(struct conn *c, int status, const char *code, const char *title,
-                               const char *message, const char *extra_headers)
+                               const char *message, const char *html, const char *app,
+                               const char *extra_headers)
 {
     struct strbuf sb;
     sb_init(&sb, 16384);
     enum step st;
     if (c->ex->wants_html) {
-        sb_adds(&sb, "<h1>");
-        local_html(&sb, title);
-        sb_adds(&sb, "</h1><p>");
-        local_html(&sb, message);
-        sb_adds(&sb, "</p>");
-        st = sb.overflow ? STEP_CLOSED : proxy__page(c, status, title, sb.p, extra_headers);
+        if (!html) {
+            sb_adds(&sb, "<h1>");
+            local_html(&sb, title);
+            sb_adds(&sb, "</h1><p>");
+            local_html(&sb, message);
+            sb_adds(&sb, "</p>");
+        }
+        st = sb.overflow ? STEP_CLOSED : proxy__page(c, status, title, html ? html : sb.p, extra_headers);
     } else {
         bool first = true;
         sb_adds(&sb, "{");
         sb_json_kv(&sb, &first, "error", code, strlen(code));
         sb_json_kv(&sb, &first, "message", message, strlen(message));
+        if (app)
+            sb_json_kv(&sb, &first, "app", app, strlen(app));
         sb_json_kv(&sb, &first, "request_id", c->ex->request_id, strlen(c->ex->request_id));
         sb_adds(&sb, "}\n");
         st = sb.overflow ? STEP_CLOSED
@@ -179,9 +290,100 @@ enum step proxy__respond_error(struct conn *c, int status, const char *code, con
 {
     char title[64];
     snprintf(title, sizeof title, "%d %s", status, http_reason(status));
-    return respond__page(c, status, code, title, message, NULL);
+    return respond__page(c, status, code, title, message, NULL, NULL, NULL);
 }
 
+enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
+                              unsigned retry_s)
+{
+    char hdr[48];
+    struct strbuf sb;
+    sb_init(&sb, 4096);
+    snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", retry_s);
+    local_busy_html(&sb, title, message);
+    enum step st = respond__page(c, 503, code, title, message, sb.overflow ? NULL : sb.p, NULL, hdr);
+    sb_free(&sb);
+    return st;
+}
+
+void local_busy_html(struct strbuf *sb, const char *title, const char *message)
+{
+    sb_adds(sb, "<h1>");
+    local_html(sb, title);
+    sb_adds(sb, "</h1><p>");
+    local_html(sb, message);
+    /* an empty href is this very address: the same GET again */
+    sb_adds(sb, "</p><a class=\"button\" href=\"\">Try again</a>");
+}
+
+void local_denied_html(struct strbuf *sb, const char *email, const char *service, const char *app_label)
+{
+    sb_adds(sb, "<h1>Access denied</h1><p>");
+    if (email) {
+        sb_adds(sb, "You are signed in as <b>");
+        local_html(sb, email);
+        sb_adds(sb, "</b>, and that account may not use <b>");
+    } else if (service) {
+        sb_adds(sb, "The service token <b>");
+        local_html(sb, service);
+        sb_adds(sb, "</b> may not use <b>");
+    } else {
+        sb_adds(sb, "<b>");
+    }
+    local_html(sb, app_label);
+    sb_adds(sb, email || service ? "</b>.</p>" : "</b> is not open to you from here.</p>");
+    sb_adds(sb, "<p>If you need it, ask your administrator for access.</p>");
+}
+
+/* 403 on an app host (SPEC.md §3.6): who is refused and the app by its display name, never
+ * the policy; then the next steps: a person may sign in as someone else, anybody may go to
+ * the start page of this host (when another app serves it) or to the app launcher. */
+static enum step respond__denied(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    struct runtime *rt = ex->rt;
+    const char *label = ex->app ? ex->app->display_name : ex->host;
+    char msg[512];
+    if (ex->email || ex->service)
+        snprintf(msg, sizeof msg, "You (%s) are not allowed to reach %s. If you should be, ask your "
+                 "administrator.", ex->email ? ex->email : ex->service, label);
+    else
+        snprintf(msg, sizeof msg, "%s is not open to you from here. If you should reach it, ask your "
+                 "administrator.", label);
+    struct strbuf sb;
+    sb_init(&sb, 16384);
+    if (ex->wants_html) {
+        local_denied_html(&sb, ex->email, ex->service, label);
+        if (ex->email && rt->cfg->auth_domain) { /* this host's logout, then this app's sign-in */
+            struct strbuf to;
+            sb_init(&to, 16384);
+            sb_adds(&to, "/cdn-cgi/access/logout?switch=1&redirect_url=");
+            form_urlencode(&to, ex->path, ex->path_len);
+            if (ex->has_query) {
+                form_urlencode(&to, "?", 1);
+                form_urlencode(&to, ex->query, ex->query_len);
+            }
+            if (!to.overflow)
+                local_button(&sb, to.p, "Sign in as someone else", false);
+            sb_free(&to);
+        }
+        const struct app *home = route_match(rt->routes, ex->host, ex->host_len, "/", 1);
+        if (home && home != ex->app) {
+            char go[128];
+            snprintf(go, sizeof go, "Go to %s", home->display_name);
+            local_button(&sb, "/", go, false);
+        }
+        if (rt->cfg->auth_domain) {
+            char launcher[SERVED_HOST_MAX + 32];
+            snprintf(launcher, sizeof launcher, "%s/", rt->auth_url);
+            local_button(&sb, launcher, "Your applications", false);
+        }
+    }
+    enum step st = respond__page(c, 403, "forbidden", "Access denied", msg, ex->wants_html ? sb.p : NULL,
+                                 ex->app ? ex->app->name : NULL, NULL);
+    sb_free(&sb);
+    return st;
+}
 
 /* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
  * refused -> 403 naming the user and the app, never the policy. */
@@ -189,14 +391,8 @@ enum step proxy__respond_refused(struct conn *c)
 {
     struct exchange *ex = c->ex;
     struct runtime *rt = ex->rt;
-    if (ex->decision != ACCESS_LOGIN_REQUIRED) {
-        char msg[512];
-        const char *who = ex->email ? ex->email : ex->service ? ex->service : "anonymous";
-        snprintf(msg, sizeof msg, "You (%s) are not allowed to reach %s. If you should be, ask "
-                 "your administrator; to sign in as someone else, log out first.", who,
-                 ex->app ? ex->app->name : ex->host);
-        return respond__page(c, 403, "forbidden", "Access denied", msg, NULL);
-    }
+    if (ex->decision != ACCESS_LOGIN_REQUIRED)
+        return respond__denied(c);
     struct strbuf login, extra, body;
     sb_init(&login, 32768);
     sb_init(&extra, 65536);

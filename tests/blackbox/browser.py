@@ -261,14 +261,31 @@ class Browser:
     def frames(self, ctx="main"):
         return self.call("frames", ctx=ctx)["frames"]
 
+    def eval(self, expr, ctx="main"):
+        """The value of a JavaScript expression evaluated in the current page."""
+        return self.call("eval", ctx=ctx, expr=expr)["value"]
+
+    def fits_phone(self, ctx):
+        """Asserts the current page is laid out for the phone context's 390 px screen (it has a
+        mobile viewport: a page without one is laid out 980 px wide and shrunk), nothing runs off
+        its right edge, and its text is at least 13 px."""
+        m = self.eval("({w: window.innerWidth, sw: document.documentElement.scrollWidth, "
+                      "fs: Math.min(...[...document.querySelectorAll('p,pre,a,button,label,small,h1')]"
+                      ".map(e => parseFloat(getComputedStyle(e).fontSize)).concat([99]))})", ctx)
+        assert m["w"] == 390 and m["sw"] <= 390 and m["fs"] >= 13, (self.page(ctx)["url"], m)
+
     def screenshot(self, name, ctx="main", full_page=True):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         self.call("screenshot", ctx=ctx, path=str(path), full_page=full_page)
         return path
 
-    def context(self, ctx, viewport=None):
-        return self.call("context", ctx=ctx, **({"viewport": viewport} if viewport else {}))
+    def context(self, ctx, viewport=None, phone=False):
+        """A new cookie jar; phone=True: a 390 px wide touch screen that honours the page's
+        <meta name=viewport> (as a real phone does: a page without one is laid out 980 px
+        wide and shrunk)."""
+        kw = {"viewport": viewport} if viewport else {}
+        return self.call("context", ctx=ctx, phone=phone, **kw)
 
     def close_context(self, ctx):
         return self.call("close_context", ctx=ctx)

@@ -237,12 +237,15 @@ class Latchd:
             return ""
 
     def log_lines(self, path=None):
-        """Parsed JSON objects of the request log (one per line; a non-JSON line fails)."""
+        """Parsed JSON objects of the request log (one per complete line; a non-JSON line fails)."""
         path = Path(path or self.requests_log)
         if not path.exists():
             return []
         out = []
-        for line in path.read_text(errors="replace").splitlines():
+        text = path.read_text(errors="replace")
+        # a line still being written (a read may see part of a write) is read next time
+        lines = text.split("\n")[:-1]
+        for line in lines:
             if line.strip():
                 try:
                     out.append(json.loads(line))
@@ -794,6 +797,7 @@ def materialize(text, root, pem, make_files=True):
     contents = {
         "cert": cert, "client_ca": cert, "ca_file": cert, "key": key,
         "client_secret_file": b"an-oidc-client-secret\n",
+        "logo": b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>\n',
         "store_password_file": b"a-redis-password\n",
         "store_key_file": base64.b64encode(os.urandom(32)) + b"\n",
     }

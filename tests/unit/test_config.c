@@ -498,19 +498,19 @@ static void test_unknown_keys_and_types(void **state)
                   "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
                   "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
                   "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
-                  "subaddress_separators");
+                  "subaddress_separators, branding");
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    foo: bar\n    policies: [{name: p, decision: bypass, "
                        "include: [{everyone: {}}]}]\n",
                   1, "t.yaml:7:5: unknown key 'foo' in app; valid keys: name, domains, origin, "
                   "origin_tls, preserve_host, session_duration, allowed_idps, aud, policies, "
-                  "read_service_tokens_from_header, keep_client_headers");
+                  "read_service_tokens_from_header, keep_client_headers, display_name");
     /* a likely typo is named: edit distance (core/suggest.h) */
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    polices: []\n", 2, "t.yaml:4:5: missing required key 'policies' in app",
                   "t.yaml:7:5: unknown key 'polices' in app (did you mean 'policies'?); valid keys: "
                   "name, domains, origin, origin_tls, preserve_host, session_duration, allowed_idps, "
-                  "aud, policies, read_service_tokens_from_header, keep_client_headers");
+                  "aud, policies, read_service_tokens_from_header, keep_client_headers, display_name");
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    policies: [{name: p, decision: bypas, include: [{everyone: {}}]}]\n", 1,
                   "t.yaml:7:36: 'decision' must be allow, block, bypass or service_auth, not "
@@ -772,7 +772,7 @@ static void test_errors_collected_and_sorted(void **state)
                         "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
                   "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
                   "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
-                  "subaddress_separators");
+                  "subaddress_separators, branding");
 
     char *out = NULL;
     size_t outlen = 0;
@@ -954,6 +954,84 @@ static void test_cidr_contains(void **state)
     assert_false(contains("::/1", "8000::"));
 }
 
+/* A temporary logo file holding n bytes of data; its path in path[32]. */
+static void logo_file(char path[32], const void *data, size_t n)
+{
+    snprintf(path, 32, "/tmp/test_logo_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+static void test_pages_keys(void **state)
+{
+    (void)state;
+    /* display_name, else the first domain as a person reads it */
+    struct config *cfg = load_ok(HEAD "apps:\n"
+        "  - { name: w, display_name: Team wiki, domains: [w.com], origin: echo, policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n"
+        "  - { name: f, domains: [\"f.com/private/*\", g.com], origin: echo, policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n"
+        "  - { name: h, domains: [\"*.h.com:8080\"], origin: echo, policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n");
+    assert_string_equal(cfg->apps[0].display_name, "Team wiki");
+    assert_string_equal(cfg->apps[1].display_name, "f.com/private");
+    assert_string_equal(cfg->apps[2].display_name, "*.h.com:8080");
+    assert_null(cfg->branding.name);
+    assert_string_equal(cfg->branding.accent, "");
+    assert_null(cfg->branding.logo);
+    config_free(cfg);
+    /* the accent, widened and lowercased; anything else refused at its place */
+    cfg = load_ok(HEAD "branding: { name: Acme, accent: \"#0A7\" }\n");
+    assert_string_equal(cfg->branding.name, "Acme");
+    assert_string_equal(cfg->branding.accent, "#00aa77");
+    config_free(cfg);
+    static const char *const bad[] = { "\"0a7\"", "\"#0a\"", "\"#0a7g\"", "\"#00aa77ff\"", "red",
+                                       "\"#0a7 \"", "\"#0a7;}*{color:red\"" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof yaml, HEAD "branding: { accent: %s }\n", bad[i]);
+        struct config_errors errs = {0};
+        assert_null(load(yaml, &errs));
+        assert_int_equal(errs.n, 1);
+        assert_non_null(strstr(errs.lines[0], "t.yaml:3:21: 'branding.accent' must be a colour"));
+        config_errors_clear(&errs);
+    }
+    expect_errors(HEAD "branding: { accent: }\n", 1,
+                  "t.yaml:3:21: 'branding.accent' is empty: write the colour in quotes, accent: \"#0a7\" "
+                  "(YAML reads an unquoted # as the start of a comment)");
+    expect_errors(HEAD "branding: { colour: \"#0a7\" }\n", 1, "t.yaml:3:13: unknown key 'colour' in branding; valid keys: name, accent, logo");
+    /* logos by their content: SVG after a BOM, the XML declaration, comments and a doctype;
+     * PNG; JPEG. Inlined as a data: URI of their base64. */
+    static const struct { const char *data; size_t n; const char *uri; } good[] = { /* n 0: strlen */
+        { "<svg>", 5, "data:image/svg+xml;base64,PHN2Zz4=" },
+        { "\xef\xbb\xbf <?xml version=\"1.0\"?>\n<!-- a -- b -->\n<!DOCTYPE svg>\n<svg\n/>", 0, NULL },
+        { "\x89PNG\r\n\x1a\n\0\0", 10, "data:image/png;base64,iVBORw0KGgoAAA==" },
+        { "\xff\xd8\xff\xe0", 4, "data:image/jpeg;base64,/9j/4A==" },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char path[32], yaml[256];
+        logo_file(path, good[i].data, good[i].n ? good[i].n : strlen(good[i].data));
+        snprintf(yaml, sizeof yaml, HEAD "branding: { logo: %s }\n", path);
+        cfg = load_ok(yaml);
+        if (good[i].uri)
+            assert_string_equal(cfg->branding.logo, good[i].uri);
+        else
+            assert_memory_equal(cfg->branding.logo, "data:image/svg+xml;base64,", 26);
+        config_free(cfg);
+        unlink(path);
+    }
+    /* not an image: GIF, HTML, an "svg" that is another element, a comment never closed */
+    static const char *const junk[] = { "GIF89a....", "<html><svg></svg></html>", "<svgfoo/>",
+                                        "<!-- <svg>", "<?xml?>" };
+    for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+        char path[32], yaml[256], want[128];
+        logo_file(path, junk[i], strlen(junk[i]));
+        snprintf(yaml, sizeof yaml, HEAD "branding: { logo: %s }\n", path);
+        snprintf(want, sizeof want, "t.yaml:3:19: 'branding.logo': %s is not a PNG, JPEG or SVG image", path);
+        expect_errors(yaml, 1, want);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -974,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_cidr_parse),
         cmocka_unit_test(test_cidr_contains),
+        cmocka_unit_test(test_pages_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

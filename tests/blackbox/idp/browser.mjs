@@ -4,11 +4,13 @@
 //
 // request:  {"id": 1, "op": "goto", "ctx": "a", "url": "http://app.localhost:8080/"}
 // answer:   {"id": 1, "ok": true, ...} or {"id": 1, "ok": false, "error": "..."}
-// ops: context {ctx, viewport?}, close_context {ctx}, goto {ctx, url}, fill {ctx, selector, value},
+// ops: context {ctx, viewport?, phone?} (phone: a 390x844 touch screen that honours
+//      <meta name=viewport>, as a real phone does), close_context {ctx}, goto {ctx, url}, fill {ctx, selector, value},
 //      click {ctx, selector}, submit {ctx, selector} (click + wait for the navigation),
 //      page {ctx} -> {url, status, title, html, text}, screenshot {ctx, path, full_page?},
 //      cookies {ctx} -> {cookies}, add_cookies {ctx, cookies}, navigations {ctx} -> [{url, status}],
-//      frames {ctx} -> {frames: [url of every frame but the main one]}, quit.
+//      frames {ctx} -> {frames: [url of every frame but the main one]},
+//      eval {ctx, expr} -> {value} (a JavaScript expression evaluated in the page), quit.
 import readline from 'node:readline';
 import { createRequire } from 'node:module';
 
@@ -25,10 +27,12 @@ const browser = await chromium.launch({
 
 const contexts = new Map();
 
-async function ctxOf(name, viewport) {
+async function ctxOf(name, viewport, phone) {
   let c = contexts.get(name);
   if (!c) {
-    const context = await browser.newContext({ viewport: viewport || { width: 1000, height: 720 }, ignoreHTTPSErrors: true });
+    const context = await browser.newContext(phone
+      ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, ignoreHTTPSErrors: true }
+      : { viewport: viewport || { width: 1000, height: 720 }, ignoreHTTPSErrors: true });
     const page = await context.newPage();
     page.setDefaultTimeout(15000);
     c = { context, page, navs: [] };
@@ -47,7 +51,7 @@ function lastStatus(c) {
 }
 
 const ops = {
-  async context(m) { await ctxOf(m.ctx, m.viewport); return {}; },
+  async context(m) { await ctxOf(m.ctx, m.viewport, m.phone); return {}; },
   async close_context(m) { const c = contexts.get(m.ctx); if (c) { await c.context.close(); contexts.delete(m.ctx); } return {}; },
   async goto(m) {
     const c = await ctxOf(m.ctx);
@@ -76,6 +80,7 @@ const ops = {
     const c = await ctxOf(m.ctx);
     return { frames: c.page.frames().filter((f) => f !== c.page.mainFrame()).map((f) => f.url()) };
   },
+  async eval(m) { const c = await ctxOf(m.ctx); return { value: await c.page.evaluate(m.expr) }; },
   async quit() { await browser.close(); setTimeout(() => process.exit(0), 10); return {}; },
 };
 
