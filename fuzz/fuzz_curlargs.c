@@ -2,7 +2,8 @@
  * origin.c). The input is argv, words separated by NUL bytes. Whatever it is, an accepted
  * command line names at least one URL, every URL it names is read to the same origin, that
  * origin's host holds only [a-z0-9.-] with no empty label (or is [::1]), plain http goes only to a loopback
- * name, and no proxy comes with plain http.
+ * name, no proxy comes with plain http, and a URL written without a scheme is given to curl as
+ * https in the word it was.
  * Any other acceptance aborts. */
 #include "cli/cli.h"
 
@@ -45,7 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (plan.proxy[0] && !strcmp(plan.origin.scheme, "http"))
             abort();
+        for (int i = 0; i < plan.nurls; i++) /* a URL latch rewrote is the word curl gets */
+            if (plan.owned[i] && (plan.argi[i] < 0 || plan.argi[i] >= argc || strncmp(plan.owned[i], "https://", 8)))
+                abort();
     }
+    cli_curl_plan_free(&plan);
     free(buf);
     return 0;
 }

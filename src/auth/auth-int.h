@@ -74,7 +74,11 @@ int auth__token_identity(const struct local_req *r, const struct token *t, struc
 bool auth__admitted(const struct local_req *r, const struct app *app, const struct auth_identity *id,
                     const struct policy **decided);
 
-/* The app for a login target host (and redirect path). NULL when the host serves none. */
+/* The app that a request for host and path reaches (the path normalized and matched as a
+ * request's is; a query is ignored). NULL when none does, or the path is not one. */
+const struct app *auth__app_at(const struct local_req *r, const char *host, const char *path);
+/* The app for a login target host (and redirect path): auth__app_at, else the app at the
+ * host's root. NULL when the host serves none. */
 const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect);
 
 /* Signs an org or app token for the person under session `session`. */
@@ -106,8 +110,17 @@ int auth__launcher(struct conn *c, struct local_req *r);
  * a PIN (to nobody who would see no app). */
 bool auth__launcher_lists(const struct local_req *r, const struct app *app, const struct auth_identity *id);
 
-/* The command line's handoff (cli.c): cli, transfer/<key>, token. */
+/* Ends session `session`: every token minted under it is refused, on every worker of this node
+ * before answer(c, r, session, ended) answers the request (the revocation is written on the job
+ * pool, then server_revocations_reload); `ended` false when it could not be written (logged). */
+int auth__end_session(struct conn *c, struct local_req *r, const char *session,
+                      int (*answer)(struct conn *c, struct local_req *r, const char *session, bool ended));
+
+/* The command line's handoff (cli.c): cli, transfer/<key>, token, cli-logout. */
 int auth__cli(struct conn *c, struct local_req *r, const char *org_header);
+/* GET app[?path=P] on any host (cli.c): the app a request for P reaches, where to log in; with
+ * a token for it in cf-access-token, whether it is admitted and the host's patterns. */
+int auth__cli_app(struct conn *c, struct local_req *r);
 
 /* Pages. An error page ends with the way on (auth__home_button). */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);

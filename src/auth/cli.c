@@ -9,13 +9,25 @@
  * refused, visibly and in the auth log: somebody else had the link. The confirmation page and
  * its POST need the binding cookie; a request is confirmed once (a second POST is refused, also
  * visibly). And only the holder of the key's private half can take the box: a poll proves it
- * with a keyed MAC that the gateway sealed to the key (no state kept; any node can check it). */
+ * with a keyed MAC that the gateway sealed to the key (no state kept; any node can check it).
+ *
+ * Which app. A handoff, an exchange and the discovery all name the app by host and path, the
+ * path normalized and matched as a request's is (auth__app_at): several apps on one host (one
+ * at /private/STAR, another at the root) each get their own token. The discovery also tells the
+ * holder of a valid token every pattern of that host, so that the command line picks the token
+ * for a path itself, with no round trip (route_each_for_host).
+ *
+ * Whose session. The command line gets a session of its own at the handoff (a new
+ * identity_nonce, not the browser's): `latch logout` ends it (cli-logout) and leaves the
+ * person's browser signed in, and a browser logout leaves the command line alone. */
 #include "auth/auth-int.h"
 #include "core/base64url.h"
 
+#include "route/route.h"
 #include "route/served.h"
 
 #include "core/log.h"
+#include "http/form.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
 #include "server/worker.h"
@@ -96,6 +108,7 @@ struct cli_req {
     char key[KEY_B64_LEN + 1];
     char n[NONCE_B64_LEN + 1]; /* sealed into the box: the CLI takes only its own request's */
     char host[512];
+    char path[1024]; /* the app's path on host, "/" when the link named none */
     char bind[65];
 };
 
@@ -127,14 +140,18 @@ static enum store_result cli__req_load(const struct local_req *r, const char *id
     const char *h = json_string_value(json_object_get(j, "host"));
     const char *b = json_string_value(json_object_get(j, "bind"));
     const char *n = json_string_value(json_object_get(j, "n"));
+    const char *p = json_string_value(json_object_get(j, "path"));
+    if (!p)
+        p = "/";
     sr = k && h && b && n && strlen(k) == KEY_B64_LEN && strlen(h) < sizeof q->host && cli__hex(b, 64) &&
-                 strlen(n) == NONCE_B64_LEN
+                 strlen(n) == NONCE_B64_LEN && p[0] == '/' && strlen(p) < sizeof q->path
              ? STORE_OK
              : STORE_NOT_FOUND;
     if (sr == STORE_OK) {
         snprintf(q->id, sizeof q->id, "%s", id);
         snprintf(q->key, sizeof q->key, "%s", k);
         snprintf(q->host, sizeof q->host, "%s", h);
+        snprintf(q->path, sizeof q->path, "%s", p);
         snprintf(q->bind, sizeof q->bind, "%s", b);
         snprintf(q->n, sizeof q->n, "%s", n);
     }
@@ -231,21 +248,22 @@ static const char already_opened[] =
     "This command-line sign-in was already opened in another browser. If that was not you, "
     "somebody else has the link: stop latch (Ctrl-C) and run it again.";
 
-/* GET cli?host=…&key=…&n=…: the first browser claims the request and goes on to the clean URL;
+/* GET cli?host=…&path=…&key=…&n=…: the first browser claims the request and goes on to the clean URL;
  * the same browser again goes there too; any other browser is refused. `n` is the command
  * line's nonce for this request, sealed into its box: whoever learns the public key (it is in
  * the poll's URL) and opens the link with a nonce of his own gets a box the command line
  * refuses. */
 static int cli__open(struct conn *c, struct local_req *r)
 {
-    char host[512], key[64], n[32];
+    char host[512], key[64], n[32], path[1024] = "/";
     unsigned char pk[crypto_box_PUBLICKEYBYTES], raw[16];
     size_t rawlen;
     if (!auth__query(r, "host", host, sizeof host) || !auth__query(r, "key", key, sizeof key) ||
         !cli__key(key, pk) || !auth__query(r, "n", n, sizeof n) || strlen(n) != NONCE_B64_LEN ||
-        b64url_decode(n, NONCE_B64_LEN, raw, sizeof raw, &rawlen) != 0 || rawlen != sizeof raw)
+        b64url_decode(n, NONCE_B64_LEN, raw, sizeof raw, &rawlen) != 0 || rawlen != sizeof raw ||
+        (form_count(r->query, r->query_len, "path") > 0 && !auth__query(r, "path", path, sizeof path)))
         return auth__error_page(c, 400, "Invalid link", "This link is incomplete. Run latch again.");
-    const struct app *app = auth__target_app(r, host, "/");
+    const struct app *app = auth__app_at(r, host, path);
     if (!app) {
         log_auth(r->rt->auth_log, "handoff", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
@@ -255,7 +273,7 @@ static int cli__open(struct conn *c, struct local_req *r)
         auth__random_id(nonce);
     cli__binding_hash(nonce, bind);
     auth__random_id(id);
-    json_t *rec = json_pack("{s:s,s:s,s:s,s:s}", "key", key, "host", host, "bind", bind, "n", n);
+    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", key, "host", host, "path", path, "bind", bind, "n", n);
     json_t *claim = json_pack("{s:s,s:s}", "req", id, "bind", bind);
     char *rv = rec ? json_dumps(rec, JSON_COMPACT) : NULL, *cv = claim ? json_dumps(claim, JSON_COMPACT) : NULL;
     json_decref(rec);
@@ -306,7 +324,7 @@ static int cli__get(struct conn *c, struct local_req *r)
         return auth__store_error(c);
     if (sr != STORE_OK)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
-    const struct app *app = auth__target_app(r, q.host, "/");
+    const struct app *app = auth__app_at(r, q.host, q.path);
     if (!app)
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     if (!cli__same_browser(r, &q))
@@ -324,7 +342,7 @@ static int cli__get(struct conn *c, struct local_req *r)
     }
     char back[48];
     snprintf(back, sizeof back, "req=%s", q.id);
-    return auth__begin_flow(c, r, app, q.host, "/", NULL, back);
+    return auth__begin_flow(c, r, app, q.host, q.path, NULL, back);
 }
 
 /* POST cli (req, csrf): the person confirmed, in the browser that claimed the request (its
@@ -344,7 +362,7 @@ static int cli__post(struct conn *c, struct local_req *r)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     if (!auth__org_session(r, &id, session))
         return auth__error_page(c, 401, "Signed out", "Your session ended. Run latch again.");
-    const struct app *app = auth__target_app(r, q.host, "/");
+    const struct app *app = auth__app_at(r, q.host, q.path);
     int st;
     if (!cli__same_browser(r, &q)) {
         st = cli__refuse(c, r, 403, app ? app->name : NULL, "confirmation from another browser",
@@ -379,9 +397,13 @@ static int cli__post(struct conn *c, struct local_req *r)
     }
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     cli__key(q.key, pk);
+    /* the command line's own session: `latch logout` ends it, not the browser's, and the
+     * browser's logout leaves it alone */
+    char cli_session[33];
+    auth__random_id(cli_session);
     int64_t ttl = runtime_session_s(r->rt, app, decided);
-    char *app_tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
-    char *org_tok = auth__mint(r, "org", r->rt->cfg->auth_domain, &id, session, r->rt->cfg->session_duration_s);
+    char *app_tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, cli_session, ttl);
+    char *org_tok = auth__mint(r, "org", r->rt->cfg->auth_domain, &id, cli_session, r->rt->cfg->session_duration_s);
     json_t *j = app_tok && org_tok ? json_pack("{s:s,s:s,s:s}", "app_token", app_tok, "org_token", org_tok,
                                                "n", q.n)
                                    : NULL;
@@ -493,11 +515,13 @@ static int cli__transfer(struct conn *c, struct local_req *r)
     return cli__transfer_try(c, false);
 }
 
-/* POST token (host=…) with the org token in cf-access-token: an app token for another app. */
+/* POST token (host=…[&path=…]) with the org token in cf-access-token: an app token for the app
+ * that a request for that host and path reaches (path "/" when none is named). */
 static int cli__token(struct conn *c, struct local_req *r, const char *org_header)
 {
-    char host[512];
-    if (!org_header || !auth__form(r, "host", host, sizeof host))
+    char host[512], path[1024] = "/";
+    if (!org_header || !auth__form(r, "host", host, sizeof host) ||
+        (r->body.p && form_count(r->body.p, r->body.len, "path") > 0 && !auth__form(r, "path", path, sizeof path)))
         return local_json(c, 400, json_pack("{s:s}", "error", "host and cf-access-token required"), NULL);
     struct token t;
     time_t now = time(NULL);
@@ -517,7 +541,7 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
     if (ts != TOKEN_OK)
         return local_json(c, 401, json_pack("{s:s,s:s}", "error", "login_required", "token_error",
                                              token_status_name(ts)), NULL);
-    const struct app *app = auth__target_app(r, host, "/");
+    const struct app *app = auth__app_at(r, host, path);
     const struct policy *decided = NULL;
     int st;
     if (!app) {
@@ -539,8 +563,135 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
     return st;
 }
 
+/* --- discovery: which app a path of this host is, and the host's patterns ------------------ */
+
+struct cli_patterns {
+    struct runtime *rt;
+    json_t *list;
+};
+
+static void cli__pattern(void *arg, const struct app *app, const char *pattern)
+{
+    struct cli_patterns *p = arg;
+    json_array_append_new(p->list, json_pack("{s:s,s:s}", "pattern", pattern, "aud",
+                                             runtime_app(p->rt, app)->aud));
+}
+
+/* Whether the app token `tok` admits to `app` as a request would judge it (signature, claims,
+ * this app's AUD, revocations): TOKEN_OK, or why not. Its email in *email (malloc'd). */
+static enum token_status cli__app_token(const struct local_req *r, const struct app *app, const char *tok,
+                                        char **email)
+{
+    struct token t;
+    time_t now = time(NULL);
+    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    if (ts != TOKEN_OK)
+        return ts;
+    ts = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, app)->aud, now);
+    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, app->name,
+                                            t.identity_nonce, t.iat))
+        ts = TOKEN_REVOKED;
+    if (ts == TOKEN_OK)
+        *email = t.email ? strdup(t.email) : NULL;
+    token_free(&t);
+    return ts;
+}
+
+/* GET app[?path=P] on an app host (SPEC.md §7 step 1): the app that a request for P (default
+ * "/") reaches, its AUD and where to log in; 404 when no app serves that path. With a token in
+ * cf-access-token, also "token": "ok" or why it would be refused (expired, revoked,
+ * bad_audience…), and for a good one its email and every pattern of this host with its app's
+ * AUD, in the order the gateway tries them (route_each_for_host): the command line picks a
+ * token per path from them. Only to the holder of a valid token: nobody else learns the
+ * layout of the host's paths. */
+int auth__cli_app(struct conn *c, struct local_req *r)
+{
+    char path[4096] = "/";
+    if (form_count(r->query, r->query_len, "path") > 1 ||
+        (form_count(r->query, r->query_len, "path") == 1 &&
+         (!auth__query(r, "path", path, sizeof path) || path[0] != '/')))
+        return local_json(c, 400, json_pack("{s:s,s:s}", "error", "bad_path", "message",
+                                            "path must be one absolute path (/…)"), NULL);
+    const struct app *app = auth__app_at(r, r->host, path);
+    if (!app)
+        return local_json(c, 404, json_pack("{s:s,s:s}", "error", "not_found", "message",
+                                            "no application at this host and path"), NULL);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "auth_domain", r->rt->cfg->auth_domain ? r->rt->cfg->auth_domain : "",
+                          "auth_url", r->rt->auth_url, "aud", runtime_app(r->rt, app)->aud, "app", app->name);
+    if (j && r->access_token) {
+        char *email = NULL;
+        enum token_status ts = cli__app_token(r, app, r->access_token, &email);
+        json_object_set_new(j, "token", json_string(ts == TOKEN_OK ? "ok" : token_status_name(ts)));
+        if (ts == TOKEN_OK) {
+            char host[512];
+            size_t hl = strlen(r->host);
+            int n = hl < sizeof host ? route_host_normalize(r->host, hl, host) : -1;
+            struct cli_patterns p = { r->rt, json_array() };
+            if (n > 0 && p.list)
+                route_each_for_host(r->rt->routes, host, (size_t)n, cli__pattern, &p);
+            json_object_set_new(j, "email", json_string(email ? email : ""));
+            json_object_set_new(j, "routes", p.list ? p.list : json_array());
+        }
+        free(email);
+    }
+    return local_json(c, 200, j, NULL);
+}
+
+/* --- cli-logout: the command line ends its own session --------------------------------------- */
+
+/* The session of a token of ours, valid now: the org token, or an app token of any app. */
+static bool cli__session_of(const struct local_req *r, const char *tok, char session[33], char **email, char **idp)
+{
+    struct token t;
+    time_t now = time(NULL);
+    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
+        return false;
+    enum token_status ts = r->rt->cfg->auth_domain
+                               ? token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now)
+                               : TOKEN_BAD_AUDIENCE;
+    for (size_t i = 0; ts != TOKEN_OK && i < r->rt->cfg->napps; i++)
+        ts = token_check(&t, r->rt->auth_url, "app", r->rt->apps[i].aud, now);
+    bool ok = ts == TOKEN_OK && t.identity_nonce && strlen(t.identity_nonce) == 32 && cli__hex(t.identity_nonce, 32);
+    if (ok) {
+        memcpy(session, t.identity_nonce, 33);
+        *email = t.email ? strdup(t.email) : NULL;
+        *idp = t.idp ? strdup(t.idp) : NULL;
+    }
+    token_free(&t);
+    return ok;
+}
+
+/* The answer once the session is over on every worker of this node (auth__end_session). */
+static int cli__logout_done(struct conn *c, struct local_req *r, const char *session, bool ended)
+{
+    return ended ? local_json(c, 200, json_pack("{s:b}", "ended", 1), NULL)
+                 : local_json(c, 500, json_pack("{s:s,s:s}", "error", "revocation_failed", "message",
+                                                "the gateway could not record the end of the session; try again"),
+                              NULL);
+}
+
+/* POST cli-logout (any host) with a token of the command line's session in cf-access-token:
+ * ends that session (every token minted under it: the org token and each app's). A token
+ * proves nothing more than its own session here: whoever holds one may end it, nobody else. */
+static int cli__logout(struct conn *c, struct local_req *r, const char *tok)
+{
+    char session[33];
+    char *email = NULL, *idp = NULL;
+    if (strcmp(r->method, "POST"))
+        return local_json(c, 405, json_pack("{s:s}", "error", "method_not_allowed"), "Allow: POST\r\n");
+    if (!tok || !cli__session_of(r, tok, session, &email, &idp))
+        return local_json(c, 401, json_pack("{s:s,s:s}", "error", "not_authenticated", "message",
+                                            "no valid token of ours in cf-access-token"), NULL);
+    log_auth(r->rt->auth_log, "logout", email, idp, NULL, r->client_ip, true, "command line session ended");
+    free(email);
+    free(idp);
+    return auth__end_session(c, r, session, cli__logout_done); /* refused everywhere when it answers */
+}
+
 int auth__cli(struct conn *c, struct local_req *r, const char *org_header)
 {
+    if (!strcmp(r->name, "cli-logout"))
+        return cli__logout(c, r, org_header);
     if (!strcmp(r->name, "cli"))
         return strcmp(r->method, "POST") ? cli__get(c, r) : cli__post(c, r);
     if (!strncmp(r->name, "transfer/", 9))

@@ -280,27 +280,30 @@ bool auth__admitted(const struct local_req *r, const struct app *app, const stru
     return res.decision == ACCESS_ALLOW || res.decision == ACCESS_BYPASS;
 }
 
-const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect)
+const struct app *auth__app_at(const struct local_req *r, const char *host, const char *path)
 {
     char norm[512];
     size_t hl = strlen(host);
-    if (hl >= sizeof norm)
+    if (hl >= sizeof norm || !path || path[0] != '/')
         return NULL;
     int n = route_host_normalize(host, hl, norm);
     if (n <= 0)
         return NULL;
-    const char *path = redirect && redirect[0] == '/' ? redirect : "/";
     size_t plen = strcspn(path, "?");
     char *fwd = malloc(plen + 2), *match = malloc(plen + 2);
     size_t fl, ml;
     const struct app *app = NULL;
     if (fwd && match && path_normalize(path, plen, fwd, &fl, match, &ml) == 0)
         app = route_match(r->rt->routes, norm, (size_t)n, match, ml);
-    if (!app && fwd && match)
-        app = route_match(r->rt->routes, norm, (size_t)n, "/", 1);
     free(fwd);
     free(match);
     return app;
+}
+
+const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect)
+{
+    const struct app *app = auth__app_at(r, host, redirect && redirect[0] == '/' ? redirect : "/");
+    return app ? app : auth__app_at(r, host, "/");
 }
 
 char *auth__mint(const struct local_req *r, const char *type, const char *aud,
@@ -960,8 +963,8 @@ static int auth__logout_answer(struct conn *c, struct local_req *r, const char *
 }
 
 /* The revocation is a locked, synced file write: done on the job pool, not the worker's loop;
- * the answer waits for it, so the session is over once the browser sees it. */
-struct logout_job {
+ * the answer waits for it, so the session is over once the client sees it. */
+struct end_session_job {
     struct local_job lj;
     struct runtime *rt;
     struct server *srv;
@@ -969,29 +972,54 @@ struct logout_job {
     int64_t now, forget_before;
     char *err;
     int rc;
+    int (*answer)(struct conn *c, struct local_req *r, const char *session, bool ended);
 };
 
-static void auth__logout_run(struct job *job)
+static void auth__end_session_run(struct job *job)
 {
-    struct logout_job *j = (struct logout_job *)job;
+    struct end_session_job *j = (struct end_session_job *)job;
     j->rc = revocations_add_pruning(j->rt->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
                                     j->forget_before, &j->err);
     if (j->rc == 0) /* in force on every worker before the answer leaves, not at the next poll */
         server_revocations_reload(j->srv);
 }
 
-static void auth__logout_finish(struct local_job *lj, struct conn *c)
+static void auth__end_session_finish(struct local_job *lj, struct conn *c)
 {
-    struct logout_job *j = (struct logout_job *)lj;
+    struct end_session_job *j = (struct end_session_job *)lj;
     if (j->rc != 0)
         log_msg("error", "logout: %s", j->err ? j->err : "cannot revoke the session");
     if (c) {
-        auth__logout_answer(c, local_request(c), j->session);
+        j->answer(c, local_request(c), j->session, j->rc == 0);
         local_resume(c);
     }
     free(j->err);
     runtime_unref(j->rt);
     free(j);
+}
+
+int auth__end_session(struct conn *c, struct local_req *r, const char *session,
+                      int (*answer)(struct conn *c, struct local_req *r, const char *session, bool ended))
+{
+    struct end_session_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return auth__error_page(c, 500, "Error", "Out of memory.");
+    j->rt = r->rt;
+    j->srv = r->w->srv;
+    runtime_ref(r->rt);
+    snprintf(j->session, sizeof j->session, "%s", session);
+    j->now = (int64_t)time(NULL);
+    j->forget_before = j->now - runtime_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
+    j->answer = answer;
+    j->lj.job.run = auth__end_session_run;
+    j->lj.finish = auth__end_session_finish;
+    return local_wait(c, &j->lj, r->w->jobs);
+}
+
+/* The browser's logout answers the same whether the revocation was written (it is logged). */
+static int auth__logout_done(struct conn *c, struct local_req *r, const char *session, bool ended)
+{
+    return auth__logout_answer(c, r, session);
 }
 
 /* Whether a POST came from a page of this very origin (its public scheme and port: behind a
@@ -1059,18 +1087,7 @@ static int auth__logout(struct conn *c, struct local_req *r)
     log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
              "session ended");
     auth__identity_free(&id);
-    struct logout_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    j->rt = r->rt;
-    j->srv = r->w->srv;
-    runtime_ref(r->rt);
-    snprintf(j->session, sizeof j->session, "%s", session);
-    j->now = (int64_t)time(NULL);
-    j->forget_before = j->now - runtime_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
-    j->lj.job.run = auth__logout_run;
-    j->lj.finish = auth__logout_finish;
-    return local_wait(c, &j->lj, r->w->jobs);
+    return auth__end_session(c, r, session, auth__logout_done);
 }
 
 bool auth_needs_store(const struct local_req *r)
@@ -1084,15 +1101,10 @@ int auth_handle(struct conn *c, struct local_req *r)
     if (!strcmp(name, "certs"))
         return local_reply(c, 200, "application/json", r->keys->certs_json,
                            strlen(r->keys->certs_json), NULL);
-    if (!strcmp(name, "app")) { /* the CLI learns where to log in (SPEC.md §7) */
-        const struct app *app = auth__target_app(r, r->host, "/");
-        if (!app)
-            return local_json(c, 404, json_pack("{s:s}", "error", "not_found"), NULL);
-        return local_json(c, 200, json_pack("{s:s,s:s,s:s,s:s}", "auth_domain",
-                                            r->rt->cfg->auth_domain ? r->rt->cfg->auth_domain : "",
-                                            "auth_url", r->rt->auth_url,
-                                            "aud", runtime_app(r->rt, app)->aud, "app", app->name), NULL);
-    }
+    if (!strcmp(name, "app")) /* the CLI learns where to log in (SPEC.md §7) */
+        return auth__cli_app(c, r);
+    if (!strcmp(name, "cli-logout")) /* the command line ends its own session (cli.c) */
+        return auth__cli(c, r, r->access_token);
     if (!strcmp(name, "authorized"))
         return auth__authorized(c, r);
     if (!strcmp(name, "get-identity"))

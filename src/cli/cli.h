@@ -32,6 +32,31 @@ int cli_store_remove(const char *dir, const char *key);
  * the kernel releases it if a process dies. Returns the fd to close, or -1. */
 int cli_store_lock(const char *dir, const char *key);
 
+/* --- records (records.c): what the store holds ----------------------------------------------- */
+
+struct cli_origin;
+
+/* An origin's record, "<key>.json": {"version": 2, "origin": "scheme://host:port", "auth_url",
+ * "auth_domain", "auth_origin", "routes": [{"pattern","aud"}…] (the host's patterns, as the
+ * gateway gave them), "apps": {AUD: {"app": NAME, "app_token": JWT}}}. NULL when none is
+ * stored, or the one stored is another origin's (same name, another scheme or port) or of
+ * another format. */
+json_t *cli_record_read(const char *dir, const struct cli_origin *o);
+json_t *cli_record_new(const struct cli_origin *o);
+int cli_record_write(const char *dir, const struct cli_origin *o, json_t *rec);
+/* The app token stored for aud, when it names aud and is more than `margin` s from expiring. */
+const char *cli_record_token(json_t *rec, const char *aud, int64_t margin);
+/* The org token of an auth origin ("org@<key>.json"), when fresh (malloc'd), its writing and
+ * removal. */
+char *cli_org_token(const char *dir, const struct cli_origin *auth, int64_t margin);
+int cli_org_write(const char *dir, const struct cli_origin *auth, const char *auth_domain, const char *token);
+int cli_org_remove(const char *dir, const struct cli_origin *auth);
+/* Forgets every stored token of session `session` (its identity_nonce), org and apps alike, or
+ * every token and record when session is NULL; returns how many tokens went. */
+int cli_store_forget(const char *dir, const char *session);
+/* Appends {"origin", "token"} for every stored token (org records first in no order) to out. */
+int cli_store_sessions(const char *dir, json_t *out);
+
 /* --- tokens (read, not verified: the gateway verifies) --------------------------------- */
 
 /* The payload of a JWT as JSON; NULL when malformed. */
@@ -39,6 +64,10 @@ json_t *cli_jwt_payload(const char *tok);
 /* True when the token's exp is more than `margin` seconds away. */
 bool cli_jwt_fresh(const char *tok, int64_t margin);
 bool cli_jwt_has_aud(const char *tok, const char *aud);
+/* Its (first) aud, malloc'd; NULL when none. */
+char *cli_jwt_aud(const char *tok);
+/* Its identity_nonce (the session it belongs to), malloc'd; NULL when none. */
+char *cli_jwt_session(const char *tok);
 
 /* --- gateway endpoints ------------------------------------------------------------------ */
 
@@ -77,6 +106,26 @@ bool cli_origin_same(const struct cli_origin *a, const struct cli_origin *b);
  * decides it. */
 bool cli_cleartext_ok(const struct cli_origin *o);
 
+/* A URL as latch reads one: `arg` itself when it has a scheme ("…://"), else "https://" + arg
+ * in buf (a URL without a scheme is https, as cloudflared reads it); NULL when it does not fit. */
+const char *cli_url_scheme(const char *arg, char *buf, size_t cap);
+/* The path of an absolute URL as written (up to '?' or '#'; "/" when it has none), malloc'd. */
+char *cli_url_raw_path(const char *url);
+/* Whether a path has curl's glob characters ({a,b}, [1-9]): curl would fetch several paths. */
+bool cli_path_globs(const char *raw);
+/* A path as the gateway matches it: bytes >= 0x80 percent-encoded (as curl sends them), then
+ * path_normalize's match form (http/path.h). 0 with *out malloc'd, or -1 with why when the
+ * gateway would refuse it (400). */
+int cli_path_match(const char *raw, char **out, char *why, size_t cap);
+
+/* --- which app a path is (routes.c) --------------------------------------------------------- */
+
+#define CLI_ROUTES_MAX 4096
+/* The AUD of the app that a request for `host` (an origin's key) and `match_path`
+ * (cli_path_match) reaches, by the host's patterns as the gateway gave them (its discovery's
+ * "routes": [{"pattern","aud"}…], in its order); NULL when none matches. Points into routes. */
+const char *cli_routes_aud(json_t *routes, const char *host, const char *match_path);
+
 /* --- curl's command line (curlargs.c) ------------------------------------------------------ */
 
 enum cli_curl_arity { CO_BOOL, CO_FLAG, CO_ARG }; /* on/off (--no-NAME too), a flag, takes a value */
@@ -91,6 +140,10 @@ enum cli_curl_policy {
     CO_CONFIG,    /* -K: refused (latch cannot see what the file says) */
     CO_NEXT,      /* --next: refused */
     CO_ROUTE,     /* --connect-to, --resolve, sockets, DNS overrides, alt-svc, hsts: refused */
+    CO_UPLOAD,    /* -T: its file name ends a URL that ends in '/': part of the path */
+    CO_TARGET,    /* --request-target: the path sent instead of the URL's */
+    CO_GLOBOFF,   /* -g: no {a,b} or [1-9] expansion in URLs */
+    CO_DUMP,      /* -D: where curl writes the answers' headers (latch reads them) */
 };
 
 struct cli_curl_option {
@@ -106,8 +159,15 @@ extern const size_t cli_curl_noptions;
 
 /* What curl will do, as far as the token is concerned. */
 struct cli_curl_plan {
-    const char *urls[CLI_CURL_MAX_URLS]; /* every URL curl will fetch, in order */
+    const char *urls[CLI_CURL_MAX_URLS]; /* every URL curl will fetch, in order, with its scheme */
+    int argi[CLI_CURL_MAX_URLS];         /* the argv word that holds each (-1: inside a word) */
+    char *owned[CLI_CURL_MAX_URLS];      /* a URL written without a scheme, as https (to give curl) */
     int nurls;
+    const char *uploads[CLI_CURL_MAX_URLS]; /* -T values */
+    int nuploads;
+    const char *request_target;          /* --request-target, NULL when none */
+    const char *dump_header;             /* -D, NULL when none */
+    bool globoff;                        /* -g */
     struct cli_origin origin;  /* theirs, all the same: the token's */
     bool follow;               /* -L */
     bool info;                 /* curl only prints (help, version): no token needed */
@@ -117,8 +177,16 @@ struct cli_curl_plan {
 
 /* Reads curl's arguments as curl 7.88 does (short clusters, values attached or next, --no-,
  * "--"); 0 when curl may be given the token for plan->origin (every URL is that origin, none of
- * the options would send the request elsewhere), -1 with the reason in why[] otherwise. */
+ * the options would send the request elsewhere), -1 with the reason in why[] otherwise. A URL
+ * without a scheme is read as https, and must be given to curl so (plan->owned). latch's own
+ * options (--no-browser, --timeout) written among curl's are refused with a word saying where
+ * they go. Free with cli_curl_plan_free, whatever it returned. */
 int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, size_t cap);
+void cli_curl_plan_free(struct cli_curl_plan *plan);
+
+/* How many of the answers in curl's header dump (-D) are the gateway refusing the token: 401
+ * with its challenge (WWW-Authenticate: Bearer …, error="login_required"). answer.c */
+int cli_answer_refused(const char *dump, size_t n);
 
 /* --- the handoff -------------------------------------------------------------------------- */
 
@@ -139,9 +207,12 @@ void cli_loopback_stop(struct cli_loopback *lb);
 struct sockaddr_in;
 long cli_peer_uid(const struct sockaddr_in *peer, const struct sockaddr_in *us);
 
-/* Logs in through the browser for app `host` at `auth_url`; returns the app and org tokens
- * (malloc'd) or an enum cli_exit. */
-int cli_handoff(const char *auth_url, const char *host, const char *aud, const struct cli_handoff_opts *o,
-                char **app_token, char **org_token);
+#define CLI_HANDOFF_URL_MAX 8192
+/* Logs in through the browser for the app at `host` and `path` (its match form), whose AUD is
+ * `aud`, at `auth_url`; returns the app and org tokens (malloc'd) or an enum cli_exit. The
+ * browser is said to have opened only when its launcher did not fail (handoff.c); otherwise
+ * the URL to open is printed. */
+int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,
+                const struct cli_handoff_opts *o, char **app_token, char **org_token);
 
 #endif

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WHY(...) (snprintf(why, cap, __VA_ARGS__), -1)
@@ -62,7 +63,7 @@ const struct cli_curl_option cli_curl_options[] = {
     { "doh-cert-status", 0, CO_BOOL, CO_PASS },
     { "doh-insecure", 0, CO_BOOL, CO_PASS },
     { "doh-url", 0, CO_ARG, CO_ROUTE },
-    { "dump-header", 'D', CO_ARG, CO_PASS },
+    { "dump-header", 'D', CO_ARG, CO_DUMP },
     { "egd-file", 0, CO_ARG, CO_PASS },
     { "engine", 0, CO_ARG, CO_PASS },
     { "etag-compare", 0, CO_ARG, CO_PASS },
@@ -87,7 +88,7 @@ const struct cli_curl_option cli_curl_options[] = {
     { "ftp-ssl-ccc-mode", 0, CO_ARG, CO_PASS },
     { "ftp-ssl-control", 0, CO_BOOL, CO_PASS },
     { "get", 'G', CO_BOOL, CO_PASS },
-    { "globoff", 'g', CO_BOOL, CO_PASS },
+    { "globoff", 'g', CO_BOOL, CO_GLOBOFF },
     { "happy-eyeballs-timeout-ms", 0, CO_ARG, CO_PASS },
     { "haproxy-protocol", 0, CO_BOOL, CO_PASS },
     { "head", 'I', CO_BOOL, CO_PASS },
@@ -201,7 +202,7 @@ const struct cli_curl_option cli_curl_options[] = {
     { "remote-time", 'R', CO_BOOL, CO_PASS },
     { "remove-on-error", 0, CO_BOOL, CO_PASS },
     { "request", 'X', CO_ARG, CO_PASS },
-    { "request-target", 0, CO_ARG, CO_PASS },
+    { "request-target", 0, CO_ARG, CO_TARGET },
     { "resolve", 0, CO_ARG, CO_ROUTE },
     { "retry", 0, CO_ARG, CO_PASS },
     { "retry-all-errors", 0, CO_BOOL, CO_PASS },
@@ -256,7 +257,7 @@ const struct cli_curl_option cli_curl_options[] = {
     { "trace-ascii", 0, CO_ARG, CO_PASS },
     { "trace-time", 0, CO_BOOL, CO_PASS },
     { "unix-socket", 0, CO_ARG, CO_ROUTE },
-    { "upload-file", 'T', CO_ARG, CO_PASS },
+    { "upload-file", 'T', CO_ARG, CO_UPLOAD },
     { "url", 0, CO_ARG, CO_URL },
     { "url-query", 0, CO_ARG, CO_PASS },
     { "use-ascii", 'B', CO_BOOL, CO_PASS },
@@ -293,17 +294,41 @@ static const struct cli_curl_option *curlargs__short(char letter)
     return NULL;
 }
 
-/* What one option means for the token. `shown` is how the user wrote it. */
-static int curlargs__apply(const struct cli_curl_option *opt, bool neg, const char *value, const char *shown,
-                           struct cli_curl_plan *plan, char *why, size_t cap)
+/* A URL curl will fetch, argv[argi] (or -1 when it is not a whole word). */
+static void curlargs__url(struct cli_curl_plan *plan, const char *url, int argi)
+{
+    if (plan->nurls < CLI_CURL_MAX_URLS) {
+        plan->urls[plan->nurls] = url;
+        plan->argi[plan->nurls] = argi;
+    }
+    plan->nurls++;
+}
+
+/* What one option means for the token. `shown` is how the user wrote it; `argi` the index of
+ * the word holding its value (-1 when attached). */
+static int curlargs__apply(const struct cli_curl_option *opt, bool neg, const char *value, int argi,
+                           const char *shown, struct cli_curl_plan *plan, char *why, size_t cap)
 {
     switch (opt->policy) {
     case CO_PASS:
         return 0;
     case CO_URL:
-        if (plan->nurls < CLI_CURL_MAX_URLS)
-            plan->urls[plan->nurls] = value;
-        plan->nurls++;
+        curlargs__url(plan, value, argi);
+        return 0;
+    case CO_UPLOAD:
+        if (plan->nuploads < CLI_CURL_MAX_URLS)
+            plan->uploads[plan->nuploads++] = value;
+        else
+            return WHY("more than %d files to upload: run latch curl several times", CLI_CURL_MAX_URLS);
+        return 0;
+    case CO_TARGET:
+        plan->request_target = value;
+        return 0;
+    case CO_GLOBOFF:
+        plan->globoff = !neg;
+        return 0;
+    case CO_DUMP:
+        plan->dump_header = value;
         return 0;
     case CO_FOLLOW:
         plan->follow = !neg;
@@ -336,6 +361,28 @@ static int curlargs__apply(const struct cli_curl_option *opt, bool neg, const ch
     return WHY("%s: unknown option class", shown);
 }
 
+/* latch's own options, which go before `curl`: written after it, they get a clear word
+ * instead of "not a curl option". */
+static int curlargs__latch_option(const char *a, char *why, size_t cap)
+{
+    static const char *const mine[] = { "--no-browser", "--timeout" };
+    for (size_t i = 0; i < sizeof mine / sizeof *mine; i++) {
+        size_t n = strlen(mine[i]);
+        if (!strncmp(a, mine[i], n) && (a[n] == '\0' || a[n] == '='))
+            return WHY("%s is an option of latch, not of curl: put it before `curl` (latch %s curl URL …); "
+                       "what follows `curl` goes to curl", mine[i], mine[i]);
+    }
+    return 0;
+}
+
+void cli_curl_plan_free(struct cli_curl_plan *plan)
+{
+    for (int i = 0; i < CLI_CURL_MAX_URLS; i++) {
+        free(plan->owned[i]);
+        plan->owned[i] = NULL;
+    }
+}
+
 int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, size_t cap)
 {
     memset(plan, 0, sizeof *plan);
@@ -343,9 +390,7 @@ int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, 
     for (int i = 0; i < argc && !plan->info; i++) {
         const char *a = argv[i];
         if (!options || a[0] != '-') { /* a URL, as curl takes any other argument */
-            if (plan->nurls < CLI_CURL_MAX_URLS)
-                plan->urls[plan->nurls] = a;
-            plan->nurls++;
+            curlargs__url(plan, a, i);
             continue;
         }
         if (!strcmp(a, "--")) { /* curl: what follows are URLs, even with a leading '-' */
@@ -356,6 +401,8 @@ int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, 
             const char *name = a + 2;
             bool neg = !strncmp(name, "no-", 3);
             const struct cli_curl_option *opt = curlargs__long(neg ? name + 3 : name);
+            if (!opt && curlargs__latch_option(a, why, cap) != 0)
+                return -1;
             if (!opt)
                 return WHY("%s is not a curl 7.88 option that latch knows; latch reads curl's options "
                            "only spelled out in full (curl's abbreviations change meaning from one curl "
@@ -363,12 +410,13 @@ int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, 
             if (neg && opt->arity != CO_BOOL)
                 return WHY("%s: curl takes --no- only before an on/off option", a);
             const char *value = NULL;
+            int vi = -1;
             if (opt->arity == CO_ARG) {
                 if (i + 1 >= argc)
                     return WHY("%s needs a value", a);
-                value = argv[++i];
+                value = argv[vi = ++i];
             }
-            if (curlargs__apply(opt, neg, value, a, plan, why, cap) != 0)
+            if (curlargs__apply(opt, neg, value, vi, a, plan, why, cap) != 0)
                 return -1;
             continue;
         }
@@ -380,15 +428,16 @@ int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, 
             if (!opt)
                 return WHY("-%c (in %s) is not a curl 7.88 option that latch knows", *p, a);
             const char *value = NULL;
+            int vi = -1;
             if (opt->arity == CO_ARG) {
                 if (p[1])
                     value = p + 1;
                 else if (i + 1 < argc)
-                    value = argv[++i];
+                    value = argv[vi = ++i];
                 else
                     return WHY("%s needs a value", shown);
             }
-            if (curlargs__apply(opt, false, value, shown, plan, why, cap) != 0)
+            if (curlargs__apply(opt, false, value, vi, shown, plan, why, cap) != 0)
                 return -1;
             if (value)
                 break;
@@ -400,6 +449,19 @@ int cli_curl_read(int argc, char **argv, struct cli_curl_plan *plan, char *why, 
         return WHY("give the URL (http:// or https://) to fetch");
     if (plan->nurls > CLI_CURL_MAX_URLS)
         return WHY("more than %d URLs: run latch curl several times", CLI_CURL_MAX_URLS);
+    /* a URL without a scheme is https (as cloudflared reads it; curl would guess http): curl is
+     * given it so written (cli_curl_args) */
+    for (int i = 0; i < plan->nurls; i++) {
+        if (strstr(plan->urls[i], "://"))
+            continue;
+        if (plan->argi[i] < 0)
+            return WHY("'%s': write the URL with its scheme (https://)", plan->urls[i]);
+        size_t n = strlen(plan->urls[i]) + sizeof "https://";
+        if (!(plan->owned[i] = malloc(n)))
+            return WHY("out of memory");
+        cli_url_scheme(plan->urls[i], plan->owned[i], n);
+        plan->urls[i] = plan->owned[i];
+    }
     /* every URL curl will fetch is the token's origin: the first one's */
     if (cli_origin_parse(plan->urls[0], &plan->origin, why, cap) != 0)
         return -1;

@@ -5,6 +5,8 @@
  * checked against the app. */
 #include "cli/cli.h"
 #include "core/base64url.h"
+#include "core/strbuf.h"
+#include "http/form.h"
 #include "token/handoff.h"
 
 #include <errno.h>
@@ -18,7 +20,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Starts `prog url` detached. True when exec succeeded (a CLOEXEC pipe tells). */
+/* How long a browser launcher has to fail before latch believes a browser opened: xdg-open
+ * without a display, or a $BROWSER that cannot reach one, fails within milliseconds; a browser
+ * started directly runs on. */
+#define BROWSER_GRACE_MS 1500
+
+/* Starts `prog url` detached (its own session, stdio on /dev/null, not latch's child) and says
+ * whether a browser opened: false when it cannot be run, or when it exits with a failure within
+ * BROWSER_GRACE_MS; true when it exits 0 (a launcher that handed the URL on), or still runs
+ * then. A child between latch and the browser watches it and reports on a pipe. */
 static bool handoff__spawn(const char *prog, const char *url)
 {
     int p[2];
@@ -31,30 +41,50 @@ static bool handoff__spawn(const char *prog, const char *url)
         return false;
     }
     if (pid == 0) {
-        if (fork() != 0) /* double fork: no zombie, not our child */
-            _exit(0);
         setsid();
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
+        pid_t b = fork();
+        if (b == 0) {
+            int devnull = open("/dev/null", O_RDWR);
+            if (devnull >= 0) {
+                dup2(devnull, 0);
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            execlp(prog, prog, url, (char *)NULL);
+            _exit(127); /* the watcher reads it as a failure */
         }
-        execlp(prog, prog, url, (char *)NULL);
-        char e = 1;
-        if (write(p[1], &e, 1) < 0) {
+        char verdict = 'F';
+        if (b > 0) {
+            int status = 0;
+            verdict = 'R'; /* still running when the grace ends: a browser */
+            for (int waited = 0; waited < BROWSER_GRACE_MS; waited += 10) {
+                pid_t w = waitpid(b, &status, WNOHANG);
+                if (w == b) {
+                    verdict = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 'O' : 'F';
+                    break;
+                }
+                if (w < 0)
+                    break;
+                usleep(10 * 1000);
+            }
         }
-        _exit(127);
+        if (write(p[1], &verdict, 1) < 0) {
+        }
+        _exit(0);
     }
     close(p[1]);
-    waitpid(pid, NULL, 0);
-    char e;
-    ssize_t n = read(p[0], &e, 1);
+    char v = 'F';
+    ssize_t n;
+    do
+        n = read(p[0], &v, 1);
+    while (n < 0 && errno == EINTR);
     close(p[0]);
-    return n == 0; /* closed by a successful exec */
+    waitpid(pid, NULL, 0);
+    return n == 1 && (v == 'O' || v == 'R');
 }
 
-/* $BROWSER (a ':' list), then xdg-open, then open; nothing over ssh without a display. */
+/* $BROWSER (a ':' list), then the desktop's opener (xdg-open; open on macOS), each until one
+ * opens a browser; none over ssh without a display. */
 static bool handoff__browser(const char *url)
 {
     const char *b = getenv("BROWSER");
@@ -68,10 +98,14 @@ static bool handoff__browser(const char *url)
         }
         free(list);
     }
+#ifdef __APPLE__
+    return handoff__spawn("open", url);
+#else
     bool display = getenv("DISPLAY") || getenv("WAYLAND_DISPLAY");
     if (getenv("SSH_CONNECTION") && !display)
         return false;
-    return (display && handoff__spawn("xdg-open", url)) || handoff__spawn("open", url);
+    return handoff__spawn("xdg-open", url); /* it fails (exit 3) where it finds no browser */
+#endif
 }
 
 /* The proof the gateway sealed to our key in a 401 (its JSON "challenge"), opened: the value
@@ -106,11 +140,11 @@ static void handoff__who(const char *tok, char *out, size_t cap)
     json_decref(p);
 }
 
-int cli_handoff(const char *auth_url, const char *host, const char *aud, const struct cli_handoff_opts *o,
-                char **app_token, char **org_token)
+int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,
+                const struct cli_handoff_opts *o, char **app_token, char **org_token)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
-    char pk64[64], code[10], url[2048], poll[2048], err[512], local[64], proof[256] = "";
+    char pk64[64], code[10], url[CLI_HANDOFF_URL_MAX], poll[2048], err[512], local[64], proof[256] = "";
     crypto_box_keypair(pk, sk); /* ephemeral: lives in this process's memory only */
     b64url_encode(pk, sizeof pk, pk64);
     handoff_code(pk, code); /* the same code the confirmation page shows */
@@ -118,7 +152,16 @@ int cli_handoff(const char *auth_url, const char *host, const char *aud, const s
     char n64[32];
     randombytes_buf(nraw, sizeof nraw); /* this request's nonce: the box must carry it back */
     b64url_encode(nraw, sizeof nraw, n64);
-    snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&key=%s&n=%s", auth_url, host, pk64, n64);
+    struct strbuf ep;
+    sb_init(&ep, sizeof url);
+    form_urlencode(&ep, path, strlen(path));
+    if (ep.overflow || snprintf(url, sizeof url, "%s/cdn-cgi/access/cli?host=%s&path=%s&key=%s&n=%s", auth_url,
+                                host, ep.p ? ep.p : "", pk64, n64) >= (int)sizeof url) {
+        sb_free(&ep);
+        fprintf(stderr, "latch: the URL's path is too long to log in with\n");
+        return CLI_USAGE;
+    }
+    sb_free(&ep);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);
     /* the browser gets the loopback address; the URL with the key is printed on our own
      * terminal only when no browser of ours can be sent there */

@@ -165,6 +165,16 @@ bool cli_jwt_fresh(const char *tok, int64_t margin)
     return fresh;
 }
 
+char *cli_jwt_aud(const char *tok)
+{
+    json_t *p = cli_jwt_payload(tok);
+    json_t *a = json_object_get(p, "aud");
+    const char *s = json_is_array(a) ? json_string_value(json_array_get(a, 0)) : json_string_value(a);
+    char *out = s ? strdup(s) : NULL;
+    json_decref(p);
+    return out;
+}
+
 bool cli_jwt_has_aud(const char *tok, const char *aud)
 {
     json_t *p = cli_jwt_payload(tok);

@@ -4,6 +4,7 @@
  * with the reason, rather than guess what curl or a resolver would make of it. */
 #include "cli/cli.h"
 #include "core/ipaddr.h"
+#include "http/path.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,4 +141,73 @@ bool cli_cleartext_ok(const struct cli_origin *o)
     if (strcmp(o->scheme, "http") != 0)
         return true;
     return ipaddr_loopback_name(o->host);
+}
+
+const char *cli_url_scheme(const char *arg, char *buf, size_t cap)
+{
+    if (strstr(arg, "://"))
+        return arg;
+    int n = snprintf(buf, cap, "https://%s", arg);
+    return n > 0 && (size_t)n < cap ? buf : NULL;
+}
+
+static bool origin__glob_char(char c)
+{
+    return c == '{' || c == '}' || c == '[' || c == ']';
+}
+
+char *cli_url_raw_path(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return NULL;
+    p += 3;
+    p += strcspn(p, "/?#"); /* the authority (cli_origin_parse refuses '?', '#' and '@' in it) */
+    size_t n = *p == '/' ? strcspn(p, "?#") : 0;
+    char *out = n ? strndup(p, n) : strdup("/");
+    return out;
+}
+
+bool cli_path_globs(const char *raw)
+{
+    for (const char *p = raw; *p; p++)
+        if (origin__glob_char(*p))
+            return true;
+    return false;
+}
+
+int cli_path_match(const char *raw, char **out, char *why, size_t cap)
+{
+    /* curl sends bytes >= 0x80 percent-encoded (it refuses spaces and controls): the same here,
+     * then the gateway's own normalization (http/path.h) */
+    size_t n = strlen(raw);
+    char *enc = malloc(n * 3 + 1), *fwd = malloc(n * 3 + 2), *match = malloc(n * 3 + 2);
+    size_t e = 0, fl, ml;
+    int rc = -1;
+    *out = NULL;
+    if (!enc || !fwd || !match) {
+        snprintf(why, cap, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x80)
+            e += (size_t)sprintf(enc + e, "%%%02X", c);
+        else
+            enc[e++] = (char)c;
+    }
+    enc[e] = '\0';
+    if (e == 0 || enc[0] != '/' || path_normalize(enc, e, fwd, &fl, match, &ml) != 0) {
+        snprintf(why, cap, "the path '%s' has what the gateway refuses (a space, a control character, a "
+                           "backslash, an encoded '/' or NUL, or a malformed %%-escape)", raw);
+        goto out;
+    }
+    *out = match;
+    match = NULL;
+    rc = 0;
+out:
+    free(enc);
+    free(fwd);
+    free(match);
+    return rc;
 }

@@ -1,50 +1,90 @@
-/* latch: the command line (SPEC.md §7). `latch curl URL …` runs curl with the token of URL's
- * host, logging in through the browser first when there is none. A thin main over src/cli. */
+/* latch: the command line (SPEC.md §7). `latch curl URL …` runs curl with the token of the app
+ * that URL's path reaches, logging in through the browser first when there is none; `login`,
+ * `token`, `logout`, `apps`. A thin main over src/cli. */
 #include "cli/cli.h"
+#include "core/strbuf.h"
 #include "core/version.h"
+#include "http/form.h"
 
-#include <dirent.h>
-#include <sodium.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FRESH_MARGIN_S 60
+#define TIMEOUT_MAX_S 86400
+#define DUMP_MAX (4 * 1024 * 1024) /* curl's header dump latch reads back */
 
 static const char usage_text[] =
-    "usage: latch [--no-browser] [--timeout SECONDS] COMMAND …\n"
+    "usage: latch [--no-browser] [--timeout SECONDS] COMMAND [ARGS…]\n"
     "\n"
-    "  latch login URL          make sure a valid token for URL's origin is stored; log in if not\n"
-    "  latch curl URL [ARGS…]   run curl with the token added (cf-access-token header); every\n"
-    "                           other argument goes to curl untouched; the exit status is curl's;\n"
-    "                           every URL curl would fetch must be the token's origin, and options\n"
-    "                           that would send it elsewhere are refused (latch(1) lists them)\n"
+    "  latch login URL          make sure a valid token for the app at URL is stored; log in if not\n"
+    "  latch curl URL [ARGS…]   run curl with that app's token added (cf-access-token header); every\n"
+    "                           other argument goes to curl untouched; every URL curl would fetch must\n"
+    "                           be that origin and that app's, and options that would send the token\n"
+    "                           elsewhere are refused (latch(1) lists them)\n"
     "  latch token URL          print the stored token (for -H \"cf-access-token: $(latch token URL)\")\n"
-    "  latch logout [URL|--all] end the session(s) and forget the token(s)\n"
+    "  latch logout [URL|--all] end the command line's session (your browser stays signed in) and\n"
+    "                           forget its tokens; --all: every session of every gateway\n"
+    "  latch apps URL           list the apps you may reach through the gateway of URL (--json: as JSON)\n"
     "\n"
-    "Logging in opens a browser ($BROWSER, xdg-open, open) on the gateway's confirmation page;\n"
-    "check that it shows the code printed here. With --no-browser, or over ssh, the URL is printed\n"
-    "to open on any device. Tokens are kept in $XDG_CONFIG_HOME/latch (else ~/.config/latch),\n"
-    "one file per host, readable by you only, and only ever sent to the origin (scheme, host,\n"
-    "port) they were issued for; over plain http, only to this machine.\n"
+    "Options go before the command, or after it (and its URL) for login, token, logout and apps:\n"
+    "  --no-browser      print the login URL to open on any device (also: LATCH_NO_BROWSER=1)\n"
+    "  --timeout SECONDS give up a browser login after that long (default 300)\n"
+    "For curl, everything after `curl` is curl's: put latch's options before it.\n"
+    "\n"
+    "A URL without a scheme is https (latch login wiki.example.com). Tokens are per app: an app is\n"
+    "a host, or a path on it (files.example.com/private/*), and a token goes only to its own app's\n"
+    "paths on the origin (scheme, host, port) it was issued for; over plain http, only to this\n"
+    "machine. Logging in opens a browser ($BROWSER, else xdg-open) on the gateway's confirmation\n"
+    "page: check that it shows the code printed here. When no browser can be opened (or with\n"
+    "--no-browser, or over ssh), the URL is printed to open on any device. Signing in once also\n"
+    "buys the other apps of the same gateway, without a browser. Tokens are kept in\n"
+    "$XDG_CONFIG_HOME/latch (else ~/.config/latch), readable by you only.\n"
     "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
     "token headers and never opens a browser.\n"
     "\n"
-    "exit status: curl's for `latch curl` once curl runs; otherwise 0 ok, 1 error (network,\n"
-    "gateway), 2 usage (or a curl command line latch refuses, saying why), 3 the login was not\n"
-    "completed in time, 4 refused by the gateway (policy, revoked), 5 no token stored (latch token).\n";
+    "exit status: 0 ok; 1 error (network, gateway, local); 2 usage, or a curl command line latch\n"
+    "refuses (saying why); 3 the browser login was not completed in time; 4 refused by the gateway\n"
+    "(its policy, a revoked or ended session), and for latch curl: the gateway answered 401 to the\n"
+    "token latch sent (the token is forgotten; run the command again) while curl itself succeeded;\n"
+    "5 no token stored (latch token). Otherwise latch curl exits with curl's own status.\n";
 
 struct opts {
     struct cli_handoff_opts handoff;
+    bool all;  /* logout --all */
+    bool json; /* apps --json */
 };
 
+/* A URL of latch's command line: its origin and the path the gateway will match. */
+struct target {
+    const char *url; /* with its scheme (https:// put in front when it had none) */
+    char urlbuf[CLI_HANDOFF_URL_MAX];
+    struct cli_origin origin;
+    char *path;      /* match form (cli_path_match), malloc'd */
+};
+
+static void target_free(struct target *t)
+{
+    free(t->path);
+    t->path = NULL;
+}
+
+/* What the app host says of a path (GET /cdn-cgi/access/app?path=…). */
 struct app_info {
-    struct cli_origin origin, auth; /* the app's, the auth URL's */
+    struct cli_origin auth;     /* the auth URL's origin */
     char *auth_url, *auth_domain, *aud, *app;
+    char *token_status;         /* with a token sent: "ok", or why it would be refused */
+    char *email;                /* with a good token: whose */
+    json_t *routes;             /* with a good token: the host's patterns */
 };
 
 static void app_info_free(struct app_info *a)
@@ -53,6 +93,10 @@ static void app_info_free(struct app_info *a)
     free(a->auth_domain);
     free(a->aud);
     free(a->app);
+    free(a->token_status);
+    free(a->email);
+    json_decref(a->routes);
+    memset(a, 0, sizeof *a);
 }
 
 /* "scheme://host[:port]" of an origin, as its URLs are written (no default port). */
@@ -61,40 +105,75 @@ static void origin_base(const struct cli_origin *o, char *out, size_t cap)
     snprintf(out, cap, "%s://%s", o->scheme, o->key);
 }
 
-/* The origin of a URL given on latch's command line, and may a token go there. */
-static int user_origin(const char *cmd, const char *url, struct cli_origin *o)
+static bool service_creds(const char **id, const char **secret)
 {
-    char why[512];
-    if (!url) {
-        fprintf(stderr, "latch %s: give the application's URL (http:// or https://)\n", cmd);
+    *id = getenv("LATCH_CLIENT_ID");
+    *secret = getenv("LATCH_CLIENT_SECRET");
+    return *id && **id && *secret && **secret;
+}
+
+/* Reads a URL given to latch: its origin (which a token may reach) and its path. */
+static int target_read(const char *cmd, const char *arg, struct target *t)
+{
+    char why[1024];
+    memset(t, 0, sizeof *t);
+    if (!arg) {
+        fprintf(stderr, "latch %s: give the application's URL (https://app.example.com/…)\n", cmd);
         return CLI_USAGE;
     }
-    if (cli_origin_parse(url, o, why, sizeof why) != 0) {
+    if (!(t->url = cli_url_scheme(arg, t->urlbuf, sizeof t->urlbuf))) {
+        fprintf(stderr, "latch %s: the URL is too long\n", cmd);
+        return CLI_USAGE;
+    }
+    if (cli_origin_parse(t->url, &t->origin, why, sizeof why) != 0) {
         fprintf(stderr, "latch %s: %s\n", cmd, why);
         return CLI_USAGE;
     }
-    if (!cli_cleartext_ok(o)) {
+    if (!cli_cleartext_ok(&t->origin)) {
         fprintf(stderr, "latch %s: %s is plain http to a host that is not this machine: a token would "
-                        "travel in clear; use https\n", cmd, url);
+                        "travel in clear; use https\n", cmd, t->url);
+        return CLI_USAGE;
+    }
+    char *raw = cli_url_raw_path(t->url);
+    int rc = raw ? cli_path_match(raw, &t->path, why, sizeof why) : -1;
+    free(raw);
+    if (rc != 0) {
+        fprintf(stderr, "latch %s: %s\n", cmd, raw ? why : "out of memory");
         return CLI_USAGE;
     }
     return CLI_OK;
 }
 
-/* GET /cdn-cgi/access/app on the app's origin: where to log in, and the app's AUD. */
-static int discover(const struct cli_origin *origin, struct app_info *a)
+/* The app at the target's path, where to log in, and, with `token`, what the gateway thinks of
+ * it: GET /cdn-cgi/access/app?path=… on the app's own origin (the token goes nowhere else). */
+static int discover(const struct target *t, const char *token, struct app_info *a)
 {
-    char err[512], probe[800], base[300], why[512];
-    a->origin = *origin;
-    origin_base(origin, base, sizeof base);
-    snprintf(probe, sizeof probe, "%s/cdn-cgi/access/app", base);
+    char err[512], base[300], why[512], hdr[9000];
+    memset(a, 0, sizeof *a);
+    origin_base(&t->origin, base, sizeof base);
+    struct strbuf url;
+    sb_init(&url, CLI_HANDOFF_URL_MAX);
+    sb_addf(&url, "%s/cdn-cgi/access/app?path=", base);
+    form_urlencode(&url, t->path, strlen(t->path));
+    if (url.overflow) {
+        sb_free(&url);
+        fprintf(stderr, "latch: the URL's path is too long\n");
+        return CLI_USAGE;
+    }
+    const char *hdrs[] = { hdr, NULL };
+    if (token)
+        snprintf(hdr, sizeof hdr, "cf-access-token: %s", token);
     struct cli_http h;
-    if (!cli_http(probe, NULL, NULL, 15, &h, err, sizeof err)) {
-        fprintf(stderr, "latch: cannot reach %s: %s\n", origin->key, err);
+    bool ok = cli_http(url.p, NULL, token ? hdrs : NULL, 15, &h, err, sizeof err);
+    sb_free(&url);
+    sodium_memzero(hdr, sizeof hdr);
+    if (!ok) {
+        fprintf(stderr, "latch: cannot reach %s: %s\n", t->origin.key, err);
         return CLI_ERROR;
     }
     json_error_t je;
     json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
+    long status = h.status;
     cli_http_free(&h);
     const char *au = json_string_value(json_object_get(j, "auth_url"));
     const char *ad = json_string_value(json_object_get(j, "auth_domain"));
@@ -102,7 +181,11 @@ static int discover(const struct cli_origin *origin, struct app_info *a)
     const char *app = json_string_value(json_object_get(j, "app"));
     if (!au || !ad || !aud || !app) {
         json_decref(j);
-        fprintf(stderr, "latch: %s is not an application behind latch (answered %ld)\n", origin->key, h.status);
+        if (status == 404)
+            fprintf(stderr, "latch: %s%s is not an application behind latch (%s answered 404 for that host "
+                            "and path): check the URL, its path too\n", base, t->path, t->origin.key);
+        else
+            fprintf(stderr, "latch: %s is not an application behind latch (answered %ld)\n", t->origin.key, status);
         return CLI_ERROR;
     }
     /* the org token is only ever sent to its auth domain: the URL the app names must be on it,
@@ -113,7 +196,7 @@ static int discover(const struct cli_origin *origin, struct app_info *a)
     if (cli_origin_parse(au, &a->auth, why, sizeof why) != 0 || cli_origin_parse(domain_url, &dom, why, sizeof why) != 0 ||
         !cli_origin_same(&a->auth, &dom) || !cli_cleartext_ok(&a->auth)) {
         fprintf(stderr, "latch: %s names an auth URL (%s) that is not on its auth domain (%s), or is plain "
-                        "http to another machine: refused\n", origin->key, au, ad);
+                        "http to another machine: refused\n", t->origin.key, au, ad);
         json_decref(j);
         return CLI_ERROR;
     }
@@ -121,151 +204,515 @@ static int discover(const struct cli_origin *origin, struct app_info *a)
     a->auth_domain = strdup(ad);
     a->aud = strdup(aud);
     a->app = strdup(app);
+    const char *ts = json_string_value(json_object_get(j, "token"));
+    const char *em = json_string_value(json_object_get(j, "email"));
+    json_t *routes = json_object_get(j, "routes");
+    a->token_status = ts ? strdup(ts) : NULL;
+    a->email = em ? strdup(em) : NULL;
+    a->routes = json_is_array(routes) ? json_incref(routes) : NULL;
     json_decref(j);
     return a->auth_url && a->auth_domain && a->aud && a->app ? CLI_OK : CLI_ERROR;
 }
 
-static char *org_key(const struct cli_origin *auth)
+/* Why the gateway would refuse a token, in words. */
+static const char *refusal_words(const char *status)
 {
-    char *out = NULL;
-    return asprintf(&out, "%s.org", auth->key) < 0 ? NULL : out;
+    if (!status)
+        return "refused";
+    if (!strcmp(status, "revoked"))
+        return "revoked: the session was ended (latch logout, latchd revoke)";
+    if (!strcmp(status, "expired"))
+        return "expired";
+    if (!strcmp(status, "bad_audience"))
+        return "it is another app's: the path belongs to another app now";
+    return status;
 }
 
-/* With a stored org token for this auth origin: POST /cdn-cgi/access/token there (no browser). */
-static int exchange_org(const char *dir, const struct app_info *a, char **app_token)
+/* With a stored org token for the app's auth origin: POST /cdn-cgi/access/token there (no
+ * browser), naming the app by host and path. */
+static int exchange_org(const char *dir, const struct target *t, const struct app_info *a, char **app_token)
 {
-    char *ok = org_key(&a->auth);
-    json_t *rec = ok ? cli_store_read(dir, ok) : NULL;
-    const char *org = json_string_value(json_object_get(rec, "org_token"));
-    const char *where = json_string_value(json_object_get(rec, "origin"));
+    char *org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S);
+    if (!org)
+        return CLI_NO_LOGIN;
+    char err[512], base[300], hdr[9000];
+    origin_base(&a->auth, base, sizeof base);
+    struct strbuf url, form;
+    sb_init(&url, 1024);
+    sb_init(&form, CLI_HANDOFF_URL_MAX);
+    sb_addf(&url, "%s/cdn-cgi/access/token", base);
+    sb_addf(&form, "host=%s&path=", t->origin.key);
+    form_urlencode(&form, t->path, strlen(t->path));
+    snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
+    const char *hdrs[] = { hdr, NULL };
+    struct cli_http h;
     int st = CLI_NO_LOGIN;
-    if (org && where && !strcmp(where, a->auth.text) && cli_jwt_fresh(org, FRESH_MARGIN_S)) {
-        char url[1024], form[400], hdr[9000], err[512], base[300];
-        origin_base(&a->auth, base, sizeof base);
-        snprintf(url, sizeof url, "%s/cdn-cgi/access/token", base);
-        snprintf(form, sizeof form, "host=%s", a->origin.key);
-        snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
-        struct cli_http h;
-        const char *hdrs[] = { hdr, NULL };
-        if (cli_http(url, form, hdrs, 15, &h, err, sizeof err)) {
-            json_error_t je;
-            json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
-            const char *t = json_string_value(json_object_get(j, "app_token"));
-            if (t && cli_jwt_has_aud(t, a->aud)) {
-                *app_token = strdup(t);
-                st = CLI_OK;
-            } else if (h.status == 403) {
-                fprintf(stderr, "latch: the gateway refuses %s to you (policy)\n", a->origin.key);
-                st = CLI_REFUSED;
-            } else if (h.status == 401) {
-                cli_store_remove(dir, ok); /* revoked or expired: a browser login is next */
-            }
-            json_decref(j);
-            cli_http_free(&h);
+    if (!url.overflow && !form.overflow && cli_http(url.p, form.p, hdrs, 15, &h, err, sizeof err)) {
+        json_error_t je;
+        json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
+        const char *tok = json_string_value(json_object_get(j, "app_token"));
+        if (tok && cli_jwt_has_aud(tok, a->aud)) {
+            *app_token = strdup(tok);
+            st = *app_token ? CLI_OK : CLI_ERROR;
+        } else if (h.status == 403) {
+            fprintf(stderr, "latch: the gateway refuses %s (app %s) to you (its policy): ask your administrator "
+                            "for access\n", t->url, a->app);
+            st = CLI_REFUSED;
+        } else if (h.status == 401) {
+            cli_org_remove(dir, &a->auth); /* revoked or expired: a browser login is next */
         }
+        json_decref(j);
+        cli_http_free(&h);
     }
-    json_decref(rec);
-    free(ok);
+    sodium_memzero(hdr, sizeof hdr);
+    sodium_memzero(org, strlen(org));
+    free(org);
+    sb_free(&url);
+    sb_free(&form);
     return st;
 }
 
-/* The records: each says the origin its token was issued for, and is only ever used there. */
-static int store_tokens(const char *dir, const struct app_info *a, const char *app_token, const char *org_token)
+/* The stored token for the target's app, when the stored patterns say which app its path is.
+ * No network. */
+static char *stored_token(const char *dir, const struct target *t)
 {
-    json_t *rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "host", a->origin.key, "origin", a->origin.text,
-                            "app", a->app, "aud", a->aud, "auth_domain", a->auth_domain, "auth_url", a->auth_url,
-                            "auth_origin", a->auth.text, "app_token", app_token);
-    int rc = rec ? cli_store_write(dir, a->origin.key, rec) : -1;
+    json_t *rec = cli_record_read(dir, &t->origin);
+    const char *aud = rec ? cli_routes_aud(json_object_get(rec, "routes"), t->origin.key, t->path) : NULL;
+    const char *tok = aud ? cli_record_token(rec, aud, FRESH_MARGIN_S) : NULL;
+    char *out = tok ? strdup(tok) : NULL;
     json_decref(rec);
-    if (rc == 0 && org_token) {
-        char *ok = org_key(&a->auth);
-        json_t *org = json_pack("{s:s,s:s,s:s}", "auth_domain", a->auth_domain, "origin", a->auth.text,
-                                "org_token", org_token);
-        rc = ok && org ? cli_store_write(dir, ok, org) : -1;
-        json_decref(org);
-        free(ok);
+    return out;
+}
+
+/* Stores an app token the gateway just confirmed (with the host's patterns it sent along), and
+ * the org token when a login brought one. The caller holds the origin's lock. */
+static int save_token(const char *dir, const struct target *t, const struct app_info *a, const struct app_info *chk,
+                      const char *token, const char *org)
+{
+    json_t *rec = cli_record_read(dir, &t->origin);
+    if (!rec)
+        rec = cli_record_new(&t->origin);
+    int rc = -1;
+    if (rec) {
+        json_object_set_new(rec, "auth_url", json_string(a->auth_url));
+        json_object_set_new(rec, "auth_domain", json_string(a->auth_domain));
+        json_object_set_new(rec, "auth_origin", json_string(a->auth.text));
+        if (chk->routes)
+            json_object_set(rec, "routes", chk->routes);
+        json_object_set_new(json_object_get(rec, "apps"), a->aud,
+                            json_pack("{s:s,s:s}", "app", a->app, "app_token", token));
+        rc = cli_record_write(dir, &t->origin, rec);
+        json_decref(rec);
     }
+    if (rc == 0 && org)
+        rc = cli_org_write(dir, &a->auth, a->auth_domain, org);
     if (rc != 0)
         fprintf(stderr, "latch: cannot store the token in %s\n", dir);
     return rc == 0 ? CLI_OK : CLI_ERROR;
 }
 
-/* The stored token for exactly this origin (a record without one, or for another scheme or
- * port under the same name, is not used), when it is not about to expire. */
-static char *stored_token(const char *dir, const struct cli_origin *origin)
+/* Drops the stored token of one app (refused by the gateway), and the host's patterns when the
+ * refusal says they are out of date. */
+static void forget_token(const char *dir, const struct cli_origin *o, const char *aud, bool patterns)
 {
-    json_t *rec = cli_store_read(dir, origin->key);
-    const char *t = json_string_value(json_object_get(rec, "app_token"));
-    const char *where = json_string_value(json_object_get(rec, "origin"));
-    char *out = t && where && !strcmp(where, origin->text) && cli_jwt_fresh(t, FRESH_MARGIN_S) ? strdup(t) : NULL;
-    json_decref(rec);
-    return out;
-}
-
-/* A valid token for the origin in *token: the stored one, or one from a login. */
-static int ensure_token(const struct cli_origin *origin, const struct opts *o, char **token)
-{
-    char *dir = cli_store_dir();
-    if (!dir)
-        return CLI_ERROR;
-    int st = CLI_OK;
-    if ((*token = stored_token(dir, origin))) /* no network round trip */
-        goto out;
-    int lock = cli_store_lock(dir, origin->key); /* concurrent latch processes: one login serves all */
-    if ((*token = stored_token(dir, origin))) {
-        close(lock);
-        goto out;
+    int lock = cli_store_lock(dir, o->key);
+    json_t *rec = cli_record_read(dir, o);
+    if (rec) {
+        json_object_del(json_object_get(rec, "apps"), aud);
+        if (patterns)
+            json_object_del(rec, "routes");
+        cli_record_write(dir, o, rec);
+        json_decref(rec);
     }
-    struct app_info a = { 0 };
-    st = discover(origin, &a);
-    char *org = NULL;
-    if (st == CLI_OK) {
-        st = exchange_org(dir, &a, token);
-        if (st == CLI_NO_LOGIN)
-            st = cli_handoff(a.auth_url, a.origin.key, a.aud, &o->handoff, token, &org);
-        if (st == CLI_OK)
-            st = store_tokens(dir, &a, *token, org);
-    }
-    free(org);
-    app_info_free(&a);
     if (lock >= 0)
         close(lock);
+}
+
+/* A token for the target's app: the stored one (no network), or under the origin's lock (one
+ * login serves concurrent latch processes): discovery, then a stored token whose patterns were
+ * missing, the org token's exchange, or the browser; the gateway confirms the token (and gives
+ * the host's patterns) before it is stored. *checked: whether the gateway confirmed it now;
+ * *email then says whose it is. */
+static int ensure_token(const struct target *t, const struct opts *o, char **token, bool *checked, char **email)
+{
+    char *dir = cli_store_dir();
+    int st = CLI_OK, lock = -1;
+    *token = NULL;
+    *checked = false;
+    if (email)
+        *email = NULL;
+    if (!dir)
+        return CLI_ERROR;
+    if ((*token = stored_token(dir, t))) /* no network round trip */
+        goto out;
+    lock = cli_store_lock(dir, t->origin.key);
+    if ((*token = stored_token(dir, t)))
+        goto out;
+    struct app_info a, chk = { 0 };
+    if ((st = discover(t, NULL, &a)) != CLI_OK)
+        goto out;
+    json_t *rec = cli_record_read(dir, &t->origin);
+    const char *have = rec ? cli_record_token(rec, a.aud, FRESH_MARGIN_S) : NULL;
+    char *tok = have ? strdup(have) : NULL, *org = NULL;
+    json_decref(rec);
+    if (tok) { /* stored, but the patterns that name its app were not: the gateway says */
+        st = discover(t, tok, &chk);
+        if (st == CLI_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
+            app_info_free(&chk);
+            free(tok);
+            tok = NULL;
+        }
+    }
+    if (st == CLI_OK && !tok) {
+        st = exchange_org(dir, t, &a, &tok);
+        if (st == CLI_NO_LOGIN)
+            st = cli_handoff(a.auth_url, t->origin.key, t->path, a.aud, &o->handoff, &tok, &org);
+        if (st == CLI_OK)
+            st = discover(t, tok, &chk);
+        if (st == CLI_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
+            fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
+                    t->url, refusal_words(chk.token_status));
+            st = CLI_REFUSED;
+        }
+    }
+    if (st == CLI_OK)
+        st = save_token(dir, t, &a, &chk, tok, org);
+    if (st == CLI_OK) {
+        *token = tok;
+        tok = NULL;
+        *checked = true;
+        if (email) {
+            *email = chk.email;
+            chk.email = NULL;
+        }
+    }
+    if (tok)
+        sodium_memzero(tok, strlen(tok));
+    free(tok);
+    if (org)
+        sodium_memzero(org, strlen(org));
+    free(org);
+    app_info_free(&a);
+    app_info_free(&chk);
 out:
+    if (lock >= 0)
+        close(lock);
     free(dir);
     return st;
 }
 
-static const char *find_url(int argc, char **argv)
+/* --- latch's own options, before the command or after it ------------------------------------ */
+
+static int parse_timeout(const char *v, int *out)
 {
-    for (int i = 0; i < argc; i++)
-        if (!strncasecmp(argv[i], "http://", 7) || !strncasecmp(argv[i], "https://", 8))
-            return argv[i];
-    return NULL;
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || n < 1 || n > TIMEOUT_MAX_S) {
+        fprintf(stderr, "latch: --timeout takes a number of seconds, 1 to %d (got '%s')\n", TIMEOUT_MAX_S,
+                v ? v : "");
+        return CLI_USAGE;
+    }
+    *out = (int)n;
+    return CLI_OK;
 }
 
-/* A private, in-memory file holding `text` for curl to read (-H @file): a secret never sits in
- * curl's argv, where any local user could read it with ps. */
-static const char *memfile(const char *text, char path[32])
+/* One of latch's options at argv[*i] (advancing *i past its value): CLI_OK, 1 when argv[*i] is
+ * not one, or CLI_USAGE. --help prints the usage and exits. */
+static int latch_option(int argc, char **argv, int *i, struct opts *o)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        fputs(usage_text, stdout);
+        exit(0);
+    }
+    if (!strcmp(a, "--no-browser")) {
+        o->handoff.no_browser = true;
+        return CLI_OK;
+    }
+    if (!strcmp(a, "--timeout"))
+        return parse_timeout(*i + 1 < argc ? argv[++*i] : NULL, &o->handoff.timeout_s);
+    if (!strncmp(a, "--timeout=", 10))
+        return parse_timeout(a + 10, &o->handoff.timeout_s);
+    return 1;
+}
+
+/* The arguments after login/token/logout/apps: latch's options anywhere, and one URL. */
+static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, const char **url)
+{
+    *url = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int rc = a[0] == '-' ? latch_option(argc, argv, &i, o) : 1;
+        if (rc == CLI_OK)
+            continue;
+        if (rc != 1)
+            return rc;
+        if (!strcmp(cmd, "logout") && !strcmp(a, "--all")) {
+            o->all = true;
+        } else if (!strcmp(cmd, "apps") && !strcmp(a, "--json")) {
+            o->json = true;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "latch %s: unknown option '%s' (latch --help lists them)\n", cmd, a);
+            return CLI_USAGE;
+        } else if (*url) {
+            fprintf(stderr, "latch %s: one URL only (got '%s' and '%s')\n", cmd, *url, a);
+            return CLI_USAGE;
+        } else {
+            *url = a;
+        }
+    }
+    return CLI_OK;
+}
+
+/* --- latch curl ------------------------------------------------------------------------------ */
+
+/* A private, in-memory file for curl to read or write through /proc/self/fd (-H @file, -D
+ * file): a secret never sits in curl's argv, where any local user could read it with ps. */
+static int memfile(const char *text, char path[32])
 {
     int fd = memfd_create("latch", 0); /* no CLOEXEC: curl inherits it */
-    if (fd < 0 || dprintf(fd, "%s", text) < 0 || lseek(fd, 0, SEEK_SET) != 0)
-        return NULL;
+    if (fd < 0 || (text && dprintf(fd, "%s", text) < 0) || lseek(fd, 0, SEEK_SET) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
     snprintf(path, 32, "/proc/self/fd/%d", fd);
-    return path;
+    return fd;
 }
 
-/* curl with the token (or the service token's headers) for the one origin every URL of its
- * command line has (curlargs.c). curl gets -q first (it then reads no .curlrc, whose options
- * latch cannot see), the credentials from a private file, then the user's arguments. */
+/* curl_easy_escape's encoding, which curl 7.88 gives a -T file's name when it ends the URL. */
+static void escape_name(struct strbuf *sb, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '.' || c == '_' || c == '~')
+            sb_add(sb, s, 1);
+        else
+            sb_addf(sb, "%%%02X", c);
+    }
+}
+
+/* Every path curl will ask for, as the gateway matches them, in *paths (malloc'd, *n of them):
+ * each URL's, or --request-target's instead; a -T file's name appended to a URL that ends in
+ * '/'. What latch cannot know the path of is refused with the reason. */
+static int curl_paths(const struct cli_curl_plan *plan, char ***paths, int *n, char *why, size_t cap)
+{
+    int max = plan->nurls * (plan->nuploads + 1), k = 0, rc = -1;
+    char **out = calloc((size_t)max + 1, sizeof *out);
+    if (!out) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    if (plan->request_target && plan->request_target[0] != '/') {
+        snprintf(why, cap, "--request-target '%s': latch sends a token only with a path (/…) it can tell the "
+                           "app of", plan->request_target);
+        goto out;
+    }
+    for (int i = 0; i < plan->nurls; i++) {
+        char *raw = plan->request_target ? strndup(plan->request_target, strcspn(plan->request_target, "?#"))
+                                         : cli_url_raw_path(plan->urls[i]);
+        if (!raw) {
+            snprintf(why, cap, "out of memory");
+            goto out;
+        }
+        if (!plan->globoff && !plan->request_target && cli_path_globs(raw)) {
+            snprintf(why, cap, "curl would expand {…} or […] in %s into several paths, perhaps of several apps; "
+                               "give the URLs one by one, or -g (--globoff) when the brackets are literal",
+                     plan->urls[i]);
+            free(raw);
+            goto out;
+        }
+        size_t rl = strlen(raw);
+        bool appended = false, bare = plan->nuploads == 0;
+        for (int u = 0; u < plan->nuploads && !plan->request_target && rl && raw[rl - 1] == '/'; u++) {
+            const char *f = plan->uploads[u];
+            if (!strcmp(f, "-") || !strcmp(f, ".")) { /* stdin: nothing appended */
+                bare = true;
+                continue;
+            }
+            const char *name = f;
+            for (const char *p = f; *p; p++)
+                if (*p == '/' || *p == '\\')
+                    name = p + 1;
+            if (cli_path_globs(name)) {
+                snprintf(why, cap, "curl would expand {…} or […] in the file name '%s' into several paths; "
+                                   "upload the files one by one", f);
+                free(raw);
+                goto out;
+            }
+            struct strbuf sb;
+            sb_init(&sb, CLI_HANDOFF_URL_MAX);
+            sb_adds(&sb, raw);
+            escape_name(&sb, name);
+            int r = sb.overflow ? -1 : cli_path_match(sb.p, &out[k], why, cap);
+            sb_free(&sb);
+            if (r != 0) {
+                free(raw);
+                goto out;
+            }
+            k++;
+            appended = true;
+        }
+        if (!appended || bare) {
+            if (cli_path_match(raw, &out[k], why, cap) != 0) {
+                free(raw);
+                goto out;
+            }
+            k++;
+        }
+        free(raw);
+    }
+    rc = 0;
+out:
+    if (rc != 0) {
+        for (int i = 0; i < k; i++)
+            free(out[i]);
+        free(out);
+        out = NULL;
+        k = 0;
+    }
+    *paths = out;
+    *n = k;
+    return rc;
+}
+
+/* Every path of the command is the token's app's, by the stored patterns of its origin. */
+static int same_app(const struct target *t, char **paths, int n, char *why, size_t cap)
+{
+    if (n <= 1)
+        return 0;
+    char *dir = cli_store_dir();
+    json_t *rec = dir ? cli_record_read(dir, &t->origin) : NULL;
+    json_t *routes = json_object_get(rec, "routes");
+    const char *aud = cli_routes_aud(routes, t->origin.key, t->path);
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++) {
+        const char *other = cli_routes_aud(routes, t->origin.key, paths[i]);
+        if (strcmp(paths[i], t->path) && (!aud || !other || strcmp(aud, other))) {
+            snprintf(why, cap, "curl would also ask for %s, which is %s than %s's: a token goes only to its "
+                               "own app's paths; run latch curl once per app",
+                     paths[i], other ? "another app" : "no app latch knows, or another one", t->path);
+            rc = -1;
+        }
+    }
+    json_decref(rec);
+    free(dir);
+    return rc;
+}
+
+static volatile sig_atomic_t curl_pid;
+
+static void forward_signal(int sig)
+{
+    if (curl_pid > 0)
+        kill((pid_t)curl_pid, sig);
+}
+
+/* Runs curl and waits for it: latch stays to read what the gateway answered. Ctrl-C and
+ * Ctrl-\ reach curl from the terminal (latch ignores them meanwhile); SIGTERM and SIGHUP sent to
+ * latch are passed on. Returns curl's wait status, or -1 when it could not be started. */
+static int run_curl(char **args)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp("curl", args);
+        fprintf(stderr, "latch: cannot run curl: %s (install curl)\n", strerror(errno));
+        _exit(127);
+    }
+    curl_pid = pid;
+    struct sigaction ign = { .sa_handler = SIG_IGN }, fwd = { .sa_handler = forward_signal }, old[4];
+    sigemptyset(&ign.sa_mask);
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGINT, &ign, &old[0]);
+    sigaction(SIGQUIT, &ign, &old[1]);
+    sigaction(SIGTERM, &fwd, &old[2]);
+    sigaction(SIGHUP, &fwd, &old[3]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    curl_pid = 0;
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGQUIT, &old[1], NULL);
+    sigaction(SIGTERM, &old[2], NULL);
+    sigaction(SIGHUP, &old[3], NULL);
+    return status;
+}
+
+/* curl's exit status as latch's: its code, or, when a signal ended it, the same signal. */
+static int curl_exit(int status)
+{
+    if (WIFSIGNALED(status)) {
+        fflush(NULL);
+        signal(WTERMSIG(status), SIG_DFL);
+        raise(WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : CLI_ERROR;
+}
+
+/* The headers curl dumped: latch's own file, or the person's -D file when it is a regular file
+ * (with -D - they went to the output, where latch does not look). */
+static char *read_dump(int fd, const char *user, size_t *n)
+{
+    int own = -1;
+    if (fd < 0 && user && strcmp(user, "-") && strcmp(user, "%"))
+        fd = own = open(user, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    char *buf = NULL;
+    *n = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (buf = malloc(DUMP_MAX))) {
+        ssize_t got;
+        while (*n < DUMP_MAX && (got = pread(fd, buf + *n, DUMP_MAX - *n, (off_t)*n)) > 0)
+            *n += (size_t)got;
+    }
+    if (own >= 0)
+        close(own);
+    return buf;
+}
+
+/* After a 401 of the gateway to the token latch sent: why, in words, and the token forgotten
+ * (an out-of-date pattern list too), so that the next run logs in again. */
+static void refused_after(const struct target *t, const char *token)
+{
+    struct app_info chk;
+    char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
+    if (discover(t, token, &chk) != CLI_OK) {
+        fprintf(stderr, "latch: the gateway refused the token latch sent for %s (401)\n", t->url);
+    } else if (chk.token_status && !strcmp(chk.token_status, "ok")) {
+        fprintf(stderr, "latch: the gateway refused the token latch sent for one of the requests (401), though "
+                        "it admits it at %s: did a redirect (-L) lead to another app's path?\n", t->url);
+    } else {
+        bool moved = chk.token_status && !strcmp(chk.token_status, "bad_audience");
+        fprintf(stderr, "latch: the gateway refused the token latch sent for %s (401: %s); latch forgot it: run "
+                        "the command again to log in (or: latch login %s)\n", t->url,
+                refusal_words(chk.token_status), t->url);
+        if (dir && aud)
+            forget_token(dir, &t->origin, aud, moved);
+    }
+    app_info_free(&chk);
+    free(aud);
+    free(dir);
+}
+
+/* curl with the token (or the service token's headers) for the one origin and the one app every
+ * URL of its command line has (curlargs.c). curl gets -q first (it then reads no .curlrc, whose
+ * options latch cannot see), the credentials from a private file, a private header dump for
+ * latch to see the gateway's answer (unless the person gave -D), then the person's arguments,
+ * a URL without a scheme given as https. */
 static int cmd_curl(int argc, char **argv, const struct opts *o)
 {
     struct cli_curl_plan plan;
     char why[1024];
     if (cli_curl_read(argc, argv, &plan, why, sizeof why) != 0) {
         fprintf(stderr, "latch curl: %s\n", why);
+        cli_curl_plan_free(&plan);
         return CLI_USAGE;
     }
-    char **args = calloc((size_t)argc + 5, sizeof *args);
+    char **args = calloc((size_t)argc + 8, sizeof *args);
     if (!args)
         return CLI_ERROR;
     int n = 0;
@@ -276,79 +723,132 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         fprintf(stderr, "latch: cannot run curl: %s (install curl)\n", strerror(errno));
         return 127;
     }
-    char path[32], text[9100];
-    const char *file = NULL;
+    struct target t = { .url = plan.urls[0], .origin = plan.origin };
+    char **paths = NULL, path[32], dump_path[32], text[9100];
+    int npaths = 0, st = CLI_OK, fd = -1, dump = -1;
     char *token = NULL;
-    const char *id = getenv("LATCH_CLIENT_ID"), *secret = getenv("LATCH_CLIENT_SECRET");
-    if (id && *id && secret && *secret) { /* machines: the service token, never a browser */
+    const char *id, *secret;
+    bool service = service_creds(&id, &secret);
+    if (!service) {
+        if (curl_paths(&plan, &paths, &npaths, why, sizeof why) != 0) {
+            fprintf(stderr, "latch curl: %s\n", why);
+            st = CLI_USAGE;
+            goto out;
+        }
+        t.path = paths[0];
+    }
+    if (service) { /* machines: the service token, never a browser */
         if (plan.follow) { /* curl keeps custom headers on every redirect */
             fprintf(stderr, "latch curl: with a service token, latch does not let curl follow redirects "
                             "(the secret would go along); drop -L\n");
-            free(args);
-            return CLI_USAGE;
+            st = CLI_USAGE;
+            goto out;
         }
         snprintf(text, sizeof text, "CF-Access-Client-Id: %s\nCF-Access-Client-Secret: %s\n", id, secret);
-        file = memfile(text, path);
     } else {
-        int st = ensure_token(&plan.origin, o, &token);
-        if (st != CLI_OK) {
-            free(args);
-            return st;
+        bool checked;
+        if ((st = ensure_token(&t, o, &token, &checked, NULL)) != CLI_OK)
+            goto out;
+        if (same_app(&t, paths, npaths, why, sizeof why) != 0) {
+            fprintf(stderr, "latch curl: %s\n", why);
+            st = CLI_USAGE;
+            goto out;
         }
         if (plan.follow) /* a Cookie header: since 7.83 curl drops it when a redirect changes the
                           * host, the port or the scheme (CVE-2022-27776); it keeps other headers */
             snprintf(text, sizeof text, "Cookie: CF_Authorization=%s\n", token);
         else
             snprintf(text, sizeof text, "cf-access-token: %s\n", token);
-        file = memfile(text, path);
-        free(token);
     }
+    fd = memfile(text, path);
     sodium_memzero(text, sizeof text);
-    if (!file) {
+    if (fd < 0 || (!plan.dump_header && (dump = memfile(NULL, dump_path)) < 0)) {
         fprintf(stderr, "latch: cannot hand the token to curl: %s\n", strerror(errno));
-        free(args);
-        return CLI_ERROR;
+        st = CLI_ERROR;
+        goto out;
     }
     if (!strcmp(plan.origin.scheme, "http")) { /* loopback only: a proxy would read the token */
         static const char *const proxies[] = { "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY" };
         for (size_t i = 0; i < sizeof proxies / sizeof *proxies; i++)
             unsetenv(proxies[i]);
     }
-    static char at[40];
-    snprintf(at, sizeof at, "@%s", file);
+    char at[40];
+    snprintf(at, sizeof at, "@%s", path);
     args[n++] = "-q"; /* first, or curl reads ~/.curlrc */
     args[n++] = "-H";
     args[n++] = at;
+    if (dump >= 0) {
+        args[n++] = "-D";
+        args[n++] = dump_path;
+    }
+    int first = n;
     for (int i = 0; i < argc; i++)
         args[n++] = argv[i];
+    for (int i = 0; i < plan.nurls && i < CLI_CURL_MAX_URLS; i++)
+        if (plan.owned[i]) /* written without a scheme: curl would guess http */
+            args[first + plan.argi[i]] = plan.owned[i];
     args[n] = NULL;
-    fflush(NULL);
-    execvp("curl", args);
-    fprintf(stderr, "latch: cannot run curl: %s (install curl)\n", strerror(errno));
-    return 127;
+    int status = run_curl(args);
+    close(fd);
+    fd = -1;
+    if (status < 0) {
+        fprintf(stderr, "latch: cannot start curl: %s\n", strerror(errno));
+        st = CLI_ERROR;
+        goto out;
+    }
+    size_t dn = 0;
+    char *d = WIFEXITED(status) ? read_dump(dump, plan.dump_header, &dn) : NULL;
+    int refused = d ? cli_answer_refused(d, dn) : 0;
+    free(d);
+    if (refused && service)
+        fprintf(stderr, "latch: the gateway refused the service token (401): check LATCH_CLIENT_ID and "
+                        "LATCH_CLIENT_SECRET, and that a service_auth policy of the app names it\n");
+    else if (refused)
+        refused_after(&t, token);
+    st = curl_exit(status);
+    if (refused && st == 0)
+        st = CLI_REFUSED;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dump >= 0)
+        close(dump);
+    if (token)
+        sodium_memzero(token, strlen(token));
+    free(token);
+    for (int i = 0; i < npaths; i++)
+        free(paths[i]);
+    free(paths);
+    free(args);
+    cli_curl_plan_free(&plan);
+    return st;
 }
 
-static int cmd_token(int argc, char **argv, const struct opts *o)
+/* --- token, login, logout, apps ---------------------------------------------------------------- */
+
+static int cmd_token(int argc, char **argv, struct opts *o)
 {
-    const char *url = find_url(argc, argv);
-    struct cli_origin origin;
-    int st = user_origin("token", url, &origin);
-    if (st != CLI_OK)
+    const char *arg;
+    struct target t;
+    int st = verb_args("token", argc, argv, o, &arg);
+    if (st != CLI_OK || (st = target_read("token", arg, &t)) != CLI_OK)
         return st;
-    const char *id = getenv("LATCH_CLIENT_ID"), *secret = getenv("LATCH_CLIENT_SECRET");
-    if (id && *id && secret && *secret) { /* machines: the app token the gateway mints for them */
+    const char *id, *secret;
+    if (service_creds(&id, &secret)) { /* machines: the app token the gateway mints for them */
         char h1[600], h2[600], err[512];
         snprintf(h1, sizeof h1, "CF-Access-Client-Id: %s", id);
         snprintf(h2, sizeof h2, "CF-Access-Client-Secret: %s", secret);
         const char *hdrs[] = { h1, h2, NULL };
         struct cli_http h;
-        if (!cli_http(url, NULL, hdrs, 15, &h, err, sizeof err)) {
-            fprintf(stderr, "latch: cannot reach %s: %s\n", origin.key, err);
+        if (!cli_http(t.url, NULL, hdrs, 15, &h, err, sizeof err)) {
+            fprintf(stderr, "latch: cannot reach %s: %s\n", t.origin.key, err);
+            target_free(&t);
             return CLI_ERROR;
         }
         st = CLI_NO_TOKEN;
         if (h.status == 401 || h.status == 403) {
-            fprintf(stderr, "latch: %s refuses this service token (%ld)\n", origin.key, h.status);
+            fprintf(stderr, "latch: %s refuses this service token (%ld): check LATCH_CLIENT_ID and "
+                            "LATCH_CLIENT_SECRET\n", t.origin.key, h.status);
             st = CLI_REFUSED;
         } else if (h.cookie) {
             printf("%s\n", h.cookie);
@@ -356,142 +856,313 @@ static int cmd_token(int argc, char **argv, const struct opts *o)
         } else {
             fprintf(stderr, "latch: %s admits this service token by its headers and issues no token "
                             "for it; send CF-Access-Client-Id and CF-Access-Client-Secret (latch curl "
-                            "does)\n", origin.key);
+                            "does)\n", t.origin.key);
         }
         cli_http_free(&h);
+        target_free(&t);
         return st;
     }
     char *dir = cli_store_dir();
-    char *t = dir ? stored_token(dir, &origin) : NULL;
+    char *tok = dir ? stored_token(dir, &t) : NULL;
     free(dir);
-    if (!t) {
-        fprintf(stderr, "latch: no valid token stored for %s; run: latch login %s\n", origin.text, url);
+    if (!tok) {
+        fprintf(stderr, "latch: no valid token stored for the app at %s; run: latch login %s\n", t.url, t.url);
+        target_free(&t);
         return CLI_NO_TOKEN;
     }
-    printf("%s\n", t);
-    free(t);
+    printf("%s\n", tok);
+    free(tok);
+    target_free(&t);
     return CLI_OK;
 }
 
-/* Asks the app's origin who the token is: tells a revoked or expired token from a good one. */
-static int whoami(const struct cli_origin *origin, const char *token, char *email, size_t cap)
+static int cmd_login(int argc, char **argv, struct opts *o)
 {
-    char probe[800], hdr[9000], err[512], base[300];
-    origin_base(origin, base, sizeof base);
-    snprintf(probe, sizeof probe, "%s/cdn-cgi/access/get-identity", base);
-    snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", token);
-    struct cli_http h;
-    const char *hdrs[] = { hdr, NULL };
-    if (!cli_http(probe, NULL, hdrs, 15, &h, err, sizeof err)) {
-        fprintf(stderr, "latch: cannot reach %s: %s\n", origin->key, err);
-        return CLI_ERROR;
-    }
-    json_error_t je;
-    json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
-    const char *e = json_string_value(json_object_get(j, "email"));
-    snprintf(email, cap, "%s", e ? e : "");
-    int st = h.status == 200 ? CLI_OK : CLI_REFUSED;
-    json_decref(j);
-    cli_http_free(&h);
-    return st;
-}
-
-static int cmd_login(int argc, char **argv, const struct opts *o)
-{
-    const char *url = find_url(argc, argv);
-    struct cli_origin origin;
-    int st = user_origin("login", url, &origin);
-    if (st != CLI_OK)
+    const char *arg;
+    struct target t;
+    int st = verb_args("login", argc, argv, o, &arg);
+    if (st != CLI_OK || (st = target_read("login", arg, &t)) != CLI_OK)
         return st;
-    char *token = NULL, email[320];
-    st = ensure_token(&origin, o, &token);
-    if (st != CLI_OK)
-        return st;
-    st = whoami(&origin, token, email, sizeof email);
-    if (st == CLI_REFUSED) {
-        fprintf(stderr, "latch: the stored token for %s was refused (revoked, or the session ended); "
-                        "logging in again\n", origin.key);
-        char *dir = cli_store_dir();
-        if (dir) {
-            cli_store_remove(dir, origin.key);
+    char *token = NULL, *email = NULL;
+    bool checked = false;
+    struct app_info chk = { 0 };
+    st = ensure_token(&t, o, &token, &checked, &email);
+    if (st == CLI_OK && !checked) { /* a stored token: is it still good? */
+        st = discover(&t, token, &chk);
+        if (st == CLI_OK && chk.token_status && !strcmp(chk.token_status, "ok")) {
+            email = chk.email;
+            chk.email = NULL;
+        } else if (st == CLI_OK) {
+            fprintf(stderr, "latch: the stored token for %s was refused (%s); logging in again\n", t.url,
+                    refusal_words(chk.token_status));
+            char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
+            if (dir && aud)
+                forget_token(dir, &t.origin, aud, false);
+            free(aud);
             free(dir);
+            free(token);
+            token = NULL;
+            st = ensure_token(&t, o, &token, &checked, &email);
         }
-        free(token);
-        token = NULL;
-        st = ensure_token(&origin, o, &token);
-        if (st == CLI_OK)
-            st = whoami(&origin, token, email, sizeof email);
+        app_info_free(&chk);
     }
-    if (st == CLI_OK)
-        fprintf(stderr, "latch: logged in to %s as %s\n", origin.key, email[0] ? email : "(service)");
-    else if (st == CLI_REFUSED)
-        fprintf(stderr, "latch: %s refuses the new token too: ask your administrator for access\n", origin.key);
+    if (st == CLI_OK) {
+        char *dir = cli_store_dir();
+        json_t *rec = dir ? cli_record_read(dir, &t.origin) : NULL;
+        const char *aud = cli_routes_aud(json_object_get(rec, "routes"), t.origin.key, t.path);
+        const char *app = json_string_value(
+            json_object_get(json_object_get(json_object_get(rec, "apps"), aud ? aud : ""), "app"));
+        fprintf(stderr, "latch: logged in to %s as %s%s%s%s\n", t.origin.key, email && *email ? email : "(service)",
+                app ? " (app " : "", app ? app : "", app ? ")" : "");
+        json_decref(rec);
+        free(dir);
+    }
+    free(email);
     free(token);
+    target_free(&t);
     return st;
 }
 
-/* Ends the session server-side (best effort, at the origin the token was issued for) and
- * forgets the record. */
-static void logout_host(const char *dir, const char *key)
+/* Ends a session at the gateway: POST cli-logout with one of its tokens, at the origin that
+ * token was issued for. 0 ended (or already over), -1 not reached (the message said why). */
+static int end_session(const char *origin_text, const char *token)
 {
-    json_t *rec = cli_store_read(dir, key);
-    const char *t = json_string_value(json_object_get(rec, "app_token"));
-    const char *where = json_string_value(json_object_get(rec, "origin"));
-    const char *ao = json_string_value(json_object_get(rec, "auth_origin"));
-    struct cli_origin origin, auth;
-    char why[512];
-    if (t && where && cli_origin_parse(where, &origin, why, sizeof why) == 0 && cli_cleartext_ok(&origin) &&
-        !strcmp(origin.key, key)) {
-        char url[800], hdr[9000], err[256], base[300];
-        origin_base(&origin, base, sizeof base);
-        snprintf(url, sizeof url, "%s/cdn-cgi/access/logout", base);
-        snprintf(hdr, sizeof hdr, "Cookie: CF_Authorization=%s", t);
-        struct cli_http h;
-        const char *hdrs[] = { hdr, NULL };
-        if (cli_http(url, NULL, hdrs, 10, &h, err, sizeof err))
-            cli_http_free(&h);
-        char *ok = ao && cli_origin_parse(ao, &auth, why, sizeof why) == 0 ? org_key(&auth) : NULL;
-        if (ok)
-            cli_store_remove(dir, ok);
-        free(ok);
+    struct cli_origin o;
+    char why[512], url[600], hdr[9000], err[512];
+    if (cli_origin_parse(origin_text, &o, why, sizeof why) != 0 || !cli_cleartext_ok(&o))
+        return -1;
+    snprintf(url, sizeof url, "%s://%s/cdn-cgi/access/cli-logout", o.scheme, o.key);
+    snprintf(hdr, sizeof hdr, "cf-access-token: %s", token);
+    const char *hdrs[] = { hdr, NULL };
+    struct cli_http h;
+    bool ok = cli_http(url, "", hdrs, 15, &h, err, sizeof err);
+    sodium_memzero(hdr, sizeof hdr);
+    if (!ok) {
+        fprintf(stderr, "latch: cannot reach %s to end the session: %s; nothing was forgotten: try again\n",
+                o.key, err);
+        return -1;
     }
-    cli_store_remove(dir, key);
-    json_decref(rec);
+    long status = h.status;
+    cli_http_free(&h);
+    if (status == 200 || status == 401) /* 401: expired or already revoked: over anyway */
+        return 0;
+    fprintf(stderr, "latch: %s did not end the session (answered %ld); nothing was forgotten: try again\n",
+            o.key, status);
+    return -1;
 }
 
-static int cmd_logout(int argc, char **argv, const struct opts *o)
+/* The token to end a session with: the org token of that session when it is stored (the auth
+ * domain's), else the app token itself. */
+static const char *session_token(json_t *all, const char *session, const char **origin)
+{
+    const char *best = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e) {
+        const char *t = json_string_value(json_object_get(e, "token"));
+        char *s = t ? cli_jwt_session(t) : NULL;
+        json_t *p = s && !strcmp(s, session) ? cli_jwt_payload(t) : NULL;
+        const char *type = json_string_value(json_object_get(p, "type"));
+        if (p && (!best || (type && !strcmp(type, "org")))) {
+            best = t;
+            *origin = json_string_value(json_object_get(e, "origin"));
+        }
+        json_decref(p);
+        free(s);
+    }
+    return best;
+}
+
+static int cmd_logout(int argc, char **argv, struct opts *o)
+{
+    const char *arg;
+    int st = verb_args("logout", argc, argv, o, &arg);
+    if (st != CLI_OK)
+        return st;
+    if (!o->all && !arg) {
+        fprintf(stderr, "latch logout: give the application's URL, or --all\n");
+        return CLI_USAGE;
+    }
+    struct target t = { 0 };
+    if (!o->all && (st = target_read("logout", arg, &t)) != CLI_OK)
+        return st;
+    char *dir = cli_store_dir();
+    json_t *all = json_array();
+    if (!dir || !all || cli_store_sessions(dir, all) != 0) {
+        if (dir && all) { /* no store yet: nothing to end */
+            fprintf(stderr, "latch: no login is stored: nothing to end\n");
+            st = CLI_OK;
+        } else {
+            st = CLI_ERROR;
+        }
+        goto out;
+    }
+    /* the sessions to end: every one (--all), or those of the gateway of the URL: of the tokens
+     * stored for its origin, and of the org token of its auth domain */
+    json_t *rec = o->all ? NULL : cli_record_read(dir, &t.origin);
+    const char *auth = json_string_value(json_object_get(rec, "auth_origin"));
+    json_t *sessions = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e) {
+        const char *tok = json_string_value(json_object_get(e, "token"));
+        const char *where = json_string_value(json_object_get(e, "origin"));
+        char *s = tok ? cli_jwt_session(tok) : NULL;
+        if (s && (o->all || (where && (!strcmp(where, t.origin.text) || (auth && !strcmp(where, auth)))))) {
+            bool seen = false;
+            for (size_t k = 0; k < json_array_size(sessions) && !seen; k++)
+                seen = !strcmp(json_string_value(json_array_get(sessions, k)), s);
+            if (!seen)
+                json_array_append_new(sessions, json_string(s));
+        }
+        free(s);
+    }
+    json_decref(rec);
+    if (json_array_size(sessions) == 0 && !o->all) {
+        fprintf(stderr, "latch: no login is stored for %s: nothing to end\n", t.url);
+    }
+    int forgotten = 0, failed = 0;
+    json_array_foreach(sessions, i, e) {
+        const char *s = json_string_value(e), *where = NULL;
+        const char *tok = session_token(all, s, &where);
+        if (tok && where && end_session(where, tok) == 0)
+            forgotten += cli_store_forget(dir, s);
+        else
+            failed++;
+    }
+    if (o->all && !failed)
+        cli_store_forget(dir, NULL);
+    if (failed) {
+        st = CLI_ERROR;
+    } else if (json_array_size(sessions) > 0 || o->all) {
+        fprintf(stderr, "latch: logged out: the command line's session%s ended at the gateway (%d token%s "
+                        "forgotten); your browser stays signed in\n", json_array_size(sessions) == 1 ? "" : "s",
+                forgotten, forgotten == 1 ? "" : "s");
+    }
+    json_decref(sessions);
+out:
+    json_decref(all);
+    free(dir);
+    target_free(&t);
+    return st;
+}
+
+/* A fresh org token for the gateway of the target: the stored one, or one a browser login
+ * brings (the target's app is logged in to on the way). */
+static int ensure_org(const struct target *t, const struct opts *o, const struct app_info *a, char **org)
 {
     char *dir = cli_store_dir();
     if (!dir)
         return CLI_ERROR;
     int st = CLI_OK;
-    if (argc >= 1 && !strcmp(argv[0], "--all")) {
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            size_t n = strlen(e->d_name);
-            if (n > 5 && !strcmp(e->d_name + n - 5, ".json") && e->d_name[0] != '.') {
-                char key[300];
-                snprintf(key, sizeof key, "%.*s", (int)(n - 5), e->d_name);
-                logout_host(dir, key);
-            }
+    if ((*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S)))
+        goto out;
+    int lock = cli_store_lock(dir, t->origin.key);
+    char *tok = NULL;
+    struct app_info chk = { 0 };
+    if (!(*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S))) {
+        st = cli_handoff(a->auth_url, t->origin.key, t->path, a->aud, &o->handoff, &tok, org);
+        if (st == CLI_OK && !*org) {
+            fprintf(stderr, "latch: the gateway sent no organization token\n");
+            st = CLI_ERROR;
         }
-        if (d)
-            closedir(d);
-        fprintf(stderr, "latch: logged out everywhere\n");
-    } else {
-        struct cli_origin origin;
-        char why[512];
-        const char *url = find_url(argc, argv);
-        if (!url || cli_origin_parse(url, &origin, why, sizeof why) != 0) {
-            fprintf(stderr, "latch logout: give the application's URL, or --all\n");
-            st = CLI_USAGE;
-        } else {
-            logout_host(dir, origin.key);
-            fprintf(stderr, "latch: logged out of %s\n", origin.key);
-        }
+        if (st == CLI_OK && (st = discover(t, tok, &chk)) == CLI_OK)
+            st = save_token(dir, t, a, &chk, tok, *org);
     }
+    app_info_free(&chk);
+    free(tok);
+    if (lock >= 0)
+        close(lock);
+out:
     free(dir);
+    return st;
+}
+
+static int cmd_apps(int argc, char **argv, struct opts *o)
+{
+    const char *arg;
+    struct target t;
+    int st = verb_args("apps", argc, argv, o, &arg);
+    if (st != CLI_OK || (st = target_read("apps", arg, &t)) != CLI_OK)
+        return st;
+    struct app_info a;
+    char *org = NULL;
+    json_t *j = NULL;
+    if ((st = discover(&t, NULL, &a)) != CLI_OK) {
+        target_free(&t);
+        return st;
+    }
+    char url[600], err[512], hdr[9000];
+    snprintf(url, sizeof url, "%s://%s/cdn-cgi/access/apps", a.auth.scheme, a.auth.key);
+    for (int round = 0; round < 2 && st == CLI_OK && !j; round++) {
+        if ((st = ensure_org(&t, o, &a, &org)) != CLI_OK)
+            break;
+        snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
+        const char *hdrs[] = { hdr, NULL };
+        struct cli_http h;
+        bool ok = cli_http(url, NULL, hdrs, 15, &h, err, sizeof err);
+        sodium_memzero(hdr, sizeof hdr);
+        if (!ok) {
+            fprintf(stderr, "latch: cannot reach %s: %s\n", a.auth.key, err);
+            st = CLI_ERROR;
+            break;
+        }
+        json_error_t je;
+        if (h.status == 200 && !(j = json_loadb(h.body, h.len, 0, &je))) {
+            fprintf(stderr, "latch: %s answered something that is not JSON\n", url);
+            st = CLI_ERROR;
+        } else if (h.status == 401) { /* the org token was refused (revoked, ended): a login again */
+            char *dir = cli_store_dir();
+            if (dir)
+                cli_org_remove(dir, &a.auth);
+            free(dir);
+            if (round == 1) {
+                fprintf(stderr, "latch: the gateway refuses the new organization token too\n");
+                st = CLI_REFUSED;
+            }
+        } else if (h.status == 404) {
+            fprintf(stderr, "latch: the gateway at %s does not list apps (GET /cdn-cgi/access/apps answered 404): "
+                            "it may be older than latch apps\n", a.auth.key);
+            st = CLI_ERROR;
+        } else if (h.status != 200) {
+            fprintf(stderr, "latch: %s answered %ld\n", url, h.status);
+            st = CLI_ERROR;
+        }
+        cli_http_free(&h);
+        free(org);
+        org = NULL;
+    }
+    json_t *apps = json_object_get(j, "apps");
+    if (st == CLI_OK && !json_is_array(apps)) {
+        fprintf(stderr, "latch: %s answered no list of apps\n", url);
+        st = CLI_ERROR;
+    }
+    if (st == CLI_OK && o->json) {
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        printf("\n");
+    } else if (st == CLI_OK) {
+        size_t i, w = 4;
+        json_t *e;
+        json_array_foreach(apps, i, e) {
+            const char *name = json_string_value(json_object_get(e, "display_name"));
+            if (!name)
+                name = json_string_value(json_object_get(e, "name"));
+            if (name && strlen(name) > w)
+                w = strlen(name) > 40 ? 40 : strlen(name);
+        }
+        json_array_foreach(apps, i, e) {
+            const char *name = json_string_value(json_object_get(e, "display_name"));
+            const char *u = json_string_value(json_object_get(e, "url"));
+            if (!name)
+                name = json_string_value(json_object_get(e, "name"));
+            printf("%-*s  %s\n", (int)w, name ? name : "?", u ? u : "");
+        }
+        if (json_array_size(apps) == 0)
+            fprintf(stderr, "latch: no app of this gateway admits you\n");
+    }
+    json_decref(j);
+    app_info_free(&a);
+    target_free(&t);
     return st;
 }
 
@@ -500,32 +1171,25 @@ int main(int argc, char **argv)
     struct opts o = { .handoff = { .timeout_s = 300 } };
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--version")) {
+        if (!strcmp(argv[i], "--version")) {
             printf("latch %s\n", LATCH_VERSION);
             return 0;
-        } else if (!strcmp(argv[i], "--no-browser")) {
-            o.handoff.no_browser = true;
-        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-            o.handoff.timeout_s = atoi(argv[++i]);
-        } else {
+        }
+        int rc = latch_option(argc, argv, &i, &o);
+        if (rc == 1) {
             fprintf(stderr, "latch: unknown option '%s'\n%s", argv[i], usage_text);
             return CLI_USAGE;
         }
+        if (rc != CLI_OK)
+            return rc;
     }
     if (i >= argc) {
         fputs(usage_text, stderr);
         return CLI_USAGE;
     }
     const char *cmd = argv[i++];
-    if (getenv("LATCH_NO_BROWSER"))
+    if (getenv("LATCH_NO_BROWSER") && *getenv("LATCH_NO_BROWSER"))
         o.handoff.no_browser = true;
-    if (i < argc && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) && strcmp(cmd, "curl")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
     if (!strcmp(cmd, "curl"))
         return cmd_curl(argc - i, argv + i, &o);
     if (!strcmp(cmd, "login"))
@@ -534,6 +1198,8 @@ int main(int argc, char **argv)
         return cmd_token(argc - i, argv + i, &o);
     if (!strcmp(cmd, "logout"))
         return cmd_logout(argc - i, argv + i, &o);
-    fprintf(stderr, "latch: unknown command '%s'\n%s", cmd, usage_text);
+    if (!strcmp(cmd, "apps"))
+        return cmd_apps(argc - i, argv + i, &o);
+    fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
     return CLI_USAGE;
 }

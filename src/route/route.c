@@ -493,46 +493,61 @@ static bool route_entry_path(const struct route_entry *e, int port, const char *
     return route_glob(e->path, e->path_len, path, pn);
 }
 
-const struct app *route_match(const struct route_table *rt, const char *host, size_t host_len,
-                              const char *path, size_t path_len)
+/* "name[:port]" into the name's length and the port (-1: none); false when malformed. */
+static bool route_split_host(const char *host, size_t host_len, size_t *name_n, int *port)
 {
-    size_t name_n = host_len;
-    int port = -1;
     const char *colon = NULL;
-    if (!rt || host_len == 0)
-        return NULL;
+    *name_n = host_len;
+    *port = -1;
+    if (host_len == 0)
+        return false;
     if (host[0] == '[') {
         const char *close = memchr(host, ']', host_len);
         if (!close)
-            return NULL;
-        name_n = (size_t)(close - host) + 1;
-        if (name_n < host_len)
-            colon = host + name_n;
+            return false;
+        *name_n = (size_t)(close - host) + 1;
+        if (*name_n < host_len)
+            colon = host + *name_n;
     } else {
         colon = memchr(host, ':', host_len);
         if (colon)
-            name_n = (size_t)(colon - host);
+            *name_n = (size_t)(colon - host);
     }
     if (colon) {
         if (*colon != ':')
-            return NULL;
-        long p = route_port(colon + 1, host_len - name_n - 1);
+            return false;
+        long p = route_port(colon + 1, host_len - *name_n - 1);
         if (p < 0)
-            return NULL;
-        port = (int)p;
+            return false;
+        *port = (int)p;
     }
+    return true;
+}
 
-    size_t s = (size_t)route_hash(host, name_n) & (rt->nslots - 1);
+/* The run of exact entries for a host name, or NULL. */
+static const struct route_slot *route_exact(const struct route_table *rt, const char *name, size_t name_n)
+{
+    size_t s = (size_t)route_hash(name, name_n) & (rt->nslots - 1);
     while (rt->slots[s].host) {
         const struct route_slot *sl = &rt->slots[s];
-        if (sl->host_len == name_n && memcmp(sl->host, host, name_n) == 0) {
-            for (size_t k = sl->first; k < sl->first + sl->count; k++) {
-                if (route_entry_path(&rt->exact[k], port, path, path_len))
-                    return rt->exact[k].app;
-            }
-            break;
-        }
+        if (sl->host_len == name_n && memcmp(sl->host, name, name_n) == 0)
+            return sl;
         s = (s + 1) & (rt->nslots - 1);
+    }
+    return NULL;
+}
+
+const struct app *route_match(const struct route_table *rt, const char *host, size_t host_len,
+                              const char *path, size_t path_len)
+{
+    size_t name_n;
+    int port;
+    if (!rt || !route_split_host(host, host_len, &name_n, &port))
+        return NULL;
+    const struct route_slot *sl = route_exact(rt, host, name_n);
+    for (size_t k = sl ? sl->first : 0; sl && k < sl->first + sl->count; k++) {
+        if (route_entry_path(&rt->exact[k], port, path, path_len))
+            return rt->exact[k].app;
     }
     for (size_t k = 0; k < rt->nwild; k++) {
         const struct route_entry *e = &rt->wild[k];
@@ -540,4 +555,22 @@ const struct app *route_match(const struct route_table *rt, const char *host, si
             return e->app;
     }
     return NULL;
+}
+
+void route_each_for_host(const struct route_table *rt, const char *host, size_t host_len,
+                         void (*fn)(void *arg, const struct app *app, const char *pattern), void *arg)
+{
+    size_t name_n;
+    int port;
+    if (!rt || !route_split_host(host, host_len, &name_n, &port))
+        return;
+    const struct route_slot *sl = route_exact(rt, host, name_n);
+    for (size_t k = sl ? sl->first : 0; sl && k < sl->first + sl->count; k++)
+        if (rt->exact[k].port < 0 || rt->exact[k].port == port)
+            fn(arg, rt->exact[k].app, rt->exact[k].canon);
+    for (size_t k = 0; k < rt->nwild; k++) {
+        const struct route_entry *e = &rt->wild[k];
+        if (route_wild_host(e, host, name_n) && (e->port < 0 || e->port == port))
+            fn(arg, e->app, e->canon);
+    }
 }

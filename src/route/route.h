@@ -46,4 +46,13 @@ int route_host_normalize(const char *host, size_t n, char *out);
 const struct app *route_match(const struct route_table *rt, const char *host, size_t host_len,
                               const char *path, size_t path_len);
 
+/* Every pattern that route_match would try for a normalized host ("name[:port]"), whatever the
+ * path, in the order it tries them: the exact host's, then the wildcard hosts' that match the
+ * name; a pattern naming another port is left out. fn gets the app and the pattern in its
+ * canonical form ("host[:port]/path", lowercase, "/STAR" when it had no path). From these
+ * alone, in this order, route_build and route_match choose the same app for any path of that
+ * host (the command line uses this to pick a token without asking the gateway). */
+void route_each_for_host(const struct route_table *rt, const char *host, size_t host_len,
+                         void (*fn)(void *arg, const struct app *app, const char *pattern), void *arg);
+
 #endif

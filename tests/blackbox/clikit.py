@@ -157,21 +157,50 @@ exit 1
         assert recs, f"cli_browser.mjs left no record: {p.stdout}{p.stderr}"
         return p.returncode, recs[-1]
 
-    def stored(self, host):
+    def stored(self, host, aud=None):
+        """The store's record of an origin (host[:port]) with, for convenience, "app_token",
+        "app" and "aud" of the app `aud` (by default: its only or first app); None when none."""
         p = self.store / f"{host}.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        if not p.exists():
+            return None
+        rec = json.loads(p.read_text())
+        apps = rec.get("apps") or {}
+        pick = aud if aud in apps else (next(iter(apps)) if apps and aud is None else None)
+        app = apps.get(pick) or {}
+        rec.update({"aud": pick, "app": app.get("app"), "app_token": app.get("app_token")})
+        return rec
 
-    def put_token(self, host, app, aud, token, scheme="http"):
-        """Writes a store record as latch does (SPEC.md §7: one 0600 file per host, naming the
-        origin its token was issued for)."""
+    def stored_org(self):
+        """The org token stored for the test gateway's auth domain, or None."""
+        p = self.store / f"org@auth.localhost:{self.d.port}.json"
+        return json.loads(p.read_text())["org_token"] if p.exists() else None
+
+    def put_token(self, host, app, aud, token, scheme="http", path="/"):
+        """Writes a store record as latch does (SPEC.md §7: one 0600 file per origin, naming the
+        origin its tokens were issued for, each app's token under its AUD, with the host's
+        patterns, which the gateway gives for a valid token: GET /cdn-cgi/access/app). aud None:
+        the app's at `path`, as the gateway says."""
+        import urllib.parse
+        import urllib.request
         self.store.mkdir(parents=True, exist_ok=True, mode=0o700)
         auth = self.d.port
         name, _, port = host.partition(":")
-        rec = {"host": host, "origin": f"{scheme}://{name}:{port or (443 if scheme == 'https' else 80)}",
-               "app": app, "aud": aud, "auth_domain": f"auth.localhost:{auth}",
-               "auth_url": f"http://auth.localhost:{auth}",
-               "auth_origin": f"http://auth.localhost:{auth}", "app_token": token}
+        port = int(port or (443 if scheme == "https" else 80))
+        q = urllib.parse.quote(path, safe="/")
+        req = urllib.request.Request(f"{scheme}://127.0.0.1:{port}/cdn-cgi/access/app?path={q}",
+                                     headers={"Host": host, "cf-access-token": token})
+        import ssl
+        ctx = ssl._create_unverified_context() if scheme == "https" else None
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            info = json.load(r)
+        aud = aud or info["aud"]
+        assert info.get("token") == "ok" and info["aud"] == aud, info
         p = self.store / f"{host}.json"
+        rec = json.loads(p.read_text()) if p.exists() else {
+            "version": 2, "host": host, "origin": f"{scheme}://{name}:{port}", "apps": {}}
+        rec.update({"auth_domain": f"auth.localhost:{auth}", "auth_url": f"http://auth.localhost:{auth}",
+                    "auth_origin": f"http://auth.localhost:{auth}", "routes": info["routes"]})
+        rec["apps"][aud] = {"app": app, "app_token": token}
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(rec, f)
@@ -227,6 +256,40 @@ def printed(stderr):
     c = CODE_RE.search(stderr)
     u = URL_RE.search(stderr) or LOCAL_RE.search(stderr)
     return (c.group(1) if c else None), (u.group(1) if u else None)
+
+
+def read_until_printed(p, timeout=20.0):
+    """The stderr of a running latch (Popen) up to the line that shows the confirmation URL."""
+    err = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and "/cdn-cgi/access/cli?" not in err:
+        line = p.stderr.readline()
+        if not line:
+            break
+        err += line
+    return err
+
+
+def self_signed(tmp_path, *names):
+    """A self-signed certificate for `names` (the first is its CN): (key path, cert path)."""
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    san = ",".join(f"DNS:{n}" for n in names)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
+                    str(key), "-out", str(crt), "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}"],
+                   check=True, capture_output=True, timeout=60)
+    return key, crt
+
+
+def tls_gateway(latchd, tmp_path, plain_apps=lambda port: []):
+    """A gateway with a plain listener and a TLS one (self-signed for api.localhost), its app
+    `api` on the TLS port, plain_apps(port) on the plain one: (d, "api.localhost:TLSPORT", cert)."""
+    from harness import free_port
+    key, crt = self_signed(tmp_path, "api.localhost")
+    port, tport = free_port(), free_port()
+    cfg = gateway_config(port, [person_app("api", "api.localhost", tport), *plain_apps(port)])
+    cfg["listen"] = [{"address": f"127.0.0.1:{port}"},
+                     {"address": f"127.0.0.1:{tport}", "tls": {"cert": str(crt), "key": str(key)}}]
+    return latchd(cfg, port=port, extra_ports=[tport]), f"api.localhost:{tport}", crt
 
 
 def mode_of(path):

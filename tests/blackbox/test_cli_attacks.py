@@ -20,7 +20,7 @@ import pytest
 import authkit as ak
 from clikit import (EMAIL, Handoff, Sodium, b64u, cli_factory,  # noqa: F401 (fixtures)
                     gateway_config, jwt_claims, mode_of, needs_browser, otp_session,
-                    person_app, transfer)
+                    person_app, self_signed, transfer)
 from browser import Client
 from harness import free_port
 
@@ -300,11 +300,7 @@ def test_store_modes_and_foreign_directory(latchd, cli_factory, tmp_path):
 def test_binding_cookie_on_tls_is_host_prefixed(latchd, tmp_path):
     """On a TLS listener the handoff's binding cookie is __Host-latch_cli: Secure, Path=/, no
     Domain, so no sibling host can set or shadow it."""
-    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
-                    str(key), "-out", str(crt), "-subj", "/CN=auth.localhost",
-                    "-addext", "subjectAltName=DNS:auth.localhost,DNS:api.localhost"],
-                   check=True, capture_output=True, timeout=60)
+    key, crt = self_signed(tmp_path, "auth.localhost", "api.localhost")
     port = free_port()
     cfg = gateway_config(port, [person_app("api", "api.localhost", port)])
     cfg["listen"] = [{"address": f"127.0.0.1:{port}", "tls": {"cert": str(crt), "key": str(key)}}]

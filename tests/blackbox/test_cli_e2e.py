@@ -17,7 +17,7 @@ import pytest
 import authkit as ak
 from clikit import (EMAIL, auth_requests, cli_factory,  # noqa: F401 (fixture)
                     gateway_config, jwt_claims, mode_of,
-                    needs_browser, person_app, printed)
+                    needs_browser, person_app, printed, read_until_printed)
 from harness import free_port, get
 
 
@@ -83,17 +83,17 @@ def test_first_call_logs_in_then_token_reused(latchd, cli_factory, tmp_path):
     assert e["headers"]["cf-access-authenticated-user-email"] == EMAIL
     assert len(c.browser_calls()) == 1
 
-    # the store: one file per host (+ the org token), 0600 in a 0700 directory
+    # the store: one file per origin (+ the org token), 0600 in a 0700 directory
     assert mode_of(c.store) == 0o700, oct(mode_of(c.store))
     files = sorted(f.name for f in c.store.iterdir() if f.name.endswith(".json"))
-    assert files == [f"api.localhost:{d.port}.json", f"auth.localhost:{d.port}.org.json"], files
+    assert files == [f"api.localhost:{d.port}.json", f"org@auth.localhost:{d.port}.json"], files
     for f in c.store.iterdir():
         assert mode_of(f) == 0o600, (f, oct(mode_of(f)))
     rec_app = c.stored(f"api.localhost:{d.port}")
     app_tok = rec_app["app_token"]
     cl = jwt_claims(app_tok)
     assert cl["type"] == "app" and cl["email"] == EMAIL and cl["aud"] == [ak.aud_of(d, f"api.localhost:{d.port}")]
-    org = json.loads((c.store / f"auth.localhost:{d.port}.org.json").read_text())["org_token"]
+    org = c.stored_org()
     assert jwt_claims(org)["type"] == "org"
     # no token, code or key in the gateway's logs (SPEC.md §9)
     logs = d.requests_log.read_text() + d.auth_log.read_text() + d.stdout()
@@ -217,13 +217,15 @@ def test_revoked_token_clear_message_and_new_login(latchd, cli_factory):
     ak.cli(d, "revoke", "--email", EMAIL, check=True)
     ak.wait_until(lambda: get(d.port, "/", host=f"api.localhost:{d.port}",
                               headers=[("cf-access-token", old)]).status == 401, 5)
-    # latch curl sends the stored token without asking first: curl shows the gateway's 401
+    # latch curl sends the stored token without asking first: curl shows the gateway's 401 as
+    # it got it, and latch says what happened and exits 4 (not curl's 0), having forgotten it
     p = c.run("curl", "-sS", url, browser="forbidden")
-    assert p.returncode == 0 and json.loads(p.stdout)["error"] == "login_required", p.stdout
-    # latch login checks the token online, says it was refused, and logs in again
+    assert p.returncode == 4 and json.loads(p.stdout)["error"] == "login_required", (p.returncode, p.stdout)
+    assert "refused the token" in p.stderr and "revoked" in p.stderr and "latch login" in p.stderr, p.stderr
+    assert c.stored(f"api.localhost:{d.port}")["app_token"] is None
+    # latch login: the revoked org token cannot stand in either; a browser login
     p = c.run("--timeout", "60", "login", url, timeout=90)
     assert p.returncode == 0, (p.returncode, p.stderr)
-    assert "refused" in p.stderr and "revoked" in p.stderr, p.stderr
     assert f"logged in to api.localhost:{d.port} as {EMAIL}" in p.stderr, p.stderr
     assert len(c.browser_calls()) == 2, "the revoked org token must not stand in for a login"
     assert c.records(2)[-1]["ok"]
@@ -240,13 +242,7 @@ def test_no_browser_prints_a_url_completed_elsewhere(latchd, cli_factory):
     c = cli_factory(d)
     url = d.url("api.localhost", "/far")
     p = c.popen("--no-browser", "--timeout", "60", "curl", "-sS", url, browser="forbidden")
-    err = ""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "/cdn-cgi/access/cli?" not in err:
-        line = p.stderr.readline()
-        if not line:
-            break
-        err += line
+    err = read_until_printed(p)
     code, shown = printed(err)
     assert code and shown and "open this URL in a browser" in err, err
     rc, rec = c.browse(shown, expect_code=code)   # a browser on another device
@@ -294,11 +290,12 @@ def test_service_token_never_opens_a_browser(latchd, cli_factory, tmp_path):
     assert e["path"] == "/deploy"
     assert jwt_claims(e["headers"]["cf-access-jwt-assertion"])["common_name"] == cid
     assert "cf-access-client-secret" not in e["headers"]
-    # a wrong secret: the gateway refuses, still no browser and nothing stored
+    # a wrong secret: the gateway refuses (curl prints what it got, latch says so and exits 4),
+    # still no browser and nothing stored
     p = c.run("--timeout", "3", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url,
               browser="forbidden", env={**creds, "LATCH_CLIENT_SECRET": "0" * len(secret)})
-    assert p.returncode == 0 and p.stdout in ("401", "403"), (p.stdout, p.stderr)
-    assert "browser" not in p.stderr
+    assert p.returncode == 4 and p.stdout == "401", (p.returncode, p.stdout, p.stderr)
+    assert "refused the service token" in p.stderr and "browser" not in p.stderr, p.stderr
     # latch token with the credentials: never a browser either
     p = c.run("--timeout", "3", "token", url, browser="forbidden", env=creds)
     assert c.forbidden_browser_calls() == [] and c.browser_calls() == []

@@ -25,7 +25,7 @@ import pytest
 
 import authkit as ak
 from clikit import (EMAIL, LATCH, Recorder, cli_factory,  # noqa: F401 (fixture)
-                    gateway_config, person_app, recorder_factory)
+                    gateway_config, person_app, recorder_factory, self_signed, tls_gateway)
 from harness import free_port
 
 SECRET = "s3cr3t-service-token-secret-for-the-matrix"
@@ -160,10 +160,7 @@ def test_redirects_keep_the_token_on_its_origin(setup, tmp_path):
     redirect changes the host, the port or the scheme; a redirect within the origin keeps it."""
     s = setup
     # the scheme: a TLS recorder for api.localhost on another port, trusted through --cacert
-    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
-                    str(key), "-out", str(crt), "-subj", "/CN=api.localhost",
-                    "-addext", "subjectAltName=DNS:api.localhost"], check=True, capture_output=True, timeout=60)
+    key, crt = self_signed(tmp_path, "api.localhost")
     tls = TlsRecorder(crt, key)
     try:
         s.origin.redirects["/to-scheme"] = f"https://api.localhost:{tls.port}/landing"
@@ -246,17 +243,8 @@ def test_https_proxy_tunnels_and_sees_no_token(latchd, cli_factory, tmp_path):
     """curl 7.88 sends the user's headers only inside the tunnel to the origin, never in the
     CONNECT to the proxy (checked here with a real CONNECT proxy): proxies are allowed with
     https, by option and by environment."""
-    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
-                    str(key), "-out", str(crt), "-subj", "/CN=api.localhost",
-                    "-addext", "subjectAltName=DNS:api.localhost"], check=True, capture_output=True, timeout=60)
-    port, tport = free_port(), free_port()
-    cfg = gateway_config(port, [person_app("api", "api.localhost", tport)])
-    cfg["listen"] = [{"address": f"127.0.0.1:{port}"},
-                     {"address": f"127.0.0.1:{tport}", "tls": {"cert": str(crt), "key": str(key)}}]
-    d = latchd(cfg, port=port, extra_ports=[tport])
+    d, host, crt = tls_gateway(latchd, tmp_path)
     c = cli_factory(d)
-    host = f"api.localhost:{tport}"
     tok = ak.issue(d, "api", EMAIL)
     c.put_token(host, "api", ak.aud_of(d, host), tok, scheme="https")
     proxy = ConnectProxy()

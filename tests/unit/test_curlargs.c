@@ -1,8 +1,11 @@
-/* Unit tests of what `latch curl` lets curl do (src/cli/curlargs.c, origin.c; SPEC.md §7): URLs
- * read strictly to their origin, the cleartext rule, curl's command line read as curl reads it
- * (clusters, attached values, --no-, "--"), every URL of it required to be the token's origin,
- * the options that are refused; and latch's table of curl's options compared with the installed
- * curl's own `curl --help all`, so that a curl that adds options fails here first. */
+/* Unit tests of what `latch curl` lets curl do (src/cli/curlargs.c, origin.c, routes.c,
+ * answer.c; SPEC.md §7): URLs read strictly to their origin, the cleartext rule, a URL without
+ * a scheme read as https, paths read as the gateway matches them and the app of a path from the
+ * gateway's patterns, curl's command line read as curl reads it (clusters, attached values,
+ * --no-, "--"), every URL of it required to be the token's origin, the options that are
+ * refused; the gateway's refusal found in curl's header dump; and latch's table of curl's
+ * options compared with the installed curl's own `curl --help all`, so that a curl that adds
+ * options fails here first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -146,6 +149,7 @@ static int read_args(const char *line, struct cli_curl_plan *plan, char *why, si
             fail_msg("refused: %s: %s", line, w_);                                                        \
         assert_int_equal(p_.nurls, want_n);                                                                \
         assert_string_equal(p_.origin.text, "http://api.localhost:8080");                                \
+        cli_curl_plan_free(&p_);                                                                          \
     } while (0)
 #define REFUSE(line, part)                                                                                \
     do {                                                                                                  \
@@ -153,6 +157,7 @@ static int read_args(const char *line, struct cli_curl_plan *plan, char *why, si
         char w_[1024];                                                                                    \
         if (read_args(line, &p_, w_, sizeof w_) == 0)                                                     \
             fail_msg("accepted: %s", line);                                                               \
+        cli_curl_plan_free(&p_);                                                                          \
         if (!strstr(w_, part))                                                                            \
             fail_msg("%s: the reason '%s' does not say '%s'", line, w_, part);                             \
     } while (0)
@@ -172,10 +177,17 @@ static void command_lines(void **state)
     ACCEPT("-L " APP, 1);
     /* other origins, however they are given */
     REFUSE(APP " " OTHER "/", "another origin");
-    REFUSE(APP " other.localhost:9/x", "not an absolute");
+    REFUSE(APP " other.localhost:9/x", "another origin"); /* https://other.localhost:9/x */
+    REFUSE(APP " api.localhost:8080/x", "another origin"); /* https: not the http origin */
     REFUSE(APP " --url " OTHER, "another origin");
     REFUSE(APP " -- " OTHER, "another origin");
-    REFUSE(APP " -- -x", "not an absolute");
+    REFUSE(APP " -- -x", "another origin");
+    REFUSE(APP " -- ftp://api.localhost:8080/", "not an absolute");
+    /* latch's own options after `curl`: latch's word, not "not a curl option" */
+    REFUSE("--no-browser " APP, "option of latch");
+    REFUSE(APP " --no-browser", "option of latch");
+    REFUSE(APP " --timeout 5", "option of latch");
+    REFUSE("--timeout=5 " APP, "option of latch");
     REFUSE(APP " http://api.localhost:8081/", "another origin");
     REFUSE(APP " https://api.localhost:8080/", "another origin");
     REFUSE(APP " http://api.localhost/", "another origin");
@@ -226,6 +238,122 @@ static void command_lines(void **state)
     assert_true(p.info);
     assert_int_equal(read_args("-V", &p, why, sizeof why), 0);
     assert_true(p.info);
+    /* a URL without a scheme is https, and curl gets it so written (its word's index) */
+    assert_int_equal(read_args("-sS api.localhost:8080/x --url https://api.localhost:8080/y", &p, why, sizeof why), 0);
+    assert_string_equal(p.origin.text, "https://api.localhost:8080");
+    assert_int_equal(p.nurls, 2);
+    assert_string_equal(p.urls[0], "https://api.localhost:8080/x");
+    assert_int_equal(p.argi[0], 1);
+    assert_non_null(p.owned[0]);
+    assert_null(p.owned[1]);
+    assert_int_equal(p.argi[1], 3);
+    cli_curl_plan_free(&p);
+    /* what decides the path, kept for latch: -T files, --request-target, -g, -D */
+    assert_int_equal(read_args("-gT a.txt -T b.txt -D h.txt --request-target /t " APP "/", &p, why, sizeof why), 0);
+    assert_int_equal(p.nuploads, 2);
+    assert_string_equal(p.uploads[1], "b.txt");
+    assert_string_equal(p.request_target, "/t");
+    assert_string_equal(p.dump_header, "h.txt");
+    assert_true(p.globoff);
+    cli_curl_plan_free(&p);
+}
+
+static char *match_of(const char *url)
+{
+    char *raw = cli_url_raw_path(url), *m = NULL, why[512];
+    assert_non_null(raw);
+    int rc = cli_path_match(raw, &m, why, sizeof why);
+    free(raw);
+    return rc == 0 ? m : NULL;
+}
+
+#define MATCH(url, want)                                                                                  \
+    do {                                                                                                  \
+        char *m_ = match_of(url);                                                                         \
+        if (!m_)                                                                                          \
+            fail_msg("%s: no path", url);                                                                 \
+        if (strcmp(m_, want))                                                                             \
+            fail_msg("%s: path %s, want %s", url, m_, want);                                              \
+        free(m_);                                                                                         \
+    } while (0)
+
+/* The path of a URL as the gateway matches it (http/path.h), and a URL without a scheme. */
+static void paths(void **state)
+{
+    char buf[256];
+    assert_string_equal(cli_url_scheme("wiki.example.com", buf, sizeof buf), "https://wiki.example.com");
+    assert_string_equal(cli_url_scheme("wiki.example.com:8443/a?b", buf, sizeof buf), "https://wiki.example.com:8443/a?b");
+    assert_string_equal(cli_url_scheme("http://x.localhost/", buf, sizeof buf), "http://x.localhost/");
+    assert_null(cli_url_scheme("wiki.example.com", buf, 10));
+    MATCH("http://h.localhost", "/");
+    MATCH("http://h.localhost?x=/private/", "/");
+    MATCH("http://h.localhost#/private/", "/");
+    MATCH("http://h.localhost/private/x?y#z", "/private/x");
+    MATCH("http://h.localhost/a/../private/x", "/private/x");
+    MATCH("http://h.localhost//private//x", "/private/x");
+    MATCH("http://h.localhost/%70rivate/x", "/private/x");
+    MATCH("http://h.localhost/private;v=1/x", "/private/x");
+    MATCH("http://h.localhost/%2e%2e/private/", "/private/");
+    MATCH("http://h.localhost/caf\xc3\xa9", "/caf%C3%A9");   /* curl encodes non-ASCII */
+    MATCH("http://h.localhost/caf%c3%a9", "/caf%C3%A9");
+    assert_null(match_of("http://h.localhost/a%2Fb"));
+    assert_null(match_of("http://h.localhost/a b"));
+    assert_null(match_of("http://h.localhost/a\\b"));
+    assert_true(cli_path_globs("/{a,b}"));
+    assert_true(cli_path_globs("/x[1-2]"));
+    assert_false(cli_path_globs("/x(1)"));
+}
+
+static const char *aud_for(json_t *routes, const char *host, const char *path)
+{
+    return cli_routes_aud(routes, host, path);
+}
+
+/* The app of a path from the gateway's patterns, in its order, as route_match picks it. */
+static void routes_pick_the_app(void **state)
+{
+    json_error_t je;
+    json_t *r = json_loads("[{\"pattern\":\"files.localhost:8080/private/admin\",\"aud\":\"C\"},"
+                           "{\"pattern\":\"files.localhost:8080/private/*\",\"aud\":\"B\"},"
+                           "{\"pattern\":\"files.localhost/*\",\"aud\":\"A\"},"
+                           "{\"pattern\":\"*.localhost/pub*\",\"aud\":\"W\"}]", 0, &je);
+    assert_non_null(r);
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/private/x"), "B");
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/private/admin"), "C");
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/private/admin/x"), "B");
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/private"), "A");   /* /private/STAR: not /private */
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/"), "A");
+    assert_string_equal(aud_for(r, "files.localhost:9", "/private/x"), "A");    /* another port */
+    assert_string_equal(aud_for(r, "files.localhost:8080", "/public"), "A");    /* the exact host first */
+    assert_string_equal(aud_for(r, "other.localhost:8080", "/public"), "W");
+    assert_null(aud_for(r, "other.localhost:8080", "/x"));
+    json_t *bad = json_loads("[{\"pattern\":\"files.localhost/a\",\"aud\":\"A\"},{\"pattern\":\"files.localhost/a\",\"aud\":\"B\"}]",
+                             0, &je);
+    assert_null(aud_for(bad, "files.localhost", "/a")); /* patterns the gateway would never send */
+    assert_null(aud_for(NULL, "files.localhost", "/a"));
+    json_decref(bad);
+    json_decref(r);
+}
+
+/* The gateway's refusal in curl's header dump, and nothing else. */
+static void answers(void **state)
+{
+    const char *refused = "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                          "WWW-Authenticate: Bearer realm=\"http://auth.localhost:8080\", error=\"login_required\", "
+                          "authorization_uri=\"http://auth.localhost:8080/cdn-cgi/access/login/x\"\r\n\r\n";
+    assert_int_equal(cli_answer_refused(refused, strlen(refused)), 1);
+    const char *two = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nwww-authenticate: bearer "
+                      "error=\"login_required\"\r\n\r\nHTTP/2 401 \r\nwww-authenticate: Bearer error=\"login_required\"\r\n";
+    assert_int_equal(cli_answer_refused(two, strlen(two)), 2);
+    const char *origin = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"api\"\r\n\r\n";
+    assert_int_equal(cli_answer_refused(origin, strlen(origin)), 0);
+    const char *ok = "HTTP/1.1 302 Found\r\nWWW-Authenticate: Bearer error=\"login_required\"\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\n\r\n";
+    assert_int_equal(cli_answer_refused(ok, strlen(ok)), 0);
+    const char *other = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\n\r\n";
+    assert_int_equal(cli_answer_refused(other, strlen(other)), 0);
+    assert_int_equal(cli_answer_refused("", 0), 0);
+    assert_int_equal(cli_answer_refused(refused, 20), 0); /* cut before the challenge */
 }
 
 /* The table against `curl --help all`: the same options, short letters and arity. Options
@@ -302,6 +430,9 @@ int main(void)
         cmocka_unit_test(origins),
         cmocka_unit_test(cleartext_rule),
         cmocka_unit_test(command_lines),
+        cmocka_unit_test(paths),
+        cmocka_unit_test(routes_pick_the_app),
+        cmocka_unit_test(answers),
         cmocka_unit_test(table_matches_installed_curl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

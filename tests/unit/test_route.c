@@ -1,5 +1,6 @@
 /* Unit tests of the router (src/route/route.c): host and path patterns, ports, ranking,
- * duplicates, and the host normalization requests go through first. */
+ * duplicates, the host normalization requests go through first, and a host's patterns alone
+ * (route_each_for_host, what the command line is given) choosing as the whole table does. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -265,6 +266,76 @@ static void test_route_pattern_check(void **state)
     }
 }
 
+/* A table built from route_each_for_host's patterns for one host, in its order, one app per
+ * pattern (as the command line builds it, src/cli/routes.c). */
+struct host_view {
+    struct config cfg;
+    struct app apps[64];
+    const char *pats[64];
+    char *owned[64];
+    const struct app *real[64];
+};
+
+static void view_add(void *arg, const struct app *app, const char *pattern)
+{
+    struct host_view *v = arg;
+    size_t i = v->cfg.napps;
+    assert_true(i < 64);
+    v->owned[i] = strdup(pattern);
+    v->pats[i] = v->owned[i];
+    v->real[i] = app;
+    v->apps[i].name = (char *)app->name;
+    v->apps[i].domains = (char **)&v->pats[i];
+    v->apps[i].ndomains = 1;
+    v->cfg.apps = v->apps;
+    v->cfg.napps = i + 1;
+}
+
+static void test_route_host_view_agrees(void **state)
+{
+    struct fixture *f = *state;
+    static const char *hosts[] = { "api.example.com", "x.example.com", "footest.example.com", "test.example.com",
+                                   "foo.example.com", "app.localhost:8080", "app.localhost:9", "app.localhost",
+                                   "spec.test", "ports.test", "ports.test:8080", "ports.test:9", "one.test",
+                                   "two.test", "a.multi.test", "[::1]:9000", "trail.example.com", "none.test" };
+    static const char *paths[] = { "/", "/admin", "/admin/", "/admin/x", "/health", "/health/x", "/foo/bar",
+                                   "/foo1/x/bar", "/alpha/a", "/a/x", "/a/b/x", "/a/b/c", "/a/z/c", "/x", "/y" };
+    for (size_t h = 0; h < sizeof hosts / sizeof *hosts; h++) {
+        struct host_view v;
+        memset(&v, 0, sizeof v);
+        route_each_for_host(f->rt, hosts[h], strlen(hosts[h]), view_add, &v);
+        char *err = NULL;
+        struct route_table *rt = v.cfg.napps ? route_build(&v.cfg, &err) : NULL;
+        if (v.cfg.napps && !rt)
+            fail_msg("%s: the host's patterns do not build: %s", hosts[h], err ? err : "?");
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+            const struct app *want = route_match(f->rt, hosts[h], strlen(hosts[h]), paths[p], strlen(paths[p]));
+            const struct app *got = rt ? route_match(rt, hosts[h], strlen(hosts[h]), paths[p], strlen(paths[p])) : NULL;
+            const char *gname = got ? got->name : NULL, *wname = want ? want->name : NULL;
+            if ((gname == NULL) != (wname == NULL) || (gname && strcmp(gname, wname)))
+                fail_msg("%s%s: the whole table says %s, the host's patterns %s", hosts[h], paths[p],
+                         wname ? wname : "none", gname ? gname : "none");
+        }
+        route_free(rt);
+        for (size_t i = 0; i < v.cfg.napps; i++)
+            free(v.owned[i]);
+    }
+    /* a port the pattern does not name is left out; an exact host lists its own first */
+    struct host_view v;
+    memset(&v, 0, sizeof v);
+    route_each_for_host(f->rt, "ports.test:9", 12, view_add, &v);
+    assert_int_equal(v.cfg.napps, 1);
+    assert_string_equal(v.pats[0], "ports.test/*");
+    free(v.owned[0]);
+    memset(&v, 0, sizeof v);
+    route_each_for_host(f->rt, "api.example.com", 15, view_add, &v);
+    assert_true(v.cfg.napps == 5);
+    assert_string_equal(v.apps[0].name, "api-health");
+    assert_string_equal(v.apps[3].name, "wild-admin");
+    for (size_t i = 0; i < v.cfg.napps; i++)
+        free(v.owned[i]);
+}
+
 static void test_route_host_normalize(void **state)
 {
     (void)state;
@@ -302,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_wildcards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_ports_and_literals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_most_specific, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_host_view_agrees, setup, teardown),
         cmocka_unit_test(test_route_duplicates),
         cmocka_unit_test(test_route_pattern_check),
         cmocka_unit_test(test_route_host_normalize),
