@@ -27,6 +27,7 @@
 #include "route/served.h"
 
 #include "core/log.h"
+#include "http/cookie.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
@@ -108,7 +109,7 @@ struct cli_req {
     char key[KEY_B64_LEN + 1];
     char n[NONCE_B64_LEN + 1]; /* sealed into the box: the CLI takes only its own request's */
     char host[512];
-    char path[1024]; /* the app's path on host, "/" when the link named none */
+    char path[HANDOFF_PATH_MAX]; /* the app's path on host, "/" when the link named none */
     char bind[65];
 };
 
@@ -209,14 +210,14 @@ static int cli__confirm_page(struct conn *c, struct local_req *r, const struct c
     struct strbuf sb;
     sb_init(&sb, 8192);
     sb_adds(&sb, "<h1>Authorize the command line?</h1><p>A terminal asks to sign in to <b>");
-    local_html(&sb, app->name);
+    local_html(&sb, app->display_name);
     sb_adds(&sb, "</b> (<b class=\"host\">");
     local_html(&sb, q->host);
     sb_adds(&sb, "</b>) as <b>");
     local_html(&sb, id->email);
     sb_adds(&sb, "</b>.</p><p class=\"scope\">If you authorize it, that command line will be able to reach "
                  "<b>every application you may reach</b> through this gateway, not only ");
-    local_html(&sb, app->name);
+    local_html(&sb, app->display_name);
     sb_addf(&sb, ", without asking you again, until your session ends: <b>%s</b> (in %s).</p>", until, lasts);
     sb_adds(&sb, "<p>Go on only if you just ran <code>latch</code> and it shows this code:</p><div class=\"code\">");
     sb_adds(&sb, code);
@@ -255,7 +256,7 @@ static const char already_opened[] =
  * refuses. */
 static int cli__open(struct conn *c, struct local_req *r)
 {
-    char host[512], key[64], n[32], path[1024] = "/";
+    char host[512], key[64], n[32], path[HANDOFF_PATH_MAX] = "/";
     unsigned char pk[crypto_box_PUBLICKEYBYTES], raw[16];
     size_t rawlen;
     if (!auth__query(r, "host", host, sizeof host) || !auth__query(r, "key", key, sizeof key) ||
@@ -519,7 +520,7 @@ static int cli__transfer(struct conn *c, struct local_req *r)
  * that a request for that host and path reaches (path "/" when none is named). */
 static int cli__token(struct conn *c, struct local_req *r, const char *org_header)
 {
-    char host[512], path[1024] = "/";
+    char host[512], path[HANDOFF_PATH_MAX] = "/";
     if (!org_header || !auth__form(r, "host", host, sizeof host) ||
         (r->body.p && form_count(r->body.p, r->body.len, "path") > 0 && !auth__form(r, "path", path, sizeof path)))
         return local_json(c, 400, json_pack("{s:s}", "error", "host and cf-access-token required"), NULL);
@@ -602,16 +603,17 @@ static enum token_status cli__app_token(const struct local_req *r, const struct 
  * cf-access-token, also "token": "ok" or why it would be refused (expired, revoked,
  * bad_audience…), and for a good one its email and every pattern of this host with its app's
  * AUD, in the order the gateway tries them (route_each_for_host): the command line picks a
- * token per path from them. Only to the holder of a valid token: nobody else learns the
- * layout of the host's paths. */
+ * token per path from them; on https the token cookie's pair ("pair", cookie.h), which
+ * `latch curl -L` sends beside the token as cookies. Only to the holder of a valid token:
+ * nobody else learns the layout of the host's paths. */
 int auth__cli_app(struct conn *c, struct local_req *r)
 {
-    char path[4096] = "/";
+    char path[HANDOFF_PATH_MAX] = "/";
     if (form_count(r->query, r->query_len, "path") > 1 ||
         (form_count(r->query, r->query_len, "path") == 1 &&
          (!auth__query(r, "path", path, sizeof path) || path[0] != '/')))
         return local_json(c, 400, json_pack("{s:s,s:s}", "error", "bad_path", "message",
-                                            "path must be one absolute path (/…)"), NULL);
+                                            "path must be one absolute path (/…) of at most 2047 bytes"), NULL);
     const struct app *app = auth__app_at(r, r->host, path);
     if (!app)
         return local_json(c, 404, json_pack("{s:s,s:s}", "error", "not_found", "message",
@@ -631,6 +633,11 @@ int auth__cli_app(struct conn *c, struct local_req *r)
                 route_each_for_host(r->rt->routes, host, (size_t)n, cli__pattern, &p);
             json_object_set_new(j, "email", json_string(email ? email : ""));
             json_object_set_new(j, "routes", p.list ? p.list : json_array());
+            if (r->self.https) { /* the token cookie's pair, for a client that sends it as a cookie */
+                char pair[33];
+                cookie_token_pair(r->rt->secret, r->access_token, strlen(r->access_token), pair);
+                json_object_set_new(j, "pair", json_string(pair));
+            }
         }
         free(email);
     }
@@ -639,8 +646,10 @@ int auth__cli_app(struct conn *c, struct local_req *r)
 
 /* --- cli-logout: the command line ends its own session --------------------------------------- */
 
-/* The session of a token of ours, valid now: the org token, or an app token of any app. */
-static bool cli__session_of(const struct local_req *r, const char *tok, char session[33], char **email, char **idp)
+/* The session of a token of ours, valid now: the org token, or an app token of any app;
+ * *ended when a revocation already refuses it (its session ended, its address revoked). */
+static bool cli__session_of(const struct local_req *r, const char *tok, char session[33], char **email, char **idp,
+                            bool *ended)
 {
     struct token t;
     time_t now = time(NULL);
@@ -654,6 +663,7 @@ static bool cli__session_of(const struct local_req *r, const char *tok, char ses
     bool ok = ts == TOKEN_OK && t.identity_nonce && strlen(t.identity_nonce) == 32 && cli__hex(t.identity_nonce, 32);
     if (ok) {
         memcpy(session, t.identity_nonce, 33);
+        *ended = revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat);
         *email = t.email ? strdup(t.email) : NULL;
         *idp = t.idp ? strdup(t.idp) : NULL;
     }
@@ -677,11 +687,17 @@ static int cli__logout(struct conn *c, struct local_req *r, const char *tok)
 {
     char session[33];
     char *email = NULL, *idp = NULL;
+    bool ended = false;
     if (strcmp(r->method, "POST"))
         return local_json(c, 405, json_pack("{s:s}", "error", "method_not_allowed"), "Allow: POST\r\n");
-    if (!tok || !cli__session_of(r, tok, session, &email, &idp))
+    if (!tok || !cli__session_of(r, tok, session, &email, &idp, &ended))
         return local_json(c, 401, json_pack("{s:s,s:s}", "error", "not_authenticated", "message",
                                             "no valid token of ours in cf-access-token"), NULL);
+    if (ended) { /* already refused everywhere: nothing to write (a replayed old token costs no disk) */
+        free(email);
+        free(idp);
+        return cli__logout_done(c, r, session, true);
+    }
     log_auth(r->rt->auth_log, "logout", email, idp, NULL, r->client_ip, true, "command line session ended");
     free(email);
     free(idp);

@@ -145,7 +145,8 @@ bool cli_cleartext_ok(const struct cli_origin *o)
 
 const char *cli_url_scheme(const char *arg, char *buf, size_t cap)
 {
-    if (strstr(arg, "://"))
+    const char *sep = strstr(arg, "://"); /* a scheme only where it comes first (not in a query) */
+    if (sep && (size_t)(sep - arg) < strcspn(arg, "/?#"))
         return arg;
     int n = snprintf(buf, cap, "https://%s", arg);
     return n > 0 && (size_t)n < cap ? buf : NULL;

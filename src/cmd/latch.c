@@ -5,6 +5,7 @@
 #include "core/strbuf.h"
 #include "core/version.h"
 #include "http/form.h"
+#include "token/handoff.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +86,7 @@ struct app_info {
     char *token_status;         /* with a token sent: "ok", or why it would be refused */
     char *email;                /* with a good token: whose */
     json_t *routes;             /* with a good token: the host's patterns */
+    char *pair;                 /* with a good token, on https: its cookie's pair */
 };
 
 static void app_info_free(struct app_info *a)
@@ -95,6 +97,9 @@ static void app_info_free(struct app_info *a)
     free(a->app);
     free(a->token_status);
     free(a->email);
+    if (a->pair)
+        sodium_memzero(a->pair, strlen(a->pair));
+    free(a->pair);
     json_decref(a->routes);
     memset(a, 0, sizeof *a);
 }
@@ -150,6 +155,12 @@ static int discover(const struct target *t, const char *token, struct app_info *
 {
     char err[512], base[300], why[512], hdr[9000];
     memset(a, 0, sizeof *a);
+    if (strlen(t->path) >= HANDOFF_PATH_MAX) { /* the gateway's sign-in would not carry it */
+        fprintf(stderr, "latch: the URL's path is longer than %d bytes, more than a sign-in carries; "
+                        "log in with a shorter URL of the same app (latch login), then run this again\n",
+                HANDOFF_PATH_MAX - 1);
+        return CLI_USAGE;
+    }
     origin_base(&t->origin, base, sizeof base);
     struct strbuf url;
     sb_init(&url, CLI_HANDOFF_URL_MAX);
@@ -207,6 +218,8 @@ static int discover(const struct target *t, const char *token, struct app_info *
     const char *ts = json_string_value(json_object_get(j, "token"));
     const char *em = json_string_value(json_object_get(j, "email"));
     json_t *routes = json_object_get(j, "routes");
+    const char *pair = json_string_value(json_object_get(j, "pair"));
+    a->pair = pair && strlen(pair) == 32 ? strdup(pair) : NULL;
     a->token_status = ts ? strdup(ts) : NULL;
     a->email = em ? strdup(em) : NULL;
     a->routes = json_is_array(routes) ? json_incref(routes) : NULL;
@@ -754,8 +767,24 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
             st = CLI_USAGE;
             goto out;
         }
-        if (plan.follow) /* a Cookie header: since 7.83 curl drops it when a redirect changes the
-                          * host, the port or the scheme (CVE-2022-27776); it keeps other headers */
+        if (plan.follow && !strcmp(plan.origin.scheme, "https")) {
+            /* on https the gateway takes the token cookie only with its pair, which it gives
+             * the token's holder */
+            struct app_info chk = { 0 };
+            st = discover(&t, token, &chk);
+            if (st == CLI_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
+                fprintf(stderr, "latch curl: the gateway did not give the token's cookie pair (%s); "
+                                "run latch login %s, or drop -L\n", refusal_words(chk.token_status), t.url);
+                st = CLI_REFUSED;
+            }
+            if (st == CLI_OK)
+                snprintf(text, sizeof text, "Cookie: CF_Authorization=%s; __Host-latch_pair=%s\n", token, chk.pair);
+            app_info_free(&chk);
+            if (st != CLI_OK)
+                goto out;
+        } else if (plan.follow) /* a Cookie header: since 7.83 curl drops it when a redirect
+                                 * changes the host, the port or the scheme (CVE-2022-27776); it
+                                 * keeps other headers */
             snprintf(text, sizeof text, "Cookie: CF_Authorization=%s\n", token);
         else
             snprintf(text, sizeof text, "cf-access-token: %s\n", token);

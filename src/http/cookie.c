@@ -153,9 +153,7 @@ char *cookie_own_set_line(const char *base, const char *value, const char *path,
 
 #define COOKIE_PAIR_CONTEXT "latch token cookie pair v1"
 
-/* 32 hex digits: a keyed hash of the token's last 64 bytes (its signature: tokens we signed
- * differ there). */
-static void cookie__pair_tag(const unsigned char key[32], const char *tok, size_t n, char out[33])
+void cookie_token_pair(const unsigned char key[32], const char *tok, size_t n, char out[33])
 {
     unsigned char h[16];
     size_t tail = n < 64 ? n : 64;
@@ -175,7 +173,7 @@ char *cookie_token_lines(const unsigned char key[32], const char *tok, size_t n,
         return c1;
     char tag[33] = "";
     if (max_age > 0)
-        cookie__pair_tag(key, tok, n, tag);
+        cookie_token_pair(key, tok, n, tag);
     c2 = cookie_own_set_line(COOKIE_TOKEN_PAIR, tag, "/", max_age, true, true);
     if (c2 && asprintf(&both, "%s%s", c1, c2) < 0)
         both = NULL;
@@ -206,7 +204,7 @@ bool cookie_token_find(const unsigned char key[32], const struct http_slice *hdr
                 return true;
             }
             char tag[33];
-            cookie__pair_tag(key, v.p, v.n, tag);
+            cookie_token_pair(key, v.p, v.n, tag);
             if (sodium_memcmp(tag, pair.p, 32) == 0) {
                 *tok = v;
                 return true;

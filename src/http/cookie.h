@@ -69,6 +69,10 @@ char *cookie_own_set_line(const char *base, const char *value, const char *path,
  * pair; max_age <= 0 clears them. */
 char *cookie_token_lines(const unsigned char key[32], const char *tok, size_t n, int64_t max_age,
                          bool https, bool secure);
+/* The pair's value for a token: 32 hex digits, a keyed hash of the token's last 64 bytes (its
+ * signature: tokens we signed differ there). Given to the holder of a valid token, for clients
+ * that carry it as a cookie (latch curl -L). */
+void cookie_token_pair(const unsigned char key[32], const char *tok, size_t n, char out[33]);
 /* The token a request's Cookie headers (`hdrs`, n of them) carry: on plain http the first
  * CF_Authorization; on https the one whose tag the pair holds. False when there is none. */
 bool cookie_token_find(const unsigned char key[32], const struct http_slice *hdrs, size_t n,

@@ -75,7 +75,8 @@ def test_link_claimed_by_one_browser_confirmed_once(latchd):
     # the page says what a yes hands over: every app, without asking, until the session ends
     assert "every application you may reach" in page.text and "without asking you again" in page.text
     assert re.search(r"until your session ends: <b>\d{4}-\d\d-\d\d \d\d:\d\d UTC</b> \(in 24 hours\)", page.text), page.text
-    assert "<b>api</b>" in page.text and EMAIL in page.text
+    # the app by its display name (by default its first domain), never the config's name
+    assert f"<b>{host}</b>" in page.text and "<b>api</b>" not in page.text and EMAIL in page.text
 
     # the same browser opening the link again (a reload, the back button) lands on the same request
     again, chain2 = h.open(victim)

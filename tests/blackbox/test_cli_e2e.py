@@ -78,6 +78,9 @@ def test_first_call_logs_in_then_token_reused(latchd, cli_factory, tmp_path):
     assert rec["code"] == code, f"the page showed {rec['code']}, latch printed {code}"
     assert rec["host_shown"] == f"api.localhost:{d.port}", rec
     assert "Authorize the command line" in rec["confirm_text"] and EMAIL in rec["confirm_text"], rec
+    # the page names the app as people know it (display_name, by default its first domain),
+    # never the configuration's internal name ("api")
+    assert f"sign in to api.localhost:{d.port} (" in rec["confirm_text"], rec["confirm_text"]
     e = echo(p)
     assert e["path"] == "/things" and e["query"] == "x=1", e
     assert e["headers"]["cf-access-authenticated-user-email"] == EMAIL

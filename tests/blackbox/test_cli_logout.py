@@ -189,6 +189,18 @@ def test_logout_of_a_path_scoped_app_and_all(latchd, cli_factory):
     r = get(d.port, "/cdn-cgi/access/cli-logout", host=f"api.localhost:{d.port}",
             headers=[("cf-access-token", t1)])
     assert r.status == 405
+    # an ended session's token, replayed: "ended", and nothing is done again (no revocation
+    # written, no reload of every worker, no second logout event: a flood of old tokens costs
+    # nothing)
+    revs = d.tmp / "state" / "revocations.json"
+    before = (revs.read_bytes(), revs.stat().st_mtime_ns)
+    logouts = len([e for e in d.log_lines(d.auth_log) if e.get("event") == "logout"])
+    for _ in range(5):
+        r = get(d.port, "/cdn-cgi/access/cli-logout", host=f"api.localhost:{d.port}", method="POST",
+                headers=[("cf-access-token", t1)], body=b"")
+        assert r.status == 200 and r.json() == {"ended": True}, r
+    assert (revs.read_bytes(), revs.stat().st_mtime_ns) == before
+    assert len([e for e in d.log_lines(d.auth_log) if e.get("event") == "logout"]) == logouts
 
 
 def apps_endpoint(d):

@@ -91,6 +91,31 @@ def test_discovery_by_path_and_patterns_only_for_a_token(latchd):
     assert j["routes"] == [{"pattern": f"{h}/private/*", "aud": want}], j
 
 
+def test_long_paths_one_limit_for_discovery_handoff_and_exchange(latchd, cli_factory):
+    """A path a sign-in can carry (under 2048 bytes) is one the discovery, the handoff link and
+    the exchange all take; a longer one is refused by latch at once, saying why, instead of a
+    login that could never finish."""
+    d, h = files_gateway(latchd)
+    long_ok = "/private/" + "a" * 1500
+    assert aud_at(d, h, long_ok) == aud_at(d, h, "/private/x")
+    too_long = "/private/" + "a" * 2100
+    r = get(d.port, f"/cdn-cgi/access/app?path={too_long}", host=h)
+    assert r.status == 400 and "2047" in r.json()["message"], r.body
+    # the exchange of the org token takes what discovery took
+    key, kid = ak.private_key(d)
+    org = ak.assemble(ak.header(kid), ak.claims(d, f"auth.localhost:{d.port}", type="org", email=EMAIL), key)
+    for path, status in ((long_ok, 200), (too_long, 400)):
+        r = get(d.port, "/cdn-cgi/access/token", host=f"auth.localhost:{d.port}", method="POST",
+                headers=[("cf-access-token", org),
+                         ("Content-Type", "application/x-www-form-urlencoded")],
+                body=f"host={h}&path={path}".encode())
+        assert r.status == status, (path[:20], r.status, r.body)
+    c = cli_factory(d)
+    p = c.run("--timeout", "30", "login", f"http://{h}{too_long}", browser="forbidden", timeout=20)
+    assert p.returncode == 2 and "longer than 2047 bytes" in p.stderr, (p.returncode, p.stderr)
+    assert not c.forbidden_browser_calls()
+
+
 # --------------------------------------------------------------------------------------------
 # the command line
 

@@ -270,6 +270,27 @@ def test_https_proxy_tunnels_and_sees_no_token(latchd, cli_factory, tmp_path):
         proxy.close()
 
 
+@pytest.mark.timeout(120)
+def test_redirects_over_https_carry_the_token_cookie_with_its_pair(latchd, cli_factory, tmp_path):
+    """-L on https: the gateway takes the token cookie only beside its pair (__Host-latch_pair,
+    a keyed tag only the gateway computes, which it gives the holder of a valid token), so
+    latch sends both; the echo origin admitted behind it is the proof."""
+    d, host, crt = tls_gateway(latchd, tmp_path)
+    c = cli_factory(d)
+    tok = ak.issue(d, "api", EMAIL)
+    c.put_token(host, "api", ak.aud_of(d, host), tok, scheme="https")
+    env = {"LATCH_CA_BUNDLE": str(crt)}
+    p = c.run("curl", "-sSL", "--cacert", str(crt), f"https://{host}/followed", browser="forbidden", env=env)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    e = json.loads(p.stdout)
+    assert e["path"] == "/followed" and e["headers"]["cf-access-authenticated-user-email"] == EMAIL, e
+    # the pair is the gateway's to give: a made-up one is refused
+    r = subprocess.run(["curl", "-s", "--cacert", str(crt), "-o", "/dev/null", "-w", "%{http_code}",
+                        "-H", f"Cookie: CF_Authorization={tok}; __Host-latch_pair={'0' * 32}",
+                        f"https://{host}/x"], capture_output=True, text=True, timeout=30)
+    assert r.stdout == "401", r.stdout
+
+
 def test_cleartext_only_to_this_machine(setup):
     """Plain http carries a token to loopback names and addresses only: a name that merely starts
     with 127. is not one (curl, login, token); nor is an auth URL named by discovery."""

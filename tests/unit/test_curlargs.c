@@ -285,6 +285,13 @@ static void paths(void **state)
     assert_string_equal(cli_url_scheme("wiki.example.com:8443/a?b", buf, sizeof buf), "https://wiki.example.com:8443/a?b");
     assert_string_equal(cli_url_scheme("http://x.localhost/", buf, sizeof buf), "http://x.localhost/");
     assert_null(cli_url_scheme("wiki.example.com", buf, 10));
+    /* "://" in a path, a query or a fragment is not a scheme */
+    assert_string_equal(cli_url_scheme("wiki.example.com/x?to=http://y", buf, sizeof buf),
+                        "https://wiki.example.com/x?to=http://y");
+    assert_string_equal(cli_url_scheme("wiki.example.com?to=http://y", buf, sizeof buf),
+                        "https://wiki.example.com?to=http://y");
+    assert_string_equal(cli_url_scheme("wiki.example.com#http://y", buf, sizeof buf),
+                        "https://wiki.example.com#http://y");
     MATCH("http://h.localhost", "/");
     MATCH("http://h.localhost?x=/private/", "/");
     MATCH("http://h.localhost#/private/", "/");
