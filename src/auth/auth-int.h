@@ -125,7 +125,8 @@ int auth__cli_app(struct conn *c, struct local_req *r);
 /* Pages. An error page ends with the way on (auth__home_button). */
 int auth__error_page(struct conn *c, int status, const char *title, const char *message);
 /* A button to this host's start page: the app served at "/" here ("Go to <display name>"),
- * else, on the auth domain, the app launcher. Nothing when neither exists. */
+ * else the app launcher (on the auth domain, or there from a host with apps at paths only).
+ * Nothing without an auth domain. */
 void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primary);
 /* A button to the app launcher on the auth domain ("Your applications"). */
 void auth__launcher_button(struct strbuf *sb, const struct local_req *r);

@@ -219,8 +219,10 @@ void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primar
         snprintf(label, sizeof label, "Go to %s", home->display_name);
     else if (r->on_auth_domain)
         snprintf(label, sizeof label, "Your applications");
-    else
+    else { /* a host with apps at paths only: the launcher lists them */
+        auth__launcher_button(sb, r);
         return;
+    }
     local_button(sb, "/", label, primary);
 }
 

@@ -1095,11 +1095,24 @@ static int ensure_org(const struct target *t, const struct opts *o, const struct
             fprintf(stderr, "latch: the gateway sent no organization token\n");
             st = CLI_ERROR;
         }
-        if (st == CLI_OK && (st = discover(t, tok, &chk)) == CLI_OK)
+        if (st == CLI_OK && (st = discover(t, tok, &chk)) == CLI_OK &&
+            (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a->aud))) {
+            fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
+                    t->url, refusal_words(chk.token_status));
+            st = CLI_REFUSED;
+        }
+        if (st == CLI_OK)
             st = save_token(dir, t, a, &chk, tok, *org);
     }
     app_info_free(&chk);
+    if (tok)
+        sodium_memzero(tok, strlen(tok));
     free(tok);
+    if (st != CLI_OK && *org) {
+        sodium_memzero(*org, strlen(*org));
+        free(*org);
+        *org = NULL;
+    }
     if (lock >= 0)
         close(lock);
 out:

@@ -373,7 +373,8 @@ def test_every_page_leads_somewhere(latchd, browser):
             app("pub", ["public.localhost:PORT"], port, "Public site",
                 [{"name": "anyone", "decision": "bypass", "include": [{"everyone": {}}]}]),
             app("pub-admin", ["public.localhost:PORT/admin/*"], port, "Site administration",
-                [{"name": "nobody", "decision": "block", "include": [{"everyone": {}}]}])]
+                [{"name": "nobody", "decision": "block", "include": [{"everyone": {}}]}]),
+            app("private", ["files.localhost:PORT/private/*"], port, "Private files")]
     d = latchd(login_config(port, [otp_idp()], apps), port=port)
     auth, wiki = f"http://auth.localhost:{port}", f"http://wiki.localhost:{port}"
 
@@ -381,6 +382,9 @@ def test_every_page_leads_somewhere(latchd, browser):
     for q in ("", "?grant=x", "?grant=" + "0" * 32):
         r = Client().get(f"{wiki}/cdn-cgi/access/authorized{q}")
         assert r.status == 400 and buttons(r.text) == [("Go to Team wiki", "/")], r
+        # a host with apps at paths only: to the launcher, which lists them
+        r = Client().get(f"http://files.localhost:{port}/cdn-cgi/access/authorized{q}")
+        assert r.status == 400 and buttons(r.text) == [("Your applications", f"{auth}/")], r
     # an expired sign-in on the auth domain: to the launcher
     r = Client().get(f"{auth}/cdn-cgi/access/start?idp=email-code")
     assert r.status == 400 and buttons(r.text) == [("Your applications", "/")], r
