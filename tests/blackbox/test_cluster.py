@@ -251,13 +251,14 @@ def deadline_poll(pred, timeout, interval=0.05):
         time.sleep(interval)
 
 
-def refused_everywhere(nodes, token, host="api", timeout=1.0):
+def refused_everywhere(nodes, token, host="api", timeout=5.0):
     """Polls until every node answers 401 to `token` (a revocation made through one node's
-    config reaches every node, that one included, asynchronously: up to ~0.5 s seen here)."""
+    config reaches every node, that one included, asynchronously: up to ~0.5 s seen on a quiet
+    machine; the deadline is generous because the machine is shared, not the promise)."""
     return deadline_poll(lambda: all(n.with_token(token, host).status == 401 for n in nodes), timeout)
 
 
-def admitted_everywhere(nodes, host, headers, timeout=2.0):
+def admitted_everywhere(nodes, host, headers, timeout=5.0):
     """Polls until every node admits a request with `headers` (a service token made through
     one node's config is merged by every node asynchronously)."""
     return deadline_poll(lambda: all(n.req("/", host, headers).status == 200 for n in nodes), timeout)
