@@ -22,7 +22,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 LIB_SRC  := $(sort $(filter-out src/cmd/%,$(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# tests/unit/ mirrors src/: tests/unit/<folder>/test_<module>.c tests src/<folder>/<module>.c.
+UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
@@ -126,7 +127,7 @@ install-files:
 	  $(DESTDIR)$(DOCDIR)/examples/cluster/
 
 format:
-	clang-format -i src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c
+	clang-format -i src/*/*.c src/*/*.h tests/unit/*/*.c fuzz/*.c
 
 clean:
 	rm -rf build build-asan
