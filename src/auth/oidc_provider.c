@@ -70,6 +70,7 @@ EVP_PKEY *oidc_jwk_key(json_t *jwk)
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
     BIGNUM *a = NULL, *b = NULL;
+    unsigned char pub[65]; /* the builder keeps a pointer to it until OSSL_PARAM_BLD_to_param */
     if (!bld || !kty)
         goto out;
     if (!strcmp(kty, "RSA")) {
@@ -83,7 +84,7 @@ EVP_PKEY *oidc_jwk_key(json_t *jwk)
         const char *crv = json_string_value(json_object_get(jwk, "crv"));
         const char *x = json_string_value(json_object_get(jwk, "x"));
         const char *y = json_string_value(json_object_get(jwk, "y"));
-        unsigned char pub[65], tmp[64];
+        unsigned char tmp[64];
         size_t xl, yl;
         if (!crv || strcmp(crv, "P-256") || !x || !y || b64url_decode(x, strlen(x), tmp, 32, &xl) || xl != 32)
             goto out;
