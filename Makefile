@@ -38,6 +38,8 @@ help:
 	@echo "make test     install what is missing, then unit tests, fuzz-corpus replay, black-box tests"
 	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
 	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
+	@echo "make unit     the cmocka unit tests (tests/unit/<folder>/test_<module>.c); make replay: the fuzz corpora"
+	@echo "make format   clang-format on the lines changed since the last commit; make format-check counts the rest"
 	@echo "make bench    bench/run.sh, auth.sh, cli.sh: latchd against nginx and HAProxy, the CLI's costs"
 	@echo "make install  latchd, latch, man pages, docs, examples, systemd unit under PREFIX=$(PREFIX) (DESTDIR aware)"
 	@echo "make deb      the Debian package $(BUILD)/latch_<version>_<arch>.deb (dpkg-deb)"
