@@ -8,6 +8,7 @@
 
 #include "core/base64url.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
 #include "server/runtime.h"
@@ -30,38 +31,24 @@
 
 /* --- the back-channel (blocking, job threads only) ---------------------------------------- */
 
-struct oidc__buf {
-    char *p;
-    size_t n;
-};
-
+/* The answer's body: at most OIDC_MAX_DOC bytes (a longer one fails the transfer). */
 static size_t oidc__write(char *data, size_t size, size_t n, void *arg)
 {
-    struct oidc__buf *b = arg;
-    size_t add = size * n;
-    if (b->n + add > OIDC_MAX_DOC)
-        return 0;
-    char *np = realloc(b->p, b->n + add + 1);
-    if (!np)
-        return 0;
-    memcpy(np + b->n, data, add);
-    b->p = np;
-    b->n += add;
-    b->p[b->n] = '\0';
-    return add;
+    return sb_add(arg, data, size * n) ? size * n : 0;
 }
 
 /* GET (form == NULL) or POST a form; the JSON answer, or NULL with *err. */
 static json_t *oidc__http(const char *url, const char *form, const char *user, const char *pass, char **err)
 {
     CURL *curl = curl_easy_init();
-    struct oidc__buf b = { NULL, 0 };
+    struct strbuf b;
     json_t *j = NULL;
     long status = 0;
     if (!curl) {
         *err = strdup("cannot start an HTTP client");
         return NULL;
     }
+    sb_init(&b, OIDC_MAX_DOC + 1);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, oidc__write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
@@ -87,7 +74,7 @@ static json_t *oidc__http(const char *url, const char *form, const char *user, c
         if (asprintf(err, "%s answered %ld", url, status) < 0)
             *err = NULL;
     } else {
-        j = b.p ? oidc_document(b.p, b.n) : NULL;
+        j = b.p ? oidc_document(b.p, b.len) : NULL;
         if (!j) {
             if (asprintf(err, "%s did not answer a JSON object", url) < 0)
                 *err = NULL;
@@ -95,7 +82,7 @@ static json_t *oidc__http(const char *url, const char *form, const char *user, c
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(curl);
-    free(b.p);
+    sb_free(&b);
     return j;
 }
 
