@@ -62,7 +62,7 @@ $(BUILD)/latchd: src/cmd/latchd.c $(BUILD)/liblatch.a
 $(BUILD)/latch: src/cmd/latch.c $(BUILD)/liblatch.a
 	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a -Wl,--as-needed $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblatch.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/liblatch.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/liblatch.a $(LDLIBS) -lcmocka -o $@
 

@@ -14,6 +14,8 @@
 #include "config/config.h"
 #include "tls/tls.h"
 
+#include "../unit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -65,8 +67,7 @@ static void make_cert(const char *cn, const char *san, const char *crt, const ch
 
 static int group_setup(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/latch-test-tls-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (unit_tmpdir(g_dir, "tls") != 0)
         return -1;
     static const char *const names[] = { "a.crt", "a.key", "b.crt", "b.key", "c.key", "junk.pem" };
     for (int i = 0; i < 6; i++)
@@ -84,9 +85,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_rmtree(g_dir);
 }
 
 static struct tls_server *server(struct tls_cert *certs, size_t n, struct config_errors *errs)

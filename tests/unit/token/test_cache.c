@@ -13,6 +13,8 @@
 #include "token/jwt.h"
 #include "token/keys.h"
 
+#include "../unit.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +30,7 @@ static int group_setup(void **state)
 {
     g_now = time(NULL);
     for (int i = 0; i < 2; i++) {
-        snprintf(g_dir[i], sizeof g_dir[i], "/tmp/latch-test-cache-XXXXXX");
-        if (!mkdtemp(g_dir[i]))
+        if (unit_tmpdir(g_dir[i], "cache") != 0)
             return -1;
         char *err = NULL;
         g_ks[i] = keys_load(g_dir[i], 0, 3600, false, &err);
@@ -43,9 +44,7 @@ static int group_teardown(void **state)
 {
     for (int i = 0; i < 2; i++) {
         keyset_unref(g_ks[i]);
-        char cmd[160];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir[i]);
-        if (system(cmd) != 0)
+        if (unit_rmtree(g_dir[i]) != 0)
             return -1;
     }
     return 0;

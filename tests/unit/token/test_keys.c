@@ -12,6 +12,8 @@
 
 #include "token/keys.h"
 
+#include "../unit.h"
+
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/pem.h>
@@ -28,15 +30,12 @@ static char g_dir[64];
 
 static int setup(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/latch-test-keys-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return unit_tmpdir(g_dir, "keys");
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_rmtree(g_dir);
 }
 
 static struct keyset *load(int64_t rotate_after, int64_t overlap, bool force)

@@ -12,6 +12,8 @@
 
 #include "token/revoke.h"
 
+#include "../unit.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +24,12 @@ static char g_dir[64];
 
 static int setup(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/latch-test-revoke-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return unit_tmpdir(g_dir, "revoke");
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_rmtree(g_dir);
 }
 
 static struct revocations *load(void)
