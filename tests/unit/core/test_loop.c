@@ -16,6 +16,21 @@
 
 #define MAX_FIRED 8
 
+/* The three timer classes this test uses, and the only two calls that name a class: arming a
+ * timer on one and setting its duration. */
+enum { FAST, SLOW, OTHER };
+static const enum timer_class cls[] = { [FAST] = TIMER_HEADER, [SLOW] = TIMER_IDLE, [OTHER] = TIMER_PARKED };
+
+static void arm(struct loop *l, struct timer *t, int k)
+{
+    timer_arm(l, t, cls[k]);
+}
+
+static void set(struct loop *l, int k, uint32_t ms)
+{
+    loop_set_duration(l, cls[k], ms);
+}
+
 struct probe {
     struct timer t;
     int id;
@@ -23,7 +38,7 @@ struct probe {
 
 static int fired[MAX_FIRED];
 static size_t nfired;
-static struct loop *rearm_loop; /* set: the callback re-arms its timer on TIMER_HEADER */
+static struct loop *rearm_loop; /* set: the callback re-arms its timer on FAST */
 
 static void on_fire(struct timer *t)
 {
@@ -32,7 +47,7 @@ static void on_fire(struct timer *t)
         fired[nfired] = p->id;
     nfired++;
     if (rearm_loop)
-        timer_arm(rearm_loop, t, TIMER_HEADER);
+        arm(rearm_loop, t, FAST);
 }
 
 static void probe_init(struct probe *p, int id)
@@ -67,19 +82,19 @@ static int teardown(void **state)
 static void fires_in_arm_order(void **state)
 {
     struct loop *l = *state;
-    loop_set_duration(l, TIMER_HEADER, 1);
+    set(l, FAST, 1);
     struct probe a, b, c;
     probe_init(&a, 1);
     probe_init(&b, 2);
     probe_init(&c, 3);
-    timer_arm(l, &a.t, TIMER_HEADER);
-    timer_arm(l, &b.t, TIMER_HEADER);
-    timer_arm(l, &c.t, TIMER_HEADER);
+    arm(l, &a.t, FAST);
+    arm(l, &b.t, FAST);
+    arm(l, &c.t, FAST);
     assert_true(timer_armed(&a.t) && timer_armed(&b.t) && timer_armed(&c.t));
     timer_cancel(&b.t);
     assert_false(timer_armed(&b.t));
     timer_cancel(&b.t); /* cancelling twice is harmless */
-    timer_arm(l, &a.t, TIMER_HEADER); /* re-armed: now after c */
+    arm(l, &a.t, FAST); /* re-armed: now after c */
     run_until(l, 2);
     assert_int_equal(fired[0], 3);
     assert_int_equal(fired[1], 1);
@@ -93,11 +108,11 @@ static void fires_in_arm_order(void **state)
 static void rearm_from_callback_waits(void **state)
 {
     struct loop *l = *state;
-    loop_set_duration(l, TIMER_HEADER, 1);
+    set(l, FAST, 1);
     rearm_loop = l;
     struct probe a;
     probe_init(&a, 7);
-    timer_arm(l, &a.t, TIMER_HEADER);
+    arm(l, &a.t, FAST);
     size_t before = 0;
     for (int i = 0; i < 20000 && nfired < 3; i++) {
         before = nfired;
@@ -112,16 +127,16 @@ static void rearm_from_callback_waits(void **state)
 static void long_timer_waits_for_its_class(void **state)
 {
     struct loop *l = *state;
-    loop_set_duration(l, TIMER_HEADER, 1);
-    loop_set_duration(l, TIMER_IDLE, 3600 * 1000);
+    set(l, FAST, 1);
+    set(l, SLOW, 3600 * 1000);
     struct probe slow, fast1, fast2;
     probe_init(&slow, 1);
     probe_init(&fast1, 2);
     probe_init(&fast2, 3);
-    timer_arm(l, &slow.t, TIMER_IDLE); /* armed first, with the earliest arm time */
-    timer_arm(l, &fast1.t, TIMER_HEADER);
+    arm(l, &slow.t, SLOW); /* armed first, with the earliest arm time */
+    arm(l, &fast1.t, FAST);
     run_until(l, 1);
-    timer_arm(l, &fast2.t, TIMER_HEADER);
+    arm(l, &fast2.t, FAST);
     run_until(l, 2);
     assert_int_equal(fired[0], 2);
     assert_int_equal(fired[1], 3);
@@ -133,13 +148,13 @@ static void long_timer_waits_for_its_class(void **state)
 static void duration_applies_when_armed(void **state)
 {
     struct loop *l = *state;
-    loop_set_duration(l, TIMER_PARKED, 5000);
+    set(l, OTHER, 5000);
     struct probe a;
     probe_init(&a, 1);
-    timer_arm(l, &a.t, TIMER_PARKED);
+    arm(l, &a.t, OTHER);
     assert_int_equal(a.t.deadline_ms, loop_now(l) + 5000);
-    loop_set_duration(l, TIMER_PARKED, 0); /* 0 counts as 1 ms, never "now" */
-    timer_arm(l, &a.t, TIMER_PARKED);
+    set(l, OTHER, 0); /* 0 counts as 1 ms, never "now" */
+    arm(l, &a.t, OTHER);
     assert_int_equal(a.t.deadline_ms, loop_now(l) + 1);
     run_until(l, 1);
 }
