@@ -4,7 +4,7 @@
  * token's origin. Where latch cannot be sure, it refuses and says why: an option it does not
  * know (a newer curl's, or an abbreviation, whose meaning depends on curl's version), a config
  * file (-K), several transfers (--next), a URL it cannot read strictly. The table must list
- * every option of `curl --help all` with the same short letter and arity: tests/unit/
+ * every option of `curl --help all` with the same short letter and arity: tests/unit/cli/
  * test_curlargs.c compares it with the installed curl, so an upgrade that adds options fails
  * there first. */
 #include "cli/cli.h"

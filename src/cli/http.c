@@ -3,6 +3,7 @@
  * loading libcurl and its thirty-odd libraries would cost that path ~10 ms (bench/cli.sh). */
 #include "cli/cli.h"
 #include "core/base64url.h"
+#include "core/strbuf.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -55,20 +56,10 @@ static bool cli__load_curl(char *err, size_t errcap)
     return true;
 }
 
+/* The answer's body: at most CLI_MAX_BODY bytes (a longer one fails the transfer). */
 static size_t cli__write(char *data, size_t size, size_t n, void *arg)
 {
-    struct cli_http *h = arg;
-    size_t add = size * n;
-    if (h->len + add > CLI_MAX_BODY)
-        return 0;
-    char *p = realloc(h->body, h->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + h->len, data, add);
-    h->body = p;
-    h->len += add;
-    h->body[h->len] = '\0';
-    return add;
+    return sb_add(arg, data, size * n) ? size * n : 0;
 }
 
 static size_t cli__header(char *data, size_t size, size_t n, void *arg)
@@ -104,7 +95,9 @@ bool cli_http(const char *url, const char *form, const char *const *headers, lon
     cli__curl.easy_setopt(curl, CURLOPT_URL, url);
     cli__curl.easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     cli__curl.easy_setopt(curl, CURLOPT_WRITEFUNCTION, cli__write);
-    cli__curl.easy_setopt(curl, CURLOPT_WRITEDATA, out);
+    struct strbuf body;
+    sb_init(&body, CLI_MAX_BODY + 1);
+    cli__curl.easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     cli__curl.easy_setopt(curl, CURLOPT_HEADERFUNCTION, cli__header);
     cli__curl.easy_setopt(curl, CURLOPT_HEADERDATA, out);
     cli__curl.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
@@ -123,6 +116,8 @@ bool cli_http(const char *url, const char *form, const char *const *headers, lon
     cli__curl.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
     cli__curl.slist_free_all(hdrs);
     cli__curl.easy_cleanup(curl);
+    out->body = body.p;
+    out->len = body.len;
     if (rc != CURLE_OK) {
         snprintf(err, errcap, "%s: %s", url, cli__curl.easy_strerror(rc));
         cli_http_free(out);

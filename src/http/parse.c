@@ -144,7 +144,7 @@ bool http_has_token(struct http_slice value, const char *lower)
 }
 
 /* Known field names, lowercase, sorted by length; http_known_start[n] is the first of length n
- * (tests/unit/test_http.c looks every one of them up). */
+ * (tests/unit/http/test_parse.c looks every one of them up). */
 static const struct {
     const char *name;
     uint8_t id;

@@ -12,6 +12,8 @@
 #include "token/jwt.h"
 #include "token/keys.h"
 
+#include "../unit.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -32,18 +34,9 @@ static struct keyset *g_ks;
 static EVP_PKEY *g_foreign;
 static time_t g_now;
 
-static void rm_rf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 static int group_setup(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/latch-test-jwt-XXXXXX");
-    if (!mkdtemp(g_dir))
+    if (unit_tmpdir(g_dir, "jwt") != 0)
         return -1;
     char *err = NULL;
     g_ks = keys_load(g_dir, 0, 3600, false, &err);
@@ -60,7 +53,7 @@ static int group_teardown(void **state)
 {
     keyset_unref(g_ks);
     EVP_PKEY_free(g_foreign);
-    rm_rf(g_dir);
+    unit_rmtree(g_dir);
     return 0;
 }
 

@@ -1,0 +1,8 @@
+/* Made by fuzz/seeds/oidc.py from the tests' OpenID provider: the constants the OIDC fuzz
+ * targets check against, and a real JWKS and ID token they verify with. */
+#define OIDC_SEED_ISSUER "http://idp.example.test:9443"
+#define OIDC_SEED_CLIENT "latch"
+#define OIDC_SEED_NONCE "n-0S6_WzA2Mj"
+#define OIDC_SEED_URL "http://idp.example.test:9443/.well-known/openid-configuration"
+#define OIDC_SEED_JWKS "{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"kid\":\"keystore-CHANGE-ME\",\"alg\":\"RS256\",\"e\":\"AQAB\",\"n\":\"xwQ72P9z9OYshiQ-ntDYaPnnfwG6u9JAdLMZ5o0dmjlcyrvwQRdoFIKPnO65Q8mh6F_LDSxjxa2Yzo_wdjhbPZLjfUJXgCzm54cClXzT5twzo7lzoAfaJlkTsoZc2HFWqmcri0BuzmTFLZx2Q7wYBm0pXHmQKF0V-C1O6NWfd4mfBhbM-I1tHYSpAMgarSm22WDMDx-WWI7TEzy2QhaBVaENW9BKaKkJklocAZCxk18WhR0fckIGiWiSM5FcU1PY2jfGsTmX505Ub7P5Dz75Ygqrutd5tFrcqyPAtPTFDk8X1InxkkUwpP3nFU5o50DGhwQolGYKPGtQ-ZtmbOfcWQ\"}]}"
+#define OIDC_SEED_ID_TOKEN "eyJhbGciOiJSUzI1NiIsImtpZCI6ImtleXN0b3JlLUNIQU5HRS1NRSJ9.eyJzdWIiOiJhbGljZSIsImFtciI6WyJwd2QiLCJtZmEiXSwiZW1haWwiOiJhbGljZUBleGFtcGxlLmNvbSIsImVtYWlsX3ZlcmlmaWVkIjp0cnVlLCJuYW1lIjoiQWxpY2UgRXhhbXBsZSIsImdyb3VwcyI6WyJlbmdpbmVlcmluZyIsInN0YWZmIl0sIm5vbmNlIjoibi0wUzZfV3pBMk1qIiwiYXVkIjoibGF0Y2giLCJleHAiOjE3OTYzMDkwMzIsImlhdCI6MTc5NjMwODQzMiwiaXNzIjoiaHR0cDovL2lkcC5leGFtcGxlLnRlc3Q6OTQ0MyJ9.t98NpD8GVux85wrtGTP-suqnbbcWYp8cijkWLLlid3jc8kj8CEQQ0EVQBXhX8B_m57jwbsWaglN3qGSF9a7Xa3yPanrDie54LuII5ljmd9GpM5bwjYtsU5MKXNQxzjYG-eUlvKfTPqkW6qoB_aRDkswUSe5L43dl6U6_m8UkTy5wJ1Se9f9eU0y-UJEkbvVOqLUwGQ6eFEf5ztVk-xuBt0eaUrJiFA-W1NHvqc1MYchBZ1zCmsJnuJJ5sj1z3Xqwq1m6CRLKtW49bDjDEoboWuyCegWNqD_L4VTZptvFEF-W2DXijrP9uGlUGbx8a4HzlG9nlXhr2XmxqMIpHuG6aA"
