@@ -14,6 +14,7 @@
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/statefile.h"
 #include "token/svctokens.h"
 #include "store/cluster.h"
 
@@ -481,7 +482,7 @@ static int admin__register_service(const struct config *cfg, const char *name, c
     json_t *add = json_pack("{s:{s:s,s:s,s:I,s:I}}", name, "client_id", client_id, "secret_sha256", md_hex,
                             "expires", (json_int_t)exp,
                             "created", (json_int_t)now.tv_sec * 1000000000 + now.tv_nsec);
-    int rc = add && runtime_mkdirs(cfg->state_dir) == 0 ? svc_tokens_merge(cfg->state_dir, add, &err) : -1;
+    int rc = add && statefile_mkdirs(cfg->state_dir) == 0 ? svc_tokens_merge(cfg->state_dir, add, &err) : -1;
     json_decref(add);
     if (rc < 0) {
         fprintf(stderr, "latchd service-token create: %s\n", err ? err : "cannot record the token");

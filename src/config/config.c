@@ -981,6 +981,20 @@ static void config_strv_free(char **v, size_t n)
     free(v);
 }
 
+int64_t config_longest_session_s(const struct config *cfg)
+{
+    int64_t max = cfg->session_duration_s;
+    for (size_t i = 0; i < cfg->napps; i++) {
+        const struct app *a = &cfg->apps[i];
+        if (a->session_duration_s > max)
+            max = a->session_duration_s;
+        for (size_t k = 0; k < a->npolicies; k++)
+            if (a->policies[k].session_duration_s > max)
+                max = a->policies[k].session_duration_s;
+    }
+    return max;
+}
+
 void config_free(struct config *cfg)
 {
     if (!cfg)

@@ -29,6 +29,8 @@ struct config *config_load_buffer(const char *name, const char *data, size_t len
                                   struct config_errors *errs);
 
 void config_free(struct config *cfg);
+/* The longest session any app or policy grants: no token outlives it. */
+int64_t config_longest_session_s(const struct config *cfg);
 /* Appends "FILE:LINE:COL: message" (or "FILE: message" when pos is 0:0, or the message alone
  * when file is NULL) to errs; out of memory drops the line. For checks made after loading, at the positions the config keeps. */
 void config_errors_add(struct config_errors *errs, const char *file, struct config_pos pos,

@@ -2,6 +2,7 @@
 #include "server/runtime.h"
 
 #include "route/served.h"
+#include "token/statefile.h"
 #include "store/seal.h"
 
 #include <errno.h>
@@ -17,54 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
-/* mkdir -p with mode 0700 for what it creates; refuses a state_dir others can write. */
-int runtime_mkdirs(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp)
-        return -ENAMETOOLONG;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-int runtime_secret(const char *dir, unsigned char out[32])
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/secret", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, out, 32);
-        close(fd);
-        return n == 32 ? 0 : -EINVAL;
-    }
-    if (errno != ENOENT)
-        return -errno;
-    if (RAND_bytes(out, 32) != 1)
-        return -EIO;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    ssize_t w = write(fd, out, 32);
-    int rc = (w == 32 && fsync(fd) == 0) ? 0 : -EIO;
-    close(fd);
-    if (rc == 0 && link(tmp, path) != 0) /* lost a race: use the winner's */
-        rc = errno == EEXIST ? 1 : -errno;
-    unlink(tmp);
-    return rc == 1 ? runtime_secret(dir, out) : rc;
-}
 
 static void runtime__aud(const unsigned char secret[32], const char *name, char out[65])
 {
@@ -312,9 +265,9 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
 
     if (runtime__load(rt, errs) != 0)
         goto fail;
-    int rc = runtime_mkdirs(cfg->state_dir);
+    int rc = statefile_mkdirs(cfg->state_dir);
     if (rc == 0)
-        rc = runtime_secret(cfg->state_dir, secret);
+        rc = statefile_secret(cfg->state_dir, secret);
     if (rc != 0) {
         config_errors_add(errs, cfg->path, cfg->where.state_dir, "'state_dir': cannot prepare %s: %s",
                           cfg->state_dir, strerror(-rc));
@@ -375,16 +328,3 @@ void runtime_unref(struct runtime *rt)
     free(rt);
 }
 
-int64_t runtime_longest_session_s(const struct config *cfg)
-{
-    int64_t max = cfg->session_duration_s;
-    for (size_t i = 0; i < cfg->napps; i++) {
-        const struct app *a = &cfg->apps[i];
-        if (a->session_duration_s > max)
-            max = a->session_duration_s;
-        for (size_t k = 0; k < a->npolicies; k++)
-            if (a->policies[k].session_duration_s > max)
-                max = a->policies[k].session_duration_s;
-    }
-    return max;
-}

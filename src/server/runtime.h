@@ -52,13 +52,6 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs);
 /* The auth domain's URL (SPEC.md §5: https when a listener serves TLS), malloc'd; NULL when
  * out of memory. */
 char *runtime_auth_url(const struct config *cfg);
-/* The 32-byte secret AUD tags derive from: state_dir/secret, made once (0600); with a shared
- * store every node adopts the cluster's (store/cluster.c). 0, or -errno. */
-int runtime_secret(const char *dir, unsigned char out[32]);
-/* Creates state_dir (0700) and its parents. 0, or -errno. */
-int runtime_mkdirs(const char *path);
-/* The longest session any app or policy grants: no token outlives it. */
-int64_t runtime_longest_session_s(const struct config *cfg);
 void runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 

@@ -14,6 +14,7 @@
 #include "store/redis.h"
 #include "store/store.h"
 #include "token/jwt.h"
+#include "token/statefile.h"
 #include "token/svctokens.h"
 
 #include <errno.h>
@@ -327,7 +328,7 @@ static int server__store(struct server *srv, const struct config *cfg)
     }
     srv->store = store_redis_new(cfg->store, cfg->store_key, cfg->store_password, &err);
     struct cluster_cfg cc = cluster_cfg_from(cfg);
-    int rc = !srv->store || runtime_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
+    int rc = !srv->store || statefile_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
     if (err)
         log_msg(rc ? "error" : "warn", "store %s: %s", cfg->store, err);
     else if (rc == 0)
@@ -446,7 +447,7 @@ int server_run(const char *config_path)
         goto out;
     }
     /* state_dir is this daemon's before anything in it is touched (a bad one: runtime_new says why) */
-    if (runtime_mkdirs(cfg->state_dir) == 0) {
+    if (statefile_mkdirs(cfg->state_dir) == 0) {
         char *cerr = NULL;
         srv.ctl = control_claim(cfg->state_dir, &cerr);
         if (!srv.ctl) {
