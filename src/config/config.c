@@ -5,10 +5,6 @@
 #include "core/email.h"
 #include "core/suggest.h"
 
-#include "store/seal.h"
-
-#include <sodium.h>
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -863,15 +859,10 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
     /* Several nodes keep private keys in Redis: sealed with this key, never in the clear. */
     if (!strncmp(cfg->store, "redis:", 6) && !v[K_STORE_KEY_FILE])
         config__error(c, v[K_STORE]->pos, "'store_key_file' is required with a redis store");
-    char why[512];
-    if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
-        store_key_load(cfg->store_key_file, cfg->store_key, why, sizeof why) != 0)
-        config__error(c, v[K_STORE_KEY_FILE]->pos, "'store_key_file': %s", why);
-    if (v[K_STORE_PASSWORD_FILE]) { /* Redis AUTH (requirepass): read now, like the key */
-        char *path = config__string(c, v[K_STORE_PASSWORD_FILE], "store_password_file");
-        if (path && store_secret_load(path, &cfg->store_password, why, sizeof why) != 0)
-            config__error(c, v[K_STORE_PASSWORD_FILE]->pos, "'store_password_file': %s", why);
-        free(path);
+    if (v[K_STORE_PASSWORD_FILE]) { /* Redis AUTH (requirepass) */
+        cfg->store_password_file = config__string(c, v[K_STORE_PASSWORD_FILE],
+                                                  "store_password_file");
+        cfg->where.store_password_file = v[K_STORE_PASSWORD_FILE]->pos;
     }
     if (v[K_ADMIN])
         config_admin(c, v[K_ADMIN], cfg);
@@ -1014,10 +1005,7 @@ void config_free(struct config *cfg)
     free(cfg->state_dir);
     free(cfg->store);
     free(cfg->store_key_file);
-    sodium_memzero(cfg->store_key, sizeof cfg->store_key);
-    if (cfg->store_password)
-        sodium_memzero(cfg->store_password, strlen(cfg->store_password));
-    free(cfg->store_password);
+    free(cfg->store_password_file);
     free(cfg->admin_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);

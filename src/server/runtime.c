@@ -73,6 +73,26 @@ static void runtime__client_secret(const struct config *cfg, const struct idp *d
     free(secret);
 }
 
+/* With Redis: the key that seals what is kept there and the AUTH password (store/cluster.c
+ * reads them again when it opens the store). */
+static void runtime__store_files(const struct config *cfg, struct config_errors *errs)
+{
+    char why[512], *password = NULL;
+    unsigned char key[STORE_KEY_BYTES];
+    if (strncmp(cfg->store, "redis:", 6))
+        return;
+    if (cfg->store_key_file && store_key_load(cfg->store_key_file, key, why, sizeof why) != 0)
+        config_errors_add(errs, cfg->path, cfg->where.store_key_file, "'store_key_file': %s", why);
+    sodium_memzero(key, sizeof key);
+    if (cfg->store_password_file &&
+        store_secret_load(cfg->store_password_file, &password, why, sizeof why) != 0)
+        config_errors_add(errs, cfg->path, cfg->where.store_password_file,
+                          "'store_password_file': %s", why);
+    if (password)
+        sodium_memzero(password, strlen(password));
+    free(password);
+}
+
 /* What runtime_check and runtime_new share, reading only: the routes, the listeners' TLS
  * contexts, the https origins' and the identity providers' files, into rt. Every error is
  * collected, at the key that names what failed. 0, or -1 after adding errors. */
@@ -81,8 +101,16 @@ static int runtime__load(struct runtime *rt, struct config_errors *errs)
     const struct config *cfg = rt->cfg;
     size_t nerr = errs->n;
     char *err = NULL;
-    rt->routes = route_build(cfg, &err); /* its message carries the pattern's position */
-    if (!rt->routes)
+    /* every invalid pattern at its position; then the table, which refuses the first */
+    for (size_t i = 0; i < cfg->napps; i++)
+        for (size_t j = 0; j < cfg->apps[i].ndomains; j++) {
+            const char *why = NULL;
+            if (route_pattern_check(cfg->apps[i].domains[j], &why) != 0)
+                config_errors_add(errs, cfg->path, cfg->apps[i].domain_pos[j],
+                                  "invalid domain pattern '%s': %s", cfg->apps[i].domains[j], why);
+        }
+    rt->routes = errs->n > nerr ? NULL : route_build(cfg, &err); /* with the pattern's position */
+    if (!rt->routes && errs->n == nerr)
         config_errors_add(errs, NULL, (struct config_pos){ 0, 0 }, "%s", err ? err : "out of memory");
     free(err);
     rt->apps = calloc(cfg->napps ? cfg->napps : 1, sizeof *rt->apps);
@@ -102,6 +130,7 @@ static int runtime__load(struct runtime *rt, struct config_errors *errs)
     for (size_t i = 0; i < cfg->nidps; i++)
         if (cfg->idps[i].type == IDP_OIDC && cfg->idps[i].client_secret_file)
             runtime__client_secret(cfg, &cfg->idps[i], errs);
+    runtime__store_files(cfg, errs);
     config_errors_sort(errs, nerr, cfg->path);
     return errs->n > nerr ? -1 : 0;
 }

@@ -33,10 +33,10 @@ struct runtime {
 };
 
 /* What the daemon would refuse in a loaded configuration beyond config_load's own checks, found
- * by reading only (nothing is created or written: state_dir neither): the routes; every file it
- * names (TLS certificates, that they parse and that each key is its certificate's; client_ca
- * bundles; origin_tls.ca_file; client_secret_file); a state_dir or log path that is not what it
- * must be. Each error is added to errs as "FILE:LINE:COL: message" at the key that names what
+ * by reading only (nothing is created or written: state_dir neither): the routes (every invalid
+ * domain pattern); every file it names (TLS certificates, that they parse and that each key is
+ * its certificate's; client_ca bundles; origin_tls.ca_file; client_secret_file; with Redis,
+ * store_key_file and store_password_file); a state_dir or log path that is not what it must be. Each error is added to errs as "FILE:LINE:COL: message" at the key that names what
  * failed, in the words runtime_new uses. Adds "FILE:LINE:COL: warning: message" to warns for
  * what works but is likely not meant: an allow policy with no identity provider to sign in
  * with, a plain listener on a network address without `public:`, an auth_domain on a port no

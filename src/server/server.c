@@ -326,7 +326,7 @@ static int server__store(struct server *srv, const struct config *cfg)
         srv->store = store_embedded_new();
         return srv->store ? 0 : -1;
     }
-    srv->store = store_redis_new(cfg->store, cfg->store_key, cfg->store_password, &err);
+    srv->store = cluster_redis_open(cfg, &err);
     struct cluster_cfg cc = cluster_cfg_from(cfg);
     int rc = !srv->store || statefile_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
     if (err)

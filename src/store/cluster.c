@@ -581,6 +581,28 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
     return -1;
 }
 
+struct store *cluster_redis_open(const struct config *cfg, char **err)
+{
+    unsigned char key[STORE_KEY_BYTES];
+    char why[512], *password = NULL;
+    struct store *s = NULL;
+    if (!cfg->store_key_file || store_key_load(cfg->store_key_file, key, why, sizeof why) != 0) {
+        if (asprintf(err, "'store_key_file': %s", cfg->store_key_file ? why : "not set") < 0)
+            *err = NULL;
+    } else if (cfg->store_password_file &&
+               store_secret_load(cfg->store_password_file, &password, why, sizeof why) != 0) {
+        if (asprintf(err, "'store_password_file': %s", why) < 0)
+            *err = NULL;
+    } else {
+        s = store_redis_new(cfg->store, key, password, err);
+    }
+    sodium_memzero(key, sizeof key);
+    if (password)
+        sodium_memzero(password, strlen(password));
+    free(password);
+    return s;
+}
+
 struct cluster_cfg cluster_cfg_from(const struct config *cfg)
 {
     return (struct cluster_cfg){ .state_dir = cfg->state_dir,
@@ -594,7 +616,7 @@ static struct store *cl__admin_store(const struct config *cfg, char **err)
 {
     if (strncmp(cfg->store, "redis:", 6) != 0)
         return NULL;
-    return store_redis_new(cfg->store, cfg->store_key, cfg->store_password, err);
+    return cluster_redis_open(cfg, err);
 }
 
 int cluster_prepare(const struct config *cfg, char **err)
