@@ -2,8 +2,8 @@
  * create, policy-test, and status and reload, which only a running daemon can answer. */
 #include "admin/admin.h"
 
-#include "admin/ops.h"
-#include "admin/socket.h"
+#include "server/control_ops.h"
+#include "server/control_socket.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/path.h"
@@ -82,20 +82,20 @@ static struct runtime *admin__runtime(const char *path)
 static int admin__ask(const struct config *cfg, const char *what, json_t *req, json_t **reply)
 {
     *reply = NULL;
-    int fd = admin_socket_connect(cfg->state_dir);
+    int fd = control_socket_connect(cfg->state_dir);
     if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTDIR) {
         json_decref(req);
         return 1;
     }
     if (fd < 0) {
         fprintf(stderr, "latchd %s: cannot reach latchd on %s/%s: %s%s\n", what, cfg->state_dir,
-                ADMIN_SOCKET_NAME, strerror(-fd),
+                CONTROL_SOCKET_NAME, strerror(-fd),
                 fd == -EACCES ? " (run this as root or as latchd's user)" : "");
         json_decref(req);
         return -1;
     }
     char *err = NULL;
-    *reply = admin_socket_call(fd, req, ADMIN_CALL_MS, &err);
+    *reply = control_socket_call(fd, req, ADMIN_CALL_MS, &err);
     close(fd);
     json_decref(req);
     if (!*reply) {
@@ -108,7 +108,7 @@ static int admin__ask(const struct config *cfg, const char *what, json_t *req, j
 
 static void admin__not_running(const struct config *cfg)
 {
-    fprintf(stderr, "latchd is not running (no daemon on %s/%s)\n", cfg->state_dir, ADMIN_SOCKET_NAME);
+    fprintf(stderr, "latchd is not running (no daemon on %s/%s)\n", cfg->state_dir, CONTROL_SOCKET_NAME);
 }
 
 /* Prints a refusal's "error" (and "errors") on stderr; 1. */
@@ -267,7 +267,7 @@ int admin_keys_rotate(const struct admin_args *a)
     if (!cfg)
         return 2;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "keys rotate", json_pack("{s:s}", "cmd", ADMIN_CMD_KEYS_ROTATE), &reply);
+    int asked = admin__ask(cfg, "keys rotate", json_pack("{s:s}", "cmd", CONTROL_CMD_KEYS_ROTATE), &reply);
     if (asked < 0) {
         config_free(cfg);
         return 1;
@@ -279,7 +279,7 @@ int admin_keys_rotate(const struct admin_args *a)
         struct runtime *rt = admin__runtime_of(cfg);
         if (!rt)
             return 2;
-        reply = admin_op_keys_rotate(rt, NULL);
+        reply = control_op_keys_rotate(rt, NULL);
         if (json_is_true(json_object_get(reply, "ok")))
             admin__share(rt->cfg);
         runtime_unref(rt);
@@ -316,7 +316,7 @@ int admin_revoke(const struct admin_args *a)
     struct config *cfg = admin__config(config);
     if (!cfg)
         return 2;
-    json_t *req = json_pack("{s:s,s:s}", "cmd", ADMIN_CMD_REVOKE, o.email ? "email" : "app",
+    json_t *req = json_pack("{s:s,s:s}", "cmd", CONTROL_CMD_REVOKE, o.email ? "email" : "app",
                             o.email ? o.email : o.app);
     json_t *reply = NULL;
     int asked = admin__ask(cfg, "revoke", json_incref(req), &reply);
@@ -334,7 +334,7 @@ int admin_revoke(const struct admin_args *a)
             json_decref(req);
             return 2;
         }
-        reply = admin_op_revoke(rt, req, NULL);
+        reply = control_op_revoke(rt, req, NULL);
         if (json_is_true(json_object_get(reply, "ok")))
             admin__share(rt->cfg);
         runtime_unref(rt);
@@ -416,7 +416,7 @@ int admin_status(const struct admin_args *a)
     if (!cfg)
         return 2;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "status", json_pack("{s:s}", "cmd", ADMIN_CMD_STATUS), &reply);
+    int asked = admin__ask(cfg, "status", json_pack("{s:s}", "cmd", CONTROL_CMD_STATUS), &reply);
     int status = 1;
     if (asked > 0)
         admin__not_running(cfg);
@@ -446,7 +446,7 @@ int admin_reload(const struct admin_args *a)
     if (!cfg)
         return 2;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "reload", json_pack("{s:s}", "cmd", ADMIN_CMD_RELOAD), &reply);
+    int asked = admin__ask(cfg, "reload", json_pack("{s:s}", "cmd", CONTROL_CMD_RELOAD), &reply);
     int status = 1;
     if (asked > 0)
         admin__not_running(cfg);

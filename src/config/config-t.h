@@ -204,9 +204,9 @@ struct config {
     char *store;                   /* "embedded" or "redis://…" */
     char *store_key_file;          /* the key that seals values kept in Redis (store/seal.h) */
     char *store_password_file;     /* Redis AUTH (requirepass), or NULL */
-    char *admin_listen;            /* NULL: no metrics listener */
-    struct sockaddr_storage admin_addr; /* admin_listen parsed: loopback or one address */
-    socklen_t admin_addrlen;
+    char *metrics_listen;          /* admin.listen; NULL: no metrics listener */
+    struct sockaddr_storage metrics_addr; /* metrics_listen parsed: loopback or one address */
+    socklen_t metrics_addrlen;
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;
     char *subaddress_separators;   /* what starts a sub-address tag (core/email.h); NULL: "+" */

@@ -654,12 +654,12 @@ static void config_admin(struct config__ctx *c, const struct config__node *n, st
     const struct config__node *v[1];
     if (!config__map(c, n, "admin", keys, v) || !v[0])
         return;
-    cfg->admin_listen = config__string(c, v[0], "listen");
+    cfg->metrics_listen = config__string(c, v[0], "listen");
     struct listener_cfg tmp = {0};
     const char *why;
-    if (cfg->admin_listen &&
-        (why = config__check_address(cfg->admin_listen, &tmp.addr, &tmp.addrlen))) {
-        config__error(c, v[0]->pos, "invalid admin listen address '%s': %s", cfg->admin_listen,
+    if (cfg->metrics_listen &&
+        (why = config__check_address(cfg->metrics_listen, &tmp.addr, &tmp.addrlen))) {
+        config__error(c, v[0]->pos, "invalid admin listen address '%s': %s", cfg->metrics_listen,
                       why);
         return;
     }
@@ -669,20 +669,20 @@ static void config_admin(struct config__ctx *c, const struct config__node *n, st
                 ((const struct sockaddr_in *)&tmp.addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
                (tmp.addr.ss_family == AF_INET6 &&
                 IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&tmp.addr)->sin6_addr));
-    if (cfg->admin_listen && any) {
+    if (cfg->metrics_listen && any) {
         config__error(c, v[0]->pos, "admin listen address '%s' is every interface: metrics have no "
                       "authentication; use a loopback address (127.0.0.1:9145) or a specific one",
-                      cfg->admin_listen);
+                      cfg->metrics_listen);
         return;
     }
-    if (cfg->admin_listen) {
-        memcpy(&cfg->admin_addr, &tmp.addr, sizeof tmp.addr);
-        cfg->admin_addrlen = tmp.addrlen;
+    if (cfg->metrics_listen) {
+        memcpy(&cfg->metrics_addr, &tmp.addr, sizeof tmp.addr);
+        cfg->metrics_addrlen = tmp.addrlen;
     }
-    for (size_t i = 0; cfg->admin_listen && i < cfg->nlisteners; i++)
+    for (size_t i = 0; cfg->metrics_listen && i < cfg->nlisteners; i++)
         if (config_same_addr(&cfg->listeners[i], &tmp))
             config__error(c, v[0]->pos, "admin listen address '%s' is also a listen address",
-                          cfg->admin_listen);
+                          cfg->metrics_listen);
 }
 
 static void config_trusted_proxies(struct config__ctx *c, const struct config__node *n,
@@ -1006,7 +1006,7 @@ void config_free(struct config *cfg)
     free(cfg->store);
     free(cfg->store_key_file);
     free(cfg->store_password_file);
-    free(cfg->admin_listen);
+    free(cfg->metrics_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
     free(cfg->hsts_header);

@@ -1,4 +1,4 @@
-/* The daemon's main thread: listening sockets, worker threads, the admin socket, and the
+/* The daemon's main thread: listening sockets, worker threads, the control socket, and the
  * signals that reload (SIGHUP), drain (SIGTERM, SIGINT) and reopen logs (SIGUSR1); publishing
  * what reloads, rotations and revocations change. */
 #include "server/server.h"
@@ -63,9 +63,9 @@ static bool server__same_listeners(struct server *srv, const struct config *cfg)
     for (unsigned i = 0; i < srv->nlisten; i++)
         if (strcmp(cfg->listeners[i].address, srv->listen_addrs[i]))
             return false;
-    if (!cfg->admin_listen != !srv->admin_listen)
+    if (!cfg->metrics_listen != !srv->metrics_listen)
         return false;
-    return !cfg->admin_listen || !strcmp(cfg->admin_listen, srv->admin_listen);
+    return !cfg->metrics_listen || !strcmp(cfg->metrics_listen, srv->metrics_listen);
 }
 
 /* Each app's metrics label, before the runtime is published: an app that a reload keeps keeps
@@ -115,7 +115,7 @@ static void server__publish(struct server *srv, struct runtime *rt, struct keyse
         srv->svc = svc;
     uint64_t gen = atomic_fetch_add(&srv->gen, 1) + 1;
     pthread_mutex_unlock(&srv->lock);
-    if (ks)  /* one line however the keys changed: the admin socket, a file, another node */
+    if (ks)  /* one line however the keys changed: the control socket, a file, another node */
         log_msg("info", "signing keys loaded: %zu, newest %s", ks->n, ks->keys[0].kid);
     runtime_unref(old_rt);
     keyset_unref(old_ks);
@@ -217,7 +217,7 @@ int server_reload(struct server *srv, struct config_errors *errs)
 
 /* Publishes new signing keys or revocations when another process (latchd keys rotate or
  * latchd revoke without a daemon to ask, another node's mirror) changed them in state_dir, or
- * when the newest key is due for rotation. Skipped while the admin socket changes something:
+ * when the newest key is due for rotation. Skipped while the control socket changes something:
  * it publishes what it changed itself. */
 /* A state file that cannot be read now (at the open-files limit, say) is tried again every
  * poll (250 ms): its error is logged once per STATE_ERROR_EVERY_MS per kind, with a count. */
@@ -420,7 +420,7 @@ int server_run(const char *config_path)
     srv.config_abs = realpath(config_path, NULL);
     /* before any thread starts: it edits the environment */
     notify_open(&srv.notify);
-    /* blocked before any thread starts (jobs, workers, admin socket): only this thread takes them */
+    /* blocked before any thread starts (jobs, workers, control socket): only this thread takes them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
@@ -513,12 +513,12 @@ int server_run(const char *config_path)
         goto out;
     }
     server__metrics_ids(&srv, srv.rt);
-    if (cfg->admin_listen) {
-        srv.admin_listen = strdup(cfg->admin_listen);
-        srv.admin = metrics_listener_start(srv.metrics, cfg->admin_listen,
-                                           (const struct sockaddr *)&cfg->admin_addr,
-                                           cfg->admin_addrlen, &err);
-        if (!srv.admin || !srv.admin_listen) {
+    if (cfg->metrics_listen) {
+        srv.metrics_listen = strdup(cfg->metrics_listen);
+        srv.metrics_listener = metrics_listener_start(srv.metrics, cfg->metrics_listen,
+                                                      (const struct sockaddr *)&cfg->metrics_addr,
+                                                      cfg->metrics_addrlen, &err);
+        if (!srv.metrics_listener || !srv.metrics_listen) {
             log_msg("error", "%s", err ? err : "out of memory");
             free(err);
             goto out;
@@ -546,8 +546,8 @@ int server_run(const char *config_path)
         log_msg("error", "admin socket: cannot start its thread: %s", strerror(-rc));
     notify_send(&srv.notify, "READY=1\nMAINPID=%d\nSTATUS=serving on %s (%u workers)",
                 (int)getpid(), srv.listen_addrs[0], srv.nworkers);
-    if (srv.admin)
-        log_msg("info", "metrics on http://%s/metrics", srv.admin_listen);
+    if (srv.metrics_listener)
+        log_msg("info", "metrics on http://%s/metrics", srv.metrics_listen);
 
     for (;;) {
         siginfo_t si;
@@ -587,10 +587,10 @@ out:
     }
     free(srv.listen_fds);
     free(srv.listen_addrs);
-    metrics_listener_stop(srv.admin); /* the workers are joined: nothing writes the counters */
+    metrics_listener_stop(srv.metrics_listener); /* the workers are joined: nothing writes the counters */
     metrics_free(srv.metrics);
     connlimit_free(srv.climit);
-    free(srv.admin_listen);
+    free(srv.metrics_listen);
     free(srv.workers);
     runtime_unref(srv.rt);
     keyset_unref(srv.keys);

@@ -223,7 +223,7 @@ static void test_full_spec_example(void **state)
     assert_string_equal(cfg->state_dir, "/var/lib/latch");
     assert_string_equal(cfg->store, "embedded");
     assert_string_equal(cfg->store_key_file, "/etc/latch/store.key");
-    assert_string_equal(cfg->admin_listen, "127.0.0.1:9145");
+    assert_string_equal(cfg->metrics_listen, "127.0.0.1:9145");
     assert_string_equal(cfg->auth_domain, "auth.example.com");
     assert_int_equal(cfg->ntrusted_proxies, 0);
     assert_int_equal(cfg->session_duration_s, 86400);
@@ -406,7 +406,7 @@ static void test_extras(void **state)
     assert_string_equal(cfg->state_dir, "./state");
     assert_string_equal(cfg->store, "redis://redis.internal:6379/2");
     assert_string_equal(cfg->auth_domain, "auth.localhost:8080");
-    assert_null(cfg->admin_listen);
+    assert_null(cfg->metrics_listen);
     assert_int_equal(cfg->ntrusted_proxies, 3);
     assert_int_equal(cfg->trusted_proxies[0].prefix, 8 + 96);
     assert_int_equal(cfg->trusted_proxies[1].prefix, 8);
