@@ -8,7 +8,7 @@
 
 #include "admin/args.h"
 
-/* Each returns the process exit status (args.h: ADMIN_EXIT_*) for a parsed command line. */
+/* Each returns the process exit status (core/exitcode.h: LATCH_EXIT_*) for a parsed command line. */
 int admin_check(const struct admin_args *a);
 int admin_token_issue(const struct admin_args *a);
 int admin_keys_rotate(const struct admin_args *a);

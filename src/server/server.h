@@ -64,7 +64,9 @@ struct server {
 };
 
 /* Loads the config, listens, runs the workers until SIGTERM/SIGINT drained them. Returns the
- * process exit status. */
+ * process exit status (core/exitcode.h): LATCH_EXIT_OK once drained, LATCH_EXIT_CONFIG for a
+ * configuration refused (latchd check's errors, or a file that fails after it), else
+ * LATCH_EXIT_FAILED (a port taken, another latchd on state_dir, a worker that cannot start). */
 int server_run(const char *config_path);
 
 /* Reads the configuration file again and publishes it (SIGHUP, the control socket's reload);

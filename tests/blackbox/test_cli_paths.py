@@ -159,7 +159,7 @@ def test_two_apps_in_one_command_are_refused(latchd, cli_factory):
     for args in ([f"http://{h}/private/a", f"http://{h}/b"], [f"http://{h}/b", "--url", f"http://{h}/private/a"],
                  [f"http://{h}/{{private,public}}/a"], ["--request-target", "http://other.localhost/x", f"http://{h}/b"]):
         p = c.run("curl", "-sS", *args, browser="forbidden")
-        assert p.returncode == 2 and p.stdout == "", (args, p.returncode, p.stderr)
+        assert p.returncode == 64 and p.stdout == "", (args, p.returncode, p.stderr)
         assert "latch curl:" in p.stderr, p.stderr
     time.sleep(0.3)
     assert d.log_lines()[n:] == [], d.log_lines()[n:]
