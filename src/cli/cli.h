@@ -3,9 +3,9 @@
 #ifndef LATCH_CLI_H
 #define LATCH_CLI_H
 
-#include <jansson.h>
 #include "core/exitcode.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
