@@ -73,15 +73,14 @@ static void runtime__client_secret(const struct config *cfg, const struct idp *d
     free(secret);
 }
 
-/* With Redis: the key that seals what is kept there and the AUTH password (store/cluster.c
- * reads them again when it opens the store). */
+/* The key that seals what is kept in Redis (with Redis only) and the AUTH password
+ * (store/cluster.c reads them again when it opens the store). */
 static void runtime__store_files(const struct config *cfg, struct config_errors *errs)
 {
     char why[512], *password = NULL;
     unsigned char key[STORE_KEY_BYTES];
-    if (strncmp(cfg->store, "redis:", 6))
-        return;
-    if (cfg->store_key_file && store_key_load(cfg->store_key_file, key, why, sizeof why) != 0)
+    if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
+        store_key_load(cfg->store_key_file, key, why, sizeof why) != 0)
         config_errors_add(errs, cfg->path, cfg->where.store_key_file, "'store_key_file': %s", why);
     sodium_memzero(key, sizeof key);
     if (cfg->store_password_file &&

@@ -83,6 +83,10 @@ static void test_store_files(void **state)
                         "or directory",
                         "t.yaml:6:22: 'store_password_file': cannot read /nonexistent/p: No such "
                         "file or directory");
+    /* the password file is read whatever the store, as the key is with Redis only */
+    expect_check_errors(HEAD "store_password_file: /nonexistent/p\n", 1,
+                        "t.yaml:4:22: 'store_password_file': cannot read /nonexistent/p: No such "
+                        "file or directory");
     unlink("/tmp/latch-unit-short.key");
 }
 
