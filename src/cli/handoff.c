@@ -140,6 +140,22 @@ static void handoff__who(const char *tok, char *out, size_t cap)
     json_decref(p);
 }
 
+/* The box the gateway sealed to this login's key, opened: its JSON, or NULL (not ours, not
+ * JSON). The plain text is wiped. */
+static json_t *handoff__open(const struct cli_http *h, const unsigned char *pk, const unsigned char *sk)
+{
+    unsigned char *plain = NULL;
+    json_t *j = NULL;
+    if (h->len > crypto_box_SEALBYTES && (plain = calloc(1, h->len - crypto_box_SEALBYTES + 1)) &&
+        crypto_box_seal_open(plain, (const unsigned char *)h->body, h->len, pk, sk) == 0) {
+        json_error_t je;
+        j = json_loadb((const char *)plain, h->len - crypto_box_SEALBYTES, 0, &je);
+        sodium_memzero(plain, h->len - crypto_box_SEALBYTES);
+    }
+    free(plain);
+    return j;
+}
+
 int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,
                 const struct cli_handoff_opts *o, char **app_token, char **org_token)
 {
@@ -217,15 +233,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
             backoff = backoff < 8 ? backoff * 2 : 10;
             continue;
         }
-        unsigned char *plain = NULL;
-        json_t *j = NULL;
-        if (h.len > crypto_box_SEALBYTES && (plain = calloc(1, h.len - crypto_box_SEALBYTES + 1)) &&
-            crypto_box_seal_open(plain, (const unsigned char *)h.body, h.len, pk, sk) == 0) {
-            json_error_t je;
-            j = json_loadb((const char *)plain, h.len - crypto_box_SEALBYTES, 0, &je);
-            sodium_memzero(plain, h.len - crypto_box_SEALBYTES);
-        }
-        free(plain);
+        json_t *j = handoff__open(&h, pk, sk);
         cli_http_free(&h);
         const char *a = json_string_value(json_object_get(j, "app_token"));
         const char *g = json_string_value(json_object_get(j, "org_token"));
