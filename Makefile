@@ -29,13 +29,13 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps demo test unit replay blackbox asan fuzz bench clean help format format-check install install-files deb
+.PHONY: all deps demo test unit replay layers blackbox asan fuzz bench clean help format format-check install install-files deb
 all: $(BUILD)/latchd $(BUILD)/latch
 
 help:
 	@echo "make          build build/latchd and build/latch"
 	@echo "make demo     install what is missing, then run latchd on 127.0.0.1:8080 with examples/demo.yaml"
-	@echo "make test     install what is missing, then unit tests, fuzz-corpus replay, black-box tests"
+	@echo "make test     install what is missing, then the layers check, unit tests, fuzz-corpus replay, black-box tests"
 	@echo "make asan     the whole suite under ASan+UBSan (build-asan/)"
 	@echo "make fuzz     libFuzzer targets with clang (build/fuzz/)"
 	@echo "make unit     the cmocka unit tests (tests/unit/<folder>/test_<module>.c); make replay: the fuzz corpora"
@@ -84,8 +84,12 @@ blackbox: $(BUILD)/latchd $(BUILD)/latch
 	$(BLACKBOX) -n $(JOBS) -m "not serial" tests/blackbox $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 	$(BLACKBOX) -m serial tests/blackbox $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
+# No two folders of src/ include each other, directly or through a longer loop.
+layers:
+	@scripts/layers.sh
+
 test: deps
-	@$(MAKE) --no-print-directory all unit replay
+	@$(MAKE) --no-print-directory layers all unit replay
 	@$(MAKE) --no-print-directory blackbox
 
 asan: deps

@@ -1,9 +1,10 @@
 /* The admin subcommands of admin.h: check, token issue, keys rotate, revoke, service-token
  * create, policy-test, and status and reload, which only a running daemon can answer. */
 #include "admin/admin.h"
+#include "core/exitcode.h"
 
-#include "admin/ops.h"
-#include "admin/socket.h"
+#include "server/control_ops.h"
+#include "server/control_socket.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/path.h"
@@ -14,6 +15,7 @@
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/statefile.h"
 #include "token/svctokens.h"
 #include "store/cluster.h"
 
@@ -81,20 +83,20 @@ static struct runtime *admin__runtime(const char *path)
 static int admin__ask(const struct config *cfg, const char *what, json_t *req, json_t **reply)
 {
     *reply = NULL;
-    int fd = admin_socket_connect(cfg->state_dir);
+    int fd = control_socket_connect(cfg->state_dir);
     if (fd == -ENOENT || fd == -ECONNREFUSED || fd == -ENOTDIR) {
         json_decref(req);
         return 1;
     }
     if (fd < 0) {
         fprintf(stderr, "latchd %s: cannot reach latchd on %s/%s: %s%s\n", what, cfg->state_dir,
-                ADMIN_SOCKET_NAME, strerror(-fd),
+                CONTROL_SOCKET_NAME, strerror(-fd),
                 fd == -EACCES ? " (run this as root or as latchd's user)" : "");
         json_decref(req);
         return -1;
     }
     char *err = NULL;
-    *reply = admin_socket_call(fd, req, ADMIN_CALL_MS, &err);
+    *reply = control_socket_call(fd, req, ADMIN_CALL_MS, &err);
     close(fd);
     json_decref(req);
     if (!*reply) {
@@ -107,10 +109,10 @@ static int admin__ask(const struct config *cfg, const char *what, json_t *req, j
 
 static void admin__not_running(const struct config *cfg)
 {
-    fprintf(stderr, "latchd is not running (no daemon on %s/%s)\n", cfg->state_dir, ADMIN_SOCKET_NAME);
+    fprintf(stderr, "latchd is not running (no daemon on %s/%s)\n", cfg->state_dir, CONTROL_SOCKET_NAME);
 }
 
-/* Prints a refusal's "error" (and "errors") on stderr; 1. */
+/* Prints a refusal's "error" (and "errors") on stderr; LATCH_EXIT_FAILED. */
 static int admin__failed(const char *what, const json_t *reply)
 {
     const char *e = json_string_value(json_object_get(reply, "error"));
@@ -119,7 +121,7 @@ static int admin__failed(const char *what, const json_t *reply)
     json_t *v;
     json_array_foreach(json_object_get(reply, "errors"), i, v)
         fprintf(stderr, "%s\n", json_string_value(v) ? json_string_value(v) : "?");
-    return 1;
+    return LATCH_EXIT_FAILED;
 }
 
 static struct keyset *admin__keys(const struct config *cfg, bool force)
@@ -164,7 +166,7 @@ int admin_check(const struct admin_args *a)
     const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
+        return LATCH_EXIT_CONFIG;
     struct config_errors errs = { 0 }, warns = { 0 };
     int bad = runtime_check(cfg, &errs, &warns);
     config_errors_print(&errs, stderr);
@@ -174,7 +176,7 @@ int admin_check(const struct admin_args *a)
     config_errors_clear(&warns);
     if (bad) {
         config_free(cfg);
-        return 2;
+        return LATCH_EXIT_CONFIG;
     }
     printf("%s: ok (%zu app%s, %zu listener%s", config, cfg->napps, admin__s(cfg->napps),
            cfg->nlisteners, admin__s(cfg->nlisteners));
@@ -188,7 +190,7 @@ int admin_check(const struct admin_args *a)
                    auth_url, cfg->idps[i].callback_path);
     free(auth_url);
     config_free(cfg);
-    return 0;
+    return LATCH_EXIT_OK;
 }
 
 int admin_token_issue(const struct admin_args *a)
@@ -196,7 +198,7 @@ int admin_token_issue(const struct admin_args *a)
     const struct admin_args o = *a;
     if (!o.app || !o.email) {
         fprintf(stderr, "latchd token issue: --app NAME and --email ADDRESS are required\n");
-        return 64;
+        return LATCH_EXIT_USAGE;
     }
     char email[320];
     snprintf(email, sizeof email, "%s", o.email);
@@ -204,12 +206,12 @@ int admin_token_issue(const struct admin_args *a)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (!token_email_ok(email)) {
         fprintf(stderr, "latchd token issue: '%s' is not one email address\n", o.email);
-        return 64;
+        return LATCH_EXIT_USAGE;
     }
     struct runtime *rt = admin__runtime(a->config);
     if (!rt)
-        return 2;
-    int status = 1;
+        return LATCH_EXIT_CONFIG;
+    int status = LATCH_EXIT_FAILED;
     struct keyset *ks = NULL;
     const struct app *app = admin__app(rt->cfg, o.app);
     if (!app)
@@ -219,7 +221,7 @@ int admin_token_issue(const struct admin_args *a)
         int64_t ms = config_parse_duration_ms(o.ttl);
         if (ms < 1000) {
             fprintf(stderr, "latchd token issue: --ttl '%s' is not a duration (e.g. 30m, 12h)\n", o.ttl);
-            status = 64;
+            status = LATCH_EXIT_USAGE;
             goto out;
         }
         ttl = ms / 1000;
@@ -240,7 +242,7 @@ int admin_token_issue(const struct admin_args *a)
     free(tok);
     log_auth(rt->auth_log, "token_issued", email, mc.idp, app->name, NULL, true,
              "latchd token issue (break-glass)");
-    status = 0;
+    status = LATCH_EXIT_OK;
 out:
     keyset_unref(ks);
     runtime_unref(rt);
@@ -256,7 +258,7 @@ static int admin__print_rotated(const json_t *reply)
            json_array_size(json_object_get(reply, "keys")), pid ? " (latchd pid " : "\n");
     if (pid)
         printf("%lld signs with it now)\n", (long long)json_integer_value(pid));
-    return 0;
+    return LATCH_EXIT_OK;
 }
 
 int admin_keys_rotate(const struct admin_args *a)
@@ -264,12 +266,12 @@ int admin_keys_rotate(const struct admin_args *a)
     const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
+        return LATCH_EXIT_CONFIG;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "keys rotate", json_pack("{s:s}", "cmd", ADMIN_CMD_KEYS_ROTATE), &reply);
+    int asked = admin__ask(cfg, "keys rotate", json_pack("{s:s}", "cmd", CONTROL_CMD_KEYS_ROTATE), &reply);
     if (asked < 0) {
         config_free(cfg);
-        return 1;
+        return LATCH_EXIT_FAILED;
     }
     if (asked > 0) {
         admin__not_running(cfg);
@@ -277,8 +279,8 @@ int admin_keys_rotate(const struct admin_args *a)
                 "later signs with it\n", cfg->state_dir);
         struct runtime *rt = admin__runtime_of(cfg);
         if (!rt)
-            return 2;
-        reply = admin_op_keys_rotate(rt, NULL);
+            return LATCH_EXIT_CONFIG;
+        reply = control_op_keys_rotate(rt, NULL);
         if (json_is_true(json_object_get(reply, "ok")))
             admin__share(rt->cfg);
         runtime_unref(rt);
@@ -301,7 +303,7 @@ static int admin__print_revoked(const json_t *reply)
     if (pid)
         printf(" (latchd pid %lld refuses them from now on)", (long long)json_integer_value(pid));
     printf("\n");
-    return 0;
+    return LATCH_EXIT_OK;
 }
 
 int admin_revoke(const struct admin_args *a)
@@ -310,19 +312,19 @@ int admin_revoke(const struct admin_args *a)
     const char *config = a->config;
     if (!o.email == !o.app) {
         fprintf(stderr, "latchd revoke: give exactly one of --email ADDRESS or --app NAME\n");
-        return 64;
+        return LATCH_EXIT_USAGE;
     }
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
-    json_t *req = json_pack("{s:s,s:s}", "cmd", ADMIN_CMD_REVOKE, o.email ? "email" : "app",
+        return LATCH_EXIT_CONFIG;
+    json_t *req = json_pack("{s:s,s:s}", "cmd", CONTROL_CMD_REVOKE, o.email ? "email" : "app",
                             o.email ? o.email : o.app);
     json_t *reply = NULL;
     int asked = admin__ask(cfg, "revoke", json_incref(req), &reply);
     if (asked < 0) {
         json_decref(req);
         config_free(cfg);
-        return 1;
+        return LATCH_EXIT_FAILED;
     }
     if (asked > 0) {
         admin__not_running(cfg);
@@ -331,9 +333,9 @@ int admin_revoke(const struct admin_args *a)
         struct runtime *rt = admin__runtime_of(cfg);
         if (!rt) {
             json_decref(req);
-            return 2;
+            return LATCH_EXIT_CONFIG;
         }
-        reply = admin_op_revoke(rt, req, NULL);
+        reply = control_op_revoke(rt, req, NULL);
         if (json_is_true(json_object_get(reply, "ok")))
             admin__share(rt->cfg);
         runtime_unref(rt);
@@ -413,10 +415,10 @@ int admin_status(const struct admin_args *a)
     bool as_json = a->json;
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
+        return LATCH_EXIT_CONFIG;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "status", json_pack("{s:s}", "cmd", ADMIN_CMD_STATUS), &reply);
-    int status = 1;
+    int asked = admin__ask(cfg, "status", json_pack("{s:s}", "cmd", CONTROL_CMD_STATUS), &reply);
+    int status = LATCH_EXIT_FAILED;
     if (asked > 0)
         admin__not_running(cfg);
     if (asked != 0)
@@ -425,12 +427,12 @@ int admin_status(const struct admin_args *a)
         char *s = json_dumps(reply, JSON_COMPACT);
         printf("%s\n", s ? s : "{}");
         free(s);
-        status = json_is_true(json_object_get(reply, "ok")) ? 0 : 1;
+        status = json_is_true(json_object_get(reply, "ok")) ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
     } else if (!json_is_true(json_object_get(reply, "ok"))) {
         status = admin__failed("status", reply);
     } else {
         admin__print_status(reply);
-        status = 0;
+        status = LATCH_EXIT_OK;
     }
 out:
     json_decref(reply);
@@ -443,10 +445,10 @@ int admin_reload(const struct admin_args *a)
     const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
+        return LATCH_EXIT_CONFIG;
     json_t *reply = NULL;
-    int asked = admin__ask(cfg, "reload", json_pack("{s:s}", "cmd", ADMIN_CMD_RELOAD), &reply);
-    int status = 1;
+    int asked = admin__ask(cfg, "reload", json_pack("{s:s}", "cmd", CONTROL_CMD_RELOAD), &reply);
+    int status = LATCH_EXIT_FAILED;
     if (asked > 0)
         admin__not_running(cfg);
     if (asked != 0)
@@ -459,10 +461,10 @@ int admin_reload(const struct admin_args *a)
         if (used && realpath(config, mine) && strcmp(mine, used))
             fprintf(stderr, "note: latchd runs with %s, not %s: that is the file it reloaded\n",
                     used, mine);
-        status = 0;
+        status = LATCH_EXIT_OK;
     } else {
         admin__failed("reload", reply);
-        status = json_object_get(reply, "errors") ? 2 : 1;
+        status = json_object_get(reply, "errors") ? LATCH_EXIT_CONFIG : LATCH_EXIT_FAILED;
     }
 out:
     json_decref(reply);
@@ -481,15 +483,15 @@ static int admin__register_service(const struct config *cfg, const char *name, c
     json_t *add = json_pack("{s:{s:s,s:s,s:I,s:I}}", name, "client_id", client_id, "secret_sha256", md_hex,
                             "expires", (json_int_t)exp,
                             "created", (json_int_t)now.tv_sec * 1000000000 + now.tv_nsec);
-    int rc = add && runtime_mkdirs(cfg->state_dir) == 0 ? svc_tokens_merge(cfg->state_dir, add, &err) : -1;
+    int rc = add && statefile_mkdirs(cfg->state_dir) == 0 ? svc_tokens_merge(cfg->state_dir, add, &err) : -1;
     json_decref(add);
     if (rc < 0) {
         fprintf(stderr, "latchd service-token create: %s\n", err ? err : "cannot record the token");
         free(err);
-        return 1;
+        return LATCH_EXIT_FAILED;
     }
     admin__share(cfg);
-    return 0;
+    return LATCH_EXIT_OK;
 }
 
 int admin_service_token_create(const struct admin_args *a)
@@ -498,12 +500,12 @@ int admin_service_token_create(const struct admin_args *a)
     const char *config = a->config;
     struct config *cfg = admin__config(config);
     if (!cfg)
-        return 2;
+        return LATCH_EXIT_CONFIG;
     int64_t dur_ms = config_parse_duration_ms(o.duration ? o.duration : "8760h");
     if (dur_ms < 1000) {
         fprintf(stderr, "latchd service-token create: --duration '%s' is not a duration\n", o.duration);
         config_free(cfg);
-        return 64;
+        return LATCH_EXIT_USAGE;
     }
     for (size_t i = 0; i < cfg->nservice_tokens; i++)
         if (!strcmp(cfg->service_tokens[i].name, o.name))
@@ -521,10 +523,10 @@ int admin_service_token_create(const struct admin_args *a)
     struct tm tm;
     gmtime_r(&exp, &tm);
     strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int status = 0;
+    int status = LATCH_EXIT_OK;
     if (!strncmp(cfg->store, "redis:", 6)) {
         char *err = NULL;
-        status = cluster_prepare(cfg, &err) == 0 ? admin__register_service(cfg, o.name, id_hex, md_hex, exp) : 1;
+        status = cluster_prepare(cfg, &err) == 0 ? admin__register_service(cfg, o.name, id_hex, md_hex, exp) : LATCH_EXIT_FAILED;
         if (err)
             fprintf(stderr, "latchd service-token create: %s\n", err);
         free(err);
@@ -552,7 +554,7 @@ int admin_service_token_create(const struct admin_args *a)
            "    expires: %s\n",
            id_hex, secret_hex, config, o.name, id_hex, md_hex, expires);
     sodium_memzero(secret_hex, sizeof secret_hex);
-    return 0;
+    return LATCH_EXIT_OK;
 }
 
 int admin_policy_test(const struct admin_args *a)
@@ -561,12 +563,12 @@ int admin_policy_test(const struct admin_args *a)
     const char *config = a->config;
     if (!o.url) {
         fprintf(stderr, "latchd policy-test: --url URL is required\n");
-        return 64;
+        return LATCH_EXIT_USAGE;
     }
     struct runtime *rt = admin__runtime(config);
     if (!rt)
-        return 2;
-    int status = 64;
+        return LATCH_EXIT_CONFIG;
+    int status = LATCH_EXIT_USAGE;
     /* URL: scheme://host[:port]/path[?query] */
     const char *p = strstr(o.url, "://");
     p = p ? p + 3 : o.url;
@@ -586,7 +588,7 @@ int admin_policy_test(const struct admin_args *a)
     printf("url:      %s\nhost:     %s\npath:     %s (matched as %s)\n", o.url, host, fwd, match);
     if (!app) {
         printf("app:      none: 404, nothing is forwarded\ndecision: deny\n");
-        status = 1;
+        status = LATCH_EXIT_FAILED;
         goto out;
     }
     printf("app:      %s (origin %s)\n", app->name, app->origin.url);
@@ -626,7 +628,7 @@ int admin_policy_test(const struct admin_args *a)
     policy_explain(app, &pr, stdout, &res);
     printf("decision: %s%s%s\n", policy_decision_name(res.decision), res.policy ? " by policy " : "",
            res.policy ? res.policy->name : "");
-    status = policy_admits(res.decision) ? 0 : 1;
+    status = policy_admits(res.decision) ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
 out:
     runtime_unref(rt);
     return status;

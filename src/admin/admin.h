@@ -1,13 +1,14 @@
 /* latchd's admin subcommands (SPEC.md §2): each takes --config FILE. status, reload, revoke and
- * keys rotate ask the running daemon through its admin socket (state_dir/admin.sock); without
- * a daemon, revoke and keys rotate work on state_dir directly (a daemon started later, or one
- * that watches state_dir, picks the change up) and status and reload say it is not running. */
+ * keys rotate ask the running daemon through its control socket (state_dir/admin.sock,
+ * server/control_socket.h); without a daemon, revoke and keys rotate work on state_dir directly
+ * (a daemon started later, or one that watches state_dir, picks the change up) and status and
+ * reload say it is not running. */
 #ifndef LATCH_ADMIN_H
 #define LATCH_ADMIN_H
 
 #include "admin/args.h"
 
-/* Each returns the process exit status (args.h: ADMIN_EXIT_*) for a parsed command line. */
+/* Each returns the process exit status (core/exitcode.h: LATCH_EXIT_*) for a parsed command line. */
 int admin_check(const struct admin_args *a);
 int admin_token_issue(const struct admin_args *a);
 int admin_keys_rotate(const struct admin_args *a);

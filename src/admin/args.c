@@ -88,7 +88,7 @@ static void admin__retype(struct strbuf *sb, int argc, char **argv, int cmd_end)
         sb_adds(sb, " --config FILE");
 }
 
-/* "latchd[ COMMAND]: message" and the hint below it, on stderr; ADMIN_EXIT_USAGE. */
+/* "latchd[ COMMAND]: message" and the hint below it, on stderr; LATCH_EXIT_USAGE. */
 static int admin__usage(const struct admin_command *c, const char *fmt, const char *a1, const char *a2,
                         const struct strbuf *hint)
 {
@@ -97,7 +97,7 @@ static int admin__usage(const struct admin_command *c, const char *fmt, const ch
     if (hint && hint->p)
         fprintf(stderr, "\n  %s", hint->p);
     fprintf(stderr, "\n");
-    return ADMIN_EXIT_USAGE;
+    return LATCH_EXIT_USAGE;
 }
 
 /* Stores option `o`'s value (NULL for a flag) in a. */
@@ -118,7 +118,7 @@ static void admin__store(struct admin_args *a, const char *o, const char *v)
         a->json = true;
 }
 
-/* "--x" (or "--x=v") for command c at argv[*i]: stored, 0; else ADMIN_EXIT_USAGE after saying
+/* "--x" (or "--x=v") for command c at argv[*i]: stored, 0; else LATCH_EXIT_USAGE after saying
  * what the command takes. */
 static int admin__option(struct admin_args *a, const struct admin_command *c, int argc, char **argv,
                          int *i, const char **seen)
@@ -145,16 +145,16 @@ static int admin__option(struct admin_args *a, const struct admin_command *c, in
         sb_adds(&hint, n ? "it takes: " : "it takes no option: ");
         admin__synopsis(&hint, c);
         fprintf(stderr, "latchd %s: unknown option '%s'%s\n  %s\n", c->name, arg, mean, hint.p);
-        rc = ADMIN_EXIT_USAGE;
+        rc = LATCH_EXIT_USAGE;
     } else if (!o->value && eq) {
         fprintf(stderr, "latchd %s: --%s takes no value\n", c->name, o->name);
-        rc = ADMIN_EXIT_USAGE;
+        rc = LATCH_EXIT_USAGE;
     } else if (o->value && !eq && (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2))) {
         fprintf(stderr, "latchd %s: --%s needs a value: --%s %s\n", c->name, o->name, o->name, o->value);
-        rc = ADMIN_EXIT_USAGE;
+        rc = LATCH_EXIT_USAGE;
     } else if (!o->repeat && seen[o - c->opts]) {
         fprintf(stderr, "latchd %s: --%s is given twice\n", c->name, o->name);
-        rc = ADMIN_EXIT_USAGE;
+        rc = LATCH_EXIT_USAGE;
     } else {
         seen[o - c->opts] = arg;
         admin__store(a, o->name, !o->value ? NULL : eq ? eq + 1 : argv[++*i]);
@@ -174,7 +174,7 @@ static int admin__unknown_command(const char *word, const char *config)
         admin__synopsis(&hint, half);
         admin__usage(NULL, "the command is 'latchd %s'", half->name, NULL, &hint);
         sb_free(&hint);
-        return ADMIN_EXIT_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     /* typos of a command's first word ("tokn" for "token issue") */
     char first[ADMIN__NCOMMANDS][32];
@@ -202,7 +202,7 @@ static int admin__unknown_command(const char *word, const char *config)
         admin__usage(NULL, "unknown command '%s'", word, NULL, &hint);
     }
     sb_free(&hint);
-    return ADMIN_EXIT_USAGE;
+    return LATCH_EXIT_USAGE;
 }
 
 int admin_args_parse(int argc, char **argv, struct admin_args *a)
@@ -216,7 +216,7 @@ int admin_args_parse(int argc, char **argv, struct admin_args *a)
     int nwords = 0, cmd_end = 0, rc = 0;
     if (!a->groups || !a->amr || !words) {
         fprintf(stderr, "latchd: out of memory\n");
-        rc = ADMIN_EXIT_FAILED;
+        rc = LATCH_EXIT_FAILED;
         goto out;
     }
     for (int i = 0; i < argc && !rc; i++) {

@@ -4,6 +4,8 @@
 #ifndef LATCH_ADMIN_ARGS_H
 #define LATCH_ADMIN_ARGS_H
 
+#include "core/exitcode.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -37,11 +39,8 @@ struct admin_args {
     bool json;
 };
 
-/* Exit statuses shared by latchd's commands. */
-enum { ADMIN_EXIT_OK = 0, ADMIN_EXIT_FAILED = 1, ADMIN_EXIT_CONFIG = 2, ADMIN_EXIT_USAGE = 64 };
-
 /* Parses argv[1..argc) (no --help or --version there: the caller answers those). 0 with *a
- * filled (free with admin_args_free), or ADMIN_EXIT_USAGE after saying on stderr what to type. */
+ * filled (free with admin_args_free), or LATCH_EXIT_USAGE after saying on stderr what to type. */
 int admin_args_parse(int argc, char **argv, struct admin_args *a);
 void admin_args_free(struct admin_args *a);
 

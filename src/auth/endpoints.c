@@ -1011,7 +1011,7 @@ int auth__end_session(struct conn *c, struct local_req *r, const char *session,
     runtime_ref(r->rt);
     snprintf(j->session, sizeof j->session, "%s", session);
     j->now = (int64_t)time(NULL);
-    j->forget_before = j->now - runtime_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
+    j->forget_before = j->now - config_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
     j->answer = answer;
     j->lj.job.run = auth__end_session_run;
     j->lj.finish = auth__end_session_finish;

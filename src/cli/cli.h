@@ -3,21 +3,16 @@
 #ifndef LATCH_CLI_H
 #define LATCH_CLI_H
 
+#include "core/exitcode.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
-/* Exit statuses of latch (documented in latch(1)). curl's own status passes through. */
-enum cli_exit {
-    CLI_OK = 0,
-    CLI_ERROR = 1,      /* network, gateway or local error */
-    CLI_USAGE = 2,
-    CLI_NO_LOGIN = 3,   /* the browser login did not complete in time */
-    CLI_REFUSED = 4,    /* the gateway refused: policy, revoked */
-    CLI_NO_TOKEN = 5,   /* latch token: nothing stored */
-};
+/* Exit statuses: core/exitcode.h (LATCH_EXIT_*, documented in latch(1)). curl's own status
+ * passes through. */
 
 /* --- token store: one JSON file per host, 0600 in a 0700 directory ---------------------- */
 
@@ -209,7 +204,7 @@ long cli_peer_uid(const struct sockaddr_in *peer, const struct sockaddr_in *us);
 
 #define CLI_HANDOFF_URL_MAX 8192
 /* Logs in through the browser for the app at `host` and `path` (its match form), whose AUD is
- * `aud`, at `auth_url`; returns the app and org tokens (malloc'd) or an enum cli_exit. The
+ * `aud`, at `auth_url`; returns the app and org tokens (malloc'd) or a LATCH_EXIT_* status. The
  * browser is said to have opened only when its launcher did not fail (handoff.c); otherwise
  * the URL to open is printed. */
 int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,

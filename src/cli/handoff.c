@@ -140,6 +140,22 @@ static void handoff__who(const char *tok, char *out, size_t cap)
     json_decref(p);
 }
 
+/* The box the gateway sealed to this login's key, opened: its JSON, or NULL (not ours, not
+ * JSON). The plain text is wiped. */
+static json_t *handoff__open(const struct cli_http *h, const unsigned char *pk, const unsigned char *sk)
+{
+    unsigned char *plain = NULL;
+    json_t *j = NULL;
+    if (h->len > crypto_box_SEALBYTES && (plain = calloc(1, h->len - crypto_box_SEALBYTES + 1)) &&
+        crypto_box_seal_open(plain, (const unsigned char *)h->body, h->len, pk, sk) == 0) {
+        json_error_t je;
+        j = json_loadb((const char *)plain, h->len - crypto_box_SEALBYTES, 0, &je);
+        sodium_memzero(plain, h->len - crypto_box_SEALBYTES);
+    }
+    free(plain);
+    return j;
+}
+
 int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,
                 const struct cli_handoff_opts *o, char **app_token, char **org_token)
 {
@@ -159,7 +175,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
                                 host, ep.p ? ep.p : "", pk64, n64) >= (int)sizeof url) {
         sb_free(&ep);
         fprintf(stderr, "latch: the URL's path is too long to log in with\n");
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     sb_free(&ep);
     snprintf(poll, sizeof poll, "%s/cdn-cgi/access/transfer/%s", auth_url, pk64);
@@ -178,7 +194,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
     }
 
     time_t start = time(NULL), deadline = start + (o->timeout_s > 0 ? o->timeout_s : 300);
-    int backoff = 1, status = CLI_NO_LOGIN, challenges = 0;
+    int backoff = 1, status = LATCH_EXIT_NO_LOGIN, challenges = 0;
     bool tty = isatty(2) && !o->quiet;
     while (time(NULL) < deadline) {
         struct cli_http h;
@@ -203,7 +219,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
             if (!ok) {
                 fprintf(stderr, "%slatch: the gateway's challenge does not open with this login's key: "
                                 "refused\n", tty ? "\n" : "");
-                status = CLI_ERROR;
+                status = LATCH_EXIT_FAILED;
                 break;
             }
             if (++challenges > 3) /* a new proof every time: something is wrong; slow down */
@@ -217,15 +233,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
             backoff = backoff < 8 ? backoff * 2 : 10;
             continue;
         }
-        unsigned char *plain = NULL;
-        json_t *j = NULL;
-        if (h.len > crypto_box_SEALBYTES && (plain = calloc(1, h.len - crypto_box_SEALBYTES + 1)) &&
-            crypto_box_seal_open(plain, (const unsigned char *)h.body, h.len, pk, sk) == 0) {
-            json_error_t je;
-            j = json_loadb((const char *)plain, h.len - crypto_box_SEALBYTES, 0, &je);
-            sodium_memzero(plain, h.len - crypto_box_SEALBYTES);
-        }
-        free(plain);
+        json_t *j = handoff__open(&h, pk, sk);
         cli_http_free(&h);
         const char *a = json_string_value(json_object_get(j, "app_token"));
         const char *g = json_string_value(json_object_get(j, "org_token"));
@@ -236,13 +244,13 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
             fprintf(stderr, "%slatch: this login was confirmed in a browser latch did not open (someone else "
                             "has its link): refused; run latch again\n", tty ? "\n" : "");
             json_decref(j);
-            status = CLI_ERROR;
+            status = LATCH_EXIT_FAILED;
             break;
         }
         if (!a || !cli_jwt_has_aud(a, aud)) {
             fprintf(stderr, "%slatch: the token received is not for %s: refused\n", tty ? "\n" : "", host);
             json_decref(j);
-            status = CLI_ERROR;
+            status = LATCH_EXIT_FAILED;
             break;
         }
         *app_token = strdup(a);
@@ -252,7 +260,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
         fprintf(stderr, "%slatch: signed in to %s as %s\n", tty ? "\n" : "", host, who);
         tty = false;
         json_decref(j);
-        status = CLI_OK;
+        status = LATCH_EXIT_OK;
         break;
     }
     cli_loopback_stop(lb);
@@ -260,7 +268,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
     sodium_memzero(proof, sizeof proof);
     if (tty)
         fprintf(stderr, "\n");
-    if (status == CLI_NO_LOGIN)
+    if (status == LATCH_EXIT_NO_LOGIN)
         fprintf(stderr, "latch: the login was not completed within %d seconds; run the command again "
                         "(or raise --timeout)\n", o->timeout_s > 0 ? o->timeout_s : 300);
     return status;

@@ -53,11 +53,12 @@ static const char usage_text[] =
     "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
     "token headers and never opens a browser.\n"
     "\n"
-    "exit status: 0 ok; 1 error (network, gateway, local); 2 usage, or a curl command line latch\n"
-    "refuses (saying why); 3 the browser login was not completed in time; 4 refused by the gateway\n"
-    "(its policy, a revoked or ended session), and for latch curl: the gateway answered 401 to the\n"
-    "token latch sent (the token is forgotten; run the command again) while curl itself succeeded;\n"
-    "5 no token stored (latch token). Otherwise latch curl exits with curl's own status.\n";
+    "exit status: 0 ok; 1 error (network, gateway, local); 3 the browser login was not completed\n"
+    "in time; 4 refused by the gateway (its policy, a revoked or ended session), and for latch\n"
+    "curl: the gateway answered 401 to the token latch sent (the token is forgotten; run the\n"
+    "command again) while curl itself succeeded; 5 no token stored (latch token); 64 usage, or a\n"
+    "curl command line latch refuses (saying why), as for latchd. Otherwise latch curl exits with\n"
+    "curl's own status.\n";
 
 struct opts {
     struct cli_handoff_opts handoff;
@@ -124,29 +125,29 @@ static int target_read(const char *cmd, const char *arg, struct target *t)
     memset(t, 0, sizeof *t);
     if (!arg) {
         fprintf(stderr, "latch %s: give the application's URL (https://app.example.com/…)\n", cmd);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     if (!(t->url = cli_url_scheme(arg, t->urlbuf, sizeof t->urlbuf))) {
         fprintf(stderr, "latch %s: the URL is too long\n", cmd);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     if (cli_origin_parse(t->url, &t->origin, why, sizeof why) != 0) {
         fprintf(stderr, "latch %s: %s\n", cmd, why);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     if (!cli_cleartext_ok(&t->origin)) {
         fprintf(stderr, "latch %s: %s is plain http to a host that is not this machine: a token would "
                         "travel in clear; use https\n", cmd, t->url);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     char *raw = cli_url_raw_path(t->url);
     int rc = raw ? cli_path_match(raw, &t->path, why, sizeof why) : -1;
     free(raw);
     if (rc != 0) {
         fprintf(stderr, "latch %s: %s\n", cmd, raw ? why : "out of memory");
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
-    return CLI_OK;
+    return LATCH_EXIT_OK;
 }
 
 /* The app at the target's path, where to log in, and, with `token`, what the gateway thinks of
@@ -159,7 +160,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
         fprintf(stderr, "latch: the URL's path is longer than %d bytes, more than a sign-in carries; "
                         "log in with a shorter URL of the same app (latch login), then run this again\n",
                 HANDOFF_PATH_MAX - 1);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     origin_base(&t->origin, base, sizeof base);
     struct strbuf url;
@@ -169,7 +170,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
     if (url.overflow) {
         sb_free(&url);
         fprintf(stderr, "latch: the URL's path is too long\n");
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     const char *hdrs[] = { hdr, NULL };
     if (token)
@@ -180,7 +181,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
     sodium_memzero(hdr, sizeof hdr);
     if (!ok) {
         fprintf(stderr, "latch: cannot reach %s: %s\n", t->origin.key, err);
-        return CLI_ERROR;
+        return LATCH_EXIT_FAILED;
     }
     json_error_t je;
     json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
@@ -197,7 +198,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
                             "and path): check the URL, its path too\n", base, t->path, t->origin.key);
         else
             fprintf(stderr, "latch: %s is not an application behind latch (answered %ld)\n", t->origin.key, status);
-        return CLI_ERROR;
+        return LATCH_EXIT_FAILED;
     }
     /* the org token is only ever sent to its auth domain: the URL the app names must be on it,
      * and be one a token may go to */
@@ -209,7 +210,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
         fprintf(stderr, "latch: %s names an auth URL (%s) that is not on its auth domain (%s), or is plain "
                         "http to another machine: refused\n", t->origin.key, au, ad);
         json_decref(j);
-        return CLI_ERROR;
+        return LATCH_EXIT_FAILED;
     }
     a->auth_url = strdup(au);
     a->auth_domain = strdup(ad);
@@ -224,7 +225,7 @@ static int discover(const struct target *t, const char *token, struct app_info *
     a->email = em ? strdup(em) : NULL;
     a->routes = json_is_array(routes) ? json_incref(routes) : NULL;
     json_decref(j);
-    return a->auth_url && a->auth_domain && a->aud && a->app ? CLI_OK : CLI_ERROR;
+    return a->auth_url && a->auth_domain && a->aud && a->app ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
 }
 
 /* Why the gateway would refuse a token, in words. */
@@ -247,7 +248,7 @@ static int exchange_org(const char *dir, const struct target *t, const struct ap
 {
     char *org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S);
     if (!org)
-        return CLI_NO_LOGIN;
+        return LATCH_EXIT_NO_LOGIN;
     char err[512], base[300], hdr[9000];
     origin_base(&a->auth, base, sizeof base);
     struct strbuf url, form;
@@ -259,18 +260,18 @@ static int exchange_org(const char *dir, const struct target *t, const struct ap
     snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
     const char *hdrs[] = { hdr, NULL };
     struct cli_http h;
-    int st = CLI_NO_LOGIN;
+    int st = LATCH_EXIT_NO_LOGIN;
     if (!url.overflow && !form.overflow && cli_http(url.p, form.p, hdrs, 15, &h, err, sizeof err)) {
         json_error_t je;
         json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
         const char *tok = json_string_value(json_object_get(j, "app_token"));
         if (tok && cli_jwt_has_aud(tok, a->aud)) {
             *app_token = strdup(tok);
-            st = *app_token ? CLI_OK : CLI_ERROR;
+            st = *app_token ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
         } else if (h.status == 403) {
             fprintf(stderr, "latch: the gateway refuses %s (app %s) to you (its policy): ask your administrator "
                             "for access\n", t->url, a->app);
-            st = CLI_REFUSED;
+            st = LATCH_EXIT_REFUSED;
         } else if (h.status == 401) {
             cli_org_remove(dir, &a->auth); /* revoked or expired: a browser login is next */
         }
@@ -321,7 +322,7 @@ static int save_token(const char *dir, const struct target *t, const struct app_
         rc = cli_org_write(dir, &a->auth, a->auth_domain, org);
     if (rc != 0)
         fprintf(stderr, "latch: cannot store the token in %s\n", dir);
-    return rc == 0 ? CLI_OK : CLI_ERROR;
+    return rc == 0 ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
 }
 
 /* Drops the stored token of one app (refused by the gateway), and the host's patterns when the
@@ -349,20 +350,20 @@ static void forget_token(const char *dir, const struct cli_origin *o, const char
 static int ensure_token(const struct target *t, const struct opts *o, char **token, bool *checked, char **email)
 {
     char *dir = cli_store_dir();
-    int st = CLI_OK, lock = -1;
+    int st = LATCH_EXIT_OK, lock = -1;
     *token = NULL;
     *checked = false;
     if (email)
         *email = NULL;
     if (!dir)
-        return CLI_ERROR;
+        return LATCH_EXIT_FAILED;
     if ((*token = stored_token(dir, t))) /* no network round trip */
         goto out;
     lock = cli_store_lock(dir, t->origin.key);
     if ((*token = stored_token(dir, t)))
         goto out;
     struct app_info a, chk = { 0 };
-    if ((st = discover(t, NULL, &a)) != CLI_OK)
+    if ((st = discover(t, NULL, &a)) != LATCH_EXIT_OK)
         goto out;
     json_t *rec = cli_record_read(dir, &t->origin);
     const char *have = rec ? cli_record_token(rec, a.aud, FRESH_MARGIN_S) : NULL;
@@ -370,27 +371,27 @@ static int ensure_token(const struct target *t, const struct opts *o, char **tok
     json_decref(rec);
     if (tok) { /* stored, but the patterns that name its app were not: the gateway says */
         st = discover(t, tok, &chk);
-        if (st == CLI_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
+        if (st == LATCH_EXIT_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
             app_info_free(&chk);
             free(tok);
             tok = NULL;
         }
     }
-    if (st == CLI_OK && !tok) {
+    if (st == LATCH_EXIT_OK && !tok) {
         st = exchange_org(dir, t, &a, &tok);
-        if (st == CLI_NO_LOGIN)
+        if (st == LATCH_EXIT_NO_LOGIN)
             st = cli_handoff(a.auth_url, t->origin.key, t->path, a.aud, &o->handoff, &tok, &org);
-        if (st == CLI_OK)
+        if (st == LATCH_EXIT_OK)
             st = discover(t, tok, &chk);
-        if (st == CLI_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
+        if (st == LATCH_EXIT_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
             fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
                     t->url, refusal_words(chk.token_status));
-            st = CLI_REFUSED;
+            st = LATCH_EXIT_REFUSED;
         }
     }
-    if (st == CLI_OK)
+    if (st == LATCH_EXIT_OK)
         st = save_token(dir, t, &a, &chk, tok, org);
-    if (st == CLI_OK) {
+    if (st == LATCH_EXIT_OK) {
         *token = tok;
         tok = NULL;
         *checked = true;
@@ -423,14 +424,14 @@ static int parse_timeout(const char *v, int *out)
     if (!v || !*v || *end || n < 1 || n > TIMEOUT_MAX_S) {
         fprintf(stderr, "latch: --timeout takes a number of seconds, 1 to %d (got '%s')\n", TIMEOUT_MAX_S,
                 v ? v : "");
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     *out = (int)n;
-    return CLI_OK;
+    return LATCH_EXIT_OK;
 }
 
-/* One of latch's options at argv[*i] (advancing *i past its value): CLI_OK, 1 when argv[*i] is
- * not one, or CLI_USAGE. --help prints the usage and exits. */
+/* One of latch's options at argv[*i] (advancing *i past its value): LATCH_EXIT_OK, 1 when argv[*i] is
+ * not one, or LATCH_EXIT_USAGE. --help prints the usage and exits. */
 static int latch_option(int argc, char **argv, int *i, struct opts *o)
 {
     const char *a = argv[*i];
@@ -440,7 +441,7 @@ static int latch_option(int argc, char **argv, int *i, struct opts *o)
     }
     if (!strcmp(a, "--no-browser")) {
         o->handoff.no_browser = true;
-        return CLI_OK;
+        return LATCH_EXIT_OK;
     }
     if (!strcmp(a, "--timeout"))
         return parse_timeout(*i + 1 < argc ? argv[++*i] : NULL, &o->handoff.timeout_s);
@@ -456,7 +457,7 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int rc = a[0] == '-' ? latch_option(argc, argv, &i, o) : 1;
-        if (rc == CLI_OK)
+        if (rc == LATCH_EXIT_OK)
             continue;
         if (rc != 1)
             return rc;
@@ -466,15 +467,15 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
             o->json = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "latch %s: unknown option '%s' (latch --help lists them)\n", cmd, a);
-            return CLI_USAGE;
+            return LATCH_EXIT_USAGE;
         } else if (*url) {
             fprintf(stderr, "latch %s: one URL only (got '%s' and '%s')\n", cmd, *url, a);
-            return CLI_USAGE;
+            return LATCH_EXIT_USAGE;
         } else {
             *url = a;
         }
     }
-    return CLI_OK;
+    return LATCH_EXIT_OK;
 }
 
 /* --- latch curl ------------------------------------------------------------------------------ */
@@ -664,7 +665,7 @@ static int curl_exit(int status)
         raise(WTERMSIG(status));
         return 128 + WTERMSIG(status);
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : CLI_ERROR;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : LATCH_EXIT_FAILED;
 }
 
 /* The headers curl dumped: latch's own file, or the person's -D file when it is a regular file
@@ -693,7 +694,7 @@ static void refused_after(const struct target *t, const char *token)
 {
     struct app_info chk;
     char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
-    if (discover(t, token, &chk) != CLI_OK) {
+    if (discover(t, token, &chk) != LATCH_EXIT_OK) {
         fprintf(stderr, "latch: the gateway refused the token latch sent for %s (401)\n", t->url);
     } else if (chk.token_status && !strcmp(chk.token_status, "ok")) {
         fprintf(stderr, "latch: the gateway refused the token latch sent for one of the requests (401), though "
@@ -723,11 +724,11 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
     if (cli_curl_read(argc, argv, &plan, why, sizeof why) != 0) {
         fprintf(stderr, "latch curl: %s\n", why);
         cli_curl_plan_free(&plan);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     char **args = calloc((size_t)argc + 8, sizeof *args);
     if (!args)
-        return CLI_ERROR;
+        return LATCH_EXIT_FAILED;
     int n = 0;
     args[n++] = "curl";
     if (plan.info) { /* curl prints its help or version and fetches nothing: no token */
@@ -738,14 +739,14 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
     }
     struct target t = { .url = plan.urls[0], .origin = plan.origin };
     char **paths = NULL, path[32], dump_path[32], text[9100];
-    int npaths = 0, st = CLI_OK, fd = -1, dump = -1;
+    int npaths = 0, st = LATCH_EXIT_OK, fd = -1, dump = -1;
     char *token = NULL;
     const char *id, *secret;
     bool service = service_creds(&id, &secret);
     if (!service) {
         if (curl_paths(&plan, &paths, &npaths, why, sizeof why) != 0) {
             fprintf(stderr, "latch curl: %s\n", why);
-            st = CLI_USAGE;
+            st = LATCH_EXIT_USAGE;
             goto out;
         }
         t.path = paths[0];
@@ -754,17 +755,17 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         if (plan.follow) { /* curl keeps custom headers on every redirect */
             fprintf(stderr, "latch curl: with a service token, latch does not let curl follow redirects "
                             "(the secret would go along); drop -L\n");
-            st = CLI_USAGE;
+            st = LATCH_EXIT_USAGE;
             goto out;
         }
         snprintf(text, sizeof text, "CF-Access-Client-Id: %s\nCF-Access-Client-Secret: %s\n", id, secret);
     } else {
         bool checked;
-        if ((st = ensure_token(&t, o, &token, &checked, NULL)) != CLI_OK)
+        if ((st = ensure_token(&t, o, &token, &checked, NULL)) != LATCH_EXIT_OK)
             goto out;
         if (same_app(&t, paths, npaths, why, sizeof why) != 0) {
             fprintf(stderr, "latch curl: %s\n", why);
-            st = CLI_USAGE;
+            st = LATCH_EXIT_USAGE;
             goto out;
         }
         if (plan.follow && !strcmp(plan.origin.scheme, "https")) {
@@ -772,15 +773,15 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
              * the token's holder */
             struct app_info chk = { 0 };
             st = discover(&t, token, &chk);
-            if (st == CLI_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
+            if (st == LATCH_EXIT_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
                 fprintf(stderr, "latch curl: the gateway did not give the token's cookie pair (%s); "
                                 "run latch login %s, or drop -L\n", refusal_words(chk.token_status), t.url);
-                st = CLI_REFUSED;
+                st = LATCH_EXIT_REFUSED;
             }
-            if (st == CLI_OK)
+            if (st == LATCH_EXIT_OK)
                 snprintf(text, sizeof text, "Cookie: CF_Authorization=%s; __Host-latch_pair=%s\n", token, chk.pair);
             app_info_free(&chk);
-            if (st != CLI_OK)
+            if (st != LATCH_EXIT_OK)
                 goto out;
         } else if (plan.follow) /* a Cookie header: since 7.83 curl drops it when a redirect
                                  * changes the host, the port or the scheme (CVE-2022-27776); it
@@ -793,7 +794,7 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
     sodium_memzero(text, sizeof text);
     if (fd < 0 || (!plan.dump_header && (dump = memfile(NULL, dump_path)) < 0)) {
         fprintf(stderr, "latch: cannot hand the token to curl: %s\n", strerror(errno));
-        st = CLI_ERROR;
+        st = LATCH_EXIT_FAILED;
         goto out;
     }
     if (!strcmp(plan.origin.scheme, "http")) { /* loopback only: a proxy would read the token */
@@ -822,7 +823,7 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
     fd = -1;
     if (status < 0) {
         fprintf(stderr, "latch: cannot start curl: %s\n", strerror(errno));
-        st = CLI_ERROR;
+        st = LATCH_EXIT_FAILED;
         goto out;
     }
     size_t dn = 0;
@@ -836,7 +837,7 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         refused_after(&t, token);
     st = curl_exit(status);
     if (refused && st == 0)
-        st = CLI_REFUSED;
+        st = LATCH_EXIT_REFUSED;
 out:
     if (fd >= 0)
         close(fd);
@@ -860,7 +861,7 @@ static int cmd_token(int argc, char **argv, struct opts *o)
     const char *arg;
     struct target t;
     int st = verb_args("token", argc, argv, o, &arg);
-    if (st != CLI_OK || (st = target_read("token", arg, &t)) != CLI_OK)
+    if (st != LATCH_EXIT_OK || (st = target_read("token", arg, &t)) != LATCH_EXIT_OK)
         return st;
     const char *id, *secret;
     if (service_creds(&id, &secret)) { /* machines: the app token the gateway mints for them */
@@ -872,16 +873,16 @@ static int cmd_token(int argc, char **argv, struct opts *o)
         if (!cli_http(t.url, NULL, hdrs, 15, &h, err, sizeof err)) {
             fprintf(stderr, "latch: cannot reach %s: %s\n", t.origin.key, err);
             target_free(&t);
-            return CLI_ERROR;
+            return LATCH_EXIT_FAILED;
         }
-        st = CLI_NO_TOKEN;
+        st = LATCH_EXIT_NO_TOKEN;
         if (h.status == 401 || h.status == 403) {
             fprintf(stderr, "latch: %s refuses this service token (%ld): check LATCH_CLIENT_ID and "
                             "LATCH_CLIENT_SECRET\n", t.origin.key, h.status);
-            st = CLI_REFUSED;
+            st = LATCH_EXIT_REFUSED;
         } else if (h.cookie) {
             printf("%s\n", h.cookie);
-            st = CLI_OK;
+            st = LATCH_EXIT_OK;
         } else {
             fprintf(stderr, "latch: %s admits this service token by its headers and issues no token "
                             "for it; send CF-Access-Client-Id and CF-Access-Client-Secret (latch curl "
@@ -897,12 +898,12 @@ static int cmd_token(int argc, char **argv, struct opts *o)
     if (!tok) {
         fprintf(stderr, "latch: no valid token stored for the app at %s; run: latch login %s\n", t.url, t.url);
         target_free(&t);
-        return CLI_NO_TOKEN;
+        return LATCH_EXIT_NO_TOKEN;
     }
     printf("%s\n", tok);
     free(tok);
     target_free(&t);
-    return CLI_OK;
+    return LATCH_EXIT_OK;
 }
 
 static int cmd_login(int argc, char **argv, struct opts *o)
@@ -910,18 +911,18 @@ static int cmd_login(int argc, char **argv, struct opts *o)
     const char *arg;
     struct target t;
     int st = verb_args("login", argc, argv, o, &arg);
-    if (st != CLI_OK || (st = target_read("login", arg, &t)) != CLI_OK)
+    if (st != LATCH_EXIT_OK || (st = target_read("login", arg, &t)) != LATCH_EXIT_OK)
         return st;
     char *token = NULL, *email = NULL;
     bool checked = false;
     struct app_info chk = { 0 };
     st = ensure_token(&t, o, &token, &checked, &email);
-    if (st == CLI_OK && !checked) { /* a stored token: is it still good? */
+    if (st == LATCH_EXIT_OK && !checked) { /* a stored token: is it still good? */
         st = discover(&t, token, &chk);
-        if (st == CLI_OK && chk.token_status && !strcmp(chk.token_status, "ok")) {
+        if (st == LATCH_EXIT_OK && chk.token_status && !strcmp(chk.token_status, "ok")) {
             email = chk.email;
             chk.email = NULL;
-        } else if (st == CLI_OK) {
+        } else if (st == LATCH_EXIT_OK) {
             fprintf(stderr, "latch: the stored token for %s was refused (%s); logging in again\n", t.url,
                     refusal_words(chk.token_status));
             char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
@@ -935,7 +936,7 @@ static int cmd_login(int argc, char **argv, struct opts *o)
         }
         app_info_free(&chk);
     }
-    if (st == CLI_OK) {
+    if (st == LATCH_EXIT_OK) {
         char *dir = cli_store_dir();
         json_t *rec = dir ? cli_record_read(dir, &t.origin) : NULL;
         const char *aud = cli_routes_aud(json_object_get(rec, "routes"), t.origin.key, t.path);
@@ -1006,23 +1007,23 @@ static int cmd_logout(int argc, char **argv, struct opts *o)
 {
     const char *arg;
     int st = verb_args("logout", argc, argv, o, &arg);
-    if (st != CLI_OK)
+    if (st != LATCH_EXIT_OK)
         return st;
     if (!o->all && !arg) {
         fprintf(stderr, "latch logout: give the application's URL, or --all\n");
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     struct target t = { 0 };
-    if (!o->all && (st = target_read("logout", arg, &t)) != CLI_OK)
+    if (!o->all && (st = target_read("logout", arg, &t)) != LATCH_EXIT_OK)
         return st;
     char *dir = cli_store_dir();
     json_t *all = json_array();
     if (!dir || !all || cli_store_sessions(dir, all) != 0) {
         if (dir && all) { /* no store yet: nothing to end */
             fprintf(stderr, "latch: no login is stored: nothing to end\n");
-            st = CLI_OK;
+            st = LATCH_EXIT_OK;
         } else {
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
         }
         goto out;
     }
@@ -1062,7 +1063,7 @@ static int cmd_logout(int argc, char **argv, struct opts *o)
     if (o->all && !failed)
         cli_store_forget(dir, NULL);
     if (failed) {
-        st = CLI_ERROR;
+        st = LATCH_EXIT_FAILED;
     } else if (json_array_size(sessions) > 0 || o->all) {
         fprintf(stderr, "latch: logged out: the command line's session%s ended at the gateway (%d token%s "
                         "forgotten); your browser stays signed in\n", json_array_size(sessions) == 1 ? "" : "s",
@@ -1082,8 +1083,8 @@ static int ensure_org(const struct target *t, const struct opts *o, const struct
 {
     char *dir = cli_store_dir();
     if (!dir)
-        return CLI_ERROR;
-    int st = CLI_OK;
+        return LATCH_EXIT_FAILED;
+    int st = LATCH_EXIT_OK;
     if ((*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S)))
         goto out;
     int lock = cli_store_lock(dir, t->origin.key);
@@ -1091,24 +1092,24 @@ static int ensure_org(const struct target *t, const struct opts *o, const struct
     struct app_info chk = { 0 };
     if (!(*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S))) {
         st = cli_handoff(a->auth_url, t->origin.key, t->path, a->aud, &o->handoff, &tok, org);
-        if (st == CLI_OK && !*org) {
+        if (st == LATCH_EXIT_OK && !*org) {
             fprintf(stderr, "latch: the gateway sent no organization token\n");
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
         }
-        if (st == CLI_OK && (st = discover(t, tok, &chk)) == CLI_OK &&
+        if (st == LATCH_EXIT_OK && (st = discover(t, tok, &chk)) == LATCH_EXIT_OK &&
             (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a->aud))) {
             fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
                     t->url, refusal_words(chk.token_status));
-            st = CLI_REFUSED;
+            st = LATCH_EXIT_REFUSED;
         }
-        if (st == CLI_OK)
+        if (st == LATCH_EXIT_OK)
             st = save_token(dir, t, a, &chk, tok, *org);
     }
     app_info_free(&chk);
     if (tok)
         sodium_memzero(tok, strlen(tok));
     free(tok);
-    if (st != CLI_OK && *org) {
+    if (st != LATCH_EXIT_OK && *org) {
         sodium_memzero(*org, strlen(*org));
         free(*org);
         *org = NULL;
@@ -1125,19 +1126,19 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
     const char *arg;
     struct target t;
     int st = verb_args("apps", argc, argv, o, &arg);
-    if (st != CLI_OK || (st = target_read("apps", arg, &t)) != CLI_OK)
+    if (st != LATCH_EXIT_OK || (st = target_read("apps", arg, &t)) != LATCH_EXIT_OK)
         return st;
     struct app_info a;
     char *org = NULL;
     json_t *j = NULL;
-    if ((st = discover(&t, NULL, &a)) != CLI_OK) {
+    if ((st = discover(&t, NULL, &a)) != LATCH_EXIT_OK) {
         target_free(&t);
         return st;
     }
     char url[600], err[512], hdr[9000];
     snprintf(url, sizeof url, "%s://%s/cdn-cgi/access/apps", a.auth.scheme, a.auth.key);
-    for (int round = 0; round < 2 && st == CLI_OK && !j; round++) {
-        if ((st = ensure_org(&t, o, &a, &org)) != CLI_OK)
+    for (int round = 0; round < 2 && st == LATCH_EXIT_OK && !j; round++) {
+        if ((st = ensure_org(&t, o, &a, &org)) != LATCH_EXIT_OK)
             break;
         snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
         const char *hdrs[] = { hdr, NULL };
@@ -1146,13 +1147,13 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
         sodium_memzero(hdr, sizeof hdr);
         if (!ok) {
             fprintf(stderr, "latch: cannot reach %s: %s\n", a.auth.key, err);
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
             break;
         }
         json_error_t je;
         if (h.status == 200 && !(j = json_loadb(h.body, h.len, 0, &je))) {
             fprintf(stderr, "latch: %s answered something that is not JSON\n", url);
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
         } else if (h.status == 401) { /* the org token was refused (revoked, ended): a login again */
             char *dir = cli_store_dir();
             if (dir)
@@ -1160,29 +1161,29 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
             free(dir);
             if (round == 1) {
                 fprintf(stderr, "latch: the gateway refuses the new organization token too\n");
-                st = CLI_REFUSED;
+                st = LATCH_EXIT_REFUSED;
             }
         } else if (h.status == 404) {
             fprintf(stderr, "latch: the gateway at %s does not list apps (GET /cdn-cgi/access/apps answered 404): "
                             "it may be older than latch apps\n", a.auth.key);
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
         } else if (h.status != 200) {
             fprintf(stderr, "latch: %s answered %ld\n", url, h.status);
-            st = CLI_ERROR;
+            st = LATCH_EXIT_FAILED;
         }
         cli_http_free(&h);
         free(org);
         org = NULL;
     }
     json_t *apps = json_object_get(j, "apps");
-    if (st == CLI_OK && !json_is_array(apps)) {
+    if (st == LATCH_EXIT_OK && !json_is_array(apps)) {
         fprintf(stderr, "latch: %s answered no list of apps\n", url);
-        st = CLI_ERROR;
+        st = LATCH_EXIT_FAILED;
     }
-    if (st == CLI_OK && o->json) {
+    if (st == LATCH_EXIT_OK && o->json) {
         json_dumpf(j, stdout, JSON_INDENT(2));
         printf("\n");
-    } else if (st == CLI_OK) {
+    } else if (st == LATCH_EXIT_OK) {
         size_t i, w = 4;
         json_t *e;
         json_array_foreach(apps, i, e) {
@@ -1220,14 +1221,14 @@ int main(int argc, char **argv)
         int rc = latch_option(argc, argv, &i, &o);
         if (rc == 1) {
             fprintf(stderr, "latch: unknown option '%s'\n%s", argv[i], usage_text);
-            return CLI_USAGE;
+            return LATCH_EXIT_USAGE;
         }
-        if (rc != CLI_OK)
+        if (rc != LATCH_EXIT_OK)
             return rc;
     }
     if (i >= argc) {
         fputs(usage_text, stderr);
-        return CLI_USAGE;
+        return LATCH_EXIT_USAGE;
     }
     const char *cmd = argv[i++];
     if (getenv("LATCH_NO_BROWSER") && *getenv("LATCH_NO_BROWSER"))
@@ -1243,5 +1244,5 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "apps"))
         return cmd_apps(argc - i, argv + i, &o);
     fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
-    return CLI_USAGE;
+    return LATCH_EXIT_USAGE;
 }

@@ -97,7 +97,7 @@ const char *config__parse_url(const char *s, struct config__url *u);
 
 void config__lower(char *s);
 
-/* ---- typed access to the tree (config.c); each reports what it expected at the value ---- */
+/* ---- typed access to the tree (config_node.c): each reports what it expected at the value ---- */
 
 /* "a mapping", "a list", "null" or "a string": what a value turned out to be. */
 const char *config__kind_name(const struct config__node *n);
@@ -133,6 +133,9 @@ bool config__list(struct config__ctx *c, const struct config__node *n, const cha
 bool config__bool(struct config__ctx *c, const struct config__node *n, const char *key,
                   bool *out);
 
+/* A duration in ms, > 0 and <= max_ms; false after an error. */
+bool config__duration_ms(struct config__ctx *c, const struct config__node *n, const char *key,
+                         int64_t max_ms, int64_t *out);
 /* A duration (config_parse_duration_ms) of whole seconds, > 0 and at most 3650 days. */
 bool config__duration_s(struct config__ctx *c, const struct config__node *n, const char *key,
                         int64_t *out);

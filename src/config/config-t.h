@@ -184,7 +184,8 @@ struct timeouts_cfg {
 /* Where the top-level keys that later checks point at were written (0:0 when absent): the
  * files and directories the daemon opens (runtime.h) and the auth domain. */
 struct config_where {
-    struct config_pos state_dir, store_key_file, auth_domain, log_requests, log_auth;
+    struct config_pos state_dir, store_key_file, store_password_file, auth_domain, log_requests,
+        log_auth;
 };
 
 /* `branding:` — how the gateway's own pages present the organization (config_pages.c). */
@@ -201,12 +202,11 @@ struct config {
     unsigned workers;              /* 0 = auto: one per core */
     char *state_dir;
     char *store;                   /* "embedded" or "redis://…" */
-    char *store_key_file;
-    unsigned char store_key[32];   /* its contents, read when the config is loaded */
-    char *store_password;          /* store_password_file's contents (Redis AUTH), or NULL */
-    char *admin_listen;            /* NULL: no metrics listener */
-    struct sockaddr_storage admin_addr; /* admin_listen parsed: loopback or one address */
-    socklen_t admin_addrlen;
+    char *store_key_file;          /* the key that seals values kept in Redis (store/seal.h) */
+    char *store_password_file;     /* Redis AUTH (requirepass), or NULL */
+    char *metrics_listen;          /* admin.listen; NULL: no metrics listener */
+    struct sockaddr_storage metrics_addr; /* metrics_listen parsed: loopback or one address */
+    socklen_t metrics_addrlen;
     char *auth_domain;             /* host[:port], lowercase */
     struct cidr *trusted_proxies; size_t ntrusted_proxies;
     char *subaddress_separators;   /* what starts a sub-address tag (core/email.h); NULL: "+" */

@@ -1,13 +1,9 @@
 /* Loading the YAML configuration of SPEC.md §2 (and docs/config-extras.md) into a struct config:
  * the top-level keys, listeners, identity providers and service tokens; apps are in
- * config_apps.c. Every error is collected with its position, none stops the walk. */
+ * config_apps.c, the typed access to the tree that both use in config_node.c. Every error is
+ * collected with its position, none stops the walk. */
 #include "config/config-int.h"
 #include "core/email.h"
-#include "core/suggest.h"
-
-#include "store/seal.h"
-
-#include <sodium.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,196 +12,6 @@
 #include <string.h>
 
 #define CONFIG_MAX_WORKERS 256
-#define CONFIG_MAX_DURATION_S (3650LL * 86400)
-
-/* ---- typed access to the tree ---- */
-
-void *config__calloc(struct config__ctx *c, size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        c->oom = true;
-    return p;
-}
-
-char *config__strdup(struct config__ctx *c, const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        c->oom = true;
-    return d;
-}
-
-const char *config__kind_name(const struct config__node *n)
-{
-    switch (n->kind) {
-    case CONFIG__MAP:
-        return "a mapping";
-    case CONFIG__SEQ:
-        return "a list";
-    default:
-        return config__is_null(n) ? "null" : "a string";
-    }
-}
-
-void config__unknown(struct config__ctx *c, struct config_pos pos, const char *kind,
-                     const char *typed, const char *what, const char *const *words, size_t n)
-{
-    char list[1024] = "";
-    size_t len = 0;
-    for (size_t i = 0; i < n && len < sizeof list; i++)
-        if (words[i])
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", words[i]);
-    char mean[CONFIG__MEAN_MAX];
-    config__error(c, pos, "unknown %s '%s' in %s%s; valid %ss: %s", kind, typed, what,
-                  config__mean(mean, typed, words, n), kind, list);
-}
-
-const char *config__mean(char out[CONFIG__MEAN_MAX], const char *typed, const char *const *words,
-                         size_t n)
-{
-    const char *near = suggest_closest(typed, words, n);
-    out[0] = '\0';
-    if (near)
-        snprintf(out, CONFIG__MEAN_MAX, " (did you mean '%s'?)", near);
-    return out;
-}
-
-bool config__map(struct config__ctx *c, const struct config__node *map, const char *what,
-                 const char *const *keys, const struct config__node **vals)
-{
-    size_t nkeys = 0;
-    while (keys[nkeys])
-        nkeys++;
-    for (size_t i = 0; i < nkeys; i++)
-        vals[i] = NULL;
-    if (map->kind != CONFIG__MAP) {
-        config__error(c, map->pos, "%s must be a mapping, got %s", what, config__kind_name(map));
-        return false;
-    }
-    for (size_t k = 0; k + 1 < map->n; k += 2) {
-        const struct config__node *key = config__kid(c, map, k);
-        if (key->kind != CONFIG__SCALAR) {
-            config__error(c, key->pos, "keys in %s must be strings, got %s", what,
-                          config__kind_name(key));
-            continue;
-        }
-        size_t i = 0;
-        while (i < nkeys && strcmp(keys[i], key->text) != 0)
-            i++;
-        if (i == nkeys) {
-            config__unknown(c, key->pos, "key", key->text, what, keys, nkeys);
-            continue;
-        }
-        /* A repeated key would silently override the first: refused. */
-        if (vals[i]) {
-            config__error(c, key->pos, "duplicate key '%s' in %s", key->text, what);
-            continue;
-        }
-        vals[i] = config__kid(c, map, k + 1);
-    }
-    return true;
-}
-
-bool config__required(struct config__ctx *c, const struct config__node *map,
-                      const struct config__node *val, const char *key, const char *what)
-{
-    if (!val)
-        config__error(c, map->pos, "missing required key '%s' in %s", key, what);
-    return val != NULL;
-}
-
-char *config__string(struct config__ctx *c, const struct config__node *n, const char *key)
-{
-    if (!n)
-        return NULL;
-    if (n->kind != CONFIG__SCALAR || config__is_null(n)) {
-        config__error(c, n->pos, "'%s' must be a string, got %s", key, config__kind_name(n));
-        return NULL;
-    }
-    if (n->len == 0) {
-        config__error(c, n->pos, "'%s' must not be empty", key);
-        return NULL;
-    }
-    /* Names, paths and addresses never need control characters; a NUL would truncate. */
-    for (size_t i = 0; i < n->len; i++) {
-        unsigned char ch = (unsigned char)n->text[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            config__error(c, n->pos, "'%s' contains a control character", key);
-            return NULL;
-        }
-    }
-    return config__strdup(c, n->text);
-}
-
-bool config__list(struct config__ctx *c, const struct config__node *n, const char *key,
-                  const char *items)
-{
-    if (n->kind == CONFIG__SEQ)
-        return true;
-    config__error(c, n->pos, "'%s' must be a list of %s, got %s", key, items,
-                  config__kind_name(n));
-    return false;
-}
-
-bool config__bool(struct config__ctx *c, const struct config__node *n, const char *key,
-                  bool *out)
-{
-    /* Only plain true/false: YAML 1.1's yes/no/on/off are too easy to write by accident. */
-    if (n->kind == CONFIG__SCALAR && n->implicit) {
-        if (!strcmp(n->text, "true") || !strcmp(n->text, "True") || !strcmp(n->text, "TRUE")) {
-            *out = true;
-            return true;
-        }
-        if (!strcmp(n->text, "false") || !strcmp(n->text, "False") ||
-            !strcmp(n->text, "FALSE")) {
-            *out = false;
-            return true;
-        }
-    }
-    config__error(c, n->pos, "'%s' must be true or false", key);
-    return false;
-}
-
-/* A duration in ms, > 0 and <= max_ms; false after an error. */
-static bool config_duration_ms(struct config__ctx *c, const struct config__node *n,
-                               const char *key, int64_t max_ms, int64_t *out)
-{
-    char *s = config__string(c, n, key);
-    if (!s)
-        return false;
-    int64_t ms = config_parse_duration_ms(s);
-    free(s);
-    if (ms < 0) {
-        config__error(c, n->pos, "'%s' must be a duration such as 90s, 24h or 1h30m "
-                                 "(units ms s m h d w)", key);
-        return false;
-    }
-    if (ms == 0) {
-        config__error(c, n->pos, "'%s' must be longer than 0", key);
-        return false;
-    }
-    if (ms > max_ms) {
-        config__error(c, n->pos, "'%s' is too long", key);
-        return false;
-    }
-    *out = ms;
-    return true;
-}
-
-bool config__duration_s(struct config__ctx *c, const struct config__node *n, const char *key,
-                        int64_t *out)
-{
-    int64_t ms;
-    if (!config_duration_ms(c, n, key, CONFIG_MAX_DURATION_S * 1000, &ms))
-        return false;
-    if (ms % 1000) {
-        config__error(c, n->pos, "'%s' must be a whole number of seconds", key);
-        return false;
-    }
-    *out = ms / 1000;
-    return true;
-}
 
 /* ---- listeners ---- */
 
@@ -658,12 +464,12 @@ static void config_admin(struct config__ctx *c, const struct config__node *n, st
     const struct config__node *v[1];
     if (!config__map(c, n, "admin", keys, v) || !v[0])
         return;
-    cfg->admin_listen = config__string(c, v[0], "listen");
+    cfg->metrics_listen = config__string(c, v[0], "listen");
     struct listener_cfg tmp = {0};
     const char *why;
-    if (cfg->admin_listen &&
-        (why = config__check_address(cfg->admin_listen, &tmp.addr, &tmp.addrlen))) {
-        config__error(c, v[0]->pos, "invalid admin listen address '%s': %s", cfg->admin_listen,
+    if (cfg->metrics_listen &&
+        (why = config__check_address(cfg->metrics_listen, &tmp.addr, &tmp.addrlen))) {
+        config__error(c, v[0]->pos, "invalid admin listen address '%s': %s", cfg->metrics_listen,
                       why);
         return;
     }
@@ -673,20 +479,20 @@ static void config_admin(struct config__ctx *c, const struct config__node *n, st
                 ((const struct sockaddr_in *)&tmp.addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
                (tmp.addr.ss_family == AF_INET6 &&
                 IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&tmp.addr)->sin6_addr));
-    if (cfg->admin_listen && any) {
+    if (cfg->metrics_listen && any) {
         config__error(c, v[0]->pos, "admin listen address '%s' is every interface: metrics have no "
                       "authentication; use a loopback address (127.0.0.1:9145) or a specific one",
-                      cfg->admin_listen);
+                      cfg->metrics_listen);
         return;
     }
-    if (cfg->admin_listen) {
-        memcpy(&cfg->admin_addr, &tmp.addr, sizeof tmp.addr);
-        cfg->admin_addrlen = tmp.addrlen;
+    if (cfg->metrics_listen) {
+        memcpy(&cfg->metrics_addr, &tmp.addr, sizeof tmp.addr);
+        cfg->metrics_addrlen = tmp.addrlen;
     }
-    for (size_t i = 0; cfg->admin_listen && i < cfg->nlisteners; i++)
+    for (size_t i = 0; cfg->metrics_listen && i < cfg->nlisteners; i++)
         if (config_same_addr(&cfg->listeners[i], &tmp))
             config__error(c, v[0]->pos, "admin listen address '%s' is also a listen address",
-                          cfg->admin_listen);
+                          cfg->metrics_listen);
 }
 
 static void config_trusted_proxies(struct config__ctx *c, const struct config__node *n,
@@ -762,7 +568,7 @@ static void config_timeouts(struct config__ctx *c, const struct config__node *n,
         return;
     for (size_t i = 0; i < 6; i++) {
         int64_t ms;
-        if (v[i] && config_duration_ms(c, v[i], keys[i], UINT32_MAX, &ms))
+        if (v[i] && config__duration_ms(c, v[i], keys[i], UINT32_MAX, &ms))
             *dst[i] = (uint32_t)ms;
     }
 }
@@ -863,15 +669,10 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
     /* Several nodes keep private keys in Redis: sealed with this key, never in the clear. */
     if (!strncmp(cfg->store, "redis:", 6) && !v[K_STORE_KEY_FILE])
         config__error(c, v[K_STORE]->pos, "'store_key_file' is required with a redis store");
-    char why[512];
-    if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
-        store_key_load(cfg->store_key_file, cfg->store_key, why, sizeof why) != 0)
-        config__error(c, v[K_STORE_KEY_FILE]->pos, "'store_key_file': %s", why);
-    if (v[K_STORE_PASSWORD_FILE]) { /* Redis AUTH (requirepass): read now, like the key */
-        char *path = config__string(c, v[K_STORE_PASSWORD_FILE], "store_password_file");
-        if (path && store_secret_load(path, &cfg->store_password, why, sizeof why) != 0)
-            config__error(c, v[K_STORE_PASSWORD_FILE]->pos, "'store_password_file': %s", why);
-        free(path);
+    if (v[K_STORE_PASSWORD_FILE]) { /* Redis AUTH (requirepass) */
+        cfg->store_password_file = config__string(c, v[K_STORE_PASSWORD_FILE],
+                                                  "store_password_file");
+        cfg->where.store_password_file = v[K_STORE_PASSWORD_FILE]->pos;
     }
     if (v[K_ADMIN])
         config_admin(c, v[K_ADMIN], cfg);
@@ -981,6 +782,20 @@ static void config_strv_free(char **v, size_t n)
     free(v);
 }
 
+int64_t config_longest_session_s(const struct config *cfg)
+{
+    int64_t max = cfg->session_duration_s;
+    for (size_t i = 0; i < cfg->napps; i++) {
+        const struct app *a = &cfg->apps[i];
+        if (a->session_duration_s > max)
+            max = a->session_duration_s;
+        for (size_t k = 0; k < a->npolicies; k++)
+            if (a->policies[k].session_duration_s > max)
+                max = a->policies[k].session_duration_s;
+    }
+    return max;
+}
+
 void config_free(struct config *cfg)
 {
     if (!cfg)
@@ -1000,11 +815,8 @@ void config_free(struct config *cfg)
     free(cfg->state_dir);
     free(cfg->store);
     free(cfg->store_key_file);
-    sodium_memzero(cfg->store_key, sizeof cfg->store_key);
-    if (cfg->store_password)
-        sodium_memzero(cfg->store_password, strlen(cfg->store_password));
-    free(cfg->store_password);
-    free(cfg->admin_listen);
+    free(cfg->store_password_file);
+    free(cfg->metrics_listen);
     free(cfg->auth_domain);
     free(cfg->trusted_proxies);
     free(cfg->hsts_header);

@@ -1,5 +1,7 @@
-/* Loading and validating the YAML configuration (SPEC.md §2), with libyaml.
- * Errors are collected, never fatal at the first: each is "FILE:LINE:COL: message". */
+/* Loading and validating the YAML configuration (SPEC.md §2), with libyaml: the parsed file and
+ * its types, the bottom layer that everything reading a configuration builds on (it includes
+ * nothing but core/ and http/). Errors are collected, never fatal at the first: each is
+ * "FILE:LINE:COL: message". */
 #ifndef LATCH_CONFIG_H
 #define LATCH_CONFIG_H
 
@@ -16,12 +18,13 @@ struct config_errors {
 /* Parses and validates the file at `path`. Returns the config, or NULL with at least one error
  * appended to `errs`. Refuses: YAML syntax errors, unknown keys, wrong types, missing required
  * keys, duplicate app/policy/idp/service-token names, invalid addresses, CIDRs, durations, origin
- * URLs, host/path patterns, selectors, a service_token selector naming no service token, an idp
- * in allowed_idps naming no identity provider. Of the files the config names only the Redis
- * store's key and password are read here (the store needs them before any runtime exists);
- * the others (TLS certificates, keys and CA bundles, client secrets) are loaded by whoever
- * builds a runtime from the config (server/runtime.h: runtime_check), at the positions the
- * config keeps. */
+ * URLs, selectors, the same domain pattern twice, a service_token selector naming no service
+ * token, an idp in allowed_idps naming no identity provider. Of the files the config names only
+ * branding's logo is read here (pages show its content); the others (TLS certificates, keys and
+ * CA bundles, client secrets, the Redis store's key and password) are opened, and the domain
+ * patterns compiled, by whoever builds a runtime from the config (server/runtime.h:
+ * runtime_check, runtime_new; store/cluster.h: cluster_redis_open), at the positions the config
+ * keeps. */
 struct config *config_load(const char *path, struct config_errors *errs);
 
 /* Same, from a buffer; `name` is what errors print as the file name. */
@@ -29,6 +32,8 @@ struct config *config_load_buffer(const char *name, const char *data, size_t len
                                   struct config_errors *errs);
 
 void config_free(struct config *cfg);
+/* The longest session any app or policy grants: no token outlives it. */
+int64_t config_longest_session_s(const struct config *cfg);
 /* Appends "FILE:LINE:COL: message" (or "FILE: message" when pos is 0:0, or the message alone
  * when file is NULL) to errs; out of memory drops the line. For checks made after loading, at the positions the config keeps. */
 void config_errors_add(struct config_errors *errs, const char *file, struct config_pos pos,

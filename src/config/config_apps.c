@@ -2,7 +2,6 @@
  * their selectors, with the cross-checks against identity providers and service tokens. */
 #include "config/config-int.h"
 #include "core/email.h"
-#include "route/route.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,15 +339,13 @@ static void config_domains(struct config__ctx *c, const struct config__node *n,
         config__lower(d);
         if (slash)
             *slash = '/';
-        const char *why = NULL;
-        if (route_pattern_check(d, &why) != 0)
-            config__error(c, item->pos, "invalid domain pattern '%s': %s", d, why);
-        /* Two apps with the same pattern: which one's rules apply would be arbitrary. */
-        for (size_t j = 0; !why && j < a->ndomains; j++)
+        /* Its syntax is checked where routes are compiled (server/runtime.c). Two apps with
+         * the same pattern: which one's rules apply would be arbitrary. */
+        for (size_t j = 0; j < a->ndomains; j++)
             if (!strcmp(a->domains[j], d))
                 config__error(c, item->pos, "duplicate domain pattern '%s' in app", d);
         const struct app *other = NULL;
-        for (const struct app *o = cfg->apps; !why && !other && o < a; o++)
+        for (const struct app *o = cfg->apps; !other && o < a; o++)
             for (size_t j = 0; !other && j < o->ndomains; j++)
                 if (!strcmp(o->domains[j], d))
                     other = o;

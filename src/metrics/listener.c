@@ -1,7 +1,7 @@
-/* The admin listener of listener.h. Strict and small, because it is not the hot path: one
+/* The metrics listener of listener.h. Strict and small, because it is not the hot path: one
  * request per connection, parsed by the gateway's own strict parser (src/http/parse.c, fuzzed
  * by fuzz/fuzz_request.c); a head over 8 KiB, or one that takes more than 5 s to arrive, ends
- * the connection; the answer must be taken within 10 s; at most ADMIN_CLIENTS connections at
+ * the connection; the answer must be taken within 10 s; at most METRICS_CLIENTS connections at
  * once, each with its own deadline, so a slow or malicious client never holds up a scrape.
  *   GET|HEAD /metrics  200, the exposition (metrics.h)
  *   another path       404
@@ -24,18 +24,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ADMIN_CLIENTS   16          /* connections served at once; more get 503 */
+#define METRICS_CLIENTS   16          /* connections served at once; more get 503 */
 #define ADMIN_HEAD_MAX  8192        /* a scrape's head is a few hundred bytes */
 #define ADMIN_HEAD_MS   5000        /* the whole head must arrive within this (slowloris) */
 #define ADMIN_WRITE_MS  10000       /* the answer must be taken within this */
 #define ADMIN_LINGER_MS 1000        /* after the answer: reading what the client still sends */
 #define ADMIN_BODY_MAX  (64u << 20) /* the exposition; past it: 500 */
 
-enum admin_state { AC_FREE, AC_READ, AC_WRITE, AC_LINGER };
+enum metrics_client_state { AC_FREE, AC_READ, AC_WRITE, AC_LINGER };
 
-struct admin_client {
+struct metrics_client {
     int fd;
-    enum admin_state state;
+    enum metrics_client_state state;
     uint64_t deadline; /* monotonic ms */
     size_t len, scanned;
     struct strbuf out;
@@ -48,10 +48,10 @@ struct metrics_listener {
     int fd, stop_fd;
     uint64_t accept_pause_until; /* out of file descriptors: stop accepting for a moment */
     pthread_t thread;
-    struct admin_client clients[ADMIN_CLIENTS];
+    struct metrics_client clients[METRICS_CLIENTS];
 };
 
-static void listener__close(struct admin_client *cl)
+static void listener__close(struct metrics_client *cl)
 {
     close(cl->fd);
     sb_free(&cl->out);
@@ -62,7 +62,7 @@ static void listener__close(struct admin_client *cl)
 /* Sends what is left of the answer; then shuts the write side and lingers, so that bytes the
  * client still sends (a body we did not read) do not reset the connection before it has read
  * the answer. */
-static void listener__write(struct admin_client *cl)
+static void listener__write(struct metrics_client *cl)
 {
     while (cl->sent < cl->out.len) {
         ssize_t n = send(cl->fd, cl->out.p + cl->sent, cl->out.len - cl->sent, MSG_NOSIGNAL);
@@ -80,7 +80,7 @@ static void listener__write(struct admin_client *cl)
     cl->deadline = loop_clock_ms() + ADMIN_LINGER_MS;
 }
 
-static void listener__answer(struct admin_client *cl, int status, const char *ctype,
+static void listener__answer(struct metrics_client *cl, int status, const char *ctype,
                              const char *extra, const char *body, size_t len, bool head_only)
 {
     sb_init(&cl->out, ADMIN_BODY_MAX + 1024);
@@ -99,14 +99,14 @@ static void listener__answer(struct admin_client *cl, int status, const char *ct
     listener__write(cl);
 }
 
-static void listener__text(struct admin_client *cl, int status, const char *extra, bool head_only)
+static void listener__text(struct metrics_client *cl, int status, const char *extra, bool head_only)
 {
     char body[64];
     int n = snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
     listener__answer(cl, status, "text/plain; charset=utf-8", extra, body, (size_t)n, head_only);
 }
 
-static void listener__request(struct metrics_listener *l, struct admin_client *cl,
+static void listener__request(struct metrics_listener *l, struct metrics_client *cl,
                               const struct http_request *req)
 {
     /* methods are case-sensitive (RFC 9110 §9.1): "get" is not GET */
@@ -140,7 +140,7 @@ static int listener__parse_status(int r)
     }
 }
 
-static void listener__read(struct metrics_listener *l, struct admin_client *cl)
+static void listener__read(struct metrics_listener *l, struct metrics_client *cl)
 {
     if (cl->state == AC_LINGER) {
         char sink[4096];
@@ -192,8 +192,8 @@ static void listener__accept(struct metrics_listener *l, uint64_t now)
             }
             return;
         }
-        struct admin_client *cl = NULL;
-        for (size_t i = 0; i < ADMIN_CLIENTS && !cl; i++)
+        struct metrics_client *cl = NULL;
+        for (size_t i = 0; i < METRICS_CLIENTS && !cl; i++)
             if (l->clients[i].state == AC_FREE)
                 cl = &l->clients[i];
         if (!cl) { /* full: say so, best effort, and close */
@@ -215,8 +215,8 @@ static void listener__accept(struct metrics_listener *l, uint64_t now)
 static void *listener__main(void *arg)
 {
     struct metrics_listener *l = arg;
-    struct pollfd pfd[2 + ADMIN_CLIENTS];
-    struct admin_client *who[2 + ADMIN_CLIENTS];
+    struct pollfd pfd[2 + METRICS_CLIENTS];
+    struct metrics_client *who[2 + METRICS_CLIENTS];
     for (;;) {
         uint64_t now = loop_clock_ms();
         int timeout = -1;
@@ -227,8 +227,8 @@ static void *listener__main(void *arg)
         else
             timeout = (int)(l->accept_pause_until - now);
         nfds_t first = n;
-        for (size_t i = 0; i < ADMIN_CLIENTS; i++) {
-            struct admin_client *cl = &l->clients[i];
+        for (size_t i = 0; i < METRICS_CLIENTS; i++) {
+            struct metrics_client *cl = &l->clients[i];
             if (cl->state == AC_FREE)
                 continue;
             if (now >= cl->deadline) { /* too slow: a slowloris, or a reader that stopped */
@@ -252,7 +252,7 @@ static void *listener__main(void *arg)
             break;
         now = loop_clock_ms();
         for (nfds_t i = first; i < n; i++) {
-            struct admin_client *cl = who[i];
+            struct metrics_client *cl = who[i];
             if (!pfd[i].revents || cl->state == AC_FREE)
                 continue;
             if (cl->state == AC_WRITE)
@@ -277,7 +277,7 @@ struct metrics_listener *metrics_listener_start(struct metrics *m, const char *n
         goto fail;
     l->m = m;
     l->fd = l->stop_fd = -1;
-    for (size_t i = 0; i < ADMIN_CLIENTS; i++)
+    for (size_t i = 0; i < METRICS_CLIENTS; i++)
         l->clients[i].fd = -1;
     what = "socket";
     l->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -324,7 +324,7 @@ void metrics_listener_stop(struct metrics_listener *l)
         /* an eventfd write fails only when saturated: the thread is being told already */
     }
     pthread_join(l->thread, NULL);
-    for (size_t i = 0; i < ADMIN_CLIENTS; i++)
+    for (size_t i = 0; i < METRICS_CLIENTS; i++)
         if (l->clients[i].state != AC_FREE)
             listener__close(&l->clients[i]);
     close(l->fd);

@@ -1,4 +1,4 @@
-/* The admin listener (`admin: { listen: … }`): `GET /metrics` on a socket of its own, served by
+/* The metrics listener (config key `admin: { listen: … }`): `GET /metrics` on a socket of its own, served by
  * a thread of its own with a poll loop, never by the proxy's workers or on their listeners. */
 #ifndef LATCH_METRICS_LISTENER_H
 #define LATCH_METRICS_LISTENER_H

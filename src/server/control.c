@@ -1,4 +1,4 @@
-/* The admin socket's server (control.h): one thread polls the listening socket, an eventfd that
+/* The control socket's server (control.h): one thread polls the listening socket, an eventfd that
  * stops it, and at most CONTROL_MAX_CLIENTS clients. Every client has a deadline, so one that
  * connects and says nothing, or never reads its answer, holds its own slot for a while and
  * never another client or the daemon's shutdown. Commands run on this thread, one at a time;
@@ -6,8 +6,8 @@
  * change. */
 #include "server/control.h"
 
-#include "admin/ops.h"
-#include "admin/socket.h"
+#include "server/control_ops.h"
+#include "server/control_socket.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/version.h"
@@ -41,7 +41,7 @@
 struct control_client {
     int fd;
     uid_t uid;
-    char in[ADMIN_MAX_REQUEST];
+    char in[CONTROL_MAX_REQUEST];
     size_t inlen;
     char *out; /* the answer being written (one line) */
     size_t outlen, outoff;
@@ -107,7 +107,7 @@ static int control__lock(struct control *c, char **err)
         *err = control__errf("another latchd%s%s%s is running with state_dir %s (it answers on "
                              "%s/%s): stop it first, or give this one a state_dir of its own",
                              *pid ? " (pid " : "", pid, *pid ? ")" : "", c->state_dir,
-                             c->state_dir, ADMIN_SOCKET_NAME);
+                             c->state_dir, CONTROL_SOCKET_NAME);
         return -1;
     }
     char pid[32];
@@ -123,33 +123,33 @@ static int control__lock(struct control *c, char **err)
 static int control__remove_stale(struct control *c, char **err)
 {
     struct stat st;
-    if (fstatat(c->dir_fd, ADMIN_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (fstatat(c->dir_fd, CONTROL_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return errno == ENOENT ? 0 : (*err = control__errf("%s/%s: %s", c->state_dir,
-                                                           ADMIN_SOCKET_NAME, strerror(errno)), -1);
+                                                           CONTROL_SOCKET_NAME, strerror(errno)), -1);
     if (!S_ISSOCK(st.st_mode)) {
         *err = control__errf("%s/%s exists and is not a socket: remove it", c->state_dir,
-                             ADMIN_SOCKET_NAME);
+                             CONTROL_SOCKET_NAME);
         return -1;
     }
-    int fd = admin_socket_connect(c->state_dir);
+    int fd = control_socket_connect(c->state_dir);
     if (fd >= 0) {
         close(fd);
         *err = control__errf("another latchd answers on %s/%s: stop it first, or give this one a "
-                             "state_dir of its own", c->state_dir, ADMIN_SOCKET_NAME);
+                             "state_dir of its own", c->state_dir, CONTROL_SOCKET_NAME);
         return -1;
     }
     if (fd != -ECONNREFUSED) {
         *err = control__errf("cannot tell whether a latchd answers on %s/%s: %s", c->state_dir,
-                             ADMIN_SOCKET_NAME, strerror(-fd));
+                             CONTROL_SOCKET_NAME, strerror(-fd));
         return -1;
     }
-    if (unlinkat(c->dir_fd, ADMIN_SOCKET_NAME, 0) != 0 && errno != ENOENT) {
-        *err = control__errf("cannot remove the stale %s/%s: %s", c->state_dir, ADMIN_SOCKET_NAME,
+    if (unlinkat(c->dir_fd, CONTROL_SOCKET_NAME, 0) != 0 && errno != ENOENT) {
+        *err = control__errf("cannot remove the stale %s/%s: %s", c->state_dir, CONTROL_SOCKET_NAME,
                              strerror(errno));
         return -1;
     }
     log_msg("warn", "removed %s/%s, left by a latchd that did not exit cleanly", c->state_dir,
-            ADMIN_SOCKET_NAME);
+            CONTROL_SOCKET_NAME);
     return 0;
 }
 
@@ -157,7 +157,7 @@ static int control__bind(struct control *c, char **err)
 {
     struct sockaddr_un sa;
     socklen_t len;
-    int dirfd = -1, rc = admin_socket_addr(c->state_dir, &sa, &len, &dirfd);
+    int dirfd = -1, rc = control_socket_addr(c->state_dir, &sa, &len, &dirfd);
     if (rc == 0) {
         c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         /* af_unix gives the new file the mode of the socket's own inode less the umask: set to
@@ -169,11 +169,11 @@ static int control__bind(struct control *c, char **err)
     if (dirfd >= 0)
         close(dirfd);
     struct stat st;
-    if (rc == 0 && fstatat(c->dir_fd, ADMIN_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (rc == 0 && fstatat(c->dir_fd, CONTROL_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) != 0)
         rc = -errno;
     if (rc != 0) {
         *err = control__errf("cannot make the admin socket %s/%s: %s", c->state_dir,
-                             ADMIN_SOCKET_NAME, strerror(-rc));
+                             CONTROL_SOCKET_NAME, strerror(-rc));
         return -1;
     }
     c->sock_ino = st.st_ino;
@@ -204,7 +204,7 @@ struct control *control_claim(const char *state_dir, char **err)
     return c;
 fail:
     if (c->sock_ino)
-        unlinkat(c->dir_fd, ADMIN_SOCKET_NAME, 0);
+        unlinkat(c->dir_fd, CONTROL_SOCKET_NAME, 0);
     control__free(c);
     return NULL;
 }
@@ -233,7 +233,7 @@ static json_t *control__status(struct server *srv)
     json_t *last = json_null();
     if (srv->last_reload.done)
         last = json_pack("{s:b,s:o,s:o}", "ok", srv->last_reload.ok, "at",
-                         admin_time_json(srv->last_reload.at), "errors",
+                         control_time_json(srv->last_reload.at), "errors",
                          control__errors(&srv->last_reload.errors));
     pthread_mutex_unlock(&srv->lock);
     time_t now = time(NULL);
@@ -244,8 +244,8 @@ static json_t *control__status(struct server *srv)
                           rt->cfg->state_dir, "workers", (int)srv->nworkers, "connections",
                           (int)server_connections(srv), "store", "backend",
                           store_backend(srv->store), "up", store_up(srv->store) == 1, "keys",
-                          admin_keys_json(ks, now), "revocations",
-                          (json_int_t)admin_revocations_count(rev), "config_generation",
+                          control_keys_json(ks, now), "revocations",
+                          (json_int_t)control_revocations_count(rev), "config_generation",
                           (json_int_t)gen, "last_reload", last, "draining",
                           atomic_load(&srv->draining));
     runtime_unref(rt);
@@ -280,8 +280,8 @@ static json_t *control__change(struct server *srv, const char *cmd, const json_t
     struct revocations *rev = NULL;
     pthread_mutex_lock(&srv->control);
     struct runtime *rt = server_runtime(srv);
-    json_t *r = !strcmp(cmd, ADMIN_CMD_REVOKE) ? admin_op_revoke(rt, req, &rev)
-                                               : admin_op_keys_rotate(rt, &ks);
+    json_t *r = !strcmp(cmd, CONTROL_CMD_REVOKE) ? control_op_revoke(rt, req, &rev)
+                                               : control_op_keys_rotate(rt, &ks);
     if (ks || rev)
         server_publish(srv, ks, rev);
     pthread_mutex_unlock(&srv->control);
@@ -298,22 +298,22 @@ static json_t *control__dispatch(struct server *srv, const char *line, size_t le
     json_t *r;
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     if (!req)
-        r = admin_reply_error("not JSON (%s): send one JSON object per line, e.g. "
+        r = control_reply_error("not JSON (%s): send one JSON object per line, e.g. "
                               "{\"cmd\":\"status\"}", je.text);
     else if (!json_is_object(req) || !cmd)
-        r = admin_reply_error("a request is a JSON object with a \"cmd\" string");
-    else if (!strcmp(cmd, ADMIN_CMD_STATUS))
+        r = control_reply_error("a request is a JSON object with a \"cmd\" string");
+    else if (!strcmp(cmd, CONTROL_CMD_STATUS))
         r = control__status(srv);
-    else if (!strcmp(cmd, ADMIN_CMD_RELOAD))
+    else if (!strcmp(cmd, CONTROL_CMD_RELOAD))
         r = control__reload(srv);
-    else if (!strcmp(cmd, ADMIN_CMD_REVOKE) || !strcmp(cmd, ADMIN_CMD_KEYS_ROTATE))
+    else if (!strcmp(cmd, CONTROL_CMD_REVOKE) || !strcmp(cmd, CONTROL_CMD_KEYS_ROTATE))
         r = control__change(srv, cmd, req);
     else
-        r = admin_reply_error("unknown command '%.64s' (known: %s, %s, %s, %s)", cmd,
-                              ADMIN_CMD_STATUS, ADMIN_CMD_RELOAD, ADMIN_CMD_REVOKE,
-                              ADMIN_CMD_KEYS_ROTATE);
+        r = control_reply_error("unknown command '%.64s' (known: %s, %s, %s, %s)", cmd,
+                              CONTROL_CMD_STATUS, CONTROL_CMD_RELOAD, CONTROL_CMD_REVOKE,
+                              CONTROL_CMD_KEYS_ROTATE);
     const char *error = json_string_value(json_object_get(r, "error"));
-    if (cmd && strcmp(cmd, ADMIN_CMD_STATUS))
+    if (cmd && strcmp(cmd, CONTROL_CMD_STATUS))
         log_msg("info", "admin socket: %.64s by uid %u: %s", cmd, (unsigned)uid,
                 json_is_true(json_object_get(r, "ok")) ? "done" : error ? error : "failed");
     json_decref(req);
@@ -346,7 +346,7 @@ static void control__requests(struct control *c, struct control_client *cl, bool
         char *nl = memchr(cl->in, '\n', cl->inlen);
         size_t len = nl ? (size_t)(nl - cl->in) : cl->inlen;
         if (!nl && cl->inlen == sizeof cl->in) {
-            control__answer(cl, admin_reply_error("request longer than %d bytes", ADMIN_MAX_REQUEST));
+            control__answer(cl, control_reply_error("request longer than %d bytes", CONTROL_MAX_REQUEST));
             cl->close_after = true; /* no way to find where the next request starts */
             return;
         }
@@ -434,7 +434,7 @@ static void control__accept(struct control *c)
         if (cl->uid != 0 && cl->uid != geteuid()) {
             log_msg("warn", "admin socket: refused uid %d (only root and latchd's uid %u)",
                     (int)cl->uid, (unsigned)geteuid());
-            control__answer(cl, admin_reply_error("permission denied: only root and latchd's own "
+            control__answer(cl, control_reply_error("permission denied: only root and latchd's own "
                                                   "user may use the admin socket"));
             cl->close_after = true;
         }
@@ -564,8 +564,8 @@ void control_stop(struct control *c)
         c->running = false;
     }
     struct stat st;
-    if (c->sock_ino && fstatat(c->dir_fd, ADMIN_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (c->sock_ino && fstatat(c->dir_fd, CONTROL_SOCKET_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         st.st_ino == c->sock_ino)
-        unlinkat(c->dir_fd, ADMIN_SOCKET_NAME, 0);
+        unlinkat(c->dir_fd, CONTROL_SOCKET_NAME, 0);
     control__free(c);
 }

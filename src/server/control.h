@@ -1,5 +1,6 @@
-/* The daemon's side of the admin socket (admin/socket.h): state_dir/admin.sock, mode 0600,
- * served by a thread of its own (never by the workers), for root and latchd's own user only. */
+/* The daemon's side of the control socket (server/control_socket.h): state_dir/admin.sock,
+ * mode 0600, served by a thread of its own (never by the workers), for root and latchd's own
+ * user only. */
 #ifndef LATCH_CONTROL_H
 #define LATCH_CONTROL_H
 

@@ -2,6 +2,7 @@
 #include "server/runtime.h"
 
 #include "route/served.h"
+#include "token/statefile.h"
 #include "store/seal.h"
 
 #include <errno.h>
@@ -17,54 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
-/* mkdir -p with mode 0700 for what it creates; refuses a state_dir others can write. */
-int runtime_mkdirs(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp)
-        return -ENAMETOOLONG;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-int runtime_secret(const char *dir, unsigned char out[32])
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/secret", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, out, 32);
-        close(fd);
-        return n == 32 ? 0 : -EINVAL;
-    }
-    if (errno != ENOENT)
-        return -errno;
-    if (RAND_bytes(out, 32) != 1)
-        return -EIO;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    ssize_t w = write(fd, out, 32);
-    int rc = (w == 32 && fsync(fd) == 0) ? 0 : -EIO;
-    close(fd);
-    if (rc == 0 && link(tmp, path) != 0) /* lost a race: use the winner's */
-        rc = errno == EEXIST ? 1 : -errno;
-    unlink(tmp);
-    return rc == 1 ? runtime_secret(dir, out) : rc;
-}
 
 static void runtime__aud(const unsigned char secret[32], const char *name, char out[65])
 {
@@ -120,6 +73,25 @@ static void runtime__client_secret(const struct config *cfg, const struct idp *d
     free(secret);
 }
 
+/* The key that seals what is kept in Redis (with Redis only) and the AUTH password
+ * (store/cluster.c reads them again when it opens the store). */
+static void runtime__store_files(const struct config *cfg, struct config_errors *errs)
+{
+    char why[512], *password = NULL;
+    unsigned char key[STORE_KEY_BYTES];
+    if (!strncmp(cfg->store, "redis:", 6) && cfg->store_key_file &&
+        store_key_load(cfg->store_key_file, key, why, sizeof why) != 0)
+        config_errors_add(errs, cfg->path, cfg->where.store_key_file, "'store_key_file': %s", why);
+    sodium_memzero(key, sizeof key);
+    if (cfg->store_password_file &&
+        store_secret_load(cfg->store_password_file, &password, why, sizeof why) != 0)
+        config_errors_add(errs, cfg->path, cfg->where.store_password_file,
+                          "'store_password_file': %s", why);
+    if (password)
+        sodium_memzero(password, strlen(password));
+    free(password);
+}
+
 /* What runtime_check and runtime_new share, reading only: the routes, the listeners' TLS
  * contexts, the https origins' and the identity providers' files, into rt. Every error is
  * collected, at the key that names what failed. 0, or -1 after adding errors. */
@@ -128,8 +100,16 @@ static int runtime__load(struct runtime *rt, struct config_errors *errs)
     const struct config *cfg = rt->cfg;
     size_t nerr = errs->n;
     char *err = NULL;
-    rt->routes = route_build(cfg, &err); /* its message carries the pattern's position */
-    if (!rt->routes)
+    /* every invalid pattern at its position; then the table, which refuses the first */
+    for (size_t i = 0; i < cfg->napps; i++)
+        for (size_t j = 0; j < cfg->apps[i].ndomains; j++) {
+            const char *why = NULL;
+            if (route_pattern_check(cfg->apps[i].domains[j], &why) != 0)
+                config_errors_add(errs, cfg->path, cfg->apps[i].domain_pos[j],
+                                  "invalid domain pattern '%s': %s", cfg->apps[i].domains[j], why);
+        }
+    rt->routes = errs->n > nerr ? NULL : route_build(cfg, &err); /* with the pattern's position */
+    if (!rt->routes && errs->n == nerr)
         config_errors_add(errs, NULL, (struct config_pos){ 0, 0 }, "%s", err ? err : "out of memory");
     free(err);
     rt->apps = calloc(cfg->napps ? cfg->napps : 1, sizeof *rt->apps);
@@ -149,6 +129,7 @@ static int runtime__load(struct runtime *rt, struct config_errors *errs)
     for (size_t i = 0; i < cfg->nidps; i++)
         if (cfg->idps[i].type == IDP_OIDC && cfg->idps[i].client_secret_file)
             runtime__client_secret(cfg, &cfg->idps[i], errs);
+    runtime__store_files(cfg, errs);
     config_errors_sort(errs, nerr, cfg->path);
     return errs->n > nerr ? -1 : 0;
 }
@@ -312,9 +293,9 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
 
     if (runtime__load(rt, errs) != 0)
         goto fail;
-    int rc = runtime_mkdirs(cfg->state_dir);
+    int rc = statefile_mkdirs(cfg->state_dir);
     if (rc == 0)
-        rc = runtime_secret(cfg->state_dir, secret);
+        rc = statefile_secret(cfg->state_dir, secret);
     if (rc != 0) {
         config_errors_add(errs, cfg->path, cfg->where.state_dir, "'state_dir': cannot prepare %s: %s",
                           cfg->state_dir, strerror(-rc));
@@ -375,16 +356,3 @@ void runtime_unref(struct runtime *rt)
     free(rt);
 }
 
-int64_t runtime_longest_session_s(const struct config *cfg)
-{
-    int64_t max = cfg->session_duration_s;
-    for (size_t i = 0; i < cfg->napps; i++) {
-        const struct app *a = &cfg->apps[i];
-        if (a->session_duration_s > max)
-            max = a->session_duration_s;
-        for (size_t k = 0; k < a->npolicies; k++)
-            if (a->policies[k].session_duration_s > max)
-                max = a->policies[k].session_duration_s;
-    }
-    return max;
-}

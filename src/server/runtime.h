@@ -33,10 +33,10 @@ struct runtime {
 };
 
 /* What the daemon would refuse in a loaded configuration beyond config_load's own checks, found
- * by reading only (nothing is created or written: state_dir neither): the routes; every file it
- * names (TLS certificates, that they parse and that each key is its certificate's; client_ca
- * bundles; origin_tls.ca_file; client_secret_file); a state_dir or log path that is not what it
- * must be. Each error is added to errs as "FILE:LINE:COL: message" at the key that names what
+ * by reading only (nothing is created or written: state_dir neither): the routes (every invalid
+ * domain pattern); every file it names (TLS certificates, that they parse and that each key is
+ * its certificate's; client_ca bundles; origin_tls.ca_file; client_secret_file; with Redis,
+ * store_key_file and store_password_file); a state_dir or log path that is not what it must be. Each error is added to errs as "FILE:LINE:COL: message" at the key that names what
  * failed, in the words runtime_new uses. Adds "FILE:LINE:COL: warning: message" to warns for
  * what works but is likely not meant: an allow policy with no identity provider to sign in
  * with, a plain listener on a network address without `public:`, an auth_domain on a port no
@@ -52,13 +52,6 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs);
 /* The auth domain's URL (SPEC.md §5: https when a listener serves TLS), malloc'd; NULL when
  * out of memory. */
 char *runtime_auth_url(const struct config *cfg);
-/* The 32-byte secret AUD tags derive from: state_dir/secret, made once (0600); with a shared
- * store every node adopts the cluster's (store/cluster.c). 0, or -errno. */
-int runtime_secret(const char *dir, unsigned char out[32]);
-/* Creates state_dir (0700) and its parents. 0, or -errno. */
-int runtime_mkdirs(const char *path);
-/* The longest session any app or policy grants: no token outlives it. */
-int64_t runtime_longest_session_s(const struct config *cfg);
 void runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 

@@ -1,8 +1,9 @@
-/* The daemon's main thread: listening sockets, worker threads, the admin socket, and the
+/* The daemon's main thread: listening sockets, worker threads, the control socket, and the
  * signals that reload (SIGHUP), drain (SIGTERM, SIGINT) and reopen logs (SIGUSR1); publishing
  * what reloads, rotations and revocations change. */
 #include "server/server.h"
 
+#include "core/exitcode.h"
 #include "core/log.h"
 #include "metrics/listener.h"
 #include "metrics/metrics.h"
@@ -14,6 +15,7 @@
 #include "store/redis.h"
 #include "store/store.h"
 #include "token/jwt.h"
+#include "token/statefile.h"
 #include "token/svctokens.h"
 
 #include <errno.h>
@@ -62,9 +64,9 @@ static bool server__same_listeners(struct server *srv, const struct config *cfg)
     for (unsigned i = 0; i < srv->nlisten; i++)
         if (strcmp(cfg->listeners[i].address, srv->listen_addrs[i]))
             return false;
-    if (!cfg->admin_listen != !srv->admin_listen)
+    if (!cfg->metrics_listen != !srv->metrics_listen)
         return false;
-    return !cfg->admin_listen || !strcmp(cfg->admin_listen, srv->admin_listen);
+    return !cfg->metrics_listen || !strcmp(cfg->metrics_listen, srv->metrics_listen);
 }
 
 /* Each app's metrics label, before the runtime is published: an app that a reload keeps keeps
@@ -114,7 +116,7 @@ static void server__publish(struct server *srv, struct runtime *rt, struct keyse
         srv->svc = svc;
     uint64_t gen = atomic_fetch_add(&srv->gen, 1) + 1;
     pthread_mutex_unlock(&srv->lock);
-    if (ks)  /* one line however the keys changed: the admin socket, a file, another node */
+    if (ks)  /* one line however the keys changed: the control socket, a file, another node */
         log_msg("info", "signing keys loaded: %zu, newest %s", ks->n, ks->keys[0].kid);
     runtime_unref(old_rt);
     keyset_unref(old_ks);
@@ -216,7 +218,7 @@ int server_reload(struct server *srv, struct config_errors *errs)
 
 /* Publishes new signing keys or revocations when another process (latchd keys rotate or
  * latchd revoke without a daemon to ask, another node's mirror) changed them in state_dir, or
- * when the newest key is due for rotation. Skipped while the admin socket changes something:
+ * when the newest key is due for rotation. Skipped while the control socket changes something:
  * it publishes what it changed itself. */
 /* A state file that cannot be read now (at the open-files limit, say) is tried again every
  * poll (250 ms): its error is logged once per STATE_ERROR_EVERY_MS per kind, with a count. */
@@ -325,9 +327,9 @@ static int server__store(struct server *srv, const struct config *cfg)
         srv->store = store_embedded_new();
         return srv->store ? 0 : -1;
     }
-    srv->store = store_redis_new(cfg->store, cfg->store_key, cfg->store_password, &err);
+    srv->store = cluster_redis_open(cfg, &err);
     struct cluster_cfg cc = cluster_cfg_from(cfg);
-    int rc = !srv->store || runtime_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
+    int rc = !srv->store || statefile_mkdirs(cfg->state_dir) != 0 ? -1 : cluster_bootstrap(srv->store, &cc, &err);
     if (err)
         log_msg(rc ? "error" : "warn", "store %s: %s", cfg->store, err);
     else if (rc == 0)
@@ -407,32 +409,25 @@ static void server__free_worker(struct worker *w)
     free(w->listeners);
 }
 
-int server_run(const char *config_path)
+/* Only this thread takes these signals: blocked before any thread starts (jobs, workers,
+ * control socket), and SIGPIPE ignored. */
+static void server__block_signals(sigset_t *set)
 {
-    struct server srv = { .config_path = config_path };
-    struct config_errors errs = { 0 };
-    int status = 1;
-    pthread_mutex_init(&srv.lock, NULL);
-    pthread_mutex_init(&srv.control, NULL);
-    srv.started_ms = loop_clock_ms();
-    srv.config_gen = 1;
-    srv.config_abs = realpath(config_path, NULL);
-    /* before any thread starts: it edits the environment */
-    notify_open(&srv.notify);
-    /* blocked before any thread starts (jobs, workers, admin socket): only this thread takes them */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    /* a configuration latchd check refuses is refused here with the same words and status,
-     * before anything is touched (state_dir, the store) */
-    struct config_errors warns = { 0 };
-    struct config *cfg = config_load(config_path, &errs);
+/* A configuration latchd check refuses is refused here with the same words (on stderr) and
+ * status, before anything is touched (state_dir, the store). NULL when refused. */
+static struct config *server__checked_config(const char *path)
+{
+    struct config_errors errs = { 0 }, warns = { 0 };
+    struct config *cfg = config_load(path, &errs);
     if (cfg && runtime_check(cfg, &errs, &warns) != 0) {
         config_free(cfg);
         cfg = NULL;
@@ -441,166 +436,245 @@ int server_run(const char *config_path)
     config_errors_print(&warns, stderr);
     config_errors_clear(&errs);
     config_errors_clear(&warns);
-    if (!cfg) {
-        status = 2;
-        goto out;
-    }
-    /* state_dir is this daemon's before anything in it is touched (a bad one: runtime_new says why) */
-    if (runtime_mkdirs(cfg->state_dir) == 0) {
+    return cfg;
+}
+
+/* Claims state_dir for this daemon before anything in it is touched (a bad one: runtime_new
+ * says why), opens the store, then builds the runtime from cfg (which it takes). The exit
+ * status when it fails, else LATCH_EXIT_OK. */
+static int server__build(struct server *srv, struct config *cfg)
+{
+    if (statefile_mkdirs(cfg->state_dir) == 0) {
         char *cerr = NULL;
-        srv.ctl = control_claim(cfg->state_dir, &cerr);
-        if (!srv.ctl) {
+        srv->ctl = control_claim(cfg->state_dir, &cerr);
+        if (!srv->ctl) {
             fprintf(stderr, "latchd: %s\n", cerr ? cerr : "cannot make the admin socket");
             log_msg("error", "%s", cerr ? cerr : "cannot make the admin socket");
             free(cerr);
             config_free(cfg);
-            goto out;
+            return LATCH_EXIT_FAILED;
         }
     }
-    if (server__store(&srv, cfg) != 0) {
+    if (server__store(srv, cfg) != 0) {
         config_free(cfg);
-        goto out;
+        return LATCH_EXIT_FAILED;
     }
-    srv.rt = runtime_new(cfg, &errs);
-    if (!srv.rt) { /* what changed since the check above, or state_dir and log files */
+    struct config_errors errs = { 0 };
+    srv->rt = runtime_new(cfg, &errs);
+    if (!srv->rt) { /* what changed since the check, or state_dir and log files */
         config_errors_print(&errs, stderr);
         config_errors_clear(&errs);
-        status = 2;
-        goto out;
+        return LATCH_EXIT_CONFIG;
     }
-    cfg = srv.rt->cfg;
+    return LATCH_EXIT_OK;
+}
+
+/* The signing keys, revocations and service tokens in state_dir, and the job threads. */
+static int server__load_state(struct server *srv)
+{
+    const struct config *cfg = srv->rt->cfg;
     char *err = NULL;
     /* with Redis a rotation due at start is left to server__refresh_state, which claims it:
      * a whole cluster restarting then makes one key, not one per node */
-    srv.keys = keys_load(cfg->state_dir, store_remote(srv.store) ? 0 : cfg->key_rotation_s,
-                         cfg->key_overlap_s, false, &err);
-    srv.rev = srv.keys ? revocations_load(cfg->state_dir, &err) : NULL;
-    srv.svc = srv.rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
-    if (!srv.keys || !srv.rev || !srv.svc) {
+    srv->keys = keys_load(cfg->state_dir, store_remote(srv->store) ? 0 : cfg->key_rotation_s,
+                          cfg->key_overlap_s, false, &err);
+    srv->rev = srv->keys ? revocations_load(cfg->state_dir, &err) : NULL;
+    srv->svc = srv->rev ? svc_tokens_load(cfg->state_dir, &err) : NULL;
+    if (!srv->keys || !srv->rev || !srv->svc) {
         log_msg("error", "%s", err ? err : "cannot load the signing keys, revocations or service tokens");
         free(err);
-        goto out;
+        return -1;
     }
-    srv.jobs = jobs_new(store_remote(srv.store) ? 8 : 4); /* with Redis, every login step runs there */
-    if (!srv.jobs) {
+    srv->jobs = jobs_new(store_remote(srv->store) ? 8 : 4); /* with Redis, every login step runs there */
+    if (!srv->jobs) {
         log_msg("error", "cannot start the store or the job threads");
-        goto out;
+        return -1;
     }
-    srv.nlisten = (unsigned)cfg->nlisteners;
-    srv.listen_fds = calloc(srv.nlisten, sizeof *srv.listen_fds);
-    srv.listen_addrs = calloc(srv.nlisten, sizeof *srv.listen_addrs);
-    if (!srv.listen_fds || !srv.listen_addrs)
-        goto out;
-    for (unsigned i = 0; i < srv.nlisten; i++)
-        srv.listen_fds[i] = -1;
-    for (unsigned i = 0; i < srv.nlisten; i++) {
-        srv.listen_addrs[i] = strdup(cfg->listeners[i].address);
-        srv.listen_fds[i] = server__listen(&cfg->listeners[i]);
-        if (srv.listen_fds[i] < 0) {
+    return 0;
+}
+
+/* The listening sockets: made once, at start (a reload keeps them). */
+static int server__open_listeners(struct server *srv)
+{
+    const struct config *cfg = srv->rt->cfg;
+    srv->nlisten = (unsigned)cfg->nlisteners;
+    srv->listen_fds = calloc(srv->nlisten, sizeof *srv->listen_fds);
+    srv->listen_addrs = calloc(srv->nlisten, sizeof *srv->listen_addrs);
+    if (!srv->listen_fds || !srv->listen_addrs)
+        return -1;
+    for (unsigned i = 0; i < srv->nlisten; i++)
+        srv->listen_fds[i] = -1;
+    for (unsigned i = 0; i < srv->nlisten; i++) {
+        srv->listen_addrs[i] = strdup(cfg->listeners[i].address);
+        srv->listen_fds[i] = server__listen(&cfg->listeners[i]);
+        if (srv->listen_fds[i] < 0) {
             log_msg("error", "cannot listen on %s: %s", cfg->listeners[i].address,
-                    strerror(-srv.listen_fds[i]));
-            goto out;
+                    strerror(-srv->listen_fds[i]));
+            return -1;
         }
     }
+    return 0;
+}
 
-    srv.nworkers = cfg->workers ? cfg->workers : server__cores();
-    srv.metrics = metrics_new(srv.nworkers, srv.store);
-    srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-    srv.climit = connlimit_new();
-    if (!srv.metrics || !srv.workers || !srv.climit) {
+/* The workers' slots and counters, the per-client connection counts, and the metrics listener
+ * (admin.listen). */
+static int server__prepare_workers(struct server *srv)
+{
+    const struct config *cfg = srv->rt->cfg;
+    srv->nworkers = cfg->workers ? cfg->workers : server__cores();
+    srv->metrics = metrics_new(srv->nworkers, srv->store);
+    srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+    srv->climit = connlimit_new();
+    if (!srv->metrics || !srv->workers || !srv->climit) {
         log_msg("error", "out of memory");
-        goto out;
+        return -1;
     }
-    server__metrics_ids(&srv, srv.rt);
-    if (cfg->admin_listen) {
-        srv.admin_listen = strdup(cfg->admin_listen);
-        srv.admin = metrics_listener_start(srv.metrics, cfg->admin_listen,
-                                           (const struct sockaddr *)&cfg->admin_addr,
-                                           cfg->admin_addrlen, &err);
-        if (!srv.admin || !srv.admin_listen) {
+    server__metrics_ids(srv, srv->rt);
+    if (cfg->metrics_listen) {
+        char *err = NULL;
+        srv->metrics_listen = strdup(cfg->metrics_listen);
+        srv->metrics_listener = metrics_listener_start(srv->metrics, cfg->metrics_listen,
+                                                       (const struct sockaddr *)&cfg->metrics_addr,
+                                                       cfg->metrics_addrlen, &err);
+        if (!srv->metrics_listener || !srv->metrics_listen) {
             log_msg("error", "%s", err ? err : "out of memory");
             free(err);
-            goto out;
+            return -1;
         }
     }
-    for (unsigned i = 0; i < srv.nworkers; i++) {
-        if (server__start_worker(&srv, i) != 0) {
+    return 0;
+}
+
+/* Starts every worker. When one cannot start, those already running drain and -1: they are
+ * joined all the same, and latchd exits 1. */
+static int server__start_workers(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (server__start_worker(srv, i) != 0) {
             log_msg("error", "cannot start worker %u", i);
-            server__free_worker(&srv.workers[i]);
-            srv.nworkers = i;
-            server__drain(&srv);
-            status = -1; /* the workers that run are joined below, and latchd exits 1 */
-            goto join;
+            server__free_worker(&srv->workers[i]);
+            srv->nworkers = i;
+            server__drain(srv);
+            return -1;
         }
     }
-    if (store_remote(srv.store)) {
+    return 0;
+}
+
+/* Once the workers serve: the cluster thread, the control socket's thread, and the word to the
+ * logs and the service manager. */
+static void server__announce(struct server *srv)
+{
+    const struct config *cfg = srv->rt->cfg;
+    if (store_remote(srv->store)) {
         struct cluster_cfg cc = cluster_cfg_from(cfg);
-        srv.cluster = cluster_start(srv.store, &cc, server__news, &srv);
+        srv->cluster = cluster_start(srv->store, &cc, server__news, srv);
     }
-    for (unsigned i = 0; i < srv.nlisten; i++)
+    for (unsigned i = 0; i < srv->nlisten; i++)
         log_msg("info", "latchd listening on %s%s (%u workers)", cfg->listeners[i].address,
-                cfg->listeners[i].ncerts ? " (TLS)" : "", srv.nworkers);
-    int rc = control_start(srv.ctl, &srv);
+                cfg->listeners[i].ncerts ? " (TLS)" : "", srv->nworkers);
+    int rc = control_start(srv->ctl, srv);
     if (rc != 0)
         log_msg("error", "admin socket: cannot start its thread: %s", strerror(-rc));
-    notify_send(&srv.notify, "READY=1\nMAINPID=%d\nSTATUS=serving on %s (%u workers)",
-                (int)getpid(), srv.listen_addrs[0], srv.nworkers);
-    if (srv.admin)
-        log_msg("info", "metrics on http://%s/metrics", srv.admin_listen);
+    notify_send(&srv->notify, "READY=1\nMAINPID=%d\nSTATUS=serving on %s (%u workers)",
+                (int)getpid(), srv->listen_addrs[0], srv->nworkers);
+    if (srv->metrics_listener)
+        log_msg("info", "metrics on http://%s/metrics", srv->metrics_listen);
+}
 
+/* The main thread's loop: the signals, and the state files' poll, until SIGTERM or SIGINT
+ * (then the workers drain). */
+static void server__serve(struct server *srv, const sigset_t *set)
+{
     for (;;) {
         siginfo_t si;
         struct timespec ts = { 0, 250 * 1000 * 1000 };
-        int sig = sigtimedwait(&set, &si, &ts);
+        int sig = sigtimedwait(set, &si, &ts);
         if (sig == SIGHUP) {
             struct config_errors rerrs = { 0 };
-            server_reload(&srv, &rerrs); /* logs the errors itself */
+            server_reload(srv, &rerrs); /* logs the errors itself */
             config_errors_clear(&rerrs);
         } else if (sig == SIGUSR1) {
-            server__reopen_logs(&srv);
+            server__reopen_logs(srv);
         } else if (sig == SIGTERM || sig == SIGINT) {
-            server__drain(&srv);
-            break;
+            server__drain(srv);
+            return;
         }
-        server__refresh_state(&srv); /* revocations take effect within a second */
+        server__refresh_state(srv); /* revocations take effect within a second */
     }
-join:
-    for (unsigned i = 0; i < srv.nworkers; i++)
-        pthread_join(srv.workers[i].thread, NULL);
-    cluster_stop(srv.cluster);
-    control_stop(srv.ctl); /* after the workers: it may be waiting for them */
-    srv.ctl = NULL;
-    jobs_free(srv.jobs); /* what was still running posts its result: drained below */
-    srv.jobs = NULL;
-    for (unsigned i = 0; i < srv.nworkers; i++)
-        server__free_worker(&srv.workers[i]);
-    status = status < 0 ? 1 : 0;
+}
+
+/* Waits for the workers (which drain), then stops the threads that may still serve them. */
+static void server__join(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    cluster_stop(srv->cluster);
+    control_stop(srv->ctl); /* after the workers: it may be waiting for them */
+    srv->ctl = NULL;
+    jobs_free(srv->jobs); /* what was still running posts its result: drained below */
+    srv->jobs = NULL;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        server__free_worker(&srv->workers[i]);
     log_msg("info", "latchd stopped");
-out:
-    control_stop(srv.ctl);
-    for (unsigned i = 0; i < srv.nlisten; i++) {
-        if (srv.listen_fds && srv.listen_fds[i] >= 0)
-            close(srv.listen_fds[i]);
-        if (srv.listen_addrs)
-            free(srv.listen_addrs[i]);
+}
+
+/* Frees what server_run made, whichever phase it reached. */
+static void server__free(struct server *srv)
+{
+    control_stop(srv->ctl);
+    for (unsigned i = 0; i < srv->nlisten; i++) {
+        if (srv->listen_fds && srv->listen_fds[i] >= 0)
+            close(srv->listen_fds[i]);
+        if (srv->listen_addrs)
+            free(srv->listen_addrs[i]);
     }
-    free(srv.listen_fds);
-    free(srv.listen_addrs);
-    metrics_listener_stop(srv.admin); /* the workers are joined: nothing writes the counters */
-    metrics_free(srv.metrics);
-    connlimit_free(srv.climit);
-    free(srv.admin_listen);
-    free(srv.workers);
-    runtime_unref(srv.rt);
-    keyset_unref(srv.keys);
-    revocations_unref(srv.rev);
-    svc_tokens_unref(srv.svc);
-    jobs_free(srv.jobs);
-    store_free(srv.store);
-    config_errors_clear(&srv.last_reload.errors);
-    notify_close(&srv.notify);
-    free(srv.config_abs);
-    pthread_mutex_destroy(&srv.control);
-    pthread_mutex_destroy(&srv.lock);
+    free(srv->listen_fds);
+    free(srv->listen_addrs);
+    metrics_listener_stop(srv->metrics_listener); /* the workers are joined: nothing writes the counters */
+    metrics_free(srv->metrics);
+    connlimit_free(srv->climit);
+    free(srv->metrics_listen);
+    free(srv->workers);
+    runtime_unref(srv->rt);
+    keyset_unref(srv->keys);
+    revocations_unref(srv->rev);
+    svc_tokens_unref(srv->svc);
+    jobs_free(srv->jobs);
+    store_free(srv->store);
+    config_errors_clear(&srv->last_reload.errors);
+    notify_close(&srv->notify);
+    free(srv->config_abs);
+    pthread_mutex_destroy(&srv->control);
+    pthread_mutex_destroy(&srv->lock);
+}
+
+int server_run(const char *config_path)
+{
+    struct server srv = { .config_path = config_path };
+    pthread_mutex_init(&srv.lock, NULL);
+    pthread_mutex_init(&srv.control, NULL);
+    srv.started_ms = loop_clock_ms();
+    srv.config_gen = 1;
+    srv.config_abs = realpath(config_path, NULL);
+    notify_open(&srv.notify); /* before any thread starts: it edits the environment */
+    sigset_t set;
+    server__block_signals(&set);
+
+    int status = LATCH_EXIT_CONFIG;
+    struct config *cfg = server__checked_config(config_path);
+    if (cfg && (status = server__build(&srv, cfg)) == LATCH_EXIT_OK) {
+        status = LATCH_EXIT_FAILED;
+        if (server__load_state(&srv) == 0 && server__open_listeners(&srv) == 0 &&
+            server__prepare_workers(&srv) == 0) {
+            if (server__start_workers(&srv) == 0) {
+                server__announce(&srv);
+                server__serve(&srv, &set);
+                status = LATCH_EXIT_OK;
+            }
+            server__join(&srv); /* also the workers that ran when one could not start */
+        }
+    }
+    server__free(&srv);
     return status;
 }

@@ -1,5 +1,5 @@
 /* The daemon: listening sockets, worker threads, signals (SIGHUP reload, SIGTERM/SIGINT drain,
- * SIGUSR1 log reopen), the admin socket (server/control.h) and the current runtime, key set and
+ * SIGUSR1 log reopen), the control socket (server/control.h) and the current runtime, key set and
  * revocation list that reloads, rotations and revocations replace. */
 #ifndef LATCH_SERVER_H
 #define LATCH_SERVER_H
@@ -18,7 +18,7 @@
 struct worker;
 struct control;
 
-/* What the last reload (SIGHUP or the admin socket) did; `errors` as FILE:LINE:COL lines. */
+/* What the last reload (SIGHUP or the control socket) did; `errors` as FILE:LINE:COL lines. */
 struct reload_result {
     bool done;                     /* false until the first reload */
     bool ok;
@@ -33,7 +33,7 @@ struct server {
     char *config_abs;              /* the same made absolute, for status */
     pthread_mutex_t lock;          /* guards rt, keys, rev, config_gen and last_reload */
     pthread_mutex_t control;       /* serializes whoever changes them: the main thread (signals,
-                                      the state_dir poll) and the admin socket's thread */
+                                      the state_dir poll) and the control socket's thread */
     struct runtime *rt;
     struct keyset *keys;           /* signing keys: replaced on rotation */
     struct revocations *rev;       /* replaced when the revocation file changes */
@@ -50,13 +50,13 @@ struct server {
     int *listen_fds;               /* parallel to the first runtime's cfg->listeners */
     char **listen_addrs;
     unsigned nlisten;
-    char *admin_listen;            /* admin.listen at start (NULL: none); a reload keeps it */
-    struct metrics *metrics;       /* counters of every worker; served by `admin` */
+    char *metrics_listen;          /* admin.listen at start (NULL: none); a reload keeps it */
+    struct metrics *metrics;       /* counters of every worker; served by metrics_listener */
     struct connlimit *climit;      /* open client connections per client (connlimit.h) */
-    struct metrics_listener *admin;
+    struct metrics_listener *metrics_listener; /* admin.listen: GET /metrics */
     struct worker *workers;
     unsigned nworkers;
-    struct control *ctl;           /* the admin socket */
+    struct control *ctl;           /* the control socket (state_dir/admin.sock) */
     struct notifier notify;        /* the service manager (sd_notify), when there is one */
     uint64_t started_ms;           /* monotonic */
     uint64_t config_gen;           /* 1 at start, +1 per applied reload (under `lock`) */
@@ -64,10 +64,12 @@ struct server {
 };
 
 /* Loads the config, listens, runs the workers until SIGTERM/SIGINT drained them. Returns the
- * process exit status. */
+ * process exit status (core/exitcode.h): LATCH_EXIT_OK once drained, LATCH_EXIT_CONFIG for a
+ * configuration refused (latchd check's errors, or a file that fails after it), else
+ * LATCH_EXIT_FAILED (a port taken, another latchd on state_dir, a worker that cannot start). */
 int server_run(const char *config_path);
 
-/* Reads the configuration file again and publishes it (SIGHUP, the admin socket's reload);
+/* Reads the configuration file again and publishes it (SIGHUP, the control socket's reload);
  * returns once every worker uses it. 0, or -1 with the errors appended to `errs` (FILE:LINE:COL:
  * message): the running configuration is kept. Tells the service manager RELOADING=1, then
  * READY=1 with the result. Takes srv->control. */

@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "config/config.h"
-#include "server/runtime.h"
+#include "token/statefile.h"
 #include "token/jwt.h"
 #include "store/redis.h"
 #include "token/keys.h"
@@ -134,7 +134,7 @@ static int cl__secret(struct store *s, const char *state_dir, bool adopt)
         freeReplyObject(r);
         if (present) {
             unsigned char local[32];
-            int have = access(path, F_OK) == 0 ? runtime_secret(state_dir, local) : -ENOENT;
+            int have = access(path, F_OK) == 0 ? statefile_secret(state_dir, local) : -ENOENT;
             if (!plain || len != 32) {
                 log_msg("error", "redis: latch:secret cannot be opened with this node's store_key_file "
                                  "(another key, or a damaged value): every node needs the same key");
@@ -153,7 +153,7 @@ static int cl__secret(struct store *s, const char *state_dir, bool adopt)
             return 0;
         }
         unsigned char mine[32];
-        if (runtime_secret(state_dir, mine) != 0)
+        if (statefile_secret(state_dir, mine) != 0)
             return -1;
         size_t sl;
         unsigned char *sealed = store_seal(store_redis_key(s), "secret", mine, 32, 0, &sl);
@@ -581,12 +581,34 @@ int cluster_bootstrap(struct store *s, const struct cluster_cfg *cc, char **err)
     return -1;
 }
 
+struct store *cluster_redis_open(const struct config *cfg, char **err)
+{
+    unsigned char key[STORE_KEY_BYTES];
+    char why[512], *password = NULL;
+    struct store *s = NULL;
+    if (!cfg->store_key_file || store_key_load(cfg->store_key_file, key, why, sizeof why) != 0) {
+        if (asprintf(err, "'store_key_file': %s", cfg->store_key_file ? why : "not set") < 0)
+            *err = NULL;
+    } else if (cfg->store_password_file &&
+               store_secret_load(cfg->store_password_file, &password, why, sizeof why) != 0) {
+        if (asprintf(err, "'store_password_file': %s", why) < 0)
+            *err = NULL;
+    } else {
+        s = store_redis_new(cfg->store, key, password, err);
+    }
+    sodium_memzero(key, sizeof key);
+    if (password)
+        sodium_memzero(password, strlen(password));
+    free(password);
+    return s;
+}
+
 struct cluster_cfg cluster_cfg_from(const struct config *cfg)
 {
     return (struct cluster_cfg){ .state_dir = cfg->state_dir,
                                  .rotate_after_s = cfg->key_rotation_s,
                                  .key_overlap_s = cfg->key_overlap_s,
-                                 .forget_sessions_s = runtime_longest_session_s(cfg) + JWT_LEEWAY_S };
+                                 .forget_sessions_s = config_longest_session_s(cfg) + JWT_LEEWAY_S };
 }
 
 /* A store for one admin command: NULL (and *err) when there is no Redis to use. */
@@ -594,7 +616,7 @@ static struct store *cl__admin_store(const struct config *cfg, char **err)
 {
     if (strncmp(cfg->store, "redis:", 6) != 0)
         return NULL;
-    return store_redis_new(cfg->store, cfg->store_key, cfg->store_password, err);
+    return cluster_redis_open(cfg, err);
 }
 
 int cluster_prepare(const struct config *cfg, char **err)
@@ -605,7 +627,7 @@ int cluster_prepare(const struct config *cfg, char **err)
     if (!s)
         return -1;
     struct cluster_cfg cc = cluster_cfg_from(cfg);
-    int rc = runtime_mkdirs(cfg->state_dir) == 0 ? cluster_bootstrap(s, &cc, err) : -1;
+    int rc = statefile_mkdirs(cfg->state_dir) == 0 ? cluster_bootstrap(s, &cc, err) : -1;
     store_free(s);
     return rc;
 }

@@ -22,6 +22,11 @@ struct cluster_cfg {
 struct config;
 struct cluster_cfg cluster_cfg_from(const struct config *cfg);
 
+/* The Redis store the configuration names, with the key of store_key_file and the password of
+ * store_password_file (both read now, wiped once the store has them). NULL with *err
+ * (malloc'd, naming the key that failed). */
+struct store *cluster_redis_open(const struct config *cfg, char **err);
+
 /* At start, before the runtime reads state_dir: adopts the cluster's secret (or offers ours),
  * then exchanges keys, revocations and service tokens; the cluster's first signing key is
  * made here, by one node. When Redis cannot be reached, a node

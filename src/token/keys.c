@@ -209,6 +209,16 @@ static int keys__read_dir(const char *dir, struct keyset *ks, char **err)
     return rc;
 }
 
+/* Reads the directory into ks, newest first (keys[0] signs; the overlaps below count on it). */
+static int keys__read_sorted(const char *dir, struct keyset *ks, char **err)
+{
+    if (keys__read_dir(dir, ks, err) != 0)
+        return -1;
+    if (ks->n > 1)
+        qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
+    return 0;
+}
+
 /* What keyset_stale() compares: the mtime of the keys directory, taken BEFORE the directory is
  * read. A key renamed into it during the read changes the mtime after this, so the next check
  * loads it. (Taken after the read, the mtime already included such a rename: `latchd keys
@@ -245,10 +255,8 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
         *err = keys__errf("cannot stat %s", dir);
         goto fail;
     }
-    if (keys__read_dir(dir, ks, err) != 0)
+    if (keys__read_sorted(dir, ks, err) != 0)
         goto fail;
-    if (ks->n > 1)
-        qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
     if (ks->n == 0 || force_new || keyset_due(ks, rotate_after_s, now)) {
         if (keys__generate(dir, err) != 0)
             goto fail;
@@ -262,10 +270,8 @@ struct keyset *keys_load(const char *state_dir, int64_t rotate_after_s, int64_t 
             *err = keys__errf("cannot stat %s", dir);
             goto fail;
         }
-        if (keys__read_dir(dir, ks, err) != 0)
+        if (keys__read_sorted(dir, ks, err) != 0) /* the new key first */
             goto fail;
-        if (ks->n > 1)
-        qsort(ks->keys, ks->n, sizeof *ks->keys, keys__cmp_newest);
     }
     /* each older key verifies until `overlap` after its successor appeared */
     size_t keep = ks->n ? 1 : 0;

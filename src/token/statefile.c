@@ -1,6 +1,8 @@
 /* The state_dir JSON documents of statefile.h. */
 #include "token/statefile.h"
 
+#include <openssl/rand.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -97,4 +99,52 @@ out:
     json_decref(root);
     close(lfd); /* releases the lock */
     return rc;
+}
+
+/* mkdir -p with mode 0700 for what it creates; refuses a state_dir others can write. */
+int statefile_mkdirs(const char *path)
+{
+    char tmp[4096];
+    if (strlen(path) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int statefile_secret(const char *dir, unsigned char out[32])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/secret", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, out, 32);
+        close(fd);
+        return n == 32 ? 0 : -EINVAL;
+    }
+    if (errno != ENOENT)
+        return -errno;
+    if (RAND_bytes(out, 32) != 1)
+        return -EIO;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, out, 32);
+    int rc = (w == 32 && fsync(fd) == 0) ? 0 : -EIO;
+    close(fd);
+    if (rc == 0 && link(tmp, path) != 0) /* lost a race: use the winner's */
+        rc = errno == EEXIST ? 1 : -errno;
+    unlink(tmp);
+    return rc == 1 ? statefile_secret(dir, out) : rc;
 }

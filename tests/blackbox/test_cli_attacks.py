@@ -24,7 +24,7 @@ from clikit import (EMAIL, Handoff, Sodium, b64u, cli_factory,  # noqa: F401 (fi
 from browser import Client
 from harness import free_port
 
-HOLD_S = 25  # how long the gateway holds a transfer poll with nothing to give (src/auth/cli.c)
+HOLD_S = 25  # how long the gateway holds a transfer poll with nothing to give (src/auth/handoff.c)
 
 
 def gateway(latchd, extra_apps=()):
@@ -249,7 +249,7 @@ echo "$@" > '{seen}'
     assert key not in log and "/cdn-cgi/access/transfer/" in log, log[-500:]
 
 
-@pytest.mark.skip(reason="the box is kept 300 s (BOX_TTL_S in src/auth/cli.c): waiting 5 minutes "
+@pytest.mark.skip(reason="the box is kept 300 s (BOX_TTL_S in src/auth/handoff.c): waiting 5 minutes "
                          "is beyond the suite's budget and latchd has no clock to speed up; the "
                          "single read is tested in test_link_key_box_and_single_read")
 def test_box_gone_after_five_minutes():

@@ -314,9 +314,9 @@ def test_usage_and_exit_codes(latchd, cli_factory):
         p = c.run(sub, "--help", browser="forbidden")
         assert p.returncode == 0 and "usage" in p.stdout, (sub, p.stdout, p.stderr)
     p = c.run("curl", "-sS", browser="forbidden")
-    assert p.returncode == 2 and "URL" in p.stderr
+    assert p.returncode == 64 and "URL" in p.stderr
     p = c.run("frobnicate", browser="forbidden")
-    assert p.returncode == 2 and "unknown command" in p.stderr
+    assert p.returncode == 64 and "unknown command" in p.stderr
     p = c.run("token", d.url("api.localhost", "/"), browser="forbidden")
     assert p.returncode == 5 and "latch login" in p.stderr
     p = c.run("--timeout", "3", "curl", "-sS", f"http://127.0.0.1:{free_port()}/", browser="forbidden")

@@ -112,7 +112,7 @@ def test_long_paths_one_limit_for_discovery_handoff_and_exchange(latchd, cli_fac
         assert r.status == status, (path[:20], r.status, r.body)
     c = cli_factory(d)
     p = c.run("--timeout", "30", "login", f"http://{h}{too_long}", browser="forbidden", timeout=20)
-    assert p.returncode == 2 and "longer than 2047 bytes" in p.stderr, (p.returncode, p.stderr)
+    assert p.returncode == 64 and "longer than 2047 bytes" in p.stderr, (p.returncode, p.stderr)
     assert not c.forbidden_browser_calls()
 
 
@@ -184,7 +184,7 @@ def test_two_apps_in_one_command_are_refused(latchd, cli_factory):
     for args in ([f"http://{h}/private/a", f"http://{h}/b"], [f"http://{h}/b", "--url", f"http://{h}/private/a"],
                  [f"http://{h}/{{private,public}}/a"], ["--request-target", "http://other.localhost/x", f"http://{h}/b"]):
         p = c.run("curl", "-sS", *args, browser="forbidden")
-        assert p.returncode == 2 and p.stdout == "", (args, p.returncode, p.stderr)
+        assert p.returncode == 64 and p.stdout == "", (args, p.returncode, p.stderr)
         assert "latch curl:" in p.stderr, p.stderr
     time.sleep(0.3)
     assert d.log_lines()[n:] == [], d.log_lines()[n:]

@@ -133,7 +133,7 @@ def matrix(s, service=False):
         m = re.search(r"\r\nX-Case: (\d+)", head)
         case = lines[int(m.group(1))] if m else "(no X-Case header)"
         failures.append(f"latch curl {' '.join(case) if m else case}: the token reached {first} in {found}")
-    ran = sum(1 for rc, _ in results.values() if rc not in (2,))
+    ran = sum(1 for rc, _ in results.values() if rc not in (64,))
     return failures, len(lines), ran
 
 
@@ -182,7 +182,7 @@ def test_redirects_keep_the_token_on_its_origin(setup, tmp_path):
         assert not s.leaks() and not tls.leaks(s.token)
         # --location-trusted would hand it to every host: refused
         p = s.run(["--location-trusted", s.app_url + "/to-host"])
-        assert p.returncode == 2 and "location-trusted" in p.stderr, p.stderr
+        assert p.returncode == 64 and "location-trusted" in p.stderr, p.stderr
     finally:
         tls.close()
 
@@ -211,7 +211,7 @@ def test_curl_config_files_are_not_read(setup, tmp_path):
     (tmp_path / "c.cfg").write_text(f'location\nurl = "{s.other_url}/from-config"\n')
     for args in (["-K", str(tmp_path / "c.cfg")], ["--config", str(tmp_path / "c.cfg")], ["-sK", str(tmp_path / "c.cfg")]):
         p = s.run([*args, f"{s.app_url}/to-host"])
-        assert p.returncode == 2 and "config file" in p.stderr, (args, p.stderr)
+        assert p.returncode == 64 and "config file" in p.stderr, (args, p.stderr)
     assert not s.leaks()
 
 
@@ -223,7 +223,7 @@ def test_proxies_never_see_a_plain_http_token(setup):
     for args in (["-x", proxy], ["--proxy", proxy], [f"-x{proxy}"], ["--preproxy", proxy],
                  ["--socks5", "127.0.0.1:1"], ["--socks5-hostname", "127.0.0.1:1"], ["--proxy1.0", proxy]):
         p = s.run([*args, "--max-time", "5", f"{s.app_url}/p"])
-        assert p.returncode == 2 and "proxy" in p.stderr, (args, p.returncode, p.stderr)
+        assert p.returncode == 64 and "proxy" in p.stderr, (args, p.returncode, p.stderr)
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         p = s.run(["-sS", "--max-time", "5", f"{s.app_url}/env"], env={var: proxy})
         assert p.returncode == 0 and "recorded" in p.stdout, (var, p.stderr)
@@ -265,7 +265,7 @@ def test_https_proxy_tunnels_and_sees_no_token(latchd, cli_factory, tmp_path):
         # -k would send the token to whoever answers for the name: refused
         p = subprocess.run([LATCH, "curl", "-k", url], capture_output=True, text=True,
                            env=c.env("forbidden"), timeout=30)
-        assert p.returncode == 2 and "--insecure" in p.stderr, p.stderr
+        assert p.returncode == 64 and "--insecure" in p.stderr, p.stderr
     finally:
         proxy.close()
 
@@ -300,7 +300,7 @@ def test_cleartext_only_to_this_machine(setup):
                     "http://10.0.0.1:1/", "http://127.1:1/"):
             p = subprocess.run([LATCH, "--timeout", "3", *cmd, url], capture_output=True, text=True,
                                env=s.c.env("forbidden"), timeout=30)
-            assert p.returncode == 2, (cmd, url, p.returncode, p.stderr)
+            assert p.returncode == 64, (cmd, url, p.returncode, p.stderr)
     # an app host whose discovery names a plain-http auth URL on another machine: refused
     fake = FakeApp(free_port(), {"auth_url": "http://127.attacker.example:9", "auth_domain": "127.attacker.example:9",
                                "aud": "0" * 64, "app": "x"})

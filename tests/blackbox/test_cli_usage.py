@@ -52,17 +52,17 @@ def test_latch_options_after_the_verb_and_the_url(latchd, cli_factory):
     assert p.returncode == 0 and "nothing to end" in p.stderr, p.stderr
     p = c.run("token", url, "--timeout", "5", browser="forbidden")
     assert p.returncode == 5 and "latch login" in p.stderr, p.stderr
-    # bad values and unknown options: usage (2), saying what is wrong
+    # bad values and unknown options: usage (64), saying what is wrong
     for args in (["login", url, "--timeout", "0"], ["login", url, "--timeout", "x"], ["login", url, "--timeout"],
                  ["--timeout", "-1", "login", url], ["login", url, "--frob"], ["login", url, url + "x"],
                  ["token", "--all", url]):
         p = c.run(*args, browser="forbidden")
-        assert p.returncode == 2 and p.stderr.startswith("latch"), (args, p.returncode, p.stderr)
+        assert p.returncode == 64 and p.stderr.startswith("latch"), (args, p.returncode, p.stderr)
     # curl: what follows the verb is curl's; a latch option there gets latch's word, not curl's
     for opt in (["--no-browser"], ["--timeout", "5"], ["--timeout=5"]):
         for args in ([*opt, url], [url, *opt]):
             p = c.run("curl", *args, browser="forbidden")
-            assert p.returncode == 2, (args, p.returncode, p.stderr)
+            assert p.returncode == 64, (args, p.returncode, p.stderr)
             assert "option of latch" in p.stderr and "before `curl`" in p.stderr, (args, p.stderr)
             assert "is not a curl" not in p.stderr and "curl: option" not in p.stderr, p.stderr
     abandon(d)
@@ -141,7 +141,7 @@ def test_help_documents_exit_statuses(cli_factory, latchd):
     p = c.run("--help", browser="forbidden")
     assert p.returncode == 0
     for word in ("latch apps URL", "logout", "--no-browser", "--timeout", "without a scheme is https",
-                 "0 ok", "1 error", "2 usage", "3 ", "4 refused", "5 no token", "curl's own status"):
+                 "0 ok", "1 error", "64 usage", "3 ", "4 refused", "5 no token", "curl's own status"):
         assert word in p.stdout, word
     for sub in ("login", "token", "logout", "apps"):
         p = c.run(sub, "--help", browser="forbidden")
@@ -151,3 +151,26 @@ def test_help_documents_exit_statuses(cli_factory, latchd):
     if man is not None:
         for word in ("apps", "cli\\-logout", "EXIT STATUS"):
             assert word in man, word
+
+
+def test_usage_exit_status_is_the_same_in_latchd_and_latch(tmp_path):
+    """Issue 12: a number means the same whichever program printed it (core/exitcode.h). A misused
+    command line exits 64 (EX_USAGE) in both, and both --help texts and man pages say so."""
+    import subprocess
+    from harness import LATCHD
+    root = os.path.join(os.path.dirname(LATCH), "..")
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    for prog, args in ((LATCH, ["--frob"]), (LATCH, ["frob"]), (LATCH, ["login"]),
+                       (LATCHD, ["--frob"]), (LATCHD, ["frob"]), (LATCHD, ["check"])):
+        p = subprocess.run([prog, *args], capture_output=True, text=True, env=env, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 64 and p.stderr, (prog, args, p.returncode, p.stderr)
+    for prog in (LATCH, LATCHD):
+        p = subprocess.run([prog, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0 and "64 usage" in " ".join(p.stdout.split()), (prog, p.stdout)
+    for page in ("latch.1", "latchd.8"):
+        path = os.path.join(root, "man", page)
+        if os.path.exists(path):
+            text = open(path).read()
+            status = text[text.index(".SH EXIT STATUS"):]
+            assert ".B 64\n" in status, page

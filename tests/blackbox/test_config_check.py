@@ -349,6 +349,31 @@ def test_route_errors_on_stderr_with_their_position(tmp_path):
     assert '"a" and "b"' in errs[0][2], r.stderr
 
 
+
+def test_invalid_patterns_on_stderr_each_at_its_position(tmp_path):
+    """Issue 12: patterns are compiled where the runtime is built (config/ includes no route/):
+    `latchd check` still names every invalid one at its position, on stderr, in the file's order
+    among the other errors (a certificate that cannot be read), and the daemon refuses the same
+    file with the same lines and exit status 2."""
+    text = one_app(tmp_path).replace("[a.localhost]", '["a..localhost", "b.localhost:0"]') + (
+        "  - name: b\n"
+        "    domains: [\"c.localhost/x y\"]\n"
+        "    origin: https://127.0.0.1:1\n"
+        "    origin_tls: {ca_file: /nonexistent/ca.pem}\n"
+        "    policies: [{name: p, decision: bypass, include: [{everyone: {}}]}]\n")
+    p = write(tmp_path, text)
+    r = subprocess.run([LATCHD, "check", str(p)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    errs = error_lines(p, r.stderr)
+    assert [(l, c) for l, c, _ in errs] == [
+        (4, col_of(text, 4, '"a..localhost')), (4, col_of(text, 4, '"b.localhost:0')),
+        (6, col_of(text, 6, '"c.localhost')), (8, col_of(text, 8, "/nonexistent"))], r.stderr
+    assert "invalid domain pattern 'a..localhost'" in errs[0][2], r.stderr
+    assert "invalid domain pattern 'b.localhost:0'" in errs[1][2], r.stderr
+    assert "invalid domain pattern 'c.localhost/x y'" in errs[2][2], r.stderr
+    d = subprocess.run([LATCHD, "--config", str(p)], capture_output=True, text=True, timeout=20)
+    assert d.returncode == 2 and error_lines(p, d.stderr) == errs, d.stderr
+
 WARN_CFG = textwrap.dedent("""\
     listen:
       - address: 0.0.0.0:{port}

@@ -288,7 +288,7 @@ def test_open_connections_gauge(latchd):
 # --------------------------------------------------------------------------------------------
 # logins and handoffs
 
-HOLD_S = 25  # how long the gateway holds an empty transfer poll (src/auth/cli.c)
+HOLD_S = 25  # how long the gateway holds an empty transfer poll (src/auth/handoff.c)
 
 
 def _transfer(port, key, proof, out):

@@ -165,6 +165,33 @@ def test_no_ready_when_start_fails(tmp_path):
         n.close()
 
 
+def test_a_worker_that_cannot_start_fails_the_start(tmp_path):
+    """Issue 12: when a worker cannot start (here: no descriptor left for its event loop under a
+    low RLIMIT_NOFILE, with many workers), the workers already running drain and latchd exits 1
+    (it exited 0: `goto join`, then the status of a clean stop), without READY=1, and removes its
+    admin socket."""
+    import resource
+    n = Notify(tmp_path)
+    d = Latchd(tmp_path / "d", dict(cfg(), workers=200))
+    env = dict(os.environ, NOTIFY_SOCKET=n.env)
+    d.out = open(d.stdout_path, "ab")
+    d.err = open(d.stderr_path, "ab")
+    d.proc = subprocess.Popen([LATCHD, "--config", str(d.config_path)], stdout=d.out, stderr=d.err,
+                              stdin=subprocess.DEVNULL, env=env,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    try:
+        assert d.proc.wait(60) == 1, d.stderr()
+        assert re.search(r"cannot start worker ([1-9]\d*)", d.stderr()), d.stderr()
+        while n.recv(0.5) is not None:  # STOPPING=1: the workers that ran drained
+            pass
+        assert not [m for m in n.messages if "READY" in m], n.messages
+        assert not (d.tmp / "state" / "admin.sock").exists(), "a failed start left its socket"
+    finally:
+        stop_pid(d.proc)
+        d.close_files()
+        n.close()
+
+
 @pytest.mark.parametrize("value", [None, "/nonexistent/notify.sock", "relative", "@"])
 def test_runs_without_a_service_manager(tmp_path, value):
     d = Latchd(tmp_path / "d", cfg(True))

@@ -1,6 +1,7 @@
-/* The command line's handoff (SPEC.md §7), gateway side: the confirmation page and its POST,
- * the sealed box kept 5 minutes for one read, the long poll that hands it over the moment it
- * is sealed, and the exchange of an org token for an app token (no browser for a second app).
+/* The command line's handoff (SPEC.md §7), gateway side (latch's side: src/cli/handoff.c; the
+ * sealing: src/token/handoff.c): the confirmation page and its POST, the sealed box kept 5
+ * minutes for one read, the long poll that hands it over the moment it is sealed, and the
+ * exchange of an org token for an app token (no browser for a second app).
  *
  * Who may complete a handoff. The link `cli?host=H&key=K` that latch hands to its browser is
  * claimed by the first browser that opens it (an add-if-absent in the store): that browser gets

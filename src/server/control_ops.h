@@ -1,9 +1,10 @@
-/* The admin operations that change shared state (revoke, keys rotate): one implementation for
- * the running daemon (answering on its admin socket) and for the command line when no daemon
- * runs (working on state_dir directly). Each takes its request as JSON and answers the JSON of
- * the admin socket protocol (admin/socket.h), so that both paths print the same summary. */
-#ifndef LATCH_ADMIN_OPS_H
-#define LATCH_ADMIN_OPS_H
+/* The control operations that change shared state (revoke, keys rotate): one implementation
+ * for the running daemon (answering on its control socket, server/control.c) and for latchd's
+ * subcommands when no daemon runs (src/admin/, working on state_dir directly). Each takes its
+ * request as JSON and answers the JSON of the control socket's protocol
+ * (server/control_socket.h), so that both paths print the same summary. */
+#ifndef LATCH_CONTROL_OPS_H
+#define LATCH_CONTROL_OPS_H
 
 #include "server/runtime.h"
 #include "token/keys.h"
@@ -15,18 +16,18 @@
  * address is lowercased; one well-formed address only) or app (a name of rt's configuration),
  * writes state_dir/revocations.json and logs the auth event. On success *loaded (when not
  * NULL) receives the revocation list as now on disk, for the daemon to publish. */
-json_t *admin_op_revoke(struct runtime *rt, const json_t *req, struct revocations **loaded);
+json_t *control_op_revoke(struct runtime *rt, const json_t *req, struct revocations **loaded);
 
 /* Makes a new signing key in state_dir/keys now (the previous keys keep verifying for the
  * overlap) and logs the rotation. On success *loaded (when not NULL) receives the new key set. */
-json_t *admin_op_keys_rotate(struct runtime *rt, struct keyset **loaded);
+json_t *control_op_keys_rotate(struct runtime *rt, struct keyset **loaded);
 
 /* A wall-clock second as "YYYY-MM-DDTHH:MM:SSZ" (status replies). */
-json_t *admin_time_json(time_t t);
+json_t *control_time_json(time_t t);
 /* [{"kid","created","age_s","signing","verify_until"}…]: the key set as replies show it. */
-json_t *admin_keys_json(const struct keyset *ks, time_t now);
+json_t *control_keys_json(const struct keyset *ks, time_t now);
 
 /* The number of entries of every kind. */
-size_t admin_revocations_count(const struct revocations *r);
+size_t control_revocations_count(const struct revocations *r);
 
 #endif

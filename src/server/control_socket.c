@@ -1,5 +1,5 @@
-/* The admin socket's address, framing and client side (socket.h). */
-#include "admin/socket.h"
+/* The control socket's address, framing and client side (control_socket.h). */
+#include "server/control_socket.h"
 
 #include "core/loop.h"
 
@@ -15,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-int admin_socket_addr(const char *state_dir, struct sockaddr_un *sa, socklen_t *len, int *dirfd)
+int control_socket_addr(const char *state_dir, struct sockaddr_un *sa, socklen_t *len, int *dirfd)
 {
     memset(sa, 0, sizeof *sa);
     sa->sun_family = AF_UNIX;
     *dirfd = -1;
-    int n = snprintf(sa->sun_path, sizeof sa->sun_path, "%s/%s", state_dir, ADMIN_SOCKET_NAME);
+    int n = snprintf(sa->sun_path, sizeof sa->sun_path, "%s/%s", state_dir, CONTROL_SOCKET_NAME);
     if (n < 0)
         return -EINVAL;
     if ((size_t)n >= sizeof sa->sun_path) {
@@ -29,18 +29,18 @@ int admin_socket_addr(const char *state_dir, struct sockaddr_un *sa, socklen_t *
         if (*dirfd < 0)
             return -errno;
         n = snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", *dirfd,
-                     ADMIN_SOCKET_NAME);
+                     CONTROL_SOCKET_NAME);
     }
     *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
     return 0;
 }
 
-int admin_socket_connect(const char *state_dir)
+int control_socket_connect(const char *state_dir)
 {
     struct sockaddr_un sa;
     socklen_t len;
     int dirfd;
-    int rc = admin_socket_addr(state_dir, &sa, &len, &dirfd);
+    int rc = control_socket_addr(state_dir, &sa, &len, &dirfd);
     if (rc != 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -57,7 +57,7 @@ int admin_socket_connect(const char *state_dir)
     return rc;
 }
 
-json_t *admin_reply_error(const char *fmt, ...)
+json_t *control_reply_error(const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -91,7 +91,7 @@ static int socket__wait(int fd, short events, uint64_t deadline)
     }
 }
 
-json_t *admin_socket_call(int fd, const json_t *req, int timeout_ms, char **err)
+json_t *control_socket_call(int fd, const json_t *req, int timeout_ms, char **err)
 {
     json_t *reply = NULL;
     char *line = NULL, *buf = NULL, *body = json_dumps(req, JSON_COMPACT);
