@@ -121,12 +121,13 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     }
     if (loop_add(w->loop, &c->io) != 0)
         goto fail;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    struct proxy_worker *pw = w->proxy;
+    c->next = pw->conns;
+    if (pw->conns)
+        pw->conns->prev = c;
+    pw->conns = c;
     atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
-    timer_arm(w->loop, &c->timer, TIMER_HEADER);
+    timer_arm(w->loop, &c->timer, &pw->timers.header);
     /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
     return;
 fail:
@@ -144,7 +145,7 @@ unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms)
     int64_t newest = (int64_t)loop_now(w->loop) + (int64_t)w->rt->cfg->timeouts.header_ms -
                      (int64_t)min_age_ms;
     unsigned n = 0;
-    for (struct conn *c = w->conns, *next; c; c = next) {
+    for (struct conn *c = w->proxy->conns, *next; c; c = next) {
         next = c->next;
         if (c->heard || c->served_one || !timer_armed(&c->timer) ||
             (int64_t)c->timer.deadline_ms > newest)
@@ -199,27 +200,27 @@ void proxy__close(struct conn *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        w->proxy->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     if (c->counted)
         connlimit_put(w->climit, c->peer);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
-    c->next = w->dead;
-    w->dead = c;
+    c->next = w->proxy->dead;
+    w->proxy->dead = c;
 }
 
-void conn_reap(struct worker *w)
+void proxy__reap_conns(struct proxy_worker *pw)
 {
-    while (w->dead) {
-        struct conn *c = w->dead;
-        w->dead = c->next;
+    while (pw->dead) {
+        struct conn *c = pw->dead;
+        pw->dead = c->next;
         free(c);
     }
-    while (w->dead_up) {
-        struct upstream *up = w->dead_up;
-        w->dead_up = up->next;
+    while (pw->dead_up) {
+        struct upstream *up = pw->dead_up;
+        pw->dead_up = up->next;
         free(up);
     }
 }
@@ -292,7 +293,7 @@ static struct exchange *conn__bare_exchange(struct conn *c)
     ex->decision = ACCESS_DENY;
     ipaddr_format(c->peer, ex->client_ip_str);
     memcpy(ex->client_ip, c->peer, 16);
-    uint64_t v = c->w->id_seed + ++c->w->request_seq * 0x9E3779B97F4A7C15ull;
+    uint64_t v = c->w->proxy->id_seed + ++c->w->proxy->request_seq * 0x9E3779B97F4A7C15ull;
     v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
     v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
     v ^= v >> 31;
@@ -600,11 +601,11 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
     }
     if (ex->app->origin.kind == ORIGIN_ECHO) {
         c->state = CS_LOCAL_BODY;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
         st = STEP_PROGRESS;
     } else {
         c->state = CS_PROXY;
-        timer_arm(c->w->loop, &c->timer, TIMER_ORIGIN_CONNECT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.origin_connect);
         st = STEP_PROGRESS;
     }
     return st;
@@ -616,7 +617,7 @@ static enum step conn__step_head(struct conn *c)
         if (c->state == CS_IDLE) {
             c->state = CS_HEAD;
             if (c->served_one)
-                timer_arm(c->w->loop, &c->timer, TIMER_HEADER);
+                timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.header);
         }
         struct http_request req;
         int r = http_parse_request(buf_head(c->rx), buf_len(c->rx), &c->head_scanned, &req);
@@ -687,7 +688,7 @@ static enum step conn__step_respond(struct conn *c)
             buf_consume(c->tx, from_head);
         ex->tail_off += (size_t)n - from_head;
         ex->bytes_out += (uint64_t)n;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
     }
 }
 
@@ -719,7 +720,7 @@ static void conn__linger(struct conn *c)
         SSL_shutdown(c->ssl);
     shutdown(c->io.fd, SHUT_WR);
     c->state = CS_LINGER;
-    timer_arm(c->w->loop, &c->timer, TIMER_LINGER);
+    timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.linger);
 }
 
 enum step proxy__finish(struct conn *c)
@@ -746,7 +747,7 @@ enum step proxy__finish(struct conn *c)
         c->rx = NULL;
     }
     c->state = CS_IDLE;
-    timer_arm(w->loop, &c->timer, TIMER_IDLE);
+    timer_arm(w->loop, &c->timer, &w->proxy->timers.idle);
     return STEP_PROGRESS; /* a pipelined request may be waiting in the buffer */
 }
 
@@ -824,9 +825,9 @@ static bool conn__idle_closable(struct conn *c)
 
 /* Starts a drain: idle connections close now; the others answer what they were sent with
  * Connection: close (w->draining), and the drain deadline bounds the rest. */
-void conn_drain_all(struct worker *w)
+void proxy__drain_conns(struct worker *w)
 {
-    struct conn *c = w->conns, *next;
+    struct conn *c = w->proxy->conns, *next;
     for (; c; c = next) {
         next = c->next;
         if (c->state == CS_IDLE || c->state == CS_HANDSHAKE) {

@@ -72,7 +72,7 @@ enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const ch
         }
         switch (proxy__read_client(c)) {
         case READ_DATA:
-            timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+            timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
             continue;
         case READ_AGAIN:
             return STEP_WAIT;
@@ -528,11 +528,12 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
 static void forward__arm(struct conn *c)
 {
     struct exchange *ex = c->ex;
-    enum timer_class t = TIMER_ORIGIN_RESPONSE;
+    struct proxy_worker *pw = c->w->proxy;
+    struct timer_queue *t = &pw->timers.origin_response;
     if (!ex->up || !ex->up->connected)
-        t = TIMER_ORIGIN_CONNECT;
+        t = &pw->timers.origin_connect;
     else if (!ex->req_done && ex->rx_ready == 0 && ex->hb_sent == ex->hb->end)
-        t = TIMER_CLIENT;
+        t = &pw->timers.client;
     timer_arm(c->w->loop, &c->timer, t);
 }
 
@@ -666,7 +667,7 @@ enum step proxy__step_proxy(struct conn *c)
             progress = true;
         if (tunnel) {
             c->state = CS_TUNNEL;
-            timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
+            timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.idle);
             return STEP_PROGRESS;
         }
     }
@@ -807,7 +808,7 @@ enum step proxy__step_tunnel(struct conn *c)
     if (ex->tun_client_shut && ex->tun_up_shut)
         goto done;
     if (progress)
-        timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.idle);
     return progress ? STEP_PROGRESS : STEP_WAIT;
 done:
     proxy__log_request(c);

@@ -20,6 +20,7 @@ struct runtime;
 struct app_rt;
 struct local_req;
 struct local_job;
+struct minted;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -122,6 +123,22 @@ struct origin_pool {
     struct upstream *idle;
     unsigned nidle;
     struct origin_pool *next;
+};
+
+/* The proxy's state in one worker (proxy_worker_* in proxy.h); only the worker's thread uses it. */
+struct proxy_worker {
+    struct {                           /* the proxy's timeouts (config timeouts: …) */
+        struct timer_queue header, idle, client, origin_connect, origin_response, linger,
+            pool_idle, parked;
+    } timers;
+    struct conn *conns;                /* every open client connection */
+    struct conn *dead;                 /* closed this iteration; freed before sleeping */
+    struct upstream *dead_up;
+    struct origin_pool *pools;
+    struct conn **parked;              /* long polls waiting for news (local_park) */
+    size_t nparked, parked_cap;
+    struct minted *minted;             /* assertions minted for service tokens (identity.c) */
+    uint64_t request_seq, id_seed;     /* request ids */
 };
 
 struct upstream {

@@ -31,18 +31,24 @@ struct request_identity {
 /* The outcome of one step of a connection's state machine. */
 enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
 
+/* The proxy's state in a worker: client connections, origin pools, parked long polls, minted
+ * assertions, and the timer queues of its timeouts. server/worker.c calls only these and
+ * conn_accept/conn_shed_silent below. */
+int proxy_worker_init(struct worker *w);       /* before the worker's thread starts; -1: no memory */
+void proxy_worker_reload(struct worker *w);    /* w->rt is a new runtime: its timeouts */
+/* Starts draining: idle connections close now, busy ones after their response (with
+ * Connection: close); the origin pools close. */
+void proxy_worker_drain(struct worker *w);
+void proxy_worker_close_all(struct worker *w); /* every client and pooled origin connection, now */
+void proxy_worker_reap(struct worker *w);      /* frees what closed during this loop iteration */
+void proxy_worker_free(struct worker *w);      /* after the worker's thread ended */
+
 /* Called by a worker for each accepted socket. A client (an address not in trusted_proxies)
  * with max_connections_per_client open already has it closed at once. */
 void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer);
 /* Closes the connections that have sent nothing since they were accepted at least min_age_ms
  * ago (the worker ran out of descriptors); returns how many. */
 unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms);
-/* Starts draining: idle connections close now, busy ones after their response. */
-void conn_drain_all(struct worker *w);
-/* Frees connections and origin connections closed during this loop iteration. */
-void conn_reap(struct worker *w);
-/* Closes every idle origin connection of the worker (shutdown). */
-void upstream_close_pools(struct worker *w);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
@@ -54,6 +60,8 @@ bool proxy__secure_cookies(const struct conn *c);
 const char *proxy__hsts(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
+void proxy__drain_conns(struct worker *w);
+void proxy__reap_conns(struct proxy_worker *pw);
 
 enum read_result { READ_DATA, READ_AGAIN, READ_EOF, READ_ERR };
 enum read_result proxy__read_client(struct conn *c);
@@ -83,7 +91,7 @@ void proxy__log_request(struct conn *c);
 void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri);
 void proxy__identity_release(struct request_identity *ri);
 void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
-void proxy_minted_free(struct worker *w);
+void proxy__minted_free(struct proxy_worker *pw);
 
 /* Forwarding (forward.c). */
 int proxy__build_origin_head(struct conn *c, const struct http_request *req,
@@ -109,5 +117,7 @@ enum step proxy__step_echo(struct conn *c);
 int upstream_acquire(struct conn *c, bool fresh);
 void upstream_release(struct upstream *up, bool reuse);
 void upstream_close(struct upstream *up);
+void upstream_close_pools(struct proxy_worker *pw);
+void upstream_free_pools(struct proxy_worker *pw);
 
 #endif

@@ -68,7 +68,7 @@ static void upstream__on_timer(struct timer *t)
 
 static struct origin_pool *upstream__pool(struct worker *w, const char *key)
 {
-    for (struct origin_pool *p = w->pools; p; p = p->next)
+    for (struct origin_pool *p = w->proxy->pools; p; p = p->next)
         if (!strcmp(p->key, key))
             return p;
     struct origin_pool *p = calloc(1, sizeof *p);
@@ -76,8 +76,8 @@ static struct origin_pool *upstream__pool(struct worker *w, const char *key)
         free(p);
         return NULL;
     }
-    p->next = w->pools;
-    w->pools = p;
+    p->next = w->proxy->pools;
+    w->proxy->pools = p;
     return p;
 }
 
@@ -182,8 +182,8 @@ void upstream_close(struct upstream *up)
     close(up->io.fd);
     buf_put(&w->bufs, up->ox);
     up->ox = NULL;
-    up->next = w->dead_up;
-    w->dead_up = up;
+    up->next = w->proxy->dead_up;
+    w->proxy->dead_up = up;
 }
 
 void upstream_release(struct upstream *up, bool reuse)
@@ -205,12 +205,23 @@ void upstream_release(struct upstream *up, bool reuse)
         p->idle->prev = up;
     p->idle = up;
     p->nidle++;
-    timer_arm(w->loop, &up->timer, TIMER_POOL_IDLE);
+    timer_arm(w->loop, &up->timer, &w->proxy->timers.pool_idle);
 }
 
-void upstream_close_pools(struct worker *w)
+void upstream_close_pools(struct proxy_worker *pw)
 {
-    for (struct origin_pool *p = w->pools; p; p = p->next)
+    for (struct origin_pool *p = pw->pools; p; p = p->next)
         while (p->idle)
             upstream_close(p->idle);
+}
+
+void upstream_free_pools(struct proxy_worker *pw)
+{
+    upstream_close_pools(pw);
+    while (pw->pools) {
+        struct origin_pool *p = pw->pools;
+        pw->pools = p->next;
+        free(p->key);
+        free(p);
+    }
 }
