@@ -28,9 +28,6 @@ struct request_identity {
     const char **stored_groups;
 };
 
-/* The outcome of one step of a connection's state machine. */
-enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
-
 /* The proxy's state in a worker: client connections, origin pools, parked long polls, minted
  * assertions, and the timer queues of its timeouts. server/worker.c calls only these and
  * conn_accept/conn_shed_silent below. */
@@ -52,7 +49,7 @@ unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
-uint64_t proxy__now_us(void); /* monotonic microseconds: request durations */
+static inline uint64_t proxy__now_us(void) { return exchange_now_us(); }
 bool proxy__secure_cookies(const struct conn *c);
 /* The Strict-Transport-Security line for an answer on this connection: the configured `hsts`
  * on a listener browsers reach over https (TLS, or `public: {scheme: https}` behind a TLS
@@ -63,7 +60,6 @@ enum step proxy__finish(struct conn *c);
 void proxy__drain_conns(struct worker *w);
 void proxy__reap_conns(struct proxy_worker *pw);
 
-enum read_result { READ_DATA, READ_AGAIN, READ_EOF, READ_ERR };
 enum read_result proxy__read_client(struct conn *c);
 /* Validates newly arrived request body bytes; sets rx_ready and req_done. -1: bad framing. */
 int proxy__body_ready(struct conn *c);
@@ -94,11 +90,14 @@ void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
 void proxy__minted_free(struct proxy_worker *pw);
 
 /* Forwarding (forward.c). */
-int proxy__build_origin_head(struct conn *c, const struct http_request *req,
+int proxy__build_origin_head(struct exchange *ex, const struct http_request *req,
                              const struct request_identity *ri);
-enum step proxy__step_proxy(struct conn *c);
-enum step proxy__step_tunnel(struct conn *c);
-void proxy__origin_timeout(struct conn *c);
+/* The response head as HTTP/1.1 writes it, into c->tx (conn.c's `head`). */
+int proxy__response_head_h1(struct conn *c, const struct http_response *res, bool tunnel);
+/* The exchange with the origin, and the tunnel after a 101: over the exchange's transport. */
+enum step proxy__step_proxy(struct exchange *ex);
+enum step proxy__step_tunnel(struct exchange *ex);
+void proxy__origin_timeout(struct exchange *ex);
 
 /* Own endpoints (local.c): `name` is what auth_handle dispatches on (the path after
  * /cdn-cgi/access/, or LOCAL_AUTH_ROOT). */
@@ -114,7 +113,7 @@ bool proxy__local_late(struct conn *c);
 enum step proxy__step_echo(struct conn *c);
 
 /* Origin connections (upstream.c). */
-int upstream_acquire(struct conn *c, bool fresh);
+int upstream_acquire(struct exchange *ex, bool fresh);
 void upstream_release(struct upstream *up, bool reuse);
 void upstream_close(struct upstream *up);
 void upstream_close_pools(struct proxy_worker *pw);

@@ -28,8 +28,7 @@ static void upstream__on_io(struct io_handler *h, uint32_t events)
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         up->rd_hup = true;
     if (up->owner) {
-        if (!up->owner->closed)
-            proxy__pump(up->owner);
+        up->owner->tp->ops->wake(up->owner);
         return;
     }
     /* idle in the pool: the origin closed it or sent bytes nobody asked for */
@@ -94,10 +93,9 @@ static void upstream__unlink_idle(struct upstream *up)
     p->nidle--;
 }
 
-int upstream_acquire(struct conn *c, bool fresh)
+int upstream_acquire(struct exchange *ex, bool fresh)
 {
-    struct exchange *ex = c->ex;
-    struct worker *w = c->w;
+    struct worker *w = ex->w;
     struct app_rt *art = ex->art;
     if (!art->origin_addrlen)
         return -EHOSTUNREACH;
@@ -114,7 +112,7 @@ int upstream_acquire(struct conn *c, bool fresh)
             upstream_close(up);
             continue;
         }
-        up->owner = c;
+        up->owner = ex;
         ex->up = up;
         ex->up_reused = true;
         return 0;
@@ -156,7 +154,7 @@ int upstream_acquire(struct conn *c, bool fresh)
         free(up);
         return -e;
     }
-    up->owner = c;
+    up->owner = ex;
     ex->up = up;
     ex->up_reused = false;
     return 0;
@@ -171,8 +169,8 @@ void upstream_close(struct upstream *up)
     timer_cancel(&up->timer);
     if (!up->owner && up->pool && (up->prev || up->next || up->pool->idle == up))
         upstream__unlink_idle(up);
-    if (up->owner && up->owner->ex && up->owner->ex->up == up)
-        up->owner->ex->up = NULL;
+    if (up->owner && up->owner->up == up)
+        up->owner->up = NULL;
     up->owner = NULL;
     loop_del(w->loop, &up->io);
     if (up->ssl) {
@@ -190,8 +188,8 @@ void upstream_release(struct upstream *up, bool reuse)
 {
     struct worker *w = up->w;
     struct origin_pool *p = up->pool;
-    if (up->owner && up->owner->ex && up->owner->ex->up == up)
-        up->owner->ex->up = NULL;
+    if (up->owner && up->owner->up == up)
+        up->owner->up = NULL;
     if (!reuse || w->draining || !p || p->nidle >= POOL_MAX_IDLE || !upstream__clean(up, false)) {
         upstream_close(up);
         return;
