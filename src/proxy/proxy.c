@@ -2,6 +2,7 @@
  * closes and frees without reaching into it. */
 #include "proxy/proxy.h"
 
+#include "proxy/local.h"
 #include "server/worker.h"
 
 #include <stdlib.h>
@@ -64,6 +65,11 @@ void proxy_worker_close_all(struct worker *w)
     while (w->proxy->conns)
         proxy__close(w->proxy->conns);
     upstream_close_pools(w->proxy);
+}
+
+void proxy_worker_news(struct worker *w)
+{
+    local_retry_parked(w);
 }
 
 void proxy_worker_reap(struct worker *w)

@@ -37,6 +37,7 @@ void proxy_worker_reload(struct worker *w);    /* w->rt is a new runtime: its ti
  * Connection: close); the origin pools close. */
 void proxy_worker_drain(struct worker *w);
 void proxy_worker_close_all(struct worker *w); /* every client and pooled origin connection, now */
+void proxy_worker_news(struct worker *w);      /* parked long polls may have news: they look */
 void proxy_worker_reap(struct worker *w);      /* frees what closed during this loop iteration */
 void proxy_worker_free(struct worker *w);      /* after the worker's thread ended */
 

@@ -6,7 +6,6 @@
 
 #include "core/log.h"
 #include "metrics/metrics.h"
-#include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/server.h"
 
@@ -211,7 +210,7 @@ static void worker__on_wake(struct io_handler *h, uint32_t events)
     uint64_t news = atomic_load(&w->srv->news);
     if (news != w->news_seen) {
         w->news_seen = news;
-        local_retry_parked(w);
+        proxy_worker_news(w);
     }
 }
 
