@@ -289,37 +289,22 @@ int proxy__body_ready(struct conn *c)
     return 0;
 }
 
+struct conn__taker {
+    void (*take)(struct conn *c, const char *p, size_t n);
+    struct conn *c;
+};
+
+static void conn__take(void *arg, const char *p, size_t n)
+{
+    struct conn__taker *t = arg;
+    t->take(t->c, p, n);
+}
+
 enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
                            bool *done)
 {
-    struct exchange *ex = c->ex;
-    *done = false;
-    for (;;) {
-        if (proxy__body_ready(c) != 0) {
-            ex->close_after = true;
-            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
-        }
-        if (ex->rx_ready) {
-            take(c, buf_head(c->rx), ex->rx_ready);
-            proxy__body_consume(c, ex->rx_ready);
-        }
-        if (ex->req_done) {
-            *done = true;
-            return STEP_PROGRESS;
-        }
-        switch (proxy__read_client(c)) {
-        case READ_DATA:
-            timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
-            continue;
-        case READ_AGAIN:
-            return STEP_WAIT;
-        default: /* the client went away in the middle of its body */
-            ex->status = 400;
-            proxy__log_request(c);
-            proxy__close(c);
-            return STEP_CLOSED;
-        }
-    }
+    struct conn__taker t = { take, c };
+    return proxy__read_body(c->ex, conn__take, &t, done);
 }
 
 void proxy__body_consume(struct conn *c, size_t n)
@@ -851,7 +836,8 @@ static ssize_t conn__tp_write(struct exchange *ex, const struct iovec *body, int
     struct iovec iov[4] = { { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 } };
     if (n > 3)
         n = 3;
-    memcpy(iov + 1, body, (size_t)n * sizeof *body);
+    if (n > 0)
+        memcpy(iov + 1, body, (size_t)n * sizeof *body);
     ssize_t w = io_writev(c->io.fd, c->ssl, iov, 1 + n);
     *from_body = 0;
     if (w <= 0)
@@ -884,6 +870,12 @@ static bool conn__tp_client_eof(const struct exchange *ex)
 static enum step conn__tp_end(struct exchange *ex)
 {
     return proxy__finish(conn__of(ex));
+}
+
+static enum step conn__tp_respond(struct exchange *ex, int status, const char *ctype, const char *body,
+                                  size_t body_len, const char *extra_headers)
+{
+    return proxy__respond(conn__of(ex), status, ctype, body, body_len, extra_headers);
 }
 
 static enum step conn__tp_fail(struct exchange *ex, int status, const char *code, const char *message)
@@ -935,6 +927,7 @@ static const struct transport_ops conn__h1 = {
     .drop_queued = conn__tp_drop_queued,
     .client_eof = conn__tp_client_eof,
     .end = conn__tp_end,
+    .respond = conn__tp_respond,
     .fail = conn__tp_fail,
     .abort = conn__tp_abort,
     .tunnel = conn__tp_tunnel,
@@ -951,7 +944,7 @@ void proxy__pump(struct conn *c)
         case CS_HANDSHAKE: s = conn__step_handshake(c); break;
         case CS_IDLE:
         case CS_HEAD: s = conn__step_head(c); break;
-        case CS_LOCAL_BODY: s = proxy__step_echo(c); break;
+        case CS_LOCAL_BODY: s = proxy__step_echo(c->ex); break;
         case CS_PROXY: s = proxy__step_proxy(c->ex); break;
         case CS_RESPOND: s = conn__step_respond(c); break;
         case CS_TUNNEL: s = proxy__step_tunnel(c->ex); break;

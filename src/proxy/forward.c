@@ -20,6 +20,41 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+/* --- request bodies ------------------------------------------------------------------------ */
+
+enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
+                           void *arg, bool *done)
+{
+    const struct transport_ops *tp = ex->tp->ops;
+    *done = false;
+    for (;;) {
+        if (tp->validate(ex) != 0) {
+            ex->close_after = true;
+            return tp->fail(ex, 400, "bad_request", "Malformed request body.");
+        }
+        if (ex->rx_ready) {
+            struct iovec v = tp->ready(ex);
+            take(arg, v.iov_base, v.iov_len);
+            tp->consume(ex, v.iov_len);
+        }
+        if (ex->req_done) {
+            *done = true;
+            return STEP_PROGRESS;
+        }
+        switch (tp->read(ex)) {
+        case READ_DATA:
+            tp->arm(ex, &ex->w->proxy->timers.client);
+            continue;
+        case READ_AGAIN:
+            return STEP_WAIT;
+        default: /* the client went away in the middle of its body */
+            ex->status = 400;
+            tp->abort(ex, true);
+            return STEP_CLOSED;
+        }
+    }
+}
+
 /* --- heads ------------------------------------------------------------------------------- */
 
 struct headbuf {

@@ -69,6 +69,9 @@ int proxy__body_ready(struct conn *c);
  * already answered). */
 enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
                            bool *done);
+/* The same over any transport: `take` gets the body's bytes as they arrive. */
+enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
+                           void *arg, bool *done);
 /* Gives up `n` ready body bytes from the client buffer. */
 void proxy__body_consume(struct conn *c, size_t n);
 
@@ -111,7 +114,7 @@ void proxy__local_retry(struct conn *c, bool timed_out);
 bool proxy__local_late(struct conn *c);
 
 /* The built-in echo origin (echo.c). */
-enum step proxy__step_echo(struct conn *c);
+enum step proxy__step_echo(struct exchange *ex);
 
 /* Origin connections (upstream.c). */
 int upstream_acquire(struct exchange *ex, bool fresh);

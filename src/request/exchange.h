@@ -71,7 +71,10 @@ struct transport_ops {
     bool (*client_eof)(const struct exchange *ex);
     /* The response is complete: the exchange ends (logged and freed); the transport goes on. */
     enum step (*end)(struct exchange *ex);
-    /* Answers an error of our own instead of the origin's response. */
+    /* Answers of our own instead of an origin's response: a complete one (extra_headers:
+     * whole lines, or NULL), or an error (a page or JSON, as the client prefers). */
+    enum step (*respond)(struct exchange *ex, int status, const char *ctype, const char *body,
+                         size_t body_len, const char *extra_headers);
     enum step (*fail)(struct exchange *ex, int status, const char *code, const char *message);
     /* The exchange cannot go on (a client gone, a response cut): logged when `log`, freed, and
      * the client's connection (HTTP/1.1) or stream (HTTP/2) reset. */
