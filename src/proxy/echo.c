@@ -5,7 +5,6 @@
 
 #include "core/strbuf.h"
 #include "proxy/local.h"
-#include "server/worker.h"
 
 #include <errno.h>
 #include <stdio.h>
