@@ -395,10 +395,9 @@ void proxy__origin_timeout(struct exchange *ex)
             tp->wake(ex);
         return;
     }
-    struct transport *t = ex->tp; /* the exchange may end in forward__fail */
     if (forward__fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
-        t->ops->wake(ex);
+        tp->wake(ex); /* not closed: the exchange answers 504 */
 }
 
 /* --- the exchange ------------------------------------------------------------------------- */
