@@ -1,4 +1,4 @@
-/* The per-worker epoll loop: event dispatch and the timer class lists of loop.h. */
+/* The per-worker epoll loop: event dispatch and the timer queues of loop.h. */
 #include "core/loop.h"
 
 #include <errno.h>
@@ -9,15 +9,10 @@
 
 #define LOOP_MAX_EVENTS 256
 
-struct timer_list {
-    struct timer head; /* sentinel: head.next is the earliest */
-    uint32_t duration_ms;
-};
-
 struct loop {
     int epfd;
     uint64_t now;
-    struct timer_list timers[TIMER_CLASSES];
+    struct timer_queue *queues;
 };
 
 uint64_t loop_clock_ms(void)
@@ -36,10 +31,6 @@ struct loop *loop_new(void)
     if (l->epfd < 0) {
         free(l);
         return NULL;
-    }
-    for (int i = 0; i < TIMER_CLASSES; i++) {
-        l->timers[i].head.next = l->timers[i].head.prev = &l->timers[i].head;
-        l->timers[i].duration_ms = 60000;
     }
     l->now = loop_clock_ms();
     return l;
@@ -84,9 +75,29 @@ uint64_t loop_now(const struct loop *l)
     return l->now;
 }
 
-void loop_set_duration(struct loop *l, enum timer_class c, uint32_t ms)
+void timer_queue_set(struct timer_queue *q, uint32_t ms)
 {
-    l->timers[c].duration_ms = ms ? ms : 1;
+    q->duration_ms = ms ? ms : 1;
+}
+
+void loop_queue_add(struct loop *l, struct timer_queue *q, uint32_t ms)
+{
+    q->head.next = q->head.prev = &q->head;
+    q->head.deadline_ms = 0;
+    timer_queue_set(q, ms);
+    q->next_q = l->queues;
+    l->queues = q;
+}
+
+void loop_queue_del(struct loop *l, struct timer_queue *q)
+{
+    while (q->head.next != &q->head)
+        timer_cancel(q->head.next);
+    for (struct timer_queue **p = &l->queues; *p; p = &(*p)->next_q)
+        if (*p == q) {
+            *p = q->next_q;
+            break;
+        }
 }
 
 void timer_cancel(struct timer *t)
@@ -99,25 +110,24 @@ void timer_cancel(struct timer *t)
     t->deadline_ms = 0;
 }
 
-void timer_arm(struct loop *l, struct timer *t, enum timer_class c)
+void timer_arm(struct loop *l, struct timer *t, struct timer_queue *q)
 {
-    struct timer_list *tl = &l->timers[c];
     timer_cancel(t);
-    t->deadline_ms = l->now + tl->duration_ms;
-    t->prev = tl->head.prev;
-    t->next = &tl->head;
-    tl->head.prev->next = t;
-    tl->head.prev = t;
+    t->deadline_ms = l->now + q->duration_ms;
+    t->prev = q->head.prev;
+    t->next = &q->head;
+    q->head.prev->next = t;
+    q->head.prev = t;
 }
 
 /* Milliseconds until the earliest deadline, -1 when no timer is armed. A duration changed by a
- * reload can leave a list briefly out of order; its later timers then fire late, never early. */
+ * reload can leave a queue briefly out of order; its later timers then fire late, never early. */
 static int loop__next_timeout(struct loop *l)
 {
     uint64_t best = UINT64_MAX;
-    for (int i = 0; i < TIMER_CLASSES; i++) {
-        struct timer *t = l->timers[i].head.next;
-        if (t != &l->timers[i].head && t->deadline_ms < best)
+    for (struct timer_queue *q = l->queues; q; q = q->next_q) {
+        struct timer *t = q->head.next;
+        if (t != &q->head && t->deadline_ms < best)
             best = t->deadline_ms;
     }
     if (best == UINT64_MAX)
@@ -127,8 +137,8 @@ static int loop__next_timeout(struct loop *l)
 
 static void loop__fire_timers(struct loop *l)
 {
-    for (int i = 0; i < TIMER_CLASSES; i++) {
-        struct timer *head = &l->timers[i].head;
+    for (struct timer_queue *q = l->queues; q; q = q->next_q) {
+        struct timer *head = &q->head;
         while (head->next != head && head->next->deadline_ms <= l->now) {
             struct timer *t = head->next;
             timer_cancel(t);

@@ -1,7 +1,9 @@
-/* One epoll event loop per worker thread, with O(1) timers and deferred frees.
- * Timers: every timer belongs to a class whose duration is fixed when it is armed, and each
- * class keeps its timers in a list ordered by deadline (arming appends at the tail), so arming,
- * re-arming and cancelling are O(1) and the next expiry is one of the list heads. */
+/* One epoll event loop per worker thread, with O(1) timers.
+ * Timers: a timer is armed on a queue whose timers all run for the queue's duration, so each
+ * queue is a list ordered by deadline (arming appends at the tail): arming, re-arming and
+ * cancelling are O(1) and the next expiry is one of the queue heads. The loop knows no queue by
+ * name: their owners (the proxy's header, idle, origin … timeouts; the worker's accept pause)
+ * declare them, register them with loop_queue_add and set their durations. */
 #ifndef LATCH_LOOP_H
 #define LATCH_LOOP_H
 
@@ -22,18 +24,11 @@ struct timer {
     void (*cb)(struct timer *t);
 };
 
-enum timer_class {
-    TIMER_HEADER,
-    TIMER_IDLE,
-    TIMER_CLIENT,
-    TIMER_ORIGIN_CONNECT,
-    TIMER_ORIGIN_RESPONSE,
-    TIMER_LINGER,
-    TIMER_POOL_IDLE,
-    TIMER_PARKED,
-    TIMER_DRAIN_GRACE,
-    TIMER_ACCEPT_PAUSE,
-    TIMER_CLASSES
+/* Timers of one duration. Registered with one loop; it must outlive its registration. */
+struct timer_queue {
+    struct timer head;           /* sentinel: head.next is the earliest */
+    uint32_t duration_ms;
+    struct timer_queue *next_q;  /* the loop's queues */
 };
 
 struct loop *loop_new(void);
@@ -50,8 +45,12 @@ void loop_del(struct loop *l, struct io_handler *h);
 uint64_t loop_now(const struct loop *l); /* monotonic ms, cached per iteration */
 /* Monotonic ms read now: for threads without a loop (admin, metrics, cluster, Redis). */
 uint64_t loop_clock_ms(void);
-void loop_set_duration(struct loop *l, enum timer_class c, uint32_t ms);
-void timer_arm(struct loop *l, struct timer *t, enum timer_class c);
+/* Registers an empty queue with the loop; loop_queue_del takes it out (its timers cancelled). */
+void loop_queue_add(struct loop *l, struct timer_queue *q, uint32_t ms);
+void loop_queue_del(struct loop *l, struct timer_queue *q);
+/* A new duration for the timers armed from now on (0 counts as 1 ms). */
+void timer_queue_set(struct timer_queue *q, uint32_t ms);
+void timer_arm(struct loop *l, struct timer *t, struct timer_queue *q);
 void timer_cancel(struct timer *t);
 static inline bool timer_armed(const struct timer *t) { return t->deadline_ms != 0; }
 

@@ -30,13 +30,7 @@
 
 static void conn__on_io(struct io_handler *h, uint32_t events);
 static void conn__on_timer(struct timer *t);
-
-uint64_t proxy__now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
+static const struct transport_ops conn__h1;
 
 /* The peer's address as 16 bytes (IPv4-mapped for IPv4) and its port. */
 static void conn__peer(const struct sockaddr *sa, uint8_t ip[16], uint16_t *port)
@@ -104,6 +98,7 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->io.fd = fd;
     c->io.cb = conn__on_io;
+    c->tp.ops = &conn__h1;
     c->w = w;
     c->timer.cb = conn__on_timer;
     c->listener = (uint8_t)listener;
@@ -121,12 +116,13 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
     }
     if (loop_add(w->loop, &c->io) != 0)
         goto fail;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
+    struct proxy_worker *pw = w->proxy;
+    c->next = pw->conns;
+    if (pw->conns)
+        pw->conns->prev = c;
+    pw->conns = c;
     atomic_fetch_add_explicit(&w->nconns, 1, memory_order_relaxed);
-    timer_arm(w->loop, &c->timer, TIMER_HEADER);
+    timer_arm(w->loop, &c->timer, &pw->timers.header);
     /* no read yet: with edge-triggered epoll the first event tells when bytes are there */
     return;
 fail:
@@ -144,7 +140,7 @@ unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms)
     int64_t newest = (int64_t)loop_now(w->loop) + (int64_t)w->rt->cfg->timeouts.header_ms -
                      (int64_t)min_age_ms;
     unsigned n = 0;
-    for (struct conn *c = w->conns, *next; c; c = next) {
+    for (struct conn *c = w->proxy->conns, *next; c; c = next) {
         next = c->next;
         if (c->heard || c->served_one || !timer_armed(&c->timer) ||
             (int64_t)c->timer.deadline_ms > newest)
@@ -168,13 +164,7 @@ static void conn__free_exchange(struct conn *c)
     proxy__local_free(ex);
     runtime_unref(ex->rt);
     svc_tokens_unref(ex->svc);
-    free(ex->strs);
-    free(ex->email);
-    free(ex->sub);
-    free(ex->service);
-    free(ex->set_cookie);
-    free(ex->tail);
-    free(ex);
+    exchange_free(ex);
     c->ex = NULL;
 }
 
@@ -199,27 +189,27 @@ void proxy__close(struct conn *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        w->proxy->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     if (c->counted)
         connlimit_put(w->climit, c->peer);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
-    c->next = w->dead;
-    w->dead = c;
+    c->next = w->proxy->dead;
+    w->proxy->dead = c;
 }
 
-void conn_reap(struct worker *w)
+void proxy__reap_conns(struct proxy_worker *pw)
 {
-    while (w->dead) {
-        struct conn *c = w->dead;
-        w->dead = c->next;
+    while (pw->dead) {
+        struct conn *c = pw->dead;
+        pw->dead = c->next;
         free(c);
     }
-    while (w->dead_up) {
-        struct upstream *up = w->dead_up;
-        w->dead_up = up->next;
+    while (pw->dead_up) {
+        struct upstream *up = pw->dead_up;
+        pw->dead_up = up->next;
         free(up);
     }
 }
@@ -267,6 +257,63 @@ enum read_result proxy__read_client(struct conn *c)
     return READ_ERR;
 }
 
+/* --- request bodies (HTTP/1.1 framing over the client buffer) ------------------------------- */
+
+int proxy__body_ready(struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (ex->req_done || !c->rx)
+        return 0;
+    size_t avail = buf_len(c->rx) - ex->rx_ready;
+    if (avail == 0)
+        return 0;
+    if (ex->req_body == HTTP_BODY_LENGTH) {
+        size_t take = avail < ex->req_left ? avail : (size_t)ex->req_left;
+        ex->rx_ready += (uint32_t)take;
+        ex->req_left -= take;
+        ex->req_done = ex->req_left == 0;
+        return 0;
+    }
+    if (ex->req_body == HTTP_BODY_CHUNKED) {
+        bool done = false;
+        ssize_t r = http_chunked_scan(&ex->req_chunk, buf_head(c->rx) + ex->rx_ready, avail, &done);
+        /* Request trailers are refused: an origin that merges them into the header section
+         * would take a Cf-Access-* or X-Forwarded-* field from the client there. */
+        if (r < 0 || ex->req_chunk.trailers)
+            return -1;
+        ex->rx_ready += (uint32_t)r;
+        ex->req_done = done;
+        return 0;
+    }
+    ex->req_done = true;
+    return 0;
+}
+
+struct conn__taker {
+    void (*take)(struct conn *c, const char *p, size_t n);
+    struct conn *c;
+};
+
+static void conn__take(void *arg, const char *p, size_t n)
+{
+    struct conn__taker *t = arg;
+    t->take(t->c, p, n);
+}
+
+enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
+                           bool *done)
+{
+    struct conn__taker t = { take, c };
+    return proxy__read_body(c->ex, conn__take, &t, done);
+}
+
+void proxy__body_consume(struct conn *c, size_t n)
+{
+    buf_consume(c->rx, n);
+    c->ex->rx_ready -= (uint32_t)n;
+    c->ex->bytes_in += n; /* the request's bytes: head (counted at parse) + body */
+}
+
 /* --- request heads ------------------------------------------------------------------------ */
 
 static int conn__parse_status(int r)
@@ -283,22 +330,11 @@ static int conn__parse_status(int r)
 /* A bare exchange for answering a request we could not parse: logged like any other. */
 static struct exchange *conn__bare_exchange(struct conn *c)
 {
-    struct exchange *ex = calloc(1, sizeof *ex);
+    struct proxy_worker *pw = c->w->proxy;
+    struct exchange *ex = exchange_new(&c->tp, c->w, c->peer, pw->id_seed, ++pw->request_seq);
     if (!ex)
         return NULL;
     ex->rt = worker_runtime(c->w);
-    ex->start_us = proxy__now_us();
-    ex->minor = 1;
-    ex->decision = ACCESS_DENY;
-    ipaddr_format(c->peer, ex->client_ip_str);
-    memcpy(ex->client_ip, c->peer, 16);
-    uint64_t v = c->w->id_seed + ++c->w->request_seq * 0x9E3779B97F4A7C15ull;
-    v = (v ^ (v >> 30)) * 0xBF58476D1CE4E5B9ull;
-    v = (v ^ (v >> 27)) * 0x94D049BB133111EBull;
-    v ^= v >> 31;
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        ex->request_id[i] = "0123456789abcdef"[v & 15];
-    ex->request_id[16] = '\0';
     c->ex = ex;
     return ex;
 }
@@ -582,7 +618,7 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
         buf_consume(c->rx, head_len);
         return proxy__respond_refused(c);
     }
-    if (proxy__build_origin_head(c, req, ri->ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? ri : NULL) != 0) {
+    if (proxy__build_origin_head(ex, req, ri->ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? ri : NULL) != 0) {
         buf_consume(c->rx, head_len);
         ex->close_after = true;
         return proxy__respond_error(c, 431, "headers_too_large", "The request head is too large.");
@@ -600,11 +636,11 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
     }
     if (ex->app->origin.kind == ORIGIN_ECHO) {
         c->state = CS_LOCAL_BODY;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
         st = STEP_PROGRESS;
     } else {
         c->state = CS_PROXY;
-        timer_arm(c->w->loop, &c->timer, TIMER_ORIGIN_CONNECT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.origin_connect);
         st = STEP_PROGRESS;
     }
     return st;
@@ -616,7 +652,7 @@ static enum step conn__step_head(struct conn *c)
         if (c->state == CS_IDLE) {
             c->state = CS_HEAD;
             if (c->served_one)
-                timer_arm(c->w->loop, &c->timer, TIMER_HEADER);
+                timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.header);
         }
         struct http_request req;
         int r = http_parse_request(buf_head(c->rx), buf_len(c->rx), &c->head_scanned, &req);
@@ -687,7 +723,7 @@ static enum step conn__step_respond(struct conn *c)
             buf_consume(c->tx, from_head);
         ex->tail_off += (size_t)n - from_head;
         ex->bytes_out += (uint64_t)n;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
     }
 }
 
@@ -713,13 +749,18 @@ static enum step conn__step_linger(struct conn *c)
     }
 }
 
-static void conn__linger(struct conn *c)
+static void conn__shut_write(struct conn *c)
 {
     if (c->ssl)
         SSL_shutdown(c->ssl);
     shutdown(c->io.fd, SHUT_WR);
+}
+
+static void conn__linger(struct conn *c)
+{
+    conn__shut_write(c);
     c->state = CS_LINGER;
-    timer_arm(c->w->loop, &c->timer, TIMER_LINGER);
+    timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.linger);
 }
 
 enum step proxy__finish(struct conn *c)
@@ -746,9 +787,154 @@ enum step proxy__finish(struct conn *c)
         c->rx = NULL;
     }
     c->state = CS_IDLE;
-    timer_arm(w->loop, &c->timer, TIMER_IDLE);
+    timer_arm(w->loop, &c->timer, &w->proxy->timers.idle);
     return STEP_PROGRESS; /* a pipelined request may be waiting in the buffer */
 }
+
+/* --- the HTTP/1.1 transport of request/exchange.h ------------------------------------------ */
+
+static struct conn *conn__of(const struct exchange *ex)
+{
+    return (struct conn *)((char *)ex->tp - offsetof(struct conn, tp));
+}
+
+static enum read_result conn__tp_read(struct exchange *ex)
+{
+    return proxy__read_client(conn__of(ex));
+}
+
+static int conn__tp_validate(struct exchange *ex)
+{
+    return proxy__body_ready(conn__of(ex));
+}
+
+static struct iovec conn__tp_ready(const struct exchange *ex)
+{
+    const struct conn *c = conn__of(ex);
+    if (!c->rx)
+        return (struct iovec){ NULL, 0 };
+    return (struct iovec){ buf_head(c->rx), c->state == CS_TUNNEL ? buf_len(c->rx) : ex->rx_ready };
+}
+
+static void conn__tp_consume(struct exchange *ex, size_t n)
+{
+    struct conn *c = conn__of(ex);
+    if (c->state == CS_TUNNEL)
+        buf_consume(c->rx, n); /* counted in bytes_in as it was read */
+    else
+        proxy__body_consume(c, n);
+}
+
+static int conn__tp_head(struct exchange *ex, const struct http_response *res, bool tunnel)
+{
+    return proxy__response_head_h1(conn__of(ex), res, tunnel);
+}
+
+static ssize_t conn__tp_write(struct exchange *ex, const struct iovec *body, int n, size_t *from_body)
+{
+    struct conn *c = conn__of(ex);
+    struct iovec iov[4] = { { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 } };
+    if (n > 3)
+        n = 3;
+    if (n > 0)
+        memcpy(iov + 1, body, (size_t)n * sizeof *body);
+    ssize_t w = io_writev(c->io.fd, c->ssl, iov, 1 + n);
+    *from_body = 0;
+    if (w <= 0)
+        return w;
+    size_t head = iov[0].iov_len < (size_t)w ? iov[0].iov_len : (size_t)w;
+    if (head)
+        buf_consume(c->tx, head);
+    *from_body = (size_t)w - head;
+    return w;
+}
+
+static size_t conn__tp_queued(const struct exchange *ex)
+{
+    const struct conn *c = conn__of(ex);
+    return c->tx ? buf_len(c->tx) : 0;
+}
+
+static void conn__tp_drop_queued(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    buf_put(&c->w->bufs, c->tx);
+    c->tx = NULL;
+}
+
+static bool conn__tp_client_eof(const struct exchange *ex)
+{
+    return conn__of(ex)->in_eof;
+}
+
+static enum step conn__tp_end(struct exchange *ex)
+{
+    return proxy__finish(conn__of(ex));
+}
+
+static enum step conn__tp_respond(struct exchange *ex, int status, const char *ctype, const char *body,
+                                  size_t body_len, const char *extra_headers)
+{
+    return proxy__respond(conn__of(ex), status, ctype, body, body_len, extra_headers);
+}
+
+static enum step conn__tp_fail(struct exchange *ex, int status, const char *code, const char *message)
+{
+    return proxy__respond_error(conn__of(ex), status, code, message);
+}
+
+static void conn__tp_abort(struct exchange *ex, bool log)
+{
+    struct conn *c = conn__of(ex);
+    if (log)
+        proxy__log_request(c);
+    proxy__close(c);
+}
+
+static void conn__tp_tunnel(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    c->state = CS_TUNNEL;
+    timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.idle);
+}
+
+static void conn__tp_shut(struct exchange *ex)
+{
+    conn__shut_write(conn__of(ex));
+}
+
+static void conn__tp_arm(struct exchange *ex, struct timer_queue *q)
+{
+    struct conn *c = conn__of(ex);
+    timer_arm(c->w->loop, &c->timer, q);
+}
+
+static void conn__tp_wake(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    if (!c->closed)
+        proxy__pump(c);
+}
+
+static const struct transport_ops conn__h1 = {
+    .read = conn__tp_read,
+    .validate = conn__tp_validate,
+    .ready = conn__tp_ready,
+    .consume = conn__tp_consume,
+    .head = conn__tp_head,
+    .write = conn__tp_write,
+    .queued = conn__tp_queued,
+    .drop_queued = conn__tp_drop_queued,
+    .client_eof = conn__tp_client_eof,
+    .end = conn__tp_end,
+    .respond = conn__tp_respond,
+    .fail = conn__tp_fail,
+    .abort = conn__tp_abort,
+    .tunnel = conn__tp_tunnel,
+    .shut = conn__tp_shut,
+    .arm = conn__tp_arm,
+    .wake = conn__tp_wake,
+};
 
 void proxy__pump(struct conn *c)
 {
@@ -758,10 +944,10 @@ void proxy__pump(struct conn *c)
         case CS_HANDSHAKE: s = conn__step_handshake(c); break;
         case CS_IDLE:
         case CS_HEAD: s = conn__step_head(c); break;
-        case CS_LOCAL_BODY: s = proxy__step_echo(c); break;
-        case CS_PROXY: s = proxy__step_proxy(c); break;
+        case CS_LOCAL_BODY: s = proxy__step_echo(c->ex); break;
+        case CS_PROXY: s = proxy__step_proxy(c->ex); break;
         case CS_RESPOND: s = conn__step_respond(c); break;
-        case CS_TUNNEL: s = proxy__step_tunnel(c); break;
+        case CS_TUNNEL: s = proxy__step_tunnel(c->ex); break;
         case CS_LINGER: s = conn__step_linger(c); break;
         case CS_LOCAL_FORM: s = proxy__step_local_form(c); break;
         case CS_WAIT: s = STEP_WAIT; break;
@@ -795,7 +981,7 @@ static void conn__on_timer(struct timer *t)
             proxy__pump(c);
         return;
     case CS_PROXY:
-        proxy__origin_timeout(c);
+        proxy__origin_timeout(c->ex);
         return;
     case CS_WAIT:
         if (c->ex && c->ex->lr && c->ex->lr->park_retry) {
@@ -824,9 +1010,9 @@ static bool conn__idle_closable(struct conn *c)
 
 /* Starts a drain: idle connections close now; the others answer what they were sent with
  * Connection: close (w->draining), and the drain deadline bounds the rest. */
-void conn_drain_all(struct worker *w)
+void proxy__drain_conns(struct worker *w)
 {
-    struct conn *c = w->conns, *next;
+    struct conn *c = w->proxy->conns, *next;
     for (; c; c = next) {
         next = c->next;
         if (c->state == CS_IDLE || c->state == CS_HANDSHAKE) {

@@ -5,7 +5,6 @@
 
 #include "core/strbuf.h"
 #include "proxy/local.h"
-#include "server/worker.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -224,9 +223,8 @@ static bool echo__document(const struct exchange *ex, const struct echo_head *r)
     return false;
 }
 
-static enum step echo__page(struct conn *c, const struct echo_head *r, const char *json, size_t len)
+static enum step echo__page(struct exchange *ex, const struct echo_head *r, const char *json, size_t len)
 {
-    struct exchange *ex = c->ex;
     struct strbuf sb;
     sb_init(&sb, 4 * len + 8192);
     sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -242,18 +240,17 @@ static enum step echo__page(struct conn *c, const struct echo_head *r, const cha
     echo__pretty(&sb, json, len);
     sb_adds(&sb, "</pre></body></html>\n");
     enum step st = sb.overflow
-                       ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
-                       : proxy__respond(c, 200, "text/html; charset=utf-8", sb.p, sb.len, ex->set_cookie);
+                       ? ex->tp->ops->fail(ex, 500, "internal", "The echo answer is too large.")
+                       : ex->tp->ops->respond(ex, 200, "text/html; charset=utf-8", sb.p, sb.len, ex->set_cookie);
     sb_free(&sb);
     return st;
 }
 
-static enum step echo__answer(struct conn *c)
+static enum step echo__answer(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
     struct echo_head r;
     if (echo__read_head(ex->hb->data, ex->hb->end, &r) != 0)
-        return proxy__respond_error(c, 500, "internal", "The echo origin could not read its request.");
+        return ex->tp->ops->fail(ex, 500, "internal", "The echo origin could not read its request.");
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(ex->sha, md, &mdlen);
@@ -277,42 +274,41 @@ static enum step echo__answer(struct conn *c)
     sb_json_kv(&sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
     sb_adds(&sb, "}\n");
     enum step st = sb.overflow
-                       ? proxy__respond_error(c, 500, "internal", "The echo answer is too large.")
-                   : echo__document(ex, &r) ? echo__page(c, &r, sb.p, sb.len - 1)
-                                    : proxy__respond(c, 200, "application/json", sb.p, sb.len, ex->set_cookie);
+                       ? ex->tp->ops->fail(ex, 500, "internal", "The echo answer is too large.")
+                   : echo__document(ex, &r) ? echo__page(ex, &r, sb.p, sb.len - 1)
+                                    : ex->tp->ops->respond(ex, 200, "application/json", sb.p, sb.len, ex->set_cookie);
     free(r.fields);
     sb_free(&sb);
     return st;
 }
 
-static void echo__take(struct conn *c, const char *p, size_t n)
+static void echo__take(void *arg, const char *p, size_t n)
 {
-    echo__feed(c->ex, p, n);
+    echo__feed(arg, p, n);
 }
 
-enum step proxy__step_echo(struct conn *c)
+enum step proxy__step_echo(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
+    const struct transport_ops *tp = ex->tp->ops;
     if (!ex->sha) {
         ex->sha = EVP_MD_CTX_new();
         if (!ex->sha || EVP_DigestInit_ex(ex->sha, EVP_sha256(), NULL) != 1) {
-            proxy__close(c);
+            tp->abort(ex, false);
             return STEP_CLOSED;
         }
     }
     /* a queued 100 Continue goes out before we wait for the body */
-    if (c->tx && buf_len(c->tx)) {
-        struct iovec iov = { buf_head(c->tx), buf_len(c->tx) };
-        ssize_t n = io_writev(c->io.fd, c->ssl, &iov, 1);
+    if (tp->queued(ex)) {
+        size_t from_body;
+        ssize_t n = tp->write(ex, NULL, 0, &from_body);
         if (n > 0) {
-            buf_consume(c->tx, (size_t)n);
             ex->bytes_out += (uint64_t)n;
         } else if (n != -EAGAIN) {
-            proxy__close(c);
+            tp->abort(ex, false);
             return STEP_CLOSED;
         }
     }
     bool done;
-    enum step st = proxy__take_body(c, echo__take, &done);
-    return done ? echo__answer(c) : st;
+    enum step st = proxy__read_body(ex, echo__take, ex, &done);
+    return done ? echo__answer(ex) : st;
 }

@@ -20,76 +20,39 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-/* --- request body accounting --------------------------------------------------------------- */
+/* --- request bodies ------------------------------------------------------------------------ */
 
-int proxy__body_ready(struct conn *c)
+enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
+                           void *arg, bool *done)
 {
-    struct exchange *ex = c->ex;
-    if (ex->req_done || !c->rx)
-        return 0;
-    size_t avail = buf_len(c->rx) - ex->rx_ready;
-    if (avail == 0)
-        return 0;
-    if (ex->req_body == HTTP_BODY_LENGTH) {
-        size_t take = avail < ex->req_left ? avail : (size_t)ex->req_left;
-        ex->rx_ready += (uint32_t)take;
-        ex->req_left -= take;
-        ex->req_done = ex->req_left == 0;
-        return 0;
-    }
-    if (ex->req_body == HTTP_BODY_CHUNKED) {
-        bool done = false;
-        ssize_t r = http_chunked_scan(&ex->req_chunk, buf_head(c->rx) + ex->rx_ready, avail, &done);
-        /* Request trailers are refused: an origin that merges them into the header section
-         * would take a Cf-Access-* or X-Forwarded-* field from the client there. */
-        if (r < 0 || ex->req_chunk.trailers)
-            return -1;
-        ex->rx_ready += (uint32_t)r;
-        ex->req_done = done;
-        return 0;
-    }
-    ex->req_done = true;
-    return 0;
-}
-
-enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
-                           bool *done)
-{
-    struct exchange *ex = c->ex;
+    const struct transport_ops *tp = ex->tp->ops;
     *done = false;
     for (;;) {
-        if (proxy__body_ready(c) != 0) {
+        if (tp->validate(ex) != 0) {
             ex->close_after = true;
-            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
+            return tp->fail(ex, 400, "bad_request", "Malformed request body.");
         }
         if (ex->rx_ready) {
-            take(c, buf_head(c->rx), ex->rx_ready);
-            proxy__body_consume(c, ex->rx_ready);
+            struct iovec v = tp->ready(ex);
+            take(arg, v.iov_base, v.iov_len);
+            tp->consume(ex, v.iov_len);
         }
         if (ex->req_done) {
             *done = true;
             return STEP_PROGRESS;
         }
-        switch (proxy__read_client(c)) {
+        switch (tp->read(ex)) {
         case READ_DATA:
-            timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+            tp->arm(ex, &ex->w->proxy->timers.client);
             continue;
         case READ_AGAIN:
             return STEP_WAIT;
         default: /* the client went away in the middle of its body */
             ex->status = 400;
-            proxy__log_request(c);
-            proxy__close(c);
+            tp->abort(ex, true);
             return STEP_CLOSED;
         }
     }
-}
-
-void proxy__body_consume(struct conn *c, size_t n)
-{
-    buf_consume(c->rx, n);
-    c->ex->rx_ready -= (uint32_t)n;
-    c->ex->bytes_in += n; /* the request's bytes: head (counted at parse) + body */
 }
 
 /* --- heads ------------------------------------------------------------------------------- */
@@ -177,12 +140,11 @@ static bool forward__switches_to_websocket(const struct http_response *res)
  * and the credentials (cf-access-token, service-token headers, the gateway's own cookies:
  * CF_Authorization, latch_*…, cookie_name_reserved); then ours. Bypass requests too. `ri` is
  * the identity to assert to the origin, NULL for none. */
-int proxy__build_origin_head(struct conn *c, const struct http_request *req,
+int proxy__build_origin_head(struct exchange *ex, const struct http_request *req,
                              const struct request_identity *ri)
 {
-    struct exchange *ex = c->ex;
     const struct origin *o = &ex->app->origin;
-    ex->hb = buf_get(&c->w->bufs);
+    ex->hb = buf_get(&ex->w->bufs);
     if (!ex->hb)
         return -1;
     struct headbuf h = { ex->hb, false };
@@ -252,12 +214,12 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
 
     /* X-Forwarded-For: the chain a trusted proxy reported, then the peer we saw. */
     char peer[IPADDR_STRLEN];
-    if (memcmp(ex->client_ip, c->peer, 16) == 0)
+    if (memcmp(ex->client_ip, ex->peer, 16) == 0)
         memcpy(peer, ex->client_ip_str, sizeof peer);
     else
-        ipaddr_format(c->peer, peer);
+        ipaddr_format(ex->peer, peer);
     hb__adds(&h, "X-Forwarded-For: ");
-    if (nxff && memcmp(ex->client_ip, c->peer, 16) != 0) {
+    if (nxff && memcmp(ex->client_ip, ex->peer, 16) != 0) {
         for (size_t i = 0; i < nxff; i++) {
             hb__add(&h, xff[i].p, xff[i].n);
             hb__add(&h, ", ", 2);
@@ -296,10 +258,10 @@ int proxy__build_origin_head(struct conn *c, const struct http_request *req,
     return h.overflow ? -1 : 0;
 }
 
-/* The response head for the client: hop-by-hop fields and the origin's Set-Cookie for the
- * gateway's own cookie names dropped, our HSTS (replacing the origin's), framing and connection
- * fields added. -1 when it does not fit. */
-static int forward__client_head(struct conn *c, const struct http_response *res, bool tunnel)
+/* The response head for an HTTP/1.1 client (the `head` of conn.c's transport): hop-by-hop
+ * fields and the origin's Set-Cookie for the gateway's own cookie names dropped, our HSTS
+ * (replacing the origin's), framing and connection fields added. -1 when it does not fit. */
+int proxy__response_head_h1(struct conn *c, const struct http_response *res, bool tunnel)
 {
     struct exchange *ex = c->ex;
     if (!c->tx)
@@ -389,10 +351,10 @@ static enum metrics_origin_error forward__tls_kind(int fd)
                                                              : METRICS_ORIGIN_TLS;
 }
 
-static enum step forward__fail(struct conn *c, int status, enum metrics_origin_error kind,
+
+static enum step forward__fail(struct exchange *ex, int status, enum metrics_origin_error kind,
                                const char *why)
 {
-    struct exchange *ex = c->ex;
     if (ex->up && forward__can_retry(ex) && status == 502) {
         upstream_close(ex->up);
         ex->up = NULL;
@@ -400,7 +362,7 @@ static enum step forward__fail(struct conn *c, int status, enum metrics_origin_e
         ex->retried = true;
         return STEP_PROGRESS;
     }
-    metrics_origin_error(c->w->metrics, ex->art->metrics_id, kind);
+    metrics_origin_error(ex->w->metrics, ex->art->metrics_id, kind);
     log_msg("warn", "request %s app %s: origin %s: %s", ex->request_id, ex->app->name,
             ex->app->origin.url, why);
     if (ex->up) {
@@ -409,35 +371,33 @@ static enum step forward__fail(struct conn *c, int status, enum metrics_origin_e
     }
     if (ex->res_head_done) { /* the client already has part of the response: cut it */
         ex->status = ex->status ? ex->status : status;
-        proxy__log_request(c);
-        proxy__close(c);
+        ex->tp->ops->abort(ex, true);
         return STEP_CLOSED;
     }
-    buf_put(&c->w->bufs, c->tx); /* drop a queued 100 Continue: the final answer replaces it */
-    c->tx = NULL;
+    ex->tp->ops->drop_queued(ex); /* a queued 100 Continue: the final answer replaces it */
     if (!ex->req_done)
         ex->close_after = true;
-    return proxy__respond_error(c, status, status == 504 ? "gateway_timeout" : "bad_gateway",
-                                status == 504 ? "The application did not answer in time."
-                                              : "The application could not be reached.");
+    return ex->tp->ops->fail(ex, status, status == 504 ? "gateway_timeout" : "bad_gateway",
+                             status == 504 ? "The application did not answer in time."
+                                           : "The application could not be reached.");
 }
 
-void proxy__origin_timeout(struct conn *c)
+void proxy__origin_timeout(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
+    const struct transport_ops *tp = ex->tp->ops;
     if (ex->up && ex->up->connected && !ex->req_done && !ex->res_head_done) {
         /* the client stopped in the middle of its body (timeouts.client) */
         ex->status = 408;
         ex->close_after = true;
         if (ex->up)
             upstream_close(ex->up);
-        if (proxy__respond_error(c, 408, "request_timeout", "The request body stopped arriving.") != STEP_CLOSED)
-            proxy__pump(c);
+        if (tp->fail(ex, 408, "request_timeout", "The request body stopped arriving.") != STEP_CLOSED)
+            tp->wake(ex);
         return;
     }
-    if (forward__fail(c, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
+    if (forward__fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
-        proxy__pump(c);
+        tp->wake(ex); /* not closed: the exchange answers 504 */
 }
 
 /* --- the exchange ------------------------------------------------------------------------- */
@@ -478,21 +438,20 @@ static void forward__response_ready(struct exchange *ex, struct buf *ox)
 }
 
 /* Parses response heads in the origin buffer. Returns STEP_PROGRESS after a final head,
- * STEP_WAIT when more bytes are needed, STEP_CLOSED when the connection was closed. */
-static enum step forward__response_head(struct conn *c, bool *tunnel)
+ * STEP_WAIT when more bytes are needed, STEP_CLOSED when the exchange ended (forward__fail). */
+static enum step forward__response_head(struct exchange *ex, bool *tunnel)
 {
-    struct exchange *ex = c->ex;
     struct buf *ox = ex->up->ox;
     while (buf_len(ox) > 0) {
         struct http_response res;
         int r = http_parse_response(buf_head(ox), buf_len(ox), &ex->res_scanned, ex->head_method, &res);
         if (r == 0) {
             if (buf_room(ox) == 0 && ox->start == 0)
-                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
             return STEP_WAIT;
         }
         if (r < 0)
-            return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
+            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
         ex->res_scanned = 0;
         if (res.status >= 100 && res.status < 200 && res.status != 101) {
             buf_consume(ox, (size_t)r); /* interim answers: we answered 100-continue ourselves */
@@ -500,17 +459,17 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
         }
         if (res.status == 101) {
             if (!ex->upgrade)
-                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
             if (!forward__switches_to_websocket(&res))
-                return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
             ex->res_close = true;
-        if (res.body == HTTP_BODY_CLOSE || c->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
+        if (res.body == HTTP_BODY_CLOSE || ex->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
             ex->close_after = true;
-        if (forward__client_head(c, &res, *tunnel) != 0)
-            return forward__fail(c, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+        if (ex->tp->ops->head(ex, &res, *tunnel) != 0)
+            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
         buf_consume(ox, (size_t)r);
         ex->res_head_done = true;
         ex->status = res.status;
@@ -525,200 +484,250 @@ static enum step forward__response_head(struct conn *c, bool *tunnel)
 
 /* The deadline that applies now: the origin's connect, the client's body (when we wait for
  * it with nothing of it left to send), else the origin's answer. */
-static void forward__arm(struct conn *c)
+static void forward__arm(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
-    enum timer_class t = TIMER_ORIGIN_RESPONSE;
+    struct proxy_worker *pw = ex->w->proxy;
+    struct timer_queue *t = &pw->timers.origin_response;
     if (!ex->up || !ex->up->connected)
-        t = TIMER_ORIGIN_CONNECT;
+        t = &pw->timers.origin_connect;
     else if (!ex->req_done && ex->rx_ready == 0 && ex->hb_sent == ex->hb->end)
-        t = TIMER_CLIENT;
-    timer_arm(c->w->loop, &c->timer, t);
+        t = &pw->timers.client;
+    ex->tp->ops->arm(ex, t);
 }
 
-enum step proxy__step_proxy(struct conn *c)
+/* The phases of one step of the exchange (proxy__step_proxy). Each returns true when the step
+ * ends there, with *st its outcome; false to go on to the next phase. */
+
+/* 0. an origin connection, and its TLS handshake */
+static bool forward__connect(struct exchange *ex, enum step *st)
 {
-    struct exchange *ex = c->ex;
-    bool progress = false;
     if (!ex->up) {
-        int r = upstream_acquire(c, ex->retried);
-        if (r != 0)
-            return forward__fail(c, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
-        forward__arm(c);
+        int r = upstream_acquire(ex, ex->retried);
+        if (r != 0) {
+            *st = forward__fail(ex, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
+            return true;
+        }
+        forward__arm(ex);
     }
     struct upstream *up = ex->up;
-
-    if (up->ssl && !up->handshake_done) {
-        ERR_clear_error();
-        int r = SSL_do_handshake(up->ssl);
-        if (r != 1) {
-            int e = SSL_get_error(up->ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                return STEP_WAIT;
-            char why[300];
-            long v = SSL_get_verify_result(up->ssl);
-            snprintf(why, sizeof why, "TLS handshake failed: %s",
-                     v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
-            return forward__fail(c, 502, forward__tls_kind(up->io.fd), why);
+    if (!up->ssl || up->handshake_done)
+        return false;
+    ERR_clear_error();
+    int r = SSL_do_handshake(up->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(up->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            *st = STEP_WAIT;
+            return true;
         }
-        up->handshake_done = up->connected = true;
-        forward__arm(c);
+        char why[300];
+        long v = SSL_get_verify_result(up->ssl);
+        snprintf(why, sizeof why, "TLS handshake failed: %s",
+                 v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
+        *st = forward__fail(ex, 502, forward__tls_kind(up->io.fd), why);
+        return true;
     }
+    up->handshake_done = up->connected = true;
+    forward__arm(ex);
+    return false;
+}
 
-    /* 1. the client's body into our buffer (as long as there is room: backpressure) */
-    if (!ex->req_done) {
-        if (proxy__body_ready(c) != 0) {
+/* 1. the client's body into the transport's buffer (as long as there is room: backpressure) */
+static bool forward__read_body(struct exchange *ex, bool *progress, enum step *st)
+{
+    const struct transport_ops *tp = ex->tp->ops;
+    if (ex->req_done)
+        return false;
+    if (tp->validate(ex) != 0) {
+        ex->close_after = true;
+        if (ex->res_head_done) {
+            tp->abort(ex, false);
+            *st = STEP_CLOSED;
+            return true;
+        }
+        upstream_close(ex->up);
+        ex->up = NULL;
+        *st = tp->fail(ex, 400, "bad_request", "Malformed request body.");
+        return true;
+    }
+    if (ex->req_done || tp->client_eof(ex))
+        return false;
+    switch (tp->read(ex)) {
+    case READ_DATA:
+        *progress = true;
+        tp->validate(ex); /* a framing error is seen on the next turn */
+        return false;
+    case READ_EOF: /* the client gave up in the middle of its body */
+    case READ_ERR:
+        ex->status = ex->status ? ex->status : 400;
+        tp->abort(ex, true);
+        *st = STEP_CLOSED;
+        return true;
+    case READ_AGAIN:
+        break;
+    }
+    return false;
+}
+
+/* 2. head and body to the origin */
+static bool forward__send_origin(struct exchange *ex, bool *progress, enum step *st)
+{
+    struct upstream *up = ex->up;
+    if (ex->hb_sent == ex->hb->end && ex->rx_ready == 0)
+        return false;
+    struct iovec iov[2] = { { ex->hb->data + ex->hb_sent, ex->hb->end - ex->hb_sent },
+                            ex->tp->ops->ready(ex) };
+    ssize_t n = io_writev(up->io.fd, up->ssl, iov, 2);
+    if (n > 0) {
+        size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
+        ex->hb_sent += (uint32_t)head;
+        if ((size_t)n > head) {
+            ex->tp->ops->consume(ex, (size_t)n - head);
+            ex->body_sent += (size_t)n - head;
+        }
+        if (!up->connected) {
+            up->connected = true;
+            forward__arm(ex);
+        }
+        *progress = true;
+    } else if (n != -EAGAIN) {
+        if (ex->res_head_done || (up->ox && buf_len(up->ox))) {
+            /* the origin answered and closed without reading all: relay its answer */
             ex->close_after = true;
-            if (ex->res_head_done) {
-                proxy__close(c);
-                return STEP_CLOSED;
-            }
-            upstream_close(up);
-            ex->up = NULL;
-            return proxy__respond_error(c, 400, "bad_request", "Malformed request body.");
-        }
-        if (!ex->req_done && !c->in_eof) {
-            switch (proxy__read_client(c)) {
-            case READ_DATA:
-                progress = true;
-                proxy__body_ready(c); /* a framing error is seen on the next turn */
-                break;
-            case READ_EOF: /* the client gave up in the middle of its body */
-            case READ_ERR:
-                ex->status = ex->status ? ex->status : 400;
-                proxy__log_request(c);
-                proxy__close(c);
-                return STEP_CLOSED;
-            case READ_AGAIN:
-                break;
-            }
+            ex->rx_ready = 0;
+            ex->req_done = true;
+            ex->hb_sent = ex->hb->end;
+        } else {
+            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            return true;
         }
     }
+    return false;
+}
 
-    /* 2. head and body to the origin */
-    if (ex->hb_sent < ex->hb->end || ex->rx_ready > 0) {
-        struct iovec iov[2] = {
-            { ex->hb->data + ex->hb_sent, ex->hb->end - ex->hb_sent },
-            { c->rx ? buf_head(c->rx) : NULL, ex->rx_ready },
-        };
-        ssize_t n = io_writev(up->io.fd, up->ssl, iov, 2);
-        if (n > 0) {
-            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
-            ex->hb_sent += (uint32_t)head;
-            if ((size_t)n > head) {
-                proxy__body_consume(c, (size_t)n - head);
-                ex->body_sent += (size_t)n - head;
-            }
-            if (!up->connected) {
-                up->connected = true;
-                forward__arm(c);
-            }
-            progress = true;
-        } else if (n != -EAGAIN) {
-            if (ex->res_head_done || (up->ox && buf_len(up->ox))) {
-                /* the origin answered and closed without reading all: relay its answer */
-                ex->close_after = true;
-                ex->rx_ready = 0;
-                ex->req_done = true;
-                ex->hb_sent = ex->hb->end;
-            } else {
-                return forward__fail(c, 502, forward__io_kind(ex), strerror((int)-n));
-            }
-        }
+/* 3. bytes from the origin */
+static bool forward__read_origin(struct exchange *ex, bool *progress, enum step *st)
+{
+    struct upstream *up = ex->up;
+    if (ex->res_done || up->in_eof)
+        return false;
+    if (!up->ox && !(up->ox = buf_get(&ex->w->bufs))) {
+        ex->tp->ops->abort(ex, false);
+        *st = STEP_CLOSED;
+        return true;
     }
-
-    /* 3. bytes from the origin */
-    if (!ex->res_done && !up->in_eof) {
-        if (!up->ox && !(up->ox = buf_get(&c->w->bufs))) {
-            proxy__close(c);
-            return STEP_CLOSED;
+    if (buf_room(up->ox) == 0 && up->ox->start > 0 && ex->ox_ready == 0)
+        buf_compact(up->ox);
+    size_t room = buf_room(up->ox);
+    if (room == 0 || !(up->rd_ready || (up->ssl && SSL_has_pending(up->ssl))))
+        return false;
+    ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), room);
+    if (n > 0) {
+        if ((size_t)n < room && !up->ssl && !up->rd_hup)
+            up->rd_ready = false;
+        up->ox->end += (uint32_t)n;
+        up->connected = true;
+        *progress = true;
+    } else if (n == 0) {
+        up->in_eof = true;
+        *progress = true;
+    } else if (n == -EAGAIN) {
+        up->rd_ready = false;
+    } else {
+        if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE) {
+            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            return true;
         }
-        if (buf_room(up->ox) == 0 && up->ox->start > 0 && ex->ox_ready == 0)
-            buf_compact(up->ox);
-        size_t room = buf_room(up->ox);
-        if (room > 0 && (up->rd_ready || (up->ssl && SSL_has_pending(up->ssl)))) {
-            ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), room);
-            if (n > 0) {
-                if ((size_t)n < room && !up->ssl && !up->rd_hup)
-                    up->rd_ready = false;
-                up->ox->end += (uint32_t)n;
-                up->connected = true;
-                progress = true;
-            } else if (n == 0) {
-                up->in_eof = true;
-                progress = true;
-            } else if (n == -EAGAIN) {
-                up->rd_ready = false;
-            } else {
-                if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE)
-                    return forward__fail(c, 502, forward__io_kind(ex), strerror((int)-n));
-                up->in_eof = true;
-            }
-        }
+        up->in_eof = true;
     }
+    return false;
+}
 
+/* The response's head (a 101 turns the exchange into a tunnel), its end at the origin's EOF,
+ * and how much of its body is ready for the client. */
+static bool forward__response(struct exchange *ex, bool *progress, enum step *st)
+{
+    struct upstream *up = ex->up;
     bool tunnel = false;
     if (!ex->res_head_done && up->ox && buf_len(up->ox)) {
-        enum step s = forward__response_head(c, &tunnel);
-        if (s == STEP_CLOSED || c->state != CS_PROXY)
-            return s == STEP_CLOSED ? STEP_CLOSED : STEP_PROGRESS;
+        enum step s = forward__response_head(ex, &tunnel);
+        if (s == STEP_CLOSED || !ex->up) { /* ended, or an answer of ours replaces the origin's */
+            *st = s == STEP_CLOSED ? STEP_CLOSED : STEP_PROGRESS;
+            return true;
+        }
         if (s == STEP_PROGRESS)
-            progress = true;
+            *progress = true;
         if (tunnel) {
-            c->state = CS_TUNNEL;
-            timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
-            return STEP_PROGRESS;
+            ex->tp->ops->tunnel(ex);
+            *st = STEP_PROGRESS;
+            return true;
         }
     }
     if (up->in_eof && !ex->res_done) {
-        if (!ex->res_head_done)
-            return forward__fail(c, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
+        if (!ex->res_head_done) {
+            *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
+            return true;
+        }
         if (ex->res_body == HTTP_BODY_CLOSE) {
             forward__response_ready(ex, up->ox);
             ex->res_done = true;
         } else if (buf_len(up->ox) == ex->ox_ready) {
             forward__response_ready(ex, up->ox);
-            if (!ex->res_done)
-                return forward__fail(c, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
+            if (!ex->res_done) {
+                *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
+                return true;
+            }
         }
     }
     if (ex->res_head_done && up->ox)
         forward__response_ready(ex, up->ox);
+    return false;
+}
 
-    /* 4. to the client */
-    if ((c->tx && buf_len(c->tx)) || ex->ox_ready) {
-        struct iovec iov[2] = {
-            { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 },
-            { up->ox ? buf_head(up->ox) : NULL, ex->ox_ready },
-        };
-        ssize_t n = io_writev(c->io.fd, c->ssl, iov, 2);
-        if (n > 0) {
-            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
-            if (head)
-                buf_consume(c->tx, head);
-            if ((size_t)n > head) {
-                buf_consume(up->ox, (size_t)n - head);
-                ex->ox_ready -= (uint32_t)((size_t)n - head);
-            }
-            ex->bytes_out += (uint64_t)n;
-            progress = true;
-        } else if (n != -EAGAIN) {
-            ex->status = ex->status ? ex->status : 499;
-            proxy__log_request(c);
-            proxy__close(c);
-            return STEP_CLOSED;
+/* 4. to the client */
+static bool forward__send_client(struct exchange *ex, bool *progress, enum step *st)
+{
+    struct upstream *up = ex->up;
+    const struct transport_ops *tp = ex->tp->ops;
+    if (!tp->queued(ex) && !ex->ox_ready)
+        return false;
+    struct iovec body = { up->ox ? buf_head(up->ox) : NULL, ex->ox_ready };
+    size_t from_body;
+    ssize_t n = tp->write(ex, &body, 1, &from_body);
+    if (n > 0) {
+        if (from_body) {
+            buf_consume(up->ox, from_body);
+            ex->ox_ready -= (uint32_t)from_body;
         }
+        ex->bytes_out += (uint64_t)n;
+        *progress = true;
+    } else if (n != -EAGAIN) {
+        ex->status = ex->status ? ex->status : 499;
+        tp->abort(ex, true);
+        *st = STEP_CLOSED;
+        return true;
     }
+    return false;
+}
 
-    if (ex->res_head_done && ex->res_done && ex->ox_ready == 0 && (!c->tx || buf_len(c->tx) == 0)) {
+enum step proxy__step_proxy(struct exchange *ex)
+{
+    bool progress = false;
+    enum step st;
+    if (forward__connect(ex, &st) || forward__read_body(ex, &progress, &st) ||
+        forward__send_origin(ex, &progress, &st) || forward__read_origin(ex, &progress, &st) ||
+        forward__response(ex, &progress, &st) || forward__send_client(ex, &progress, &st))
+        return st;
+    struct upstream *up = ex->up;
+    if (ex->res_head_done && ex->res_done && ex->ox_ready == 0 && !ex->tp->ops->queued(ex)) {
         if (up->ox && buf_len(up->ox))
             ex->res_close = true; /* bytes past the response: the connection is not reusable */
         if (!ex->req_done)
             ex->close_after = true;
-        return proxy__finish(c);
+        return ex->tp->ops->end(ex);
     }
     if (progress)
-        forward__arm(c);
+        forward__arm(ex);
     return progress ? STEP_PROGRESS : STEP_WAIT;
 }
 
@@ -731,86 +740,90 @@ static void forward__shut(int fd, SSL *ssl)
     shutdown(fd, SHUT_WR);
 }
 
-enum step proxy__step_tunnel(struct conn *c)
+/* client -> origin; false when the tunnel must end */
+static bool forward__tunnel_up(struct exchange *ex, bool *progress)
 {
-    struct exchange *ex = c->ex;
+    const struct transport_ops *tp = ex->tp->ops;
     struct upstream *up = ex->up;
-    bool progress = false;
-
-    /* client -> origin */
-    if (!c->in_eof && (!c->rx || buf_room(c->rx) > 0 || c->rx->start > 0)) {
-        enum read_result r = proxy__read_client(c);
+    if (!tp->client_eof(ex)) {
+        enum read_result r = tp->read(ex);
         if (r == READ_DATA || r == READ_EOF)
-            progress = true;
+            *progress = true;
         else if (r == READ_ERR)
-            goto done;
+            return false;
     }
-    if (c->rx && buf_len(c->rx)) {
-        struct iovec iov = { buf_head(c->rx), buf_len(c->rx) };
+    struct iovec iov = tp->ready(ex);
+    if (iov.iov_len) {
         ssize_t n = io_writev(up->io.fd, up->ssl, &iov, 1);
         if (n > 0) {
-            buf_consume(c->rx, (size_t)n);
-            progress = true;
+            tp->consume(ex, (size_t)n);
+            *progress = true;
         } else if (n != -EAGAIN) {
-            goto done;
+            return false;
         }
     }
-    if (c->in_eof && (!c->rx || !buf_len(c->rx)) && !ex->tun_up_shut) {
+    if (tp->client_eof(ex) && !tp->ready(ex).iov_len && !ex->tun_up_shut) {
         forward__shut(up->io.fd, up->ssl);
         ex->tun_up_shut = true;
     }
+    return true;
+}
 
-    /* origin -> client */
+/* origin -> client; false when the tunnel must end */
+static bool forward__tunnel_down(struct exchange *ex, bool *progress)
+{
+    const struct transport_ops *tp = ex->tp->ops;
+    struct upstream *up = ex->up;
     if (!up->in_eof) {
-        if (!up->ox && !(up->ox = buf_get(&c->w->bufs)))
-            goto done;
+        if (!up->ox && !(up->ox = buf_get(&ex->w->bufs)))
+            return false;
         if (buf_room(up->ox) == 0)
             buf_compact(up->ox);
         if (buf_room(up->ox) > 0 && (up->rd_ready || (up->ssl && SSL_has_pending(up->ssl)))) {
             ssize_t n = io_read(up->io.fd, up->ssl, buf_tail(up->ox), buf_room(up->ox));
             if (n > 0) {
                 up->ox->end += (uint32_t)n;
-                progress = true;
+                *progress = true;
             } else if (n == 0) {
                 up->in_eof = true;
-                progress = true;
+                *progress = true;
             } else if (n == -EAGAIN) {
                 up->rd_ready = false;
             } else {
-                goto done;
+                return false;
             }
         }
     }
-    if ((c->tx && buf_len(c->tx)) || (up->ox && buf_len(up->ox))) {
-        struct iovec iov[2] = {
-            { c->tx ? buf_head(c->tx) : NULL, c->tx ? buf_len(c->tx) : 0 },
-            { up->ox ? buf_head(up->ox) : NULL, up->ox ? buf_len(up->ox) : 0 },
-        };
-        ssize_t n = io_writev(c->io.fd, c->ssl, iov, 2);
+    if (tp->queued(ex) || (up->ox && buf_len(up->ox))) {
+        struct iovec body = { up->ox ? buf_head(up->ox) : NULL, up->ox ? buf_len(up->ox) : 0 };
+        size_t from_body;
+        ssize_t n = tp->write(ex, &body, 1, &from_body);
         if (n > 0) {
-            size_t head = iov[0].iov_len < (size_t)n ? iov[0].iov_len : (size_t)n;
-            if (head)
-                buf_consume(c->tx, head);
-            if ((size_t)n > head)
-                buf_consume(up->ox, (size_t)n - head);
+            if (from_body)
+                buf_consume(up->ox, from_body);
             ex->bytes_out += (uint64_t)n;
-            progress = true;
+            *progress = true;
         } else if (n != -EAGAIN) {
-            goto done;
+            return false;
         }
     }
-    bool to_client_empty = (!c->tx || !buf_len(c->tx)) && (!up->ox || !buf_len(up->ox));
+    bool to_client_empty = !tp->queued(ex) && (!up->ox || !buf_len(up->ox));
     if (up->in_eof && to_client_empty && !ex->tun_client_shut) {
-        forward__shut(c->io.fd, c->ssl);
+        tp->shut(ex);
         ex->tun_client_shut = true;
     }
-    if (ex->tun_client_shut && ex->tun_up_shut)
-        goto done;
+    return true;
+}
+
+enum step proxy__step_tunnel(struct exchange *ex)
+{
+    bool progress = false;
+    if (!forward__tunnel_up(ex, &progress) || !forward__tunnel_down(ex, &progress) ||
+        (ex->tun_client_shut && ex->tun_up_shut)) {
+        ex->tp->ops->abort(ex, true);
+        return STEP_CLOSED;
+    }
     if (progress)
-        timer_arm(c->w->loop, &c->timer, TIMER_IDLE);
+        ex->tp->ops->arm(ex, &ex->w->proxy->timers.idle);
     return progress ? STEP_PROGRESS : STEP_WAIT;
-done:
-    proxy__log_request(c);
-    proxy__close(c);
-    return STEP_CLOSED;
 }

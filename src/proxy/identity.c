@@ -33,11 +33,11 @@ struct minted {
     const struct keyset *ks; /* minted with (compared, never dereferenced) */
 };
 
-void proxy_minted_free(struct worker *w)
+void proxy__minted_free(struct proxy_worker *pw)
 {
-    while (w->minted) {
-        struct minted *m = w->minted;
-        w->minted = m->next;
+    while (pw->minted) {
+        struct minted *m = pw->minted;
+        pw->minted = m->next;
         free(m->service);
         free(m->token);
         free(m);
@@ -51,7 +51,7 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
     struct worker *w = c->w;
     time_t now = time(NULL);
     struct minted *m;
-    for (m = w->minted; m; m = m->next)
+    for (m = w->proxy->minted; m; m = m->next)
         if (!strcmp(m->service, st->name) && !strcmp(m->aud, ex->art->aud))
             break;
     if (m && m->ks == w->keys && now < m->exp - MINT_REUSE_MARGIN_S) {
@@ -74,8 +74,8 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
             return NULL;
         }
         snprintf(m->aud, sizeof m->aud, "%s", ex->art->aud);
-        m->next = w->minted;
-        w->minted = m;
+        m->next = w->proxy->minted;
+        w->proxy->minted = m;
     }
     free(m->token);
     m->token = tok;

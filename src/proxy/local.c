@@ -70,10 +70,10 @@ void proxy__local_free(struct exchange *ex)
 void proxy__local_orphan(struct conn *c)
 {
     if (c->state == CS_WAIT && c->ex && c->ex->lr && c->ex->lr->park_retry) {
-        struct worker *w = c->w;
-        for (size_t i = 0; i < w->nparked; i++)
-            if (w->parked[i] == c)
-                w->parked[i] = w->parked[--w->nparked];
+        struct proxy_worker *pw = c->w->proxy;
+        for (size_t i = 0; i < pw->nparked; i++)
+            if (pw->parked[i] == c)
+                pw->parked[i] = pw->parked[--pw->nparked];
     }
     if (c->waiting) {
         c->waiting->conn = NULL;
@@ -281,7 +281,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     }
     if (!ex->req_done) {
         c->state = CS_LOCAL_FORM;
-        timer_arm(c->w->loop, &c->timer, TIMER_CLIENT);
+        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
         return STEP_PROGRESS;
     }
     return (enum step)local__dispatch(c);
@@ -404,38 +404,39 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         return STEP_WAIT;
     }
     struct worker *w = c->w;
-    if (w->nparked == w->parked_cap) {
-        size_t cap = w->parked_cap ? 2 * w->parked_cap : 16;
-        struct conn **p = realloc(w->parked, cap * sizeof *p);
+    struct proxy_worker *pw = w->proxy;
+    if (pw->nparked == pw->parked_cap) {
+        size_t cap = pw->parked_cap ? 2 * pw->parked_cap : 16;
+        struct conn **p = realloc(pw->parked, cap * sizeof *p);
         if (!p)
             return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
-        w->parked = p;
-        w->parked_cap = cap;
+        pw->parked = p;
+        pw->parked_cap = cap;
     }
-    w->parked[w->nparked++] = c;
+    pw->parked[pw->nparked++] = c;
     c->ex->lr->park_retry = retry;
     if (!c->ex->lr->park_key || strcmp(c->ex->lr->park_key, key)) {
         free(c->ex->lr->park_key);
         c->ex->lr->park_key = strdup(key);
         if (!c->ex->lr->park_key) {
-            w->nparked--;
+            pw->nparked--;
             return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
         }
     }
     c->state = CS_WAIT;
     if (!c->ex->lr->parked) { /* parked again after news: keep the first deadline */
         c->ex->lr->parked = true;
-        timer_arm(w->loop, &c->timer, TIMER_PARKED);
+        timer_arm(w->loop, &c->timer, &w->proxy->timers.parked);
     }
     return STEP_WAIT;
 }
 
 static void local__unpark(struct conn *c)
 {
-    struct worker *w = c->w;
-    for (size_t i = 0; i < w->nparked; i++) {
-        if (w->parked[i] == c) {
-            w->parked[i] = w->parked[--w->nparked];
+    struct proxy_worker *pw = c->w->proxy;
+    for (size_t i = 0; i < pw->nparked; i++) {
+        if (pw->parked[i] == c) {
+            pw->parked[i] = pw->parked[--pw->nparked];
             return;
         }
     }
@@ -470,11 +471,11 @@ bool proxy__local_late(struct conn *c)
 void local_retry_parked(struct worker *w)
 {
     /* a retry may park again (appending): walk a copy of what is parked now */
-    size_t n = w->nparked;
+    size_t n = w->proxy->nparked;
     struct conn **copy = n ? malloc(n * sizeof *copy) : NULL;
     if (!copy)
         return;
-    memcpy(copy, w->parked, n * sizeof *copy);
+    memcpy(copy, w->proxy->parked, n * sizeof *copy);
     for (size_t i = 0; i < n; i++)
         if (!copy[i]->closed && copy[i]->state == CS_WAIT && copy[i]->ex && copy[i]->ex->lr &&
             copy[i]->ex->lr->park_retry)

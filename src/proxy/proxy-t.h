@@ -1,5 +1,5 @@
-/* Types of the proxy: a client connection, the exchange (one request and its response) and an
- * origin connection. Types only; functions are in proxy.h. */
+/* Types of the proxy: a client connection (the HTTP/1.1 transport of request/exchange.h), an
+ * origin connection and the proxy's per-worker state. Types only; functions are in proxy.h. */
 #ifndef LATCH_PROXY_T_H
 #define LATCH_PROXY_T_H
 
@@ -7,6 +7,7 @@
 #include "core/loop.h"
 #include "http/http.h"
 #include "policy/policy.h"
+#include "request/exchange.h"
 #include "token/jwt.h"
 
 #include <netinet/in.h>
@@ -20,6 +21,7 @@ struct runtime;
 struct app_rt;
 struct local_req;
 struct local_job;
+struct minted;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -34,70 +36,10 @@ enum conn_state {
     CS_WAIT,        /* an own endpoint waiting for a background job */
 };
 
-/* One request and its response. Everything that outlives the parsed head is copied here,
- * because the client buffer is compacted while the body streams. */
-struct exchange {
-    struct runtime *rt;                /* reference held until the exchange ends */
-    struct svc_tokens *svc;            /* held while its service token is the identity */
-    const struct app *app;
-    struct app_rt *art;
-    char *strs;                        /* one allocation holding the strings below */
-    const char *method, *host, *path, *match, *query;
-    size_t method_len, host_len, path_len, match_len, query_len;
-    bool has_query, head_method, upgrade, expect_continue, wants_html, close_after;
-    bool host_canonical;       /* the Host as sent is ex->host (no trailing dot, default port) */
-    bool https;                /* the browser's scheme: the listener's public one */
-    const char *origin_host;   /* the origin reached, as a Host names it: ex->host's name and the
-                                * listener's public port (route/served.h), not the Host's claim */
-    size_t origin_host_len;
-    uint8_t minor;
-    char request_id[17];
-    uint8_t client_ip[16];
-    char client_ip_str[INET6_ADDRSTRLEN];
-
-    /* request body: "ready" bytes at the head of the client buffer are validated body bytes
-     * not yet passed on; req_left counts body bytes not yet validated (Content-Length) */
-    enum http_body req_body;
-    uint64_t req_left;
-    struct http_chunked req_chunk;
-    bool req_done;                     /* the whole body has been validated */
-    uint32_t rx_ready;
-
-    struct buf *hb;                    /* the head sent to the origin (echo reflects it) */
-    uint32_t hb_sent;
-    uint64_t body_sent;
-
-    struct upstream *up;
-    bool up_reused, retried;
-    bool res_head_done, res_done, res_close;
-    size_t res_scanned;
-    enum http_body res_body;
-    uint64_t res_left;
-    struct http_chunked res_chunk;
-    uint32_t ox_ready;
-    int status;
-
-    bool tun_up_shut, tun_client_shut; /* tunnel: write sides we shut after an EOF */
-
-    EVP_MD_CTX *sha;                   /* echo: digest of the decoded body */
-    uint64_t echo_bytes;
-    uint8_t echo_state;                /* echo: de-chunking state over validated bytes */
-    uint64_t echo_left;
-
-    enum access_decision decision;
-    const char *policy;
-    char *email, *sub, *service;       /* who, for the log and the refusal page */
-    char *set_cookie;                  /* a Set-Cookie line (with CRLF) to add to the response */
-    char *tail;                        /* a generated body too large for one buffer (certs with */
-    size_t tail_len, tail_off;         /* many keys): sent after the head in c->tx */
-    struct local_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
-    bool token_presented;
-    uint8_t token_status;              /* enum token_status, when presented and refused */
-    uint64_t bytes_in, bytes_out, start_us;
-};
-
+/* A client connection: the HTTP/1.1 transport (conn.c), carrying one exchange at a time. */
 struct conn {
     struct io_handler io;
+    struct transport tp;               /* the operations its exchanges reach it by */
     struct worker *w;
     SSL *ssl;
     struct timer timer;
@@ -124,11 +66,27 @@ struct origin_pool {
     struct origin_pool *next;
 };
 
+/* The proxy's state in one worker (proxy_worker_* in proxy.h); only the worker's thread uses it. */
+struct proxy_worker {
+    struct {                           /* the proxy's timeouts (config timeouts: …) */
+        struct timer_queue header, idle, client, origin_connect, origin_response, linger,
+            pool_idle, parked;
+    } timers;
+    struct conn *conns;                /* every open client connection */
+    struct conn *dead;                 /* closed this iteration; freed before sleeping */
+    struct upstream *dead_up;
+    struct origin_pool *pools;
+    struct conn **parked;              /* long polls waiting for news (local_park) */
+    size_t nparked, parked_cap;
+    struct minted *minted;             /* assertions minted for service tokens (identity.c) */
+    uint64_t request_seq, id_seed;     /* request ids */
+};
+
 struct upstream {
     struct io_handler io;
     struct worker *w;
     SSL *ssl;
-    struct conn *owner;                /* NULL while idle in its pool */
+    struct exchange *owner;            /* NULL while idle in its pool */
     struct timer timer;                /* idle in the pool */
     struct origin_pool *pool;
     struct upstream *prev, *next;      /* pool idle list, or the worker's dead list */

@@ -28,8 +28,18 @@ struct request_identity {
     const char **stored_groups;
 };
 
-/* The outcome of one step of a connection's state machine. */
-enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
+/* The proxy's state in a worker: client connections, origin pools, parked long polls, minted
+ * assertions, and the timer queues of its timeouts. server/worker.c calls only these and
+ * conn_accept/conn_shed_silent below. */
+int proxy_worker_init(struct worker *w);       /* before the worker's thread starts; -1: no memory */
+void proxy_worker_reload(struct worker *w);    /* w->rt is a new runtime: its timeouts */
+/* Starts draining: idle connections close now, busy ones after their response (with
+ * Connection: close); the origin pools close. */
+void proxy_worker_drain(struct worker *w);
+void proxy_worker_close_all(struct worker *w); /* every client and pooled origin connection, now */
+void proxy_worker_news(struct worker *w);      /* parked long polls may have news: they look */
+void proxy_worker_reap(struct worker *w);      /* frees what closed during this loop iteration */
+void proxy_worker_free(struct worker *w);      /* after the worker's thread ended */
 
 /* Called by a worker for each accepted socket. A client (an address not in trusted_proxies)
  * with max_connections_per_client open already has it closed at once. */
@@ -37,16 +47,10 @@ void conn_accept(struct worker *w, int fd, unsigned listener, const struct socka
 /* Closes the connections that have sent nothing since they were accepted at least min_age_ms
  * ago (the worker ran out of descriptors); returns how many. */
 unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms);
-/* Starts draining: idle connections close now, busy ones after their response. */
-void conn_drain_all(struct worker *w);
-/* Frees connections and origin connections closed during this loop iteration. */
-void conn_reap(struct worker *w);
-/* Closes every idle origin connection of the worker (shutdown). */
-void upstream_close_pools(struct worker *w);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
-uint64_t proxy__now_us(void); /* monotonic microseconds: request durations */
+static inline uint64_t proxy__now_us(void) { return exchange_now_us(); }
 bool proxy__secure_cookies(const struct conn *c);
 /* The Strict-Transport-Security line for an answer on this connection: the configured `hsts`
  * on a listener browsers reach over https (TLS, or `public: {scheme: https}` behind a TLS
@@ -54,8 +58,9 @@ bool proxy__secure_cookies(const struct conn *c);
 const char *proxy__hsts(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
+void proxy__drain_conns(struct worker *w);
+void proxy__reap_conns(struct proxy_worker *pw);
 
-enum read_result { READ_DATA, READ_AGAIN, READ_EOF, READ_ERR };
 enum read_result proxy__read_client(struct conn *c);
 /* Validates newly arrived request body bytes; sets rx_ready and req_done. -1: bad framing. */
 int proxy__body_ready(struct conn *c);
@@ -64,6 +69,9 @@ int proxy__body_ready(struct conn *c);
  * already answered). */
 enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
                            bool *done);
+/* The same over any transport: `take` gets the body's bytes as they arrive. */
+enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
+                           void *arg, bool *done);
 /* Gives up `n` ready body bytes from the client buffer. */
 void proxy__body_consume(struct conn *c, size_t n);
 
@@ -83,14 +91,17 @@ void proxy__log_request(struct conn *c);
 void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri);
 void proxy__identity_release(struct request_identity *ri);
 void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
-void proxy_minted_free(struct worker *w);
+void proxy__minted_free(struct proxy_worker *pw);
 
 /* Forwarding (forward.c). */
-int proxy__build_origin_head(struct conn *c, const struct http_request *req,
+int proxy__build_origin_head(struct exchange *ex, const struct http_request *req,
                              const struct request_identity *ri);
-enum step proxy__step_proxy(struct conn *c);
-enum step proxy__step_tunnel(struct conn *c);
-void proxy__origin_timeout(struct conn *c);
+/* The response head as HTTP/1.1 writes it, into c->tx (conn.c's `head`). */
+int proxy__response_head_h1(struct conn *c, const struct http_response *res, bool tunnel);
+/* The exchange with the origin, and the tunnel after a 101: over the exchange's transport. */
+enum step proxy__step_proxy(struct exchange *ex);
+enum step proxy__step_tunnel(struct exchange *ex);
+void proxy__origin_timeout(struct exchange *ex);
 
 /* Own endpoints (local.c): `name` is what auth_handle dispatches on (the path after
  * /cdn-cgi/access/, or LOCAL_AUTH_ROOT). */
@@ -103,11 +114,13 @@ void proxy__local_retry(struct conn *c, bool timed_out);
 bool proxy__local_late(struct conn *c);
 
 /* The built-in echo origin (echo.c). */
-enum step proxy__step_echo(struct conn *c);
+enum step proxy__step_echo(struct exchange *ex);
 
 /* Origin connections (upstream.c). */
-int upstream_acquire(struct conn *c, bool fresh);
+int upstream_acquire(struct exchange *ex, bool fresh);
 void upstream_release(struct upstream *up, bool reuse);
 void upstream_close(struct upstream *up);
+void upstream_close_pools(struct proxy_worker *pw);
+void upstream_free_pools(struct proxy_worker *pw);
 
 #endif

@@ -28,8 +28,7 @@ static void upstream__on_io(struct io_handler *h, uint32_t events)
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         up->rd_hup = true;
     if (up->owner) {
-        if (!up->owner->closed)
-            proxy__pump(up->owner);
+        up->owner->tp->ops->wake(up->owner);
         return;
     }
     /* idle in the pool: the origin closed it or sent bytes nobody asked for */
@@ -68,7 +67,7 @@ static void upstream__on_timer(struct timer *t)
 
 static struct origin_pool *upstream__pool(struct worker *w, const char *key)
 {
-    for (struct origin_pool *p = w->pools; p; p = p->next)
+    for (struct origin_pool *p = w->proxy->pools; p; p = p->next)
         if (!strcmp(p->key, key))
             return p;
     struct origin_pool *p = calloc(1, sizeof *p);
@@ -76,8 +75,8 @@ static struct origin_pool *upstream__pool(struct worker *w, const char *key)
         free(p);
         return NULL;
     }
-    p->next = w->pools;
-    w->pools = p;
+    p->next = w->proxy->pools;
+    w->proxy->pools = p;
     return p;
 }
 
@@ -94,10 +93,9 @@ static void upstream__unlink_idle(struct upstream *up)
     p->nidle--;
 }
 
-int upstream_acquire(struct conn *c, bool fresh)
+int upstream_acquire(struct exchange *ex, bool fresh)
 {
-    struct exchange *ex = c->ex;
-    struct worker *w = c->w;
+    struct worker *w = ex->w;
     struct app_rt *art = ex->art;
     if (!art->origin_addrlen)
         return -EHOSTUNREACH;
@@ -114,7 +112,7 @@ int upstream_acquire(struct conn *c, bool fresh)
             upstream_close(up);
             continue;
         }
-        up->owner = c;
+        up->owner = ex;
         ex->up = up;
         ex->up_reused = true;
         return 0;
@@ -156,7 +154,7 @@ int upstream_acquire(struct conn *c, bool fresh)
         free(up);
         return -e;
     }
-    up->owner = c;
+    up->owner = ex;
     ex->up = up;
     ex->up_reused = false;
     return 0;
@@ -171,8 +169,8 @@ void upstream_close(struct upstream *up)
     timer_cancel(&up->timer);
     if (!up->owner && up->pool && (up->prev || up->next || up->pool->idle == up))
         upstream__unlink_idle(up);
-    if (up->owner && up->owner->ex && up->owner->ex->up == up)
-        up->owner->ex->up = NULL;
+    if (up->owner && up->owner->up == up)
+        up->owner->up = NULL;
     up->owner = NULL;
     loop_del(w->loop, &up->io);
     if (up->ssl) {
@@ -182,16 +180,16 @@ void upstream_close(struct upstream *up)
     close(up->io.fd);
     buf_put(&w->bufs, up->ox);
     up->ox = NULL;
-    up->next = w->dead_up;
-    w->dead_up = up;
+    up->next = w->proxy->dead_up;
+    w->proxy->dead_up = up;
 }
 
 void upstream_release(struct upstream *up, bool reuse)
 {
     struct worker *w = up->w;
     struct origin_pool *p = up->pool;
-    if (up->owner && up->owner->ex && up->owner->ex->up == up)
-        up->owner->ex->up = NULL;
+    if (up->owner && up->owner->up == up)
+        up->owner->up = NULL;
     if (!reuse || w->draining || !p || p->nidle >= POOL_MAX_IDLE || !upstream__clean(up, false)) {
         upstream_close(up);
         return;
@@ -205,12 +203,23 @@ void upstream_release(struct upstream *up, bool reuse)
         p->idle->prev = up;
     p->idle = up;
     p->nidle++;
-    timer_arm(w->loop, &up->timer, TIMER_POOL_IDLE);
+    timer_arm(w->loop, &up->timer, &w->proxy->timers.pool_idle);
 }
 
-void upstream_close_pools(struct worker *w)
+void upstream_close_pools(struct proxy_worker *pw)
 {
-    for (struct origin_pool *p = w->pools; p; p = p->next)
+    for (struct origin_pool *p = pw->pools; p; p = p->next)
         while (p->idle)
             upstream_close(p->idle);
+}
+
+void upstream_free_pools(struct proxy_worker *pw)
+{
+    upstream_close_pools(pw);
+    while (pw->pools) {
+        struct origin_pool *p = pw->pools;
+        pw->pools = p->next;
+        free(p->key);
+        free(p);
+    }
 }

@@ -373,14 +373,12 @@ static int server__start_worker(struct server *srv, unsigned i)
     w->listeners = calloc(srv->nlisten, sizeof *w->listeners);
     w->metrics = metrics_worker(srv->metrics, i);
     w->climit = srv->climit;
-    unsigned char seed[8];
-    if (getentropy(seed, sizeof seed) == 0)
-        memcpy(&w->id_seed, seed, sizeof seed);
     for (unsigned j = 0; w->listeners && j < srv->nlisten; j++) {
         w->listeners[j].io.fd = srv->listen_fds[j];
         w->listeners[j].index = j;
     }
-    if (!w->loop || w->wake.fd < 0 || !w->listeners || pthread_create(&w->thread, NULL, worker_main, w) != 0)
+    if (!w->loop || w->wake.fd < 0 || !w->listeners || proxy_worker_init(w) != 0 ||
+        pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     return 0;
 }
@@ -393,18 +391,11 @@ static void server__free_worker(struct worker *w)
     revocations_unref(w->rev);
     svc_tokens_unref(w->svc);
     token_cache_free(w->tokens);
-    proxy_minted_free(w);
+    proxy_worker_free(w);
     buf_pool_clear(&w->bufs);
     sb_free(&w->logbuf);
-    while (w->pools) {
-        struct origin_pool *p = w->pools;
-        w->pools = p->next;
-        free(p->key);
-        free(p);
-    }
     if (w->wake.fd >= 0)
         close(w->wake.fd);
-    free(w->parked);
     loop_free(w->loop);
     free(w->listeners);
 }

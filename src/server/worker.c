@@ -6,7 +6,6 @@
 
 #include "core/log.h"
 #include "metrics/metrics.h"
-#include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/server.h"
 
@@ -50,19 +49,6 @@ struct strbuf *worker_log_begin(struct worker *w, struct runtime *rt)
         w->log_rt = rt;
     }
     return &w->logbuf;
-}
-
-static void worker__durations(struct worker *w)
-{
-    const struct timeouts_cfg *t = &w->rt->cfg->timeouts;
-    loop_set_duration(w->loop, TIMER_HEADER, t->header_ms);
-    loop_set_duration(w->loop, TIMER_IDLE, t->idle_ms);
-    loop_set_duration(w->loop, TIMER_CLIENT, t->client_ms);
-    loop_set_duration(w->loop, TIMER_ORIGIN_CONNECT, t->origin_connect_ms);
-    loop_set_duration(w->loop, TIMER_ORIGIN_RESPONSE, t->origin_response_ms);
-    loop_set_duration(w->loop, TIMER_LINGER, 2000);
-    loop_set_duration(w->loop, TIMER_POOL_IDLE, 30000);
-    loop_set_duration(w->loop, TIMER_PARKED, 25000); /* under the 30 s the CLI waits */
 }
 
 bool worker_notice(struct worker *w, struct worker_notice *n)
@@ -110,9 +96,9 @@ static bool worker__accept_exhausted(struct worker *w, int err)
         for (unsigned i = 0; i < w->nlisteners; i++)
             loop_del(w->loop, &w->listeners[i].io);
         w->accept_paused = true;
-        loop_set_duration(w->loop, TIMER_ACCEPT_PAUSE, w->accept_pause_ms);
+        timer_queue_set(&w->accept_pause_q, w->accept_pause_ms);
         w->accept_pause.cb = worker__resume_accepting;
-        timer_arm(w->loop, &w->accept_pause, TIMER_ACCEPT_PAUSE);
+        timer_arm(w->loop, &w->accept_pause, &w->accept_pause_q);
         w->accept_pause_ms = w->accept_pause_ms * 2 < ACCEPT_PAUSE_MAX_MS ? w->accept_pause_ms * 2
                                                                           : ACCEPT_PAUSE_MAX_MS;
     }
@@ -224,7 +210,7 @@ static void worker__on_wake(struct io_handler *h, uint32_t events)
     uint64_t news = atomic_load(&w->srv->news);
     if (news != w->news_seen) {
         w->news_seen = news;
-        local_retry_parked(w);
+        proxy_worker_news(w);
     }
 }
 
@@ -245,7 +231,7 @@ static void worker__before_sleep(void *arg)
     struct worker *w = arg;
     struct server *srv = w->srv;
     worker_log_flush(w);
-    conn_reap(w);
+    proxy_worker_reap(w);
     uint64_t hits, misses;
     token_cache_counts(w->tokens, &hits, &misses);
     metrics_worker_sample(w->metrics, w->nconns, hits, misses);
@@ -271,7 +257,7 @@ static void worker__before_sleep(void *arg)
         w->keys = ks;
         w->rev = rev;
         w->svc = svc;
-        worker__durations(w);
+        proxy_worker_reload(w);
     }
     if (!w->draining && atomic_load(&srv->draining)) {
         uint64_t drain_ms = w->rt->cfg->timeouts.drain_ms;
@@ -281,25 +267,23 @@ static void worker__before_sleep(void *arg)
         w->listen_until = loop_now(w->loop) + grace_ms;
         if (!atomic_exchange(&srv->syns_refused, true))
             worker__refuse_syns(w);
-        loop_set_duration(w->loop, TIMER_DRAIN_GRACE, grace_ms);
+        timer_queue_set(&w->grace_q, grace_ms);
         w->grace.cb = worker__grace_over;
-        timer_arm(w->loop, &w->grace, TIMER_DRAIN_GRACE);
-        conn_drain_all(w);
-        upstream_close_pools(w);
+        timer_arm(w->loop, &w->grace, &w->grace_q);
+        proxy_worker_drain(w);
     }
     if (w->draining && w->listening && loop_now(w->loop) >= w->listen_until)
         worker__stop_listening(w);
-    if (w->draining && loop_now(w->loop) >= w->drain_deadline) {
-        while (w->conns)
-            proxy__close(w->conns);
-    }
-    conn_reap(w);
+    if (w->draining && loop_now(w->loop) >= w->drain_deadline)
+        proxy_worker_close_all(w);
+    proxy_worker_reap(w);
 }
 
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    worker__durations(w);
+    loop_queue_add(w->loop, &w->grace_q, DRAIN_GRACE_MS);
+    loop_queue_add(w->loop, &w->accept_pause_q, ACCEPT_PAUSE_MIN_MS);
     for (unsigned i = 0; i < w->nlisteners; i++) {
         w->listeners[i].io.cb = worker__on_accept;
         w->listeners[i].w = w;
@@ -312,8 +296,10 @@ void *worker_main(void *arg)
     loop_add_in(w->loop, &w->wake);
     while (!(w->draining && !w->listening && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
         loop_run_once(w->loop, worker__before_sleep, w);
-    upstream_close_pools(w);
-    conn_reap(w);
+    proxy_worker_close_all(w);
+    proxy_worker_reap(w);
+    loop_queue_del(w->loop, &w->grace_q);
+    loop_queue_del(w->loop, &w->accept_pause_q);
     worker_log_flush(w);
     atomic_store(&w->stopped, true);
     return NULL;

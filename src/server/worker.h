@@ -1,5 +1,5 @@
-/* A worker thread: one event loop, its connections, its buffer pool and origin connection
- * pools. Nothing in a worker is touched by another thread: it picks up (with references) the
+/* A worker thread: one event loop, its buffer pool, and the proxy's state (its connections
+ * and origin pools, proxy_worker_* in proxy/proxy.h). Nothing in a worker is touched by another thread: it picks up (with references) the
  * runtime, keys and revocations the server publishes; others only read its atomics (the
  * generation it picked up, whether it stopped, its connection count). */
 #ifndef LATCH_WORKER_H
@@ -19,9 +19,7 @@
 #include <stdint.h>
 
 struct server;
-struct conn;
-struct upstream;
-struct origin_pool;
+struct proxy_worker;
 struct store;
 struct connlimit;
 
@@ -51,7 +49,6 @@ struct worker {
     struct revocations *rev;
     struct svc_tokens *svc;
     struct token_cache *tokens;
-    struct minted *minted;     /* assertions minted for service tokens, reused until near expiry */
     struct io_handler wake;    /* eventfd: reload published, drain started, job done */
     struct mailbox mailbox;    /* finished background jobs, run on this thread */
     struct store *store;       /* the server's shared store */
@@ -62,20 +59,17 @@ struct worker {
     uint64_t drain_deadline;
     uint64_t listen_until;     /* draining: accepting what the kernel completes until then */
     struct timer grace;        /* wakes the loop at listen_until */
+    struct timer_queue grace_q;
     struct timer accept_pause; /* the listeners are out of epoll until it fires (worker.c) */
+    struct timer_queue accept_pause_q;
     bool accept_paused;
     uint32_t accept_pause_ms;  /* the next pause: doubles while accepting keeps failing */
     struct worker_notice accept_notice, cap_notice;
     uint64_t shed_total;       /* silent connections closed since accept_notice's last line */
     struct connlimit *climit;  /* the server's open connections per client */
-    struct conn *conns;        /* every open client connection */
-    atomic_uint nconns;        /* written by this worker only; others read it relaxed (status) */
-    struct conn *dead;         /* closed this iteration; freed before sleeping */
-    struct upstream *dead_up;
-    struct origin_pool *pools;
-    uint64_t request_seq, id_seed;
-    struct conn **parked;      /* long polls waiting for news (local_park) */
-    size_t nparked, parked_cap;
+    struct proxy_worker *proxy; /* client connections, origin pools, parked long polls… */
+    atomic_uint nconns;        /* open client connections: written by the proxy on this thread
+                                * only; others read it relaxed (status) */
     uint64_t news_seen;
     struct strbuf logbuf;      /* request log lines waiting for the write before sleeping */
     struct runtime *log_rt;    /* whose request log they go to (a reference) */
