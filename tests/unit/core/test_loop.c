@@ -1,5 +1,5 @@
 /* Unit tests of the worker loop's timers (src/core/loop.c): what every timeout of the gateway
- * relies on. Timers of one class fire in the order they were (re-)armed, a cancelled timer never
+ * relies on. Timers of one queue fire in the order they were (re-)armed, a cancelled timer never
  * fires, re-arming moves a timer to its new deadline, a timer armed from its own callback waits
  * for a later iteration, and a long timer is not fired by a short one's expiry. No assertion
  * depends on how fast the machine is: the loop runs until the expected timers fired or a
@@ -16,19 +16,20 @@
 
 #define MAX_FIRED 8
 
-/* The three timer classes this test uses, and the only two calls that name a class: arming a
- * timer on one and setting its duration. */
-enum { FAST, SLOW, OTHER };
-static const enum timer_class cls[] = { [FAST] = TIMER_HEADER, [SLOW] = TIMER_IDLE, [OTHER] = TIMER_PARKED };
+/* The three timer queues this test uses (added to the loop by setup, each 60 s until set),
+ * and the only two calls that name one: arming a timer on it and setting its duration. */
+enum { FAST, SLOW, OTHER, NQUEUES };
+static struct timer_queue cls[NQUEUES];
 
 static void arm(struct loop *l, struct timer *t, int k)
 {
-    timer_arm(l, t, cls[k]);
+    timer_arm(l, t, &cls[k]);
 }
 
 static void set(struct loop *l, int k, uint32_t ms)
 {
-    loop_set_duration(l, cls[k], ms);
+    (void)l;
+    timer_queue_set(&cls[k], ms);
 }
 
 struct probe {
@@ -69,12 +70,16 @@ static int setup(void **state)
     rearm_loop = NULL;
     struct loop *l = loop_new();
     assert_non_null(l);
+    for (int k = 0; k < NQUEUES; k++)
+        loop_queue_add(l, &cls[k], 60000);
     *state = l;
     return 0;
 }
 
 static int teardown(void **state)
 {
+    for (int k = 0; k < NQUEUES; k++)
+        loop_queue_del(*state, &cls[k]);
     loop_free(*state);
     return 0;
 }
@@ -127,7 +132,7 @@ static void rearm_from_callback_waits(void **state)
     timer_cancel(&a.t);
 }
 
-static void long_timer_waits_for_its_class(void **state)
+static void long_timer_waits_for_its_queue(void **state)
 {
     struct loop *l = *state;
     set(l, FAST, 1);
@@ -162,13 +167,36 @@ static void duration_applies_when_armed(void **state)
     run_until(l, 1);
 }
 
+/* Taking a queue out of the loop cancels its timers; the other queues go on. */
+static void queue_del_cancels_its_timers(void **state)
+{
+    struct loop *l = *state;
+    set(l, FAST, 1);
+    set(l, OTHER, 1);
+    struct probe a, b;
+    probe_init(&a, 1);
+    probe_init(&b, 2);
+    arm(l, &a.t, FAST);
+    arm(l, &b.t, OTHER);
+    loop_queue_del(l, &cls[FAST]);
+    assert_false(timer_armed(&a.t));
+    run_until(l, 1);
+    assert_int_equal(nfired, 1);
+    assert_int_equal(fired[0], 2);
+    for (int i = 0; i < 3; i++)
+        loop_run_once(l, NULL, NULL);
+    assert_int_equal(nfired, 1); /* the one taken out never fires */
+    loop_queue_add(l, &cls[FAST], 60000); /* for teardown */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fires_in_arm_order, setup, teardown),
         cmocka_unit_test_setup_teardown(rearm_from_callback_waits, setup, teardown),
-        cmocka_unit_test_setup_teardown(long_timer_waits_for_its_class, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_timer_waits_for_its_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(duration_applies_when_armed, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_del_cancels_its_timers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
