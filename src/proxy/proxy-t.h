@@ -18,8 +18,8 @@
 struct worker;
 struct runtime;
 struct app_rt;
-struct local_req;
-struct local_job;
+struct endpoint_req;
+struct endpoint_job;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -90,7 +90,7 @@ struct exchange {
     char *set_cookie;                  /* a Set-Cookie line (with CRLF) to add to the response */
     char *tail;                        /* a generated body too large for one buffer (certs with */
     size_t tail_len, tail_off;         /* many keys): sent after the head in c->tx */
-    struct local_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
+    struct endpoint_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
     bool token_presented;
     uint8_t token_status;              /* enum token_status, when presented and refused */
     uint64_t bytes_in, bytes_out, start_us;
@@ -104,7 +104,7 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
-    struct local_job *waiting;         /* parked on a background job (CS_WAIT) */
+    struct endpoint_job *waiting;         /* parked on a background job (CS_WAIT) */
     size_t head_scanned;
     uint8_t state;
     uint8_t listener;

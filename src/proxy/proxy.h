@@ -92,8 +92,8 @@ enum step proxy__step_proxy(struct conn *c);
 enum step proxy__step_tunnel(struct conn *c);
 void proxy__origin_timeout(struct conn *c);
 
-/* Own endpoints (local.c): `name` is what auth_handle dispatches on (the path after
- * /cdn-cgi/access/, or LOCAL_AUTH_ROOT). */
+/* Own endpoints (local.c): `name` is what the endpoint tables are searched for (the path after
+ * /cdn-cgi/access/, or ENDPOINT_AUTH_ROOT). */
 enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name);
 enum step proxy__step_local_form(struct conn *c);
 void proxy__local_free(struct exchange *ex);

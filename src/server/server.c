@@ -3,9 +3,11 @@
  * what reloads, rotations and revocations change. */
 #include "server/server.h"
 
+#include "auth/auth.h"
 #include "core/log.h"
 #include "metrics/listener.h"
 #include "metrics/metrics.h"
+#include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/connlimit.h"
 #include "server/control.h"
@@ -26,6 +28,15 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+static void server__publish_revocations(void *srv)
+{
+    server_revocations_reload(srv);
+}
+
+/* The gateway's own endpoints (under /cdn-cgi/access/), in the order the proxy tries them: the
+ * command line's handoff, then the auth domain's (which ends with its 404 for every other name). */
+static const struct endpoint_table *const server__endpoints[] = { &auth_cli_endpoints, &auth_endpoints };
 
 static int server__listen(const struct listener_cfg *l)
 {
@@ -428,6 +439,7 @@ int server_run(const char *config_path)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    local_set_endpoints(server__endpoints, 2, server__publish_revocations);
 
     /* a configuration latchd check refuses is refused here with the same words and status,
      * before anything is touched (state_dir, the store) */
