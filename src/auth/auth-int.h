@@ -88,7 +88,7 @@ char *auth__mint(const struct endpoint_req *r, const char *type, const char *aud
 
 /* With an identity in hand (after a login or from the org session): checks the app's policy,
  * stores a single-use grant and redirects to the app host's `authorized` endpoint; or answers
- * the denied page. `bind` is the login's binding tag (auth/binding.h), NULL when the login URL
+ * the denied page. `bind` is the login's binding tag (request/binding.h), NULL when the login URL
  * carried none. `headers` (Set-Cookie lines) go with either answer. */
 enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
                        const char *bind, const struct auth_identity *id, const char *session,

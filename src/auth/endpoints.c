@@ -3,7 +3,7 @@
 #include "auth/auth-int.h"
 #include "auth/auth.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "auth/redirect.h"
 #include "core/strbuf.h"
 #include "core/ipaddr.h"
@@ -715,7 +715,7 @@ static enum bound auth__bound(const struct endpoint_req *r, const char *bound, c
 }
 
 /* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
- * in the browser that started its login only (auth/binding.h). */
+ * in the browser that started its login only (request/binding.h). */
 static enum endpoint_result auth__authorized(struct conn *c, struct endpoint_req *r)
 {
     char grant[64], key[80], *val = NULL;

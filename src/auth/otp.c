@@ -21,7 +21,7 @@
  * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. */
 #include "auth/auth-int.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "auth/mail.h"
 #include "core/email.h"
 #include "core/log.h"

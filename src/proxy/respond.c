@@ -2,7 +2,7 @@
  * line written when an exchange ends (SPEC.md §3.6, §9). */
 #include "proxy/proxy.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "http/cookie.h"
@@ -325,7 +325,7 @@ enum step proxy__respond_refused(struct conn *c)
     }
     /* The login names the origin the request reached (route/served.h): the listener's public
      * scheme and port, never a port the Host header claims. A browser's login is bound to it
-     * (auth/binding.h): a cookie for `authorized` on this origin, its tag in the login URL. Not
+     * (request/binding.h): a cookie for `authorized` on this origin, its tag in the login URL. Not
      * a program's (no cookie jar), nor a browser that may not be where the grant is redeemed: a
      * Host spelled otherwise than the origin (a trailing dot, another port), or a scheme other
      * than the auth URL's (a plain port 80 beside 443). Its grant, unbound, binds it on the way,

@@ -1,5 +1,5 @@
 /* The login binding: nonces and their tags (binding.h). */
-#include "auth/binding.h"
+#include "request/binding.h"
 
 #include "http/form.h"
 

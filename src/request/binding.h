@@ -9,8 +9,8 @@
  * What protects is the tag's secrecy while the login lasts: whoever reads a login URL within
  * AUTH_BINDING_TTL_S (browser history, a front proxy's access log) could bind a grant of his own
  * to that browser. The hash keeps the cookie's value itself out of every URL. */
-#ifndef LATCH_AUTH_BINDING_H
-#define LATCH_AUTH_BINDING_H
+#ifndef LATCH_REQUEST_BINDING_H
+#define LATCH_REQUEST_BINDING_H
 
 #include "core/strbuf.h"
 
