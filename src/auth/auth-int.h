@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "request/page.h"
 #include "token/jwt.h"
+#include "token/verify.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -66,6 +67,9 @@ bool auth__org_session(const struct endpoint_req *r, struct auth_identity *id, c
  * session filled, or why not (expired, revoked, another type…). */
 enum token_status auth__org_token(const struct endpoint_req *r, const char *tok, struct auth_identity *id,
                                   char session[33]);
+
+/* What an org token (app NULL) or an app's token must be here (token/verify.h). */
+struct token_want auth__want(const struct endpoint_req *r, const char *type, const struct app *app);
 
 /* The person a verified token names; a large identity is read from the store by its nonce. */
 struct token;

@@ -522,21 +522,9 @@ static enum endpoint_result cli__token(struct conn *c, struct endpoint_req *r, c
     if (!org_header || !auth__form(r, "host", host, sizeof host) ||
         (r->body.p && form_count(r->body.p, r->body.len, "path") > 0 && !auth__form(r, "path", path, sizeof path)))
         return endpoint_json(c, 400, json_pack("{s:s}", "error", "host and cf-access-token required"), NULL);
-    struct token t;
-    time_t now = time(NULL);
     struct auth_identity id = { 0 };
-    enum token_status ts = jwt_decode(r->keys, org_header, strlen(org_header), now, &t);
-    if (ts == TOKEN_OK)
-        ts = token_check(&t, r->site->auth_url, "org", r->site->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->site->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK && (!t.identity_nonce || strlen(t.identity_nonce) != 32 ||
-                           auth__token_identity(r, &t, &id) != 0))
-        ts = TOKEN_BAD_CLAIMS;
     char session[33] = "";
-    if (ts == TOKEN_OK)
-        snprintf(session, sizeof session, "%s", t.identity_nonce);
-    token_free(&t);
+    enum token_status ts = auth__org_token(r, org_header, &id, session);
     if (ts != TOKEN_OK)
         return endpoint_json(c, 401, json_pack("{s:s,s:s}", "error", "login_required", "token_error",
                                              token_status_name(ts)), NULL);
@@ -582,16 +570,11 @@ static enum token_status cli__app_token(const struct endpoint_req *r, const stru
                                         char **email)
 {
     struct token t;
-    time_t now = time(NULL);
-    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    struct token_want want = auth__want(r, "app", app);
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
     if (ts != TOKEN_OK)
         return ts;
-    ts = token_check(&t, r->site->auth_url, "app", endpoint_aud(r->site, app), now);
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->site->cfg->subaddress_separators, t.email, app->name,
-                                            t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK)
-        *email = t.email ? strdup(t.email) : NULL;
+    *email = t.email ? strdup(t.email) : NULL;
     token_free(&t);
     return ts;
 }

@@ -19,6 +19,7 @@
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/verify.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -357,25 +358,30 @@ int auth__token_identity(const struct endpoint_req *r, const struct token *t, st
     return 0;
 }
 
+struct token_want auth__want(const struct endpoint_req *r, const char *type, const struct app *app)
+{
+    return (struct token_want){
+        .iss = r->site->auth_url,
+        .type = type,
+        .aud = app ? endpoint_aud(r->site, app) : r->site->cfg->auth_domain,
+        .session = !app, /* an app token may be a service token's: no session */
+        .rev = r->rev,
+        .seps = r->site->cfg->subaddress_separators,
+        .app = app ? app->name : NULL,
+    };
+}
+
 enum token_status auth__org_token(const struct endpoint_req *r, const char *tok, struct auth_identity *id,
                                   char session[33])
 {
     struct token t;
-    time_t now = time(NULL);
-    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    struct token_want want = auth__want(r, "org", NULL);
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
     if (ts != TOKEN_OK)
         return ts;
-    ts = token_check(&t, r->site->auth_url, "org", r->site->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && (!t.email || !t.identity_nonce || strlen(t.identity_nonce) != 32))
+    memcpy(session, t.identity_nonce, 33);
+    if (auth__token_identity(r, &t, id) != 0)
         ts = TOKEN_BAD_CLAIMS;
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->site->cfg->subaddress_separators, t.email, NULL,
-                                            t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK) {
-        memcpy(session, t.identity_nonce, 33);
-        if (auth__token_identity(r, &t, id) != 0)
-            ts = TOKEN_BAD_CLAIMS;
-    }
     token_free(&t);
     return ts;
 }
@@ -799,32 +805,46 @@ static enum endpoint_result auth__authorized(struct conn *c, struct endpoint_req
 }
 
 /* The identity behind the request's token: the app token on an app host, the org token on
- * the auth domain. */
-static bool auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33], const struct app **app)
+ * the auth domain. TOKEN_OK, or why not; *presented false when the request carries none. */
+static enum token_status auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33],
+                                      const struct app **app, bool *presented)
 {
-    if (r->on_auth_domain)
-        return auth__org_session(r, id, session);
     char tok[JWT_MAX_LEN + 1];
-    if (r->access_token && strlen(r->access_token) < sizeof tok)
+    *presented = true;
+    if (r->on_auth_domain) {
+        if (auth__token_cookie(r, tok, sizeof tok))
+            return auth__org_token(r, tok, id, session);
+        *presented = false;
+        return TOKEN_MALFORMED;
+    }
+    if (r->access_token && strlen(r->access_token) < sizeof tok) {
         snprintf(tok, sizeof tok, "%s", r->access_token); /* the header first (SPEC.md §3.4) */
-    else if (!auth__token_cookie(r, tok, sizeof tok))
-        return false;
+    } else if (!auth__token_cookie(r, tok, sizeof tok)) {
+        *presented = false;
+        return TOKEN_MALFORMED;
+    }
     *app = auth__target_app(r, r->host, "/");
     if (!*app)
-        return false;
+        return TOKEN_BAD_AUDIENCE;
     struct token t;
-    time_t now = time(NULL);
-    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
-        return false;
-    bool ok = token_check(&t, r->site->auth_url, "app", endpoint_aud(r->site, *app), now) == TOKEN_OK &&
-              t.email && t.identity_nonce &&
-              !revocations_check(r->rev, r->site->cfg->subaddress_separators, t.email, (*app)->name, t.identity_nonce, t.iat);
-    if (ok) {
-        snprintf(session, 33, "%s", t.identity_nonce);
-        ok = auth__token_identity(r, &t, id) == 0;
-    }
+    struct token_want want = auth__want(r, "app", *app);
+    want.session = true; /* a person's: a service token has no session to show or end */
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
+    if (ts != TOKEN_OK)
+        return ts;
+    snprintf(session, 33, "%s", t.identity_nonce);
+    if (auth__token_identity(r, &t, id) != 0)
+        ts = TOKEN_BAD_CLAIMS;
     token_free(&t);
-    return ok;
+    return ts;
+}
+
+/* A token that was refused: its cause in the auth log (the answer stays the one SPEC.md says). */
+static void auth__bearer_refused(const struct endpoint_req *r, const char *event, const struct app *app,
+                                 enum token_status ts)
+{
+    log_auth(r->site->auth_log, event, NULL, NULL, app ? app->name : NULL, r->client_ip, false,
+             token_status_name(ts));
 }
 
 static enum endpoint_result auth__get_identity(struct conn *c, struct endpoint_req *r)
@@ -832,8 +852,13 @@ static enum endpoint_result auth__get_identity(struct conn *c, struct endpoint_r
     struct auth_identity id;
     char session[33];
     const struct app *app = NULL;
-    if (!auth__bearer(r, &id, session, &app))
+    bool presented;
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    if (ts != TOKEN_OK) {
+        if (presented)
+            auth__bearer_refused(r, "get_identity", app, ts);
         return endpoint_json(c, 401, json_pack("{s:s}", "error", "not_authenticated"), NULL);
+    }
     json_t *j = auth__identity_json(&id);
     json_object_set_new(j, "identity_nonce", json_string(session));
     if (app)
@@ -1066,8 +1091,13 @@ static enum endpoint_result auth__logout(struct conn *c, struct endpoint_req *r)
     struct auth_identity id;
     char session[33];
     const struct app *app = NULL;
-    if (!auth__bearer(r, &id, session, &app))
-        return auth__logout_answer(c, r, NULL); /* no live session: clearing cookies harms nobody */
+    bool presented;
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    if (ts != TOKEN_OK) { /* no live session: clearing cookies harms nobody */
+        if (presented)
+            auth__bearer_refused(r, "logout", app, ts);
+        return auth__logout_answer(c, r, NULL);
+    }
     bool post = !strcmp(r->method, "POST");
     char ended[40], proof[33];
     bool just_ended = !post && r->on_auth_domain && auth__query(r, "ended", ended, sizeof ended) &&

@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "token/mint.h"
 #include "token/svctokens.h"
+#include "token/verify.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -188,11 +189,11 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     const struct token *t = token_cache_get(w->tokens, w->keys, tok, len, now, &st);
     if (!t)
         return st;
-    st = token_check(t, ex->rt->auth_url, "app", ex->art->aud, now);
+    struct token_want want = { .iss = ex->rt->auth_url, .type = "app", .aud = ex->art->aud, .rev = w->rev,
+                               .seps = ex->rt->cfg->subaddress_separators, .app = ex->app->name };
+    st = token_accept(t, now, &want);
     if (st != TOKEN_OK)
         return st;
-    if (revocations_check(w->rev, ex->rt->cfg->subaddress_separators, t->email, ex->app->name, t->identity_nonce, t->iat))
-        return TOKEN_REVOKED;
     ri->token = t;
     ri->assertion = tok;
     ri->assertion_len = len;
