@@ -6,6 +6,7 @@
 #include "auth/auth.h"
 #include "config/config-t.h"
 #include "core/strbuf.h"
+#include "request/error.h"
 #include "request/page.h"
 #include "token/jwt.h"
 #include "token/verify.h"
@@ -19,7 +20,6 @@
 #define AUTH_FLOW_PATH    "/cdn-cgi/access/"
 #define AUTH_FLOW_TTL_S   600
 #define AUTH_GRANT_TTL_S  60
-#define AUTH_STORE_RETRY_S 5 /* Retry-After when the shared store is down: a node notices within 1 s */
 /* Past this many bytes of groups, tokens carry only identity_nonce (SPEC.md §5). */
 #define AUTH_GROUPS_INLINE_MAX 2048
 
@@ -132,8 +132,6 @@ void auth__launcher_button(struct strbuf *sb, const struct endpoint_req *r);
 /* The head of a sign-in page: the title, then `lead` (a sentence's start, or NULL) and what
  * the sign-in leads to: the app by its display name, or (app NULL) the launcher. */
 void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, const struct app *app);
-/* 503 store_unavailable: the shared store (Redis) cannot be reached (SPEC.md §10). */
-enum endpoint_result auth__store_error(struct conn *c);
 enum endpoint_result auth__login_page(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host);
 
 /* Identity providers. */
@@ -143,8 +141,13 @@ enum endpoint_result auth__oidc_start(struct conn *c, struct endpoint_req *r, js
 enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r);
 
 /* Flows: the state of one login in the store, keyed by the id in the latch_flow cookie. */
-json_t *auth__flow_load(const struct endpoint_req *r, char id[33]);
-int auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow);
+/* STORE_OK with *flow; STORE_NOT_FOUND when this browser has none (no cookie, expired, not
+ * ours); else why the store failed (down, out of memory: endpoint_store_cause). */
+enum store_result auth__flow_load(const struct endpoint_req *r, char id[33], json_t **flow);
+/* The flow an endpoint cannot go on without; NULL once it answered in *st: a sign-in that
+ * expired (400), or the store's failure (request/error.h). */
+json_t *auth__flow_required(struct conn *c, struct endpoint_req *r, char id[33], enum endpoint_result *st);
+enum store_result auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow);
 
 const struct idp *auth__idp(const struct config *cfg, const char *name);
 

@@ -301,10 +301,10 @@ static enum endpoint_result cli__open(struct conn *c, struct endpoint_req *r)
         sr = STORE_OK;
     }
     if (sr != STORE_OK)
-        return sr == STORE_NOMEM ? auth__error_page(c, 500, "Error", "Out of memory.") : auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, AUTH_FLOW_PATH, REQ_TTL_S), *loc = NULL;
     enum endpoint_result st = ck && asprintf(&loc, "/cdn-cgi/access/cli?req=%s", id) >= 0 ? endpoint_redirect(c, loc, ck)
-                                                                        : auth__error_page(c, 500, "Error", "Out of memory.");
+                                                                        : endpoint_fail(c, ENDPOINT_NOMEM);
     free(ck);
     free(loc);
     return st;
@@ -320,7 +320,7 @@ static enum endpoint_result cli__get(struct conn *c, struct endpoint_req *r)
     struct cli_req q;
     enum store_result sr = cli__req_load(r, id, &q);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     const struct app *app = auth__app_at(r, q.host, q.path);
@@ -356,7 +356,7 @@ static enum endpoint_result cli__post(struct conn *c, struct endpoint_req *r)
         return auth__error_page(c, 400, "Invalid form", "Run latch again.");
     enum store_result sr = cli__req_load(r, rid, &q);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     if (!auth__org_session(r, &id, session))
@@ -391,7 +391,7 @@ static enum endpoint_result cli__post(struct conn *c, struct endpoint_req *r)
         goto out;
     }
     if (sr != STORE_OK) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, endpoint_store_cause(sr));
         goto out;
     }
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
@@ -422,7 +422,7 @@ static enum endpoint_result cli__post(struct conn *c, struct endpoint_req *r)
     free(app_tok);
     free(org_tok);
     if (sr != STORE_OK) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, endpoint_store_cause(sr));
         goto out;
     }
     store_announce(r->store, skey); /* a CLI long-polling any node gets it now, */
@@ -495,7 +495,7 @@ static enum endpoint_result cli__transfer_try(struct conn *c, bool timed_out)
         return st;
     }
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (timed_out) { /* nothing yet: the CLI polls again */
         metrics_handoff(r->metrics, METRICS_HANDOFF_PENDING);
         return endpoint_reply(c, 204, "application/json", "", 0, NULL);

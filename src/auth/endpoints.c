@@ -167,38 +167,45 @@ const struct idp *auth__idp(const struct config *cfg, const char *name)
     return NULL;
 }
 
-json_t *auth__flow_load(const struct endpoint_req *r, char id[33])
+enum store_result auth__flow_load(const struct endpoint_req *r, char id[33], json_t **flow)
 {
     char key[64], *val = NULL;
     size_t len;
+    *flow = NULL;
     if (!auth__own_cookie(r, AUTH_FLOW_COOKIE, id, 33) || strlen(id) != 32)
-        return NULL;
+        return STORE_NOT_FOUND;
     snprintf(key, sizeof key, "flow:%s", id);
-    if (store_get(r->store, key, &val, &len) != STORE_OK)
-        return NULL;
+    enum store_result sr = store_get(r->store, key, &val, &len);
+    if (sr != STORE_OK)
+        return sr;
     json_error_t je;
-    json_t *j = json_loadb(val, len, 0, &je);
+    *flow = json_loadb(val, len, 0, &je);
     free(val);
-    return j;
+    return *flow ? STORE_OK : STORE_NOT_FOUND; /* not ours: as good as none */
 }
 
-int auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow)
+json_t *auth__flow_required(struct conn *c, struct endpoint_req *r, char id[33], enum endpoint_result *st)
+{
+    json_t *flow;
+    enum store_result sr = auth__flow_load(r, id, &flow);
+    if (sr == STORE_NOT_FOUND)
+        *st = auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another "
+                               "browser. Start again from the application.");
+    else if (sr != STORE_OK)
+        *st = endpoint_fail(c, endpoint_store_cause(sr));
+    return flow;
+}
+
+enum store_result auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow)
 {
     char key[64];
     char *val = json_dumps(flow, JSON_COMPACT);
     if (!val)
-        return -1;
+        return STORE_NOMEM;
     snprintf(key, sizeof key, "flow:%s", id);
-    int rc = store_put(r->store, key, val, strlen(val), AUTH_FLOW_TTL_S) == STORE_OK ? 0 : -1;
+    enum store_result sr = store_put(r->store, key, val, strlen(val), AUTH_FLOW_TTL_S);
     free(val);
-    return rc;
-}
-
-enum endpoint_result auth__store_error(struct conn *c)
-{
-    return endpoint_busy(c, "store_unavailable", "Signing in is unavailable",
-                      "Signing in needs the shared session store, which cannot be reached right now. "
-                      "Try again in a few seconds.", AUTH_STORE_RETRY_S);
+    return sr;
 }
 
 void auth__launcher_button(struct strbuf *sb, const struct endpoint_req *r)
@@ -458,10 +465,10 @@ enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, 
     enum store_result sr = val ? store_put(r->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     char *loc = NULL;
     if (asprintf(&loc, "%s" AUTH_BINDING_PATH "?grant=%s", url, grant) < 0)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     enum endpoint_result st = endpoint_redirect(c, loc, headers);
     free(loc);
     return st;
@@ -477,7 +484,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
     free(id->sub);
     id->sub = malloc(37);
     if (!id->sub)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     token_person_sub(r->site->secret, id->email, id->sub);
     char session[33]; /* every login starts a new session id: no fixation */
     auth__random_id(session);
@@ -495,7 +502,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
         metrics_login(r->metrics, id->idp, true);
         if (cli) /* a command line's handoff: back to its confirmation page */
             st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
-                     ? auth__error_page(c, 500, "Error", "Out of memory.")
+                     ? endpoint_fail(c, ENDPOINT_NOMEM)
                      : endpoint_redirect(c, back, both);
         else if (json_is_true(json_object_get(flow, "launcher"))) /* the app launcher, here */
             st = endpoint_redirect(c, "/", both);
@@ -504,7 +511,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
                                     json_string_value(json_object_get(flow, "bind")), id, session,
                                     both);
     } else {
-        st = auth__error_page(c, 500, "Error", "Out of memory.");
+        st = endpoint_fail(c, ENDPOINT_NOMEM);
     }
     free(org);
     free(c1);
@@ -603,9 +610,10 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
         json_object_set_new(flow, "cli", json_string(cli));
     if (flow && bind)
         json_object_set_new(flow, "bind", json_string(bind));
-    if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
+    enum store_result sr = flow ? auth__flow_save(r, flow_id, flow) : STORE_NOMEM;
+    if (sr != STORE_OK) {
         json_decref(flow);
-        return auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     }
     json_decref(flow);
     char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, AUTH_FLOW_PATH, AUTH_FLOW_TTL_S);
@@ -619,7 +627,7 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
     if (only) {
         char *loc = NULL;
         st = asprintf(&loc, "/cdn-cgi/access/start?idp=%s", only->name) < 0
-                 ? auth__error_page(c, 500, "Error", "Out of memory.")
+                 ? endpoint_fail(c, ENDPOINT_NOMEM)
                  : endpoint_redirect(c, loc, ck);
         free(loc);
     } else {
@@ -654,11 +662,10 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
 static enum endpoint_result auth__start(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33], name[128];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->store))
-        return auth__store_error(c);
+    enum endpoint_result st;
+    json_t *flow = auth__flow_required(c, r, flow_id, &st);
     if (!flow)
-        return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
+        return st;
     const char *app_name = json_string_value(json_object_get(flow, "app"));
     const struct idp *idp = auth__query(r, "idp", name, sizeof name) ? auth__idp(r->site->cfg, name) : NULL;
     const struct app *app = NULL;
@@ -669,8 +676,8 @@ static enum endpoint_result auth__start(struct conn *c, struct endpoint_req *r)
     bool allowed = idp && (launcher || (app && !app->nallowed_idps));
     for (size_t k = 0; idp && app && k < app->nallowed_idps && !allowed; k++)
         allowed = !strcmp(app->allowed_idps[k], idp->name);
-    enum endpoint_result st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
-                     : auth__error_page(c, 400, "Unknown sign-in method", "That way to sign in is not offered for this application.");
+    st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
+                 : auth__error_page(c, 400, "Unknown sign-in method", "That way to sign in is not offered for this application.");
     json_decref(flow);
     return st;
 }
@@ -680,8 +687,9 @@ enum endpoint_result auth__start_idp(struct conn *c, struct endpoint_req *r, jso
     json_object_set_new(flow, "idp", json_string(idp->name));
     if (idp->type == IDP_OIDC)
         return auth__oidc_start(c, r, flow, flow_id, idp);
-    if (auth__flow_save(r, flow_id, flow) != 0)
-        return auth__store_error(c);
+    enum store_result sr = auth__flow_save(r, flow_id, flow);
+    if (sr != STORE_OK)
+        return endpoint_fail(c, endpoint_store_cause(sr));
     return auth__otp(c, r);
 }
 
@@ -700,7 +708,7 @@ static enum endpoint_result auth__rebind(struct conn *c, struct endpoint_req *r,
     binding_login_url(&loc, r->site->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
     sb_addf(&loc, "&%s=1", AUTH_BINDING_AGAIN);
     enum endpoint_result st = ck && !loc.overflow ? endpoint_redirect(c, loc.p, ck)
-                                 : auth__error_page(c, 500, "Error", "Out of memory.");
+                                 : endpoint_fail(c, ENDPOINT_NOMEM);
     sb_free(&loc);
     free(ck);
     return st;
@@ -731,7 +739,7 @@ static enum endpoint_result auth__authorized(struct conn *c, struct endpoint_req
     snprintf(key, sizeof key, "grant:%s", grant);
     enum store_result sr = store_take(r->store, key, &val, &len);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK) /* single use */
         return auth__error_page(c, 400, "Sign-in link used or expired", "Start again from the application.");
     json_error_t je;
@@ -966,12 +974,12 @@ static enum endpoint_result auth__logout_answer(struct conn *c, struct endpoint_
         if (session)
             sb_addf(&sb, "?ended=%s", proof);
         auth__logout_next_query(&sb, &n, session ? "&" : "?");
-        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : endpoint_redirect(c, sb.p, clear);
+        st = sb.overflow ? endpoint_fail(c, ENDPOINT_NOMEM) : endpoint_redirect(c, sb.p, clear);
     } else if (n.to_switch) { /* this app's sign-in: the login checks the address again */
         char hp[SERVED_HOST_MAX + 6];
         int hl = served_hostport(&n.to, hp);
         binding_login_url(&sb, "", hp, (size_t)hl, n.redirect, strlen(n.redirect), NULL);
-        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : endpoint_redirect(c, sb.p, clear);
+        st = sb.overflow ? endpoint_fail(c, ENDPOINT_NOMEM) : endpoint_redirect(c, sb.p, clear);
     } else {
         auth__signed_out(&sb, r, &n);
         st = endpoint_page(c, 200, "Signed out", sb.p, clear);
@@ -1023,7 +1031,7 @@ enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, c
 {
     struct end_session_job *j = calloc(1, sizeof *j);
     if (!j)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     j->site = r->site;
     j->publish = r->publish_revocations;
     j->publish_ctx = r->publish_ctx;

@@ -463,9 +463,10 @@ static void oidc__discover_finish(struct endpoint_job *lj, struct conn *c)
     json_object_set_new(j->flow, "verifier", json_string(verifier));
     json_object_set_new(j->flow, "redirect_uri", json_string(redirect_uri ? redirect_uri : ""));
     json_object_set_new(j->flow, "callback", json_string(j->idp->callback_path ? j->idp->callback_path : ""));
-    if (!redirect_uri || auth__flow_save(r, j->flow_id, j->flow) != 0) {
+    enum store_result sr = redirect_uri ? auth__flow_save(r, j->flow_id, j->flow) : STORE_NOMEM;
+    if (sr != STORE_OK) {
         free(redirect_uri);
-        auth__store_error(c);
+        endpoint_fail(c, endpoint_store_cause(sr));
         goto resume;
     }
     CURL *curl = curl_easy_init();
@@ -485,7 +486,7 @@ static void oidc__discover_finish(struct endpoint_job *lj, struct conn *c)
         sb_adds(&sb, "openid%20email%20profile");
     sb_addf(&sb, "&state=%s&nonce=%s&code_challenge=%s&code_challenge_method=S256", state, nonce, challenge);
     if (sb.overflow || !curl)
-        auth__error_page(c, 500, "Error", "Out of memory.");
+        endpoint_fail(c, ENDPOINT_NOMEM);
     else
         endpoint_redirect(c, sb.p, NULL);
     sb_free(&sb);
@@ -501,7 +502,7 @@ enum endpoint_result auth__oidc_start(struct conn *c, struct endpoint_req *r, js
 {
     struct oidc_job *j = calloc(1, sizeof *j);
     if (!j)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     j->site = r->site;
     endpoint_site_hold(r->site);
     j->store = r->store;
@@ -672,9 +673,10 @@ static enum endpoint_result oidc__mixed_up(struct conn *c, struct endpoint_req *
 enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33], state[128], code[2048], iss[1024], here[600];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->store))
-        return auth__store_error(c);
+    json_t *flow;
+    enum store_result sr = auth__flow_load(r, flow_id, &flow);
+    if (sr != STORE_OK && sr != STORE_NOT_FOUND)
+        return endpoint_fail(c, endpoint_store_cause(sr));
     const char *want = json_string_value(json_object_get(flow, "state"));
     const char *idp_name = json_string_value(json_object_get(flow, "idp"));
     const struct idp *idp = idp_name ? auth__idp(r->site->cfg, idp_name) : NULL;
@@ -698,10 +700,10 @@ enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
     snprintf(key, sizeof key, "flow:%s", flow_id);
     char *taken = NULL;
     size_t tl;
-    enum store_result sr = store_take(r->store, key, &taken, &tl);
+    sr = store_take(r->store, key, &taken, &tl);
     if (sr == STORE_UNAVAILABLE) {
         json_decref(flow);
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     }
     if (sr != STORE_OK) { /* a replayed callback */
         json_decref(flow);
@@ -727,7 +729,7 @@ enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
     if (!j || !(j->code = strdup(code))) {
         free(j);
         json_decref(flow);
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     }
     j->site = r->site;
     endpoint_site_hold(r->site);

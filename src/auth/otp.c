@@ -284,7 +284,7 @@ static enum endpoint_result otp__limits(struct conn *c, struct endpoint_req *r, 
     int64_t n;
     snprintf(key, sizeof key, "otp:sends:%s", flow_id);
     if ((n = store_incr(r->store, key, AUTH_FLOW_TTL_S)) < 0)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (n > OTP_PER_FLOW) {
         log_auth(r->site->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
                  "codes per sign-in");
@@ -307,7 +307,7 @@ static enum endpoint_result otp__limits(struct conn *c, struct endpoint_req *r, 
         goto refused_browser;
     return -1;
 refused_browser:
-    return l == OTP_STORE_DOWN ? auth__store_error(c)
+    return l == OTP_STORE_DOWN ? endpoint_fail(c, ENDPOINT_STORE_DOWN)
                                : otp__limited(c, r, idp, email, "codes per client", "from this browser");
 }
 
@@ -349,7 +349,7 @@ static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, js
     enum store_result sr = val ? store_put(r->store, key, val, strlen(val), OTP_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     log_auth(r->site->auth_log, "otp_sent", email, idp->name, app ? app->name : NULL, r->client_ip, may,
              may ? "code sent" : "address not admitted: no code sent");
     if (may) { /* fire and forget: the answer does not wait (nor tell) */
@@ -379,7 +379,7 @@ static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, j
     json_t *rec;
     enum store_result sr = otp__record(r, flow_id, &rec);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return otp__email_page(c, flow, "That code has expired. Ask for a new one.");
     snprintf(key, sizeof key, "otp:%s", flow_id);
@@ -393,7 +393,7 @@ static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, j
     int64_t tries = store_incr(r->store, tkey, OTP_TTL_S) - 1;
     enum endpoint_result st;
     if (tries < 0) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, ENDPOINT_STORE_DOWN);
         goto out;
     }
     if (!email || !want || strlen(want) != 64 || tries >= OTP_TRIES || time(NULL) >= expires) {
@@ -433,7 +433,7 @@ static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, j
     if (id.amr && (id.amr[0] = strdup("otp")))
         id.namr = 1;
     st = id.email && id.idp ? auth__complete_login(c, r, flow, &id, ck)
-                            : auth__error_page(c, 500, "Error", "Out of memory.");
+                            : endpoint_fail(c, ENDPOINT_NOMEM);
     free(ck);
     auth__identity_free(&id);
 out:
@@ -444,14 +444,12 @@ out:
 enum endpoint_result auth__otp(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->store))
-        return auth__store_error(c);
+    enum endpoint_result st;
+    json_t *flow = auth__flow_required(c, r, flow_id, &st);
     if (!flow)
-        return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
+        return st;
     const char *name = json_string_value(json_object_get(flow, "idp"));
     const struct idp *idp = name ? auth__idp(r->site->cfg, name) : NULL;
-    enum endpoint_result st;
     if (!idp || idp->type != IDP_ONETIMEPIN) {
         st = auth__error_page(c, 400, "Sign-in expired", "Start again from the application.");
     } else if (strcmp(r->method, "POST") != 0) {

@@ -5,6 +5,7 @@
 #include "proxy/local.h"
 
 #include "proxy/proxy.h"
+#include "request/error.h"
 #include "server/worker.h"
 #include "server/runtime.h"
 #include "store/store.h"
@@ -197,7 +198,7 @@ static enum step local__defer(struct conn *c, const struct endpoint *ep, endpoin
 {
     struct local_defer *d = calloc(1, sizeof *d);
     if (!d)
-        return proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
+        return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
     d->lr = c->ex->lr;
     c->ex->lr = NULL;
     d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
@@ -340,7 +341,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     return local__dispatch(c);
 nomem:
     ex->close_after = true;
-    return proxy__respond_error(c, 500, "internal", "Out of memory.");
+    return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
 }
 
 static void local__take(struct conn *c, const char *p, size_t n)
@@ -368,7 +369,7 @@ enum endpoint_result endpoint_json(struct conn *c, int status, json_t *j, const 
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!body)
-        return endpoint_error(c, 500, "internal", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     size_t n = strlen(body);
     char *nl = realloc(body, n + 2);
     if (nl) {
@@ -464,7 +465,7 @@ enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, cons
         size_t cap = w->parked_cap ? 2 * w->parked_cap : 16;
         struct conn **p = realloc(w->parked, cap * sizeof *p);
         if (!p)
-            return local__result(proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2));
+            return endpoint_fail(c, ENDPOINT_NOMEM);
         w->parked = p;
         w->parked_cap = cap;
     }
@@ -475,7 +476,7 @@ enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, cons
         c->ex->lr->park_key = strdup(key);
         if (!c->ex->lr->park_key) {
             w->nparked--;
-            return local__result(proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2));
+            return endpoint_fail(c, ENDPOINT_NOMEM);
         }
     }
     c->state = CS_WAIT;
