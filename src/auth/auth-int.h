@@ -6,6 +6,7 @@
 #include "auth/auth.h"
 #include "config/config-t.h"
 #include "core/strbuf.h"
+#include "http/http.h"
 #include "request/error.h"
 #include "request/page.h"
 #include "token/jwt.h"
@@ -17,7 +18,6 @@
 
 #define AUTH_FLOW_COOKIE  "latch_flow" /* __Host-latch_flow on https (http/cookie.h) */
 #define AUTH_PIN_COOKIE   "latch_pin"  /* a browser that signed in with a PIN as a mailbox (otp.c) */
-#define AUTH_FLOW_PATH    "/cdn-cgi/access/"
 #define AUTH_FLOW_TTL_S   600
 #define AUTH_GRANT_TTL_S  60
 /* Past this many bytes of groups, tokens carry only identity_nonce (SPEC.md §5). */

@@ -219,7 +219,7 @@ static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_re
     sb_addf(&sb, ", without asking you again, until your session ends: <b>%s</b> (in %s).</p>", until, lasts);
     sb_adds(&sb, "<p>Go on only if you just ran <code>latch</code> and it shows this code:</p><div class=\"code\">");
     sb_adds(&sb, code);
-    sb_adds(&sb, "</div><form method=\"post\" action=\"/cdn-cgi/access/cli\"><input type=\"hidden\" name=\"req\" value=\"");
+    sb_adds(&sb, "</div><form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "cli\"><input type=\"hidden\" name=\"req\" value=\"");
     sb_adds(&sb, q->id);
     sb_addf(&sb, "\"><input type=\"hidden\" name=\"csrf\" value=\"%s\"><button type=\"submit\">Authorize</button>"
                  "</form><p class=\"muted\">Not you, or not expecting this? Close this tab.</p>", csrf);
@@ -302,8 +302,8 @@ static enum endpoint_result cli__open(struct conn *c, struct endpoint_req *r)
     }
     if (sr != STORE_OK)
         return endpoint_fail(c, endpoint_store_cause(sr));
-    char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, AUTH_FLOW_PATH, REQ_TTL_S), *loc = NULL;
-    enum endpoint_result st = ck && asprintf(&loc, "/cdn-cgi/access/cli?req=%s", id) >= 0 ? endpoint_redirect(c, loc, ck)
+    char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, HTTP_ACCESS_PREFIX, REQ_TTL_S), *loc = NULL;
+    enum endpoint_result st = ck && asprintf(&loc, HTTP_ACCESS_PREFIX "cli?req=%s", id) >= 0 ? endpoint_redirect(c, loc, ck)
                                                                         : endpoint_fail(c, ENDPOINT_NOMEM);
     free(ck);
     free(loc);

@@ -408,7 +408,7 @@ bool auth__org_session(const struct endpoint_req *r, struct auth_identity *id, c
 static void auth__switch_url(struct strbuf *sb, const struct endpoint_req *r, const char *host,
                              const char *redirect)
 {
-    sb_adds(sb, "/cdn-cgi/access/logout?switch=1");
+    sb_adds(sb, HTTP_ACCESS_PREFIX "logout?switch=1");
     if (r->on_auth_domain) {
         sb_adds(sb, "&to=");
         form_urlencode(sb, host, strlen(host));
@@ -493,7 +493,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
     if (!org)
         return auth__error_page(c, 500, "Error", "The session could not be created.");
     char *c1 = auth__token_cookies(r, org, ttl);
-    char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", AUTH_FLOW_PATH, 0);
+    char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", HTTP_ACCESS_PREFIX, 0);
     char *both = NULL, *back = NULL;
     const char *cli = json_string_value(json_object_get(flow, "cli"));
     enum endpoint_result st;
@@ -501,7 +501,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
         log_auth(r->site->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
         metrics_login(r->metrics, id->idp, true);
         if (cli) /* a command line's handoff: back to its confirmation page */
-            st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
+            st = asprintf(&back, HTTP_ACCESS_PREFIX "cli?%s", cli) < 0
                      ? endpoint_fail(c, ENDPOINT_NOMEM)
                      : endpoint_redirect(c, back, both);
         else if (json_is_true(json_object_get(flow, "launcher"))) /* the app launcher, here */
@@ -616,7 +616,7 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
         return endpoint_fail(c, endpoint_store_cause(sr));
     }
     json_decref(flow);
-    char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, AUTH_FLOW_PATH, AUTH_FLOW_TTL_S);
+    char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, HTTP_ACCESS_PREFIX, AUTH_FLOW_TTL_S);
     /* the only provider: go straight to it */
     const struct idp *only = NULL;
     bool some = app && app->nallowed_idps;
@@ -626,7 +626,7 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
     enum endpoint_result st;
     if (only) {
         char *loc = NULL;
-        st = asprintf(&loc, "/cdn-cgi/access/start?idp=%s", only->name) < 0
+        st = asprintf(&loc, HTTP_ACCESS_PREFIX "start?idp=%s", only->name) < 0
                  ? endpoint_fail(c, ENDPOINT_NOMEM)
                  : endpoint_redirect(c, loc, ck);
         free(loc);
@@ -641,7 +641,7 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
                 allowed = !strcmp(app->allowed_idps[k], p->name);
             if (!allowed)
                 continue;
-            sb_adds(&sb, "<a class=\"button\" href=\"/cdn-cgi/access/start?idp=");
+            sb_adds(&sb, "<a class=\"button\" href=\"" HTTP_ACCESS_PREFIX "start?idp=");
             page_html(&sb, p->name);
             sb_adds(&sb, "\">");
             sb_adds(&sb, p->type == IDP_ONETIMEPIN ? "Email me a sign-in code" : "Continue with ");
@@ -970,7 +970,7 @@ static enum endpoint_result auth__logout_answer(struct conn *c, struct endpoint_
         char proof[33] = "";
         if (session)
             auth__ended_proof(r, session, proof);
-        sb_addf(&sb, "%s/cdn-cgi/access/logout", r->site->auth_url);
+        sb_addf(&sb, "%s" HTTP_ACCESS_PREFIX "logout", r->site->auth_url);
         if (session)
             sb_addf(&sb, "?ended=%s", proof);
         auth__logout_next_query(&sb, &n, session ? "&" : "?");
@@ -1071,7 +1071,7 @@ static enum endpoint_result auth__logout_confirm(struct conn *c, struct endpoint
     auth__logout_next(r, &n);
     sb_adds(&sb, "<h1>Sign out?</h1><p>Another page sent you here to end your session as <b>");
     page_html(&sb, id->email);
-    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">");
+    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "logout\">");
     if (n.has_to && r->on_auth_domain) {
         served_hostport(&n.to, hp);
         sb_adds(&sb, "<input type=\"hidden\" name=\"to\" value=\"");

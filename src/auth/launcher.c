@@ -146,7 +146,7 @@ static enum endpoint_result launcher__page(struct conn *c, struct endpoint_req *
     if (!listed)
         sb_adds(&sb, "<p>No application is open to you yet. If you need one, ask your administrator "
                      "for access.</p>");
-    page_button(&sb, "/cdn-cgi/access/logout", "Sign out", false);
+    page_button(&sb, HTTP_ACCESS_PREFIX "logout", "Sign out", false);
     enum endpoint_result st = sb.overflow ? auth__error_page(c, 500, "Error", "Too many applications to list.")
                          : endpoint_page(c, 200, "Your applications", sb.p, NULL);
     sb_free(&sb);

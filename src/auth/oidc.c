@@ -711,7 +711,7 @@ enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
     }
     free(taken);
     const char *callback = json_string_value(json_object_get(flow, "callback"));
-    snprintf(here, sizeof here, "/cdn-cgi/access/%s", r->name);
+    snprintf(here, sizeof here, HTTP_ACCESS_PREFIX "%s", r->name);
     if (!callback || strcmp(callback, here) != 0)
         return oidc__mixed_up(c, r, idp, flow, "the answer reached another provider's callback");
     bool iss_seen = auth__query(r, "iss", iss, sizeof iss);

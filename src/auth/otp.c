@@ -102,7 +102,7 @@ static void otp__form_start(struct strbuf *sb, json_t *flow, const char *error)
         page_html(sb, error);
         sb_adds(sb, "</div>");
     }
-    sb_adds(sb, "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    sb_adds(sb, "<form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
     page_html(sb, json_string_value(json_object_get(flow, "csrf")));
 }
 
@@ -142,12 +142,12 @@ static enum endpoint_result otp__code_page(struct conn *c, json_t *flow, const c
     sb_adds(&sb, "\"><label for=\"code\">Code</label><input id=\"code\" type=\"text\" name=\"code\" "
                  "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{8}\" maxlength=\"8\" required autofocus>"
                  "<button type=\"submit\">Sign in</button></form>"
-                 "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
+                 "<form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
     page_html(&sb, json_string_value(json_object_get(flow, "csrf")));
     sb_adds(&sb, "\"><input type=\"hidden\" name=\"email\" value=\"");
     page_html(&sb, email);
     sb_adds(&sb, "\"><button class=\"button secondary\" type=\"submit\">Send a new code</button></form>");
-    page_button(&sb, "/cdn-cgi/access/otp", "Use another email address", false);
+    page_button(&sb, HTTP_ACCESS_PREFIX "otp", "Use another email address", false);
     enum endpoint_result st = endpoint_page(c, error ? 400 : 200, "Enter your code", sb.p, NULL);
     sb_free(&sb);
     return st;
@@ -424,7 +424,7 @@ static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, j
     if (email_mailbox(email, r->site->cfg->subaddress_separators, mailbox, sizeof mailbox)) {
         auth__random_id(known_id);
         otp__known_value(r, known_id, mailbox, known);
-        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, AUTH_FLOW_PATH, OTP_KNOWN_TTL_S);
+        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, HTTP_ACCESS_PREFIX, OTP_KNOWN_TTL_S);
     }
     struct auth_identity id = { 0 };
     id.email = strdup(email);

@@ -14,6 +14,13 @@
 #define HTTP_MAX_REQUEST_LINE 8192   /* longer: 414 */
 #define HTTP_MAX_HEADER_BYTES 16384  /* header section (after the request line) longer: 431 */
 
+/* Protocol names (SPEC.md §3.4, §5, §6), spelled once. The token cookie is COOKIE_TOKEN
+ * (http/cookie.h). Header names are in lowercase, as http_find_header compares them. */
+#define HTTP_ACCESS_PREFIX    "/cdn-cgi/access/"        /* the gateway's own endpoints, on every host */
+#define HTTP_H_ACCESS_TOKEN   "cf-access-token"         /* a token presented by a program */
+#define HTTP_H_CLIENT_ID      "cf-access-client-id"     /* a service token's id… */
+#define HTTP_H_CLIENT_SECRET  "cf-access-client-secret" /* …and its secret */
+
 /* Results of the head parsers: > 0 is the head's length in bytes (through the blank line). */
 enum http_parse_result {
     HTTP_INCOMPLETE        = 0,

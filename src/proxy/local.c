@@ -276,7 +276,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
             if (ck.len)
                 sb_add(&ck, "; ", 2);
             sb_add(&ck, h->value.p, h->value.n);
-        } else if (http_slice_eq(h->name, "cf-access-token") && !lr->access_token) {
+        } else if (http_slice_eq(h->name, HTTP_H_ACCESS_TOKEN) && !lr->access_token) {
             lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "authorization") && !lr->authorization) {
             lr->authorization = strndup(h->value.p, h->value.n);

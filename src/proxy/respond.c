@@ -276,7 +276,7 @@ static enum step respond__denied(struct conn *c)
         if (ex->email && rt->cfg->auth_domain) { /* this host's logout, then this app's sign-in */
             struct strbuf to;
             sb_init(&to, 16384);
-            sb_adds(&to, "/cdn-cgi/access/logout?switch=1&redirect_url=");
+            sb_adds(&to, HTTP_ACCESS_PREFIX "logout?switch=1&redirect_url=");
             form_urlencode(&to, ex->path, ex->path_len);
             if (ex->has_query) {
                 form_urlencode(&to, "?", 1);
@@ -380,7 +380,7 @@ enum step proxy__respond_refused(struct conn *c)
 
 /* SPEC.md §9 request event, and the same request counted in metrics (also when the request
  * log is off). Nothing secret: no token, cookie or query string. */
-#define LOG_TRANSFER "/cdn-cgi/access/transfer/"
+#define LOG_TRANSFER HTTP_ACCESS_PREFIX "transfer/"
 
 void proxy__log_request(struct conn *c)
 {
