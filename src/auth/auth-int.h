@@ -95,18 +95,18 @@ char *auth__mint(const struct endpoint_req *r, const char *type, const char *aud
  * the denied page. `bind` is the login's binding tag (request/binding.h), NULL when the login URL
  * carried none. `headers` (Set-Cookie lines) go with either answer. */
 enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
-                       const char *bind, const struct auth_identity *id, const char *session,
-                       const char *headers);
+                                        const char *bind, const struct auth_identity *id, const char *session,
+                                        const char *headers);
 
 /* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go.
  * `headers` (Set-Cookie lines of the provider's own, or NULL) go with the answer. */
 enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
-                         const char *headers);
+                                          const char *headers);
 
 /* A new login flow for app/host; `bind` as for auth__grant_and_go; `cli` (a query string)
  * brings the browser back to the command line's confirmation page instead of the app. */
 enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host,
-                     const char *redirect, const char *bind, const char *cli);
+                                      const char *redirect, const char *bind, const char *cli);
 
 /* The app launcher (launcher.c): the auth domain's root and apps. */
 enum endpoint_result auth__launcher(struct conn *c, struct endpoint_req *r);
@@ -119,7 +119,7 @@ bool auth__launcher_lists(const struct endpoint_req *r, const struct app *app, c
  * before answer(c, r, session, ended) answers the request (the revocation is written on the job
  * pool, then server_revocations_reload); `ended` false when it could not be written (logged). */
 enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
-                      enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended));
+                                       enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended));
 
 /* Pages. An error page ends with the way on (auth__home_button). */
 enum endpoint_result auth__not_found(struct conn *c, struct endpoint_req *r); /* 404 "No such page." */

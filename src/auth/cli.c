@@ -192,7 +192,7 @@ static void cli__duration(int64_t s, char *out, size_t cap)
 /* The confirmation (SPEC.md §7 step 4), saying what a yes hands over: not only this app, but
  * an org token that reaches every app the person may reach, without asking, until it ends. */
 static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_req *r, const struct cli_req *q,
-                             const struct app *app, const struct auth_identity *id, const char *session)
+                                              const struct app *app, const struct auth_identity *id, const char *session)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     char code[10], csrf[65], until[64], lasts[32];
@@ -231,7 +231,7 @@ static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_re
 /* A refusal the person must see, logged as a handoff event with who asked (the browser's org
  * session, when it has one). */
 static enum endpoint_result cli__refuse(struct conn *c, struct endpoint_req *r, int status, const char *app, const char *reason,
-                       const char *title, const char *message)
+                                        const char *title, const char *message)
 {
     struct auth_identity id = { 0 };
     char session[33];

@@ -420,8 +420,8 @@ static void auth__switch_url(struct strbuf *sb, const struct endpoint_req *r, co
 /* The person is signed in, and the app's policies refuse them: who they are, the app by its
  * display name, and the ways on: another account, or the apps they may use. */
 static enum endpoint_result auth__denied(struct conn *c, struct endpoint_req *r, const struct app *app,
-                        const struct auth_identity *id, const char *host, const char *redirect,
-                        const char *headers)
+                                         const struct auth_identity *id, const char *host, const char *redirect,
+                                         const char *headers)
 {
     log_auth(r->site->auth_log, "access_denied", id->email, id->idp, app->name, r->client_ip, false,
              "no policy admits this person");
@@ -440,8 +440,8 @@ static enum endpoint_result auth__denied(struct conn *c, struct endpoint_req *r,
 }
 
 enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
-                       const char *bind, const struct auth_identity *id, const char *session,
-                       const char *headers)
+                                        const char *bind, const struct auth_identity *id, const char *session,
+                                        const char *headers)
 {
     /* the grant goes to the very origin the login named, which the gateway serves (a login
      * target was checked, but the configuration may have been reloaded since) */
@@ -475,7 +475,7 @@ enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, 
 }
 
 enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
-                         const char *headers)
+                                          const char *headers)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
     const char *redirect = json_string_value(json_object_get(flow, "redirect"));
@@ -598,7 +598,7 @@ void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, 
 /* A new login flow (its cookie, its state in the store), then the provider choice, or the only
  * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
 enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host,
-                     const char *redirect, const char *bind, const char *cli)
+                                      const char *redirect, const char *bind, const char *cli)
 {
     char flow_id[33], csrf[33];
     auth__random_id(flow_id);
@@ -1027,7 +1027,7 @@ static void auth__end_session_finish(struct endpoint_job *lj, struct conn *c)
 }
 
 enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
-                      enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended))
+                                       enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended))
 {
     struct end_session_job *j = calloc(1, sizeof *j);
     if (!j)

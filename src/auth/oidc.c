@@ -658,7 +658,7 @@ out:
  * callback: RFC 9207 §1's mix-up), or that names another issuer than its flow's provider
  * (RFC 9207 §2.4): refused, the flow spent. */
 static enum endpoint_result oidc__mixed_up(struct conn *c, struct endpoint_req *r, const struct idp *idp, json_t *flow,
-                          const char *why)
+                                           const char *why)
 {
     log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
     metrics_login(r->metrics, idp->name, false);

@@ -230,7 +230,7 @@ static enum otp_limit otp__count(const struct endpoint_req *r, const char *key, 
 
 /* 429 with when to come back: the end of the current window (Retry-After, RFC 9110 §10.2.3). */
 static enum endpoint_result otp__limited(struct conn *c, struct endpoint_req *r, const struct idp *idp, const char *email,
-                        const char *why, const char *what)
+                                         const char *why, const char *what)
 {
     time_t now = time(NULL), at = (now / OTP_WINDOW_S + 1) * OTP_WINDOW_S;
     struct tm tm;
@@ -276,19 +276,22 @@ static enum endpoint_result otp__flow_spent(struct conn *c, struct endpoint_req 
 }
 
 /* The limits of the file comment, for a code to `email` (its mailbox `mailbox`) in this flow.
- * Answers the refusal itself and returns its status; -1 when the code may go. */
-static enum endpoint_result otp__limits(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
-                       const struct idp *idp, const char *email, const char *mailbox)
+ * True once it answered the refusal itself (*st); false when the code may go. */
+static bool otp__limits(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+                        const struct idp *idp, const char *email, const char *mailbox, enum endpoint_result *st)
 {
     char key[160], mb[33], client[INET6_ADDRSTRLEN], known[33];
     int64_t n;
     snprintf(key, sizeof key, "otp:sends:%s", flow_id);
-    if ((n = store_incr(r->store, key, AUTH_FLOW_TTL_S)) < 0)
-        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
+    if ((n = store_incr(r->store, key, AUTH_FLOW_TTL_S)) < 0) {
+        *st = endpoint_fail(c, ENDPOINT_STORE_DOWN);
+        return true;
+    }
     if (n > OTP_PER_FLOW) {
         log_auth(r->site->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
                  "codes per sign-in");
-        return otp__flow_spent(c, r, flow);
+        *st = otp__flow_spent(c, r, flow);
+        return true;
     }
     otp__tag(r, mailbox, mb);
     enum otp_limit l;
@@ -296,7 +299,7 @@ static enum endpoint_result otp__limits(struct conn *c, struct endpoint_req *r, 
         snprintf(key, sizeof key, "known:%s", known);
         if ((l = otp__count(r, key, OTP_PER_KNOWN_BROWSER)) != OTP_OK)
             goto refused_browser;
-        return -1;
+        return false;
     }
     otp__client(r, client);
     snprintf(key, sizeof key, "ip:%s", client);
@@ -305,14 +308,15 @@ static enum endpoint_result otp__limits(struct conn *c, struct endpoint_req *r, 
     snprintf(key, sizeof key, "ipmb:%s:%s", client, mb);
     if ((l = otp__count(r, key, OTP_PER_MAILBOX_CLIENT)) != OTP_OK)
         goto refused_browser;
-    return -1;
+    return false;
 refused_browser:
-    return l == OTP_STORE_DOWN ? endpoint_fail(c, ENDPOINT_STORE_DOWN)
-                               : otp__limited(c, r, idp, email, "codes per client", "from this browser");
+    *st = l == OTP_STORE_DOWN ? endpoint_fail(c, ENDPOINT_STORE_DOWN)
+                              : otp__limited(c, r, idp, email, "codes per client", "from this browser");
+    return true;
 }
 
 static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
-                     const struct idp *idp, const char *raw_email)
+                                      const struct idp *idp, const char *raw_email)
 {
     char email[EMAIL_MAX_LEN + 1], mailbox[EMAIL_MAX_LEN + 1], key[64];
     if (snprintf(email, sizeof email, "%s", raw_email) >= (int)sizeof email || email_check(email))
@@ -321,9 +325,9 @@ static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, js
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     if (!email_mailbox(email, r->site->cfg->subaddress_separators, mailbox, sizeof mailbox))
         return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
-    int limited = otp__limits(c, r, flow, flow_id, idp, email, mailbox);
-    if (limited >= 0)
-        return limited;
+    enum endpoint_result st;
+    if (otp__limits(c, r, flow, flow_id, idp, email, mailbox, &st))
+        return st;
     const struct app *app = otp__app(r, flow);
     struct auth_identity probe = { .email = email, .idp = (char *)idp->name };
     bool may = app && auth__admitted(r, app, &probe, NULL);
@@ -373,7 +377,7 @@ static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, js
 }
 
 static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
-                      const struct idp *idp, const char *code)
+                                       const struct idp *idp, const char *code)
 {
     char key[64];
     json_t *rec;
