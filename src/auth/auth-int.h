@@ -117,9 +117,12 @@ bool auth__launcher_lists(const struct endpoint_req *r, const struct app *app, c
 
 /* Ends session `session`: every token minted under it is refused, on every worker of this node
  * before answer(c, r, session, ended) answers the request (the revocation is written on the job
- * pool, then server_revocations_reload); `ended` false when it could not be written (logged). */
+ * pool, then published: r->publish_revocations); `ended` false when it could not be written
+ * (logged). */
+typedef enum endpoint_result (*auth_session_ended_fn)(struct conn *c, struct endpoint_req *r,
+                                                      const char *session, bool ended);
 enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
-                                       enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended));
+                                       auth_session_ended_fn answer);
 
 /* Pages. An error page ends with the way on (auth__home_button). */
 enum endpoint_result auth__not_found(struct conn *c, struct endpoint_req *r); /* 404 "No such page." */

@@ -1000,7 +1000,7 @@ struct end_session_job {
     int64_t now, forget_before;
     char *err;
     int rc;
-    enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended);
+    auth_session_ended_fn answer;
 };
 
 static void auth__end_session_run(struct job *job)
@@ -1027,7 +1027,7 @@ static void auth__end_session_finish(struct endpoint_job *lj, struct conn *c)
 }
 
 enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
-                                       enum endpoint_result (*answer)(struct conn *c, struct endpoint_req *r, const char *session, bool ended))
+                                       auth_session_ended_fn answer)
 {
     struct end_session_job *j = calloc(1, sizeof *j);
     if (!j)

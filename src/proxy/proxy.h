@@ -73,7 +73,7 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
 enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
                       const char *extra_headers);
 enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
-/* 503 with Retry-After: retry_s, and a page whose button tries again (local_busy). */
+/* 503 with Retry-After: retry_s, and a page whose button tries again (endpoint_busy). */
 enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
                               unsigned retry_s);
 enum step proxy__respond_refused(struct conn *c);
