@@ -13,12 +13,9 @@ src=${1:-$(cd "$(dirname "$0")/.." && pwd)/src}
 # Each must exist; the script fails once one is gone, so that its line is deleted with it.
 #   FROM TO      who removes it, and how
 pending=(
-    "auth proxy"   # endpoints: auth/auth.h includes proxy/local.h (handlers return enum step)
-    "proxy auth"   # endpoints: proxy/local.c calls auth_handle; respond.c uses auth/binding.h
-    "auth server"  # endpoints: auth reaches server/worker.h (r->w->…), server/server.h, and
-                   #   server/runtime.h (the runtime must sit below auth or come in the request)
-    "proxy server" # core: proxy uses server/worker.h and server/connlimit.h (its per-worker
-                   #   state goes behind proxy_worker_*), and server/runtime.h (as above)
+    "proxy server" # proxy reads the worker it runs on (server/worker.h: its loop, store, keys,
+                   #   caches, metrics block), server/connlimit.h and server/runtime.h: those
+                   #   shared parts must move below proxy (a worker context in request/)
 )
 
 declare -A where=()   # "from to" -> first "file:line" that makes the edge

@@ -1,17 +1,16 @@
 /* The auth domain and the gateway's own endpoints (SPEC.md §6): login pages, identity
- * providers, one-time PINs, sessions, single sign-on, grants, logout, identity, certs. */
+ * providers, one-time PINs, sessions, single sign-on, grants, logout, identity, certs, and the
+ * command line's handoff. They are rows of the tables below (request/endpoint.h), which the
+ * server hands to the transport at start. */
 #ifndef LATCH_AUTH_H
 #define LATCH_AUTH_H
 
-#include "proxy/local.h"
+#include "request/endpoint.h"
 
-#include <stdbool.h>
-
-/* Handles one request under /cdn-cgi/access/ whose body (if any) has been read. Returns the
- * proxy's step result (through the local_* answer functions). */
-int auth_handle(struct conn *c, struct local_req *r);
-/* False for the endpoints that never touch the shared store (certs, app, get-identity): with
- * Redis they are answered on the worker rather than on the job pool. */
-bool auth_needs_store(const struct local_req *r);
+/* The command line's handoff (cli.c): app, cli, transfer/<key>, token, cli-logout. */
+extern const struct endpoint_table auth_cli_endpoints;
+/* Everything else under /cdn-cgi/access/ (endpoints.c); its last row answers 404 for any
+ * other name, so it goes last. */
+extern const struct endpoint_table auth_endpoints;
 
 #endif

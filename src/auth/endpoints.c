@@ -1,8 +1,9 @@
 /* The gateway's own endpoints (SPEC.md §6): the dispatcher, and what needs no identity provider:
  * certs, app, login (with single sign-on), authorized, logout, get-identity. */
 #include "auth/auth-int.h"
+#include "auth/auth.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "auth/redirect.h"
 #include "core/strbuf.h"
 #include "core/ipaddr.h"
@@ -14,13 +15,11 @@
 #include "policy/policy.h"
 #include "route/route.h"
 #include "route/served.h"
-#include "server/runtime.h"
-#include "server/server.h"
-#include "server/worker.h"
 #include "store/store.h"
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/verify.h"
 
 #include <arpa/inet.h>
 #include <sodium.h>
@@ -106,41 +105,41 @@ int auth__identity_from_json(json_t *j, struct auth_identity *id)
     return 0;
 }
 
-char *auth__set_cookie(const struct local_req *r, const char *name, const char *value,
+char *auth__set_cookie(const struct endpoint_req *r, const char *name, const char *value,
                        const char *path, int64_t max_age)
 {
     return cookie_set_line(name, value, strlen(value), path, max_age, r->secure_cookies);
 }
 
-char *auth__set_own_cookie(const struct local_req *r, const char *base, const char *value,
+char *auth__set_own_cookie(const struct endpoint_req *r, const char *base, const char *value,
                            const char *path, int64_t max_age)
 {
     return cookie_own_set_line(base, value, path, max_age, r->self.https, r->secure_cookies);
 }
 
-char *auth__token_cookies(const struct local_req *r, const char *tok, int64_t max_age)
+char *auth__token_cookies(const struct endpoint_req *r, const char *tok, int64_t max_age)
 {
-    return cookie_token_lines(r->rt->secret, tok, strlen(tok), max_age, r->self.https, r->secure_cookies);
+    return cookie_token_lines(r->site->secret, tok, strlen(tok), max_age, r->self.https, r->secure_cookies);
 }
 
-bool auth__token_cookie(const struct local_req *r, char *out, size_t cap)
+bool auth__token_cookie(const struct endpoint_req *r, char *out, size_t cap)
 {
     struct http_slice v, h = { r->cookies, strlen(r->cookies) };
-    if (!cookie_token_find(r->rt->secret, &h, 1, r->self.https, &v) || v.n >= cap || v.n == 0)
+    if (!cookie_token_find(r->site->secret, &h, 1, r->self.https, &v) || v.n >= cap || v.n == 0)
         return false;
     memcpy(out, v.p, v.n);
     out[v.n] = '\0';
     return true;
 }
 
-bool auth__own_cookie(const struct local_req *r, const char *base, char *out, size_t cap)
+bool auth__own_cookie(const struct endpoint_req *r, const char *base, char *out, size_t cap)
 {
     char name[COOKIE_OWN_NAME_MAX];
     cookie_own_name(base, r->self.https, name);
     return auth__cookie(r, name, out, cap);
 }
 
-bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t cap)
+bool auth__cookie(const struct endpoint_req *r, const char *name, char *out, size_t cap)
 {
     struct http_slice v, h = { r->cookies, strlen(r->cookies) };
     if (!cookie_find(h, name, &v) || v.n >= cap || v.n == 0)
@@ -150,12 +149,12 @@ bool auth__cookie(const struct local_req *r, const char *name, char *out, size_t
     return true;
 }
 
-bool auth__query(const struct local_req *r, const char *name, char *out, size_t cap)
+bool auth__query(const struct endpoint_req *r, const char *name, char *out, size_t cap)
 {
     return form_get(r->query, r->query_len, name, out, cap) >= 0;
 }
 
-bool auth__form(const struct local_req *r, const char *name, char *out, size_t cap)
+bool auth__form(const struct endpoint_req *r, const char *name, char *out, size_t cap)
 {
     return r->form && r->body.p && form_get(r->body.p, r->body.len, name, out, cap) >= 0;
 }
@@ -168,50 +167,57 @@ const struct idp *auth__idp(const struct config *cfg, const char *name)
     return NULL;
 }
 
-json_t *auth__flow_load(const struct local_req *r, char id[33])
+enum store_result auth__flow_load(const struct endpoint_req *r, char id[33], json_t **flow)
 {
     char key[64], *val = NULL;
     size_t len;
+    *flow = NULL;
     if (!auth__own_cookie(r, AUTH_FLOW_COOKIE, id, 33) || strlen(id) != 32)
-        return NULL;
+        return STORE_NOT_FOUND;
     snprintf(key, sizeof key, "flow:%s", id);
-    if (store_get(r->w->store, key, &val, &len) != STORE_OK)
-        return NULL;
+    enum store_result sr = store_get(r->store, key, &val, &len);
+    if (sr != STORE_OK)
+        return sr;
     json_error_t je;
-    json_t *j = json_loadb(val, len, 0, &je);
+    *flow = json_loadb(val, len, 0, &je);
     free(val);
-    return j;
+    return *flow ? STORE_OK : STORE_NOT_FOUND; /* not ours: as good as none */
 }
 
-int auth__flow_save(const struct local_req *r, const char *id, json_t *flow)
+json_t *auth__flow_required(struct conn *c, struct endpoint_req *r, char id[33], enum endpoint_result *st)
+{
+    json_t *flow;
+    enum store_result sr = auth__flow_load(r, id, &flow);
+    if (sr == STORE_NOT_FOUND)
+        *st = auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another "
+                               "browser. Start again from the application.");
+    else if (sr != STORE_OK)
+        *st = endpoint_fail(c, endpoint_store_cause(sr));
+    return flow;
+}
+
+enum store_result auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow)
 {
     char key[64];
     char *val = json_dumps(flow, JSON_COMPACT);
     if (!val)
-        return -1;
+        return STORE_NOMEM;
     snprintf(key, sizeof key, "flow:%s", id);
-    int rc = store_put(r->w->store, key, val, strlen(val), AUTH_FLOW_TTL_S) == STORE_OK ? 0 : -1;
+    enum store_result sr = store_put(r->store, key, val, strlen(val), AUTH_FLOW_TTL_S);
     free(val);
-    return rc;
+    return sr;
 }
 
-int auth__store_error(struct conn *c)
-{
-    return local_busy(c, "store_unavailable", "Signing in is unavailable",
-                      "Signing in needs the shared session store, which cannot be reached right now. "
-                      "Try again in a few seconds.", AUTH_STORE_RETRY_S);
-}
-
-void auth__launcher_button(struct strbuf *sb, const struct local_req *r)
+void auth__launcher_button(struct strbuf *sb, const struct endpoint_req *r)
 {
     char url[SERVED_HOST_MAX + 32];
-    if (!r->rt->cfg->auth_domain)
+    if (!r->site->cfg->auth_domain)
         return;
-    snprintf(url, sizeof url, "%s/", r->on_auth_domain ? "" : r->rt->auth_url);
-    local_button(sb, url, "Your applications", false);
+    snprintf(url, sizeof url, "%s/", r->on_auth_domain ? "" : r->site->auth_url);
+    page_button(sb, url, "Your applications", false);
 }
 
-void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primary)
+void auth__home_button(struct strbuf *sb, const struct endpoint_req *r, bool primary)
 {
     const struct app *home = auth__target_app(r, r->host, "/");
     char label[128];
@@ -223,20 +229,16 @@ void auth__home_button(struct strbuf *sb, const struct local_req *r, bool primar
         auth__launcher_button(sb, r);
         return;
     }
-    local_button(sb, "/", label, primary);
+    page_button(sb, "/", label, primary);
 }
 
-int auth__error_page(struct conn *c, int status, const char *title, const char *message)
+enum endpoint_result auth__error_page(struct conn *c, int status, const char *title, const char *message)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
-    sb_adds(&sb, "<h1>");
-    local_html(&sb, title);
-    sb_adds(&sb, "</h1><p>");
-    local_html(&sb, message);
-    sb_adds(&sb, "</p>");
-    auth__home_button(&sb, local_request(c), true);
-    int st = local_page(c, status, title, sb.p, NULL);
+    page_message(&sb, title, message);
+    auth__home_button(&sb, endpoint_request(c), true);
+    enum endpoint_result st = endpoint_page(c, status, title, sb.p, NULL);
     sb_free(&sb);
     return st;
 }
@@ -255,7 +257,7 @@ static void auth__policy_identity(const struct auth_identity *id, struct identit
     out->namr = id->namr;
 }
 
-bool auth__admitted(const struct local_req *r, const struct app *app, const struct auth_identity *id,
+bool auth__admitted(const struct endpoint_req *r, const struct app *app, const struct auth_identity *id,
                     const struct policy **decided)
 {
     struct identity pid;
@@ -282,7 +284,7 @@ bool auth__admitted(const struct local_req *r, const struct app *app, const stru
     return res.decision == ACCESS_ALLOW || res.decision == ACCESS_BYPASS;
 }
 
-const struct app *auth__app_at(const struct local_req *r, const char *host, const char *path)
+const struct app *auth__app_at(const struct endpoint_req *r, const char *host, const char *path)
 {
     char norm[512];
     size_t hl = strlen(host);
@@ -296,19 +298,19 @@ const struct app *auth__app_at(const struct local_req *r, const char *host, cons
     size_t fl, ml;
     const struct app *app = NULL;
     if (fwd && match && path_normalize(path, plen, fwd, &fl, match, &ml) == 0)
-        app = route_match(r->rt->routes, norm, (size_t)n, match, ml);
+        app = route_match(r->site->routes, norm, (size_t)n, match, ml);
     free(fwd);
     free(match);
     return app;
 }
 
-const struct app *auth__target_app(const struct local_req *r, const char *host, const char *redirect)
+const struct app *auth__target_app(const struct endpoint_req *r, const char *host, const char *redirect)
 {
     const struct app *app = auth__app_at(r, host, redirect && redirect[0] == '/' ? redirect : "/");
     return app ? app : auth__app_at(r, host, "/");
 }
 
-char *auth__mint(const struct local_req *r, const char *type, const char *aud,
+char *auth__mint(const struct endpoint_req *r, const char *type, const char *aud,
                  const struct auth_identity *id, const char *session, int64_t ttl)
 {
     size_t groups_len = 0;
@@ -323,12 +325,12 @@ char *auth__mint(const struct local_req *r, const char *type, const char *aud,
                               .omit_groups = !inline_groups, .ttl_s = ttl };
     if (!inline_groups) { /* the full identity stays server-side under the nonce */
         json_t *j = auth__identity_json(id);
-        int ok = j && store_identity_put(r->w->store, session, j, ttl + 3600) == STORE_OK;
+        int ok = j && store_identity_put(r->store, session, j, ttl + 3600) == STORE_OK;
         json_decref(j);
         if (!ok)
             return NULL;
     }
-    return token_mint(r->keys, r->rt->auth_url, &mc, time(NULL));
+    return token_mint(r->keys, r->site->auth_url, &mc, time(NULL));
 }
 
 static char **auth__strdups(const char *const *v, size_t n)
@@ -344,10 +346,10 @@ static char **auth__strdups(const char *const *v, size_t n)
     return out;
 }
 
-int auth__token_identity(const struct local_req *r, const struct token *t, struct auth_identity *id)
+int auth__token_identity(const struct endpoint_req *r, const struct token *t, struct auth_identity *id)
 {
     if (!t->has_groups) { /* a large identity: kept server-side under its nonce */
-        json_t *stored = t->identity_nonce ? store_identity_get(r->w->store, t->identity_nonce) : NULL;
+        json_t *stored = t->identity_nonce ? store_identity_get(r->store, t->identity_nonce) : NULL;
         int rc = stored ? auth__identity_from_json(stored, id) : -1;
         json_decref(stored);
         return rc;
@@ -365,31 +367,36 @@ int auth__token_identity(const struct local_req *r, const struct token *t, struc
     return 0;
 }
 
-enum token_status auth__org_token(const struct local_req *r, const char *tok, struct auth_identity *id,
+struct token_want auth__want(const struct endpoint_req *r, const char *type, const struct app *app)
+{
+    return (struct token_want){
+        .iss = r->site->auth_url,
+        .type = type,
+        .aud = app ? endpoint_aud(r->site, app) : r->site->cfg->auth_domain,
+        .session = !app, /* an app token may be a service token's: no session */
+        .rev = r->rev,
+        .seps = r->site->cfg->subaddress_separators,
+        .app = app ? app->name : NULL,
+    };
+}
+
+enum token_status auth__org_token(const struct endpoint_req *r, const char *tok, struct auth_identity *id,
                                   char session[33])
 {
     struct token t;
-    time_t now = time(NULL);
-    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    struct token_want want = auth__want(r, "org", NULL);
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
     if (ts != TOKEN_OK)
         return ts;
-    ts = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && (!t.email || !t.identity_nonce || strlen(t.identity_nonce) != 32))
+    memcpy(session, t.identity_nonce, 33);
+    if (auth__token_identity(r, &t, id) != 0)
         ts = TOKEN_BAD_CLAIMS;
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL,
-                                            t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK) {
-        memcpy(session, t.identity_nonce, 33);
-        if (auth__token_identity(r, &t, id) != 0)
-            ts = TOKEN_BAD_CLAIMS;
-    }
     token_free(&t);
     return ts;
 }
 
 /* The org session: CF_Authorization on the auth domain, type "org". */
-bool auth__org_session(const struct local_req *r, struct auth_identity *id, char session[33])
+bool auth__org_session(const struct endpoint_req *r, struct auth_identity *id, char session[33])
 {
     char tok[JWT_MAX_LEN + 1];
     return r->on_auth_domain && auth__token_cookie(r, tok, sizeof tok) &&
@@ -400,10 +407,10 @@ bool auth__org_session(const struct local_req *r, struct auth_identity *id, char
 
 /* The path of this gateway's logout that ends the session, then starts a sign-in to the app at
  * `host` (`redirect` there): "Sign in as someone else". On an app host its own logout. */
-static void auth__switch_url(struct strbuf *sb, const struct local_req *r, const char *host,
+static void auth__switch_url(struct strbuf *sb, const struct endpoint_req *r, const char *host,
                              const char *redirect)
 {
-    sb_adds(sb, "/cdn-cgi/access/logout?switch=1");
+    sb_adds(sb, HTTP_ACCESS_PREFIX "logout?switch=1");
     if (r->on_auth_domain) {
         sb_adds(sb, "&to=");
         form_urlencode(sb, host, strlen(host));
@@ -414,36 +421,36 @@ static void auth__switch_url(struct strbuf *sb, const struct local_req *r, const
 
 /* The person is signed in, and the app's policies refuse them: who they are, the app by its
  * display name, and the ways on: another account, or the apps they may use. */
-static int auth__denied(struct conn *c, struct local_req *r, const struct app *app,
-                        const struct auth_identity *id, const char *host, const char *redirect,
-                        const char *headers)
+static enum endpoint_result auth__denied(struct conn *c, struct endpoint_req *r, const struct app *app,
+                                         const struct auth_identity *id, const char *host, const char *redirect,
+                                         const char *headers)
 {
-    log_auth(r->rt->auth_log, "access_denied", id->email, id->idp, app->name, r->client_ip, false,
+    log_auth(r->site->auth_log, "access_denied", id->email, id->idp, app->name, r->client_ip, false,
              "no policy admits this person");
     struct strbuf sb, sw;
     sb_init(&sb, 16384);
     sb_init(&sw, 8192);
-    local_denied_html(&sb, id->email, NULL, app->display_name);
+    page_denied_html(&sb, id->email, NULL, app->display_name);
     auth__switch_url(&sw, r, host, redirect);
     if (!sw.overflow)
-        local_button(&sb, sw.p, "Sign in as someone else", false);
+        page_button(&sb, sw.p, "Sign in as someone else", false);
     auth__launcher_button(&sb, r);
-    int st = local_page(c, 403, "Access denied", sb.p, headers);
+    enum endpoint_result st = endpoint_page(c, 403, "Access denied", sb.p, headers);
     sb_free(&sb);
     sb_free(&sw);
     return st;
 }
 
-int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, const char *redirect,
-                       const char *bind, const struct auth_identity *id, const char *session,
-                       const char *headers)
+enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
+                                        const char *bind, const struct auth_identity *id, const char *session,
+                                        const char *headers)
 {
     /* the grant goes to the very origin the login named, which the gateway serves (a login
      * target was checked, but the configuration may have been reloaded since) */
     struct served_origin to;
     char url[SERVED_HOST_MAX + 14];
     const struct app *app = auth__target_app(r, host, redirect);
-    if (!app || served_lookup(r->rt->cfg, -1, host, strlen(host), &to) != 0)
+    if (!app || served_lookup(r->site->cfg, -1, host, strlen(host), &to) != 0)
         return auth__error_page(c, 400, "Unknown application", "No application is served at that address.");
     if (!auth__admitted(r, app, id, NULL))
         return auth__denied(c, r, app, id, host, redirect, headers);
@@ -457,20 +464,20 @@ int auth__grant_and_go(struct conn *c, struct local_req *r, const char *host, co
         json_object_set_new(g, "bind", json_string(bind));
     char *val = g ? json_dumps(g, JSON_COMPACT) : NULL;
     json_decref(g);
-    enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
+    enum store_result sr = val ? store_put(r->store, key, val, strlen(val), AUTH_GRANT_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     char *loc = NULL;
     if (asprintf(&loc, "%s" AUTH_BINDING_PATH "?grant=%s", url, grant) < 0)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    int st = local_redirect(c, loc, headers);
+        return endpoint_fail(c, ENDPOINT_NOMEM);
+    enum endpoint_result st = endpoint_redirect(c, loc, headers);
     free(loc);
     return st;
 }
 
-int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, struct auth_identity *id,
-                         const char *headers)
+enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
+                                          const char *headers)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
     const char *redirect = json_string_value(json_object_get(flow, "redirect"));
@@ -479,34 +486,34 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
     free(id->sub);
     id->sub = malloc(37);
     if (!id->sub)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    token_person_sub(r->rt->secret, id->email, id->sub);
+        return endpoint_fail(c, ENDPOINT_NOMEM);
+    token_person_sub(r->site->secret, id->email, id->sub);
     char session[33]; /* every login starts a new session id: no fixation */
     auth__random_id(session);
-    int64_t ttl = r->rt->cfg->session_duration_s;
-    char *org = auth__mint(r, "org", r->rt->cfg->auth_domain, id, session, ttl);
+    int64_t ttl = r->site->cfg->session_duration_s;
+    char *org = auth__mint(r, "org", r->site->cfg->auth_domain, id, session, ttl);
     if (!org)
         return auth__error_page(c, 500, "Error", "The session could not be created.");
     char *c1 = auth__token_cookies(r, org, ttl);
-    char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", AUTH_FLOW_PATH, 0);
+    char *c2 = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, "", HTTP_ACCESS_PREFIX, 0);
     char *both = NULL, *back = NULL;
     const char *cli = json_string_value(json_object_get(flow, "cli"));
-    int st;
+    enum endpoint_result st;
     if (c1 && c2 && asprintf(&both, "%s%s%s", c1, c2, headers ? headers : "") >= 0) {
-        log_auth(r->rt->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
-        metrics_login(r->w->metrics, id->idp, true);
+        log_auth(r->site->auth_log, "login", id->email, id->idp, NULL, r->client_ip, true, "signed in");
+        metrics_login(r->metrics, id->idp, true);
         if (cli) /* a command line's handoff: back to its confirmation page */
-            st = asprintf(&back, "/cdn-cgi/access/cli?%s", cli) < 0
-                     ? auth__error_page(c, 500, "Error", "Out of memory.")
-                     : local_redirect(c, back, both);
+            st = asprintf(&back, HTTP_ACCESS_PREFIX "cli?%s", cli) < 0
+                     ? endpoint_fail(c, ENDPOINT_NOMEM)
+                     : endpoint_redirect(c, back, both);
         else if (json_is_true(json_object_get(flow, "launcher"))) /* the app launcher, here */
-            st = local_redirect(c, "/", both);
+            st = endpoint_redirect(c, "/", both);
         else
             st = auth__grant_and_go(c, r, host, redirect,
                                     json_string_value(json_object_get(flow, "bind")), id, session,
                                     both);
     } else {
-        st = auth__error_page(c, 500, "Error", "Out of memory.");
+        st = endpoint_fail(c, ENDPOINT_NOMEM);
     }
     free(org);
     free(c1);
@@ -521,19 +528,19 @@ int auth__complete_login(struct conn *c, struct local_req *r, json_t *flow, stru
 /* GET login/<host>?redirect_url=… on the auth domain. `target` (normalized host[:port]) must
  * be an origin the gateway serves (route/served.h): a link naming another port of an app's
  * host name would send the grant to whoever listens there. */
-static int auth__login(struct conn *c, struct local_req *r, const char *target)
+static enum endpoint_result auth__login(struct conn *c, struct endpoint_req *r, const char *target)
 {
     struct served_origin to;
     char host[SERVED_HOST_MAX + 6], redirect[4096];
-    if (served_lookup(r->rt->cfg, -1, target, strlen(target), &to) != 0) {
-        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
+    if (served_lookup(r->site->cfg, -1, target, strlen(target), &to) != 0) {
+        log_auth(r->site->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
                  "login for an address this gateway does not serve");
-        metrics_login(r->w->metrics, NULL, false);
+        metrics_login(r->metrics, NULL, false);
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
-    if (!to.https && !strncmp(r->rt->auth_url, "https:", 6) && !ipaddr_loopback_name(to.host)) {
+    if (!to.https && !strncmp(r->site->auth_url, "https:", 6) && !ipaddr_loopback_name(to.host)) {
         /* the grant would cross the network in clear (a plain port 80 beside 443) */
-        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
+        log_auth(r->site->auth_log, "login", NULL, NULL, NULL, r->client_ip, false,
                  "login for a plain http address of an https gateway");
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
@@ -545,13 +552,13 @@ static int auth__login(struct conn *c, struct local_req *r, const char *target)
                                     "The address to return to after signing in is not allowed.");
         strcpy(redirect, "/");
     }
-    if (redirect_check(r->rt->cfg, r->rt->routes, redirect, strlen(redirect)) != 0)
+    if (redirect_check(r->site->cfg, r->site->routes, redirect, strlen(redirect)) != 0)
         return auth__error_page(c, 400, "Invalid return address",
                                 "The address to return to after signing in is not allowed.");
     const struct app *app = auth__target_app(r, host, redirect);
     if (!app) {
-        log_auth(r->rt->auth_log, "login", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
-        metrics_login(r->w->metrics, NULL, false);
+        log_auth(r->site->auth_log, "login", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
+        metrics_login(r->metrics, NULL, false);
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
     /* the binding's tag, "+" after it when the login is already a browser's second try
@@ -564,7 +571,7 @@ static int auth__login(struct conn *c, struct local_req *r, const char *target)
     struct auth_identity id;
     char session[33];
     if (auth__org_session(r, &id, session)) { /* single sign-on: no identity provider round trip */
-        int st = auth__grant_and_go(c, r, host, redirect, bind, &id, session, NULL);
+        enum endpoint_result st = auth__grant_and_go(c, r, host, redirect, bind, &id, session, NULL);
         auth__identity_free(&id);
         return st;
     }
@@ -574,15 +581,15 @@ static int auth__login(struct conn *c, struct local_req *r, const char *target)
 void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, const struct app *app)
 {
     sb_adds(sb, "<h1>");
-    local_html(sb, title);
+    page_html(sb, title);
     sb_adds(sb, "</h1><p>");
     if (lead) {
-        local_html(sb, lead);
+        page_html(sb, lead);
         sb_adds(sb, " ");
     }
     if (app) {
         sb_adds(sb, "to continue to <b>");
-        local_html(sb, app->display_name);
+        page_html(sb, app->display_name);
         sb_adds(sb, "</b>");
     } else {
         sb_adds(sb, "to see the applications you may use");
@@ -592,8 +599,8 @@ void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, 
 
 /* A new login flow (its cookie, its state in the store), then the provider choice, or the only
  * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
-int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app, const char *host,
-                     const char *redirect, const char *bind, const char *cli)
+enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host,
+                                      const char *redirect, const char *bind, const char *cli)
 {
     char flow_id[33], csrf[33];
     auth__random_id(flow_id);
@@ -605,47 +612,48 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
         json_object_set_new(flow, "cli", json_string(cli));
     if (flow && bind)
         json_object_set_new(flow, "bind", json_string(bind));
-    if (!flow || auth__flow_save(r, flow_id, flow) != 0) {
+    enum store_result sr = flow ? auth__flow_save(r, flow_id, flow) : STORE_NOMEM;
+    if (sr != STORE_OK) {
         json_decref(flow);
-        return auth__store_error(c);
+        return endpoint_fail(c, endpoint_store_cause(sr));
     }
     json_decref(flow);
-    char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, AUTH_FLOW_PATH, AUTH_FLOW_TTL_S);
+    char *ck = auth__set_own_cookie(r, AUTH_FLOW_COOKIE, flow_id, HTTP_ACCESS_PREFIX, AUTH_FLOW_TTL_S);
     /* the only provider: go straight to it */
     const struct idp *only = NULL;
     bool some = app && app->nallowed_idps;
-    size_t n = some ? app->nallowed_idps : r->rt->cfg->nidps;
+    size_t n = some ? app->nallowed_idps : r->site->cfg->nidps;
     if (n == 1)
-        only = auth__idp(r->rt->cfg, some ? app->allowed_idps[0] : r->rt->cfg->idps[0].name);
-    int st;
+        only = auth__idp(r->site->cfg, some ? app->allowed_idps[0] : r->site->cfg->idps[0].name);
+    enum endpoint_result st;
     if (only) {
         char *loc = NULL;
-        st = asprintf(&loc, "/cdn-cgi/access/start?idp=%s", only->name) < 0
-                 ? auth__error_page(c, 500, "Error", "Out of memory.")
-                 : local_redirect(c, loc, ck);
+        st = asprintf(&loc, HTTP_ACCESS_PREFIX "start?idp=%s", only->name) < 0
+                 ? endpoint_fail(c, ENDPOINT_NOMEM)
+                 : endpoint_redirect(c, loc, ck);
         free(loc);
     } else {
         struct strbuf sb;
         sb_init(&sb, 16384);
         auth__sign_in_head(&sb, "Sign in", NULL, app);
-        for (size_t i = 0; i < r->rt->cfg->nidps; i++) {
-            const struct idp *p = &r->rt->cfg->idps[i];
+        for (size_t i = 0; i < r->site->cfg->nidps; i++) {
+            const struct idp *p = &r->site->cfg->idps[i];
             bool allowed = !some;
             for (size_t k = 0; some && k < app->nallowed_idps && !allowed; k++)
                 allowed = !strcmp(app->allowed_idps[k], p->name);
             if (!allowed)
                 continue;
-            sb_adds(&sb, "<a class=\"button\" href=\"/cdn-cgi/access/start?idp=");
-            local_html(&sb, p->name);
+            sb_adds(&sb, "<a class=\"button\" href=\"" HTTP_ACCESS_PREFIX "start?idp=");
+            page_html(&sb, p->name);
             sb_adds(&sb, "\">");
             sb_adds(&sb, p->type == IDP_ONETIMEPIN ? "Email me a sign-in code" : "Continue with ");
             if (p->type != IDP_ONETIMEPIN)
-                local_html(&sb, p->name);
+                page_html(&sb, p->name);
             sb_adds(&sb, "</a>");
         }
         if (n == 0)
             sb_adds(&sb, "<div class=\"error\">No way to sign in is configured for this application.</div>");
-        st = local_page(c, 200, "Sign in", sb.p, ck);
+        st = endpoint_page(c, 200, "Sign in", sb.p, ck);
         sb_free(&sb);
     }
     free(ck);
@@ -653,37 +661,37 @@ int auth__begin_flow(struct conn *c, struct local_req *r, const struct app *app,
 }
 
 /* GET start?idp=NAME: the flow (from its cookie) goes to that provider. */
-static int auth__start(struct conn *c, struct local_req *r)
+static enum endpoint_result auth__start(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33], name[128];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->w->store))
-        return auth__store_error(c);
+    enum endpoint_result st;
+    json_t *flow = auth__flow_required(c, r, flow_id, &st);
     if (!flow)
-        return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
+        return st;
     const char *app_name = json_string_value(json_object_get(flow, "app"));
-    const struct idp *idp = auth__query(r, "idp", name, sizeof name) ? auth__idp(r->rt->cfg, name) : NULL;
+    const struct idp *idp = auth__query(r, "idp", name, sizeof name) ? auth__idp(r->site->cfg, name) : NULL;
     const struct app *app = NULL;
-    for (size_t i = 0; app_name && i < r->rt->cfg->napps; i++)
-        if (!strcmp(r->rt->cfg->apps[i].name, app_name))
-            app = &r->rt->cfg->apps[i];
+    for (size_t i = 0; app_name && i < r->site->cfg->napps; i++)
+        if (!strcmp(r->site->cfg->apps[i].name, app_name))
+            app = &r->site->cfg->apps[i];
     bool launcher = json_is_true(json_object_get(flow, "launcher"));
     bool allowed = idp && (launcher || (app && !app->nallowed_idps));
     for (size_t k = 0; idp && app && k < app->nallowed_idps && !allowed; k++)
         allowed = !strcmp(app->allowed_idps[k], idp->name);
-    int st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
-                     : auth__error_page(c, 400, "Unknown sign-in method", "That way to sign in is not offered for this application.");
+    st = allowed ? auth__start_idp(c, r, flow, flow_id, idp)
+                 : auth__error_page(c, 400, "Unknown sign-in method", "That way to sign in is not offered for this application.");
     json_decref(flow);
     return st;
 }
 
-int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
+enum endpoint_result auth__start_idp(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
 {
     json_object_set_new(flow, "idp", json_string(idp->name));
     if (idp->type == IDP_OIDC)
         return auth__oidc_start(c, r, flow, flow_id, idp);
-    if (auth__flow_save(r, flow_id, flow) != 0)
-        return auth__store_error(c);
+    enum store_result sr = auth__flow_save(r, flow_id, flow);
+    if (sr != STORE_OK)
+        return endpoint_fail(c, endpoint_store_cause(sr));
     return auth__otp(c, r);
 }
 
@@ -691,7 +699,7 @@ int auth__start_idp(struct conn *c, struct local_req *r, json_t *flow, const cha
  * login link), or to a login this browser no longer holds: it is spent, its identity is not
  * planted here (that is the login CSRF), and this browser signs in again as itself, bound this
  * time; its own org session, if any, makes that a pair of redirects (single sign-on). */
-static int auth__rebind(struct conn *c, struct local_req *r, const char *host, const char *redirect)
+static enum endpoint_result auth__rebind(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect)
 {
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     binding_new(nonce, tag);
@@ -699,10 +707,10 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
     char *ck = auth__set_own_cookie(r, name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S);
     struct strbuf loc;
     sb_init(&loc, 16384);
-    binding_login_url(&loc, r->rt->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
+    binding_login_url(&loc, r->site->auth_url, host, strlen(host), redirect, strlen(redirect), tag);
     sb_addf(&loc, "&%s=1", AUTH_BINDING_AGAIN);
-    int st = ck && !loc.overflow ? local_redirect(c, loc.p, ck)
-                                 : auth__error_page(c, 500, "Error", "Out of memory.");
+    enum endpoint_result st = ck && !loc.overflow ? endpoint_redirect(c, loc.p, ck)
+                                 : endpoint_fail(c, ENDPOINT_NOMEM);
     sb_free(&loc);
     free(ck);
     return st;
@@ -713,7 +721,7 @@ static int auth__rebind(struct conn *c, struct local_req *r, const char *host, c
  * grant), or nothing at all (another browser, or cookies off). */
 enum bound { BOUND_HERE, BOUND_OTHER, BOUND_NONE };
 
-static enum bound auth__bound(const struct local_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
+static enum bound auth__bound(const struct endpoint_req *r, const char *bound, char name[AUTH_BINDING_NAME_MAX])
 {
     char nonce[40], tag[33];
     binding_cookie_base(bound, name);
@@ -723,17 +731,17 @@ static enum bound auth__bound(const struct local_req *r, const char *bound, char
 }
 
 /* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
- * in the browser that started its login only (auth/binding.h). */
-static int auth__authorized(struct conn *c, struct local_req *r)
+ * in the browser that started its login only (request/binding.h). */
+static enum endpoint_result auth__authorized(struct conn *c, struct endpoint_req *r)
 {
     char grant[64], key[80], *val = NULL;
     size_t len;
     if (!auth__query(r, "grant", grant, sizeof grant) || strlen(grant) != 32)
         return auth__error_page(c, 400, "Invalid sign-in link", "Start again from the application.");
     snprintf(key, sizeof key, "grant:%s", grant);
-    enum store_result sr = store_take(r->w->store, key, &val, &len);
+    enum store_result sr = store_take(r->store, key, &val, &len);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK) /* single use */
         return auth__error_page(c, 400, "Sign-in link used or expired", "Start again from the application.");
     json_error_t je;
@@ -745,7 +753,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
     const char *redirect = json_string_value(json_object_get(g, "redirect"));
     const char *session = json_string_value(json_object_get(g, "session"));
     struct auth_identity id;
-    int st;
+    enum endpoint_result st;
     /* redeemed only at the exact origin it was made for: the scheme and port this request
      * reached (its listener's public ones), not what its Host header claims */
     char here[SERVED_HOST_MAX + 14];
@@ -770,7 +778,7 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         /* bound to nothing, or to a login this browser no longer holds (another login in the
          * same cookie, an attacker's grant): this browser signs in as itself. A second try
          * that fails too (cookies off, another browser): an error, not a loop of sign-ins. */
-        log_auth(r->rt->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
+        log_auth(r->site->auth_log, "login", id.email, id.idp, app ? app->name : NULL, r->client_ip,
                  false, again ? "sign-in link opened in another browser, or cookies are off"
                               : "sign-in link not started in this browser: signing in again");
         st = again ? auth__error_page(c, 400, "Sign-in started in another browser",
@@ -786,16 +794,16 @@ static int auth__authorized(struct conn *c, struct local_req *r)
         st = app ? auth__denied(c, r, app, &id, host, redirect, NULL)
                  : auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     } else {
-        int64_t ttl = runtime_session_s(r->rt, app, decided);
-        char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session, ttl);
+        int64_t ttl = endpoint_session_s(r->site->cfg, app, decided);
+        char *tok = auth__mint(r, "app", endpoint_aud(r->site, app), &id, session, ttl);
         char *ck = tok ? auth__token_cookies(r, tok, ttl) : NULL;
         char *unbind = auth__set_own_cookie(r, name, "", AUTH_BINDING_PATH, 0);
         char *both = NULL;
         if (ck && unbind && asprintf(&both, "%s%s", ck, unbind) < 0)
             both = NULL;
-        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, both != NULL,
+        log_auth(r->site->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, both != NULL,
                  "granted after sign-in");
-        st = both ? local_redirect(c, redirect, both) : auth__error_page(c, 500, "Error", "Signing failed.");
+        st = both ? endpoint_redirect(c, redirect, both) : auth__error_page(c, 500, "Error", "Signing failed.");
         free(tok);
         free(ck);
         free(unbind);
@@ -807,58 +815,77 @@ static int auth__authorized(struct conn *c, struct local_req *r)
 }
 
 /* The identity behind the request's token: the app token on an app host, the org token on
- * the auth domain. */
-static bool auth__bearer(struct local_req *r, struct auth_identity *id, char session[33], const struct app **app)
+ * the auth domain. TOKEN_OK, or why not; *presented false when the request carries none. */
+static enum token_status auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33],
+                                      const struct app **app, bool *presented)
 {
-    if (r->on_auth_domain)
-        return auth__org_session(r, id, session);
     char tok[JWT_MAX_LEN + 1];
-    if (r->access_token && strlen(r->access_token) < sizeof tok)
+    *presented = true;
+    if (r->on_auth_domain) {
+        if (auth__token_cookie(r, tok, sizeof tok))
+            return auth__org_token(r, tok, id, session);
+        *presented = false;
+        return TOKEN_MALFORMED;
+    }
+    if (r->access_token && strlen(r->access_token) < sizeof tok) {
         snprintf(tok, sizeof tok, "%s", r->access_token); /* the header first (SPEC.md §3.4) */
-    else if (!auth__token_cookie(r, tok, sizeof tok))
-        return false;
+    } else if (!auth__token_cookie(r, tok, sizeof tok)) {
+        *presented = false;
+        return TOKEN_MALFORMED;
+    }
     *app = auth__target_app(r, r->host, "/");
     if (!*app)
-        return false;
+        return TOKEN_BAD_AUDIENCE;
     struct token t;
-    time_t now = time(NULL);
-    if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
-        return false;
-    bool ok = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, *app)->aud, now) == TOKEN_OK &&
-              t.email && t.identity_nonce &&
-              !revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, (*app)->name, t.identity_nonce, t.iat);
-    if (ok) {
-        snprintf(session, 33, "%s", t.identity_nonce);
-        ok = auth__token_identity(r, &t, id) == 0;
-    }
+    struct token_want want = auth__want(r, "app", *app);
+    want.session = true; /* a person's: a service token has no session to show or end */
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
+    if (ts != TOKEN_OK)
+        return ts;
+    snprintf(session, 33, "%s", t.identity_nonce);
+    if (auth__token_identity(r, &t, id) != 0)
+        ts = TOKEN_BAD_CLAIMS;
     token_free(&t);
-    return ok;
+    return ts;
 }
 
-static int auth__get_identity(struct conn *c, struct local_req *r)
+/* A token that was refused: its cause in the auth log (the answer stays the one SPEC.md says). */
+static void auth__bearer_refused(const struct endpoint_req *r, const char *event, const struct app *app,
+                                 enum token_status ts)
+{
+    log_auth(r->site->auth_log, event, NULL, NULL, app ? app->name : NULL, r->client_ip, false,
+             token_status_name(ts));
+}
+
+static enum endpoint_result auth__get_identity(struct conn *c, struct endpoint_req *r)
 {
     struct auth_identity id;
     char session[33];
     const struct app *app = NULL;
-    if (!auth__bearer(r, &id, session, &app))
-        return local_json(c, 401, json_pack("{s:s}", "error", "not_authenticated"), NULL);
+    bool presented;
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    if (ts != TOKEN_OK) {
+        if (presented)
+            auth__bearer_refused(r, "get_identity", app, ts);
+        return endpoint_json(c, 401, json_pack("{s:s}", "error", "not_authenticated"), NULL);
+    }
     json_t *j = auth__identity_json(&id);
     json_object_set_new(j, "identity_nonce", json_string(session));
     if (app)
         json_object_set_new(j, "app", json_string(app->name));
     auth__identity_free(&id);
-    return local_json(c, 200, j, NULL);
+    return endpoint_json(c, 200, j, NULL);
 }
 
 /* The proof, in the app host's redirect to the auth domain's logout, that `session` has just
  * been ended by its owner's choice: the auth domain then clears its cookie without asking,
  * though the browser arrives from another site (the app host) and the revocation may not have
  * reached its worker yet. Worth nothing for a live session: it is made after the revocation. */
-static void auth__ended_proof(const struct local_req *r, const char *session, char out[33])
+static void auth__ended_proof(const struct endpoint_req *r, const char *session, char out[33])
 {
     unsigned char mac[16];
     crypto_generichash(mac, sizeof mac, (const unsigned char *)session, strlen(session),
-                       r->rt->secret, 32);
+                       r->site->secret, 32);
     sodium_bin2hex(out, 33, mac, sizeof mac);
 }
 
@@ -873,9 +900,9 @@ struct logout_next {
     char redirect[2048];
 };
 
-static void auth__logout_next(const struct local_req *r, struct logout_next *n)
+static void auth__logout_next(const struct endpoint_req *r, struct logout_next *n)
 {
-    bool (*get)(const struct local_req *, const char *, char *, size_t) =
+    bool (*get)(const struct endpoint_req *, const char *, char *, size_t) =
         strcmp(r->method, "POST") ? auth__query : auth__form;
     char raw[SERVED_HOST_MAX + 8], host[SERVED_HOST_MAX + 8], sw[4];
     int hl;
@@ -884,11 +911,11 @@ static void auth__logout_next(const struct local_req *r, struct logout_next *n)
         n->to = r->self;
         n->has_to = true;
     } else if (get(r, "to", raw, sizeof raw) && (hl = route_host_normalize(raw, strlen(raw), host)) > 0) {
-        n->has_to = served_lookup(r->rt->cfg, -1, host, (size_t)hl, &n->to) == 0;
+        n->has_to = served_lookup(r->site->cfg, -1, host, (size_t)hl, &n->to) == 0;
     }
     n->to_switch = n->has_to && get(r, "switch", sw, sizeof sw) && !strcmp(sw, "1");
     if (!get(r, "redirect_url", n->redirect, sizeof n->redirect) || n->redirect[0] != '/' ||
-        redirect_check(r->rt->cfg, r->rt->routes, n->redirect, strlen(n->redirect)) != 0)
+        redirect_check(r->site->cfg, r->site->routes, n->redirect, strlen(n->redirect)) != 0)
         strcpy(n->redirect, "/");
 }
 
@@ -909,7 +936,7 @@ static void auth__logout_next_query(struct strbuf *sb, const struct logout_next 
 }
 
 /* The signed-out page's way on: back to the app the person came from, else the launcher. */
-static void auth__signed_out(struct strbuf *sb, const struct local_req *r, const struct logout_next *n)
+static void auth__signed_out(struct strbuf *sb, const struct endpoint_req *r, const struct logout_next *n)
 {
     char hp[SERVED_HOST_MAX + 6], url[SERVED_HOST_MAX + 16], label[128];
     const struct app *app = NULL;
@@ -923,41 +950,41 @@ static void auth__signed_out(struct strbuf *sb, const struct local_req *r, const
         strcat(url, "/");
         snprintf(label, sizeof label, "Back to %s", app->display_name);
         sb_adds(sb, " To use an application again, sign in again.</p>");
-        local_button(sb, url, label, true);
+        page_button(sb, url, label, true);
     } else if (r->on_auth_domain) {
         sb_adds(sb, "</p>");
-        local_button(sb, "/", "Sign in again", true);
+        page_button(sb, "/", "Sign in again", true);
     } else {
         sb_adds(sb, " Close this tab, or open an application again to sign in.</p>");
     }
 }
 
 /* `session`: the one just ended, NULL when there was none. */
-static int auth__logout_answer(struct conn *c, struct local_req *r, const char *session)
+static enum endpoint_result auth__logout_answer(struct conn *c, struct endpoint_req *r, const char *session)
 {
     char *clear = auth__token_cookies(r, "", 0);
     struct logout_next n;
     struct strbuf sb;
     sb_init(&sb, 16384);
     auth__logout_next(r, &n);
-    int st;
-    if (!r->on_auth_domain && r->rt->cfg->auth_domain) {
+    enum endpoint_result st;
+    if (!r->on_auth_domain && r->site->cfg->auth_domain) {
         char proof[33] = "";
         if (session)
             auth__ended_proof(r, session, proof);
-        sb_addf(&sb, "%s/cdn-cgi/access/logout", r->rt->auth_url);
+        sb_addf(&sb, "%s" HTTP_ACCESS_PREFIX "logout", r->site->auth_url);
         if (session)
             sb_addf(&sb, "?ended=%s", proof);
         auth__logout_next_query(&sb, &n, session ? "&" : "?");
-        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : local_redirect(c, sb.p, clear);
+        st = sb.overflow ? endpoint_fail(c, ENDPOINT_NOMEM) : endpoint_redirect(c, sb.p, clear);
     } else if (n.to_switch) { /* this app's sign-in: the login checks the address again */
         char hp[SERVED_HOST_MAX + 6];
         int hl = served_hostport(&n.to, hp);
         binding_login_url(&sb, "", hp, (size_t)hl, n.redirect, strlen(n.redirect), NULL);
-        st = sb.overflow ? auth__error_page(c, 500, "Error", "Out of memory.") : local_redirect(c, sb.p, clear);
+        st = sb.overflow ? endpoint_fail(c, ENDPOINT_NOMEM) : endpoint_redirect(c, sb.p, clear);
     } else {
         auth__signed_out(&sb, r, &n);
-        st = local_page(c, 200, "Signed out", sb.p, clear);
+        st = endpoint_page(c, 200, "Signed out", sb.p, clear);
     }
     sb_free(&sb);
     free(clear);
@@ -967,59 +994,61 @@ static int auth__logout_answer(struct conn *c, struct local_req *r, const char *
 /* The revocation is a locked, synced file write: done on the job pool, not the worker's loop;
  * the answer waits for it, so the session is over once the client sees it. */
 struct end_session_job {
-    struct local_job lj;
-    struct runtime *rt;
-    struct server *srv;
+    struct endpoint_job lj;
+    const struct endpoint_site *site;
+    void (*publish)(void *ctx);
+    void *publish_ctx;
     char session[33];
     int64_t now, forget_before;
     char *err;
     int rc;
-    int (*answer)(struct conn *c, struct local_req *r, const char *session, bool ended);
+    auth_session_ended_fn answer;
 };
 
 static void auth__end_session_run(struct job *job)
 {
     struct end_session_job *j = (struct end_session_job *)job;
-    j->rc = revocations_add_pruning(j->rt->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
+    j->rc = revocations_add_pruning(j->site->cfg->state_dir, REVOKE_SESSION, j->session, j->now,
                                     j->forget_before, &j->err);
     if (j->rc == 0) /* in force on every worker before the answer leaves, not at the next poll */
-        server_revocations_reload(j->srv);
+        j->publish(j->publish_ctx);
 }
 
-static void auth__end_session_finish(struct local_job *lj, struct conn *c)
+static void auth__end_session_finish(struct endpoint_job *lj, struct conn *c)
 {
     struct end_session_job *j = (struct end_session_job *)lj;
     if (j->rc != 0)
         log_msg("error", "logout: %s", j->err ? j->err : "cannot revoke the session");
     if (c) {
-        j->answer(c, local_request(c), j->session, j->rc == 0);
-        local_resume(c);
+        j->answer(c, endpoint_request(c), j->session, j->rc == 0);
+        endpoint_resume(c);
     }
     free(j->err);
-    runtime_unref(j->rt);
+    endpoint_site_release(j->site);
     free(j);
 }
 
-int auth__end_session(struct conn *c, struct local_req *r, const char *session,
-                      int (*answer)(struct conn *c, struct local_req *r, const char *session, bool ended))
+enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
+                                       auth_session_ended_fn answer)
 {
     struct end_session_job *j = calloc(1, sizeof *j);
     if (!j)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    j->rt = r->rt;
-    j->srv = r->w->srv;
-    runtime_ref(r->rt);
+        return endpoint_fail(c, ENDPOINT_NOMEM);
+    j->site = r->site;
+    j->publish = r->publish_revocations;
+    j->publish_ctx = r->publish_ctx;
+    endpoint_site_hold(r->site);
     snprintf(j->session, sizeof j->session, "%s", session);
     j->now = (int64_t)time(NULL);
-    j->forget_before = j->now - config_longest_session_s(r->rt->cfg) - JWT_LEEWAY_S;
+    j->forget_before = j->now - r->site->longest_session_s - JWT_LEEWAY_S;
     j->answer = answer;
     j->lj.job.run = auth__end_session_run;
     j->lj.finish = auth__end_session_finish;
-    return local_wait(c, &j->lj, r->w->jobs);
+    return endpoint_wait(c, &j->lj, r->jobs);
 }
 
 /* The browser's logout answers the same whether the revocation was written (it is logged). */
-static int auth__logout_done(struct conn *c, struct local_req *r, const char *session, bool ended)
+static enum endpoint_result auth__logout_done(struct conn *c, struct endpoint_req *r, const char *session, bool ended)
 {
     return auth__logout_answer(c, r, session);
 }
@@ -1027,7 +1056,7 @@ static int auth__logout_done(struct conn *c, struct local_req *r, const char *se
 /* Whether a POST came from a page of this very origin (its public scheme and port: behind a
  * TLS terminator, `public` says the browser is on https), or from no browser at all (no
  * Origin). */
-static bool auth__same_origin(const struct local_req *r)
+static bool auth__same_origin(const struct endpoint_req *r)
 {
     return !r->origin || served_is(&r->self, r->origin);
 }
@@ -1035,7 +1064,7 @@ static bool auth__same_origin(const struct local_req *r)
 /* Another page sent this browser to logout (a link or an image on another site, or on a
  * sibling host of the same site): ending the session is this person's choice, not that page's,
  * so ask, with a form that posts back here. */
-static int auth__logout_confirm(struct conn *c, struct local_req *r, const struct auth_identity *id)
+static enum endpoint_result auth__logout_confirm(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     struct logout_next n;
     char hp[SERVED_HOST_MAX + 6];
@@ -1043,23 +1072,23 @@ static int auth__logout_confirm(struct conn *c, struct local_req *r, const struc
     sb_init(&sb, 16384);
     auth__logout_next(r, &n);
     sb_adds(&sb, "<h1>Sign out?</h1><p>Another page sent you here to end your session as <b>");
-    local_html(&sb, id->email);
-    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"/cdn-cgi/access/logout\">");
+    page_html(&sb, id->email);
+    sb_adds(&sb, "</b>.</p><form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "logout\">");
     if (n.has_to && r->on_auth_domain) {
         served_hostport(&n.to, hp);
         sb_adds(&sb, "<input type=\"hidden\" name=\"to\" value=\"");
-        local_html(&sb, hp);
+        page_html(&sb, hp);
         sb_adds(&sb, "\">");
     }
     if (n.to_switch) {
         sb_adds(&sb, "<input type=\"hidden\" name=\"switch\" value=\"1\">"
                      "<input type=\"hidden\" name=\"redirect_url\" value=\"");
-        local_html(&sb, n.redirect);
+        page_html(&sb, n.redirect);
         sb_adds(&sb, "\">");
     }
     sb_adds(&sb, "<button type=\"submit\">Sign out</button></form>");
-    local_button(&sb, "/", "Cancel", false); /* this host's start: the app, or the launcher */
-    int st = local_page(c, 200, "Sign out?", sb.p, NULL);
+    page_button(&sb, "/", "Cancel", false); /* this host's start: the app, or the launcher */
+    enum endpoint_result st = endpoint_page(c, 200, "Sign out?", sb.p, NULL);
     sb_free(&sb);
     return st;
 }
@@ -1067,70 +1096,73 @@ static int auth__logout_confirm(struct conn *c, struct local_req *r, const struc
 /* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
  * an app host then sends the browser to the auth domain to clear the org cookie too. A browser
  * sent by another page is asked first (logout CSRF); a POST must come from this host. */
-static int auth__logout(struct conn *c, struct local_req *r)
+static enum endpoint_result auth__logout(struct conn *c, struct endpoint_req *r)
 {
     struct auth_identity id;
     char session[33];
     const struct app *app = NULL;
-    if (!auth__bearer(r, &id, session, &app))
-        return auth__logout_answer(c, r, NULL); /* no live session: clearing cookies harms nobody */
+    bool presented;
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    if (ts != TOKEN_OK) { /* no live session: clearing cookies harms nobody */
+        if (presented)
+            auth__bearer_refused(r, "logout", app, ts);
+        return auth__logout_answer(c, r, NULL);
+    }
     bool post = !strcmp(r->method, "POST");
     char ended[40], proof[33];
     bool just_ended = !post && r->on_auth_domain && auth__query(r, "ended", ended, sizeof ended) &&
                       strlen(ended) == 32 && (auth__ended_proof(r, session, proof),
                                               sodium_memcmp(proof, ended, 32) == 0);
     if (post ? r->foreign || !auth__same_origin(r) : r->foreign && !just_ended) {
-        int st = post ? auth__error_page(c, 403, "Form expired", "This form was sent from another "
+        enum endpoint_result st = post ? auth__error_page(c, 403, "Form expired", "This form was sent from another "
                                          "site. Sign out from the application itself.")
                       : auth__logout_confirm(c, r, &id);
         auth__identity_free(&id);
         return st;
     }
-    log_auth(r->rt->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
+    log_auth(r->site->auth_log, "logout", id.email, id.idp, app ? app->name : NULL, r->client_ip, true,
              "session ended");
     auth__identity_free(&id);
     return auth__end_session(c, r, session, auth__logout_done);
 }
 
-bool auth_needs_store(const struct local_req *r)
+static enum endpoint_result auth__certs(struct conn *c, struct endpoint_req *r)
 {
-    return strcmp(r->name, "certs") && strcmp(r->name, "app") && strcmp(r->name, "get-identity");
+    return endpoint_reply(c, 200, "application/json", r->keys->certs_json, strlen(r->keys->certs_json), NULL);
 }
 
-int auth_handle(struct conn *c, struct local_req *r)
+/* login/<host>: the sign-in page for the app at host. */
+static enum endpoint_result auth__login_at(struct conn *c, struct endpoint_req *r)
 {
-    const char *name = r->name;
-    if (!strcmp(name, "certs"))
-        return local_reply(c, 200, "application/json", r->keys->certs_json,
-                           strlen(r->keys->certs_json), NULL);
-    if (!strcmp(name, "app")) /* the CLI learns where to log in (SPEC.md §7) */
-        return auth__cli_app(c, r);
-    if (!strcmp(name, "cli-logout")) /* the command line ends its own session (cli.c) */
-        return auth__cli(c, r, r->access_token);
-    if (!strcmp(name, "authorized"))
-        return auth__authorized(c, r);
-    if (!strcmp(name, "get-identity"))
-        return auth__get_identity(c, r);
-    if (!strcmp(name, "logout"))
-        return auth__logout(c, r);
-    if (!r->on_auth_domain) /* the login pages live on the auth domain only */
-        return auth__error_page(c, 404, "Not found", "No such page.");
-    if (!strncmp(name, "login/", 6) && name[6]) {
-        char host[512];
-        size_t hl = strlen(name + 6);
-        if (hl >= sizeof host || route_host_normalize(name + 6, hl, host) <= 0)
-            return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
-        return auth__login(c, r, host);
-    }
-    if (!strcmp(name, LOCAL_AUTH_ROOT) || !strcmp(name, "apps"))
-        return auth__launcher(c, r);
-    if (!strcmp(name, "start"))
-        return auth__start(c, r);
-    if (!strcmp(name, "otp"))
-        return auth__otp(c, r);
-    if (!strcmp(name, "callback") || !strncmp(name, "callback/", 9)) /* one per provider */
-        return auth__oidc_callback(c, r);
-    if (!strcmp(name, "cli") || !strncmp(name, "transfer/", 9) || !strcmp(name, "token"))
-        return auth__cli(c, r, r->access_token);
+    const char *name = r->name + 6;
+    char host[512];
+    size_t hl = strlen(name);
+    if (!hl)
+        return auth__not_found(c, r);
+    if (hl >= sizeof host || route_host_normalize(name, hl, host) <= 0)
+        return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
+    return auth__login(c, r, host);
+}
+
+enum endpoint_result auth__not_found(struct conn *c, struct endpoint_req *r)
+{
     return auth__error_page(c, 404, "Not found", "No such page.");
 }
+
+/* Every host's (the first rows), then the auth domain's: the login pages live there only. */
+static const struct endpoint auth__rows[] = {
+    { "certs", false, false, auth__certs },
+    { "authorized", true, false, auth__authorized },
+    { "get-identity", false, false, auth__get_identity },
+    { "logout", true, false, auth__logout },
+    { "login/", true, true, auth__login_at },
+    { ENDPOINT_AUTH_ROOT, true, true, auth__launcher },
+    { "apps", true, true, auth__launcher },
+    { "start", true, true, auth__start },
+    { "otp", true, true, auth__otp },
+    { "callback", true, true, auth__oidc_callback }, /* one per provider: */
+    { "callback/", true, true, auth__oidc_callback },
+    { "", true, false, auth__not_found },
+};
+
+const struct endpoint_table auth_endpoints = { auth__rows, sizeof auth__rows / sizeof auth__rows[0] };

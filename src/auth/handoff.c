@@ -22,6 +22,7 @@
  * identity_nonce, not the browser's): `latch logout` ends it (cli-logout) and leaves the
  * person's browser signed in, and a browser logout leaves the command line alone. */
 #include "auth/auth-int.h"
+#include "auth/auth.h"
 #include "core/base64url.h"
 
 #include "route/route.h"
@@ -31,8 +32,6 @@
 #include "http/cookie.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
-#include "server/runtime.h"
-#include "server/worker.h"
 #include "store/store.h"
 #include "token/handoff.h"
 #include "token/jwt.h"
@@ -75,21 +74,21 @@ static bool cli__hex(const char *s, size_t n)
 }
 
 /* HMAC-SHA256 under the runtime secret of "label:a:b:c" as 64 hex digits. */
-static void cli__mac(const struct local_req *r, const char *label, const char *a, const char *b,
+static void cli__mac(const struct endpoint_req *r, const char *label, const char *a, const char *b,
                      const char *c3, char out[65])
 {
     unsigned char mac[32];
     unsigned int len = sizeof mac;
     char msg[1024];
     int n = snprintf(msg, sizeof msg, "%s:%s:%s:%s", label, a, b, c3);
-    HMAC(EVP_sha256(), r->rt->secret, 32, (const unsigned char *)msg, (size_t)n, mac, &len);
+    HMAC(EVP_sha256(), r->site->secret, 32, (const unsigned char *)msg, (size_t)n, mac, &len);
     sodium_bin2hex(out, 65, mac, sizeof mac);
 }
 
 /* The binding cookie's name: __Host- wherever cookies are Secure (TLS, or behind a TLS
  * terminator), which pins it to this host and Path=/. */
 /* This browser's binding nonce (32 hex digits), if it holds one. */
-static bool cli__binding(const struct local_req *r, char nonce[33])
+static bool cli__binding(const struct endpoint_req *r, char nonce[33])
 {
     return auth__own_cookie(r, CLI_COOKIE, nonce, 33) && cli__hex(nonce, 32);
 }
@@ -115,20 +114,20 @@ struct cli_req {
 };
 
 /* The JSON object stored under skey in *j (NULL when absent or not JSON). */
-static enum store_result cli__load(const struct local_req *r, const char *skey, json_t **j)
+static enum store_result cli__load(const struct endpoint_req *r, const char *skey, json_t **j)
 {
     char *val = NULL;
     size_t len;
     json_error_t je;
     *j = NULL;
-    enum store_result sr = store_get(r->w->store, skey, &val, &len);
+    enum store_result sr = store_get(r->store, skey, &val, &len);
     if (sr == STORE_OK && !(*j = json_loadb(val, len, 0, &je)))
         sr = STORE_NOT_FOUND;
     free(val);
     return sr;
 }
 
-static enum store_result cli__req_load(const struct local_req *r, const char *id, struct cli_req *q)
+static enum store_result cli__req_load(const struct endpoint_req *r, const char *id, struct cli_req *q)
 {
     char skey[64];
     json_t *j;
@@ -162,7 +161,7 @@ static enum store_result cli__req_load(const struct local_req *r, const char *id
 }
 
 /* Whether this browser is the one that claimed the request. */
-static bool cli__same_browser(const struct local_req *r, const struct cli_req *q)
+static bool cli__same_browser(const struct endpoint_req *r, const struct cli_req *q)
 {
     char nonce[33], h[65];
     if (!cli__binding(r, nonce))
@@ -171,12 +170,12 @@ static bool cli__same_browser(const struct local_req *r, const struct cli_req *q
     return CRYPTO_memcmp(h, q->bind, 64) == 0;
 }
 
-static bool cli__confirmed(const struct local_req *r, const char *key)
+static bool cli__confirmed(const struct endpoint_req *r, const char *key)
 {
     char skey[80], *v = NULL;
     size_t n;
     snprintf(skey, sizeof skey, "clidone:%s", key);
-    bool done = store_get(r->w->store, skey, &v, &n) == STORE_OK;
+    bool done = store_get(r->store, skey, &v, &n) == STORE_OK;
     free(v);
     return done;
 }
@@ -194,15 +193,15 @@ static void cli__duration(int64_t s, char *out, size_t cap)
 
 /* The confirmation (SPEC.md §7 step 4), saying what a yes hands over: not only this app, but
  * an org token that reaches every app the person may reach, without asking, until it ends. */
-static int cli__confirm_page(struct conn *c, struct local_req *r, const struct cli_req *q,
-                             const struct app *app, const struct auth_identity *id, const char *session)
+static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_req *r, const struct cli_req *q,
+                                              const struct app *app, const struct auth_identity *id, const char *session)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     char code[10], csrf[65], until[64], lasts[32];
     cli__key(q->key, pk);
     handoff_code(pk, code);
     cli__mac(r, "cli", session, q->id, q->key, csrf);
-    int64_t ttl = r->rt->cfg->session_duration_s;
+    int64_t ttl = r->site->cfg->session_duration_s;
     time_t end = time(NULL) + (time_t)ttl;
     struct tm tm;
     gmtime_r(&end, &tm);
@@ -211,35 +210,35 @@ static int cli__confirm_page(struct conn *c, struct local_req *r, const struct c
     struct strbuf sb;
     sb_init(&sb, 8192);
     sb_adds(&sb, "<h1>Authorize the command line?</h1><p>A terminal asks to sign in to <b>");
-    local_html(&sb, app->display_name);
+    page_html(&sb, app->display_name);
     sb_adds(&sb, "</b> (<b class=\"host\">");
-    local_html(&sb, q->host);
+    page_html(&sb, q->host);
     sb_adds(&sb, "</b>) as <b>");
-    local_html(&sb, id->email);
+    page_html(&sb, id->email);
     sb_adds(&sb, "</b>.</p><p class=\"scope\">If you authorize it, that command line will be able to reach "
                  "<b>every application you may reach</b> through this gateway, not only ");
-    local_html(&sb, app->display_name);
+    page_html(&sb, app->display_name);
     sb_addf(&sb, ", without asking you again, until your session ends: <b>%s</b> (in %s).</p>", until, lasts);
     sb_adds(&sb, "<p>Go on only if you just ran <code>latch</code> and it shows this code:</p><div class=\"code\">");
     sb_adds(&sb, code);
-    sb_adds(&sb, "</div><form method=\"post\" action=\"/cdn-cgi/access/cli\"><input type=\"hidden\" name=\"req\" value=\"");
+    sb_adds(&sb, "</div><form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "cli\"><input type=\"hidden\" name=\"req\" value=\"");
     sb_adds(&sb, q->id);
     sb_addf(&sb, "\"><input type=\"hidden\" name=\"csrf\" value=\"%s\"><button type=\"submit\">Authorize</button>"
                  "</form><p class=\"muted\">Not you, or not expecting this? Close this tab.</p>", csrf);
-    int st = local_page(c, 200, "Authorize the command line", sb.p, NULL);
+    enum endpoint_result st = endpoint_page(c, 200, "Authorize the command line", sb.p, NULL);
     sb_free(&sb);
     return st;
 }
 
 /* A refusal the person must see, logged as a handoff event with who asked (the browser's org
  * session, when it has one). */
-static int cli__refuse(struct conn *c, struct local_req *r, int status, const char *app, const char *reason,
-                       const char *title, const char *message)
+static enum endpoint_result cli__refuse(struct conn *c, struct endpoint_req *r, int status, const char *app, const char *reason,
+                                        const char *title, const char *message)
 {
     struct auth_identity id = { 0 };
     char session[33];
     bool known = auth__org_session(r, &id, session);
-    log_auth(r->rt->auth_log, "handoff", known ? id.email : NULL, known ? id.idp : NULL, app, r->client_ip,
+    log_auth(r->site->auth_log, "handoff", known ? id.email : NULL, known ? id.idp : NULL, app, r->client_ip,
              false, reason);
     if (known)
         auth__identity_free(&id);
@@ -255,7 +254,7 @@ static const char already_opened[] =
  * line's nonce for this request, sealed into its box: whoever learns the public key (it is in
  * the poll's URL) and opens the link with a nonce of his own gets a box the command line
  * refuses. */
-static int cli__open(struct conn *c, struct local_req *r)
+static enum endpoint_result cli__open(struct conn *c, struct endpoint_req *r)
 {
     char host[512], key[64], n[32], path[HANDOFF_PATH_MAX] = "/";
     unsigned char pk[crypto_box_PUBLICKEYBYTES], raw[16];
@@ -267,7 +266,7 @@ static int cli__open(struct conn *c, struct local_req *r)
         return auth__error_page(c, 400, "Invalid link", "This link is incomplete. Run latch again.");
     const struct app *app = auth__app_at(r, host, path);
     if (!app) {
-        log_auth(r->rt->auth_log, "handoff", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
+        log_auth(r->site->auth_log, "handoff", NULL, NULL, NULL, r->client_ip, false, "no app at that host");
         return auth__error_page(c, 404, "Unknown application", "No application is served at that address.");
     }
     char nonce[33], bind[65], id[33], skey[80];
@@ -282,10 +281,10 @@ static int cli__open(struct conn *c, struct local_req *r)
     json_decref(claim);
     enum store_result sr = STORE_NOMEM;
     snprintf(skey, sizeof skey, "cli:%s", key);
-    if (rv && cv && (sr = store_add(r->w->store, skey, cv, strlen(cv), REQ_TTL_S)) == STORE_OK) {
+    if (rv && cv && (sr = store_add(r->store, skey, cv, strlen(cv), REQ_TTL_S)) == STORE_OK) {
         char rkey[48];
         snprintf(rkey, sizeof rkey, "clireq:%s", id);
-        sr = store_put(r->w->store, rkey, rv, strlen(rv), REQ_TTL_S);
+        sr = store_put(r->store, rkey, rv, strlen(rv), REQ_TTL_S);
     }
     free(rv);
     free(cv);
@@ -304,10 +303,10 @@ static int cli__open(struct conn *c, struct local_req *r)
         sr = STORE_OK;
     }
     if (sr != STORE_OK)
-        return sr == STORE_NOMEM ? auth__error_page(c, 500, "Error", "Out of memory.") : auth__store_error(c);
-    char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, AUTH_FLOW_PATH, REQ_TTL_S), *loc = NULL;
-    int st = ck && asprintf(&loc, "/cdn-cgi/access/cli?req=%s", id) >= 0 ? local_redirect(c, loc, ck)
-                                                                        : auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, endpoint_store_cause(sr));
+    char *ck = auth__set_own_cookie(r, CLI_COOKIE, nonce, HTTP_ACCESS_PREFIX, REQ_TTL_S), *loc = NULL;
+    enum endpoint_result st = ck && asprintf(&loc, HTTP_ACCESS_PREFIX "cli?req=%s", id) >= 0 ? endpoint_redirect(c, loc, ck)
+                                                                        : endpoint_fail(c, ENDPOINT_NOMEM);
     free(ck);
     free(loc);
     return st;
@@ -315,7 +314,7 @@ static int cli__open(struct conn *c, struct local_req *r)
 
 /* GET cli?req=ID: in the browser that claimed it, log in if needed, then the confirmation. A
  * link alone never hands a token to anybody: only the POST does. */
-static int cli__get(struct conn *c, struct local_req *r)
+static enum endpoint_result cli__get(struct conn *c, struct endpoint_req *r)
 {
     char id[40];
     if (!auth__query(r, "req", id, sizeof id))
@@ -323,7 +322,7 @@ static int cli__get(struct conn *c, struct local_req *r)
     struct cli_req q;
     enum store_result sr = cli__req_load(r, id, &q);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     const struct app *app = auth__app_at(r, q.host, q.path);
@@ -338,7 +337,7 @@ static int cli__get(struct conn *c, struct local_req *r)
     struct auth_identity id_;
     char session[33];
     if (auth__org_session(r, &id_, session)) {
-        int st = cli__confirm_page(c, r, &q, app, &id_, session);
+        enum endpoint_result st = cli__confirm_page(c, r, &q, app, &id_, session);
         auth__identity_free(&id_);
         return st;
     }
@@ -349,7 +348,7 @@ static int cli__get(struct conn *c, struct local_req *r)
 
 /* POST cli (req, csrf): the person confirmed, in the browser that claimed the request (its
  * binding cookie), with the form's CSRF token and, from a browser, an Origin of this origin. Policy, tokens, the sealed box, the news to long polls; once only. */
-static int cli__post(struct conn *c, struct local_req *r)
+static enum endpoint_result cli__post(struct conn *c, struct endpoint_req *r)
 {
     char rid[40], csrf[128], want[65];
     struct cli_req q;
@@ -359,13 +358,13 @@ static int cli__post(struct conn *c, struct local_req *r)
         return auth__error_page(c, 400, "Invalid form", "Run latch again.");
     enum store_result sr = cli__req_load(r, rid, &q);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return auth__error_page(c, 410, "Request expired", "This command-line sign-in has expired. Run latch again.");
     if (!auth__org_session(r, &id, session))
         return auth__error_page(c, 401, "Signed out", "Your session ended. Run latch again.");
     const struct app *app = auth__app_at(r, q.host, q.path);
-    int st;
+    enum endpoint_result st;
     if (!cli__same_browser(r, &q)) {
         st = cli__refuse(c, r, 403, app ? app->name : NULL, "confirmation from another browser",
                          "Already opened elsewhere", already_opened);
@@ -386,7 +385,7 @@ static int cli__post(struct conn *c, struct local_req *r)
     }
     char skey[80];
     snprintf(skey, sizeof skey, "clidone:%s", q.key);
-    sr = store_add(r->w->store, skey, "1", 1, REQ_TTL_S);
+    sr = store_add(r->store, skey, "1", 1, REQ_TTL_S);
     if (sr == STORE_EXISTS) {
         st = cli__refuse(c, r, 409, app->name, "second confirmation of one request",
                          "Already confirmed", "This command-line sign-in was already confirmed: a second "
@@ -394,7 +393,7 @@ static int cli__post(struct conn *c, struct local_req *r)
         goto out;
     }
     if (sr != STORE_OK) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, endpoint_store_cause(sr));
         goto out;
     }
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
@@ -403,9 +402,9 @@ static int cli__post(struct conn *c, struct local_req *r)
      * browser's logout leaves it alone */
     char cli_session[33];
     auth__random_id(cli_session);
-    int64_t ttl = runtime_session_s(r->rt, app, decided);
-    char *app_tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, cli_session, ttl);
-    char *org_tok = auth__mint(r, "org", r->rt->cfg->auth_domain, &id, cli_session, r->rt->cfg->session_duration_s);
+    int64_t ttl = endpoint_session_s(r->site->cfg, app, decided);
+    char *app_tok = auth__mint(r, "app", endpoint_aud(r->site, app), &id, cli_session, ttl);
+    char *org_tok = auth__mint(r, "org", r->site->cfg->auth_domain, &id, cli_session, r->site->cfg->session_duration_s);
     json_t *j = app_tok && org_tok ? json_pack("{s:s,s:s,s:s}", "app_token", app_tok, "org_token", org_tok,
                                                "n", q.n)
                                    : NULL;
@@ -416,7 +415,7 @@ static int cli__post(struct conn *c, struct local_req *r)
     sr = STORE_NOMEM;
     if (box && crypto_box_seal(box, (const unsigned char *)plain, plen, pk) == 0) {
         snprintf(skey, sizeof skey, "box:%s", q.key);
-        sr = store_put(r->w->store, skey, box, plen + crypto_box_SEALBYTES, BOX_TTL_S);
+        sr = store_put(r->store, skey, box, plen + crypto_box_SEALBYTES, BOX_TTL_S);
     }
     if (plain)
         sodium_memzero(plain, plen);
@@ -425,14 +424,14 @@ static int cli__post(struct conn *c, struct local_req *r)
     free(app_tok);
     free(org_tok);
     if (sr != STORE_OK) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, endpoint_store_cause(sr));
         goto out;
     }
-    store_announce(r->w->store, skey); /* a CLI long-polling any node gets it now, */
-    worker_signal_parked(r->w);        /* or any worker of this one */
-    log_auth(r->rt->auth_log, "handoff", id.email, id.idp, app->name, r->client_ip, true, "sealed for the command line");
-    metrics_handoff(r->w->metrics, METRICS_HANDOFF_SEALED);
-    st = local_page(c, 200, "Done", "<h1>You are signed in</h1><p>The command line has its token. "
+    store_announce(r->store, skey); /* a CLI long-polling any node gets it now, */
+    r->wake_parked(r);        /* or any worker of this one */
+    log_auth(r->site->auth_log, "handoff", id.email, id.idp, app->name, r->client_ip, true, "sealed for the command line");
+    metrics_handoff(r->metrics, METRICS_HANDOFF_SEALED);
+    st = endpoint_page(c, 200, "Done", "<h1>You are signed in</h1><p>The command line has its token. "
                                     "You can close this tab and return to your terminal.</p>", NULL);
 out:
     auth__identity_free(&id);
@@ -441,7 +440,7 @@ out:
 
 /* The proof of possession of a key (base64url string `key`) valid until `exp`:
  * "EXP.MAC", MAC = HMAC(runtime secret, "cli-proof:KEY:EXP"). */
-static void cli__proof(const struct local_req *r, const char *key, long long exp, char out[96])
+static void cli__proof(const struct endpoint_req *r, const char *key, long long exp, char out[96])
 {
     char e[24], mac[65];
     snprintf(e, sizeof e, "%lld", exp);
@@ -451,7 +450,7 @@ static void cli__proof(const struct local_req *r, const char *key, long long exp
 
 /* Whether the request's `Authorization: Latch-Proof EXP.MAC` proves possession of `key`: the
  * MAC is ours for that key (compared in constant time) and EXP has not passed. */
-static bool cli__proven(const struct local_req *r, const char *key)
+static bool cli__proven(const struct endpoint_req *r, const char *key)
 {
     const char *a = r->authorization;
     size_t sl = sizeof PROOF_SCHEME - 1;
@@ -469,7 +468,7 @@ static bool cli__proven(const struct local_req *r, const char *key)
 }
 
 /* 401 with a new challenge: the proof sealed to the key, which only its holder can open. */
-static int cli__challenge(struct conn *c, struct local_req *r, const char *key, const unsigned char *pk)
+static enum endpoint_result cli__challenge(struct conn *c, struct endpoint_req *r, const char *key, const unsigned char *pk)
 {
     char proof[96], b64[256];
     unsigned char box[96 + crypto_box_SEALBYTES];
@@ -478,40 +477,40 @@ static int cli__challenge(struct conn *c, struct local_req *r, const char *key, 
     crypto_box_seal(box, (const unsigned char *)proof, n, pk);
     b64url_encode(box, n + crypto_box_SEALBYTES, b64);
     sodium_memzero(proof, sizeof proof);
-    return local_json(c, 401, json_pack("{s:s,s:s}", "error", "proof_required", "challenge", b64),
+    return endpoint_json(c, 401, json_pack("{s:s,s:s}", "error", "proof_required", "challenge", b64),
                       "WWW-Authenticate: " PROOF_SCHEME "\r\n");
 }
 
 /* GET transfer/<key>: the box, once; or wait for it up to the poll's length. */
-static int cli__transfer_try(struct conn *c, bool timed_out)
+static enum endpoint_result cli__transfer_try(struct conn *c, bool timed_out)
 {
-    struct local_req *r = local_request(c);
+    struct endpoint_req *r = endpoint_request(c);
     const char *key = r->name + sizeof "transfer/" - 1;
     char skey[80], *box = NULL;
     size_t len;
     snprintf(skey, sizeof skey, "box:%s", key);
-    enum store_result sr = store_take(r->w->store, skey, &box, &len);
+    enum store_result sr = store_take(r->store, skey, &box, &len);
     if (sr == STORE_OK) {
-        metrics_handoff(r->w->metrics, METRICS_HANDOFF_DELIVERED);
-        int st = local_reply(c, 200, "application/octet-stream", box, len, NULL);
+        metrics_handoff(r->metrics, METRICS_HANDOFF_DELIVERED);
+        enum endpoint_result st = endpoint_reply(c, 200, "application/octet-stream", box, len, NULL);
         free(box);
         return st;
     }
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (timed_out) { /* nothing yet: the CLI polls again */
-        metrics_handoff(r->w->metrics, METRICS_HANDOFF_PENDING);
-        return local_reply(c, 204, "application/json", "", 0, NULL);
+        metrics_handoff(r->metrics, METRICS_HANDOFF_PENDING);
+        return endpoint_reply(c, 204, "application/json", "", 0, NULL);
     }
-    return local_park(c, cli__transfer_try, skey);
+    return endpoint_park(c, cli__transfer_try, skey);
 }
 
-static int cli__transfer(struct conn *c, struct local_req *r)
+static enum endpoint_result cli__transfer(struct conn *c, struct endpoint_req *r)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     const char *key = r->name + sizeof "transfer/" - 1;
     if (!cli__key(key, pk))
-        return local_json(c, 400, json_pack("{s:s}", "error", "bad_key"), NULL);
+        return endpoint_json(c, 400, json_pack("{s:s}", "error", "bad_key"), NULL);
     if (!cli__proven(r, key)) /* the box is left alone for the poller who holds the key */
         return cli__challenge(c, r, key, pk);
     return cli__transfer_try(c, false);
@@ -519,46 +518,34 @@ static int cli__transfer(struct conn *c, struct local_req *r)
 
 /* POST token (host=…[&path=…]) with the org token in cf-access-token: an app token for the app
  * that a request for that host and path reaches (path "/" when none is named). */
-static int cli__token(struct conn *c, struct local_req *r, const char *org_header)
+static enum endpoint_result cli__token(struct conn *c, struct endpoint_req *r, const char *org_header)
 {
     char host[512], path[HANDOFF_PATH_MAX] = "/";
     if (!org_header || !auth__form(r, "host", host, sizeof host) ||
         (r->body.p && form_count(r->body.p, r->body.len, "path") > 0 && !auth__form(r, "path", path, sizeof path)))
-        return local_json(c, 400, json_pack("{s:s}", "error", "host and cf-access-token required"), NULL);
-    struct token t;
-    time_t now = time(NULL);
+        return endpoint_json(c, 400, json_pack("{s:s}", "error", "host and cf-access-token required"), NULL);
     struct auth_identity id = { 0 };
-    enum token_status ts = jwt_decode(r->keys, org_header, strlen(org_header), now, &t);
-    if (ts == TOKEN_OK)
-        ts = token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now);
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK && (!t.identity_nonce || strlen(t.identity_nonce) != 32 ||
-                           auth__token_identity(r, &t, &id) != 0))
-        ts = TOKEN_BAD_CLAIMS;
     char session[33] = "";
-    if (ts == TOKEN_OK)
-        snprintf(session, sizeof session, "%s", t.identity_nonce);
-    token_free(&t);
+    enum token_status ts = auth__org_token(r, org_header, &id, session);
     if (ts != TOKEN_OK)
-        return local_json(c, 401, json_pack("{s:s,s:s}", "error", "login_required", "token_error",
+        return endpoint_json(c, 401, json_pack("{s:s,s:s}", "error", "login_required", "token_error",
                                              token_status_name(ts)), NULL);
     const struct app *app = auth__app_at(r, host, path);
     const struct policy *decided = NULL;
-    int st;
+    enum endpoint_result st;
     if (!app) {
-        st = local_json(c, 404, json_pack("{s:s}", "error", "no_app"), NULL);
+        st = endpoint_json(c, 404, json_pack("{s:s}", "error", "no_app"), NULL);
     } else if (!auth__admitted(r, app, &id, &decided)) {
-        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, false, "no policy admits this person");
-        st = local_json(c, 403, json_pack("{s:s,s:s,s:s}", "error", "forbidden", "email", id.email, "app", app->name), NULL);
+        log_auth(r->site->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, false, "no policy admits this person");
+        st = endpoint_json(c, 403, json_pack("{s:s,s:s,s:s}", "error", "forbidden", "email", id.email, "app", app->name), NULL);
     } else {
-        char *tok = auth__mint(r, "app", runtime_app(r->rt, app)->aud, &id, session,
-                               runtime_session_s(r->rt, app, decided));
-        log_auth(r->rt->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, tok != NULL,
+        char *tok = auth__mint(r, "app", endpoint_aud(r->site, app), &id, session,
+                               endpoint_session_s(r->site->cfg, app, decided));
+        log_auth(r->site->auth_log, "app_token", id.email, id.idp, app->name, r->client_ip, tok != NULL,
                  "exchanged an org token");
-        st = tok ? local_json(c, 200, json_pack("{s:s,s:s,s:s}", "app_token", tok, "app", app->name, "aud",
-                                                runtime_app(r->rt, app)->aud), NULL)
-                 : local_json(c, 500, json_pack("{s:s}", "error", "signing failed"), NULL);
+        st = tok ? endpoint_json(c, 200, json_pack("{s:s,s:s,s:s}", "app_token", tok, "app", app->name, "aud",
+                                                endpoint_aud(r->site, app)), NULL)
+                 : endpoint_json(c, 500, json_pack("{s:s}", "error", "signing failed"), NULL);
         free(tok);
     }
     auth__identity_free(&id);
@@ -568,7 +555,7 @@ static int cli__token(struct conn *c, struct local_req *r, const char *org_heade
 /* --- discovery: which app a path of this host is, and the host's patterns ------------------ */
 
 struct cli_patterns {
-    struct runtime *rt;
+    const struct endpoint_site *site;
     json_t *list;
 };
 
@@ -576,25 +563,20 @@ static void cli__pattern(void *arg, const struct app *app, const char *pattern)
 {
     struct cli_patterns *p = arg;
     json_array_append_new(p->list, json_pack("{s:s,s:s}", "pattern", pattern, "aud",
-                                             runtime_app(p->rt, app)->aud));
+                                             endpoint_aud(p->site, app)));
 }
 
 /* Whether the app token `tok` admits to `app` as a request would judge it (signature, claims,
  * this app's AUD, revocations): TOKEN_OK, or why not. Its email in *email (malloc'd). */
-static enum token_status cli__app_token(const struct local_req *r, const struct app *app, const char *tok,
+static enum token_status cli__app_token(const struct endpoint_req *r, const struct app *app, const char *tok,
                                         char **email)
 {
     struct token t;
-    time_t now = time(NULL);
-    enum token_status ts = jwt_decode(r->keys, tok, strlen(tok), now, &t);
+    struct token_want want = auth__want(r, "app", app);
+    enum token_status ts = token_verify(r->keys, tok, strlen(tok), time(NULL), &want, &t);
     if (ts != TOKEN_OK)
         return ts;
-    ts = token_check(&t, r->rt->auth_url, "app", runtime_app(r->rt, app)->aud, now);
-    if (ts == TOKEN_OK && revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, app->name,
-                                            t.identity_nonce, t.iat))
-        ts = TOKEN_REVOKED;
-    if (ts == TOKEN_OK)
-        *email = t.email ? strdup(t.email) : NULL;
+    *email = t.email ? strdup(t.email) : NULL;
     token_free(&t);
     return ts;
 }
@@ -607,20 +589,20 @@ static enum token_status cli__app_token(const struct local_req *r, const struct 
  * token per path from them; on https the token cookie's pair ("pair", cookie.h), which
  * `latch curl -L` sends beside the token as cookies. Only to the holder of a valid token:
  * nobody else learns the layout of the host's paths. */
-int auth__cli_app(struct conn *c, struct local_req *r)
+static enum endpoint_result cli__app(struct conn *c, struct endpoint_req *r)
 {
     char path[HANDOFF_PATH_MAX] = "/";
     if (form_count(r->query, r->query_len, "path") > 1 ||
         (form_count(r->query, r->query_len, "path") == 1 &&
          (!auth__query(r, "path", path, sizeof path) || path[0] != '/')))
-        return local_json(c, 400, json_pack("{s:s,s:s}", "error", "bad_path", "message",
+        return endpoint_json(c, 400, json_pack("{s:s,s:s}", "error", "bad_path", "message",
                                             "path must be one absolute path (/…) of at most 2047 bytes"), NULL);
     const struct app *app = auth__app_at(r, r->host, path);
     if (!app)
-        return local_json(c, 404, json_pack("{s:s,s:s}", "error", "not_found", "message",
+        return endpoint_json(c, 404, json_pack("{s:s,s:s}", "error", "not_found", "message",
                                             "no application at this host and path"), NULL);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "auth_domain", r->rt->cfg->auth_domain ? r->rt->cfg->auth_domain : "",
-                          "auth_url", r->rt->auth_url, "aud", runtime_app(r->rt, app)->aud, "app", app->name);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "auth_domain", r->site->cfg->auth_domain ? r->site->cfg->auth_domain : "",
+                          "auth_url", r->site->auth_url, "aud", endpoint_aud(r->site, app), "app", app->name);
     if (j && r->access_token) {
         char *email = NULL;
         enum token_status ts = cli__app_token(r, app, r->access_token, &email);
@@ -629,42 +611,42 @@ int auth__cli_app(struct conn *c, struct local_req *r)
             char host[512];
             size_t hl = strlen(r->host);
             int n = hl < sizeof host ? route_host_normalize(r->host, hl, host) : -1;
-            struct cli_patterns p = { r->rt, json_array() };
+            struct cli_patterns p = { r->site, json_array() };
             if (n > 0 && p.list)
-                route_each_for_host(r->rt->routes, host, (size_t)n, cli__pattern, &p);
+                route_each_for_host(r->site->routes, host, (size_t)n, cli__pattern, &p);
             json_object_set_new(j, "email", json_string(email ? email : ""));
             json_object_set_new(j, "routes", p.list ? p.list : json_array());
             if (r->self.https) { /* the token cookie's pair, for a client that sends it as a cookie */
                 char pair[33];
-                cookie_token_pair(r->rt->secret, r->access_token, strlen(r->access_token), pair);
+                cookie_token_pair(r->site->secret, r->access_token, strlen(r->access_token), pair);
                 json_object_set_new(j, "pair", json_string(pair));
             }
         }
         free(email);
     }
-    return local_json(c, 200, j, NULL);
+    return endpoint_json(c, 200, j, NULL);
 }
 
 /* --- cli-logout: the command line ends its own session --------------------------------------- */
 
 /* The session of a token of ours, valid now: the org token, or an app token of any app;
  * *ended when a revocation already refuses it (its session ended, its address revoked). */
-static bool cli__session_of(const struct local_req *r, const char *tok, char session[33], char **email, char **idp,
+static bool cli__session_of(const struct endpoint_req *r, const char *tok, char session[33], char **email, char **idp,
                             bool *ended)
 {
     struct token t;
     time_t now = time(NULL);
     if (jwt_decode(r->keys, tok, strlen(tok), now, &t) != TOKEN_OK)
         return false;
-    enum token_status ts = r->rt->cfg->auth_domain
-                               ? token_check(&t, r->rt->auth_url, "org", r->rt->cfg->auth_domain, now)
+    enum token_status ts = r->site->cfg->auth_domain
+                               ? token_check(&t, r->site->auth_url, "org", r->site->cfg->auth_domain, now)
                                : TOKEN_BAD_AUDIENCE;
-    for (size_t i = 0; ts != TOKEN_OK && i < r->rt->cfg->napps; i++)
-        ts = token_check(&t, r->rt->auth_url, "app", r->rt->apps[i].aud, now);
+    for (size_t i = 0; ts != TOKEN_OK && i < r->site->cfg->napps; i++)
+        ts = token_check(&t, r->site->auth_url, "app", endpoint_aud(r->site, &r->site->cfg->apps[i]), now);
     bool ok = ts == TOKEN_OK && t.identity_nonce && strlen(t.identity_nonce) == 32 && cli__hex(t.identity_nonce, 32);
     if (ok) {
         memcpy(session, t.identity_nonce, 33);
-        *ended = revocations_check(r->rev, r->rt->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat);
+        *ended = revocations_check(r->rev, r->site->cfg->subaddress_separators, t.email, NULL, t.identity_nonce, t.iat);
         *email = t.email ? strdup(t.email) : NULL;
         *idp = t.idp ? strdup(t.idp) : NULL;
     }
@@ -673,10 +655,10 @@ static bool cli__session_of(const struct local_req *r, const char *tok, char ses
 }
 
 /* The answer once the session is over on every worker of this node (auth__end_session). */
-static int cli__logout_done(struct conn *c, struct local_req *r, const char *session, bool ended)
+static enum endpoint_result cli__logout_done(struct conn *c, struct endpoint_req *r, const char *session, bool ended)
 {
-    return ended ? local_json(c, 200, json_pack("{s:b}", "ended", 1), NULL)
-                 : local_json(c, 500, json_pack("{s:s,s:s}", "error", "revocation_failed", "message",
+    return ended ? endpoint_json(c, 200, json_pack("{s:b}", "ended", 1), NULL)
+                 : endpoint_json(c, 500, json_pack("{s:s,s:s}", "error", "revocation_failed", "message",
                                                 "the gateway could not record the end of the session; try again"),
                               NULL);
 }
@@ -684,36 +666,51 @@ static int cli__logout_done(struct conn *c, struct local_req *r, const char *ses
 /* POST cli-logout (any host) with a token of the command line's session in cf-access-token:
  * ends that session (every token minted under it: the org token and each app's). A token
  * proves nothing more than its own session here: whoever holds one may end it, nobody else. */
-static int cli__logout(struct conn *c, struct local_req *r, const char *tok)
+static enum endpoint_result cli__logout(struct conn *c, struct endpoint_req *r, const char *tok)
 {
     char session[33];
     char *email = NULL, *idp = NULL;
     bool ended = false;
     if (strcmp(r->method, "POST"))
-        return local_json(c, 405, json_pack("{s:s}", "error", "method_not_allowed"), "Allow: POST\r\n");
+        return endpoint_json(c, 405, json_pack("{s:s}", "error", "method_not_allowed"), "Allow: POST\r\n");
     if (!tok || !cli__session_of(r, tok, session, &email, &idp, &ended))
-        return local_json(c, 401, json_pack("{s:s,s:s}", "error", "not_authenticated", "message",
+        return endpoint_json(c, 401, json_pack("{s:s,s:s}", "error", "not_authenticated", "message",
                                             "no valid token of ours in cf-access-token"), NULL);
     if (ended) { /* already refused everywhere: nothing to write (a replayed old token costs no disk) */
         free(email);
         free(idp);
         return cli__logout_done(c, r, session, true);
     }
-    log_auth(r->rt->auth_log, "logout", email, idp, NULL, r->client_ip, true, "command line session ended");
+    log_auth(r->site->auth_log, "logout", email, idp, NULL, r->client_ip, true, "command line session ended");
     free(email);
     free(idp);
     return auth__end_session(c, r, session, cli__logout_done); /* refused everywhere when it answers */
 }
 
-int auth__cli(struct conn *c, struct local_req *r, const char *org_header)
+static enum endpoint_result cli__logout_row(struct conn *c, struct endpoint_req *r)
 {
-    if (!strcmp(r->name, "cli-logout"))
-        return cli__logout(c, r, org_header);
-    if (!strcmp(r->name, "cli"))
-        return strcmp(r->method, "POST") ? cli__get(c, r) : cli__post(c, r);
-    if (!strncmp(r->name, "transfer/", 9))
-        return cli__transfer(c, r);
-    if (!strcmp(r->name, "token") && !strcmp(r->method, "POST"))
-        return cli__token(c, r, org_header);
-    return auth__error_page(c, 404, "Not found", "No such page.");
+    return cli__logout(c, r, r->access_token);
 }
+
+static enum endpoint_result cli__row(struct conn *c, struct endpoint_req *r)
+{
+    return strcmp(r->method, "POST") ? cli__get(c, r) : cli__post(c, r);
+}
+
+static enum endpoint_result cli__token_row(struct conn *c, struct endpoint_req *r)
+{
+    if (strcmp(r->method, "POST"))
+        return auth__not_found(c, r);
+    return cli__token(c, r, r->access_token);
+}
+
+/* app and cli-logout on any host; the handoff itself on the auth domain. */
+static const struct endpoint cli__rows[] = {
+    { "app", false, false, cli__app },
+    { "cli-logout", true, false, cli__logout_row },
+    { "cli", true, true, cli__row },
+    { "transfer/", true, true, cli__transfer },
+    { "token", true, true, cli__token_row },
+};
+
+const struct endpoint_table auth_cli_endpoints = { cli__rows, sizeof cli__rows / sizeof cli__rows[0] };

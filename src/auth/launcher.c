@@ -15,13 +15,12 @@
 #include "core/ipaddr.h"
 #include "route/route.h"
 #include "route/served.h"
-#include "server/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-bool auth__launcher_lists(const struct local_req *r, const struct app *app, const struct auth_identity *id)
+bool auth__launcher_lists(const struct endpoint_req *r, const struct app *app, const struct auth_identity *id)
 {
     bool people = false;
     for (size_t i = 0; i < app->npolicies && !people; i++)
@@ -46,7 +45,7 @@ static const char *launcher__path(const char *path, char *out, size_t cap)
 }
 
 /* The app's address for a browser, into url; false when no domain names one. */
-static bool launcher__url(const struct local_req *r, const struct app *app, struct strbuf *url)
+static bool launcher__url(const struct endpoint_req *r, const struct app *app, struct strbuf *url)
 {
     for (size_t i = 0; i < app->ndomains; i++) {
         const char *d = app->domains[i], *slash = strchr(d, '/');
@@ -60,7 +59,7 @@ static bool launcher__url(const struct local_req *r, const struct app *app, stru
         struct served_origin so;
         bool has_port = host[hl - 1] != ']' && strrchr(host, ':') != NULL;
         if (has_port) { /* the domain names its port: a listener's public port, or nothing */
-            if (served_lookup(r->rt->cfg, -1, host, hl, &so) != 0)
+            if (served_lookup(r->site->cfg, -1, host, hl, &so) != 0)
                 continue;
         } else { /* every listener serves it: the scheme and port this page came on */
             so = r->self;
@@ -69,7 +68,7 @@ static bool launcher__url(const struct local_req *r, const struct app *app, stru
             memcpy(so.host, host, hl + 1);
         }
         /* an https gateway signs nobody in to a plain http address of the network */
-        if (!so.https && !strncmp(r->rt->auth_url, "https:", 6) && !ipaddr_loopback_name(so.host))
+        if (!so.https && !strncmp(r->site->auth_url, "https:", 6) && !ipaddr_loopback_name(so.host))
             continue;
         served_url(&so, base);
         sb_adds(url, base);
@@ -79,11 +78,11 @@ static bool launcher__url(const struct local_req *r, const struct app *app, stru
     return false;
 }
 
-static int launcher__json(struct conn *c, struct local_req *r, const struct auth_identity *id)
+static enum endpoint_result launcher__json(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     json_t *apps = json_array();
-    for (size_t i = 0; apps && i < r->rt->cfg->napps; i++) {
-        const struct app *app = &r->rt->cfg->apps[i];
+    for (size_t i = 0; apps && i < r->site->cfg->napps; i++) {
+        const struct app *app = &r->site->cfg->apps[i];
         if (!auth__launcher_lists(r, app, id))
             continue;
         struct strbuf url;
@@ -96,19 +95,19 @@ static int launcher__json(struct conn *c, struct local_req *r, const struct auth
                                               launcher__url(r, app, &url) ? url.p : NULL));
         sb_free(&url);
     }
-    return local_json(c, 200, json_pack("{s:o}", "apps", apps), NULL);
+    return endpoint_json(c, 200, json_pack("{s:o}", "apps", apps), NULL);
 }
 
-static int launcher__page(struct conn *c, struct local_req *r, const struct auth_identity *id)
+static enum endpoint_result launcher__page(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     struct strbuf sb;
     sb_init(&sb, 256 * 1024);
     sb_adds(&sb, "<h1>Your applications</h1><p>Signed in as <b>");
-    local_html(&sb, id->email);
+    page_html(&sb, id->email);
     sb_adds(&sb, "</b></p><ul class=\"apps\">");
     size_t listed = 0;
-    for (size_t i = 0; i < r->rt->cfg->napps; i++) {
-        const struct app *app = &r->rt->cfg->apps[i];
+    for (size_t i = 0; i < r->site->cfg->napps; i++) {
+        const struct app *app = &r->site->cfg->apps[i];
         if (!auth__launcher_lists(r, app, id))
             continue;
         struct strbuf url;
@@ -116,27 +115,27 @@ static int launcher__page(struct conn *c, struct local_req *r, const struct auth
         bool link = launcher__url(r, app, &url);
         if (link) {
             sb_adds(&sb, "<li><a href=\"");
-            local_html(&sb, url.p);
+            page_html(&sb, url.p);
             sb_adds(&sb, "\">");
         } else {
             sb_adds(&sb, "<li><div class=\"static\">");
         }
         sb_adds(&sb, "<i aria-hidden=\"true\">");
-        local_initial(&sb, app->display_name);
+        page_initial(&sb, app->display_name);
         sb_adds(&sb, "</i><span><b>");
-        local_html(&sb, app->display_name);
+        page_html(&sb, app->display_name);
         sb_adds(&sb, "</b><small>");
         if (link) { /* the address as one reads it: no scheme, no lone "/" */
             const char *at = strstr(url.p, "://");
             at = at ? at + 3 : url.p;
             size_t n = strlen(at);
-            local_html_n(&sb, at, n && at[n - 1] == '/' && !memchr(at, '/', n - 1) ? n - 1 : n);
+            page_html_n(&sb, at, n && at[n - 1] == '/' && !memchr(at, '/', n - 1) ? n - 1 : n);
         } else { /* many addresses: no one to open */
             sb_adds(&sb, "at addresses such as ");
             for (size_t k = 0; k < app->ndomains; k++) {
                 if (k)
                     sb_adds(&sb, ", ");
-                local_html(&sb, app->domains[k]);
+                page_html(&sb, app->domains[k]);
             }
         }
         sb_adds(&sb, link ? "</small></span></a></li>" : "</small></span></div></li>");
@@ -147,16 +146,16 @@ static int launcher__page(struct conn *c, struct local_req *r, const struct auth
     if (!listed)
         sb_adds(&sb, "<p>No application is open to you yet. If you need one, ask your administrator "
                      "for access.</p>");
-    local_button(&sb, "/cdn-cgi/access/logout", "Sign out", false);
-    int st = sb.overflow ? auth__error_page(c, 500, "Error", "Too many applications to list.")
-                         : local_page(c, 200, "Your applications", sb.p, NULL);
+    page_button(&sb, HTTP_ACCESS_PREFIX "logout", "Sign out", false);
+    enum endpoint_result st = sb.overflow ? auth__error_page(c, 500, "Error", "Too many applications to list.")
+                         : endpoint_page(c, 200, "Your applications", sb.p, NULL);
     sb_free(&sb);
     return st;
 }
 
 /* Not signed in: a script is told so (401, as for an app: SPEC.md §3.6), a browser signs in
  * to come back here. */
-static int launcher__anonymous(struct conn *c, struct local_req *r, bool json, const char *why)
+static enum endpoint_result launcher__anonymous(struct conn *c, struct endpoint_req *r, bool json, const char *why)
 {
     if (!json) {
         char host[SERVED_HOST_MAX + 6];
@@ -164,27 +163,27 @@ static int launcher__anonymous(struct conn *c, struct local_req *r, bool json, c
         return auth__begin_flow(c, r, NULL, host, "/", NULL, NULL);
     }
     char *login = NULL, *hdr = NULL;
-    int st;
-    if (asprintf(&login, "%s/", r->rt->auth_url) < 0 ||
+    enum endpoint_result st;
+    if (asprintf(&login, "%s/", r->site->auth_url) < 0 ||
         asprintf(&hdr, "WWW-Authenticate: Bearer realm=\"%s\", error=\"login_required\"\r\n",
-                 r->rt->auth_url) < 0) {
-        st = local_json(c, 500, json_pack("{s:s}", "error", "internal"), NULL);
+                 r->site->auth_url) < 0) {
+        st = endpoint_json(c, 500, json_pack("{s:s}", "error", "internal"), NULL);
     } else {
         json_t *j = json_pack("{s:s,s:s,s:s}", "error", "login_required", "auth_domain",
-                              r->rt->cfg->auth_domain, "login", login);
+                              r->site->cfg->auth_domain, "login", login);
         if (j && why)
             json_object_set_new(j, "token_error", json_string(why));
-        st = local_json(c, 401, j, hdr);
+        st = endpoint_json(c, 401, j, hdr);
     }
     free(login);
     free(hdr);
     return st;
 }
 
-int auth__launcher(struct conn *c, struct local_req *r)
+enum endpoint_result auth__launcher(struct conn *c, struct endpoint_req *r)
 {
     if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
-        return local_reply(c, 405, "application/json", "{\"error\":\"method_not_allowed\"}\n", 31,
+        return endpoint_reply(c, 405, "application/json", "{\"error\":\"method_not_allowed\"}\n", 31,
                            "Allow: GET, HEAD\r\n");
     /* a program (the command line) sends its org token; a browser has its cookie */
     bool json = r->access_token || !r->wants_html;
@@ -197,7 +196,7 @@ int auth__launcher(struct conn *c, struct local_req *r)
     } else if (!auth__org_session(r, &id, session)) {
         return launcher__anonymous(c, r, json, NULL);
     }
-    int st = json ? launcher__json(c, r, &id) : launcher__page(c, r, &id);
+    enum endpoint_result st = json ? launcher__json(c, r, &id) : launcher__page(c, r, &id);
     auth__identity_free(&id);
     return st;
 }

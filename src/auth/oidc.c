@@ -11,8 +11,6 @@
 #include "core/strbuf.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
-#include "server/runtime.h"
-#include "server/worker.h"
 #include "store/store.h"
 #include "token/jwt.h"
 
@@ -181,17 +179,17 @@ fail:
 /* --- the flow ---------------------------------------------------------------------------- */
 
 /* The redirect URI of a provider (config: its callback_path), as registered with it. */
-static char *oidc__redirect_uri(const struct runtime *rt, const struct idp *idp)
+static char *oidc__redirect_uri(const struct endpoint_site *site, const struct idp *idp)
 {
     char *s = NULL;
-    if (!idp->callback_path || asprintf(&s, "%s%s", rt->auth_url, idp->callback_path) < 0)
+    if (!idp->callback_path || asprintf(&s, "%s%s", site->auth_url, idp->callback_path) < 0)
         return NULL;
     return s;
 }
 
 struct oidc_job {
-    struct local_job lj;
-    struct runtime *rt;
+    struct endpoint_job lj;
+    const struct endpoint_site *site;
     struct store *store;
     const struct idp *idp;
     json_t *flow;
@@ -211,7 +209,7 @@ static void oidc__job_free(struct oidc_job *j)
     json_decref(j->claims);
     free(j->code);
     free(j->err);
-    runtime_unref(j->rt);
+    endpoint_site_release(j->site);
     free(j);
 }
 
@@ -221,22 +219,22 @@ static void oidc__discover_run(struct job *job)
     j->disc = oidc__discovery(j->store, j->idp, &j->err);
 }
 
-static void oidc__provider_down(struct conn *c, struct local_req *r, const struct idp *idp, const char *why)
+static void oidc__provider_down(struct conn *c, struct endpoint_req *r, const struct idp *idp, const char *why)
 {
-    log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why ? why : "provider error");
-    metrics_login(r->w->metrics, idp->name, false);
+    log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why ? why : "provider error");
+    metrics_login(r->metrics, idp->name, false);
     log_msg("error", "identity provider %s: %s", idp->name, why ? why : "error");
     auth__error_page(c, 502, "Sign-in is unavailable",
                      "The identity provider could not be reached. Sessions already open keep working; "
                      "try signing in again in a few minutes.");
 }
 
-static void oidc__discover_finish(struct local_job *lj, struct conn *c)
+static void oidc__discover_finish(struct endpoint_job *lj, struct conn *c)
 {
     struct oidc_job *j = (struct oidc_job *)lj;
     if (!c)
         goto out;
-    struct local_req *r = local_request(c);
+    struct endpoint_req *r = endpoint_request(c);
     if (!j->disc) {
         oidc__provider_down(c, r, j->idp, j->err);
         goto resume;
@@ -251,15 +249,16 @@ static void oidc__discover_finish(struct local_job *lj, struct conn *c)
     b64url_encode(md, sizeof md, challenge);
     /* the redirect URI goes with the flow: its answer must come back there, and the code is
      * redeemed with that very URI (RFC 6749 §4.1.3), whatever a reload changes meanwhile */
-    char *redirect_uri = oidc__redirect_uri(r->rt, j->idp);
+    char *redirect_uri = oidc__redirect_uri(r->site, j->idp);
     json_object_set_new(j->flow, "state", json_string(state));
     json_object_set_new(j->flow, "nonce", json_string(nonce));
     json_object_set_new(j->flow, "verifier", json_string(verifier));
     json_object_set_new(j->flow, "redirect_uri", json_string(redirect_uri ? redirect_uri : ""));
     json_object_set_new(j->flow, "callback", json_string(j->idp->callback_path ? j->idp->callback_path : ""));
-    if (!redirect_uri || auth__flow_save(r, j->flow_id, j->flow) != 0) {
+    enum store_result sr = redirect_uri ? auth__flow_save(r, j->flow_id, j->flow) : STORE_NOMEM;
+    if (sr != STORE_OK) {
         free(redirect_uri);
-        auth__store_error(c);
+        endpoint_fail(c, endpoint_store_cause(sr));
         goto resume;
     }
     CURL *curl = curl_easy_init();
@@ -279,32 +278,32 @@ static void oidc__discover_finish(struct local_job *lj, struct conn *c)
         sb_adds(&sb, "openid%20email%20profile");
     sb_addf(&sb, "&state=%s&nonce=%s&code_challenge=%s&code_challenge_method=S256", state, nonce, challenge);
     if (sb.overflow || !curl)
-        auth__error_page(c, 500, "Error", "Out of memory.");
+        endpoint_fail(c, ENDPOINT_NOMEM);
     else
-        local_redirect(c, sb.p, NULL);
+        endpoint_redirect(c, sb.p, NULL);
     sb_free(&sb);
     free(redirect_uri);
     curl_easy_cleanup(curl);
 resume:
-    local_resume(c);
+    endpoint_resume(c);
 out:
     oidc__job_free(j);
 }
 
-int auth__oidc_start(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
+enum endpoint_result auth__oidc_start(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
 {
     struct oidc_job *j = calloc(1, sizeof *j);
     if (!j)
-        return auth__error_page(c, 500, "Error", "Out of memory.");
-    j->rt = r->rt;
-    runtime_ref(r->rt);
-    j->store = r->w->store;
+        return endpoint_fail(c, ENDPOINT_NOMEM);
+    j->site = r->site;
+    endpoint_site_hold(r->site);
+    j->store = r->store;
     j->idp = idp;
     j->flow = json_incref(flow);
     snprintf(j->flow_id, sizeof j->flow_id, "%s", flow_id);
     j->lj.job.run = oidc__discover_run;
     j->lj.finish = oidc__discover_finish;
-    return local_wait(c, &j->lj, r->w->jobs);
+    return endpoint_wait(c, &j->lj, r->jobs);
 }
 
 static char *oidc__read_secret(const char *path)
@@ -416,16 +415,16 @@ static int oidc__identity(const struct idp *idp, json_t *claims, struct auth_ide
     return 0;
 }
 
-static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
+static void oidc__exchange_finish(struct endpoint_job *lj, struct conn *c)
 {
     struct oidc_job *j = (struct oidc_job *)lj;
     if (!c)
         goto out;
-    struct local_req *r = local_request(c);
+    struct endpoint_req *r = endpoint_request(c);
     if (!j->claims && j->refused) {
-        log_auth(r->rt->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
+        log_auth(r->site->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
                  j->err ? j->err : "the provider's answer did not check out");
-        metrics_login(r->w->metrics, j->idp->name, false);
+        metrics_login(r->metrics, j->idp->name, false);
         auth__error_page(c, 403, "Sign-in refused", "The identity provider's answer could not be "
                          "verified. Start again from the application.");
     } else if (!j->claims) {
@@ -433,16 +432,16 @@ static void oidc__exchange_finish(struct local_job *lj, struct conn *c)
     } else {
         struct auth_identity id;
         if (oidc__identity(j->idp, j->claims, &id) != 0) {
-            log_auth(r->rt->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
+            log_auth(r->site->auth_log, "login", NULL, j->idp->name, NULL, r->client_ip, false,
                      "the provider gave no verified email");
-            metrics_login(r->w->metrics, j->idp->name, false);
+            metrics_login(r->metrics, j->idp->name, false);
             auth__error_page(c, 403, "Sign-in refused", "Your identity provider did not confirm an email address.");
         } else {
             auth__complete_login(c, r, j->flow, &id, NULL);
         }
         auth__identity_free(&id);
     }
-    local_resume(c);
+    endpoint_resume(c);
 out:
     oidc__job_free(j);
 }
@@ -450,11 +449,11 @@ out:
 /* A callback that reached another address than its flow's redirect URI (another provider's
  * callback: RFC 9207 §1's mix-up), or that names another issuer than its flow's provider
  * (RFC 9207 §2.4): refused, the flow spent. */
-static int oidc__mixed_up(struct conn *c, struct local_req *r, const struct idp *idp, json_t *flow,
-                          const char *why)
+static enum endpoint_result oidc__mixed_up(struct conn *c, struct endpoint_req *r, const struct idp *idp, json_t *flow,
+                                           const char *why)
 {
-    log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
-    metrics_login(r->w->metrics, idp->name, false);
+    log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
+    metrics_login(r->metrics, idp->name, false);
     json_decref(flow);
     return auth__error_page(c, 400, "Sign-in refused", "This answer from an identity provider does "
                             "not belong to this sign-in. Start again from the application.");
@@ -463,15 +462,16 @@ static int oidc__mixed_up(struct conn *c, struct local_req *r, const struct idp 
 /* GET callback[/<provider>]?code=…&state=…[&iss=…] (RFC 6749 §4.1.2, RFC 9207): the state must
  * be the one this browser's flow holds (its cookie), once; the answer must arrive at the flow's
  * redirect URI and name the flow's provider when it names one. */
-int auth__oidc_callback(struct conn *c, struct local_req *r)
+enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33], state[128], code[2048], iss[1024], here[600];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->w->store))
-        return auth__store_error(c);
+    json_t *flow;
+    enum store_result sr = auth__flow_load(r, flow_id, &flow);
+    if (sr != STORE_OK && sr != STORE_NOT_FOUND)
+        return endpoint_fail(c, endpoint_store_cause(sr));
     const char *want = json_string_value(json_object_get(flow, "state"));
     const char *idp_name = json_string_value(json_object_get(flow, "idp"));
-    const struct idp *idp = idp_name ? auth__idp(r->rt->cfg, idp_name) : NULL;
+    const struct idp *idp = idp_name ? auth__idp(r->site->cfg, idp_name) : NULL;
     /* RFC 6749 §3.1: each parameter at most once; two states, codes or issuers are ambiguous */
     bool once = form_count(r->query, r->query_len, "state") == 1 &&
                 form_count(r->query, r->query_len, "code") <= 1 &&
@@ -480,9 +480,9 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     bool state_ok = once && want && auth__query(r, "state", state, sizeof state) &&
                     strlen(state) == strlen(want) && CRYPTO_memcmp(state, want, strlen(want)) == 0;
     if (!flow || !idp || idp->type != IDP_OIDC || !state_ok) {
-        log_auth(r->rt->auth_log, "login", NULL, idp_name, NULL, r->client_ip, false,
+        log_auth(r->site->auth_log, "login", NULL, idp_name, NULL, r->client_ip, false,
                  "callback without this browser's flow, or with another state");
-        metrics_login(r->w->metrics, idp_name, false);
+        metrics_login(r->metrics, idp_name, false);
         json_decref(flow);
         return auth__error_page(c, 400, "Sign-in expired",
                                 "This sign-in has expired, was already used, or was started in another browser. "
@@ -492,10 +492,10 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     snprintf(key, sizeof key, "flow:%s", flow_id);
     char *taken = NULL;
     size_t tl;
-    enum store_result sr = store_take(r->w->store, key, &taken, &tl);
+    sr = store_take(r->store, key, &taken, &tl);
     if (sr == STORE_UNAVAILABLE) {
         json_decref(flow);
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     }
     if (sr != STORE_OK) { /* a replayed callback */
         json_decref(flow);
@@ -503,7 +503,7 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     }
     free(taken);
     const char *callback = json_string_value(json_object_get(flow, "callback"));
-    snprintf(here, sizeof here, "/cdn-cgi/access/%s", r->name);
+    snprintf(here, sizeof here, HTTP_ACCESS_PREFIX "%s", r->name);
     if (!callback || strcmp(callback, here) != 0)
         return oidc__mixed_up(c, r, idp, flow, "the answer reached another provider's callback");
     bool iss_seen = auth__query(r, "iss", iss, sizeof iss);
@@ -512,8 +512,8 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     if (!auth__query(r, "code", code, sizeof code)) {
         char why[256] = "no code";
         auth__query(r, "error", why, sizeof why);
-        log_auth(r->rt->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
-        metrics_login(r->w->metrics, idp->name, false);
+        log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
+        metrics_login(r->metrics, idp->name, false);
         json_decref(flow);
         return auth__error_page(c, 403, "Sign-in cancelled", "The identity provider did not sign you in.");
     }
@@ -521,16 +521,16 @@ int auth__oidc_callback(struct conn *c, struct local_req *r)
     if (!j || !(j->code = strdup(code))) {
         free(j);
         json_decref(flow);
-        return auth__error_page(c, 500, "Error", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     }
-    j->rt = r->rt;
-    runtime_ref(r->rt);
-    j->store = r->w->store;
+    j->site = r->site;
+    endpoint_site_hold(r->site);
+    j->store = r->store;
     j->idp = idp;
     j->flow = flow;
     j->iss_seen = iss_seen;
     snprintf(j->flow_id, sizeof j->flow_id, "%s", flow_id);
     j->lj.job.run = oidc__exchange_run;
     j->lj.finish = oidc__exchange_finish;
-    return local_wait(c, &j->lj, r->w->jobs);
+    return endpoint_wait(c, &j->lj, r->jobs);
 }

@@ -21,13 +21,11 @@
  * Windows are fixed OTP_WINDOW_S periods, so a refusal can say when to come back. */
 #include "auth/auth-int.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "auth/mail.h"
 #include "core/email.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
-#include "server/runtime.h"
-#include "server/worker.h"
 #include "store/store.h"
 #include "token/jwt.h"
 
@@ -51,9 +49,9 @@
 #define OTP_KNOWN_TTL_S           (90 * 86400)
 
 struct mail_job {
-    struct local_job lj;
+    struct endpoint_job lj;
     const struct idp *idp;
-    struct runtime *rt; /* keeps idp alive */
+    const struct endpoint_site *site; /* keeps idp alive */
     char to[320], code[9], app[128], label[128];
 };
 
@@ -64,32 +62,32 @@ static void otp__mail_run(struct job *j)
     sodium_memzero(m->code, sizeof m->code);
 }
 
-static void otp__mail_done(struct local_job *lj, struct conn *c)
+static void otp__mail_done(struct endpoint_job *lj, struct conn *c)
 {
     struct mail_job *m = (struct mail_job *)lj;
-    runtime_unref(m->rt);
+    endpoint_site_release(m->site);
     free(m);
 }
 
 /* HMAC of the code bound to its flow: the store never holds a usable code. */
-static void otp__hash(const struct local_req *r, const char *flow_id, const char *code, char out[65])
+static void otp__hash(const struct endpoint_req *r, const char *flow_id, const char *code, char out[65])
 {
     unsigned char mac[32];
     unsigned int len = sizeof mac;
     char msg[128];
     int n = snprintf(msg, sizeof msg, "otp:%s:%s", flow_id, code);
-    HMAC(EVP_sha256(), r->rt->secret, 32, (const unsigned char *)msg, (size_t)n, mac, &len);
+    HMAC(EVP_sha256(), r->site->secret, 32, (const unsigned char *)msg, (size_t)n, mac, &len);
     sodium_bin2hex(out, 65, mac, sizeof mac);
 }
 
-static bool otp__csrf_ok(const struct local_req *r, json_t *flow)
+static bool otp__csrf_ok(const struct endpoint_req *r, json_t *flow)
 {
     char got[64];
     const char *want = json_string_value(json_object_get(flow, "csrf"));
     if (!want || !auth__form(r, "csrf", got, sizeof got) || strlen(got) != strlen(want))
         return false;
     if (r->origin) { /* a cross-site POST carries another Origin */
-        if (strcmp(r->origin, r->rt->auth_url) != 0)
+        if (strcmp(r->origin, r->site->auth_url) != 0)
             return false;
     }
     return CRYPTO_memcmp(got, want, strlen(want)) == 0;
@@ -101,40 +99,40 @@ static void otp__form_start(struct strbuf *sb, json_t *flow, const char *error)
 {
     if (error) {
         sb_adds(sb, "<div class=\"error\">");
-        local_html(sb, error);
+        page_html(sb, error);
         sb_adds(sb, "</div>");
     }
-    sb_adds(sb, "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
-    local_html(sb, json_string_value(json_object_get(flow, "csrf")));
+    sb_adds(sb, "<form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    page_html(sb, json_string_value(json_object_get(flow, "csrf")));
 }
 
-static const struct app *otp__app(const struct local_req *r, json_t *flow);
+static const struct app *otp__app(const struct endpoint_req *r, json_t *flow);
 
-static int otp__email_page(struct conn *c, json_t *flow, const char *error)
+static enum endpoint_result otp__email_page(struct conn *c, json_t *flow, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
     auth__sign_in_head(&sb, "Sign in with your email", "We will send you a code",
-                       otp__app(local_request(c), flow));
+                       otp__app(endpoint_request(c), flow));
     otp__form_start(&sb, flow, error);
     sb_adds(&sb, "\"><label for=\"email\">Email address</label><input id=\"email\" type=\"email\" "
                  "name=\"email\" autocomplete=\"email\" required autofocus>"
                  "<button type=\"submit\">Send me a code</button></form>");
-    int st = local_page(c, error ? 400 : 200, "Sign in", sb.p, NULL);
+    enum endpoint_result st = endpoint_page(c, error ? 400 : 200, "Sign in", sb.p, NULL);
     sb_free(&sb);
     return st;
 }
 
-static int otp__code_page(struct conn *c, json_t *flow, const char *email, const char *error)
+static enum endpoint_result otp__code_page(struct conn *c, json_t *flow, const char *email, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
-    const struct app *app = otp__app(local_request(c), flow);
+    const struct app *app = otp__app(endpoint_request(c), flow);
     sb_adds(&sb, "<h1>Check your email</h1><p>If <b>");
-    local_html(&sb, email);
+    page_html(&sb, email);
     if (app) {
         sb_adds(&sb, "</b> may use <b>");
-        local_html(&sb, app->display_name);
+        page_html(&sb, app->display_name);
         sb_adds(&sb, "</b>, a sign-in code is on its way. It works for 10 minutes.</p>");
     } else {
         sb_adds(&sb, "</b> may use an application here, a sign-in code is on its way. It works for "
@@ -144,38 +142,38 @@ static int otp__code_page(struct conn *c, json_t *flow, const char *email, const
     sb_adds(&sb, "\"><label for=\"code\">Code</label><input id=\"code\" type=\"text\" name=\"code\" "
                  "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{8}\" maxlength=\"8\" required autofocus>"
                  "<button type=\"submit\">Sign in</button></form>"
-                 "<form method=\"post\" action=\"/cdn-cgi/access/otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
-    local_html(&sb, json_string_value(json_object_get(flow, "csrf")));
+                 "<form method=\"post\" action=\"" HTTP_ACCESS_PREFIX "otp\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    page_html(&sb, json_string_value(json_object_get(flow, "csrf")));
     sb_adds(&sb, "\"><input type=\"hidden\" name=\"email\" value=\"");
-    local_html(&sb, email);
+    page_html(&sb, email);
     sb_adds(&sb, "\"><button class=\"button secondary\" type=\"submit\">Send a new code</button></form>");
-    local_button(&sb, "/cdn-cgi/access/otp", "Use another email address", false);
-    int st = local_page(c, error ? 400 : 200, "Enter your code", sb.p, NULL);
+    page_button(&sb, HTTP_ACCESS_PREFIX "otp", "Use another email address", false);
+    enum endpoint_result st = endpoint_page(c, error ? 400 : 200, "Enter your code", sb.p, NULL);
     sb_free(&sb);
     return st;
 }
 
-static const struct app *otp__app(const struct local_req *r, json_t *flow)
+static const struct app *otp__app(const struct endpoint_req *r, json_t *flow)
 {
     const char *name = json_string_value(json_object_get(flow, "app"));
-    for (size_t i = 0; name && i < r->rt->cfg->napps; i++)
-        if (!strcmp(r->rt->cfg->apps[i].name, name))
-            return &r->rt->cfg->apps[i];
+    for (size_t i = 0; name && i < r->site->cfg->napps; i++)
+        if (!strcmp(r->site->cfg->apps[i].name, name))
+            return &r->site->cfg->apps[i];
     return NULL;
 }
 
 /* A keyed hash (the state secret) of `what`, as 32 hex characters: store keys and cookies
  * name mailboxes without showing them to whoever reads Redis or the cookie. */
-static void otp__tag(const struct local_req *r, const char *what, char out[33])
+static void otp__tag(const struct endpoint_req *r, const char *what, char out[33])
 {
     unsigned char mac[16];
-    crypto_generichash(mac, sizeof mac, (const unsigned char *)what, strlen(what), r->rt->secret, 32);
+    crypto_generichash(mac, sizeof mac, (const unsigned char *)what, strlen(what), r->site->secret, 32);
     sodium_bin2hex(out, 33, mac, sizeof mac);
 }
 
 /* The client as rate limits count it: its address, an IPv6 one by its /64 (what one host or
  * one customer of a provider gets, and can spread requests over). */
-static void otp__client(const struct local_req *r, char out[INET6_ADDRSTRLEN])
+static void otp__client(const struct endpoint_req *r, char out[INET6_ADDRSTRLEN])
 {
     unsigned char a[16];
     snprintf(out, INET6_ADDRSTRLEN, "%s", r->client_ip);
@@ -186,7 +184,7 @@ static void otp__client(const struct local_req *r, char out[INET6_ADDRSTRLEN])
 }
 
 /* The known-browser cookie for a mailbox: "<id>.<HMAC of id and mailbox>". */
-static void otp__known_value(const struct local_req *r, const char *id, const char *mailbox, char out[66])
+static void otp__known_value(const struct endpoint_req *r, const char *id, const char *mailbox, char out[66])
 {
     char msg[400], mac[33];
     snprintf(msg, sizeof msg, "pin-known:%s:%s", id, mailbox);
@@ -195,7 +193,7 @@ static void otp__known_value(const struct local_req *r, const char *id, const ch
 }
 
 /* The id of this browser when it signed in as `mailbox` before (its cookie), else false. */
-static bool otp__known(const struct local_req *r, const char *mailbox, char id[33])
+static bool otp__known(const struct endpoint_req *r, const char *mailbox, char id[33])
 {
     char got[80], want[66];
     if (!auth__own_cookie(r, AUTH_PIN_COOKIE, got, sizeof got) || strlen(got) != 65 || got[32] != '.')
@@ -207,12 +205,12 @@ static bool otp__known(const struct local_req *r, const char *mailbox, char id[3
 }
 
 /* The flow's code record {"email","hash","expires"} (*rec NULL when unreadable). */
-static enum store_result otp__record(const struct local_req *r, const char *flow_id, json_t **rec)
+static enum store_result otp__record(const struct endpoint_req *r, const char *flow_id, json_t **rec)
 {
     char key[64], *val = NULL;
     size_t len;
     snprintf(key, sizeof key, "otp:%s", flow_id);
-    enum store_result sr = store_get(r->w->store, key, &val, &len);
+    enum store_result sr = store_get(r->store, key, &val, &len);
     json_error_t je;
     *rec = sr == STORE_OK ? json_loadb(val, len, 0, &je) : NULL;
     free(val);
@@ -222,17 +220,17 @@ static enum store_result otp__record(const struct local_req *r, const char *flow
 enum otp_limit { OTP_OK, OTP_LIMITED, OTP_STORE_DOWN };
 
 /* Counts one code against the counter `key` of this window; OTP_LIMITED past `max`. */
-static enum otp_limit otp__count(const struct local_req *r, const char *key, int64_t max)
+static enum otp_limit otp__count(const struct endpoint_req *r, const char *key, int64_t max)
 {
     char k[256];
     snprintf(k, sizeof k, "rate:otp:%s:%lld", key, (long long)(time(NULL) / OTP_WINDOW_S));
-    int64_t n = store_incr(r->w->store, k, OTP_WINDOW_S + 60);
+    int64_t n = store_incr(r->store, k, OTP_WINDOW_S + 60);
     return n < 0 ? OTP_STORE_DOWN : n > max ? OTP_LIMITED : OTP_OK;
 }
 
 /* 429 with when to come back: the end of the current window (Retry-After, RFC 9110 §10.2.3). */
-static int otp__limited(struct conn *c, struct local_req *r, const struct idp *idp, const char *email,
-                        const char *why, const char *what)
+static enum endpoint_result otp__limited(struct conn *c, struct endpoint_req *r, const struct idp *idp, const char *email,
+                                         const char *why, const char *what)
 {
     time_t now = time(NULL), at = (now / OTP_WINDOW_S + 1) * OTP_WINDOW_S;
     struct tm tm;
@@ -243,20 +241,20 @@ static int otp__limited(struct conn *c, struct local_req *r, const struct idp *i
     long mins = (long)((at - now + 59) / 60);
     snprintf(msg, sizeof msg, "Too many sign-in codes were asked for %s. Try again in %ld minute%s "
                               "(at %s UTC).", what, mins, mins == 1 ? "" : "s", when);
-    log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false, why);
+    log_auth(r->site->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false, why);
     struct strbuf sb;
     sb_init(&sb, 2048);
     sb_adds(&sb, "<h1>Too many codes</h1><p>");
-    local_html(&sb, msg);
+    page_html(&sb, msg);
     sb_adds(&sb, "</p>");
-    int st = local_page(c, 429, "Too many codes", sb.p, hdr);
+    enum endpoint_result st = endpoint_page(c, 429, "Too many codes", sb.p, hdr);
     sb_free(&sb);
     return st;
 }
 
 /* 429: this sign-in (flow) has sent all its codes. A new sign-in may send more at once: the
  * page says so and starts one (the same app and return path), with no wait. */
-static int otp__flow_spent(struct conn *c, struct local_req *r, json_t *flow)
+static enum endpoint_result otp__flow_spent(struct conn *c, struct endpoint_req *r, json_t *flow)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
     const char *redirect = json_string_value(json_object_get(flow, "redirect"));
@@ -270,27 +268,30 @@ static int otp__flow_spent(struct conn *c, struct local_req *r, json_t *flow)
     sb_adds(&sb, "<h1>Too many codes</h1><p>This sign-in has had all its codes. Start again from the "
                  "application to get a new one: you can do that right now.</p>");
     if (!again.overflow)
-        local_button(&sb, again.p, "Start again", true);
-    int st = local_page(c, 429, "Too many codes", sb.p, NULL);
+        page_button(&sb, again.p, "Start again", true);
+    enum endpoint_result st = endpoint_page(c, 429, "Too many codes", sb.p, NULL);
     sb_free(&sb);
     sb_free(&again);
     return st;
 }
 
 /* The limits of the file comment, for a code to `email` (its mailbox `mailbox`) in this flow.
- * Answers the refusal itself and returns its status; -1 when the code may go. */
-static int otp__limits(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
-                       const struct idp *idp, const char *email, const char *mailbox)
+ * True once it answered the refusal itself (*st); false when the code may go. */
+static bool otp__limits(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+                        const struct idp *idp, const char *email, const char *mailbox, enum endpoint_result *st)
 {
     char key[160], mb[33], client[INET6_ADDRSTRLEN], known[33];
     int64_t n;
     snprintf(key, sizeof key, "otp:sends:%s", flow_id);
-    if ((n = store_incr(r->w->store, key, AUTH_FLOW_TTL_S)) < 0)
-        return auth__store_error(c);
+    if ((n = store_incr(r->store, key, AUTH_FLOW_TTL_S)) < 0) {
+        *st = endpoint_fail(c, ENDPOINT_STORE_DOWN);
+        return true;
+    }
     if (n > OTP_PER_FLOW) {
-        log_auth(r->rt->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
+        log_auth(r->site->auth_log, "otp_rate_limited", email, idp->name, NULL, r->client_ip, false,
                  "codes per sign-in");
-        return otp__flow_spent(c, r, flow);
+        *st = otp__flow_spent(c, r, flow);
+        return true;
     }
     otp__tag(r, mailbox, mb);
     enum otp_limit l;
@@ -298,7 +299,7 @@ static int otp__limits(struct conn *c, struct local_req *r, json_t *flow, const 
         snprintf(key, sizeof key, "known:%s", known);
         if ((l = otp__count(r, key, OTP_PER_KNOWN_BROWSER)) != OTP_OK)
             goto refused_browser;
-        return -1;
+        return false;
     }
     otp__client(r, client);
     snprintf(key, sizeof key, "ip:%s", client);
@@ -307,32 +308,33 @@ static int otp__limits(struct conn *c, struct local_req *r, json_t *flow, const 
     snprintf(key, sizeof key, "ipmb:%s:%s", client, mb);
     if ((l = otp__count(r, key, OTP_PER_MAILBOX_CLIENT)) != OTP_OK)
         goto refused_browser;
-    return -1;
+    return false;
 refused_browser:
-    return l == OTP_STORE_DOWN ? auth__store_error(c)
-                               : otp__limited(c, r, idp, email, "codes per client", "from this browser");
+    *st = l == OTP_STORE_DOWN ? endpoint_fail(c, ENDPOINT_STORE_DOWN)
+                              : otp__limited(c, r, idp, email, "codes per client", "from this browser");
+    return true;
 }
 
-static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
-                     const struct idp *idp, const char *raw_email)
+static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+                                      const struct idp *idp, const char *raw_email)
 {
     char email[EMAIL_MAX_LEN + 1], mailbox[EMAIL_MAX_LEN + 1], key[64];
     if (snprintf(email, sizeof email, "%s", raw_email) >= (int)sizeof email || email_check(email))
         return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
     for (char *p = email; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    if (!email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox))
+    if (!email_mailbox(email, r->site->cfg->subaddress_separators, mailbox, sizeof mailbox))
         return otp__email_page(c, flow, "Enter one plain email address, such as name@example.com.");
-    int limited = otp__limits(c, r, flow, flow_id, idp, email, mailbox);
-    if (limited >= 0)
-        return limited;
+    enum endpoint_result st;
+    if (otp__limits(c, r, flow, flow_id, idp, email, mailbox, &st))
+        return st;
     const struct app *app = otp__app(r, flow);
     struct auth_identity probe = { .email = email, .idp = (char *)idp->name };
     bool may = app && auth__admitted(r, app, &probe, NULL);
     /* the launcher's sign-in: a code only for whom it would list an app */
     for (size_t i = 0; !app && !may && json_is_true(json_object_get(flow, "launcher")) &&
-                       i < r->rt->cfg->napps; i++)
-        may = auth__launcher_lists(r, &r->rt->cfg->apps[i], &probe);
+                       i < r->site->cfg->napps; i++)
+        may = auth__launcher_lists(r, &r->site->cfg->apps[i], &probe);
     char code[9] = "", hash[65];
     if (may) {
         snprintf(code, sizeof code, "%08u", (unsigned)randombytes_uniform(100000000u));
@@ -344,44 +346,44 @@ static int otp__send(struct conn *c, struct local_req *r, json_t *flow, const ch
     json_t *rec = json_pack("{s:s,s:s,s:I}", "email", email, "hash", hash,
                             "expires", (json_int_t)(time(NULL) + OTP_TTL_S));
     snprintf(key, sizeof key, "otp:tries:%s", flow_id);
-    store_del(r->w->store, key); /* a new code, five new tries */
+    store_del(r->store, key); /* a new code, five new tries */
     char *val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     snprintf(key, sizeof key, "otp:%s", flow_id);
-    enum store_result sr = val ? store_put(r->w->store, key, val, strlen(val), OTP_TTL_S) : STORE_NOMEM;
+    enum store_result sr = val ? store_put(r->store, key, val, strlen(val), OTP_TTL_S) : STORE_NOMEM;
     free(val);
     if (sr != STORE_OK)
-        return auth__store_error(c);
-    log_auth(r->rt->auth_log, "otp_sent", email, idp->name, app ? app->name : NULL, r->client_ip, may,
+        return endpoint_fail(c, endpoint_store_cause(sr));
+    log_auth(r->site->auth_log, "otp_sent", email, idp->name, app ? app->name : NULL, r->client_ip, may,
              may ? "code sent" : "address not admitted: no code sent");
     if (may) { /* fire and forget: the answer does not wait (nor tell) */
         struct mail_job *m = calloc(1, sizeof *m);
         if (m) {
             m->idp = idp;
-            m->rt = r->rt;
-            runtime_ref(r->rt);
+            m->site = r->site;
+            endpoint_site_hold(r->site);
             snprintf(m->to, sizeof m->to, "%s", email);
             snprintf(m->code, sizeof m->code, "%s", code);
             snprintf(m->app, sizeof m->app, "%s", app ? app->name : "launcher");
             snprintf(m->label, sizeof m->label, "%s", app ? app->display_name
-                     : r->rt->cfg->branding.name ? r->rt->cfg->branding.name : "your applications");
+                     : r->site->cfg->branding.name ? r->site->cfg->branding.name : "your applications");
             m->lj.job.run = otp__mail_run;
             m->lj.finish = otp__mail_done;
-            local_detach(&m->lj, r->w);
+            endpoint_detach(r, &m->lj);
         }
         sodium_memzero(code, sizeof code);
     }
     return otp__code_page(c, flow, email, NULL);
 }
 
-static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const char *flow_id,
-                      const struct idp *idp, const char *code)
+static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+                                       const struct idp *idp, const char *code)
 {
     char key[64];
     json_t *rec;
     enum store_result sr = otp__record(r, flow_id, &rec);
     if (sr == STORE_UNAVAILABLE)
-        return auth__store_error(c);
+        return endpoint_fail(c, ENDPOINT_STORE_DOWN);
     if (sr != STORE_OK)
         return otp__email_page(c, flow, "That code has expired. Ask for a new one.");
     snprintf(key, sizeof key, "otp:%s", flow_id);
@@ -392,14 +394,14 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
      * workers cannot get past the limit */
     char tkey[80];
     snprintf(tkey, sizeof tkey, "otp:tries:%s", flow_id);
-    int64_t tries = store_incr(r->w->store, tkey, OTP_TTL_S) - 1;
-    int st;
+    int64_t tries = store_incr(r->store, tkey, OTP_TTL_S) - 1;
+    enum endpoint_result st;
     if (tries < 0) {
-        st = auth__store_error(c);
+        st = endpoint_fail(c, ENDPOINT_STORE_DOWN);
         goto out;
     }
     if (!email || !want || strlen(want) != 64 || tries >= OTP_TRIES || time(NULL) >= expires) {
-        store_del(r->w->store, key);
+        store_del(r->store, key);
         st = otp__email_page(c, flow, "Too many wrong codes, or the code expired. Ask for a new one.");
         goto out;
     }
@@ -411,22 +413,22 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     }
     if (!ok) {
         if (tries + 1 >= OTP_TRIES)
-            store_del(r->w->store, key); /* the fifth miss burns the code */
-        log_auth(r->rt->auth_log, "otp_failed", email, idp->name, NULL, r->client_ip, false, "wrong code");
-        metrics_login(r->w->metrics, idp->name, false);
+            store_del(r->store, key); /* the fifth miss burns the code */
+        log_auth(r->site->auth_log, "otp_failed", email, idp->name, NULL, r->client_ip, false, "wrong code");
+        metrics_login(r->metrics, idp->name, false);
         st = otp__code_page(c, flow, email, tries + 1 < OTP_TRIES ? "That code is not right." :
                                             "Too many wrong codes. Ask for a new one.");
         goto out;
     }
-    store_del(r->w->store, key); /* single use */
+    store_del(r->store, key); /* single use */
     snprintf(key, sizeof key, "flow:%s", flow_id);
-    store_del(r->w->store, key);
+    store_del(r->store, key);
     /* this browser is now known to be the person's: their own PIN budget from now on */
     char mailbox[EMAIL_MAX_LEN + 1], known_id[33], known[66], *ck = NULL;
-    if (email_mailbox(email, r->rt->cfg->subaddress_separators, mailbox, sizeof mailbox)) {
+    if (email_mailbox(email, r->site->cfg->subaddress_separators, mailbox, sizeof mailbox)) {
         auth__random_id(known_id);
         otp__known_value(r, known_id, mailbox, known);
-        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, AUTH_FLOW_PATH, OTP_KNOWN_TTL_S);
+        ck = auth__set_own_cookie(r, AUTH_PIN_COOKIE, known, HTTP_ACCESS_PREFIX, OTP_KNOWN_TTL_S);
     }
     struct auth_identity id = { 0 };
     id.email = strdup(email);
@@ -435,7 +437,7 @@ static int otp__check(struct conn *c, struct local_req *r, json_t *flow, const c
     if (id.amr && (id.amr[0] = strdup("otp")))
         id.namr = 1;
     st = id.email && id.idp ? auth__complete_login(c, r, flow, &id, ck)
-                            : auth__error_page(c, 500, "Error", "Out of memory.");
+                            : endpoint_fail(c, ENDPOINT_NOMEM);
     free(ck);
     auth__identity_free(&id);
 out:
@@ -443,24 +445,22 @@ out:
     return st;
 }
 
-int auth__otp(struct conn *c, struct local_req *r)
+enum endpoint_result auth__otp(struct conn *c, struct endpoint_req *r)
 {
     char flow_id[33];
-    json_t *flow = auth__flow_load(r, flow_id);
-    if (!flow && !store_up(r->w->store))
-        return auth__store_error(c);
+    enum endpoint_result st;
+    json_t *flow = auth__flow_required(c, r, flow_id, &st);
     if (!flow)
-        return auth__error_page(c, 400, "Sign-in expired", "This sign-in has expired or was started in another browser. Start again from the application.");
+        return st;
     const char *name = json_string_value(json_object_get(flow, "idp"));
-    const struct idp *idp = name ? auth__idp(r->rt->cfg, name) : NULL;
-    int st;
+    const struct idp *idp = name ? auth__idp(r->site->cfg, name) : NULL;
     if (!idp || idp->type != IDP_ONETIMEPIN) {
         st = auth__error_page(c, 400, "Sign-in expired", "Start again from the application.");
     } else if (strcmp(r->method, "POST") != 0) {
         st = otp__email_page(c, flow, NULL);
     } else if (!otp__csrf_ok(r, flow)) {
-        log_auth(r->rt->auth_log, "otp_failed", NULL, idp->name, NULL, r->client_ip, false, "CSRF check failed");
-        metrics_login(r->w->metrics, idp->name, false);
+        log_auth(r->site->auth_log, "otp_failed", NULL, idp->name, NULL, r->client_ip, false, "CSRF check failed");
+        metrics_login(r->metrics, idp->name, false);
         st = auth__error_page(c, 403, "Form expired", "This form has expired. Start again from the application.");
     } else {
         char code[64], email[320];

@@ -14,6 +14,13 @@
 #define HTTP_MAX_REQUEST_LINE 8192   /* longer: 414 */
 #define HTTP_MAX_HEADER_BYTES 16384  /* header section (after the request line) longer: 431 */
 
+/* Protocol names (SPEC.md §3.4, §5, §6), spelled once. The token cookie is COOKIE_TOKEN
+ * (http/cookie.h). Header names are in lowercase, as http_find_header compares them. */
+#define HTTP_ACCESS_PREFIX    "/cdn-cgi/access/"        /* the gateway's own endpoints, on every host */
+#define HTTP_H_ACCESS_TOKEN   "cf-access-token"         /* a token presented by a program */
+#define HTTP_H_CLIENT_ID      "cf-access-client-id"     /* a service token's id… */
+#define HTTP_H_CLIENT_SECRET  "cf-access-client-secret" /* …and its secret */
+
 /* Results of the head parsers: > 0 is the head's length in bytes (through the blank line). */
 enum http_parse_result {
     HTTP_INCOMPLETE        = 0,
@@ -21,8 +28,14 @@ enum http_parse_result {
     HTTP_ERR_URI_TOO_LONG  = -2,  /* 414 */
     HTTP_ERR_HEADERS_LARGE = -3,  /* 431: more than HTTP_MAX_HEADERS or HTTP_MAX_HEADER_BYTES */
     HTTP_ERR_VERSION       = -4,  /* 505: not HTTP/1.0 or HTTP/1.1 */
-    HTTP_ERR_NOT_IMPL      = -5,  /* 501: Transfer-Encoding other than a final chunked */
+    HTTP_ERR_NOT_IMPL      = -5,  /* 400: Transfer-Encoding other than a final chunked; TRACE */
 };
+
+/* The status a refused request head is answered with, the same on every listener (then the
+ * connection closes). HTTP_ERR_NOT_IMPL is 400, not the 501 RFC 9112 §6.1 suggests for a
+ * transfer coding we do not implement: SPEC.md §8 refuses such a request as malformed framing
+ * (a smuggling attempt more than a feature request), and TRACE likewise. */
+int http_error_status(enum http_parse_result err);
 
 struct http_slice {
     const char *p;

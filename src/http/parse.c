@@ -249,6 +249,19 @@ enum http_field http_field_id(struct http_slice name)
     return (enum http_field)id;
 }
 
+int http_error_status(enum http_parse_result err)
+{
+    switch (err) {
+    case HTTP_ERR_URI_TOO_LONG: return 414;
+    case HTTP_ERR_HEADERS_LARGE: return 431;
+    case HTTP_ERR_VERSION: return 505;
+    case HTTP_ERR_NOT_IMPL: /* SPEC.md §8 */
+    case HTTP_ERR_BAD:
+    case HTTP_INCOMPLETE: break;
+    }
+    return 400;
+}
+
 const char *http_reason(int status)
 {
     switch (status) {

@@ -129,17 +129,6 @@ static void listener__request(struct metrics_listener *l, struct metrics_client 
     sb_free(&body);
 }
 
-static int listener__parse_status(int r)
-{
-    switch (r) {
-    case HTTP_ERR_URI_TOO_LONG: return 414;
-    case HTTP_ERR_HEADERS_LARGE: return 431;
-    case HTTP_ERR_VERSION: return 505;
-    case HTTP_ERR_NOT_IMPL: return 501;
-    default: return 400;
-    }
-}
-
 static void listener__read(struct metrics_listener *l, struct metrics_client *cl)
 {
     if (cl->state == AC_LINGER) {
@@ -174,7 +163,7 @@ static void listener__read(struct metrics_listener *l, struct metrics_client *cl
     if (r > 0)
         listener__request(l, cl, &req);
     else if (r < 0)
-        listener__text(cl, listener__parse_status(r), NULL, false);
+        listener__text(cl, http_error_status(r), NULL, false);
     else if (eof) /* closed before a whole head: nobody to answer */
         listener__close(cl);
     else if (cl->len == sizeof cl->head)

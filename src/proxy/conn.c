@@ -316,17 +316,6 @@ void proxy__body_consume(struct conn *c, size_t n)
 
 /* --- request heads ------------------------------------------------------------------------ */
 
-static int conn__parse_status(int r)
-{
-    switch (r) {
-    case HTTP_ERR_URI_TOO_LONG: return 414;
-    case HTTP_ERR_HEADERS_LARGE: return 431;
-    case HTTP_ERR_VERSION: return 505;
-    case HTTP_ERR_NOT_IMPL: return 400; /* SPEC.md §8: a coding other than chunked is refused, 400 */
-    default: return 400;
-    }
-}
-
 /* A bare exchange for answering a request we could not parse: logged like any other. */
 static struct exchange *conn__bare_exchange(struct conn *c)
 {
@@ -661,7 +650,7 @@ static enum step conn__step_head(struct conn *c)
             return conn__start(c, &req, (size_t)r);
         }
         if (r < 0)
-            return conn__refuse_framing(c, conn__parse_status(r));
+            return conn__refuse_framing(c, http_error_status(r));
         if (c->in_eof) {
             proxy__close(c);
             return STEP_CLOSED;

@@ -4,7 +4,7 @@
 #include "proxy/proxy.h"
 
 #include "core/strbuf.h"
-#include "proxy/local.h"
+#include "request/page.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -186,7 +186,7 @@ static void echo__pretty(struct strbuf *sb, const char *j, size_t n)
                 e += j[e] == '\\' ? 2 : 1;
             bool key = e + 1 < n && j[e + 1] == ':';
             sb_adds(sb, key ? "<span class=\"k\">" : mark ? "<span class=\"s id\">" : "<span class=\"s\">");
-            local_html_n(sb, j + i, e + 1 - i);
+            page_html_n(sb, j + i, e + 1 - i);
             sb_adds(sb, "</span>");
             mark = key && e + 1 - i == sizeof ECHO_IDENTITY - 1 && !memcmp(j + i, ECHO_IDENTITY, e + 1 - i);
             i = e;
@@ -233,7 +233,7 @@ static enum step echo__page(struct exchange *ex, const struct echo_head *r, cons
     char title[512];
     snprintf(title, sizeof title, "echo: %.*s %.*s%.*s", (int)r->method.n, r->method.p,
              (int)ex->host_len, ex->host, (int)(r->path.n > 200 ? 200 : r->path.n), r->path.p);
-    local_html(&sb, title);
+    page_html(&sb, title);
     sb_adds(&sb, "</title><style>");
     sb_adds(&sb, echo__css);
     sb_adds(&sb, "</style></head><body><pre>");

@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "token/mint.h"
 #include "token/svctokens.h"
+#include "token/verify.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -111,8 +112,8 @@ static bool identity__service_live(const struct service_token_cfg *st, time_t no
 static int identity__service_headers(const struct exchange *ex, const struct http_request *req,
                                      char *id, size_t idcap, char *secret, size_t seccap, bool *single)
 {
-    const struct http_header *hid = http_find_header(req->headers, req->nheaders, "cf-access-client-id");
-    const struct http_header *hsec = http_find_header(req->headers, req->nheaders, "cf-access-client-secret");
+    const struct http_header *hid = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_ID);
+    const struct http_header *hsec = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_SECRET);
     if (hid && hsec) {
         if (hid->value.n >= idcap || hsec->value.n >= seccap)
             return -1;
@@ -128,8 +129,8 @@ static int identity__service_headers(const struct exchange *ex, const struct htt
         return 0;
     json_error_t je;
     json_t *j = json_loadb(h->value.p, h->value.n, JSON_REJECT_DUPLICATES, &je);
-    const char *i = json_string_value(json_object_get(j, "cf-access-client-id"));
-    const char *s = json_string_value(json_object_get(j, "cf-access-client-secret"));
+    const char *i = json_string_value(json_object_get(j, HTTP_H_CLIENT_ID));
+    const char *s = json_string_value(json_object_get(j, HTTP_H_CLIENT_SECRET));
     int rc = 0; /* not JSON of that shape: another use of the header (e.g. an API key) */
     if (i && s) {
         *single = true;
@@ -188,11 +189,11 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     const struct token *t = token_cache_get(w->tokens, w->keys, tok, len, now, &st);
     if (!t)
         return st;
-    st = token_check(t, ex->rt->auth_url, "app", ex->art->aud, now);
+    struct token_want want = { .iss = ex->rt->auth_url, .type = "app", .aud = ex->art->aud, .rev = w->rev,
+                               .seps = ex->rt->cfg->subaddress_separators, .app = ex->app->name };
+    st = token_accept(t, now, &want);
     if (st != TOKEN_OK)
         return st;
-    if (revocations_check(w->rev, ex->rt->cfg->subaddress_separators, t->email, ex->app->name, t->identity_nonce, t->iat))
-        return TOKEN_REVOKED;
     ri->token = t;
     ri->assertion = tok;
     ri->assertion_len = len;
@@ -237,7 +238,7 @@ void proxy__identify(struct conn *c, const struct http_request *req, struct requ
     bool present = false;
     ri->status = identity__service(c, req, ri, &present);
     if (!present) {
-        const struct http_header *h = http_find_header(req->headers, req->nheaders, "cf-access-token");
+        const struct http_header *h = http_find_header(req->headers, req->nheaders, HTTP_H_ACCESS_TOKEN);
         struct http_slice v = { NULL, 0 };
         if (h) {
             v = h->value;

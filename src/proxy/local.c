@@ -1,11 +1,13 @@
-/* The proxy side of the gateway's own endpoints (local.h): the request copied out of its head,
- * the small body read in full, answers, parking on background jobs, and, with a remote store,
- * the whole endpoint run on the job pool with its answer kept for the worker to send. */
+/* The HTTP/1.1 transport of the gateway's own endpoints (local.h): the request copied out of
+ * its head, the small body read in full, the endpoint found in the tables, answers, parking on
+ * background jobs, and, with a remote store, the whole endpoint run on the job pool with its
+ * answer kept for the worker to send. */
 #include "proxy/local.h"
 
-#include "auth/auth.h"
 #include "proxy/proxy.h"
+#include "request/error.h"
 #include "server/worker.h"
+#include "server/runtime.h"
 #include "store/store.h"
 #include "token/keys.h"
 #include "token/revoke.h"
@@ -19,26 +21,66 @@
 enum local_answer { ANS_NONE, ANS_REPLY, ANS_PAGE, ANS_ERROR, ANS_BUSY, ANS_PARK };
 
 struct local_defer {
-    struct local_job lj;
-    struct local_req *lr;                        /* owned while the job runs */
-    int (*retry)(struct conn *c, bool timed_out); /* NULL: the endpoint from the start */
+    struct endpoint_job lj;
+    struct endpoint_req *lr;                     /* owned while the job runs */
+    const struct endpoint *ep;                   /* the endpoint, from the start; */
+    endpoint_retry_fn retry;                     /* or a parked request's retry */
     bool timed_out;
     enum local_answer kind;
     int status;
     char *ctype, *body, *headers, *title, *code;
     size_t len;
-    int (*park)(struct conn *c, bool timed_out);
+    endpoint_retry_fn park;
     char *park_key;
 };
 
 static _Thread_local struct local_defer *local__cur;
 
-struct local_req *local_request(struct conn *c)
+/* Set once before the workers start (local_set_endpoints). */
+static const struct endpoint_table *const *local__tables;
+static size_t local__ntables;
+static void (*local__publish)(void *srv);
+
+void local_set_endpoints(const struct endpoint_table *const *tables, size_t ntables,
+                         void (*publish_revocations)(void *srv))
+{
+    local__tables = tables;
+    local__ntables = ntables;
+    local__publish = publish_revocations;
+}
+
+/* The transport's step and the endpoint's result, one for the other. */
+static enum endpoint_result local__result(enum step st)
+{
+    switch (st) {
+    case STEP_WAIT: return ENDPOINT_WAIT;
+    case STEP_PROGRESS: return ENDPOINT_DONE;
+    case STEP_CLOSED: break;
+    }
+    return ENDPOINT_CLOSED;
+}
+
+static enum step local__step(enum endpoint_result res)
+{
+    switch (res) {
+    case ENDPOINT_WAIT: return STEP_WAIT;
+    case ENDPOINT_DONE: return STEP_PROGRESS;
+    case ENDPOINT_CLOSED: break;
+    }
+    return STEP_CLOSED;
+}
+
+static void local__wake_parked(const struct endpoint_req *r)
+{
+    worker_signal_parked(r->home);
+}
+
+struct endpoint_req *endpoint_request(struct conn *c)
 {
     return local__cur ? local__cur->lr : c->ex->lr;
 }
 
-static void local__req_free(struct local_req *lr)
+static void local__req_free(struct endpoint_req *lr)
 {
     if (!lr)
         return;
@@ -53,7 +95,7 @@ static void local__req_free(struct local_req *lr)
     free((char *)lr->query);
     free((char *)lr->client_ip);
     free(lr->park_key);
-    runtime_unref(lr->rt);
+    endpoint_site_release(lr->site);
     keyset_unref(lr->keys);
     revocations_unref(lr->rev);
     sb_free(&lr->body);
@@ -100,15 +142,15 @@ static void local__defer_run(struct job *j)
     if (d->retry)
         d->retry(NULL, d->timed_out);
     else
-        auth_handle(NULL, d->lr);
+        d->ep->handle(NULL, d->lr);
     local__cur = NULL;
 }
 
-static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_out), bool timed_out);
+static enum step local__defer(struct conn *c, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out);
 static void local__job_done(struct job *j);
 
 /* Back on the worker: sends what the endpoint answered. */
-static void local__defer_finish(struct local_job *lj, struct conn *c)
+static void local__defer_finish(struct endpoint_job *lj, struct conn *c)
 {
     struct local_defer *d = (struct local_defer *)lj;
     if (!c) {
@@ -119,26 +161,26 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
     d->lr = NULL;
     switch (d->kind) {
     case ANS_REPLY:
-        local_reply(c, d->status, d->ctype, d->body, d->len, d->headers);
+        endpoint_reply(c, d->status, d->ctype, d->body, d->len, d->headers);
         break;
     case ANS_PAGE:
-        local_page(c, d->status, d->title, d->body, d->headers);
+        endpoint_page(c, d->status, d->title, d->body, d->headers);
         break;
     case ANS_ERROR:
-        local_error(c, d->status, d->code, d->body);
+        endpoint_error(c, d->status, d->code, d->body);
         break;
     case ANS_BUSY:
-        local_busy(c, d->code, d->title, d->body, (unsigned)d->status);
+        endpoint_busy(c, d->code, d->title, d->body, (unsigned)d->status);
         break;
     case ANS_PARK:
         if (d->lj.late || c->w->draining) { /* its time is up meanwhile: it answers now */
-            if (local__defer(c, d->park, true) != STEP_WAIT)
-                local_resume(c);
+            if (local__defer(c, NULL, d->park, true) != STEP_WAIT)
+                endpoint_resume(c);
         } else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) { /* news meanwhile */
-            if (local__defer(c, d->park, false) != STEP_WAIT)
-                local_resume(c);
-        } else if (local_park(c, d->park, d->park_key) != STEP_WAIT) {
-            local_resume(c);
+            if (local__defer(c, NULL, d->park, false) != STEP_WAIT)
+                endpoint_resume(c);
+        } else if (endpoint_park(c, d->park, d->park_key) != ENDPOINT_WAIT) {
+            endpoint_resume(c);
         }
         local__defer_free(d);
         return;
@@ -147,19 +189,20 @@ static void local__defer_finish(struct local_job *lj, struct conn *c)
         break;
     }
     local__defer_free(d);
-    local_resume(c);
+    endpoint_resume(c);
 }
 
 /* Runs the endpoint (or a parked request's retry) on the job pool. A retry keeps the park's
  * timer: when it fires meanwhile, the job is marked late. */
-static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_out), bool timed_out)
+static enum step local__defer(struct conn *c, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out)
 {
     struct local_defer *d = calloc(1, sizeof *d);
     if (!d)
-        return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
+        return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
     d->lr = c->ex->lr;
     c->ex->lr = NULL;
     d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
+    d->ep = ep;
     d->retry = retry;
     d->timed_out = timed_out;
     d->lj.job.run = local__defer_run;
@@ -175,16 +218,21 @@ static int local__defer(struct conn *c, int (*retry)(struct conn *c, bool timed_
     return STEP_WAIT;
 }
 
-static int local__dispatch(struct conn *c)
+/* Runs the endpoint the request names: on the job pool when it needs a remote store. */
+static enum step local__dispatch(struct conn *c)
 {
-    if (store_remote(c->w->store) && auth_needs_store(c->ex->lr))
-        return local__defer(c, NULL, false);
-    return auth_handle(c, c->ex->lr);
+    const struct endpoint *ep = endpoint_find(local__tables, local__ntables, c->ex->lr);
+    if (!ep)
+        return proxy__respond_error(c, 404, "not_found", "No such page.");
+    if (store_remote(c->w->store) && ep->needs_store)
+        return local__defer(c, ep, NULL, false);
+    return local__step(ep->handle(c, c->ex->lr));
 }
 
 /* Keeps an answer made on the job pool. */
-static int local__keep(enum local_answer kind, int status, const char *ctype, const char *body, size_t len,
-                       const char *headers, const char *title, const char *code)
+static enum endpoint_result local__keep(enum local_answer kind, int status, const char *ctype,
+                                        const char *body, size_t len, const char *headers,
+                                        const char *title, const char *code)
 {
     struct local_defer *d = local__cur;
     free(d->ctype); /* a second answer replaces the first */
@@ -207,17 +255,17 @@ static int local__keep(enum local_answer kind, int status, const char *ctype, co
     if (!d->body || (ctype && !d->ctype) || (headers && !d->headers) || (title && !d->title) ||
         (code && !d->code))
         d->kind = ANS_NONE;
-    return STEP_WAIT;
+    return ENDPOINT_WAIT;
 }
 
 enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name)
 {
     struct exchange *ex = c->ex;
-    struct local_req *lr = calloc(1, sizeof *lr);
+    struct endpoint_req *lr = calloc(1, sizeof *lr);
     if (!lr)
         goto nomem;
     ex->lr = lr;
-    sb_init(&lr->body, LOCAL_MAX_BODY);
+    sb_init(&lr->body, ENDPOINT_MAX_BODY);
     struct strbuf ck;
     bool fetch_metadata = false;
     sb_init(&ck, 2 * HTTP_MAX_HEADER_BYTES);
@@ -228,7 +276,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
             if (ck.len)
                 sb_add(&ck, "; ", 2);
             sb_add(&ck, h->value.p, h->value.n);
-        } else if (http_slice_eq(h->name, "cf-access-token") && !lr->access_token) {
+        } else if (http_slice_eq(h->name, HTTP_H_ACCESS_TOKEN) && !lr->access_token) {
             lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "authorization") && !lr->authorization) {
             lr->authorization = strndup(h->value.p, h->value.n);
@@ -262,20 +310,26 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     lr->wants_html = ex->wants_html;
     const char *ad = ex->rt->cfg->auth_domain;
     lr->on_auth_domain = ad && !strcmp(ad, ex->host);
-    runtime_ref(ex->rt);
-    lr->rt = ex->rt;
+    endpoint_site_hold(&ex->rt->site);
+    lr->site = &ex->rt->site;
     keyset_ref(c->w->keys);
     lr->keys = c->w->keys;
     revocations_ref(c->w->rev);
     lr->rev = c->w->rev;
-    lr->w = c->w;
+    lr->store = c->w->store;
+    lr->jobs = c->w->jobs;
+    lr->metrics = c->w->metrics;
+    lr->publish_revocations = local__publish;
+    lr->publish_ctx = c->w->srv;
+    lr->wake_parked = local__wake_parked;
+    lr->home = c->w;
     if (!lr->cookies || !lr->name || !lr->method || !lr->host || !lr->query || !lr->client_ip)
         goto nomem;
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         ex->close_after = true;
         return proxy__respond_error(c, 411, "length_required", "Send the form with a Content-Length.");
     }
-    if (ex->req_body == HTTP_BODY_LENGTH && ex->req_left > LOCAL_MAX_BODY) {
+    if (ex->req_body == HTTP_BODY_LENGTH && ex->req_left > ENDPOINT_MAX_BODY) {
         ex->close_after = true;
         return proxy__respond_error(c, 413, "payload_too_large", "The form is too large.");
     }
@@ -284,10 +338,10 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
         timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
         return STEP_PROGRESS;
     }
-    return (enum step)local__dispatch(c);
+    return local__dispatch(c);
 nomem:
     ex->close_after = true;
-    return proxy__respond_error(c, 500, "internal", "Out of memory.");
+    return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
 }
 
 static void local__take(struct conn *c, const char *p, size_t n)
@@ -299,23 +353,23 @@ enum step proxy__step_local_form(struct conn *c)
 {
     bool done;
     enum step st = proxy__take_body(c, local__take, &done);
-    return done ? (enum step)local__dispatch(c) : st;
+    return done ? local__dispatch(c) : st;
 }
 
-int local_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
-                const char *headers)
+enum endpoint_result endpoint_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                                    const char *headers)
 {
     if (local__cur)
         return local__keep(ANS_REPLY, status, ctype, body, len, headers, NULL, NULL);
-    return (int)proxy__respond(c, status, ctype, body, len, headers);
+    return local__result(proxy__respond(c, status, ctype, body, len, headers));
 }
 
-int local_json(struct conn *c, int status, json_t *j, const char *headers)
+enum endpoint_result endpoint_json(struct conn *c, int status, json_t *j, const char *headers)
 {
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!body)
-        return local_error(c, 500, "internal", "Out of memory.");
+        return endpoint_fail(c, ENDPOINT_NOMEM);
     size_t n = strlen(body);
     char *nl = realloc(body, n + 2);
     if (nl) {
@@ -323,59 +377,61 @@ int local_json(struct conn *c, int status, json_t *j, const char *headers)
         body[n++] = '\n';
         body[n] = '\0';
     }
-    int st = local_reply(c, status, "application/json", body, n, headers);
+    enum endpoint_result st = endpoint_reply(c, status, "application/json", body, n, headers);
     free(body);
     return st;
 }
 
-int local_redirect(struct conn *c, const char *location, const char *headers)
+enum endpoint_result endpoint_redirect(struct conn *c, const char *location, const char *headers)
 {
     struct strbuf sb;
     sb_init(&sb, 3 * BUF_SIZE / 4);
     sb_addf(&sb, "Location: %s\r\n%s", location, headers ? headers : "");
-    int st = sb.overflow ? local_error(c, 500, "internal", "Redirect too long.")
-                         : local_reply(c, 302, "text/html; charset=utf-8", "", 0, sb.p);
+    enum endpoint_result st = sb.overflow ? endpoint_error(c, 500, "internal", "Redirect too long.")
+                                          : endpoint_reply(c, 302, "text/html; charset=utf-8", "", 0, sb.p);
     sb_free(&sb);
     return st;
 }
 
-int local_page(struct conn *c, int status, const char *title, const char *html, const char *headers)
+enum endpoint_result endpoint_page(struct conn *c, int status, const char *title, const char *html,
+                                   const char *headers)
 {
     if (local__cur)
         return local__keep(ANS_PAGE, status, NULL, html, strlen(html), headers, title, NULL);
-    return (int)proxy__page(c, status, title, html, headers);
+    return local__result(proxy__page(c, status, title, html, headers));
 }
 
-int local_error(struct conn *c, int status, const char *code, const char *message)
+enum endpoint_result endpoint_error(struct conn *c, int status, const char *code, const char *message)
 {
     if (local__cur)
         return local__keep(ANS_ERROR, status, NULL, message, strlen(message), NULL, NULL, code);
-    return (int)proxy__respond_error(c, status, code, message);
+    return local__result(proxy__respond_error(c, status, code, message));
 }
 
-int local_busy(struct conn *c, const char *code, const char *title, const char *message, unsigned retry_s)
+enum endpoint_result endpoint_busy(struct conn *c, const char *code, const char *title, const char *message,
+                                   unsigned retry_s)
 {
     if (local__cur)
         return local__keep(ANS_BUSY, (int)retry_s, NULL, message, strlen(message), NULL, title, code);
-    return (int)proxy__respond_busy(c, code, title, message, retry_s);
+    return local__result(proxy__respond_busy(c, code, title, message, retry_s));
 }
 
 static void local__job_done(struct job *j)
 {
-    struct local_job *lj = (struct local_job *)j;
+    struct endpoint_job *lj = (struct endpoint_job *)j;
     struct conn *c = lj->conn;
     if (c)
         c->waiting = NULL;
     lj->finish(lj, c);
 }
 
-int local_wait(struct conn *c, struct local_job *lj, struct jobs *js)
+enum endpoint_result endpoint_wait(struct conn *c, struct endpoint_job *lj, struct jobs *js)
 {
     if (local__cur) { /* already on the job pool: run it and its finish here, answer kept */
         lj->job.run(&lj->job);
         lj->conn = NULL;
         lj->finish(lj, (struct conn *)local__cur); /* a handle, never looked into */
-        return STEP_WAIT;
+        return ENDPOINT_WAIT;
     }
     lj->conn = c;
     lj->job.done = local__job_done;
@@ -384,24 +440,25 @@ int local_wait(struct conn *c, struct local_job *lj, struct jobs *js)
     c->state = CS_WAIT;
     timer_cancel(&c->timer); /* the job has its own timeouts (libcurl's) */
     jobs_submit(js, &lj->job);
-    return STEP_WAIT;
+    return ENDPOINT_WAIT;
 }
 
-void local_detach(struct local_job *lj, struct worker *w)
+void endpoint_detach(const struct endpoint_req *r, struct endpoint_job *lj)
 {
+    struct worker *w = r->home;
     lj->conn = NULL;
     lj->job.done = local__job_done;
     lj->job.home = &w->mailbox;
     jobs_submit(w->jobs, &lj->job);
 }
 
-int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), const char *key)
+enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, const char *key)
 {
     if (local__cur) {
         local__cur->park = retry;
         local__cur->park_key = strdup(key);
         local__cur->kind = local__cur->park_key ? ANS_PARK : ANS_NONE;
-        return STEP_WAIT;
+        return ENDPOINT_WAIT;
     }
     struct worker *w = c->w;
     struct proxy_worker *pw = w->proxy;
@@ -409,7 +466,7 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         size_t cap = pw->parked_cap ? 2 * pw->parked_cap : 16;
         struct conn **p = realloc(pw->parked, cap * sizeof *p);
         if (!p)
-            return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
+            return endpoint_fail(c, ENDPOINT_NOMEM);
         pw->parked = p;
         pw->parked_cap = cap;
     }
@@ -420,7 +477,7 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         c->ex->lr->park_key = strdup(key);
         if (!c->ex->lr->park_key) {
             pw->nparked--;
-            return (int)proxy__respond_busy(c, "busy", "The gateway is busy", "Try again in a few seconds.", 2);
+            return endpoint_fail(c, ENDPOINT_NOMEM);
         }
     }
     c->state = CS_WAIT;
@@ -428,7 +485,7 @@ int local_park(struct conn *c, int (*retry)(struct conn *c, bool timed_out), con
         c->ex->lr->parked = true;
         timer_arm(w->loop, &c->timer, &w->proxy->timers.parked);
     }
-    return STEP_WAIT;
+    return ENDPOINT_WAIT;
 }
 
 static void local__unpark(struct conn *c)
@@ -446,18 +503,18 @@ static void local__unpark(struct conn *c)
  * store the retry runs on the job pool, and only for news that may concern it. */
 void proxy__local_retry(struct conn *c, bool timed_out)
 {
-    struct local_req *lr = c->ex->lr;
+    struct endpoint_req *lr = c->ex->lr;
     if (store_remote(c->w->store)) {
         if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
             return;
         local__unpark(c);
-        if (local__defer(c, lr->park_retry, timed_out) != STEP_WAIT)
-            local_resume(c);
+        if (local__defer(c, NULL, lr->park_retry, timed_out) != STEP_WAIT)
+            endpoint_resume(c);
         return;
     }
     local__unpark(c);
     lr->park_retry(c, timed_out);
-    local_resume(c);
+    endpoint_resume(c);
 }
 
 bool proxy__local_late(struct conn *c)
@@ -483,7 +540,7 @@ void local_retry_parked(struct worker *w)
     free(copy);
 }
 
-void local_resume(struct conn *c)
+void endpoint_resume(struct conn *c)
 {
     if (local__cur) /* on the job pool: the worker resumes it when it sends the answer */
         return;

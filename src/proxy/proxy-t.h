@@ -19,8 +19,8 @@
 struct worker;
 struct runtime;
 struct app_rt;
-struct local_req;
-struct local_job;
+struct endpoint_req;
+struct endpoint_job;
 struct minted;
 
 enum conn_state {
@@ -46,7 +46,7 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
-    struct local_job *waiting;         /* parked on a background job (CS_WAIT) */
+    struct endpoint_job *waiting;         /* parked on a background job (CS_WAIT) */
     size_t head_scanned;
     uint8_t state;
     uint8_t listener;

@@ -81,7 +81,7 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
 enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
                       const char *extra_headers);
 enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
-/* 503 with Retry-After: retry_s, and a page whose button tries again (local_busy). */
+/* 503 with Retry-After: retry_s, and a page whose button tries again (endpoint_busy). */
 enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
                               unsigned retry_s);
 enum step proxy__respond_refused(struct conn *c);
@@ -103,8 +103,8 @@ enum step proxy__step_proxy(struct exchange *ex);
 enum step proxy__step_tunnel(struct exchange *ex);
 void proxy__origin_timeout(struct exchange *ex);
 
-/* Own endpoints (local.c): `name` is what auth_handle dispatches on (the path after
- * /cdn-cgi/access/, or LOCAL_AUTH_ROOT). */
+/* Own endpoints (local.c): `name` is what the endpoint tables are searched for (the path after
+ * /cdn-cgi/access/, or ENDPOINT_AUTH_ROOT). */
 enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name);
 enum step proxy__step_local_form(struct conn *c);
 void proxy__local_free(struct exchange *ex);

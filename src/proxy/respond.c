@@ -2,13 +2,14 @@
  * line written when an exchange ends (SPEC.md §3.6, §9). */
 #include "proxy/proxy.h"
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "http/cookie.h"
 #include "http/form.h"
 #include "metrics/metrics.h"
 #include "proxy/local.h"
+#include "request/page.h"
 #include "route/route.h"
 #include "route/served.h"
 #include "server/worker.h"
@@ -87,25 +88,6 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
     return STEP_PROGRESS;
 }
 
-void local_html(struct strbuf *sb, const char *s)
-{
-    local_html_n(sb, s, strlen(s));
-}
-
-void local_html_n(struct strbuf *sb, const char *s, size_t n)
-{
-    for (const char *end = s + n; s < end; s++) {
-        switch (*s) {
-        case '<': sb_adds(sb, "&lt;"); break;
-        case '>': sb_adds(sb, "&gt;"); break;
-        case '&': sb_adds(sb, "&amp;"); break;
-        case '"': sb_adds(sb, "&quot;"); break;
-        case '\'': sb_adds(sb, "&#39;"); break;
-        default: sb_add(sb, s, 1);
-        }
-    }
-}
-
 /* The one page layout of the gateway: login, PIN, denied and error pages all use it. Plain
  * HTML and CSS, no external assets (a logo comes inline), readable without JavaScript, fit for
  * a phone. The accent colour is a variable that `branding.accent` replaces. */
@@ -177,36 +159,6 @@ static void page__accent(struct strbuf *sb, const char *accent)
     sb_addf(sb, ":root{--accent:%s;--on-accent:%s;--ink:#%02x%02x%02x}", accent, on, ink[0], ink[1], ink[2]);
 }
 
-/* The first character of s (a whole UTF-8 sequence), an ASCII letter in capitals. */
-static void page__initial(struct strbuf *sb, const char *s)
-{
-    size_t n = 1;
-    while (s[n] && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n++;
-    char one[2] = { s[0] >= 'a' && s[0] <= 'z' ? (char)(s[0] - 32) : s[0], 0 };
-    if (n == 1)
-        local_html(sb, one);
-    else
-        sb_add(sb, s, n);
-}
-
-void local_initial(struct strbuf *sb, const char *s)
-{
-    const char *p = s; /* "*.apps.example.com": its first letter */
-    while (*p && (unsigned char)*p < 0x80 && !((*p | 32) >= 'a' && (*p | 32) <= 'z') && !(*p >= '0' && *p <= '9'))
-        p++;
-    page__initial(sb, *p ? p : "?");
-}
-
-void local_button(struct strbuf *sb, const char *href, const char *label, bool primary)
-{
-    sb_adds(sb, primary ? "<a class=\"button\" href=\"" : "<a class=\"button secondary\" href=\"");
-    local_html(sb, href);
-    sb_adds(sb, "\">");
-    local_html(sb, label);
-    sb_adds(sb, "</a>");
-}
-
 enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
                       const char *extra_headers)
 {
@@ -216,9 +168,9 @@ enum step proxy__page(struct conn *c, int status, const char *title, const char 
     sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                  "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
                  "<meta name=\"robots\" content=\"noindex\"><title>");
-    local_html(&sb, title);
+    page_html(&sb, title);
     sb_adds(&sb, " · ");
-    local_html(&sb, b->name ? b->name : "latch");
+    page_html(&sb, b->name ? b->name : "latch");
     sb_adds(&sb, "</title><style>");
     sb_adds(&sb, page__css);
     if (b->accent[0])
@@ -230,11 +182,11 @@ enum step proxy__page(struct conn *c, int status, const char *title, const char 
         sb_adds(&sb, b->name ? "\" alt=\"\">" : "\" alt=\"Logo\">");
     } else {
         sb_adds(&sb, "<b>");
-        page__initial(&sb, b->name ? b->name : "L");
+        page_first(&sb, b->name ? b->name : "L");
         sb_adds(&sb, "</b>");
     }
     if (b->name)
-        local_html(&sb, b->name);
+        page_html(&sb, b->name);
     else if (!b->logo)
         sb_adds(&sb, "latch access");
     sb_adds(&sb, "</div>");
@@ -261,11 +213,7 @@ static enum step respond__page(struct conn *c, int status, const char *code, con
     enum step st;
     if (c->ex->wants_html) {
         if (!html) {
-            sb_adds(&sb, "<h1>");
-            local_html(&sb, title);
-            sb_adds(&sb, "</h1><p>");
-            local_html(&sb, message);
-            sb_adds(&sb, "</p>");
+            page_message(&sb, title, message);
         }
         st = sb.overflow ? STEP_CLOSED : proxy__page(c, status, title, html ? html : sb.p, extra_headers);
     } else {
@@ -300,39 +248,10 @@ enum step proxy__respond_busy(struct conn *c, const char *code, const char *titl
     struct strbuf sb;
     sb_init(&sb, 4096);
     snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", retry_s);
-    local_busy_html(&sb, title, message);
+    page_busy_html(&sb, title, message);
     enum step st = respond__page(c, 503, code, title, message, sb.overflow ? NULL : sb.p, NULL, hdr);
     sb_free(&sb);
     return st;
-}
-
-void local_busy_html(struct strbuf *sb, const char *title, const char *message)
-{
-    sb_adds(sb, "<h1>");
-    local_html(sb, title);
-    sb_adds(sb, "</h1><p>");
-    local_html(sb, message);
-    /* an empty href is this very address: the same GET again */
-    sb_adds(sb, "</p><a class=\"button\" href=\"\">Try again</a>");
-}
-
-void local_denied_html(struct strbuf *sb, const char *email, const char *service, const char *app_label)
-{
-    sb_adds(sb, "<h1>Access denied</h1><p>");
-    if (email) {
-        sb_adds(sb, "You are signed in as <b>");
-        local_html(sb, email);
-        sb_adds(sb, "</b>, and that account may not use <b>");
-    } else if (service) {
-        sb_adds(sb, "The service token <b>");
-        local_html(sb, service);
-        sb_adds(sb, "</b> may not use <b>");
-    } else {
-        sb_adds(sb, "<b>");
-    }
-    local_html(sb, app_label);
-    sb_adds(sb, email || service ? "</b>.</p>" : "</b> is not open to you from here.</p>");
-    sb_adds(sb, "<p>If you need it, ask your administrator for access.</p>");
 }
 
 /* 403 on an app host (SPEC.md §3.6): who is refused and the app by its display name, never
@@ -353,30 +272,30 @@ static enum step respond__denied(struct conn *c)
     struct strbuf sb;
     sb_init(&sb, 16384);
     if (ex->wants_html) {
-        local_denied_html(&sb, ex->email, ex->service, label);
+        page_denied_html(&sb, ex->email, ex->service, label);
         if (ex->email && rt->cfg->auth_domain) { /* this host's logout, then this app's sign-in */
             struct strbuf to;
             sb_init(&to, 16384);
-            sb_adds(&to, "/cdn-cgi/access/logout?switch=1&redirect_url=");
+            sb_adds(&to, HTTP_ACCESS_PREFIX "logout?switch=1&redirect_url=");
             form_urlencode(&to, ex->path, ex->path_len);
             if (ex->has_query) {
                 form_urlencode(&to, "?", 1);
                 form_urlencode(&to, ex->query, ex->query_len);
             }
             if (!to.overflow)
-                local_button(&sb, to.p, "Sign in as someone else", false);
+                page_button(&sb, to.p, "Sign in as someone else", false);
             sb_free(&to);
         }
         const struct app *home = route_match(rt->routes, ex->host, ex->host_len, "/", 1);
         if (home && home != ex->app) {
             char go[128];
             snprintf(go, sizeof go, "Go to %s", home->display_name);
-            local_button(&sb, "/", go, false);
+            page_button(&sb, "/", go, false);
         }
         if (rt->cfg->auth_domain) {
             char launcher[SERVED_HOST_MAX + 32];
             snprintf(launcher, sizeof launcher, "%s/", rt->auth_url);
-            local_button(&sb, launcher, "Your applications", false);
+            page_button(&sb, launcher, "Your applications", false);
         }
     }
     enum step st = respond__page(c, 403, "forbidden", "Access denied", msg, ex->wants_html ? sb.p : NULL,
@@ -406,7 +325,7 @@ enum step proxy__respond_refused(struct conn *c)
     }
     /* The login names the origin the request reached (route/served.h): the listener's public
      * scheme and port, never a port the Host header claims. A browser's login is bound to it
-     * (auth/binding.h): a cookie for `authorized` on this origin, its tag in the login URL. Not
+     * (request/binding.h): a cookie for `authorized` on this origin, its tag in the login URL. Not
      * a program's (no cookie jar), nor a browser that may not be where the grant is redeemed: a
      * Host spelled otherwise than the origin (a trailing dot, another port), or a scheme other
      * than the auth URL's (a plain port 80 beside 443). Its grant, unbound, binds it on the way,
@@ -461,7 +380,7 @@ enum step proxy__respond_refused(struct conn *c)
 
 /* SPEC.md §9 request event, and the same request counted in metrics (also when the request
  * log is off). Nothing secret: no token, cookie or query string. */
-#define LOG_TRANSFER "/cdn-cgi/access/transfer/"
+#define LOG_TRANSFER HTTP_ACCESS_PREFIX "transfer/"
 
 void proxy__log_request(struct conn *c)
 {

@@ -38,7 +38,7 @@ struct app;
 struct app_rt;
 struct buf;
 struct upstream;
-struct local_req;
+struct endpoint_req;
 struct timer_queue;
 struct exchange;
 
@@ -153,7 +153,7 @@ struct exchange {
     /* answers of our own */
     char *tail;                        /* a generated body too large for one buffer (certs with */
     size_t tail_len, tail_off;         /* many keys): sent after the head */
-    struct local_req *lr;              /* own endpoints (/cdn-cgi/access/…) */
+    struct endpoint_req *lr;           /* own endpoints (/cdn-cgi/access/…) */
     void *sha;                         /* echo: EVP_MD_CTX, digest of the decoded body */
     uint64_t echo_bytes;
     uint8_t echo_state;                /* echo: de-chunking state over validated bytes */

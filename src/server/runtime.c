@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -279,6 +280,39 @@ int runtime_check(const struct config *cfg, struct config_errors *errs, struct c
     return errs->n > nerr ? -1 : 0;
 }
 
+#define runtime__of_site(s) ((struct runtime *)((char *)(s) - offsetof(struct runtime, site)))
+
+static const char *runtime__site_aud(const struct endpoint_site *site, const struct app *app)
+{
+    return runtime_app(runtime__of_site(site), app)->aud;
+}
+
+static void runtime__site_hold(const struct endpoint_site *site)
+{
+    runtime_ref(runtime__of_site(site));
+}
+
+static void runtime__site_release(const struct endpoint_site *site)
+{
+    runtime_unref(runtime__of_site(site));
+}
+
+/* The endpoints' view of rt (request/endpoint.h). */
+static void runtime__site(struct runtime *rt)
+{
+    rt->site = (struct endpoint_site){
+        .cfg = rt->cfg,
+        .routes = rt->routes,
+        .auth_log = rt->auth_log,
+        .auth_url = rt->auth_url,
+        .secret = rt->secret,
+        .longest_session_s = config_longest_session_s(rt->cfg),
+        .aud = runtime__site_aud,
+        .hold = runtime__site_hold,
+        .release = runtime__site_release,
+    };
+}
+
 struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
@@ -333,6 +367,7 @@ struct runtime *runtime_new(struct config *cfg, struct config_errors *errs)
         goto fail;
     memcpy(rt->secret, secret, sizeof secret);
     OPENSSL_cleanse(secret, sizeof secret);
+    runtime__site(rt);
     return rt;
 fail:
     OPENSSL_cleanse(secret, sizeof secret);

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "request/endpoint.h"
 #include "route/route.h"
 #include "tls/tls.h"
 
@@ -30,6 +31,7 @@ struct runtime {
     struct log_sink *request_log, *auth_log;
     unsigned char secret[32];          /* state_dir/secret: AUDs and person subs derive from it */
     char *auth_url;                    /* "https://auth.example.com" or http:// (SPEC.md §5) */
+    struct endpoint_site site;         /* what the gateway's own endpoints see of it */
 };
 
 /* What the daemon would refuse in a loaded configuration beyond config_load's own checks, found
@@ -60,11 +62,7 @@ void runtime_unref(struct runtime *rt);
 static inline int64_t runtime_session_s(const struct runtime *rt, const struct app *app,
                                         const struct policy *p)
 {
-    if (p && p->session_duration_s)
-        return p->session_duration_s;
-    if (app && app->session_duration_s)
-        return app->session_duration_s;
-    return rt->cfg->session_duration_s;
+    return endpoint_session_s(rt->cfg, app, p);
 }
 
 static inline struct app_rt *runtime_app(struct runtime *rt, const struct app *app)

@@ -4,9 +4,11 @@
 #include "server/server.h"
 
 #include "core/exitcode.h"
+#include "auth/auth.h"
 #include "core/log.h"
 #include "metrics/listener.h"
 #include "metrics/metrics.h"
+#include "proxy/local.h"
 #include "proxy/proxy.h"
 #include "server/connlimit.h"
 #include "server/control.h"
@@ -28,6 +30,15 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+static void server__publish_revocations(void *srv)
+{
+    server_revocations_reload(srv);
+}
+
+/* The gateway's own endpoints (under /cdn-cgi/access/), in the order the proxy tries them: the
+ * command line's handoff, then the auth domain's (which ends with its 404 for every other name). */
+static const struct endpoint_table *const server__endpoints[] = { &auth_cli_endpoints, &auth_endpoints };
 
 static int server__listen(const struct listener_cfg *l)
 {
@@ -651,6 +662,8 @@ int server_run(const char *config_path)
     notify_open(&srv.notify); /* before any thread starts: it edits the environment */
     sigset_t set;
     server__block_signals(&set);
+    /* the gateway's own endpoints: auth's tables, before any worker reads them */
+    local_set_endpoints(server__endpoints, 2, server__publish_revocations);
 
     int status = LATCH_EXIT_CONFIG;
     struct config *cfg = server__checked_config(config_path);

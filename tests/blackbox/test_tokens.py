@@ -496,3 +496,21 @@ def test_origin_verifies_service_token_assertion_with_jwks(latchd, tmp_path):
     c = ak.verify_with_jwks(d, h["cf-access-jwt-assertion"], aud)
     assert c["sub"] == "" and c["common_name"] == cid and c["type"] == "app"
     assert "email" not in c
+
+
+@pytest.mark.parametrize("case,cause", [("expired", "expired"), ("aud-wrong", "bad_audience"),
+                                        ("signature-bitflip", "bad_signature")])
+def test_identity_endpoints_log_why_a_token_was_refused(shared, case, cause):
+    """get-identity and logout answer a refused token as SPEC.md says (401; signed out anyway),
+    and the auth log says why: expired, another audience, a forged signature… not one cause for
+    all (issue 12)."""
+    d, origin, aud, key, kid = shared
+    tok = CASES[case][0](d, aud, key, kid)
+    for path, event, statuses in (("/cdn-cgi/access/get-identity", "get_identity", (401,)),
+                                  ("/cdn-cgi/access/logout", "logout", (200, 302))):
+        r = ak.with_token(d, HOST, tok, path=path, extra=[("Accept", "application/json")])
+        assert r.status in statuses, r
+        if event == "get_identity":
+            assert r.json() == {"error": "not_authenticated"}, r.json()
+        e = d.wait_log(lambda e: e.get("event") == event and e.get("reason") == cause, path=d.auth_log)
+        assert e["allowed"] is False and e["email"] is None and e["app"] == "wiki", e

@@ -1,4 +1,4 @@
-/* Unit tests of the login binding (src/auth/binding.c): nonces and tags are 32 lowercase hex
+/* Unit tests of the login binding (src/request/binding.c): nonces and tags are 32 lowercase hex
  * digits, a tag is a hash of its nonce (never the nonce), each login's cookie is named after its tag's first digit, a malformed nonce has no tag,
  * and the login URL carries the tag only when asked to. */
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "auth/binding.h"
+#include "request/binding.h"
 #include <stdlib.h>
 #include "http/cookie.h"
 

@@ -9,17 +9,18 @@
  * What protects is the tag's secrecy while the login lasts: whoever reads a login URL within
  * AUTH_BINDING_TTL_S (browser history, a front proxy's access log) could bind a grant of his own
  * to that browser. The hash keeps the cookie's value itself out of every URL. */
-#ifndef LATCH_AUTH_BINDING_H
-#define LATCH_AUTH_BINDING_H
+#ifndef LATCH_REQUEST_BINDING_H
+#define LATCH_REQUEST_BINDING_H
 
 #include "core/strbuf.h"
+#include "http/http.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #define AUTH_BINDING_COOKIE_PREFIX "latch_bind_"
 #define AUTH_BINDING_NAME_MAX (sizeof AUTH_BINDING_COOKIE_PREFIX + 1)
-#define AUTH_BINDING_PATH   "/cdn-cgi/access/authorized"
+#define AUTH_BINDING_PATH   HTTP_ACCESS_PREFIX "authorized"
 #define AUTH_BINDING_TTL_S  900 /* a login: the provider's pages, a PIN's email (10 min) */
 #define AUTH_BINDING_PARAM  "bind"
 #define AUTH_BINDING_AGAIN  "again" /* a browser's second try: no third (cookies off) */

@@ -1,5 +1,5 @@
 /* The login binding: nonces and their tags (binding.h). */
-#include "auth/binding.h"
+#include "request/binding.h"
 
 #include "http/form.h"
 
@@ -56,7 +56,7 @@ bool binding_tag_valid(const char *s)
 void binding_login_url(struct strbuf *sb, const char *auth_url, const char *host, size_t host_len,
                        const char *target, size_t target_len, const char *tag)
 {
-    sb_addf(sb, "%s/cdn-cgi/access/login/", auth_url);
+    sb_addf(sb, "%s" HTTP_ACCESS_PREFIX "login/", auth_url);
     form_urlencode(sb, host, host_len);
     sb_adds(sb, "?redirect_url=");
     form_urlencode(sb, target, target_len);
