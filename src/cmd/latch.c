@@ -712,6 +712,33 @@ static void refused_after(const struct target *t, const char *token)
     free(dir);
 }
 
+/* The header line that carries a person's token to curl: cf-access-token; with -L a Cookie
+ * header instead, which curl (since 7.83, CVE-2022-27776) drops when a redirect changes the
+ * host, the port or the scheme, and keeps within the origin; on https beside the token's
+ * pair, which the gateway takes the cookie only with and gives the token's holder. */
+static int token_header(const struct target *t, bool follow, const char *token, char *text, size_t cap)
+{
+    if (!follow) {
+        snprintf(text, cap, "cf-access-token: %s\n", token);
+        return LATCH_EXIT_OK;
+    }
+    if (strcmp(t->origin.scheme, "https")) {
+        snprintf(text, cap, "Cookie: CF_Authorization=%s\n", token);
+        return LATCH_EXIT_OK;
+    }
+    struct app_info chk = { 0 };
+    int st = discover(t, token, &chk);
+    if (st == LATCH_EXIT_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
+        fprintf(stderr, "latch curl: the gateway did not give the token's cookie pair (%s); "
+                        "run latch login %s, or drop -L\n", refusal_words(chk.token_status), t->url);
+        st = LATCH_EXIT_REFUSED;
+    }
+    if (st == LATCH_EXIT_OK)
+        snprintf(text, cap, "Cookie: CF_Authorization=%s; __Host-latch_pair=%s\n", token, chk.pair);
+    app_info_free(&chk);
+    return st;
+}
+
 /* curl with the token (or the service token's headers) for the one origin and the one app every
  * URL of its command line has (curlargs.c). curl gets -q first (it then reads no .curlrc, whose
  * options latch cannot see), the credentials from a private file, a private header dump for
@@ -768,27 +795,8 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
             st = LATCH_EXIT_USAGE;
             goto out;
         }
-        if (plan.follow && !strcmp(plan.origin.scheme, "https")) {
-            /* on https the gateway takes the token cookie only with its pair, which it gives
-             * the token's holder */
-            struct app_info chk = { 0 };
-            st = discover(&t, token, &chk);
-            if (st == LATCH_EXIT_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
-                fprintf(stderr, "latch curl: the gateway did not give the token's cookie pair (%s); "
-                                "run latch login %s, or drop -L\n", refusal_words(chk.token_status), t.url);
-                st = LATCH_EXIT_REFUSED;
-            }
-            if (st == LATCH_EXIT_OK)
-                snprintf(text, sizeof text, "Cookie: CF_Authorization=%s; __Host-latch_pair=%s\n", token, chk.pair);
-            app_info_free(&chk);
-            if (st != LATCH_EXIT_OK)
-                goto out;
-        } else if (plan.follow) /* a Cookie header: since 7.83 curl drops it when a redirect
-                                 * changes the host, the port or the scheme (CVE-2022-27776); it
-                                 * keeps other headers */
-            snprintf(text, sizeof text, "Cookie: CF_Authorization=%s\n", token);
-        else
-            snprintf(text, sizeof text, "cf-access-token: %s\n", token);
+        if ((st = token_header(&t, plan.follow, token, text, sizeof text)) != LATCH_EXIT_OK)
+            goto out;
     }
     fd = memfile(text, path);
     sodium_memzero(text, sizeof text);
