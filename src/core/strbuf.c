@@ -89,8 +89,7 @@ bool sb_addu(struct strbuf *sb, uint64_t v)
     return sb_add(sb, tmp + i, sizeof tmp - (size_t)i);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one (RFC 3629 §4). */
-static size_t sb__utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t len;
@@ -134,7 +133,7 @@ bool sb_json_str(struct strbuf *sb, const char *s, size_t n)
         if (i == n)
             break;
         unsigned c = u[i];
-        size_t l = c >= 0x80 ? sb__utf8_len(u + i, n - i) : 0;
+        size_t l = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
         if (l) {
             sb_add(sb, s + i, l);
             i += l;

@@ -29,4 +29,8 @@ bool sb_json_key(struct strbuf *sb, bool *first, const char *key);
 /* `,"key":"value"` or `,"key":null` when value is NULL. */
 bool sb_json_kv(struct strbuf *sb, bool *first, const char *key, const char *value, size_t n);
 
+/* Length of the valid UTF-8 sequence of 2-4 bytes at s (n bytes readable), 0 when it is not
+ * one (RFC 3629 §4: no overlong forms, no surrogates, nothing past U+10FFFF). */
+size_t utf8_len(const unsigned char *s, size_t n);
+
 #endif

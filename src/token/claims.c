@@ -1,5 +1,6 @@
 /* The strict JSON reader of a JWT's header and payload (claims.h). */
 #include "token/claims.h"
+#include "core/strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,26 +18,6 @@ static void claims__ws(struct claims__reader *r)
 {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
         r->p++;
-}
-
-/* Length of the valid UTF-8 sequence at s (2-4 bytes), 0 when it is not one (RFC 3629 §4). */
-static size_t claims__utf8(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
-    else return 0;
-    if (len > n)
-        return 0;
-    cp = c & (0x3F >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
 }
 
 static int claims__hex4(const char *p, unsigned *out)
@@ -71,7 +52,7 @@ static int claims__string(struct claims__reader *r, char **s)
         if (c < 0x20)
             return -1;
         if (c >= 0x80) {
-            size_t l = claims__utf8((const unsigned char *)r->p, (size_t)(r->end - r->p));
+            size_t l = utf8_len((const unsigned char *)r->p, (size_t)(r->end - r->p));
             if (!l)
                 return -1;
             memmove(w, r->p, l);
