@@ -180,6 +180,12 @@ def test_two_apps_in_one_command_are_refused(latchd, cli_factory):
     private, root = aud_at(d, h, "/private/x"), aud_at(d, h, "/x")
     c.put_token(h, "private", private, ak.issue(d, "private", EMAIL), path="/private/x")
     c.put_token(h, "files", root, ak.issue(d, "files", EMAIL), path="/x")
+    # the four discovery requests above are logged (a worker writes its lines before it sleeps,
+    # which may come after its answers were read)
+    deadline = time.monotonic() + 10
+    while len([e for e in d.log_lines() if e["path"] == "/cdn-cgi/access/app"]) < 4:
+        assert time.monotonic() < deadline, d.log_lines()
+        time.sleep(0.05)
     n = len(d.log_lines())
     for args in ([f"http://{h}/private/a", f"http://{h}/b"], [f"http://{h}/b", "--url", f"http://{h}/private/a"],
                  [f"http://{h}/{{private,public}}/a"], ["--request-target", "http://other.localhost/x", f"http://{h}/b"]):
