@@ -3,6 +3,7 @@
  * on both sides, a retry of idempotent requests that met a stale pooled connection, 502/504,
  * and the byte tunnel after 101 Switching Protocols. */
 #include "proxy/proxy.h"
+#include "proxy/head.h"
 
 #include "core/ipaddr.h"
 
@@ -81,58 +82,6 @@ static void hb__field(struct headbuf *h, const char *name, const char *v, size_t
     hb__add(h, "\r\n", 2);
 }
 
-/* Whether a Connection header names this field as hop-by-hop (RFC 9110 §7.6.1). */
-static bool forward__nominated(const struct http_header *conn_hdrs[], size_t nconn, struct http_slice name)
-{
-    for (size_t i = 0; i < nconn; i++) {
-        const char *p = conn_hdrs[i]->value.p, *end = p + conn_hdrs[i]->value.n;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if ((size_t)(p - t) == name.n && name.n && !strncasecmp(t, name.p, name.n))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* Whether the app keeps this field from clients (keep_client_headers: spoofable names only). */
-static bool forward__kept(const struct app *app, struct http_slice name)
-{
-    for (size_t i = 0; i < app->nkeep_client_headers; i++)
-        if (http_slice_eq(name, app->keep_client_headers[i]))
-            return true;
-    return false;
-}
-
-/* The one upgrade latch tunnels (RFC 9110 §7.8): WebSocket (RFC 6455 §4.1: a GET without a
- * body, HTTP/1.1), named alone in one Upgrade field, in any case. Anything else in Upgrade
- * (h2c, which would turn the connection into HTTP/2 requests no policy sees; a list; a second
- * field) is not forwarded and the request goes on as an ordinary one, as a server that ignores
- * Upgrade may do: `curl --http2` on http keeps working over HTTP/1.1. */
-static bool forward__upgrade_allowed(const struct http_request *req, struct http_slice value)
-{
-    return req->minor == 1 && req->body == HTTP_BODY_NONE && http_slice_eq(req->method, "get") &&
-           http_slice_eq(value, "websocket");
-}
-
-/* Whether a 101 switches to what was asked for: one Upgrade field naming websocket alone. */
-static bool forward__switches_to_websocket(const struct http_response *res)
-{
-    const struct http_header *up = NULL;
-    for (size_t i = 0; i < res->nheaders; i++) {
-        if (res->headers[i].id != HTTP_F_UPGRADE)
-            continue;
-        if (up)
-            return false;
-        up = &res->headers[i];
-    }
-    return up && http_slice_eq(up->value, "websocket");
-}
-
 /* Builds the head the origin receives: the normalized target, the client's fields except
  * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-For/Proto/Host, X-Request-Id,
  * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
@@ -178,7 +127,7 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
         case HTTP_F_STS:
             break;
         case HTTP_F_SPOOFABLE:
-            if (ex->app->nkeep_client_headers && forward__kept(ex->app, f->name))
+            if (ex->app->nkeep_client_headers && head_kept(ex->app, f->name))
                 break;
             continue;
         case HTTP_F_X_FORWARDED_FOR:
@@ -191,7 +140,7 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
         default: /* hop-by-hop, set by the gateway, Cf-Access-*, '_' spellings, Proxy */
             continue;
         }
-        if ((nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
+        if ((nconn && head_nominated(conn_hdrs, nconn, f->name)) ||
             (ri && ri->service_header && http_slice_eq(f->name, ex->app->service_token_header)))
             continue;
         if (f->id == HTTP_F_COOKIE) {
@@ -248,7 +197,7 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
         while (v /= 10);
         hb__field(&h, "Content-Length", cl + n, sizeof cl - n);
     }
-    ex->upgrade = ex->upgrade && nupgrade == 1 && forward__upgrade_allowed(req, upgrade->value);
+    ex->upgrade = ex->upgrade && nupgrade == 1 && head_upgrade_allowed(req, upgrade->value);
     if (ex->upgrade) {
         hb__adds(&h, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     } else if (ex->minor == 0) {
@@ -290,7 +239,7 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
         const struct http_header *f = &res->headers[i];
         if (f->id == HTTP_F_UPGRADE)
             upgrade = f;
-        if (http_field_hop(f->id) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
+        if (http_field_hop(f->id) || (nconn && head_nominated(conn_hdrs, nconn, f->name)))
             continue;
         if ((f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value)) ||
             (f->id == HTTP_F_STS && hsts))
@@ -460,7 +409,7 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         if (res.status == 101) {
             if (!ex->upgrade)
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
-            if (!forward__switches_to_websocket(&res))
+            if (!head_switches_to_websocket(&res))
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
