@@ -118,31 +118,22 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
     size_t nupgrade = 0;
     struct http_slice xff[HTTP_MAX_HEADERS];
     size_t nxff = 0;
+    bool service_header = ri && ri->service_header;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *f = &req->headers[i];
-        switch ((enum http_field)f->id) {
-        case HTTP_F_OTHER:
-        case HTTP_F_COOKIE:
-        case HTTP_F_SET_COOKIE: /* meaningless in a request: the origin's business */
-        case HTTP_F_STS:
+        switch (head_request_fate(f, ex->app, conn_hdrs, nconn, service_header)) {
+        case HEAD_PASS:
             break;
-        case HTTP_F_SPOOFABLE:
-            if (ex->app->nkeep_client_headers && head_kept(ex->app, f->name))
-                break;
-            continue;
-        case HTTP_F_X_FORWARDED_FOR:
+        case HEAD_FORWARDED_FOR:
             xff[nxff++] = f->value;
             continue;
-        case HTTP_F_UPGRADE:
+        case HEAD_UPGRADE:
             upgrade = f;
             nupgrade++;
             continue;
-        default: /* hop-by-hop, set by the gateway, Cf-Access-*, '_' spellings, Proxy */
+        case HEAD_DROP:
             continue;
         }
-        if ((nconn && head_nominated(conn_hdrs, nconn, f->name)) ||
-            (ri && ri->service_header && http_slice_eq(f->name, ex->app->service_token_header)))
-            continue;
         if (f->id == HTTP_F_COOKIE) {
             char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];
             size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip_reserved(f->value, tmp) : 0;
@@ -239,11 +230,8 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
         const struct http_header *f = &res->headers[i];
         if (f->id == HTTP_F_UPGRADE)
             upgrade = f;
-        if (http_field_hop(f->id) || (nconn && head_nominated(conn_hdrs, nconn, f->name)))
+        if (!head_response_passes(f, conn_hdrs, nconn, hsts != NULL))
             continue;
-        if ((f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value)) ||
-            (f->id == HTTP_F_STS && hsts))
-            continue; /* the gateway's cookies are the gateway's; its HSTS policy too */
         hb__add(&h, f->name.p, f->name.n);
         hb__add(&h, ": ", 2);
         hb__add(&h, f->value.p, f->value.n);

@@ -13,23 +13,6 @@
 
 /* --- which fields pass --------------------------------------------------------------------- */
 
-bool head_nominated(const struct http_header *conn_hdrs[], size_t nconn, struct http_slice name)
-{
-    for (size_t i = 0; i < nconn; i++) {
-        const char *p = conn_hdrs[i]->value.p, *end = p + conn_hdrs[i]->value.n;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if ((size_t)(p - t) == name.n && name.n && !strncasecmp(t, name.p, name.n))
-                return true;
-        }
-    }
-    return false;
-}
-
 bool head_kept(const struct app *app, struct http_slice name)
 {
     for (size_t i = 0; i < app->nkeep_client_headers; i++)

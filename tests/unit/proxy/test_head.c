@@ -1,6 +1,9 @@
 /* Unit tests of the pure parts of the proxy's heads (src/proxy/head.c): a Connection header's
  * list nominates fields as hop-by-hop (in any case, exact tokens only); an app keeps only the
- * spoofable names it lists; WebSocket is the one upgrade (a GET without a body over HTTP/1.1,
+ * spoofable names it lists; on a real head, which client fields reach the origin (hop-by-hop,
+ * nominated, the gateway's own and spoofable ones dropped unless kept, the service-token header
+ * that carried credentials) and which origin fields reach the client (hop-by-hop, nominated,
+ * the gateway's cookies, the origin's HSTS when the gateway sends its own dropped); WebSocket is the one upgrade (a GET without a body over HTTP/1.1,
  * named alone), and a 101 must switch to it with one Upgrade field; the echo origin reads back
  * the head built for it (request line, query, fields with leading white space trimmed, more
  * than its first allocation) and reflects the fields as JSON (lowercase names, repeats joined
@@ -114,6 +117,113 @@ static void test_switches_to_websocket(void **state)
     assert_true(head_switches_to_websocket(&res)); /* only Upgrade fields count */
 }
 
+/* The client fields of a real request head (ids from the parser), and what becomes of each. */
+static const char client_head[] =
+    "GET /p HTTP/1.1\r\n"
+    "Host: app.example\r\n"
+    "Accept: */*\r\n"
+    "Cookie: a=1\r\n"
+    "Connection: keep-alive, X-Hop-Me\r\n"
+    "X-Hop-Me: 1\r\n"
+    "Keep-Alive: timeout=5\r\n"
+    "Proxy-Connection: keep-alive\r\n"
+    "TE: trailers\r\n"
+    "Upgrade: websocket\r\n"
+    "X-Forwarded-For: 192.0.2.1\r\n"
+    "X-Forwarded-Proto: https\r\n"
+    "X-Forwarded-Host: evil.example\r\n"
+    "X-Request-Id: forged\r\n"
+    "Cf-Access-Authenticated-User-Email: ceo@example.com\r\n"
+    "Cf_Access_Jwt_Assertion: forged\r\n"
+    "X-Real-IP: 10.0.0.1\r\n"
+    "X_Real_IP: 10.0.0.2\r\n"
+    "Forwarded: for=10.0.0.3\r\n"
+    "CF-Connecting-IP: 10.0.0.4\r\n"
+    "X-Api-Auth: {}\r\n"
+    "X-Custom: passes\r\n"
+    "\r\n";
+
+static enum head_fate fate_of(const struct http_request *req, const char *name, const struct app *app,
+                              bool service_header)
+{
+    const struct http_header *conn[HTTP_MAX_HEADERS];
+    size_t nconn = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].id == HTTP_F_CONNECTION)
+            conn[nconn++] = &req->headers[i];
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name.n == strlen(name) && !memcmp(req->headers[i].name.p, name, strlen(name)))
+            return head_request_fate(&req->headers[i], app, conn, nconn, service_header);
+    fail_msg("no field %s", name);
+    return HEAD_PASS;
+}
+
+static void test_request_fate(void **state)
+{
+    struct http_request req;
+    size_t scanned = 0;
+    assert_true(http_parse_request(client_head, sizeof client_head - 1, &scanned, &req) > 0);
+    struct app app = { .service_token_header = "x-api-auth" };
+    static const char *const pass[] = { "Accept", "Cookie", "X-Custom", "X-Api-Auth" };
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++)
+        assert_int_equal(fate_of(&req, pass[i], &app, false), HEAD_PASS);
+    static const char *const drop[] = {
+        "Host", "Connection", "X-Hop-Me", "Keep-Alive", "Proxy-Connection", "TE",
+        "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id",
+        "Cf-Access-Authenticated-User-Email", "Cf_Access_Jwt_Assertion",
+        "X-Real-IP", "X_Real_IP", "Forwarded", "CF-Connecting-IP",
+    };
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+        assert_int_equal(fate_of(&req, drop[i], &app, false), HEAD_DROP);
+    assert_int_equal(fate_of(&req, "X-Forwarded-For", &app, false), HEAD_FORWARDED_FOR);
+    assert_int_equal(fate_of(&req, "Upgrade", &app, false), HEAD_UPGRADE);
+    /* the service-token header that carried the credentials stays with the gateway */
+    assert_int_equal(fate_of(&req, "X-Api-Auth", &app, true), HEAD_DROP);
+    assert_int_equal(fate_of(&req, "X-Custom", &app, true), HEAD_PASS);
+
+    /* an app that keeps X-Real-IP and Forwarded gets those two, and only those */
+    char *keep[] = { "x-real-ip", "forwarded" };
+    struct app keeps = { .keep_client_headers = keep, .nkeep_client_headers = 2 };
+    assert_int_equal(fate_of(&req, "X-Real-IP", &keeps, false), HEAD_PASS);
+    assert_int_equal(fate_of(&req, "Forwarded", &keeps, false), HEAD_PASS);
+    assert_int_equal(fate_of(&req, "CF-Connecting-IP", &keeps, false), HEAD_DROP);
+    assert_int_equal(fate_of(&req, "X_Real_IP", &keeps, false), HEAD_DROP); /* another spelling */
+    assert_int_equal(fate_of(&req, "Cf-Access-Authenticated-User-Email", &keeps, false), HEAD_DROP);
+}
+
+static const char origin_head[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: keep-alive, X-Internal\r\n"
+    "X-Internal: secret\r\n"
+    "Keep-Alive: timeout=5\r\n"
+    "Proxy-Authenticate: Basic\r\n"
+    "Set-Cookie: CF_Authorization=forged; Path=/\r\n"
+    "Set-Cookie: app=1; Path=/\r\n"
+    "Strict-Transport-Security: max-age=1\r\n"
+    "X-App: 1\r\n"
+    "\r\n";
+
+static void test_response_passes(void **state)
+{
+    struct http_response res;
+    size_t scanned = 0;
+    assert_true(http_parse_response(origin_head, sizeof origin_head - 1, &scanned, false, &res) > 0);
+    const struct http_header *conn[HTTP_MAX_HEADERS];
+    size_t nconn = 0;
+    for (size_t i = 0; i < res.nheaders; i++)
+        if (res.headers[i].id == HTTP_F_CONNECTION)
+            conn[nconn++] = &res.headers[i];
+    static const bool passes[] = { true, true, false, false, false, false, false, true, true, true };
+    static const bool passes_own_hsts[] = { true, true, false, false, false, false, false, true, false, true };
+    assert_int_equal(res.nheaders, sizeof passes / sizeof *passes);
+    for (size_t i = 0; i < res.nheaders; i++) {
+        assert_int_equal(head_response_passes(&res.headers[i], conn, nconn, false), passes[i]);
+        assert_int_equal(head_response_passes(&res.headers[i], conn, nconn, true), passes_own_hsts[i]);
+    }
+}
+
 static void test_lines_read(void **state)
 {
     static const char head[] = "POST /a/b?x=1&y HTTP/1.1\r\nHost: app.example\r\n"
@@ -219,6 +329,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nominated),        cmocka_unit_test(test_kept),
+        cmocka_unit_test(test_request_fate),     cmocka_unit_test(test_response_passes),
         cmocka_unit_test(test_upgrade_allowed),  cmocka_unit_test(test_switches_to_websocket),
         cmocka_unit_test(test_lines_read),       cmocka_unit_test(test_fields_json),
         cmocka_unit_test(test_json_pretty),
