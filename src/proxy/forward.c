@@ -3,6 +3,7 @@
  * on both sides, a retry of idempotent requests that met a stale pooled connection, 502/504,
  * and the byte tunnel after 101 Switching Protocols. */
 #include "proxy/proxy.h"
+#include "proxy/head.h"
 
 #include "core/ipaddr.h"
 
@@ -81,58 +82,6 @@ static void hb__field(struct headbuf *h, const char *name, const char *v, size_t
     hb__add(h, "\r\n", 2);
 }
 
-/* Whether a Connection header names this field as hop-by-hop (RFC 9110 §7.6.1). */
-static bool forward__nominated(const struct http_header *conn_hdrs[], size_t nconn, struct http_slice name)
-{
-    for (size_t i = 0; i < nconn; i++) {
-        const char *p = conn_hdrs[i]->value.p, *end = p + conn_hdrs[i]->value.n;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                p++;
-            if ((size_t)(p - t) == name.n && name.n && !strncasecmp(t, name.p, name.n))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* Whether the app keeps this field from clients (keep_client_headers: spoofable names only). */
-static bool forward__kept(const struct app *app, struct http_slice name)
-{
-    for (size_t i = 0; i < app->nkeep_client_headers; i++)
-        if (http_slice_eq(name, app->keep_client_headers[i]))
-            return true;
-    return false;
-}
-
-/* The one upgrade latch tunnels (RFC 9110 §7.8): WebSocket (RFC 6455 §4.1: a GET without a
- * body, HTTP/1.1), named alone in one Upgrade field, in any case. Anything else in Upgrade
- * (h2c, which would turn the connection into HTTP/2 requests no policy sees; a list; a second
- * field) is not forwarded and the request goes on as an ordinary one, as a server that ignores
- * Upgrade may do: `curl --http2` on http keeps working over HTTP/1.1. */
-static bool forward__upgrade_allowed(const struct http_request *req, struct http_slice value)
-{
-    return req->minor == 1 && req->body == HTTP_BODY_NONE && http_slice_eq(req->method, "get") &&
-           http_slice_eq(value, "websocket");
-}
-
-/* Whether a 101 switches to what was asked for: one Upgrade field naming websocket alone. */
-static bool forward__switches_to_websocket(const struct http_response *res)
-{
-    const struct http_header *up = NULL;
-    for (size_t i = 0; i < res->nheaders; i++) {
-        if (res->headers[i].id != HTTP_F_UPGRADE)
-            continue;
-        if (up)
-            return false;
-        up = &res->headers[i];
-    }
-    return up && http_slice_eq(up->value, "websocket");
-}
-
 /* Builds the head the origin receives: the normalized target, the client's fields except
  * hop-by-hop ones, the gateway's own (Cf-Access-*, X-Forwarded-For/Proto/Host, X-Request-Id,
  * Host), those origins act on that the gateway does not set (HTTP_F_SPOOFABLE: X-Real-IP,
@@ -169,31 +118,22 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
     size_t nupgrade = 0;
     struct http_slice xff[HTTP_MAX_HEADERS];
     size_t nxff = 0;
+    bool service_header = ri && ri->service_header;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *f = &req->headers[i];
-        switch ((enum http_field)f->id) {
-        case HTTP_F_OTHER:
-        case HTTP_F_COOKIE:
-        case HTTP_F_SET_COOKIE: /* meaningless in a request: the origin's business */
-        case HTTP_F_STS:
+        switch (head_request_fate(f, ex->app, conn_hdrs, nconn, service_header)) {
+        case HEAD_PASS:
             break;
-        case HTTP_F_SPOOFABLE:
-            if (ex->app->nkeep_client_headers && forward__kept(ex->app, f->name))
-                break;
-            continue;
-        case HTTP_F_X_FORWARDED_FOR:
+        case HEAD_FORWARDED_FOR:
             xff[nxff++] = f->value;
             continue;
-        case HTTP_F_UPGRADE:
+        case HEAD_UPGRADE:
             upgrade = f;
             nupgrade++;
             continue;
-        default: /* hop-by-hop, set by the gateway, Cf-Access-*, '_' spellings, Proxy */
+        case HEAD_DROP:
             continue;
         }
-        if ((nconn && forward__nominated(conn_hdrs, nconn, f->name)) ||
-            (ri && ri->service_header && http_slice_eq(f->name, ex->app->service_token_header)))
-            continue;
         if (f->id == HTTP_F_COOKIE) {
             char tmp[2 * HTTP_MAX_HEADER_BYTES + 2];
             size_t n = f->value.n <= HTTP_MAX_HEADER_BYTES ? cookie_strip_reserved(f->value, tmp) : 0;
@@ -248,7 +188,7 @@ int proxy__build_origin_head(struct exchange *ex, const struct http_request *req
         while (v /= 10);
         hb__field(&h, "Content-Length", cl + n, sizeof cl - n);
     }
-    ex->upgrade = ex->upgrade && nupgrade == 1 && forward__upgrade_allowed(req, upgrade->value);
+    ex->upgrade = ex->upgrade && nupgrade == 1 && head_upgrade_allowed(req, upgrade->value);
     if (ex->upgrade) {
         hb__adds(&h, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     } else if (ex->minor == 0) {
@@ -290,11 +230,8 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
         const struct http_header *f = &res->headers[i];
         if (f->id == HTTP_F_UPGRADE)
             upgrade = f;
-        if (http_field_hop(f->id) || (nconn && forward__nominated(conn_hdrs, nconn, f->name)))
+        if (!head_response_passes(f, conn_hdrs, nconn, hsts != NULL))
             continue;
-        if ((f->id == HTTP_F_SET_COOKIE && cookie_set_reserved(f->value)) ||
-            (f->id == HTTP_F_STS && hsts))
-            continue; /* the gateway's cookies are the gateway's; its HSTS policy too */
         hb__add(&h, f->name.p, f->name.n);
         hb__add(&h, ": ", 2);
         hb__add(&h, f->value.p, f->value.n);
@@ -460,7 +397,7 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         if (res.status == 101) {
             if (!ex->upgrade)
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
-            if (!forward__switches_to_websocket(&res))
+            if (!head_switches_to_websocket(&res))
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
