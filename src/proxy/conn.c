@@ -7,9 +7,9 @@
 #include "core/log.h"
 #include "http/cookie.h"
 #include "http/path.h"
+#include "proxy/connlimit.h"
 #include "proxy/local.h"
-#include "server/connlimit.h"
-#include "server/worker.h"
+#include "request/worker_ctx.h"
 #include "token/svctokens.h"
 
 #include <arpa/inet.h>
@@ -59,29 +59,29 @@ static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
 
 /* The per-client cap: true when the connection may stay (counted when a cap applies). Its
  * refusal costs no buffer and no state: the socket is closed before anything is read. */
-static bool conn__admit_client(struct worker *w, const uint8_t ip[16], bool *counted)
+static bool conn__admit_client(struct worker_ctx *w, const uint8_t ip[16], bool *counted)
 {
     const struct config *cfg = w->rt->cfg;
     unsigned max = cfg->max_connections_per_client;
     *counted = false;
     if (!max || conn__is_trusted(cfg, ip)) /* a load balancer speaks for many clients */
         return true;
-    if (connlimit_take(w->climit, ip, max)) {
+    if (connlimit_take(w->proxy->climit, ip, max)) {
         *counted = true;
         return true;
     }
-    if (worker_notice(w, &w->cap_notice)) {
+    if (worker_ctx_notice(w, &w->proxy->cap_notice)) {
         char who[INET6_ADDRSTRLEN];
         ipaddr_format(ip, who);
         log_msg("warn", "client %s: connection refused: %u open already (max_connections_per_client); "
                 "%llu refused since the last message", who, max,
-                (unsigned long long)w->cap_notice.count);
-        w->cap_notice.count = 0;
+                (unsigned long long)w->proxy->cap_notice.count);
+        w->proxy->cap_notice.count = 0;
     }
     return false;
 }
 
-void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer)
+void conn_accept(struct worker_ctx *w, int fd, unsigned listener, const struct sockaddr *peer)
 {
     uint8_t ip[16];
     uint16_t port;
@@ -131,10 +131,10 @@ fail:
     free(c);
     close(fd);
     if (counted)
-        connlimit_put(w->climit, ip);
+        connlimit_put(w->proxy->climit, ip);
 }
 
-unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms)
+unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms)
 {
     /* accepted at (header deadline - header timeout): only a silent connection keeps it */
     int64_t newest = (int64_t)loop_now(w->loop) + (int64_t)w->rt->cfg->timeouts.header_ms -
@@ -172,7 +172,7 @@ void proxy__close(struct conn *c)
 {
     if (c->closed)
         return;
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     c->closed = true;
     timer_cancel(&c->timer);
     proxy__local_orphan(c);
@@ -194,7 +194,7 @@ void proxy__close(struct conn *c)
         c->next->prev = c->prev;
     atomic_fetch_sub_explicit(&w->nconns, 1, memory_order_relaxed);
     if (c->counted)
-        connlimit_put(w->climit, c->peer);
+        connlimit_put(w->proxy->climit, c->peer);
     /* freed before the loop sleeps: a later event of this iteration may still name it */
     c->next = w->proxy->dead;
     w->proxy->dead = c;
@@ -323,7 +323,7 @@ static struct exchange *conn__bare_exchange(struct conn *c)
     struct exchange *ex = exchange_new(&c->tp, c->w, c->peer, pw->id_seed, ++pw->request_seq);
     if (!ex)
         return NULL;
-    ex->rt = worker_runtime(c->w);
+    ex->rt = worker_ctx_runtime(c->w);
     c->ex = ex;
     return ex;
 }
@@ -754,7 +754,7 @@ static void conn__linger(struct conn *c)
 
 enum step proxy__finish(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     struct exchange *ex = c->ex;
     bool close_after = ex->close_after || w->draining || c->in_eof;
     proxy__log_request(c);
@@ -999,7 +999,7 @@ static bool conn__idle_closable(struct conn *c)
 
 /* Starts a drain: idle connections close now; the others answer what they were sent with
  * Connection: close (w->draining), and the drain deadline bounds the rest. */
-void proxy__drain_conns(struct worker *w)
+void proxy__drain_conns(struct worker_ctx *w)
 {
     struct conn *c = w->proxy->conns, *next;
     for (; c; c = next) {

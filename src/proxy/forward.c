@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "http/cookie.h"
 #include "metrics/metrics.h"
-#include "server/worker.h"
+#include "request/worker_ctx.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

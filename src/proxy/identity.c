@@ -6,7 +6,7 @@
 
 #include "core/log.h"
 #include "http/cookie.h"
-#include "server/worker.h"
+#include "request/worker_ctx.h"
 #include "store/store.h"
 #include "token/mint.h"
 #include "token/svctokens.h"
@@ -49,7 +49,7 @@ void proxy__minted_free(struct proxy_worker *pw)
 static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st, int64_t *exp)
 {
     struct exchange *ex = c->ex;
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     time_t now = time(NULL);
     struct minted *m;
     for (m = w->proxy->minted; m; m = m->next)
@@ -183,7 +183,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
                                          struct request_identity *ri)
 {
     struct exchange *ex = c->ex;
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     time_t now = time(NULL);
     enum token_status st;
     const struct token *t = token_cache_get(w->tokens, w->keys, tok, len, now, &st);

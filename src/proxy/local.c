@@ -6,8 +6,7 @@
 
 #include "proxy/proxy.h"
 #include "request/error.h"
-#include "server/worker.h"
-#include "server/runtime.h"
+#include "request/worker_ctx.h"
 #include "store/store.h"
 #include "token/keys.h"
 #include "token/revoke.h"
@@ -39,14 +38,16 @@ static _Thread_local struct local_defer *local__cur;
 /* Set once before the workers start (local_set_endpoints). */
 static const struct endpoint_table *const *local__tables;
 static size_t local__ntables;
-static void (*local__publish)(void *srv);
+static void (*local__publish)(void *node);
+static void (*local__wake)(void *node);
 
 void local_set_endpoints(const struct endpoint_table *const *tables, size_t ntables,
-                         void (*publish_revocations)(void *srv))
+                         void (*publish_revocations)(void *node), void (*wake_parked)(void *node))
 {
     local__tables = tables;
     local__ntables = ntables;
     local__publish = publish_revocations;
+    local__wake = wake_parked;
 }
 
 /* The transport's step and the endpoint's result, one for the other. */
@@ -72,7 +73,8 @@ static enum step local__step(enum endpoint_result res)
 
 static void local__wake_parked(const struct endpoint_req *r)
 {
-    worker_signal_parked(r->home);
+    const struct worker_ctx *w = r->home;
+    local__wake(w->node);
 }
 
 struct endpoint_req *endpoint_request(struct conn *c)
@@ -320,7 +322,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     lr->jobs = c->w->jobs;
     lr->metrics = c->w->metrics;
     lr->publish_revocations = local__publish;
-    lr->publish_ctx = c->w->srv;
+    lr->publish_ctx = c->w->node;
     lr->wake_parked = local__wake_parked;
     lr->home = c->w;
     if (!lr->cookies || !lr->name || !lr->method || !lr->host || !lr->query || !lr->client_ip)
@@ -445,7 +447,7 @@ enum endpoint_result endpoint_wait(struct conn *c, struct endpoint_job *lj, stru
 
 void endpoint_detach(const struct endpoint_req *r, struct endpoint_job *lj)
 {
-    struct worker *w = r->home;
+    struct worker_ctx *w = r->home;
     lj->conn = NULL;
     lj->job.done = local__job_done;
     lj->job.home = &w->mailbox;
@@ -460,7 +462,7 @@ enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, cons
         local__cur->kind = local__cur->park_key ? ANS_PARK : ANS_NONE;
         return ENDPOINT_WAIT;
     }
-    struct worker *w = c->w;
+    struct worker_ctx *w = c->w;
     struct proxy_worker *pw = w->proxy;
     if (pw->nparked == pw->parked_cap) {
         size_t cap = pw->parked_cap ? 2 * pw->parked_cap : 16;
@@ -525,7 +527,7 @@ bool proxy__local_late(struct conn *c)
     return true;
 }
 
-void local_retry_parked(struct worker *w)
+void local_retry_parked(struct worker_ctx *w)
 {
     /* a retry may park again (appending): walk a copy of what is parked now */
     size_t n = w->proxy->nparked;

@@ -8,6 +8,7 @@
 #include "http/http.h"
 #include "policy/policy.h"
 #include "request/exchange.h"
+#include "request/worker_ctx.h"
 #include "token/jwt.h"
 
 #include <netinet/in.h>
@@ -16,12 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct worker;
 struct runtime;
 struct app_rt;
 struct endpoint_req;
 struct endpoint_job;
 struct minted;
+struct connlimit;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -40,7 +41,7 @@ enum conn_state {
 struct conn {
     struct io_handler io;
     struct transport tp;               /* the operations its exchanges reach it by */
-    struct worker *w;
+    struct worker_ctx *w;
     SSL *ssl;
     struct timer timer;
     struct conn *prev, *next;
@@ -79,12 +80,14 @@ struct proxy_worker {
     struct conn **parked;              /* long polls waiting for news (local_park) */
     size_t nparked, parked_cap;
     struct minted *minted;             /* assertions minted for service tokens (identity.c) */
+    struct connlimit *climit;          /* the node's open connections per client (connlimit.h) */
+    struct worker_ctx_notice cap_notice; /* clients refused at max_connections_per_client */
     uint64_t request_seq, id_seed;     /* request ids */
 };
 
 struct upstream {
     struct io_handler io;
-    struct worker *w;
+    struct worker_ctx *w;
     SSL *ssl;
     struct exchange *owner;            /* NULL while idle in its pool */
     struct timer timer;                /* idle in the pool */

@@ -3,7 +3,7 @@
 #include "proxy/proxy.h"
 
 #include "proxy/local.h"
-#include "server/worker.h"
+#include "request/worker_ctx.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +23,12 @@ static void proxy__queues(struct proxy_worker *pw, struct timer_queue *q[NQUEUES
     memcpy(q, all, sizeof all);
 }
 
-int proxy_worker_init(struct worker *w)
+int proxy_worker_init(struct worker_ctx *w, struct connlimit *climit)
 {
     struct proxy_worker *pw = calloc(1, sizeof *pw);
     if (!pw)
         return -1;
+    pw->climit = climit;
     struct timer_queue *q[NQUEUES];
     proxy__queues(pw, q);
     for (size_t i = 0; i < NQUEUES; i++)
@@ -40,7 +41,7 @@ int proxy_worker_init(struct worker *w)
     return 0;
 }
 
-void proxy_worker_reload(struct worker *w)
+void proxy_worker_reload(struct worker_ctx *w)
 {
     struct proxy_worker *pw = w->proxy;
     const struct timeouts_cfg *t = &w->rt->cfg->timeouts;
@@ -54,30 +55,30 @@ void proxy_worker_reload(struct worker *w)
     timer_queue_set(&pw->timers.parked, PARKED_MS);
 }
 
-void proxy_worker_drain(struct worker *w)
+void proxy_worker_drain(struct worker_ctx *w)
 {
     proxy__drain_conns(w);
     upstream_close_pools(w->proxy);
 }
 
-void proxy_worker_close_all(struct worker *w)
+void proxy_worker_close_all(struct worker_ctx *w)
 {
     while (w->proxy->conns)
         proxy__close(w->proxy->conns);
     upstream_close_pools(w->proxy);
 }
 
-void proxy_worker_news(struct worker *w)
+void proxy_worker_news(struct worker_ctx *w)
 {
     local_retry_parked(w);
 }
 
-void proxy_worker_reap(struct worker *w)
+void proxy_worker_reap(struct worker_ctx *w)
 {
     proxy__reap_conns(w->proxy);
 }
 
-void proxy_worker_free(struct worker *w)
+void proxy_worker_free(struct worker_ctx *w)
 {
     struct proxy_worker *pw = w->proxy;
     if (!pw)

@@ -30,23 +30,25 @@ struct request_identity {
 
 /* The proxy's state in a worker: client connections, origin pools, parked long polls, minted
  * assertions, and the timer queues of its timeouts. server/worker.c calls only these and
- * conn_accept/conn_shed_silent below. */
-int proxy_worker_init(struct worker *w);       /* before the worker's thread starts; -1: no memory */
-void proxy_worker_reload(struct worker *w);    /* w->rt is a new runtime: its timeouts */
+ * conn_accept/conn_shed_silent below, with the context it fills (request/worker_ctx.h). */
+/* Before the worker's thread starts; climit: the node's open connections per client
+ * (connlimit.h), shared by every worker. -1: no memory. */
+int proxy_worker_init(struct worker_ctx *w, struct connlimit *climit);
+void proxy_worker_reload(struct worker_ctx *w);    /* w->rt is a new runtime: its timeouts */
 /* Starts draining: idle connections close now, busy ones after their response (with
  * Connection: close); the origin pools close. */
-void proxy_worker_drain(struct worker *w);
-void proxy_worker_close_all(struct worker *w); /* every client and pooled origin connection, now */
-void proxy_worker_news(struct worker *w);      /* parked long polls may have news: they look */
-void proxy_worker_reap(struct worker *w);      /* frees what closed during this loop iteration */
-void proxy_worker_free(struct worker *w);      /* after the worker's thread ended */
+void proxy_worker_drain(struct worker_ctx *w);
+void proxy_worker_close_all(struct worker_ctx *w); /* every client and pooled origin connection, now */
+void proxy_worker_news(struct worker_ctx *w);      /* parked long polls may have news: they look */
+void proxy_worker_reap(struct worker_ctx *w);      /* frees what closed during this loop iteration */
+void proxy_worker_free(struct worker_ctx *w);      /* after the worker's thread ended */
 
 /* Called by a worker for each accepted socket. A client (an address not in trusted_proxies)
  * with max_connections_per_client open already has it closed at once. */
-void conn_accept(struct worker *w, int fd, unsigned listener, const struct sockaddr *peer);
+void conn_accept(struct worker_ctx *w, int fd, unsigned listener, const struct sockaddr *peer);
 /* Closes the connections that have sent nothing since they were accepted at least min_age_ms
  * ago (the worker ran out of descriptors); returns how many. */
-unsigned conn_shed_silent(struct worker *w, uint64_t min_age_ms);
+unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms);
 
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
@@ -58,7 +60,7 @@ bool proxy__secure_cookies(const struct conn *c);
 const char *proxy__hsts(const struct conn *c);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
-void proxy__drain_conns(struct worker *w);
+void proxy__drain_conns(struct worker_ctx *w);
 void proxy__reap_conns(struct proxy_worker *pw);
 
 enum read_result proxy__read_client(struct conn *c);

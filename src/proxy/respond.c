@@ -10,9 +10,9 @@
 #include "metrics/metrics.h"
 #include "proxy/local.h"
 #include "request/page.h"
+#include "request/worker_ctx.h"
 #include "route/route.h"
 #include "route/served.h"
-#include "server/worker.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -393,7 +393,7 @@ void proxy__log_request(struct conn *c)
         return;
     char ts[32];
     log_time_now(ts);
-    struct strbuf *sb = worker_log_begin(c->w, ex->rt);
+    struct strbuf *sb = worker_ctx_log_begin(c->w, ex->rt);
     size_t start = sb->len;
     bool first = true;
     sb_adds(sb, "{");

@@ -6,7 +6,7 @@
  * to is dropped at once. */
 #include "proxy/proxy.h"
 
-#include "server/worker.h"
+#include "request/worker_ctx.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -65,7 +65,7 @@ static void upstream__on_timer(struct timer *t)
     upstream_close(up);
 }
 
-static struct origin_pool *upstream__pool(struct worker *w, const char *key)
+static struct origin_pool *upstream__pool(struct worker_ctx *w, const char *key)
 {
     for (struct origin_pool *p = w->proxy->pools; p; p = p->next)
         if (!strcmp(p->key, key))
@@ -95,7 +95,7 @@ static void upstream__unlink_idle(struct upstream *up)
 
 int upstream_acquire(struct exchange *ex, bool fresh)
 {
-    struct worker *w = ex->w;
+    struct worker_ctx *w = ex->w;
     struct app_rt *art = ex->art;
     if (!art->origin_addrlen)
         return -EHOSTUNREACH;
@@ -164,7 +164,7 @@ void upstream_close(struct upstream *up)
 {
     if (up->closed)
         return;
-    struct worker *w = up->w;
+    struct worker_ctx *w = up->w;
     up->closed = true;
     timer_cancel(&up->timer);
     if (!up->owner && up->pool && (up->prev || up->next || up->pool->idle == up))
@@ -186,7 +186,7 @@ void upstream_close(struct upstream *up)
 
 void upstream_release(struct upstream *up, bool reuse)
 {
-    struct worker *w = up->w;
+    struct worker_ctx *w = up->w;
     struct origin_pool *p = up->pool;
     if (up->owner && up->owner->up == up)
         up->owner->up = NULL;

@@ -28,7 +28,7 @@ static void exchange__id(char id[17], uint64_t seed, uint64_t seq)
     id[16] = '\0';
 }
 
-struct exchange *exchange_new(struct transport *tp, struct worker *w, const uint8_t peer[16],
+struct exchange *exchange_new(struct transport *tp, struct worker_ctx *w, const uint8_t peer[16],
                               uint64_t seed, uint64_t seq)
 {
     struct exchange *ex = calloc(1, sizeof *ex);

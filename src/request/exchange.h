@@ -32,7 +32,7 @@
 #include <sys/uio.h>
 
 struct runtime;
-struct worker;
+struct worker_ctx;
 struct svc_tokens;
 struct app;
 struct app_rt;
@@ -97,7 +97,7 @@ struct transport {
  * because a transport's buffer is compacted while the body streams. */
 struct exchange {
     struct transport *tp;              /* the client side that carries it */
-    struct worker *w;                  /* the worker thread that runs it */
+    struct worker_ctx *w;                  /* the worker thread that runs it */
 
     /* the request: target, framing, the client */
     struct runtime *rt;                /* reference held until the exchange ends */
@@ -165,7 +165,7 @@ struct exchange {
 
 /* A new exchange on transport `tp`, for the worker `w`, from `peer` (16 bytes): its request id
  * drawn from (seed, seq), its start time now, its decision "deny" until one is made. */
-struct exchange *exchange_new(struct transport *tp, struct worker *w, const uint8_t peer[16],
+struct exchange *exchange_new(struct transport *tp, struct worker_ctx *w, const uint8_t peer[16],
                               uint64_t seed, uint64_t seq);
 /* Frees what the core owns (the strings); an owner frees its parts (origin side, own
  * endpoint, references) first. */

@@ -1,4 +1,4 @@
-/* Building and releasing runtimes (runtime.h). */
+/* Building runtimes (runtime.h); releasing them is request/runtime.c's. */
 #include "server/runtime.h"
 
 #include "route/served.h"
@@ -135,27 +135,6 @@ static int runtime__load(struct runtime *rt, struct config_errors *errs)
     return errs->n > nerr ? -1 : 0;
 }
 
-/* Frees what runtime__load and runtime_new built, not the config. */
-static void runtime__release(struct runtime *rt)
-{
-    if (rt->apps) {
-        for (size_t i = 0; i < rt->cfg->napps; i++) {
-            SSL_CTX_free(rt->apps[i].origin_tls);
-            free(rt->apps[i].pool_key);
-        }
-    }
-    if (rt->tls)
-        for (size_t i = 0; i < rt->cfg->nlisteners; i++)
-            tls_server_free(rt->tls[i]);
-    OPENSSL_cleanse(rt->secret, sizeof rt->secret);
-    log_sink_close(rt->request_log);
-    log_sink_close(rt->auth_log);
-    route_free(rt->routes);
-    free(rt->apps);
-    free(rt->tls);
-    free(rt->auth_url);
-}
-
 /* A log file latchd will open for appending: refused when it is a directory or its directory
  * is not one; a directory that does not exist yet is only a warning (systemd's LogsDirectory=
  * makes it before latchd starts). */
@@ -262,7 +241,7 @@ int runtime_check(const struct config *cfg, struct config_errors *errs, struct c
     size_t nerr = errs->n, nwarn = warns->n;
     struct runtime tmp = { .cfg = (struct config *)cfg };
     runtime__load(&tmp, errs);
-    runtime__release(&tmp);
+    runtime_release(&tmp);
     struct stat st;
     if (stat(cfg->state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
         config_errors_add(errs, cfg->path, cfg->where.state_dir, "'state_dir': %s is not a directory",
@@ -376,18 +355,3 @@ fail:
     runtime_unref(rt);
     return NULL;
 }
-
-void runtime_ref(struct runtime *rt)
-{
-    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
-}
-
-void runtime_unref(struct runtime *rt)
-{
-    if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    runtime__release(rt);
-    config_free(rt->cfg);
-    free(rt);
-}
-

@@ -8,9 +8,9 @@
 #include "core/log.h"
 #include "metrics/listener.h"
 #include "metrics/metrics.h"
+#include "proxy/connlimit.h"
 #include "proxy/local.h"
 #include "proxy/proxy.h"
-#include "server/connlimit.h"
 #include "server/control.h"
 #include "server/worker.h"
 #include "store/cluster.h"
@@ -170,7 +170,7 @@ unsigned server_connections(struct server *srv)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        n += atomic_load_explicit(&srv->workers[i].nconns, memory_order_relaxed);
+        n += atomic_load_explicit(&srv->workers[i].ctx.nconns, memory_order_relaxed);
     return n;
 }
 
@@ -322,12 +322,11 @@ static void server__drain(struct server *srv)
             shutdown(srv->listen_fds[i], SHUT_RD);
 }
 
-/* Another node sealed a handoff box: the long polls parked here look for theirs. */
-static void server__news(void *arg)
+/* A handoff box was sealed (by an endpoint of this node, or on another node): the long polls
+ * parked here look for theirs. */
+static void server__news(void *srv)
 {
-    struct server *srv = arg;
-    if (srv->nworkers)
-        worker_signal_parked(&srv->workers[0]);
+    worker_signal_parked(srv);
 }
 
 /* The store; with Redis, this node's state_dir first becomes a copy of the cluster's. */
@@ -359,36 +358,37 @@ static int server__start_worker(struct server *srv, unsigned i)
 {
     struct worker *w = &srv->workers[i];
     w->srv = srv;
+    w->ctx.node = srv;
     w->id = i;
-    w->loop = loop_new();
-    w->bufs.max_free = 256;
-    sb_init(&w->logbuf, 1 << 20);
+    w->ctx.loop = loop_new();
+    w->ctx.bufs.max_free = 256;
+    sb_init(&w->ctx.logbuf, 1 << 20);
     runtime_ref(srv->rt);
-    w->rt = srv->rt;
+    w->ctx.rt = srv->rt;
     keyset_ref(srv->keys);
-    w->keys = srv->keys;
+    w->ctx.keys = srv->keys;
     revocations_ref(srv->rev);
-    w->rev = srv->rev;
+    w->ctx.rev = srv->rev;
     svc_tokens_ref(srv->svc);
-    w->svc = srv->svc;
-    w->tokens = token_cache_new(4096);
+    w->ctx.svc = srv->svc;
+    w->ctx.tokens = token_cache_new(4096);
     w->rt_gen = atomic_load(&srv->gen);
     atomic_init(&w->gen_seen, w->rt_gen);
     atomic_init(&w->stopped, false);
-    atomic_init(&w->nconns, 0);
+    atomic_init(&w->ctx.nconns, 0);
     w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    mailbox_init(&w->mailbox, w->wake.fd);
-    w->store = srv->store;
-    w->jobs = srv->jobs;
+    mailbox_init(&w->ctx.mailbox, w->wake.fd);
+    w->ctx.store = srv->store;
+    w->ctx.jobs = srv->jobs;
     w->nlisteners = srv->nlisten;
     w->listeners = calloc(srv->nlisten, sizeof *w->listeners);
-    w->metrics = metrics_worker(srv->metrics, i);
-    w->climit = srv->climit;
+    w->ctx.metrics = metrics_worker(srv->metrics, i);
     for (unsigned j = 0; w->listeners && j < srv->nlisten; j++) {
         w->listeners[j].io.fd = srv->listen_fds[j];
         w->listeners[j].index = j;
     }
-    if (!w->loop || w->wake.fd < 0 || !w->listeners || proxy_worker_init(w) != 0 ||
+    if (!w->ctx.loop || w->wake.fd < 0 || !w->listeners ||
+        proxy_worker_init(&w->ctx, srv->climit) != 0 ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return -1;
     return 0;
@@ -396,18 +396,18 @@ static int server__start_worker(struct server *srv, unsigned i)
 
 static void server__free_worker(struct worker *w)
 {
-    mailbox_destroy(&w->mailbox);
-    runtime_unref(w->rt);
-    keyset_unref(w->keys);
-    revocations_unref(w->rev);
-    svc_tokens_unref(w->svc);
-    token_cache_free(w->tokens);
-    proxy_worker_free(w);
-    buf_pool_clear(&w->bufs);
-    sb_free(&w->logbuf);
+    mailbox_destroy(&w->ctx.mailbox);
+    runtime_unref(w->ctx.rt);
+    keyset_unref(w->ctx.keys);
+    revocations_unref(w->ctx.rev);
+    svc_tokens_unref(w->ctx.svc);
+    token_cache_free(w->ctx.tokens);
+    proxy_worker_free(&w->ctx);
+    buf_pool_clear(&w->ctx.bufs);
+    sb_free(&w->ctx.logbuf);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
-    loop_free(w->loop);
+    loop_free(w->ctx.loop);
     free(w->listeners);
 }
 
@@ -663,7 +663,7 @@ int server_run(const char *config_path)
     sigset_t set;
     server__block_signals(&set);
     /* the gateway's own endpoints: auth's tables, before any worker reads them */
-    local_set_endpoints(server__endpoints, 2, server__publish_revocations);
+    local_set_endpoints(server__endpoints, 2, server__publish_revocations, server__news);
 
     int status = LATCH_EXIT_CONFIG;
     struct config *cfg = server__checked_config(config_path);

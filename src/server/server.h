@@ -52,7 +52,7 @@ struct server {
     unsigned nlisten;
     char *metrics_listen;          /* admin.listen at start (NULL: none); a reload keeps it */
     struct metrics *metrics;       /* counters of every worker; served by metrics_listener */
-    struct connlimit *climit;      /* open client connections per client (connlimit.h) */
+    struct connlimit *climit;      /* open client connections per client (proxy/connlimit.h) */
     struct metrics_listener *metrics_listener; /* admin.listen: GET /metrics */
     struct worker *workers;
     unsigned nworkers;

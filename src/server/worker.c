@@ -23,43 +23,6 @@
 #define ACCEPT_PAUSE_MIN_MS 100   /* listeners out of epoll after accept ran out of descriptors */
 #define ACCEPT_PAUSE_MAX_MS 1000
 #define SHED_SILENT_AFTER_MS 1000 /* then, connections silent this long are closed first */
-#define NOTICE_PERIOD_MS 10000    /* one line per condition and period (worker_notice) */
-
-struct runtime *worker_runtime(struct worker *w)
-{
-    runtime_ref(w->rt);
-    return w->rt;
-}
-
-void worker_log_flush(struct worker *w)
-{
-    if (w->log_rt && w->logbuf.len)
-        log_write(w->log_rt->request_log, w->logbuf.p, w->logbuf.len);
-    sb_reset(&w->logbuf);
-    runtime_unref(w->log_rt);
-    w->log_rt = NULL;
-}
-
-struct strbuf *worker_log_begin(struct worker *w, struct runtime *rt)
-{
-    if (w->log_rt != rt || w->logbuf.len > 16384)
-        worker_log_flush(w);
-    if (!w->log_rt) {
-        runtime_ref(rt);
-        w->log_rt = rt;
-    }
-    return &w->logbuf;
-}
-
-bool worker_notice(struct worker *w, struct worker_notice *n)
-{
-    n->count++;
-    uint64_t now = loop_now(w->loop);
-    if (now < n->next_ms)
-        return false;
-    n->next_ms = now + NOTICE_PERIOD_MS;
-    return true;
-}
 
 static void worker__resume_accepting(struct timer *t)
 {
@@ -68,7 +31,7 @@ static void worker__resume_accepting(struct timer *t)
     if (!w->listening) /* a drain took the listeners meanwhile */
         return;
     for (unsigned i = 0; i < w->nlisteners; i++)
-        if (loop_add_listener(w->loop, &w->listeners[i].io) != 0)
+        if (loop_add_listener(w->ctx.loop, &w->listeners[i].io) != 0)
             log_msg("error", "worker %u: cannot watch listener %u again", w->id, i);
 }
 
@@ -80,9 +43,9 @@ static void worker__resume_accepting(struct timer *t)
  * served. Returns true when accepting may go on at once. */
 static bool worker__accept_exhausted(struct worker *w, int err)
 {
-    unsigned shed = conn_shed_silent(w, SHED_SILENT_AFTER_MS);
+    unsigned shed = conn_shed_silent(&w->ctx, SHED_SILENT_AFTER_MS);
     w->shed_total += shed;
-    if (worker_notice(w, &w->accept_notice)) {
+    if (worker_ctx_notice(&w->ctx, &w->accept_notice)) {
         log_msg("error", "worker %u: accept: %s (%llu times since the last message; %llu silent "
                 "connections closed): new connections wait; raise the open files limit "
                 "(ulimit -n, LimitNOFILE=)", w->id, strerror(err),
@@ -94,11 +57,11 @@ static bool worker__accept_exhausted(struct worker *w, int err)
         return true;
     if (!w->accept_paused) {
         for (unsigned i = 0; i < w->nlisteners; i++)
-            loop_del(w->loop, &w->listeners[i].io);
+            loop_del(w->ctx.loop, &w->listeners[i].io);
         w->accept_paused = true;
         timer_queue_set(&w->accept_pause_q, w->accept_pause_ms);
         w->accept_pause.cb = worker__resume_accepting;
-        timer_arm(w->loop, &w->accept_pause, &w->accept_pause_q);
+        timer_arm(w->ctx.loop, &w->accept_pause, &w->accept_pause_q);
         w->accept_pause_ms = w->accept_pause_ms * 2 < ACCEPT_PAUSE_MAX_MS ? w->accept_pause_ms * 2
                                                                           : ACCEPT_PAUSE_MAX_MS;
     }
@@ -129,7 +92,7 @@ static bool worker__accept_some(struct listen_handler *lh, int max)
             return false; /* EAGAIN; EINVAL once a drain shut the listener */
         }
         w->accept_pause_ms = ACCEPT_PAUSE_MIN_MS;
-        conn_accept(w, fd, lh->index, (struct sockaddr *)&ss);
+        conn_accept(&w->ctx, fd, lh->index, (struct sockaddr *)&ss);
     }
     return true;
 }
@@ -175,7 +138,7 @@ static void worker__stop_listening(struct worker *w)
 {
     struct server *srv = w->srv;
     for (unsigned i = 0; i < w->nlisteners; i++) {
-        loop_del(w->loop, &w->listeners[i].io);
+        loop_del(w->ctx.loop, &w->listeners[i].io);
         worker__accept_queued(&w->listeners[i]);
     }
     w->listening = false;
@@ -206,17 +169,16 @@ static void worker__on_wake(struct io_handler *h, uint32_t events)
     while (read(h->fd, &v, sizeof v) > 0) {
     }
     struct worker *w = (struct worker *)((char *)h - offsetof(struct worker, wake));
-    mailbox_drain(&w->mailbox);
+    mailbox_drain(&w->ctx.mailbox);
     uint64_t news = atomic_load(&w->srv->news);
     if (news != w->news_seen) {
         w->news_seen = news;
-        proxy_worker_news(w);
+        proxy_worker_news(&w->ctx);
     }
 }
 
-void worker_signal_parked(struct worker *w)
+void worker_signal_parked(struct server *srv)
 {
-    struct server *srv = w->srv;
     atomic_fetch_add(&srv->news, 1);
     uint64_t one = 1;
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -230,11 +192,11 @@ static void worker__before_sleep(void *arg)
 {
     struct worker *w = arg;
     struct server *srv = w->srv;
-    worker_log_flush(w);
-    proxy_worker_reap(w);
+    worker_ctx_log_flush(&w->ctx);
+    proxy_worker_reap(&w->ctx);
     uint64_t hits, misses;
-    token_cache_counts(w->tokens, &hits, &misses);
-    metrics_worker_sample(w->metrics, w->nconns, hits, misses);
+    token_cache_counts(w->ctx.tokens, &hits, &misses);
+    metrics_worker_sample(w->ctx.metrics, w->ctx.nconns, hits, misses);
     uint64_t gen = atomic_load(&srv->gen);
     if (gen != w->rt_gen) {
         pthread_mutex_lock(&srv->lock);
@@ -249,58 +211,59 @@ static void worker__before_sleep(void *arg)
         w->rt_gen = atomic_load(&srv->gen);
         pthread_mutex_unlock(&srv->lock);
         atomic_store(&w->gen_seen, w->rt_gen);
-        runtime_unref(w->rt);
-        keyset_unref(w->keys);
-        revocations_unref(w->rev);
-        svc_tokens_unref(w->svc);
-        w->rt = rt;
-        w->keys = ks;
-        w->rev = rev;
-        w->svc = svc;
-        proxy_worker_reload(w);
+        runtime_unref(w->ctx.rt);
+        keyset_unref(w->ctx.keys);
+        revocations_unref(w->ctx.rev);
+        svc_tokens_unref(w->ctx.svc);
+        w->ctx.rt = rt;
+        w->ctx.keys = ks;
+        w->ctx.rev = rev;
+        w->ctx.svc = svc;
+        proxy_worker_reload(&w->ctx);
     }
-    if (!w->draining && atomic_load(&srv->draining)) {
-        uint64_t drain_ms = w->rt->cfg->timeouts.drain_ms;
+    if (!w->ctx.draining && atomic_load(&srv->draining)) {
+        uint64_t drain_ms = w->ctx.rt->cfg->timeouts.drain_ms;
         uint32_t grace_ms = drain_ms < DRAIN_GRACE_MS ? (uint32_t)drain_ms : DRAIN_GRACE_MS;
-        w->draining = true;
-        w->drain_deadline = loop_now(w->loop) + drain_ms;
-        w->listen_until = loop_now(w->loop) + grace_ms;
+        w->ctx.draining = true;
+        w->drain_deadline = loop_now(w->ctx.loop) + drain_ms;
+        w->listen_until = loop_now(w->ctx.loop) + grace_ms;
         if (!atomic_exchange(&srv->syns_refused, true))
             worker__refuse_syns(w);
         timer_queue_set(&w->grace_q, grace_ms);
         w->grace.cb = worker__grace_over;
-        timer_arm(w->loop, &w->grace, &w->grace_q);
-        proxy_worker_drain(w);
+        timer_arm(w->ctx.loop, &w->grace, &w->grace_q);
+        proxy_worker_drain(&w->ctx);
     }
-    if (w->draining && w->listening && loop_now(w->loop) >= w->listen_until)
+    if (w->ctx.draining && w->listening && loop_now(w->ctx.loop) >= w->listen_until)
         worker__stop_listening(w);
-    if (w->draining && loop_now(w->loop) >= w->drain_deadline)
-        proxy_worker_close_all(w);
-    proxy_worker_reap(w);
+    if (w->ctx.draining && loop_now(w->ctx.loop) >= w->drain_deadline)
+        proxy_worker_close_all(&w->ctx);
+    proxy_worker_reap(&w->ctx);
 }
 
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    loop_queue_add(w->loop, &w->grace_q, DRAIN_GRACE_MS);
-    loop_queue_add(w->loop, &w->accept_pause_q, ACCEPT_PAUSE_MIN_MS);
+    loop_queue_add(w->ctx.loop, &w->grace_q, DRAIN_GRACE_MS);
+    loop_queue_add(w->ctx.loop, &w->accept_pause_q, ACCEPT_PAUSE_MIN_MS);
     for (unsigned i = 0; i < w->nlisteners; i++) {
         w->listeners[i].io.cb = worker__on_accept;
         w->listeners[i].w = w;
-        if (loop_add_listener(w->loop, &w->listeners[i].io) != 0)
+        if (loop_add_listener(w->ctx.loop, &w->listeners[i].io) != 0)
             log_msg("error", "worker %u: cannot watch listener %u", w->id, i);
     }
     w->listening = true;
     w->accept_pause_ms = ACCEPT_PAUSE_MIN_MS;
     w->wake.cb = worker__on_wake;
-    loop_add_in(w->loop, &w->wake);
-    while (!(w->draining && !w->listening && atomic_load_explicit(&w->nconns, memory_order_relaxed) == 0))
-        loop_run_once(w->loop, worker__before_sleep, w);
-    proxy_worker_close_all(w);
-    proxy_worker_reap(w);
-    loop_queue_del(w->loop, &w->grace_q);
-    loop_queue_del(w->loop, &w->accept_pause_q);
-    worker_log_flush(w);
+    loop_add_in(w->ctx.loop, &w->wake);
+    while (!(w->ctx.draining && !w->listening &&
+             atomic_load_explicit(&w->ctx.nconns, memory_order_relaxed) == 0))
+        loop_run_once(w->ctx.loop, worker__before_sleep, w);
+    proxy_worker_close_all(&w->ctx);
+    proxy_worker_reap(&w->ctx);
+    loop_queue_del(w->ctx.loop, &w->grace_q);
+    loop_queue_del(w->ctx.loop, &w->accept_pause_q);
+    worker_ctx_log_flush(&w->ctx);
     atomic_store(&w->stopped, true);
     return NULL;
 }

@@ -1,4 +1,4 @@
-/* Unit tests of the per-client connection counts (src/server/connlimit.c): a client is an IPv4
+/* Unit tests of the per-client connection counts (src/proxy/connlimit.c): a client is an IPv4
  * address or an IPv6 /64; take refuses at the cap and counts nothing then; put frees a place;
  * a cap of 0 admits nobody (the caller skips the table when the cap is off); many clients make
  * the table grow without losing a count. */
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "server/connlimit.h"
+#include "proxy/connlimit.h"
 
 #include <arpa/inet.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Open connections per client (connlimit.h). */
-#include "server/connlimit.h"
+#include "proxy/connlimit.h"
 
 #include <pthread.h>
 #include <sodium.h>
