@@ -576,7 +576,7 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     ex->art = runtime_app(ex->rt, ex->app);
 
     struct request_identity ri;
-    proxy__identify(c, req, &ri);
+    proxy__identify(ex, req, &ri);
     st = conn__admit(c, req, head_len, &ri);
     proxy__identity_release(&ri);
     return st;
@@ -591,7 +591,7 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
     char cn[256];
     struct policy_request pr = { .id = ri->ok ? &ri->id : NULL, .client_cn = cn };
     memcpy(pr.client_ip, ex->client_ip, 16);
-    proxy__client_cert(c, &pr.client_cert, cn, sizeof cn);
+    ex->tp->ops->client_cert(ex, &pr.client_cert, cn, sizeof cn);
     struct policy_result res;
     policy_evaluate(ex->app, &pr, &res); /* on every request, also with a valid token */
     ex->decision = res.decision;
@@ -757,7 +757,7 @@ enum step proxy__finish(struct conn *c)
     struct worker_ctx *w = c->w;
     struct exchange *ex = c->ex;
     bool close_after = ex->close_after || w->draining || c->in_eof;
-    proxy__log_request(c);
+    proxy__log_request(c->ex);
     if (ex->up) {
         upstream_release(ex->up, ex->res_body != HTTP_BODY_CLOSE && !ex->res_close &&
                                      ex->req_done && ex->rx_ready == 0 && ex->hb_sent == ex->hb->end);
@@ -876,7 +876,7 @@ static void conn__tp_abort(struct exchange *ex, bool log)
 {
     struct conn *c = conn__of(ex);
     if (log)
-        proxy__log_request(c);
+        proxy__log_request(c->ex);
     proxy__close(c);
 }
 
@@ -905,6 +905,11 @@ static void conn__tp_wake(struct exchange *ex)
         proxy__pump(c);
 }
 
+static void conn__tp_client_cert(const struct exchange *ex, bool *verified, char *cn, size_t cncap)
+{
+    proxy__client_cert(conn__of(ex)->ssl, verified, cn, cncap);
+}
+
 static const struct transport_ops conn__h1 = {
     .read = conn__tp_read,
     .validate = conn__tp_validate,
@@ -923,6 +928,7 @@ static const struct transport_ops conn__h1 = {
     .shut = conn__tp_shut,
     .arm = conn__tp_arm,
     .wake = conn__tp_wake,
+    .client_cert = conn__tp_client_cert,
 };
 
 void proxy__pump(struct conn *c)

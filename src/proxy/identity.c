@@ -46,10 +46,9 @@ void proxy__minted_free(struct proxy_worker *pw)
 }
 
 /* An app token for a service token: SPEC.md §5, `sub: ""`, `common_name: <client id>`. */
-static const char *identity__mint_service(struct conn *c, const struct service_token_cfg *st, int64_t *exp)
+static const char *identity__mint_service(struct exchange *ex, const struct service_token_cfg *st, int64_t *exp)
 {
-    struct exchange *ex = c->ex;
-    struct worker_ctx *w = c->w;
+    struct worker_ctx *w = ex->w;
     time_t now = time(NULL);
     struct minted *m;
     for (m = w->proxy->minted; m; m = m->next)
@@ -87,18 +86,18 @@ static const char *identity__mint_service(struct conn *c, const struct service_t
 }
 
 /* Configured tokens first, then those made with a shared store (svctokens.h). */
-static const struct service_token_cfg *identity__service_by_id(struct conn *c, const char *id, size_t n)
+static const struct service_token_cfg *identity__service_by_id(struct exchange *ex, const char *id, size_t n)
 {
-    const struct config *cfg = c->ex->rt->cfg;
+    const struct config *cfg = ex->rt->cfg;
     for (size_t i = 0; i < cfg->nservice_tokens; i++) {
         const struct service_token_cfg *st = &cfg->service_tokens[i];
         if (strlen(st->client_id) == n && !memcmp(st->client_id, id, n))
             return st;
     }
-    const struct service_token_cfg *st = store_remote(c->w->store) ? svc_tokens_find(c->w->svc, id, n) : NULL;
-    if (st && !c->ex->svc) { /* the worker may pick up a newer set before the exchange ends */
-        svc_tokens_ref(c->w->svc);
-        c->ex->svc = c->w->svc;
+    const struct service_token_cfg *st = store_remote(ex->w->store) ? svc_tokens_find(ex->w->svc, id, n) : NULL;
+    if (st && !ex->svc) { /* the worker may pick up a newer set before the exchange ends */
+        svc_tokens_ref(ex->w->svc);
+        ex->svc = ex->w->svc;
     }
     return st;
 }
@@ -144,10 +143,9 @@ static int identity__service_headers(const struct exchange *ex, const struct htt
     return rc;
 }
 
-static enum token_status identity__service(struct conn *c, const struct http_request *req,
+static enum token_status identity__service(struct exchange *ex, const struct http_request *req,
                                            struct request_identity *ri, bool *present)
 {
-    struct exchange *ex = c->ex;
     char id[256], secret[256];
     bool single = false;
     int r = identity__service_headers(ex, req, id, sizeof id, secret, sizeof secret, &single);
@@ -156,7 +154,7 @@ static enum token_status identity__service(struct conn *c, const struct http_req
     if (r <= 0)
         return TOKEN_MALFORMED;
     time_t now = time(NULL);
-    const struct service_token_cfg *st = identity__service_by_id(c, id, strlen(id));
+    const struct service_token_cfg *st = identity__service_by_id(ex, id, strlen(id));
     unsigned char md[32];
     char hex[65];
     SHA256((const unsigned char *)secret, strlen(secret), md);
@@ -171,7 +169,7 @@ static enum token_status identity__service(struct conn *c, const struct http_req
         return TOKEN_EXPIRED;
     ri->service = st;
     ri->id.service_token = st->name;
-    ri->assertion = identity__mint_service(c, st, &ri->minted_exp);
+    ri->assertion = identity__mint_service(ex, st, &ri->minted_exp);
     if (!ri->assertion)
         return TOKEN_MALFORMED;
     ri->assertion_len = strlen(ri->assertion);
@@ -179,11 +177,10 @@ static enum token_status identity__service(struct conn *c, const struct http_req
     return TOKEN_OK;
 }
 
-static enum token_status identity__token(struct conn *c, const char *tok, size_t len,
+static enum token_status identity__token(struct exchange *ex, const char *tok, size_t len,
                                          struct request_identity *ri)
 {
-    struct exchange *ex = c->ex;
-    struct worker_ctx *w = c->w;
+    struct worker_ctx *w = ex->w;
     time_t now = time(NULL);
     enum token_status st;
     const struct token *t = token_cache_get(w->tokens, w->keys, tok, len, now, &st);
@@ -199,7 +196,7 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     ri->assertion_len = len;
     if (t->common_name && (!t->sub || !*t->sub)) {
         const struct service_token_cfg *svc =
-            identity__service_by_id(c, t->common_name, strlen(t->common_name));
+            identity__service_by_id(ex, t->common_name, strlen(t->common_name));
         if (!identity__service_live(svc, now))
             return TOKEN_REVOKED; /* the service token was deleted or expired since */
         ri->service = svc;
@@ -231,12 +228,11 @@ static enum token_status identity__token(struct conn *c, const char *tok, size_t
     return TOKEN_OK;
 }
 
-void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri)
+void proxy__identify(struct exchange *ex, const struct http_request *req, struct request_identity *ri)
 {
-    struct exchange *ex = c->ex;
     memset(ri, 0, sizeof *ri);
     bool present = false;
-    ri->status = identity__service(c, req, ri, &present);
+    ri->status = identity__service(ex, req, ri, &present);
     if (!present) {
         const struct http_header *h = http_find_header(req->headers, req->nheaders, HTTP_H_ACCESS_TOKEN);
         struct http_slice v = { NULL, 0 };
@@ -264,7 +260,7 @@ void proxy__identify(struct conn *c, const struct http_request *req, struct requ
             }
         }
         if (present)
-            ri->status = identity__token(c, v.p, v.n, ri);
+            ri->status = identity__token(ex, v.p, v.n, ri);
     }
     ri->presented = present;
     ri->ok = present && ri->status == TOKEN_OK;
@@ -280,14 +276,14 @@ void proxy__identity_release(struct request_identity *ri)
 
 /* A client certificate verified against the listener's client_ca (the certificate and
  * common_name selectors). */
-void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap)
+void proxy__client_cert(SSL *ssl, bool *verified, char *cn, size_t cncap)
 {
     *verified = false;
     cn[0] = '\0';
-    if (!c->ssl)
+    if (!ssl)
         return;
-    X509 *x = SSL_get0_peer_certificate(c->ssl);
-    if (!x || SSL_get_verify_result(c->ssl) != X509_V_OK)
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    if (!x || SSL_get_verify_result(ssl) != X509_V_OK)
         return;
     *verified = true;
     X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, (int)cncap);

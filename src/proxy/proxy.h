@@ -87,12 +87,12 @@ enum step proxy__respond_error(struct conn *c, int status, const char *code, con
 enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
                               unsigned retry_s);
 enum step proxy__respond_refused(struct conn *c);
-void proxy__log_request(struct conn *c);
+void proxy__log_request(struct exchange *ex);
 
 /* Identity (identity.c). */
-void proxy__identify(struct conn *c, const struct http_request *req, struct request_identity *ri);
+void proxy__identify(struct exchange *ex, const struct http_request *req, struct request_identity *ri);
 void proxy__identity_release(struct request_identity *ri);
-void proxy__client_cert(struct conn *c, bool *verified, char *cn, size_t cncap);
+void proxy__client_cert(SSL *ssl, bool *verified, char *cn, size_t cncap);
 void proxy__minted_free(struct proxy_worker *pw);
 
 /* Forwarding (forward.c). */

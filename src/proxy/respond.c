@@ -382,18 +382,17 @@ enum step proxy__respond_refused(struct conn *c)
  * log is off). Nothing secret: no token, cookie or query string. */
 #define LOG_TRANSFER HTTP_ACCESS_PREFIX "transfer/"
 
-void proxy__log_request(struct conn *c)
+void proxy__log_request(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
     struct log_sink *sink = ex->rt->request_log;
     uint64_t duration_us = proxy__now_us() - ex->start_us;
-    metrics_request(c->w->metrics, ex->app ? runtime_app(ex->rt, ex->app)->metrics_id : 0,
+    metrics_request(ex->w->metrics, ex->app ? runtime_app(ex->rt, ex->app)->metrics_id : 0,
                     ex->decision, ex->status, duration_us);
     if (log_sink_off(sink))
         return;
     char ts[32];
     log_time_now(ts);
-    struct strbuf *sb = worker_ctx_log_begin(c->w, ex->rt);
+    struct strbuf *sb = worker_ctx_log_begin(ex->w, ex->rt);
     size_t start = sb->len;
     bool first = true;
     sb_adds(sb, "{");

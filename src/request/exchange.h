@@ -87,6 +87,9 @@ struct transport_ops {
     void (*arm)(struct exchange *ex, struct timer_queue *q);
     /* Something happened on the exchange's other side (the origin): run it. */
     void (*wake)(struct exchange *ex);
+    /* The client's certificate, when one was verified against the listener's client_ca:
+     * *verified and its common name (empty when none). */
+    void (*client_cert)(const struct exchange *ex, bool *verified, char *cn, size_t cncap);
 };
 
 struct transport {
