@@ -1,12 +1,11 @@
-/* Client connections: accept, TLS handshake, reading request heads, dispatching each request
- * (own endpoints, routing, policies, origin), keep-alive, pipelining, lingering close. */
+/* Client connections, the HTTP/1.1 transport: accept, TLS handshake, reading and framing
+ * request heads, handing each to admission (admit.c) and acting on its outcome (own endpoints,
+ * refusal, origin), 100-continue, keep-alive, pipelining, lingering close. */
 #include "proxy/proxy.h"
 
 #include "core/ipaddr.h"
 
 #include "core/log.h"
-#include "http/cookie.h"
-#include "http/path.h"
 #include "proxy/connlimit.h"
 #include "proxy/local.h"
 #include "request/worker_ctx.h"
@@ -25,8 +24,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define OWN_PREFIX "/cdn-cgi/access/"
 
 static void conn__on_io(struct io_handler *h, uint32_t events);
 static void conn__on_timer(struct timer *t);
@@ -49,14 +46,6 @@ static void conn__peer(const struct sockaddr *sa, uint8_t ip[16], uint16_t *port
     }
 }
 
-static bool conn__is_trusted(const struct config *cfg, const uint8_t ip[16])
-{
-    for (size_t i = 0; i < cfg->ntrusted_proxies; i++)
-        if (cidr_contains(&cfg->trusted_proxies[i], ip))
-            return true;
-    return false;
-}
-
 /* The per-client cap: true when the connection may stay (counted when a cap applies). Its
  * refusal costs no buffer and no state: the socket is closed before anything is read. */
 static bool conn__admit_client(struct worker_ctx *w, const uint8_t ip[16], bool *counted)
@@ -64,7 +53,7 @@ static bool conn__admit_client(struct worker_ctx *w, const uint8_t ip[16], bool 
     const struct config *cfg = w->rt->cfg;
     unsigned max = cfg->max_connections_per_client;
     *counted = false;
-    if (!max || conn__is_trusted(cfg, ip)) /* a load balancer speaks for many clients */
+    if (!max || proxy__trusted_proxy(cfg, ip)) /* a load balancer speaks for many clients */
         return true;
     if (connlimit_take(w->proxy->climit, ip, max)) {
         *counted = true;
@@ -339,187 +328,7 @@ static enum step conn__refuse_framing(struct conn *c, int status)
     const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
                      : status == 505 ? "version_not_supported" : status == 501 ? "not_implemented"
                      : status == 408 ? "request_timeout" : "bad_request";
-    return proxy__respond_error(c, status, code, "The request could not be accepted.");
-}
-
-static int conn__parse_ip(const char *s, size_t n, uint8_t out[16])
-{
-    char tmp[INET6_ADDRSTRLEN + 1];
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    memset(out, 0, 16);
-    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
-        out[10] = out[11] = 0xff;
-        return 0;
-    }
-    return inet_pton(AF_INET6, tmp, out) == 1 ? 0 : -1;
-}
-
-/* The client address (SPEC.md §3.5): the peer, unless the peer is a trusted proxy; then the
- * right-most X-Forwarded-For entry that is not itself a trusted proxy. */
-static void conn__client_ip(struct conn *c, const struct http_request *req)
-{
-    struct exchange *ex = c->ex;
-    const struct config *cfg = ex->rt->cfg;
-    memcpy(ex->client_ip, c->peer, 16);
-    if (cfg->ntrusted_proxies && conn__is_trusted(cfg, c->peer)) {
-        for (size_t i = req->nheaders; i-- > 0;) {
-            if (req->headers[i].id != HTTP_F_X_FORWARDED_FOR)
-                continue;
-            const char *p = req->headers[i].value.p;
-            size_t n = req->headers[i].value.n;
-            bool decided = false;
-            while (n > 0) {
-                const char *comma = memrchr(p, ',', n);
-                const char *item = comma ? comma + 1 : p;
-                uint8_t ip[16];
-                if (conn__parse_ip(item, (size_t)(p + n - item), ip) != 0) {
-                    decided = true; /* garbage: keep the last address we could trust */
-                    break;
-                }
-                memcpy(ex->client_ip, ip, 16);
-                if (!conn__is_trusted(cfg, ip)) {
-                    decided = true;
-                    break;
-                }
-                n = comma ? (size_t)(comma - p) : 0;
-            }
-            if (decided)
-                break;
-        }
-    }
-    ipaddr_format(ex->client_ip, ex->client_ip_str);
-}
-
-/* Copies method, host, paths and query out of the client buffer; and the origin the request
- * reached, as a Host names it (route/served.h: the Host's name on the listener's public scheme
- * and port, whatever port the Host claims). -1: 400. */
-static int conn__copy_target(struct exchange *ex, const struct http_request *req,
-                             const struct listener_cfg *l)
-{
-    struct http_slice host = req->authority.n ? req->authority : req->host;
-    size_t plen = req->path.n;
-    size_t total = req->method.n + 1 + 2 * (host.n + 7) + 2 * (plen + 2) + req->query.n + 1;
-    char *s = malloc(total);
-    if (!s)
-        return -1;
-    ex->strs = s;
-    memcpy(s, req->method.p, req->method.n);
-    s[req->method.n] = '\0';
-    ex->method = s;
-    ex->method_len = req->method.n;
-    s += req->method.n + 1;
-    int hl = route_host_normalize(host.p, host.n, s);
-    if (hl < 0)
-        return -1;
-    ex->host = s;
-    ex->host_len = (size_t)hl;
-    ex->host_canonical = (size_t)hl == host.n && !strncasecmp(host.p, s, host.n);
-    s += host.n + 1;
-    /* the origin: the Host's name, and the public port unless it is the scheme's default */
-    size_t name = ex->host_len;
-    if (ex->host[0] == '[')
-        name = (size_t)(strchr(ex->host, ']') - ex->host) + 1;
-    else if (memchr(ex->host, ':', ex->host_len))
-        name = (size_t)((const char *)memchr(ex->host, ':', ex->host_len) - ex->host);
-    memcpy(s, ex->host, name);
-    ex->origin_host = s;
-    ex->origin_host_len = name;
-    ex->https = l->public_https;
-    if (l->public_port != (l->public_https ? 443 : 80)) {
-        char digits[8];
-        size_t d = sizeof digits;
-        for (unsigned v = l->public_port; v; v /= 10)
-            digits[--d] = (char)('0' + v % 10);
-        s[ex->origin_host_len++] = ':';
-        memcpy(s + ex->origin_host_len, digits + d, sizeof digits - d);
-        ex->origin_host_len += sizeof digits - d;
-    }
-    s[ex->origin_host_len] = '\0';
-    s += host.n + 7;
-    char *fwd = s, *match = s + plen + 2;
-    if (path_normalize(req->path.p, plen, fwd, &ex->path_len, match, &ex->match_len) != 0)
-        return -1;
-    ex->path = fwd;
-    ex->match = match;
-    s += 2 * (plen + 2);
-    memcpy(s, req->query.p ? req->query.p : "", req->query.n);
-    s[req->query.n] = '\0';
-    ex->query = s;
-    ex->query_len = req->query.n;
-    ex->has_query = req->has_query;
-    return 0;
-}
-
-static bool conn__wants_html(const struct http_request *req)
-{
-    if (!http_slice_eq(req->method, "get") && !http_slice_eq(req->method, "head"))
-        return false;
-    const struct http_header *a = http_find_header(req->headers, req->nheaders, "accept");
-    return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
-}
-
-/* Whether a cookie set on this listener needs the Secure attribute (SPEC.md §5): always,
- * except on plain HTTP served on a loopback address (the demo). */
-bool proxy__secure_cookies(const struct conn *c)
-{
-    const struct listener_cfg *l = &c->ex->rt->cfg->listeners[c->listener];
-    if (c->tls || l->public_https)
-        return true;
-    if (l->addr.ss_family == AF_INET)
-        return ((const uint8_t *)&((const struct sockaddr_in *)&l->addr)->sin_addr)[0] != 127;
-    if (l->addr.ss_family == AF_INET6)
-        return !IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
-    return true;
-}
-
-const char *proxy__hsts(const struct conn *c)
-{
-    const struct config *cfg = c->ex->rt->cfg;
-    return cfg->hsts_header && (c->tls || cfg->listeners[c->listener].public_https)
-               ? cfg->hsts_header
-               : NULL;
-}
-
-/* Copies who the request is into the exchange (the log, the refusal page), and prepares the
- * app cookie for a service token on an app that also admits people (SPEC.md §3.5). */
-static int conn__keep_identity(struct conn *c, const struct request_identity *ri)
-{
-    struct exchange *ex = c->ex;
-    if (ri->id.email && !(ex->email = strdup(ri->id.email)))
-        return -1;
-    if (ri->id.sub && !(ex->sub = strdup(ri->id.sub)))
-        return -1;
-    if (ri->id.service_token && !(ex->service = strdup(ri->id.service_token)))
-        return -1;
-    bool has_allow = false;
-    for (size_t i = 0; i < ex->app->npolicies; i++)
-        has_allow |= ex->app->policies[i].decision == DECISION_ALLOW;
-    if (ri->minted && has_allow) {
-        int64_t max_age = ri->minted_exp - (int64_t)time(NULL); /* as long as the token lives */
-        ex->set_cookie = cookie_token_lines(ex->rt->secret, ri->assertion, ri->assertion_len, max_age,
-                                            ex->https, proxy__secure_cookies(c));
-        if (!ex->set_cookie)
-            return -1;
-    }
-    return 0;
-}
-
-static enum step conn__admit(struct conn *c, const struct http_request *req, size_t head_len,
-                             const struct request_identity *ri);
-
-/* Whether the request is for the auth domain: where no app is served there, its root is the
- * app launcher (LOCAL_AUTH_ROOT) and its other paths are the gateway's 404. */
-static bool conn__auth_domain(const struct exchange *ex)
-{
-    const char *ad = ex->rt->cfg->auth_domain;
-    return ad && strlen(ad) == ex->host_len && !memcmp(ad, ex->host, ex->host_len);
+    return proxy__respond_error(c->ex, status, code, "The request could not be accepted.");
 }
 
 static enum step conn__start(struct conn *c, const struct http_request *req, size_t head_len)
@@ -534,85 +343,24 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     ex->head_method = http_slice_eq(req->method, "head");
     ex->upgrade = req->upgrade;
     ex->expect_continue = req->expect_continue;
-    ex->wants_html = conn__wants_html(req);
     ex->close_after = !req->keep_alive;
     ex->req_body = req->body;
     ex->req_left = req->body == HTTP_BODY_LENGTH ? req->content_length : 0;
     ex->req_done = req->body == HTTP_BODY_NONE ||
                    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
-    conn__client_ip(c, req);
-
-    int bad = conn__copy_target(ex, req, &ex->rt->cfg->listeners[c->listener]);
-    const struct http_header *expect = http_find_header(req->headers, req->nheaders, "expect");
-    enum step st;
-    if (bad) {
-        ex->close_after = true;
-        buf_consume(c->rx, head_len);
-        return proxy__respond_error(c, 400, "bad_request", "The request target is not acceptable.");
-    }
-    if (expect && !req->expect_continue) {
-        buf_consume(c->rx, head_len);
-        ex->close_after = true;
-        return proxy__respond_error(c, 417, "expectation_failed", "Only 100-continue is supported.");
-    }
-    const char *own_name = NULL;
-    if (ex->match_len >= sizeof OWN_PREFIX - 1 && !memcmp(ex->match, OWN_PREFIX, sizeof OWN_PREFIX - 1))
-        own_name = ex->match + sizeof OWN_PREFIX - 1;
-    else if (!(ex->app = route_match(ex->rt->routes, ex->host, ex->host_len, ex->match, ex->match_len)) &&
-             conn__auth_domain(ex) && ex->match_len == 1)
-        own_name = LOCAL_AUTH_ROOT;
-    if (own_name) {
-        ex->decision = ACCESS_GATEWAY;
-        enum step own = proxy__local_start(c, req, own_name);
-        if (!c->closed && c->rx)
-            buf_consume(c->rx, head_len);
-        return own;
-    }
-    if (!ex->app) { /* the auth domain's other paths (a browser's /favicon.ico) are the gateway's */
-        buf_consume(c->rx, head_len);
-        ex->decision = conn__auth_domain(ex) ? ACCESS_GATEWAY : ACCESS_DENY;
-        return proxy__respond_error(c, 404, "not_found", "No application is served at this address.");
-    }
-    ex->art = runtime_app(ex->rt, ex->app);
-
-    struct request_identity ri;
-    proxy__identify(ex, req, &ri);
-    st = conn__admit(c, req, head_len, &ri);
-    proxy__identity_release(&ri);
-    return st;
-}
-
-/* The policy decision for an identified request, then the answer or the way to the origin. */
-static enum step conn__admit(struct conn *c, const struct http_request *req, size_t head_len,
-                             const struct request_identity *ri)
-{
-    struct exchange *ex = c->ex;
-    enum step st;
-    char cn[256];
-    struct policy_request pr = { .id = ri->ok ? &ri->id : NULL, .client_cn = cn };
-    memcpy(pr.client_ip, ex->client_ip, 16);
-    ex->tp->ops->client_cert(ex, &pr.client_cert, cn, sizeof cn);
-    struct policy_result res;
-    policy_evaluate(ex->app, &pr, &res); /* on every request, also with a valid token */
-    ex->decision = res.decision;
-    ex->policy = res.policy ? res.policy->name : NULL;
-    ex->token_presented = ri->presented;
-    ex->token_status = (uint8_t)ri->status;
-    if (ri->ok && conn__keep_identity(c, ri) != 0) {
-        buf_consume(c->rx, head_len);
-        ex->close_after = true;
-        return proxy__respond_error(c, 500, "internal", "Out of memory.");
-    }
-    if (!policy_admits(res.decision)) {
-        buf_consume(c->rx, head_len);
-        return proxy__respond_refused(c);
-    }
-    if (proxy__build_origin_head(ex, req, ri->ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? ri : NULL) != 0) {
-        buf_consume(c->rx, head_len);
-        ex->close_after = true;
-        return proxy__respond_error(c, 431, "headers_too_large", "The request head is too large.");
-    }
+    /* the head stays readable where it is (req points into it) until the buffer is read into */
     buf_consume(c->rx, head_len);
+
+    const char *own = NULL;
+    enum step st = STEP_CLOSED;
+    switch (proxy__admit(ex, req, &own, &st)) {
+    case ADMIT_ANSWERED:
+        return st;
+    case ADMIT_OWN:
+        return proxy__local_start(c, req, own);
+    case ADMIT_ORIGIN:
+        break;
+    }
     if (ex->expect_continue && !ex->req_done && buf_len(c->rx) == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!c->tx)
@@ -626,13 +374,11 @@ static enum step conn__admit(struct conn *c, const struct http_request *req, siz
     if (ex->app->origin.kind == ORIGIN_ECHO) {
         c->state = CS_LOCAL_BODY;
         timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
-        st = STEP_PROGRESS;
     } else {
         c->state = CS_PROXY;
         timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.origin_connect);
-        st = STEP_PROGRESS;
     }
-    return st;
+    return STEP_PROGRESS;
 }
 
 static enum step conn__step_head(struct conn *c)
@@ -869,7 +615,7 @@ static enum step conn__tp_respond(struct exchange *ex, int status, const char *c
 
 static enum step conn__tp_fail(struct exchange *ex, int status, const char *code, const char *message)
 {
-    return proxy__respond_error(conn__of(ex), status, code, message);
+    return proxy__respond_error(ex, status, code, message);
 }
 
 static void conn__tp_abort(struct exchange *ex, bool log)
@@ -910,6 +656,17 @@ static void conn__tp_client_cert(const struct exchange *ex, bool *verified, char
     proxy__client_cert(conn__of(ex)->ssl, verified, cn, cncap);
 }
 
+static const struct listener_cfg *conn__tp_listener(const struct exchange *ex)
+{
+    const struct conn *c = conn__of(ex);
+    return &ex->rt->cfg->listeners[c->listener];
+}
+
+static bool conn__tp_tls(const struct exchange *ex)
+{
+    return conn__of(ex)->tls;
+}
+
 static const struct transport_ops conn__h1 = {
     .read = conn__tp_read,
     .validate = conn__tp_validate,
@@ -929,6 +686,8 @@ static const struct transport_ops conn__h1 = {
     .arm = conn__tp_arm,
     .wake = conn__tp_wake,
     .client_cert = conn__tp_client_cert,
+    .listener = conn__tp_listener,
+    .tls = conn__tp_tls,
 };
 
 void proxy__pump(struct conn *c)

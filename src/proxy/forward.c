@@ -220,7 +220,7 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
     const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
     size_t nconn = 0;
     const struct http_header *upgrade = NULL;
-    const char *hsts = proxy__hsts(c); /* ours replaces the origin's */
+    const char *hsts = proxy__hsts(c->ex); /* ours replaces the origin's */
     if (hsts)
         hb__adds(&h, hsts);
     for (size_t i = 0; i < res->nheaders; i++)

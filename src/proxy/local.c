@@ -187,7 +187,7 @@ static void local__defer_finish(struct endpoint_job *lj, struct conn *c)
         local__defer_free(d);
         return;
     case ANS_NONE:
-        proxy__respond_error(c, 500, "internal", "The endpoint did not answer.");
+        proxy__respond_error(c->ex, 500, "internal", "The endpoint did not answer.");
         break;
     }
     local__defer_free(d);
@@ -225,7 +225,7 @@ static enum step local__dispatch(struct conn *c)
 {
     const struct endpoint *ep = endpoint_find(local__tables, local__ntables, c->ex->lr);
     if (!ep)
-        return proxy__respond_error(c, 404, "not_found", "No such page.");
+        return proxy__respond_error(c->ex, 404, "not_found", "No such page.");
     if (store_remote(c->w->store) && ep->needs_store)
         return local__defer(c, ep, NULL, false);
     return local__step(ep->handle(c, c->ex->lr));
@@ -308,7 +308,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     lr->query = strndup(ex->query, ex->query_len);
     lr->query_len = ex->query_len;
     lr->client_ip = strdup(ex->client_ip_str);
-    lr->secure_cookies = proxy__secure_cookies(c);
+    lr->secure_cookies = proxy__secure_cookies(c->ex);
     lr->wants_html = ex->wants_html;
     const char *ad = ex->rt->cfg->auth_domain;
     lr->on_auth_domain = ad && !strcmp(ad, ex->host);
@@ -329,11 +329,11 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
         goto nomem;
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         ex->close_after = true;
-        return proxy__respond_error(c, 411, "length_required", "Send the form with a Content-Length.");
+        return proxy__respond_error(c->ex, 411, "length_required", "Send the form with a Content-Length.");
     }
     if (ex->req_body == HTTP_BODY_LENGTH && ex->req_left > ENDPOINT_MAX_BODY) {
         ex->close_after = true;
-        return proxy__respond_error(c, 413, "payload_too_large", "The form is too large.");
+        return proxy__respond_error(c->ex, 413, "payload_too_large", "The form is too large.");
     }
     if (!ex->req_done) {
         c->state = CS_LOCAL_FORM;
@@ -400,14 +400,14 @@ enum endpoint_result endpoint_page(struct conn *c, int status, const char *title
 {
     if (local__cur)
         return local__keep(ANS_PAGE, status, NULL, html, strlen(html), headers, title, NULL);
-    return local__result(proxy__page(c, status, title, html, headers));
+    return local__result(proxy__page(c->ex, status, title, html, headers));
 }
 
 enum endpoint_result endpoint_error(struct conn *c, int status, const char *code, const char *message)
 {
     if (local__cur)
         return local__keep(ANS_ERROR, status, NULL, message, strlen(message), NULL, NULL, code);
-    return local__result(proxy__respond_error(c, status, code, message));
+    return local__result(proxy__respond_error(c->ex, status, code, message));
 }
 
 enum endpoint_result endpoint_busy(struct conn *c, const char *code, const char *title, const char *message,
@@ -415,7 +415,7 @@ enum endpoint_result endpoint_busy(struct conn *c, const char *code, const char 
 {
     if (local__cur)
         return local__keep(ANS_BUSY, (int)retry_s, NULL, message, strlen(message), NULL, title, code);
-    return local__result(proxy__respond_busy(c, code, title, message, retry_s));
+    return local__result(proxy__respond_busy(c->ex, code, title, message, retry_s));
 }
 
 static void local__job_done(struct job *j)

@@ -53,11 +53,11 @@ unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms);
 /* --- internal, shared by the files of src/proxy --- */
 void proxy__pump(struct conn *c);
 static inline uint64_t proxy__now_us(void) { return exchange_now_us(); }
-bool proxy__secure_cookies(const struct conn *c);
+bool proxy__secure_cookies(const struct exchange *ex);
 /* The Strict-Transport-Security line for an answer on this connection: the configured `hsts`
  * on a listener browsers reach over https (TLS, or `public: {scheme: https}` behind a TLS
  * terminator); NULL otherwise, and never on plain HTTP. */
-const char *proxy__hsts(const struct conn *c);
+const char *proxy__hsts(const struct exchange *ex);
 void proxy__close(struct conn *c);
 enum step proxy__finish(struct conn *c);
 void proxy__drain_conns(struct worker_ctx *w);
@@ -80,14 +80,25 @@ void proxy__body_consume(struct conn *c, size_t n);
 /* Answers we generate (respond.c). They set the state to CS_RESPOND. */
 enum step proxy__respond(struct conn *c, int status, const char *ctype, const char *body,
                          size_t body_len, const char *extra_headers);
-enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
+enum step proxy__page(struct exchange *ex, int status, const char *title, const char *html,
                       const char *extra_headers);
-enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message);
+enum step proxy__respond_error(struct exchange *ex, int status, const char *code, const char *message);
 /* 503 with Retry-After: retry_s, and a page whose button tries again (endpoint_busy). */
-enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
+enum step proxy__respond_busy(struct exchange *ex, const char *code, const char *title, const char *message,
                               unsigned retry_s);
-enum step proxy__respond_refused(struct conn *c);
+enum step proxy__respond_refused(struct exchange *ex);
 void proxy__log_request(struct exchange *ex);
+
+/* Admission (admit.c): from a parsed request head to a decision, on the exchange alone. The
+ * transport has filled in the framing (method kind, body, keep-alive) and dropped the head from
+ * its buffer (req stays readable); the outcome says what it does next:
+ *   ADMIT_ANSWERED  answered already (an error, the login, the refusal), *st the step;
+ *   ADMIT_OWN       a gateway's own endpoint, *own its name (proxy__local_start);
+ *   ADMIT_ORIGIN    admitted, the origin's head built (ex->hb): to the origin (or the echo). */
+enum admission { ADMIT_ANSWERED, ADMIT_OWN, ADMIT_ORIGIN };
+enum admission proxy__admit(struct exchange *ex, const struct http_request *req, const char **own,
+                            enum step *st);
+bool proxy__trusted_proxy(const struct config *cfg, const uint8_t ip[16]);
 
 /* Identity (identity.c). */
 void proxy__identify(struct exchange *ex, const struct http_request *req, struct request_identity *ri);

@@ -1,5 +1,6 @@
 /* Answers the gateway generates itself (errors, login required, refusals) and the request log
- * line written when an exchange ends (SPEC.md §3.6, §9). */
+ * line written when an exchange ends (SPEC.md §3.6, §9). They are drawn on the exchange and
+ * sent through its transport's `respond`; proxy__respond is that op for HTTP/1.1. */
 #include "proxy/proxy.h"
 
 #include "request/binding.h"
@@ -54,7 +55,7 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
         proxy__close(c);
         return STEP_CLOSED;
     }
-    const char *hsts = proxy__hsts(c);
+    const char *hsts = proxy__hsts(c->ex);
     int n = snprintf(buf_tail(c->tx), buf_room(c->tx),
                      "HTTP/1.1 %d %s\r\nServer: latch\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-store\r\n"
@@ -86,6 +87,13 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
     ex->status = status;
     c->state = CS_RESPOND;
     return STEP_PROGRESS;
+}
+
+/* An answer that could not be drawn (too large for its buffer): the exchange cannot go on. */
+static enum step respond__abort(struct exchange *ex)
+{
+    ex->tp->ops->abort(ex, false);
+    return STEP_CLOSED;
 }
 
 /* The one page layout of the gateway: login, PIN, denied and error pages all use it. Plain
@@ -159,10 +167,10 @@ static void page__accent(struct strbuf *sb, const char *accent)
     sb_addf(sb, ":root{--accent:%s;--on-accent:%s;--ink:#%02x%02x%02x}", accent, on, ink[0], ink[1], ink[2]);
 }
 
-enum step proxy__page(struct conn *c, int status, const char *title, const char *html,
+enum step proxy__page(struct exchange *ex, int status, const char *title, const char *html,
                       const char *extra_headers)
 {
-    const struct branding *b = &c->ex->rt->cfg->branding;
+    const struct branding *b = &ex->rt->cfg->branding;
     struct strbuf sb;
     sb_init(&sb, 256 * 1024 + (b->logo ? strlen(b->logo) : 0));
     sb_adds(&sb, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -192,30 +200,28 @@ enum step proxy__page(struct conn *c, int status, const char *title, const char 
     sb_adds(&sb, "</div>");
     sb_adds(&sb, html);
     sb_addf(&sb, "<footer><small>Request ID %s</small></footer></main></body></html>\n",
-            c->ex->request_id);
-    enum step st = sb.overflow ? STEP_CLOSED
-                               : proxy__respond(c, status, "text/html; charset=utf-8", sb.p, sb.len,
-                                                extra_headers);
+            ex->request_id);
+    enum step st = sb.overflow ? respond__abort(ex)
+                               : ex->tp->ops->respond(ex, status, "text/html; charset=utf-8", sb.p, sb.len,
+                                                      extra_headers);
     sb_free(&sb);
-    if (st == STEP_CLOSED && !c->closed)
-        proxy__close(c);
     return st;
 }
 
 /* An error or refusal: a page for browsers (`html` its body: NULL for the title and the
  * message), JSON for scripts (same rule as SPEC.md §3.6). `app`: the app's name for scripts. */
-static enum step respond__page(struct conn *c, int status, const char *code, const char *title,
+static enum step respond__page(struct exchange *ex, int status, const char *code, const char *title,
                                const char *message, const char *html, const char *app,
                                const char *extra_headers)
 {
     struct strbuf sb;
     sb_init(&sb, 16384);
     enum step st;
-    if (c->ex->wants_html) {
+    if (ex->wants_html) {
         if (!html) {
             page_message(&sb, title, message);
         }
-        st = sb.overflow ? STEP_CLOSED : proxy__page(c, status, title, html ? html : sb.p, extra_headers);
+        st = sb.overflow ? respond__abort(ex) : proxy__page(ex, status, title, html ? html : sb.p, extra_headers);
     } else {
         bool first = true;
         sb_adds(&sb, "{");
@@ -223,25 +229,23 @@ static enum step respond__page(struct conn *c, int status, const char *code, con
         sb_json_kv(&sb, &first, "message", message, strlen(message));
         if (app)
             sb_json_kv(&sb, &first, "app", app, strlen(app));
-        sb_json_kv(&sb, &first, "request_id", c->ex->request_id, strlen(c->ex->request_id));
+        sb_json_kv(&sb, &first, "request_id", ex->request_id, strlen(ex->request_id));
         sb_adds(&sb, "}\n");
-        st = sb.overflow ? STEP_CLOSED
-                         : proxy__respond(c, status, "application/json", sb.p, sb.len, extra_headers);
+        st = sb.overflow ? respond__abort(ex)
+                         : ex->tp->ops->respond(ex, status, "application/json", sb.p, sb.len, extra_headers);
     }
     sb_free(&sb);
-    if (st == STEP_CLOSED && !c->closed)
-        proxy__close(c);
     return st;
 }
 
-enum step proxy__respond_error(struct conn *c, int status, const char *code, const char *message)
+enum step proxy__respond_error(struct exchange *ex, int status, const char *code, const char *message)
 {
     char title[64];
     snprintf(title, sizeof title, "%d %s", status, http_reason(status));
-    return respond__page(c, status, code, title, message, NULL, NULL, NULL);
+    return respond__page(ex, status, code, title, message, NULL, NULL, NULL);
 }
 
-enum step proxy__respond_busy(struct conn *c, const char *code, const char *title, const char *message,
+enum step proxy__respond_busy(struct exchange *ex, const char *code, const char *title, const char *message,
                               unsigned retry_s)
 {
     char hdr[48];
@@ -249,7 +253,7 @@ enum step proxy__respond_busy(struct conn *c, const char *code, const char *titl
     sb_init(&sb, 4096);
     snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", retry_s);
     page_busy_html(&sb, title, message);
-    enum step st = respond__page(c, 503, code, title, message, sb.overflow ? NULL : sb.p, NULL, hdr);
+    enum step st = respond__page(ex, 503, code, title, message, sb.overflow ? NULL : sb.p, NULL, hdr);
     sb_free(&sb);
     return st;
 }
@@ -257,9 +261,8 @@ enum step proxy__respond_busy(struct conn *c, const char *code, const char *titl
 /* 403 on an app host (SPEC.md §3.6): who is refused and the app by its display name, never
  * the policy; then the next steps: a person may sign in as someone else, anybody may go to
  * the start page of this host (when another app serves it) or to the app launcher. */
-static enum step respond__denied(struct conn *c)
+static enum step respond__denied(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
     struct runtime *rt = ex->rt;
     const char *label = ex->app ? ex->app->display_name : ex->host;
     char msg[512];
@@ -298,7 +301,7 @@ static enum step respond__denied(struct conn *c)
             page_button(&sb, launcher, "Your applications", false);
         }
     }
-    enum step st = respond__page(c, 403, "forbidden", "Access denied", msg, ex->wants_html ? sb.p : NULL,
+    enum step st = respond__page(ex, 403, "forbidden", "Access denied", msg, ex->wants_html ? sb.p : NULL,
                                  ex->app ? ex->app->name : NULL, NULL);
     sb_free(&sb);
     return st;
@@ -306,12 +309,11 @@ static enum step respond__denied(struct conn *c)
 
 /* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
  * refused -> 403 naming the user and the app, never the policy. */
-enum step proxy__respond_refused(struct conn *c)
+enum step proxy__respond_refused(struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
     struct runtime *rt = ex->rt;
     if (ex->decision != ACCESS_LOGIN_REQUIRED)
-        return respond__denied(c);
+        return respond__denied(ex);
     struct strbuf login, extra, body;
     sb_init(&login, 32768);
     sb_init(&extra, 65536);
@@ -338,7 +340,7 @@ enum step proxy__respond_refused(struct conn *c)
         binding_new(nonce, tag);
         binding_cookie_base(tag, name);
         ck = cookie_own_set_line(name, nonce, AUTH_BINDING_PATH, AUTH_BINDING_TTL_S, ex->https,
-                                 proxy__secure_cookies(c));
+                                 proxy__secure_cookies(ex));
     }
     binding_login_url(&login, rt->auth_url, ex->origin_host, ex->origin_host_len, target.p, target.len,
                       ck ? tag : NULL);
@@ -346,8 +348,8 @@ enum step proxy__respond_refused(struct conn *c)
     enum step st;
     if (ex->wants_html) {
         sb_addf(&extra, "Location: %s\r\n%s", login.p, ck ? ck : "");
-        st = extra.overflow ? STEP_CLOSED
-                            : proxy__respond(c, 302, "text/html; charset=utf-8", "", 0, extra.p);
+        st = extra.overflow ? respond__abort(ex)
+                            : ex->tp->ops->respond(ex, 302, "text/html; charset=utf-8", "", 0, extra.p);
     } else {
         bool first = true;
         const char *aud = ex->art->aud;
@@ -365,15 +367,13 @@ enum step proxy__respond_refused(struct conn *c)
         sb_addf(&extra, "WWW-Authenticate: Bearer realm=\"%s\", error=\"login_required\", "
                         "authorization_uri=\"%s\"\r\n", rt->auth_url, login.p);
         st = (body.overflow || extra.overflow)
-                 ? STEP_CLOSED
-                 : proxy__respond(c, 401, "application/json", body.p, body.len, extra.p);
+                 ? respond__abort(ex)
+                 : ex->tp->ops->respond(ex, 401, "application/json", body.p, body.len, extra.p);
     }
     free(ck);
     sb_free(&login);
     sb_free(&extra);
     sb_free(&body);
-    if (st == STEP_CLOSED && !c->closed)
-        proxy__close(c);
     return st;
 }
 

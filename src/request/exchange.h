@@ -36,6 +36,7 @@ struct worker_ctx;
 struct svc_tokens;
 struct app;
 struct app_rt;
+struct listener_cfg;
 struct buf;
 struct upstream;
 struct endpoint_req;
@@ -90,6 +91,10 @@ struct transport_ops {
     /* The client's certificate, when one was verified against the listener's client_ca:
      * *verified and its common name (empty when none). */
     void (*client_cert)(const struct exchange *ex, bool *verified, char *cn, size_t cncap);
+    /* The listener the client reached (its public scheme and port: route/served.h). */
+    const struct listener_cfg *(*listener)(const struct exchange *ex);
+    /* The client's connection is TLS (to us; a TLS terminator in front is the listener's). */
+    bool (*tls)(const struct exchange *ex);
 };
 
 struct transport {
