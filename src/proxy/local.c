@@ -260,12 +260,13 @@ static enum endpoint_result local__keep(enum local_answer kind, int status, cons
     return ENDPOINT_WAIT;
 }
 
-enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name)
+/* The endpoint's request (ex->lr), copied out of the head and the exchange: any transport.
+ * -1: out of memory. */
+static int local__request(struct exchange *ex, const struct http_request *req, const char *name)
 {
-    struct exchange *ex = c->ex;
     struct endpoint_req *lr = calloc(1, sizeof *lr);
     if (!lr)
-        goto nomem;
+        return -1;
     ex->lr = lr;
     sb_init(&lr->body, ENDPOINT_MAX_BODY);
     struct strbuf ck;
@@ -300,7 +301,7 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     lr->name = strdup(name);
     lr->method = strdup(ex->method);
     lr->host = strdup(ex->host);
-    served_of_request(&ex->rt->cfg->listeners[c->listener], ex->host, ex->host_len, &lr->self);
+    served_of_request(ex->tp->ops->listener(ex), ex->host, ex->host_len, &lr->self);
     /* a browser without Fetch metadata: the page that sent it, by its Origin or Referer */
     if (!fetch_metadata)
         lr->foreign = (lr->origin && !served_is(&lr->self, lr->origin)) ||
@@ -308,24 +309,32 @@ enum step proxy__local_start(struct conn *c, const struct http_request *req, con
     lr->query = strndup(ex->query, ex->query_len);
     lr->query_len = ex->query_len;
     lr->client_ip = strdup(ex->client_ip_str);
-    lr->secure_cookies = proxy__secure_cookies(c->ex);
+    lr->secure_cookies = proxy__secure_cookies(ex);
     lr->wants_html = ex->wants_html;
     const char *ad = ex->rt->cfg->auth_domain;
     lr->on_auth_domain = ad && !strcmp(ad, ex->host);
     endpoint_site_hold(&ex->rt->site);
     lr->site = &ex->rt->site;
-    keyset_ref(c->w->keys);
-    lr->keys = c->w->keys;
-    revocations_ref(c->w->rev);
-    lr->rev = c->w->rev;
-    lr->store = c->w->store;
-    lr->jobs = c->w->jobs;
-    lr->metrics = c->w->metrics;
+    keyset_ref(ex->w->keys);
+    lr->keys = ex->w->keys;
+    revocations_ref(ex->w->rev);
+    lr->rev = ex->w->rev;
+    lr->store = ex->w->store;
+    lr->jobs = ex->w->jobs;
+    lr->metrics = ex->w->metrics;
     lr->publish_revocations = local__publish;
-    lr->publish_ctx = c->w->node;
+    lr->publish_ctx = ex->w->node;
     lr->wake_parked = local__wake_parked;
-    lr->home = c->w;
+    lr->home = ex->w;
     if (!lr->cookies || !lr->name || !lr->method || !lr->host || !lr->query || !lr->client_ip)
+        return -1;
+    return 0;
+}
+
+enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name)
+{
+    struct exchange *ex = c->ex;
+    if (local__request(ex, req, name) != 0)
         goto nomem;
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         ex->close_after = true;
