@@ -42,15 +42,13 @@ struct endpoint_site {
     const char *auth_url;              /* "https://auth.example.com" or http:// (SPEC.md §5) */
     const unsigned char *secret;       /* 32 bytes: AUDs and person subs derive from it */
     int64_t longest_session_s;         /* no token outlives it */
-    const char *(*aud)(const struct endpoint_site *site, const struct app *app); /* an app's AUD */
-    void (*hold)(const struct endpoint_site *site);
-    void (*release)(const struct endpoint_site *site);
 };
 
-static inline const char *endpoint_aud(const struct endpoint_site *site, const struct app *app)
-{
-    return site->aud(site, app);
-}
+/* An app's AUD; the runtime the site belongs to kept alive (hold) and let go (release; NULL
+ * is nothing). The site is a member of its runtime (request/runtime.c). */
+const char *endpoint_aud(const struct endpoint_site *site, const struct app *app);
+void endpoint_site_hold(const struct endpoint_site *site);
+void endpoint_site_release(const struct endpoint_site *site);
 
 /* How long a token lives (SPEC.md §2): the policy's session_duration, else the app's, else the
  * global one. */
@@ -62,17 +60,6 @@ static inline int64_t endpoint_session_s(const struct config *cfg, const struct 
     if (app && app->session_duration_s)
         return app->session_duration_s;
     return cfg->session_duration_s;
-}
-
-static inline void endpoint_site_hold(const struct endpoint_site *site)
-{
-    site->hold(site);
-}
-
-static inline void endpoint_site_release(const struct endpoint_site *site)
-{
-    if (site)
-        site->release(site);
 }
 
 /* One request to an endpoint, copied out of the request head (owned: a job may outlive the

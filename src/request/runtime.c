@@ -2,6 +2,7 @@
 #include "request/runtime.h"
 
 #include <openssl/crypto.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 void runtime_ref(struct runtime *rt)
@@ -36,4 +37,26 @@ void runtime_release(struct runtime *rt)
     free(rt->apps);
     free(rt->tls);
     free(rt->auth_url);
+}
+
+/* The endpoints' view of a runtime is one of its members. */
+static struct runtime *runtime__of_site(const struct endpoint_site *site)
+{
+    return (struct runtime *)((char *)site - offsetof(struct runtime, site));
+}
+
+const char *endpoint_aud(const struct endpoint_site *site, const struct app *app)
+{
+    return runtime_app(runtime__of_site(site), app)->aud;
+}
+
+void endpoint_site_hold(const struct endpoint_site *site)
+{
+    runtime_ref(runtime__of_site(site));
+}
+
+void endpoint_site_release(const struct endpoint_site *site)
+{
+    if (site)
+        runtime_unref(runtime__of_site(site));
 }

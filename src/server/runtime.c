@@ -259,23 +259,6 @@ int runtime_check(const struct config *cfg, struct config_errors *errs, struct c
     return errs->n > nerr ? -1 : 0;
 }
 
-#define runtime__of_site(s) ((struct runtime *)((char *)(s) - offsetof(struct runtime, site)))
-
-static const char *runtime__site_aud(const struct endpoint_site *site, const struct app *app)
-{
-    return runtime_app(runtime__of_site(site), app)->aud;
-}
-
-static void runtime__site_hold(const struct endpoint_site *site)
-{
-    runtime_ref(runtime__of_site(site));
-}
-
-static void runtime__site_release(const struct endpoint_site *site)
-{
-    runtime_unref(runtime__of_site(site));
-}
-
 /* The endpoints' view of rt (request/endpoint.h). */
 static void runtime__site(struct runtime *rt)
 {
@@ -286,9 +269,6 @@ static void runtime__site(struct runtime *rt)
         .auth_url = rt->auth_url,
         .secret = rt->secret,
         .longest_session_s = config_longest_session_s(rt->cfg),
-        .aud = runtime__site_aud,
-        .hold = runtime__site_hold,
-        .release = runtime__site_release,
     };
 }
 
