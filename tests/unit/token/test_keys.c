@@ -143,6 +143,33 @@ static void newest_first(void **state)
     keyset_unref(ks);
 }
 
+/* Making a key reads the set again (rotation, force): the new key first, the older ones in
+ * their order of age, each verifying until `overlap` after the key made after it. */
+static void made_key_first(void **state)
+{
+    char kids[3][33];
+    make_three(kids);
+    time_t now = time(NULL);
+    /* ages out of the order the keys were made in, and of any directory order */
+    set_mtime(kids[0], now - 300, 0);
+    set_mtime(kids[1], now - 100, 0);
+    set_mtime(kids[2], now - 200, 0);
+    struct keyset *ks = load(0, YEARS, true);
+    assert_true(ks->made);
+    assert_int_equal(ks->n, 4);
+    for (int i = 0; i < 3; i++)
+        assert_string_not_equal(ks->keys[0].kid, kids[i]);
+    assert_string_equal(ks->keys[1].kid, kids[1]);
+    assert_string_equal(ks->keys[2].kid, kids[2]);
+    assert_string_equal(ks->keys[3].kid, kids[0]);
+    for (size_t i = 1; i < ks->n; i++) {
+        assert_true(ks->keys[i - 1].created_ns > ks->keys[i].created_ns);
+        assert_int_equal(ks->keys[i].verify_until, ks->keys[i - 1].created + YEARS);
+    }
+    assert_int_equal(ks->keys[0].verify_until, 0);
+    keyset_unref(ks);
+}
+
 static void overlap_then_deleted(void **state)
 {
     char kids[3][33];
@@ -219,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(first_key_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(made_key_first, setup, teardown),
         cmocka_unit_test_setup_teardown(overlap_then_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(rotates_when_due, setup, teardown),
         cmocka_unit_test_setup_teardown(renamed_file_refused, setup, teardown),
