@@ -2,7 +2,8 @@
  * it answers, and the table rows a transport walks to find one (in the spirit of h2o's
  * `on_req` handlers). An endpoint knows nothing of the connection that carries its request:
  * it gets a request object with only what it may use and answers through the functions below,
- * which the transport (src/proxy/local.c for HTTP/1.1) implements. */
+ * which src/proxy/local.c implements on the request's exchange, over whichever transport
+ * carries it. */
 #ifndef LATCH_ENDPOINT_H
 #define LATCH_ENDPOINT_H
 
@@ -102,7 +103,7 @@ struct endpoint_req {
     void *publish_ctx;
     /* Wakes the parked requests of every worker (news about a key they wait for). */
     void (*wake_parked)(const struct endpoint_req *r);
-    /* The transport's (src/proxy/local.c), never looked into by an endpoint: */
+    /* src/proxy/local.c's, never looked into by an endpoint: */
     void *home;                /* the worker the request arrived on */
     enum endpoint_result (*park_retry)(struct exchange *ex, bool timed_out); /* its endpoint_park retry */
     char *park_key;            /* the store key a parked request waits for */
