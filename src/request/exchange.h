@@ -106,8 +106,8 @@ struct transport_ops {
     /* The exchange waits on something other than its client (a background job, a long poll's
      * news) until `wake`: the transport reads and writes nothing for it meanwhile, and ends it
      * (the exchange freed) if the client goes away. keep_deadline: the deadline armed stays (a
-     * long poll's, set by `arm`; when it passes, the transport calls proxy__local_timeout);
-     * otherwise none (a job has its own timeouts). */
+     * long poll's, set by `arm`; when it passes, the transport hands the exchange back to the
+     * own endpoints: proxy__local_timeout); otherwise none (a job has its own timeouts). */
     void (*wait)(struct exchange *ex, bool keep_deadline);
 };
 
