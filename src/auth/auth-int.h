@@ -94,22 +94,22 @@ char *auth__mint(const struct endpoint_req *r, const char *type, const char *aud
  * stores a single-use grant and redirects to the app host's `authorized` endpoint; or answers
  * the denied page. `bind` is the login's binding tag (request/binding.h), NULL when the login URL
  * carried none. `headers` (Set-Cookie lines) go with either answer. */
-enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
+enum endpoint_result auth__grant_and_go(struct exchange *c, struct endpoint_req *r, const char *host, const char *redirect,
                                         const char *bind, const struct auth_identity *id, const char *session,
                                         const char *headers);
 
 /* Ends a successful login: a new session id, the org cookie, then auth__grant_and_go.
  * `headers` (Set-Cookie lines of the provider's own, or NULL) go with the answer. */
-enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
+enum endpoint_result auth__complete_login(struct exchange *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
                                           const char *headers);
 
 /* A new login flow for app/host; `bind` as for auth__grant_and_go; `cli` (a query string)
  * brings the browser back to the command line's confirmation page instead of the app. */
-enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host,
+enum endpoint_result auth__begin_flow(struct exchange *c, struct endpoint_req *r, const struct app *app, const char *host,
                                       const char *redirect, const char *bind, const char *cli);
 
 /* The app launcher (launcher.c): the auth domain's root and apps. */
-enum endpoint_result auth__launcher(struct conn *c, struct endpoint_req *r);
+enum endpoint_result auth__launcher(struct exchange *c, struct endpoint_req *r);
 /* Whether the launcher lists `app` for the person: an app people sign in to (an allow policy)
  * whose policies admit them from this client. Also decides whether a launcher sign-in mails
  * a PIN (to nobody who would see no app). */
@@ -119,14 +119,14 @@ bool auth__launcher_lists(const struct endpoint_req *r, const struct app *app, c
  * before answer(c, r, session, ended) answers the request (the revocation is written on the job
  * pool, then published: r->publish_revocations); `ended` false when it could not be written
  * (logged). */
-typedef enum endpoint_result (*auth_session_ended_fn)(struct conn *c, struct endpoint_req *r,
+typedef enum endpoint_result (*auth_session_ended_fn)(struct exchange *c, struct endpoint_req *r,
                                                       const char *session, bool ended);
-enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
+enum endpoint_result auth__end_session(struct exchange *c, struct endpoint_req *r, const char *session,
                                        auth_session_ended_fn answer);
 
 /* Pages. An error page ends with the way on (auth__home_button). */
-enum endpoint_result auth__not_found(struct conn *c, struct endpoint_req *r); /* 404 "No such page." */
-enum endpoint_result auth__error_page(struct conn *c, int status, const char *title, const char *message);
+enum endpoint_result auth__not_found(struct exchange *c, struct endpoint_req *r); /* 404 "No such page." */
+enum endpoint_result auth__error_page(struct exchange *c, int status, const char *title, const char *message);
 /* A button to this host's start page: the app served at "/" here ("Go to <display name>"),
  * else the app launcher (on the auth domain, or there from a host with apps at paths only).
  * Nothing without an auth domain. */
@@ -136,13 +136,13 @@ void auth__launcher_button(struct strbuf *sb, const struct endpoint_req *r);
 /* The head of a sign-in page: the title, then `lead` (a sentence's start, or NULL) and what
  * the sign-in leads to: the app by its display name, or (app NULL) the launcher. */
 void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, const struct app *app);
-enum endpoint_result auth__login_page(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host);
+enum endpoint_result auth__login_page(struct exchange *c, struct endpoint_req *r, const struct app *app, const char *host);
 
 /* Identity providers. */
-enum endpoint_result auth__start_idp(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
-enum endpoint_result auth__otp(struct conn *c, struct endpoint_req *r);
-enum endpoint_result auth__oidc_start(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
-enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r);
+enum endpoint_result auth__start_idp(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
+enum endpoint_result auth__otp(struct exchange *c, struct endpoint_req *r);
+enum endpoint_result auth__oidc_start(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp);
+enum endpoint_result auth__oidc_callback(struct exchange *c, struct endpoint_req *r);
 
 /* Flows: the state of one login in the store, keyed by the id in the latch_flow cookie. */
 /* STORE_OK with *flow; STORE_NOT_FOUND when this browser has none (no cookie, expired, not
@@ -150,7 +150,7 @@ enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
 enum store_result auth__flow_load(const struct endpoint_req *r, char id[33], json_t **flow);
 /* The flow an endpoint cannot go on without; NULL once it answered in *st: a sign-in that
  * expired (400), or the store's failure (request/error.h). */
-json_t *auth__flow_required(struct conn *c, struct endpoint_req *r, char id[33], enum endpoint_result *st);
+json_t *auth__flow_required(struct exchange *c, struct endpoint_req *r, char id[33], enum endpoint_result *st);
 enum store_result auth__flow_save(const struct endpoint_req *r, const char *id, json_t *flow);
 
 const struct idp *auth__idp(const struct config *cfg, const char *name);

@@ -184,7 +184,7 @@ enum store_result auth__flow_load(const struct endpoint_req *r, char id[33], jso
     return *flow ? STORE_OK : STORE_NOT_FOUND; /* not ours: as good as none */
 }
 
-json_t *auth__flow_required(struct conn *c, struct endpoint_req *r, char id[33], enum endpoint_result *st)
+json_t *auth__flow_required(struct exchange *c, struct endpoint_req *r, char id[33], enum endpoint_result *st)
 {
     json_t *flow;
     enum store_result sr = auth__flow_load(r, id, &flow);
@@ -232,7 +232,7 @@ void auth__home_button(struct strbuf *sb, const struct endpoint_req *r, bool pri
     page_button(sb, "/", label, primary);
 }
 
-enum endpoint_result auth__error_page(struct conn *c, int status, const char *title, const char *message)
+enum endpoint_result auth__error_page(struct exchange *c, int status, const char *title, const char *message)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
@@ -421,7 +421,7 @@ static void auth__switch_url(struct strbuf *sb, const struct endpoint_req *r, co
 
 /* The person is signed in, and the app's policies refuse them: who they are, the app by its
  * display name, and the ways on: another account, or the apps they may use. */
-static enum endpoint_result auth__denied(struct conn *c, struct endpoint_req *r, const struct app *app,
+static enum endpoint_result auth__denied(struct exchange *c, struct endpoint_req *r, const struct app *app,
                                          const struct auth_identity *id, const char *host, const char *redirect,
                                          const char *headers)
 {
@@ -441,7 +441,7 @@ static enum endpoint_result auth__denied(struct conn *c, struct endpoint_req *r,
     return st;
 }
 
-enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect,
+enum endpoint_result auth__grant_and_go(struct exchange *c, struct endpoint_req *r, const char *host, const char *redirect,
                                         const char *bind, const struct auth_identity *id, const char *session,
                                         const char *headers)
 {
@@ -476,7 +476,7 @@ enum endpoint_result auth__grant_and_go(struct conn *c, struct endpoint_req *r, 
     return st;
 }
 
-enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
+enum endpoint_result auth__complete_login(struct exchange *c, struct endpoint_req *r, json_t *flow, struct auth_identity *id,
                                           const char *headers)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
@@ -528,7 +528,7 @@ enum endpoint_result auth__complete_login(struct conn *c, struct endpoint_req *r
 /* GET login/<host>?redirect_url=… on the auth domain. `target` (normalized host[:port]) must
  * be an origin the gateway serves (route/served.h): a link naming another port of an app's
  * host name would send the grant to whoever listens there. */
-static enum endpoint_result auth__login(struct conn *c, struct endpoint_req *r, const char *target)
+static enum endpoint_result auth__login(struct exchange *c, struct endpoint_req *r, const char *target)
 {
     struct served_origin to;
     char host[SERVED_HOST_MAX + 6], redirect[4096];
@@ -599,7 +599,7 @@ void auth__sign_in_head(struct strbuf *sb, const char *title, const char *lead, 
 
 /* A new login flow (its cookie, its state in the store), then the provider choice, or the only
  * provider directly. `cli` is the query of the handoff page to come back to, NULL for apps. */
-enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, const struct app *app, const char *host,
+enum endpoint_result auth__begin_flow(struct exchange *c, struct endpoint_req *r, const struct app *app, const char *host,
                                       const char *redirect, const char *bind, const char *cli)
 {
     char flow_id[33], csrf[33];
@@ -661,7 +661,7 @@ enum endpoint_result auth__begin_flow(struct conn *c, struct endpoint_req *r, co
 }
 
 /* GET start?idp=NAME: the flow (from its cookie) goes to that provider. */
-static enum endpoint_result auth__start(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__start(struct exchange *c, struct endpoint_req *r)
 {
     char flow_id[33], name[128];
     enum endpoint_result st;
@@ -684,7 +684,7 @@ static enum endpoint_result auth__start(struct conn *c, struct endpoint_req *r)
     return st;
 }
 
-enum endpoint_result auth__start_idp(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
+enum endpoint_result auth__start_idp(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
 {
     json_object_set_new(flow, "idp", json_string(idp->name));
     if (idp->type == IDP_OIDC)
@@ -699,7 +699,7 @@ enum endpoint_result auth__start_idp(struct conn *c, struct endpoint_req *r, jso
  * login link), or to a login this browser no longer holds: it is spent, its identity is not
  * planted here (that is the login CSRF), and this browser signs in again as itself, bound this
  * time; its own org session, if any, makes that a pair of redirects (single sign-on). */
-static enum endpoint_result auth__rebind(struct conn *c, struct endpoint_req *r, const char *host, const char *redirect)
+static enum endpoint_result auth__rebind(struct exchange *c, struct endpoint_req *r, const char *host, const char *redirect)
 {
     char nonce[33], tag[33], name[AUTH_BINDING_NAME_MAX];
     binding_new(nonce, tag);
@@ -732,7 +732,7 @@ static enum bound auth__bound(const struct endpoint_req *r, const char *bound, c
 
 /* GET authorized?grant=… on the app host: the grant becomes the app's cookie (SPEC.md §6),
  * in the browser that started its login only (request/binding.h). */
-static enum endpoint_result auth__authorized(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__authorized(struct exchange *c, struct endpoint_req *r)
 {
     char grant[64], key[80], *val = NULL;
     size_t len;
@@ -857,7 +857,7 @@ static void auth__bearer_refused(const struct endpoint_req *r, const char *event
              token_status_name(ts));
 }
 
-static enum endpoint_result auth__get_identity(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__get_identity(struct exchange *c, struct endpoint_req *r)
 {
     struct auth_identity id;
     char session[33];
@@ -960,7 +960,7 @@ static void auth__signed_out(struct strbuf *sb, const struct endpoint_req *r, co
 }
 
 /* `session`: the one just ended, NULL when there was none. */
-static enum endpoint_result auth__logout_answer(struct conn *c, struct endpoint_req *r, const char *session)
+static enum endpoint_result auth__logout_answer(struct exchange *c, struct endpoint_req *r, const char *session)
 {
     char *clear = auth__token_cookies(r, "", 0);
     struct logout_next n;
@@ -1014,7 +1014,7 @@ static void auth__end_session_run(struct job *job)
         j->publish(j->publish_ctx);
 }
 
-static void auth__end_session_finish(struct endpoint_job *lj, struct conn *c)
+static void auth__end_session_finish(struct endpoint_job *lj, struct exchange *c)
 {
     struct end_session_job *j = (struct end_session_job *)lj;
     if (j->rc != 0)
@@ -1028,7 +1028,7 @@ static void auth__end_session_finish(struct endpoint_job *lj, struct conn *c)
     free(j);
 }
 
-enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, const char *session,
+enum endpoint_result auth__end_session(struct exchange *c, struct endpoint_req *r, const char *session,
                                        auth_session_ended_fn answer)
 {
     struct end_session_job *j = calloc(1, sizeof *j);
@@ -1048,7 +1048,7 @@ enum endpoint_result auth__end_session(struct conn *c, struct endpoint_req *r, c
 }
 
 /* The browser's logout answers the same whether the revocation was written (it is logged). */
-static enum endpoint_result auth__logout_done(struct conn *c, struct endpoint_req *r, const char *session, bool ended)
+static enum endpoint_result auth__logout_done(struct exchange *c, struct endpoint_req *r, const char *session, bool ended)
 {
     return auth__logout_answer(c, r, session);
 }
@@ -1064,7 +1064,7 @@ static bool auth__same_origin(const struct endpoint_req *r)
 /* Another page sent this browser to logout (a link or an image on another site, or on a
  * sibling host of the same site): ending the session is this person's choice, not that page's,
  * so ask, with a form that posts back here. */
-static enum endpoint_result auth__logout_confirm(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
+static enum endpoint_result auth__logout_confirm(struct exchange *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     struct logout_next n;
     char hp[SERVED_HOST_MAX + 6];
@@ -1096,7 +1096,7 @@ static enum endpoint_result auth__logout_confirm(struct conn *c, struct endpoint
 /* logout: ends the session (its tokens are revoked everywhere) and clears this host's cookie;
  * an app host then sends the browser to the auth domain to clear the org cookie too. A browser
  * sent by another page is asked first (logout CSRF); a POST must come from this host. */
-static enum endpoint_result auth__logout(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__logout(struct exchange *c, struct endpoint_req *r)
 {
     struct auth_identity id;
     char session[33];
@@ -1126,13 +1126,13 @@ static enum endpoint_result auth__logout(struct conn *c, struct endpoint_req *r)
     return auth__end_session(c, r, session, auth__logout_done);
 }
 
-static enum endpoint_result auth__certs(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__certs(struct exchange *c, struct endpoint_req *r)
 {
     return endpoint_reply(c, 200, "application/json", r->keys->certs_json, strlen(r->keys->certs_json), NULL);
 }
 
 /* login/<host>: the sign-in page for the app at host. */
-static enum endpoint_result auth__login_at(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result auth__login_at(struct exchange *c, struct endpoint_req *r)
 {
     const char *name = r->name + 6;
     char host[512];
@@ -1144,7 +1144,7 @@ static enum endpoint_result auth__login_at(struct conn *c, struct endpoint_req *
     return auth__login(c, r, host);
 }
 
-enum endpoint_result auth__not_found(struct conn *c, struct endpoint_req *r)
+enum endpoint_result auth__not_found(struct exchange *c, struct endpoint_req *r)
 {
     return auth__error_page(c, 404, "Not found", "No such page.");
 }

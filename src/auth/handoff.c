@@ -193,7 +193,7 @@ static void cli__duration(int64_t s, char *out, size_t cap)
 
 /* The confirmation (SPEC.md §7 step 4), saying what a yes hands over: not only this app, but
  * an org token that reaches every app the person may reach, without asking, until it ends. */
-static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_req *r, const struct cli_req *q,
+static enum endpoint_result cli__confirm_page(struct exchange *c, struct endpoint_req *r, const struct cli_req *q,
                                               const struct app *app, const struct auth_identity *id, const char *session)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
@@ -232,7 +232,7 @@ static enum endpoint_result cli__confirm_page(struct conn *c, struct endpoint_re
 
 /* A refusal the person must see, logged as a handoff event with who asked (the browser's org
  * session, when it has one). */
-static enum endpoint_result cli__refuse(struct conn *c, struct endpoint_req *r, int status, const char *app, const char *reason,
+static enum endpoint_result cli__refuse(struct exchange *c, struct endpoint_req *r, int status, const char *app, const char *reason,
                                         const char *title, const char *message)
 {
     struct auth_identity id = { 0 };
@@ -254,7 +254,7 @@ static const char already_opened[] =
  * line's nonce for this request, sealed into its box: whoever learns the public key (it is in
  * the poll's URL) and opens the link with a nonce of his own gets a box the command line
  * refuses. */
-static enum endpoint_result cli__open(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__open(struct exchange *c, struct endpoint_req *r)
 {
     char host[512], key[64], n[32], path[HANDOFF_PATH_MAX] = "/";
     unsigned char pk[crypto_box_PUBLICKEYBYTES], raw[16];
@@ -314,7 +314,7 @@ static enum endpoint_result cli__open(struct conn *c, struct endpoint_req *r)
 
 /* GET cli?req=ID: in the browser that claimed it, log in if needed, then the confirmation. A
  * link alone never hands a token to anybody: only the POST does. */
-static enum endpoint_result cli__get(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__get(struct exchange *c, struct endpoint_req *r)
 {
     char id[40];
     if (!auth__query(r, "req", id, sizeof id))
@@ -348,7 +348,7 @@ static enum endpoint_result cli__get(struct conn *c, struct endpoint_req *r)
 
 /* POST cli (req, csrf): the person confirmed, in the browser that claimed the request (its
  * binding cookie), with the form's CSRF token and, from a browser, an Origin of this origin. Policy, tokens, the sealed box, the news to long polls; once only. */
-static enum endpoint_result cli__post(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__post(struct exchange *c, struct endpoint_req *r)
 {
     char rid[40], csrf[128], want[65];
     struct cli_req q;
@@ -468,7 +468,7 @@ static bool cli__proven(const struct endpoint_req *r, const char *key)
 }
 
 /* 401 with a new challenge: the proof sealed to the key, which only its holder can open. */
-static enum endpoint_result cli__challenge(struct conn *c, struct endpoint_req *r, const char *key, const unsigned char *pk)
+static enum endpoint_result cli__challenge(struct exchange *c, struct endpoint_req *r, const char *key, const unsigned char *pk)
 {
     char proof[96], b64[256];
     unsigned char box[96 + crypto_box_SEALBYTES];
@@ -482,7 +482,7 @@ static enum endpoint_result cli__challenge(struct conn *c, struct endpoint_req *
 }
 
 /* GET transfer/<key>: the box, once; or wait for it up to the poll's length. */
-static enum endpoint_result cli__transfer_try(struct conn *c, bool timed_out)
+static enum endpoint_result cli__transfer_try(struct exchange *c, bool timed_out)
 {
     struct endpoint_req *r = endpoint_request(c);
     const char *key = r->name + sizeof "transfer/" - 1;
@@ -505,7 +505,7 @@ static enum endpoint_result cli__transfer_try(struct conn *c, bool timed_out)
     return endpoint_park(c, cli__transfer_try, skey);
 }
 
-static enum endpoint_result cli__transfer(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__transfer(struct exchange *c, struct endpoint_req *r)
 {
     unsigned char pk[crypto_box_PUBLICKEYBYTES];
     const char *key = r->name + sizeof "transfer/" - 1;
@@ -518,7 +518,7 @@ static enum endpoint_result cli__transfer(struct conn *c, struct endpoint_req *r
 
 /* POST token (host=…[&path=…]) with the org token in cf-access-token: an app token for the app
  * that a request for that host and path reaches (path "/" when none is named). */
-static enum endpoint_result cli__token(struct conn *c, struct endpoint_req *r, const char *org_header)
+static enum endpoint_result cli__token(struct exchange *c, struct endpoint_req *r, const char *org_header)
 {
     char host[512], path[HANDOFF_PATH_MAX] = "/";
     if (!org_header || !auth__form(r, "host", host, sizeof host) ||
@@ -589,7 +589,7 @@ static enum token_status cli__app_token(const struct endpoint_req *r, const stru
  * token per path from them; on https the token cookie's pair ("pair", cookie.h), which
  * `latch curl -L` sends beside the token as cookies. Only to the holder of a valid token:
  * nobody else learns the layout of the host's paths. */
-static enum endpoint_result cli__app(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__app(struct exchange *c, struct endpoint_req *r)
 {
     char path[HANDOFF_PATH_MAX] = "/";
     if (form_count(r->query, r->query_len, "path") > 1 ||
@@ -655,7 +655,7 @@ static bool cli__session_of(const struct endpoint_req *r, const char *tok, char 
 }
 
 /* The answer once the session is over on every worker of this node (auth__end_session). */
-static enum endpoint_result cli__logout_done(struct conn *c, struct endpoint_req *r, const char *session, bool ended)
+static enum endpoint_result cli__logout_done(struct exchange *c, struct endpoint_req *r, const char *session, bool ended)
 {
     return ended ? endpoint_json(c, 200, json_pack("{s:b}", "ended", 1), NULL)
                  : endpoint_json(c, 500, json_pack("{s:s,s:s}", "error", "revocation_failed", "message",
@@ -666,7 +666,7 @@ static enum endpoint_result cli__logout_done(struct conn *c, struct endpoint_req
 /* POST cli-logout (any host) with a token of the command line's session in cf-access-token:
  * ends that session (every token minted under it: the org token and each app's). A token
  * proves nothing more than its own session here: whoever holds one may end it, nobody else. */
-static enum endpoint_result cli__logout(struct conn *c, struct endpoint_req *r, const char *tok)
+static enum endpoint_result cli__logout(struct exchange *c, struct endpoint_req *r, const char *tok)
 {
     char session[33];
     char *email = NULL, *idp = NULL;
@@ -687,17 +687,17 @@ static enum endpoint_result cli__logout(struct conn *c, struct endpoint_req *r, 
     return auth__end_session(c, r, session, cli__logout_done); /* refused everywhere when it answers */
 }
 
-static enum endpoint_result cli__logout_row(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__logout_row(struct exchange *c, struct endpoint_req *r)
 {
     return cli__logout(c, r, r->access_token);
 }
 
-static enum endpoint_result cli__row(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__row(struct exchange *c, struct endpoint_req *r)
 {
     return strcmp(r->method, "POST") ? cli__get(c, r) : cli__post(c, r);
 }
 
-static enum endpoint_result cli__token_row(struct conn *c, struct endpoint_req *r)
+static enum endpoint_result cli__token_row(struct exchange *c, struct endpoint_req *r)
 {
     if (strcmp(r->method, "POST"))
         return auth__not_found(c, r);

@@ -78,7 +78,7 @@ static bool launcher__url(const struct endpoint_req *r, const struct app *app, s
     return false;
 }
 
-static enum endpoint_result launcher__json(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
+static enum endpoint_result launcher__json(struct exchange *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     json_t *apps = json_array();
     for (size_t i = 0; apps && i < r->site->cfg->napps; i++) {
@@ -98,7 +98,7 @@ static enum endpoint_result launcher__json(struct conn *c, struct endpoint_req *
     return endpoint_json(c, 200, json_pack("{s:o}", "apps", apps), NULL);
 }
 
-static enum endpoint_result launcher__page(struct conn *c, struct endpoint_req *r, const struct auth_identity *id)
+static enum endpoint_result launcher__page(struct exchange *c, struct endpoint_req *r, const struct auth_identity *id)
 {
     struct strbuf sb;
     sb_init(&sb, 256 * 1024);
@@ -155,7 +155,7 @@ static enum endpoint_result launcher__page(struct conn *c, struct endpoint_req *
 
 /* Not signed in: a script is told so (401, as for an app: SPEC.md §3.6), a browser signs in
  * to come back here. */
-static enum endpoint_result launcher__anonymous(struct conn *c, struct endpoint_req *r, bool json, const char *why)
+static enum endpoint_result launcher__anonymous(struct exchange *c, struct endpoint_req *r, bool json, const char *why)
 {
     if (!json) {
         char host[SERVED_HOST_MAX + 6];
@@ -180,7 +180,7 @@ static enum endpoint_result launcher__anonymous(struct conn *c, struct endpoint_
     return st;
 }
 
-enum endpoint_result auth__launcher(struct conn *c, struct endpoint_req *r)
+enum endpoint_result auth__launcher(struct exchange *c, struct endpoint_req *r)
 {
     if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
         return endpoint_reply(c, 405, "application/json", "{\"error\":\"method_not_allowed\"}\n", 31,

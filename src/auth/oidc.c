@@ -219,7 +219,7 @@ static void oidc__discover_run(struct job *job)
     j->disc = oidc__discovery(j->store, j->idp, &j->err);
 }
 
-static void oidc__provider_down(struct conn *c, struct endpoint_req *r, const struct idp *idp, const char *why)
+static void oidc__provider_down(struct exchange *c, struct endpoint_req *r, const struct idp *idp, const char *why)
 {
     log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why ? why : "provider error");
     metrics_login(r->metrics, idp->name, false);
@@ -229,7 +229,7 @@ static void oidc__provider_down(struct conn *c, struct endpoint_req *r, const st
                      "try signing in again in a few minutes.");
 }
 
-static void oidc__discover_finish(struct endpoint_job *lj, struct conn *c)
+static void oidc__discover_finish(struct endpoint_job *lj, struct exchange *c)
 {
     struct oidc_job *j = (struct oidc_job *)lj;
     if (!c)
@@ -290,7 +290,7 @@ out:
     oidc__job_free(j);
 }
 
-enum endpoint_result auth__oidc_start(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
+enum endpoint_result auth__oidc_start(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id, const struct idp *idp)
 {
     struct oidc_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -415,7 +415,7 @@ static int oidc__identity(const struct idp *idp, json_t *claims, struct auth_ide
     return 0;
 }
 
-static void oidc__exchange_finish(struct endpoint_job *lj, struct conn *c)
+static void oidc__exchange_finish(struct endpoint_job *lj, struct exchange *c)
 {
     struct oidc_job *j = (struct oidc_job *)lj;
     if (!c)
@@ -449,7 +449,7 @@ out:
 /* A callback that reached another address than its flow's redirect URI (another provider's
  * callback: RFC 9207 §1's mix-up), or that names another issuer than its flow's provider
  * (RFC 9207 §2.4): refused, the flow spent. */
-static enum endpoint_result oidc__mixed_up(struct conn *c, struct endpoint_req *r, const struct idp *idp, json_t *flow,
+static enum endpoint_result oidc__mixed_up(struct exchange *c, struct endpoint_req *r, const struct idp *idp, json_t *flow,
                                            const char *why)
 {
     log_auth(r->site->auth_log, "login", NULL, idp->name, NULL, r->client_ip, false, why);
@@ -462,7 +462,7 @@ static enum endpoint_result oidc__mixed_up(struct conn *c, struct endpoint_req *
 /* GET callback[/<provider>]?code=…&state=…[&iss=…] (RFC 6749 §4.1.2, RFC 9207): the state must
  * be the one this browser's flow holds (its cookie), once; the answer must arrive at the flow's
  * redirect URI and name the flow's provider when it names one. */
-enum endpoint_result auth__oidc_callback(struct conn *c, struct endpoint_req *r)
+enum endpoint_result auth__oidc_callback(struct exchange *c, struct endpoint_req *r)
 {
     char flow_id[33], state[128], code[2048], iss[1024], here[600];
     json_t *flow;

@@ -62,7 +62,7 @@ static void otp__mail_run(struct job *j)
     sodium_memzero(m->code, sizeof m->code);
 }
 
-static void otp__mail_done(struct endpoint_job *lj, struct conn *c)
+static void otp__mail_done(struct endpoint_job *lj, struct exchange *c)
 {
     struct mail_job *m = (struct mail_job *)lj;
     endpoint_site_release(m->site);
@@ -108,7 +108,7 @@ static void otp__form_start(struct strbuf *sb, json_t *flow, const char *error)
 
 static const struct app *otp__app(const struct endpoint_req *r, json_t *flow);
 
-static enum endpoint_result otp__email_page(struct conn *c, json_t *flow, const char *error)
+static enum endpoint_result otp__email_page(struct exchange *c, json_t *flow, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
@@ -123,7 +123,7 @@ static enum endpoint_result otp__email_page(struct conn *c, json_t *flow, const 
     return st;
 }
 
-static enum endpoint_result otp__code_page(struct conn *c, json_t *flow, const char *email, const char *error)
+static enum endpoint_result otp__code_page(struct exchange *c, json_t *flow, const char *email, const char *error)
 {
     struct strbuf sb;
     sb_init(&sb, 8192);
@@ -229,7 +229,7 @@ static enum otp_limit otp__count(const struct endpoint_req *r, const char *key, 
 }
 
 /* 429 with when to come back: the end of the current window (Retry-After, RFC 9110 §10.2.3). */
-static enum endpoint_result otp__limited(struct conn *c, struct endpoint_req *r, const struct idp *idp, const char *email,
+static enum endpoint_result otp__limited(struct exchange *c, struct endpoint_req *r, const struct idp *idp, const char *email,
                                          const char *why, const char *what)
 {
     time_t now = time(NULL), at = (now / OTP_WINDOW_S + 1) * OTP_WINDOW_S;
@@ -254,7 +254,7 @@ static enum endpoint_result otp__limited(struct conn *c, struct endpoint_req *r,
 
 /* 429: this sign-in (flow) has sent all its codes. A new sign-in may send more at once: the
  * page says so and starts one (the same app and return path), with no wait. */
-static enum endpoint_result otp__flow_spent(struct conn *c, struct endpoint_req *r, json_t *flow)
+static enum endpoint_result otp__flow_spent(struct exchange *c, struct endpoint_req *r, json_t *flow)
 {
     const char *host = json_string_value(json_object_get(flow, "host"));
     const char *redirect = json_string_value(json_object_get(flow, "redirect"));
@@ -277,7 +277,7 @@ static enum endpoint_result otp__flow_spent(struct conn *c, struct endpoint_req 
 
 /* The limits of the file comment, for a code to `email` (its mailbox `mailbox`) in this flow.
  * True once it answered the refusal itself (*st); false when the code may go. */
-static bool otp__limits(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+static bool otp__limits(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
                         const struct idp *idp, const char *email, const char *mailbox, enum endpoint_result *st)
 {
     char key[160], mb[33], client[INET6_ADDRSTRLEN], known[33];
@@ -315,7 +315,7 @@ refused_browser:
     return true;
 }
 
-static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+static enum endpoint_result otp__send(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
                                       const struct idp *idp, const char *raw_email)
 {
     char email[EMAIL_MAX_LEN + 1], mailbox[EMAIL_MAX_LEN + 1], key[64];
@@ -376,7 +376,7 @@ static enum endpoint_result otp__send(struct conn *c, struct endpoint_req *r, js
     return otp__code_page(c, flow, email, NULL);
 }
 
-static enum endpoint_result otp__check(struct conn *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
+static enum endpoint_result otp__check(struct exchange *c, struct endpoint_req *r, json_t *flow, const char *flow_id,
                                        const struct idp *idp, const char *code)
 {
     char key[64];
@@ -445,7 +445,7 @@ out:
     return st;
 }
 
-enum endpoint_result auth__otp(struct conn *c, struct endpoint_req *r)
+enum endpoint_result auth__otp(struct exchange *c, struct endpoint_req *r)
 {
     char flow_id[33];
     enum endpoint_result st;

@@ -7,9 +7,9 @@
 #include "core/ipaddr.h"
 #include "http/cookie.h"
 #include "http/path.h"
+#include "proxy/head.h"
 #include "proxy/local.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +25,6 @@ bool proxy__trusted_proxy(const struct config *cfg, const uint8_t ip[16])
         if (cidr_contains(&cfg->trusted_proxies[i], ip))
             return true;
     return false;
-}
-
-static int admit__parse_ip(const char *s, size_t n, uint8_t out[16])
-{
-    char tmp[INET6_ADDRSTRLEN + 1];
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    memset(out, 0, 16);
-    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
-        out[10] = out[11] = 0xff;
-        return 0;
-    }
-    return inet_pton(AF_INET6, tmp, out) == 1 ? 0 : -1;
 }
 
 /* The client address (SPEC.md §3.5): the peer, unless the peer is a trusted proxy; then the
@@ -63,7 +44,7 @@ static void admit__client_ip(struct exchange *ex, const struct http_request *req
                 const char *comma = memrchr(p, ',', n);
                 const char *item = comma ? comma + 1 : p;
                 uint8_t ip[16];
-                if (admit__parse_ip(item, (size_t)(p + n - item), ip) != 0) {
+                if (head_parse_ip(item, (size_t)(p + n - item), ip) != 0) {
                     decided = true; /* garbage: keep the last address we could trust */
                     break;
                 }
@@ -139,14 +120,6 @@ static int admit__copy_target(struct exchange *ex, const struct http_request *re
     ex->query_len = req->query.n;
     ex->has_query = req->has_query;
     return 0;
-}
-
-static bool admit__wants_html(const struct http_request *req)
-{
-    if (!http_slice_eq(req->method, "get") && !http_slice_eq(req->method, "head"))
-        return false;
-    const struct http_header *a = http_find_header(req->headers, req->nheaders, "accept");
-    return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
 }
 
 /* Whether a cookie set on this listener needs the Secure attribute (SPEC.md §5): always,
@@ -238,7 +211,7 @@ enum admission proxy__admit(struct exchange *ex, const struct http_request *req,
                             enum step *st)
 {
     const struct transport_ops *tp = ex->tp->ops;
-    ex->wants_html = admit__wants_html(req);
+    ex->wants_html = head_wants_html(req);
     admit__client_ip(ex, req);
 
     int bad = admit__copy_target(ex, req, tp->listener(ex));

@@ -6,6 +6,7 @@
 #include "core/ipaddr.h"
 
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "proxy/connlimit.h"
 #include "proxy/local.h"
 #include "request/worker_ctx.h"
@@ -164,7 +165,6 @@ void proxy__close(struct conn *c)
     struct worker_ctx *w = c->w;
     c->closed = true;
     timer_cancel(&c->timer);
-    proxy__local_orphan(c);
     conn__free_exchange(c);
     loop_del(w->loop, &c->io);
     if (c->ssl) {
@@ -278,24 +278,6 @@ int proxy__body_ready(struct conn *c)
     return 0;
 }
 
-struct conn__taker {
-    void (*take)(struct conn *c, const char *p, size_t n);
-    struct conn *c;
-};
-
-static void conn__take(void *arg, const char *p, size_t n)
-{
-    struct conn__taker *t = arg;
-    t->take(t->c, p, n);
-}
-
-enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
-                           bool *done)
-{
-    struct conn__taker t = { take, c };
-    return proxy__read_body(c->ex, conn__take, &t, done);
-}
-
 void proxy__body_consume(struct conn *c, size_t n)
 {
     buf_consume(c->rx, n);
@@ -357,7 +339,7 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     case ADMIT_ANSWERED:
         return st;
     case ADMIT_OWN:
-        return proxy__local_start(c, req, own);
+        return proxy__local_start(ex, req, own);
     case ADMIT_ORIGIN:
         break;
     }
@@ -667,6 +649,37 @@ static bool conn__tp_tls(const struct exchange *ex)
     return conn__of(ex)->tls;
 }
 
+static void conn__form_take(void *arg, const char *p, size_t n)
+{
+    sb_add(arg, p, n);
+}
+
+/* CS_LOCAL_FORM: an own endpoint's body, read whole, then its endpoint runs. */
+static enum step conn__step_form(struct conn *c)
+{
+    bool done;
+    enum step st = proxy__read_body(c->ex, conn__form_take, c->form, &done);
+    return done ? c->form_done(c->ex) : st;
+}
+
+static enum step conn__tp_read_all(struct exchange *ex, struct strbuf *into, enum step (*done)(struct exchange *ex))
+{
+    struct conn *c = conn__of(ex);
+    c->form = into;
+    c->form_done = done;
+    c->state = CS_LOCAL_FORM;
+    timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
+    return STEP_PROGRESS;
+}
+
+static void conn__tp_wait(struct exchange *ex, bool keep_deadline)
+{
+    struct conn *c = conn__of(ex);
+    c->state = CS_WAIT;
+    if (!keep_deadline)
+        timer_cancel(&c->timer);
+}
+
 static const struct transport_ops conn__h1 = {
     .read = conn__tp_read,
     .validate = conn__tp_validate,
@@ -688,6 +701,8 @@ static const struct transport_ops conn__h1 = {
     .client_cert = conn__tp_client_cert,
     .listener = conn__tp_listener,
     .tls = conn__tp_tls,
+    .read_all = conn__tp_read_all,
+    .wait = conn__tp_wait,
 };
 
 void proxy__pump(struct conn *c)
@@ -703,7 +718,7 @@ void proxy__pump(struct conn *c)
         case CS_RESPOND: s = conn__step_respond(c); break;
         case CS_TUNNEL: s = proxy__step_tunnel(c->ex); break;
         case CS_LINGER: s = conn__step_linger(c); break;
-        case CS_LOCAL_FORM: s = proxy__step_local_form(c); break;
+        case CS_LOCAL_FORM: s = conn__step_form(c); break;
         case CS_WAIT: s = STEP_WAIT; break;
         }
     }
@@ -738,13 +753,8 @@ static void conn__on_timer(struct timer *t)
         proxy__origin_timeout(c->ex);
         return;
     case CS_WAIT:
-        if (c->ex && c->ex->lr && c->ex->lr->park_retry) {
-            proxy__local_retry(c, true);
-            return;
-        }
-        if (proxy__local_late(c))
-            return;
-        proxy__close(c);
+        if (!c->ex || !proxy__local_timeout(c->ex))
+            proxy__close(c);
         return;
     default:
         proxy__close(c);
@@ -774,8 +784,7 @@ void proxy__drain_conns(struct worker_ctx *w)
                 proxy__close(c);
         } else if (c->ex) {
             c->ex->close_after = true;
-            if (c->state == CS_WAIT && c->ex->lr && c->ex->lr->park_retry)
-                proxy__local_retry(c, true); /* a long poll answers "nothing yet" now */
         }
     }
+    proxy__local_drain(w);
 }

@@ -1,12 +1,17 @@
-/* The pure parts of the heads the proxy writes and reads (head.h): which fields pass, the
- * upgrade rules, and the echo origin's reading of its request. Called per request by forward.c
- * and echo.c; unit-tested in tests/unit/proxy/test_head.c. */
+/* The pure parts of the heads the proxy writes and reads (head.h): which fields pass, what
+ * admission reads from a client's head, the upgrade rules, and the echo origin's reading of its
+ * request. Called per request by admit.c, identity.c, forward.c and echo.c; unit-tested in
+ * tests/unit/proxy/test_head.c. */
 #include "proxy/head.h"
 
 #include "config/config-t.h"
 #include "core/strbuf.h"
 #include "request/page.h"
 
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,6 +48,61 @@ bool head_switches_to_websocket(const struct http_response *res)
         up = &res->headers[i];
     }
     return up && http_slice_eq(up->value, "websocket");
+}
+
+/* --- what admission reads from a client's head ---------------------------------------------- */
+
+int head_parse_ip(const char *s, size_t n, uint8_t out[16])
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, tmp, out + 12) == 1) {
+        out[10] = out[11] = 0xff;
+        return 0;
+    }
+    return inet_pton(AF_INET6, tmp, out) == 1 ? 0 : -1;
+}
+
+int head_service_credentials(const struct http_request *req, const char *hname, char *id, size_t idcap,
+                             char *secret, size_t seccap, bool *single)
+{
+    const struct http_header *hid = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_ID);
+    const struct http_header *hsec = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_SECRET);
+    if (hid && hsec) {
+        if (hid->value.n >= idcap || hsec->value.n >= seccap)
+            return -1;
+        memcpy(id, hid->value.p, hid->value.n);
+        id[hid->value.n] = '\0';
+        memcpy(secret, hsec->value.p, hsec->value.n);
+        secret[hsec->value.n] = '\0';
+        return 1;
+    }
+    const struct http_header *h = hname ? http_find_header(req->headers, req->nheaders, hname) : NULL;
+    if (!h)
+        return 0;
+    json_error_t je;
+    json_t *j = json_loadb(h->value.p, h->value.n, JSON_REJECT_DUPLICATES, &je);
+    const char *i = json_string_value(json_object_get(j, HTTP_H_CLIENT_ID));
+    const char *s = json_string_value(json_object_get(j, HTTP_H_CLIENT_SECRET));
+    int rc = 0; /* not JSON of that shape: another use of the header (e.g. an API key) */
+    if (i && s) {
+        *single = true;
+        rc = strlen(i) < idcap && strlen(s) < seccap ? 1 : -1;
+        if (rc == 1) {
+            snprintf(id, idcap, "%s", i);
+            snprintf(secret, seccap, "%s", s);
+        }
+    }
+    json_decref(j);
+    return rc;
 }
 
 /* --- the echo origin's request --------------------------------------------------------------- */

@@ -1,7 +1,9 @@
 /* The pure parts of the heads the proxy writes and reads, apart so they can be unit-tested:
  * which fields pass to the origin and back to the client (hop-by-hop fields a Connection
- * header nominates, spoofable client fields an app keeps), the one upgrade latch tunnels, and
- * the built-in echo origin's reading back of the head built for it (as JSON, and as a page).
+ * header nominates, spoofable client fields an app keeps), what admission reads from a client's
+ * head (an X-Forwarded-For address, whether it wants a page, a service token's credentials),
+ * the one upgrade latch tunnels, and the built-in echo origin's reading back of the head built
+ * for it (as JSON, and as a page).
  * No I/O, no exchange: slices in, a verdict or a strbuf out. */
 #ifndef LATCH_PROXY_HEAD_H
 #define LATCH_PROXY_HEAD_H
@@ -12,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <strings.h>
 
 struct strbuf;
@@ -94,6 +98,31 @@ static inline bool head_response_passes(const struct http_header *f, const struc
         return false; /* the gateway's cookies are the gateway's; its HSTS policy too */
     return true;
 }
+
+/* One item of an X-Forwarded-For list (s[0..n), spaces and tabs around it ignored) as 16 bytes
+ * in out (IPv4 mapped). -1: not a bare IPv4 or IPv6 address (empty, a port, brackets, a zone,
+ * a name, too long), out then unspecified. */
+int head_parse_ip(const char *s, size_t n, uint8_t out[16]);
+
+/* Whether the client is a browser that wants a page rather than JSON (SPEC.md §3.6): a GET or
+ * HEAD whose Accept mentions text/html. Once per request: inline, as it was in admit.c. */
+static inline bool head_wants_html(const struct http_request *req)
+{
+    if (!http_slice_eq(req->method, "get") && !http_slice_eq(req->method, "head"))
+        return false;
+    const struct http_header *a = http_find_header(req->headers, req->nheaders, "accept");
+    return a && memmem(a->value.p, a->value.n, "text/html", 9) != NULL;
+}
+
+/* A service token's credentials in a client's head (SPEC.md §3.4), copied into id and secret
+ * (NUL-terminated): the CF-Access-Client-Id and CF-Access-Client-Secret fields (the first of
+ * each) when both are there; else the app's single JSON header `hname` (NULL: the app has none):
+ * an object with both names as string members ({"cf-access-client-id": …, …}; duplicate keys
+ * refused), *single then set. 1: found; 0: none (a header of another shape is another use of
+ * it, an API key: it is left alone); -1: there, but a value does not fit idcap or seccap. The
+ * header's value is the client's: any bytes. */
+int head_service_credentials(const struct http_request *req, const char *hname, char *id, size_t idcap,
+                             char *secret, size_t seccap, bool *single);
 
 /* Whether a request may be tunnelled with this single Upgrade field's value: WebSocket only. */
 bool head_upgrade_allowed(const struct http_request *req, struct http_slice value);

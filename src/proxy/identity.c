@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "http/cookie.h"
+#include "proxy/head.h"
 #include "request/worker_ctx.h"
 #include "store/store.h"
 #include "token/mint.h"
@@ -107,48 +108,13 @@ static bool identity__service_live(const struct service_token_cfg *st, time_t no
     return st && (!st->expires || now < st->expires);
 }
 
-/* The client id and secret: two headers, or the app's single JSON header. */
-static int identity__service_headers(const struct exchange *ex, const struct http_request *req,
-                                     char *id, size_t idcap, char *secret, size_t seccap, bool *single)
-{
-    const struct http_header *hid = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_ID);
-    const struct http_header *hsec = http_find_header(req->headers, req->nheaders, HTTP_H_CLIENT_SECRET);
-    if (hid && hsec) {
-        if (hid->value.n >= idcap || hsec->value.n >= seccap)
-            return -1;
-        memcpy(id, hid->value.p, hid->value.n);
-        id[hid->value.n] = '\0';
-        memcpy(secret, hsec->value.p, hsec->value.n);
-        secret[hsec->value.n] = '\0';
-        return 1;
-    }
-    const char *hname = ex->app->service_token_header;
-    const struct http_header *h = hname ? http_find_header(req->headers, req->nheaders, hname) : NULL;
-    if (!h)
-        return 0;
-    json_error_t je;
-    json_t *j = json_loadb(h->value.p, h->value.n, JSON_REJECT_DUPLICATES, &je);
-    const char *i = json_string_value(json_object_get(j, HTTP_H_CLIENT_ID));
-    const char *s = json_string_value(json_object_get(j, HTTP_H_CLIENT_SECRET));
-    int rc = 0; /* not JSON of that shape: another use of the header (e.g. an API key) */
-    if (i && s) {
-        *single = true;
-        rc = strlen(i) < idcap && strlen(s) < seccap ? 1 : -1;
-        if (rc == 1) {
-            snprintf(id, idcap, "%s", i);
-            snprintf(secret, seccap, "%s", s);
-        }
-    }
-    json_decref(j);
-    return rc;
-}
-
 static enum token_status identity__service(struct exchange *ex, const struct http_request *req,
                                            struct request_identity *ri, bool *present)
 {
     char id[256], secret[256];
     bool single = false;
-    int r = identity__service_headers(ex, req, id, sizeof id, secret, sizeof secret, &single);
+    int r = head_service_credentials(req, ex->app->service_token_header, id, sizeof id, secret, sizeof secret,
+                                     &single);
     ri->service_header = single;
     *present = r != 0;
     if (r <= 0)

@@ -1,7 +1,8 @@
-/* The HTTP/1.1 transport of the gateway's own endpoints (local.h): the request copied out of
- * its head, the small body read in full, the endpoint found in the tables, answers, parking on
- * background jobs, and, with a remote store, the whole endpoint run on the job pool with its
- * answer kept for the worker to send. */
+/* The gateway's own endpoints on an exchange (local.h), over any transport: the request copied
+ * out of its head, the small body read in full, the endpoint found in the tables, answers,
+ * parking on background jobs and long polls, and, with a remote store, the whole endpoint run
+ * on the job pool with its answer kept for the worker to send. The client is reached only
+ * through the exchange's transport operations (request/exchange.h). */
 #include "proxy/local.h"
 
 #include "proxy/proxy.h"
@@ -77,9 +78,66 @@ static void local__wake_parked(const struct endpoint_req *r)
     local__wake(w->node);
 }
 
-struct endpoint_req *endpoint_request(struct conn *c)
+struct endpoint_req *endpoint_request(struct exchange *ex)
 {
-    return local__cur ? local__cur->lr : c->ex->lr;
+    return local__cur ? local__cur->lr : ex->lr;
+}
+
+/* --- exchanges watched across a call that may end them ------------------------------------ */
+
+/* A job's finish or a park's retry answers, and the answer may end the exchange (the client
+ * gone: the transport frees it at once); endpoint_resume comes after. A watch, on the stack
+ * for the length of that call, is told when its exchange ends, so that nothing touches it
+ * afterwards. */
+struct local_watch {
+    struct exchange *ex;
+    bool ended;
+    struct local_watch *outer;
+};
+
+static _Thread_local struct local_watch *local__watches;
+
+static void local__watch(struct local_watch *lw, struct exchange *ex)
+{
+    lw->ex = ex;
+    lw->ended = false;
+    lw->outer = local__watches;
+    local__watches = lw;
+}
+
+static void local__unwatch(struct local_watch *lw)
+{
+    local__watches = lw->outer;
+}
+
+static bool local__ended(const struct exchange *ex)
+{
+    for (const struct local_watch *lw = local__watches; lw; lw = lw->outer)
+        if (lw->ex == ex)
+            return lw->ended;
+    return false;
+}
+
+/* --- the parked list: an exchange is linked from its worker's list or from a walk's --------- */
+
+static void local__link(struct exchange **head, struct exchange *ex)
+{
+    ex->park_next = *head;
+    if (*head)
+        (*head)->park_pprev = &ex->park_next;
+    *head = ex;
+    ex->park_pprev = head;
+}
+
+static void local__unpark(struct exchange *ex)
+{
+    if (!ex->park_pprev)
+        return;
+    *ex->park_pprev = ex->park_next;
+    if (ex->park_next)
+        ex->park_next->park_pprev = ex->park_pprev;
+    ex->park_next = NULL;
+    ex->park_pprev = NULL;
 }
 
 static void local__req_free(struct endpoint_req *lr)
@@ -104,25 +162,20 @@ static void local__req_free(struct endpoint_req *lr)
     free(lr);
 }
 
+/* The exchange ends (answered, or its client gone): out of the parked list, and a job that
+ * runs for it meanwhile finishes alone. */
 void proxy__local_free(struct exchange *ex)
 {
+    local__unpark(ex);
+    if (ex->waiting) {
+        ex->waiting->ex = NULL;
+        ex->waiting = NULL;
+    }
+    for (struct local_watch *lw = local__watches; lw; lw = lw->outer)
+        if (lw->ex == ex)
+            lw->ended = true;
     local__req_free(ex->lr);
     ex->lr = NULL;
-}
-
-/* The client left while a job ran: the job finishes alone. */
-void proxy__local_orphan(struct conn *c)
-{
-    if (c->state == CS_WAIT && c->ex && c->ex->lr && c->ex->lr->park_retry) {
-        struct proxy_worker *pw = c->w->proxy;
-        for (size_t i = 0; i < pw->nparked; i++)
-            if (pw->parked[i] == c)
-                pw->parked[i] = pw->parked[--pw->nparked];
-    }
-    if (c->waiting) {
-        c->waiting->conn = NULL;
-        c->waiting = NULL;
-    }
 }
 
 static void local__defer_free(struct local_defer *d)
@@ -148,87 +201,85 @@ static void local__defer_run(struct job *j)
     local__cur = NULL;
 }
 
-static enum step local__defer(struct conn *c, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out);
+static enum step local__defer(struct exchange *ex, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out);
 static void local__job_done(struct job *j);
 
 /* Back on the worker: sends what the endpoint answered. */
-static void local__defer_finish(struct endpoint_job *lj, struct conn *c)
+static void local__defer_finish(struct endpoint_job *lj, struct exchange *ex)
 {
     struct local_defer *d = (struct local_defer *)lj;
-    if (!c) {
+    if (!ex) {
         local__defer_free(d);
         return;
     }
-    c->ex->lr = d->lr;
+    ex->lr = d->lr;
     d->lr = NULL;
     switch (d->kind) {
     case ANS_REPLY:
-        endpoint_reply(c, d->status, d->ctype, d->body, d->len, d->headers);
+        endpoint_reply(ex, d->status, d->ctype, d->body, d->len, d->headers);
         break;
     case ANS_PAGE:
-        endpoint_page(c, d->status, d->title, d->body, d->headers);
+        endpoint_page(ex, d->status, d->title, d->body, d->headers);
         break;
     case ANS_ERROR:
-        endpoint_error(c, d->status, d->code, d->body);
+        endpoint_error(ex, d->status, d->code, d->body);
         break;
     case ANS_BUSY:
-        endpoint_busy(c, d->code, d->title, d->body, (unsigned)d->status);
+        endpoint_busy(ex, d->code, d->title, d->body, (unsigned)d->status);
         break;
     case ANS_PARK:
-        if (d->lj.late || c->w->draining) { /* its time is up meanwhile: it answers now */
-            if (local__defer(c, NULL, d->park, true) != STEP_WAIT)
-                endpoint_resume(c);
-        } else if (store_may_have(c->w->store, d->park_key, c->ex->lr->tried_ms)) { /* news meanwhile */
-            if (local__defer(c, NULL, d->park, false) != STEP_WAIT)
-                endpoint_resume(c);
-        } else if (endpoint_park(c, d->park, d->park_key) != ENDPOINT_WAIT) {
-            endpoint_resume(c);
+        if (d->lj.late || ex->w->draining) { /* its time is up meanwhile: it answers now */
+            if (local__defer(ex, NULL, d->park, true) != STEP_WAIT)
+                endpoint_resume(ex);
+        } else if (store_may_have(ex->w->store, d->park_key, ex->lr->tried_ms)) { /* news meanwhile */
+            if (local__defer(ex, NULL, d->park, false) != STEP_WAIT)
+                endpoint_resume(ex);
+        } else if (endpoint_park(ex, d->park, d->park_key) != ENDPOINT_WAIT) {
+            endpoint_resume(ex);
         }
         local__defer_free(d);
         return;
     case ANS_NONE:
-        proxy__respond_error(c->ex, 500, "internal", "The endpoint did not answer.");
+        ex->tp->ops->fail(ex, 500, "internal", "The endpoint did not answer.");
         break;
     }
     local__defer_free(d);
-    endpoint_resume(c);
+    endpoint_resume(ex);
 }
 
 /* Runs the endpoint (or a parked request's retry) on the job pool. A retry keeps the park's
- * timer: when it fires meanwhile, the job is marked late. */
-static enum step local__defer(struct conn *c, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out)
+ * deadline: when it passes meanwhile, the job is marked late. */
+static enum step local__defer(struct exchange *ex, const struct endpoint *ep, endpoint_retry_fn retry, bool timed_out)
 {
     struct local_defer *d = calloc(1, sizeof *d);
     if (!d)
-        return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
-    d->lr = c->ex->lr;
-    c->ex->lr = NULL;
+        return local__step(endpoint_fail(ex, ENDPOINT_NOMEM));
+    d->lr = ex->lr;
+    ex->lr = NULL;
     d->lr->tried_ms = (int64_t)proxy__now_us() / 1000;
     d->ep = ep;
     d->retry = retry;
     d->timed_out = timed_out;
     d->lj.job.run = local__defer_run;
     d->lj.finish = local__defer_finish;
-    d->lj.conn = c;
+    d->lj.ex = ex;
     d->lj.job.done = local__job_done;
-    d->lj.job.home = &c->w->mailbox;
-    c->waiting = &d->lj;
-    c->state = CS_WAIT;
-    if (!retry || timed_out)
-        timer_cancel(&c->timer);
-    jobs_submit(c->w->jobs, &d->lj.job);
+    d->lj.job.home = &ex->w->mailbox;
+    ex->waiting = &d->lj;
+    ex->tp->ops->wait(ex, retry && !timed_out);
+    jobs_submit(ex->w->jobs, &d->lj.job);
     return STEP_WAIT;
 }
 
 /* Runs the endpoint the request names: on the job pool when it needs a remote store. */
-static enum step local__dispatch(struct conn *c)
+static enum step local__dispatch(struct exchange *ex)
 {
-    const struct endpoint *ep = endpoint_find(local__tables, local__ntables, c->ex->lr);
+    const struct endpoint *ep = endpoint_find(local__tables, local__ntables, ex->lr);
     if (!ep)
-        return proxy__respond_error(c->ex, 404, "not_found", "No such page.");
-    if (store_remote(c->w->store) && ep->needs_store)
-        return local__defer(c, ep, NULL, false);
-    return local__step(ep->handle(c, c->ex->lr));
+        return ex->tp->ops->fail(ex, 404, "not_found", "No such page.");
+    if (store_remote(ex->w->store) && ep->needs_store)
+        return local__defer(ex, ep, NULL, false);
+    return local__step(ep->handle(ex, ex->lr));
 }
 
 /* Keeps an answer made on the job pool. */
@@ -331,56 +382,40 @@ static int local__request(struct exchange *ex, const struct http_request *req, c
     return 0;
 }
 
-enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name)
+enum step proxy__local_start(struct exchange *ex, const struct http_request *req, const char *name)
 {
-    struct exchange *ex = c->ex;
     if (local__request(ex, req, name) != 0)
         goto nomem;
     if (ex->req_body == HTTP_BODY_CHUNKED) {
         ex->close_after = true;
-        return proxy__respond_error(c->ex, 411, "length_required", "Send the form with a Content-Length.");
+        return ex->tp->ops->fail(ex, 411, "length_required", "Send the form with a Content-Length.");
     }
     if (ex->req_body == HTTP_BODY_LENGTH && ex->req_left > ENDPOINT_MAX_BODY) {
         ex->close_after = true;
-        return proxy__respond_error(c->ex, 413, "payload_too_large", "The form is too large.");
+        return ex->tp->ops->fail(ex, 413, "payload_too_large", "The form is too large.");
     }
-    if (!ex->req_done) {
-        c->state = CS_LOCAL_FORM;
-        timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.client);
-        return STEP_PROGRESS;
-    }
-    return local__dispatch(c);
+    if (!ex->req_done)
+        return ex->tp->ops->read_all(ex, &ex->lr->body, local__dispatch);
+    return local__dispatch(ex);
 nomem:
     ex->close_after = true;
-    return local__step(endpoint_fail(c, ENDPOINT_NOMEM));
+    return local__step(endpoint_fail(ex, ENDPOINT_NOMEM));
 }
 
-static void local__take(struct conn *c, const char *p, size_t n)
-{
-    sb_add(&c->ex->lr->body, p, n);
-}
-
-enum step proxy__step_local_form(struct conn *c)
-{
-    bool done;
-    enum step st = proxy__take_body(c, local__take, &done);
-    return done ? local__dispatch(c) : st;
-}
-
-enum endpoint_result endpoint_reply(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+enum endpoint_result endpoint_reply(struct exchange *ex, int status, const char *ctype, const char *body, size_t len,
                                     const char *headers)
 {
     if (local__cur)
         return local__keep(ANS_REPLY, status, ctype, body, len, headers, NULL, NULL);
-    return local__result(proxy__respond(c, status, ctype, body, len, headers));
+    return local__result(ex->tp->ops->respond(ex, status, ctype, body, len, headers));
 }
 
-enum endpoint_result endpoint_json(struct conn *c, int status, json_t *j, const char *headers)
+enum endpoint_result endpoint_json(struct exchange *ex, int status, json_t *j, const char *headers)
 {
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!body)
-        return endpoint_fail(c, ENDPOINT_NOMEM);
+        return endpoint_fail(ex, ENDPOINT_NOMEM);
     size_t n = strlen(body);
     char *nl = realloc(body, n + 2);
     if (nl) {
@@ -388,68 +423,75 @@ enum endpoint_result endpoint_json(struct conn *c, int status, json_t *j, const 
         body[n++] = '\n';
         body[n] = '\0';
     }
-    enum endpoint_result st = endpoint_reply(c, status, "application/json", body, n, headers);
+    enum endpoint_result st = endpoint_reply(ex, status, "application/json", body, n, headers);
     free(body);
     return st;
 }
 
-enum endpoint_result endpoint_redirect(struct conn *c, const char *location, const char *headers)
+enum endpoint_result endpoint_redirect(struct exchange *ex, const char *location, const char *headers)
 {
     struct strbuf sb;
     sb_init(&sb, 3 * BUF_SIZE / 4);
     sb_addf(&sb, "Location: %s\r\n%s", location, headers ? headers : "");
-    enum endpoint_result st = sb.overflow ? endpoint_error(c, 500, "internal", "Redirect too long.")
-                                          : endpoint_reply(c, 302, "text/html; charset=utf-8", "", 0, sb.p);
+    enum endpoint_result st = sb.overflow ? endpoint_error(ex, 500, "internal", "Redirect too long.")
+                                          : endpoint_reply(ex, 302, "text/html; charset=utf-8", "", 0, sb.p);
     sb_free(&sb);
     return st;
 }
 
-enum endpoint_result endpoint_page(struct conn *c, int status, const char *title, const char *html,
+enum endpoint_result endpoint_page(struct exchange *ex, int status, const char *title, const char *html,
                                    const char *headers)
 {
     if (local__cur)
         return local__keep(ANS_PAGE, status, NULL, html, strlen(html), headers, title, NULL);
-    return local__result(proxy__page(c->ex, status, title, html, headers));
+    return local__result(proxy__page(ex, status, title, html, headers));
 }
 
-enum endpoint_result endpoint_error(struct conn *c, int status, const char *code, const char *message)
+enum endpoint_result endpoint_error(struct exchange *ex, int status, const char *code, const char *message)
 {
     if (local__cur)
         return local__keep(ANS_ERROR, status, NULL, message, strlen(message), NULL, NULL, code);
-    return local__result(proxy__respond_error(c->ex, status, code, message));
+    return local__result(ex->tp->ops->fail(ex, status, code, message));
 }
 
-enum endpoint_result endpoint_busy(struct conn *c, const char *code, const char *title, const char *message,
+enum endpoint_result endpoint_busy(struct exchange *ex, const char *code, const char *title, const char *message,
                                    unsigned retry_s)
 {
     if (local__cur)
         return local__keep(ANS_BUSY, (int)retry_s, NULL, message, strlen(message), NULL, title, code);
-    return local__result(proxy__respond_busy(c->ex, code, title, message, retry_s));
+    return local__result(proxy__respond_busy(ex, code, title, message, retry_s));
 }
 
+/* A job is done: its finish runs with the exchange (NULL: it ended meanwhile), which carries
+ * on unless the answer ended it (endpoint_resume). */
 static void local__job_done(struct job *j)
 {
     struct endpoint_job *lj = (struct endpoint_job *)j;
-    struct conn *c = lj->conn;
-    if (c)
-        c->waiting = NULL;
-    lj->finish(lj, c);
+    struct exchange *ex = lj->ex;
+    struct local_watch lw;
+    if (!ex) {
+        lj->finish(lj, NULL);
+        return;
+    }
+    ex->waiting = NULL;
+    local__watch(&lw, ex);
+    lj->finish(lj, ex);
+    local__unwatch(&lw);
 }
 
-enum endpoint_result endpoint_wait(struct conn *c, struct endpoint_job *lj, struct jobs *js)
+enum endpoint_result endpoint_wait(struct exchange *ex, struct endpoint_job *lj, struct jobs *js)
 {
     if (local__cur) { /* already on the job pool: run it and its finish here, answer kept */
         lj->job.run(&lj->job);
-        lj->conn = NULL;
-        lj->finish(lj, (struct conn *)local__cur); /* a handle, never looked into */
+        lj->ex = NULL;
+        lj->finish(lj, (struct exchange *)local__cur); /* a handle, never looked into */
         return ENDPOINT_WAIT;
     }
-    lj->conn = c;
+    lj->ex = ex;
     lj->job.done = local__job_done;
-    lj->job.home = &c->w->mailbox;
-    c->waiting = lj;
-    c->state = CS_WAIT;
-    timer_cancel(&c->timer); /* the job has its own timeouts (libcurl's) */
+    lj->job.home = &ex->w->mailbox;
+    ex->waiting = lj;
+    ex->tp->ops->wait(ex, false); /* the job has its own timeouts (libcurl's) */
     jobs_submit(js, &lj->job);
     return ENDPOINT_WAIT;
 }
@@ -457,13 +499,13 @@ enum endpoint_result endpoint_wait(struct conn *c, struct endpoint_job *lj, stru
 void endpoint_detach(const struct endpoint_req *r, struct endpoint_job *lj)
 {
     struct worker_ctx *w = r->home;
-    lj->conn = NULL;
+    lj->ex = NULL;
     lj->job.done = local__job_done;
     lj->job.home = &w->mailbox;
     jobs_submit(w->jobs, &lj->job);
 }
 
-enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, const char *key)
+enum endpoint_result endpoint_park(struct exchange *ex, endpoint_retry_fn retry, const char *key)
 {
     if (local__cur) {
         local__cur->park = retry;
@@ -471,90 +513,86 @@ enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, cons
         local__cur->kind = local__cur->park_key ? ANS_PARK : ANS_NONE;
         return ENDPOINT_WAIT;
     }
-    struct worker_ctx *w = c->w;
-    struct proxy_worker *pw = w->proxy;
-    if (pw->nparked == pw->parked_cap) {
-        size_t cap = pw->parked_cap ? 2 * pw->parked_cap : 16;
-        struct conn **p = realloc(pw->parked, cap * sizeof *p);
-        if (!p)
-            return endpoint_fail(c, ENDPOINT_NOMEM);
-        pw->parked = p;
-        pw->parked_cap = cap;
+    struct endpoint_req *lr = ex->lr;
+    if (!lr->park_key || strcmp(lr->park_key, key)) {
+        free(lr->park_key);
+        lr->park_key = strdup(key);
+        if (!lr->park_key)
+            return endpoint_fail(ex, ENDPOINT_NOMEM);
     }
-    pw->parked[pw->nparked++] = c;
-    c->ex->lr->park_retry = retry;
-    if (!c->ex->lr->park_key || strcmp(c->ex->lr->park_key, key)) {
-        free(c->ex->lr->park_key);
-        c->ex->lr->park_key = strdup(key);
-        if (!c->ex->lr->park_key) {
-            pw->nparked--;
-            return endpoint_fail(c, ENDPOINT_NOMEM);
-        }
-    }
-    c->state = CS_WAIT;
-    if (!c->ex->lr->parked) { /* parked again after news: keep the first deadline */
-        c->ex->lr->parked = true;
-        timer_arm(w->loop, &c->timer, &w->proxy->timers.parked);
+    lr->park_retry = retry;
+    local__link(&ex->w->proxy->parked, ex);
+    ex->tp->ops->wait(ex, true);
+    if (!lr->parked) { /* parked again after news: keep the first deadline */
+        lr->parked = true;
+        ex->tp->ops->arm(ex, &ex->w->proxy->timers.parked);
     }
     return ENDPOINT_WAIT;
 }
 
-static void local__unpark(struct conn *c)
+/* A parked request's retry, from news or its deadline; it answers, or parks again. With a
+ * remote store the retry runs on the job pool, and only for news that may concern it. */
+static void local__retry(struct exchange *ex, bool timed_out)
 {
-    struct proxy_worker *pw = c->w->proxy;
-    for (size_t i = 0; i < pw->nparked; i++) {
-        if (pw->parked[i] == c) {
-            pw->parked[i] = pw->parked[--pw->nparked];
-            return;
-        }
-    }
-}
-
-/* A parked request's retry, from news or its timer; it answers, or parks again. With a remote
- * store the retry runs on the job pool, and only for news that may concern it. */
-void proxy__local_retry(struct conn *c, bool timed_out)
-{
-    struct endpoint_req *lr = c->ex->lr;
-    if (store_remote(c->w->store)) {
-        if (!timed_out && !store_may_have(c->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
-            return;
-        local__unpark(c);
-        if (local__defer(c, NULL, lr->park_retry, timed_out) != STEP_WAIT)
-            endpoint_resume(c);
+    struct endpoint_req *lr = ex->lr;
+    struct local_watch lw;
+    if (store_remote(ex->w->store) && !timed_out &&
+        !store_may_have(ex->w->store, lr->park_key ? lr->park_key : "", lr->tried_ms))
         return;
+    local__unpark(ex);
+    local__watch(&lw, ex);
+    if (store_remote(ex->w->store)) {
+        if (local__defer(ex, NULL, lr->park_retry, timed_out) != STEP_WAIT)
+            endpoint_resume(ex);
+    } else {
+        lr->park_retry(ex, timed_out);
+        endpoint_resume(ex);
     }
-    local__unpark(c);
-    lr->park_retry(c, timed_out);
-    endpoint_resume(c);
+    local__unwatch(&lw);
 }
 
-bool proxy__local_late(struct conn *c)
+bool proxy__local_timeout(struct exchange *ex)
 {
-    if (!c->waiting || c->waiting->job.run != local__defer_run)
+    if (ex->park_pprev) {
+        local__retry(ex, true);
+        return true;
+    }
+    if (!ex->waiting || ex->waiting->job.run != local__defer_run)
         return false;
-    c->waiting->late = true;
+    ex->waiting->late = true;
     return true;
+}
+
+/* Retries every exchange parked on w now. A retry may park its exchange again, or end others:
+ * the ones parked now move to a list of their own, each back to the worker's before its retry. */
+static void local__retry_all(struct worker_ctx *w, bool timed_out)
+{
+    struct exchange *now = w->proxy->parked;
+    w->proxy->parked = NULL;
+    if (now)
+        now->park_pprev = &now;
+    while (now) {
+        struct exchange *ex = now;
+        local__unpark(ex);
+        local__link(&w->proxy->parked, ex);
+        local__retry(ex, timed_out);
+    }
 }
 
 void local_retry_parked(struct worker_ctx *w)
 {
-    /* a retry may park again (appending): walk a copy of what is parked now */
-    size_t n = w->proxy->nparked;
-    struct conn **copy = n ? malloc(n * sizeof *copy) : NULL;
-    if (!copy)
-        return;
-    memcpy(copy, w->proxy->parked, n * sizeof *copy);
-    for (size_t i = 0; i < n; i++)
-        if (!copy[i]->closed && copy[i]->state == CS_WAIT && copy[i]->ex && copy[i]->ex->lr &&
-            copy[i]->ex->lr->park_retry)
-            proxy__local_retry(copy[i], false);
-    free(copy);
+    local__retry_all(w, false);
 }
 
-void endpoint_resume(struct conn *c)
+void proxy__local_drain(struct worker_ctx *w)
+{
+    local__retry_all(w, true); /* a long poll answers "nothing yet" now */
+}
+
+void endpoint_resume(struct exchange *ex)
 {
     if (local__cur) /* on the job pool: the worker resumes it when it sends the answer */
         return;
-    if (!c->closed)
-        proxy__pump(c);
+    if (!local__ended(ex))
+        ex->tp->ops->wake(ex);
 }

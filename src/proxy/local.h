@@ -1,6 +1,6 @@
-/* The HTTP/1.1 transport of the gateway's own endpoints (request/endpoint.h): the endpoint
- * request copied out of the request head, its small body read in full, the tables walked to
- * find the endpoint, its answers sent, and parking on background jobs or long polls. */
+/* The gateway's own endpoints (request/endpoint.h) on an exchange, over any transport: the
+ * endpoint request copied out of the request head, its small body read in full, the tables
+ * walked to find the endpoint, its answers sent, and parking on background jobs or long polls. */
 #ifndef LATCH_LOCAL_H
 #define LATCH_LOCAL_H
 

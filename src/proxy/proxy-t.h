@@ -20,7 +20,6 @@
 struct runtime;
 struct app_rt;
 struct endpoint_req;
-struct endpoint_job;
 struct minted;
 struct connlimit;
 
@@ -33,8 +32,8 @@ enum conn_state {
     CS_RESPOND,     /* writing an answer we generated */
     CS_TUNNEL,      /* after 101 Switching Protocols: bytes both ways */
     CS_LINGER,      /* response sent, write side shut: reading what the client still sends */
-    CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body */
-    CS_WAIT,        /* an own endpoint waiting for a background job */
+    CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body (read_all) */
+    CS_WAIT,        /* an own endpoint waiting for a background job or parked (wait) */
 };
 
 /* A client connection: the HTTP/1.1 transport (conn.c), carrying one exchange at a time. */
@@ -47,7 +46,8 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
-    struct endpoint_job *waiting;         /* parked on a background job (CS_WAIT) */
+    struct strbuf *form;               /* CS_LOCAL_FORM: the body read into it, */
+    enum step (*form_done)(struct exchange *ex); /* then this */
     size_t head_scanned;
     uint8_t state;
     uint8_t listener;
@@ -77,8 +77,8 @@ struct proxy_worker {
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;
-    struct conn **parked;              /* long polls waiting for news (local_park) */
-    size_t nparked, parked_cap;
+    struct exchange *parked;           /* long polls waiting for news (endpoint_park), linked
+                                        * through their park_next */
     struct minted *minted;             /* assertions minted for service tokens (identity.c) */
     struct connlimit *climit;          /* the node's open connections per client (connlimit.h) */
     struct worker_ctx_notice cap_notice; /* clients refused at max_connections_per_client */

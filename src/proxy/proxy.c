@@ -87,7 +87,6 @@ void proxy_worker_free(struct worker_ctx *w)
     upstream_free_pools(pw);
     proxy__reap_conns(pw);
     proxy__minted_free(pw);
-    free(pw->parked);
     struct timer_queue *q[NQUEUES];
     proxy__queues(pw, q);
     for (size_t i = 0; i < NQUEUES; i++)

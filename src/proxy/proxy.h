@@ -66,12 +66,9 @@ void proxy__reap_conns(struct proxy_worker *pw);
 enum read_result proxy__read_client(struct conn *c);
 /* Validates newly arrived request body bytes; sets rx_ready and req_done. -1: bad framing. */
 int proxy__body_ready(struct conn *c);
-/* Reads the whole request body into `take` (a local endpoint's form, the echo's digest).
- * *done is set when all of it arrived; otherwise the step to return (wait, closed, or a 400
- * already answered). */
-enum step proxy__take_body(struct conn *c, void (*take)(struct conn *c, const char *p, size_t n),
-                           bool *done);
-/* The same over any transport: `take` gets the body's bytes as they arrive. */
+/* Reads the whole request body into `take` (a local endpoint's form, the echo's digest), over
+ * any transport: `take` gets the body's bytes as they arrive. *done is set when all of it
+ * arrived; otherwise the step to return (wait, closed, or a 400 already answered). */
 enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
                            void *arg, bool *done);
 /* Gives up `n` ready body bytes from the client buffer. */
@@ -116,15 +113,17 @@ enum step proxy__step_proxy(struct exchange *ex);
 enum step proxy__step_tunnel(struct exchange *ex);
 void proxy__origin_timeout(struct exchange *ex);
 
-/* Own endpoints (local.c): `name` is what the endpoint tables are searched for (the path after
- * /cdn-cgi/access/, or ENDPOINT_AUTH_ROOT). */
-enum step proxy__local_start(struct conn *c, const struct http_request *req, const char *name);
-enum step proxy__step_local_form(struct conn *c);
+/* Own endpoints (local.c), on the exchange and its transport's operations alone: `name` is
+ * what the endpoint tables are searched for (the path after /cdn-cgi/access/, or
+ * ENDPOINT_AUTH_ROOT). */
+enum step proxy__local_start(struct exchange *ex, const struct http_request *req, const char *name);
+/* Before the exchange is freed: out of the parked list, its job left to finish alone. */
 void proxy__local_free(struct exchange *ex);
-void proxy__local_orphan(struct conn *c);
-void proxy__local_retry(struct conn *c, bool timed_out);
-/* The park timer fired while the request's retry runs on the job pool: true when so marked. */
-bool proxy__local_late(struct conn *c);
+/* The deadline of an exchange that waits (transport `wait`) passed: a long poll answers (or
+ * its retry on the job pool is marked late). false: nothing waits on it (the transport ends it). */
+bool proxy__local_timeout(struct exchange *ex);
+/* Draining: every parked long poll of w answers now ("nothing yet"). */
+void proxy__local_drain(struct worker_ctx *w);
 
 /* The built-in echo origin (echo.c). */
 enum step proxy__step_echo(struct exchange *ex);

@@ -2,7 +2,8 @@
  * it answers, and the table rows a transport walks to find one (in the spirit of h2o's
  * `on_req` handlers). An endpoint knows nothing of the connection that carries its request:
  * it gets a request object with only what it may use and answers through the functions below,
- * which the transport (src/proxy/local.c for HTTP/1.1) implements. */
+ * which src/proxy/local.c implements on the request's exchange, over whichever transport
+ * carries it. */
 #ifndef LATCH_ENDPOINT_H
 #define LATCH_ENDPOINT_H
 
@@ -16,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct conn; /* the transport's handle for one request: passed along, never looked into */
+struct exchange; /* the request's exchange (request/exchange.h), the endpoint's handle on it:
+                  * passed along, never looked into */
 struct keyset;
 struct log_sink;
 struct metrics_worker;
@@ -63,7 +65,7 @@ static inline int64_t endpoint_session_s(const struct config *cfg, const struct 
 }
 
 /* One request to an endpoint, copied out of the request head (owned: a job may outlive the
- * connection). */
+ * exchange). */
 struct endpoint_req {
     const char *name;          /* the path after /cdn-cgi/access/ ("login/app.example.com"), or
                                 * ENDPOINT_AUTH_ROOT */
@@ -101,9 +103,9 @@ struct endpoint_req {
     void *publish_ctx;
     /* Wakes the parked requests of every worker (news about a key they wait for). */
     void (*wake_parked)(const struct endpoint_req *r);
-    /* The transport's (src/proxy/local.c), never looked into by an endpoint: */
+    /* src/proxy/local.c's, never looked into by an endpoint: */
     void *home;                /* the worker the request arrived on */
-    enum endpoint_result (*park_retry)(struct conn *c, bool timed_out); /* its endpoint_park retry */
+    enum endpoint_result (*park_retry)(struct exchange *ex, bool timed_out); /* its endpoint_park retry */
     char *park_key;            /* the store key a parked request waits for */
     int64_t tried_ms;          /* (remote store) when its retry last asked the store, monotonic */
     bool parked;               /* the park deadline is set */
@@ -114,7 +116,7 @@ struct endpoint_req {
  * matches and may serve the request (an auth_domain_only row only on the auth domain). Rows
  * that never touch the shared store (needs_store false) run on the worker; with a remote store
  * the others run on the job pool. */
-typedef enum endpoint_result (*endpoint_fn)(struct conn *c, struct endpoint_req *r);
+typedef enum endpoint_result (*endpoint_fn)(struct exchange *ex, struct endpoint_req *r);
 struct endpoint {
     const char *name;
     bool needs_store;
@@ -130,47 +132,48 @@ struct endpoint_table {
 const struct endpoint *endpoint_find(const struct endpoint_table *const *tables, size_t ntables,
                                      const struct endpoint_req *r);
 
-/* Work parked on a background job; `finish` runs back on the worker with the connection, or
- * with NULL when the client went away meanwhile; it frees the job either way. */
+/* Work parked on a background job; `finish` runs back on the worker with the exchange, or
+ * with NULL when the client went away meanwhile (the exchange ended); it frees the job either
+ * way. */
 struct endpoint_job {
     struct job job;
-    struct conn *conn;
-    void (*finish)(struct endpoint_job *ej, struct conn *c);
+    struct exchange *ex;
+    void (*finish)(struct endpoint_job *ej, struct exchange *ex);
     bool late;                 /* the request's park deadline passed while the job ran */
 };
 
-/* The functions below are the transport's (src/proxy/local.c implements them for HTTP/1.1).
- * With a remote store (Redis), the endpoints run on the job pool, never on a worker's loop:
- * their answers (endpoint_reply … endpoint_park) are kept and sent by the worker afterwards,
- * and `c` is then only a handle to pass along. */
-struct endpoint_req *endpoint_request(struct conn *c);
+/* The functions below are the proxy's (src/proxy/local.c implements them over the exchange's
+ * transport operations: HTTP/1.1 today). With a remote store (Redis), the endpoints run on the
+ * job pool, never on a worker's loop: their answers (endpoint_reply … endpoint_park) are kept
+ * and sent by the worker afterwards, and `ex` is then only a handle to pass along. */
+struct endpoint_req *endpoint_request(struct exchange *ex);
 
 /* Answers (each ends the handler's turn: return what they return). `headers` are extra lines,
  * each ending in CRLF (Set-Cookie, Location…), or NULL. */
-enum endpoint_result endpoint_reply(struct conn *c, int status, const char *ctype, const char *body,
+enum endpoint_result endpoint_reply(struct exchange *ex, int status, const char *ctype, const char *body,
                                     size_t len, const char *headers);
-enum endpoint_result endpoint_json(struct conn *c, int status, json_t *j, const char *headers); /* steals j */
-enum endpoint_result endpoint_redirect(struct conn *c, const char *location, const char *headers);
+enum endpoint_result endpoint_json(struct exchange *ex, int status, json_t *j, const char *headers); /* steals j */
+enum endpoint_result endpoint_redirect(struct exchange *ex, const char *location, const char *headers);
 /* A page in the gateway's look; `html` is the inner body, already escaped. */
-enum endpoint_result endpoint_page(struct conn *c, int status, const char *title, const char *html,
+enum endpoint_result endpoint_page(struct exchange *ex, int status, const char *title, const char *html,
                                    const char *headers);
 /* An error: a page for browsers, {"error": code, "message": …} for scripts. */
-enum endpoint_result endpoint_error(struct conn *c, int status, const char *code, const char *message);
+enum endpoint_result endpoint_error(struct exchange *ex, int status, const char *code, const char *message);
 /* 503 with Retry-After: retry_s: a page (title, message, a button that tries again) for
  * browsers, {"error": code, "message": …} for scripts. */
-enum endpoint_result endpoint_busy(struct conn *c, const char *code, const char *title, const char *message,
+enum endpoint_result endpoint_busy(struct exchange *ex, const char *code, const char *title, const char *message,
                                    unsigned retry_s);
 /* Parks the request on a background job (jobs.h). */
-enum endpoint_result endpoint_wait(struct conn *c, struct endpoint_job *ej, struct jobs *js);
-/* Parks the request until `retry` answers it: retry(c, false) runs whenever another worker
- * (or, with Redis, another node) signals news about `key` (wake_parked), retry(c, true) once
+enum endpoint_result endpoint_wait(struct exchange *ex, struct endpoint_job *ej, struct jobs *js);
+/* Parks the request until `retry` answers it: retry(ex, false) runs whenever another worker
+ * (or, with Redis, another node) signals news about `key` (wake_parked), retry(ex, true) once
  * the park's 25 s (under the CLI's 30 s) have passed since it first parked: it must answer
  * then. The handoff's long poll (SPEC.md §7). */
-typedef enum endpoint_result (*endpoint_retry_fn)(struct conn *c, bool timed_out);
-enum endpoint_result endpoint_park(struct conn *c, endpoint_retry_fn retry, const char *key);
+typedef enum endpoint_result (*endpoint_retry_fn)(struct exchange *ex, bool timed_out);
+enum endpoint_result endpoint_park(struct exchange *ex, endpoint_retry_fn retry, const char *key);
 /* Runs a job that no request waits for (sending mail); `finish` gets NULL. */
 void endpoint_detach(const struct endpoint_req *r, struct endpoint_job *ej);
-/* After `finish` answered on a connection: lets it carry on. */
-void endpoint_resume(struct conn *c);
+/* After `finish` answered on an exchange: lets it carry on (nothing when the answer ended it). */
+void endpoint_resume(struct exchange *ex);
 
 #endif

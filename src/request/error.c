@@ -15,15 +15,15 @@ int endpoint_cause_status(enum endpoint_cause cause)
     return 500;
 }
 
-enum endpoint_result endpoint_fail(struct conn *c, enum endpoint_cause cause)
+enum endpoint_result endpoint_fail(struct exchange *ex, enum endpoint_cause cause)
 {
     switch (cause) {
     case ENDPOINT_STORE_DOWN:
-        return endpoint_busy(c, "store_unavailable", "Signing in is unavailable",
+        return endpoint_busy(ex, "store_unavailable", "Signing in is unavailable",
                              "Signing in needs the shared session store, which cannot be reached right now. "
                              "Try again in a few seconds.", ENDPOINT_STORE_RETRY_S);
     case ENDPOINT_NOMEM:
         break;
     }
-    return endpoint_error(c, endpoint_cause_status(cause), "internal", "Out of memory.");
+    return endpoint_error(ex, endpoint_cause_status(cause), "internal", "Out of memory.");
 }

@@ -42,6 +42,6 @@ enum endpoint_cause endpoint_store_cause(enum store_result sr);
 /* The HTTP status a cause is answered with. */
 int endpoint_cause_status(enum endpoint_cause cause);
 /* Answers a cause: a page for browsers, {"error": …, "message": …} for scripts. */
-enum endpoint_result endpoint_fail(struct conn *c, enum endpoint_cause cause);
+enum endpoint_result endpoint_fail(struct exchange *ex, enum endpoint_cause cause);
 
 #endif

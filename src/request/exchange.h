@@ -40,6 +40,8 @@ struct listener_cfg;
 struct buf;
 struct upstream;
 struct endpoint_req;
+struct endpoint_job;
+struct strbuf;
 struct timer_queue;
 struct exchange;
 
@@ -95,6 +97,18 @@ struct transport_ops {
     const struct listener_cfg *(*listener)(const struct exchange *ex);
     /* The client's connection is TLS (to us; a TLS terminator in front is the listener's). */
     bool (*tls)(const struct exchange *ex);
+
+    /* The gateway's own endpoints (proxy/local.c): */
+    /* Reads the rest of a small request body (a form: its length checked already) into `into`,
+     * then runs `done` (its step is the exchange's); meanwhile the transport runs its own loop
+     * and the client timeout applies between reads. The step to return now. */
+    enum step (*read_all)(struct exchange *ex, struct strbuf *into, enum step (*done)(struct exchange *ex));
+    /* The exchange waits on something other than its client (a background job, a long poll's
+     * news) until `wake`: the transport reads and writes nothing for it meanwhile, and ends it
+     * (the exchange freed) if the client goes away. keep_deadline: the deadline armed stays (a
+     * long poll's, set by `arm`; when it passes, the transport hands the exchange back to the
+     * own endpoints: proxy__local_timeout); otherwise none (a job has its own timeouts). */
+    void (*wait)(struct exchange *ex, bool keep_deadline);
 };
 
 struct transport {
@@ -162,6 +176,9 @@ struct exchange {
     char *tail;                        /* a generated body too large for one buffer (certs with */
     size_t tail_len, tail_off;         /* many keys): sent after the head */
     struct endpoint_req *lr;           /* own endpoints (/cdn-cgi/access/…) */
+    struct endpoint_job *waiting;      /* the background job it waits for (`wait`) */
+    struct exchange *park_next;        /* parked (a long poll): its worker's list of them, */
+    struct exchange **park_pprev;      /* where it is linked from (NULL: not parked) */
     void *sha;                         /* echo: EVP_MD_CTX, digest of the decoded body */
     uint64_t echo_bytes;
     uint8_t echo_state;                /* echo: de-chunking state over validated bytes */

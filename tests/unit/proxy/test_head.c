@@ -8,7 +8,12 @@
  * the head built for it (request line, query, fields with leading white space trimmed, more
  * than its first allocation) and reflects the fields as JSON (lowercase names, repeats joined
  * with ", ", escaped), and its page marks the identity (the value of that key only) and
- * escapes HTML. */
+ * escapes HTML. What admission reads from a client's head: an X-Forwarded-For item is a bare
+ * IPv4 or IPv6 address (white space around it ignored, IPv4 mapped, nothing past its length
+ * read; a port, brackets, a zone, a name refused); a page is for a GET or HEAD that accepts
+ * text/html; a service token's credentials come from the two headers (first of each, and they
+ * win), else from the app's JSON header (both members strings, no duplicate keys, no NUL), and
+ * a value too long for its buffer is refused, not cut. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -325,6 +330,177 @@ static void test_json_pretty(void **state)
     sb_free(&sb);
 }
 
+/* --- what admission reads from a client's head --- */
+
+static const uint8_t v4_192_0_2_1[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1 };
+
+static int parse_ip(const char *s, uint8_t out[16])
+{
+    return head_parse_ip(s, strlen(s), out);
+}
+
+static void test_parse_ip(void **state)
+{
+    uint8_t ip[16];
+    assert_int_equal(parse_ip("192.0.2.1", ip), 0);
+    assert_memory_equal(ip, v4_192_0_2_1, 16);
+    assert_int_equal(parse_ip(" \t192.0.2.1\t ", ip), 0); /* the white space around a list item */
+    assert_memory_equal(ip, v4_192_0_2_1, 16);
+    assert_int_equal(parse_ip("::ffff:192.0.2.1", ip), 0); /* the same address written as IPv6 */
+    assert_memory_equal(ip, v4_192_0_2_1, 16);
+    static const uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+    assert_int_equal(parse_ip("2001:db8::1", ip), 0);
+    assert_memory_equal(ip, v6, 16);
+    assert_int_equal(parse_ip("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", ip), 0); /* the longest */
+
+    /* only s[0..n): the rest of the X-Forwarded-For list is not read */
+    const char *list = "192.0.2.1, 2001:db8::1";
+    assert_int_equal(head_parse_ip(list, 9, ip), 0);
+    assert_memory_equal(ip, v4_192_0_2_1, 16);
+    assert_int_equal(head_parse_ip(list, 10, ip), -1); /* the comma is not white space */
+
+    /* white space does not count toward the length limit; the address does */
+    char padded[256];
+    snprintf(padded, sizeof padded, "%100s192.0.2.1%100s", "", "");
+    assert_int_equal(parse_ip(padded, ip), 0);
+    assert_memory_equal(ip, v4_192_0_2_1, 16);
+    assert_int_equal(parse_ip("1111:2222:3333:4444:5555:6666:7777:8888:9999:0000", ip), -1);
+
+    static const char *const refused[] = {
+        "", "  \t ", "192.0.2.1:8080", "[2001:db8::1]", "[2001:db8::1]:443", "fe80::1%eth0",
+        "example.com", "unknown", "_hidden", "192.0.2", "192.0.2.256", "192.0.2.1 10.0.0.1",
+        "for=192.0.2.1", "192.0.2.1\r", "2001:db8::1::2",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        assert_int_equal(parse_ip(refused[i], ip), -1);
+}
+
+/* A real head, parsed: its slices point into head, which must outlive req. */
+static void parse(const char *head, struct http_request *req)
+{
+    size_t scanned = 0;
+    assert_true(http_parse_request(head, strlen(head), &scanned, req) > 0);
+}
+
+static bool wants_html(const char *head)
+{
+    struct http_request req;
+    parse(head, &req);
+    return head_wants_html(&req);
+}
+
+static void test_wants_html(void **state)
+{
+    assert_true(wants_html("GET / HTTP/1.1\r\nHost: a\r\n"
+                           "Accept: text/html,application/xhtml+xml,*/*;q=0.8\r\n\r\n"));
+    assert_true(wants_html("HEAD / HTTP/1.1\r\nHost: a\r\naccept: text/html\r\n\r\n"));
+    assert_true(wants_html("GET / HTTP/1.1\r\nHost: a\r\nAccept: application/json, text/html;q=0.1\r\n\r\n"));
+    /* a script: no Accept, any type (curl), or JSON */
+    assert_false(wants_html("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert_false(wants_html("GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"));
+    assert_false(wants_html("GET / HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\n\r\n"));
+    /* only a navigation (GET or HEAD) gets a page: not a form's POST nor a script's PUT */
+    assert_false(wants_html("POST / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nContent-Length: 0\r\n\r\n"));
+    assert_false(wants_html("PUT / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nContent-Length: 0\r\n\r\n"));
+    assert_false(wants_html("DELETE / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\n"));
+}
+
+struct creds {
+    int rc;
+    bool single;
+    char id[16], secret[16];
+};
+
+/* The credentials in head, for an app reading the JSON header hname (NULL: none), into
+ * buffers of 16 bytes. */
+static struct creds creds_of(const char *head, const char *hname)
+{
+    struct http_request req;
+    struct creds c = { 0 };
+    parse(head, &req);
+    c.rc = head_service_credentials(&req, hname, c.id, sizeof c.id, c.secret, sizeof c.secret, &c.single);
+    return c;
+}
+
+#define HEAD(fields) "GET / HTTP/1.1\r\nHost: a\r\n" fields "\r\n"
+
+static void test_service_credentials(void **state)
+{
+    struct creds c = creds_of(HEAD("CF-Access-Client-Id: ci.access\r\nCF-Access-Client-Secret: s3cret\r\n"), NULL);
+    assert_int_equal(c.rc, 1);
+    assert_false(c.single);
+    assert_string_equal(c.id, "ci.access");
+    assert_string_equal(c.secret, "s3cret");
+    c = creds_of(HEAD("cf-access-client-secret: s\r\ncf-access-client-id: i\r\n"), NULL); /* any case, order */
+    assert_int_equal(c.rc, 1);
+    assert_string_equal(c.id, "i");
+    assert_string_equal(c.secret, "s");
+    c = creds_of(HEAD("CF-Access-Client-Id: first\r\nCF-Access-Client-Id: second\r\n"
+                      "CF-Access-Client-Secret: s\r\n"), NULL);
+    assert_int_equal(c.rc, 1);
+    assert_string_equal(c.id, "first");
+    /* one of the two is none */
+    assert_int_equal(creds_of(HEAD("CF-Access-Client-Id: ci.access\r\n"), NULL).rc, 0);
+    assert_int_equal(creds_of(HEAD("CF-Access-Client-Secret: s3cret\r\n"), NULL).rc, 0);
+    assert_int_equal(creds_of(HEAD(""), NULL).rc, 0);
+    /* a value that does not fit (15 bytes and the NUL) is refused, never cut to a prefix */
+    assert_int_equal(creds_of(HEAD("CF-Access-Client-Id: 123456789012345\r\nCF-Access-Client-Secret: s\r\n"), NULL).rc, 1);
+    assert_int_equal(creds_of(HEAD("CF-Access-Client-Id: 1234567890123456\r\nCF-Access-Client-Secret: s\r\n"), NULL).rc, -1);
+    assert_int_equal(creds_of(HEAD("CF-Access-Client-Id: i\r\nCF-Access-Client-Secret: 1234567890123456\r\n"), NULL).rc, -1);
+
+    /* the app's single JSON header */
+    c = creds_of(HEAD("X-Api-Auth: {\"cf-access-client-id\": \"i.access\", \"cf-access-client-secret\": \"s\"}\r\n"),
+                 "x-api-auth");
+    assert_int_equal(c.rc, 1);
+    assert_true(c.single);
+    assert_string_equal(c.id, "i.access");
+    assert_string_equal(c.secret, "s");
+    /* only when the app names it */
+    assert_int_equal(creds_of(HEAD("X-Api-Auth: {\"cf-access-client-id\":\"i\",\"cf-access-client-secret\":\"s\"}\r\n"),
+                              NULL).rc, 0);
+    assert_int_equal(creds_of(HEAD("X-Api-Auth: {\"cf-access-client-id\":\"i\",\"cf-access-client-secret\":\"s\"}\r\n"),
+                              "authorization").rc, 0);
+    /* the two headers win over the JSON one */
+    c = creds_of(HEAD("Authorization: {\"cf-access-client-id\":\"j\",\"cf-access-client-secret\":\"t\"}\r\n"
+                      "CF-Access-Client-Id: i\r\nCF-Access-Client-Secret: s\r\n"), "authorization");
+    assert_int_equal(c.rc, 1);
+    assert_false(c.single);
+    assert_string_equal(c.id, "i");
+    /* a half of the pair in headers does not stop the JSON header */
+    c = creds_of(HEAD("CF-Access-Client-Id: i\r\n"
+                      "Authorization: {\"cf-access-client-id\":\"j\",\"cf-access-client-secret\":\"t\"}\r\n"),
+                 "authorization");
+    assert_int_equal(c.rc, 1);
+    assert_true(c.single);
+    assert_string_equal(c.id, "j");
+    assert_string_equal(c.secret, "t");
+    /* another use of the header (an API key, other JSON) is none, and left alone */
+    static const char *const other[] = {
+        HEAD("Authorization: Bearer abc.def.ghi\r\n"),
+        HEAD("Authorization: {\"cf-access-client-id\":\"i\"}\r\n"),
+        HEAD("Authorization: {\"cf-access-client-id\":\"i\",\"cf-access-client-secret\":7}\r\n"),
+        HEAD("Authorization: {\"cf-access-client-id\":[\"i\"],\"cf-access-client-secret\":\"s\"}\r\n"),
+        HEAD("Authorization: [\"i\",\"s\"]\r\n"),
+        HEAD("Authorization: \"i\"\r\n"),
+        HEAD("Authorization: {\"cf-access-client-id\":\"i\",\"cf-access-client-secret\":\"s\"} trailing\r\n"),
+        /* two parsers could read a duplicate key two ways: refused */
+        HEAD("Authorization: {\"cf-access-client-id\":\"i\",\"cf-access-client-secret\":\"s\","
+             "\"cf-access-client-id\":\"admin\"}\r\n"),
+        /* a NUL would end the id early in C: refused, not cut */
+        HEAD("Authorization: {\"cf-access-client-id\":\"i\\u0000x\",\"cf-access-client-secret\":\"s\"}\r\n"),
+    };
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        c = creds_of(other[i], "authorization");
+        assert_int_equal(c.rc, 0);
+        assert_false(c.single);
+    }
+    /* too long in JSON: refused, the header recognized as the credentials' */
+    c = creds_of(HEAD("Authorization: {\"cf-access-client-id\":\"1234567890123456\",\"cf-access-client-secret\":\"s\"}\r\n"),
+                 "authorization");
+    assert_int_equal(c.rc, -1);
+    assert_true(c.single);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,7 +508,8 @@ int main(void)
         cmocka_unit_test(test_request_fate),     cmocka_unit_test(test_response_passes),
         cmocka_unit_test(test_upgrade_allowed),  cmocka_unit_test(test_switches_to_websocket),
         cmocka_unit_test(test_lines_read),       cmocka_unit_test(test_fields_json),
-        cmocka_unit_test(test_json_pretty),
+        cmocka_unit_test(test_json_pretty),      cmocka_unit_test(test_parse_ip),
+        cmocka_unit_test(test_wants_html),       cmocka_unit_test(test_service_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

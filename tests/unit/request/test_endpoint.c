@@ -12,10 +12,10 @@
 #include "request/endpoint.h"
 #include "request/error.h"
 
-static enum endpoint_result h_a(struct conn *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
-static enum endpoint_result h_b(struct conn *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
-static enum endpoint_result h_c(struct conn *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
-static enum endpoint_result h_404(struct conn *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
+static enum endpoint_result h_a(struct exchange *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
+static enum endpoint_result h_b(struct exchange *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
+static enum endpoint_result h_c(struct exchange *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
+static enum endpoint_result h_404(struct exchange *c, struct endpoint_req *r) { return ENDPOINT_DONE; }
 
 static const struct endpoint first_rows[] = {
     { "app", false, false, h_a },
