@@ -12,6 +12,7 @@
 #include "core/sshname.h"
 #include "policy/policy.h"
 #include "request/endpoint.h"
+#include "store/cluster.h"
 #include "token/sshca.h"
 #include "token/sshcert.h"
 #include "token/svctokens.h"
@@ -129,6 +130,11 @@ static enum endpoint_result ssh_sign__issue(struct conn *c, struct endpoint_req 
 {
     const struct app_ssh *s = app->ssh;
     char *err = NULL;
+    if (cluster_sshca_ensure(r->store, r->site->cfg->state_dir, app->name, &err) != 0) {
+        log_msg("error", "cert_sign: %s", err ? err : "no SSH CA");
+        free(err);
+        return endpoint_busy(c, "store_unavailable", "Try again", "The SSH certificate authority is not reachable; try again shortly.", 5);
+    }
     EVP_PKEY *ca = sshca_load(r->site->cfg->state_dir, app->name, true, &err);
     if (!ca) {
         log_msg("error", "cert_sign: %s", err ? err : "no SSH CA");

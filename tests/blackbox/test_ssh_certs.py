@@ -355,3 +355,51 @@ def test_service_token_ssh_config_error(tmp_path):
     rc, out = check(path)
     errs = error_lines(path, out)
     assert rc == 2 and len(errs) == 1 and "'bad name' is not a safe login name" in errs[0][2], out
+
+
+# --------------------------------------------------------------------------------------------
+# two nodes on one Redis: one CA per app for the whole cluster, sealed at rest in Redis
+
+def test_two_nodes_share_the_ca(tmp_path, sshd_factory, request):
+    from rediskit import REDIS_SERVER, Redis
+    from test_cluster import A, B, Cluster, issue
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip("needs redis-server")
+    redis = Redis(tmp_path / "redis").start()
+    cluster = Cluster(tmp_path, redis)
+    try:
+        apps = cluster.config()["apps"]
+        apps[0]["ssh"] = {"principals": ["root"]}   # api
+        na = cluster.node("a", A, apps=apps)
+        nb = cluster.node("b", B, apps=apps)
+        key = keygen(tmp_path / "k")
+        pub = (tmp_path / "k.pub").read_text()
+        body = json.dumps({"public_key": pub})
+        hdr = [("Content-Type", "application/json")]
+        # first use on node A makes the CA; node B signs with the same one (it adopts the
+        # cluster's before its first certificate, never makes its own)
+        r = na.req("/cdn-cgi/access/cert_sign", "api", method="POST", body=body,
+                   headers=hdr + [("cf-access-token", issue(na, "alice@example.com"))])
+        assert r.status == 200, r
+        ca_a = ak.cli(na, "ssh-ca", "--app", "api", check=True).stdout.strip()
+        ca_b = ak.cli(nb, "ssh-ca", "--app", "api", check=True).stdout.strip()
+        assert ca_a == ca_b and ca_a.startswith("ssh-ed25519 "), (ca_a, ca_b)
+        r = nb.req("/cdn-cgi/access/cert_sign", "api", method="POST", body=body,
+                   headers=hdr + [("cf-access-token", issue(nb, "bob@example.com"))])
+        assert r.status == 200, r
+        write_cert(key, r.json()["certificate"])
+        s = sshd_factory(trusted_ca=ca_a)
+        r = run_ssh(s, user="root", command="id -un", identity=key)
+        assert r.returncode == 0 and r.stdout.strip() == "root", (r.stderr, s.log())
+        # at rest in Redis: sealed, no private key in the clear
+        vals = redis.cmd("HGETALL", "latch:sshca")
+        assert vals and vals[0] == b"api" and b"PRIVATE KEY" not in vals[1], vals
+        # a node whose CA file differs (one made while apart, here planted) takes the cluster's
+        other = ak.cli(na, "ssh-ca", "--app", "api2", check=True).stdout.split()[1]
+        planted = ak.state_dir(nb) / "ssh_ca" / "api2.pem"
+        planted.parent.mkdir(exist_ok=True)
+        planted.write_bytes((ak.state_dir(na) / "ssh_ca" / "api.pem").read_bytes())
+        assert ak.cli(nb, "ssh-ca", "--app", "api2", check=True).stdout.split()[1] == other
+    finally:
+        cluster.finish(False)
+        redis.stop()
