@@ -233,6 +233,19 @@ int cli_access(const char *verb, const char *url, const struct cli_opts *o, char
  * logs in again. */
 void cli_access_forget(const char *url, const char *token);
 
+/* --- short-lived SSH certificates (sshcert.c) ---------------------------------------------- */
+
+/* latch ssh-gen --hostname HOST [--refresh]: the Ed25519 key pair for HOST's gateway in the
+ * token store (made once, 0600) and a certificate for it from cert_sign (with `refresh`, kept
+ * when it is valid for more than a minute yet); prints both paths. A LATCH_EXIT_* status. */
+int cli_ssh_gen(const char *host, const struct cli_opts *o, bool refresh);
+/* latch ssh-config --hostname HOST [--short-lived-cert]: prints the ~/.ssh/config block. */
+int cli_ssh_config(const char *host, bool short_lived);
+/* What `latch ssh` runs before connecting: renews the certificate of a latch-made key for `url`
+ * when it expires within a minute. 0 when there is no such key, or the certificate is fresh or
+ * was renewed; else a LATCH_EXIT_* status, the message printed. */
+int cli_ssh_cert_refresh(const char *url, const struct cli_opts *o);
+
 /* A URL of latch's command line: its origin and the path the gateway will match. */
 struct cli_target {
     const char *url; /* with its scheme (https:// put in front when it had none) */

@@ -33,6 +33,12 @@ static const char usage_text[] =
     "  latch logout [URL|--all] end the command line's session (your browser stays signed in) and\n"
     "                           forget its tokens; --all: every session of every gateway\n"
     "  latch apps URL           list the apps you may reach through the gateway of URL (--json: as JSON)\n"
+    "  latch ssh-gen --hostname HOST [--refresh]\n"
+    "                           an SSH key pair kept with the tokens and a short-lived certificate for\n"
+    "                           it from the app at HOST; prints both paths (--refresh: keep a\n"
+    "                           certificate valid for more than a minute yet)\n"
+    "  latch ssh-config --hostname HOST [--short-lived-cert]\n"
+    "                           print the ~/.ssh/config block for HOST (with the certificate's files)\n"
     "\n"
     "Options go before the command, or after it (and its URL) for login, token, logout and apps:\n"
     "  --no-browser      print the login URL to open on any device (also: LATCH_NO_BROWSER=1)\n"
@@ -61,6 +67,8 @@ struct opts {
     struct cli_opts cli; /* the global options */
     bool all;  /* logout --all */
     bool json; /* apps --json */
+    bool refresh;          /* ssh-gen --refresh */
+    bool short_lived_cert; /* ssh-config --short-lived-cert */
 };
 
 
@@ -99,7 +107,8 @@ static int latch_option(int argc, char **argv, int *i, struct opts *o)
     return 1;
 }
 
-/* The arguments after login/token/logout/apps: latch's options anywhere, and one URL. */
+/* The arguments after login/token/logout/apps: latch's options anywhere, and one URL (for
+ * ssh-gen and ssh-config: given as --hostname HOST, as cloudflared's). */
 static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, const char **url)
 {
     *url = NULL;
@@ -114,6 +123,14 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
             o->all = true;
         } else if (!strcmp(cmd, "apps") && !strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strcmp(cmd, "ssh-gen") && !strcmp(a, "--refresh")) {
+            o->refresh = true;
+        } else if (!strcmp(cmd, "ssh-config") && !strcmp(a, "--short-lived-cert")) {
+            o->short_lived_cert = true;
+        } else if (!strncmp(cmd, "ssh-", 4) && !strcmp(a, "--hostname") && i + 1 < argc && !*url) {
+            *url = argv[++i];
+        } else if (!strncmp(cmd, "ssh-", 4) && !strncmp(a, "--hostname=", 11) && !*url) {
+            *url = a + 11;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "latch %s: unknown option '%s' (latch --help lists them)\n", cmd, a);
             return LATCH_EXIT_USAGE;
@@ -125,6 +142,33 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
         }
     }
     return LATCH_EXIT_OK;
+}
+
+/* --- latch ssh-gen, ssh-config -------------------------------------------------------------- */
+
+/* The verb's arguments, --hostname HOST required. */
+static int ssh_verb_args(const char *cmd, int argc, char **argv, struct opts *o, const char **host)
+{
+    int st = verb_args(cmd, argc, argv, o, host);
+    if (st == LATCH_EXIT_OK && !*host) {
+        fprintf(stderr, "latch %s: --hostname HOST is required\n", cmd);
+        st = LATCH_EXIT_USAGE;
+    }
+    return st;
+}
+
+static int cmd_ssh_gen(int argc, char **argv, struct opts *o)
+{
+    const char *host;
+    int st = ssh_verb_args("ssh-gen", argc, argv, o, &host);
+    return st != LATCH_EXIT_OK ? st : cli_ssh_gen(host, &o->cli, o->refresh);
+}
+
+static int cmd_ssh_config(int argc, char **argv, struct opts *o)
+{
+    const char *host;
+    int st = ssh_verb_args("ssh-config", argc, argv, o, &host);
+    return st != LATCH_EXIT_OK ? st : cli_ssh_config(host, o->short_lived_cert);
 }
 
 /* --- latch curl ------------------------------------------------------------------------------ */
@@ -857,6 +901,10 @@ int main(int argc, char **argv)
         return cmd_logout(argc - i, argv + i, &o);
     if (!strcmp(cmd, "apps"))
         return cmd_apps(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "ssh-gen"))
+        return cmd_ssh_gen(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "ssh-config"))
+        return cmd_ssh_config(argc - i, argv + i, &o);
     fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
     return LATCH_EXIT_USAGE;
 }

@@ -289,6 +289,68 @@ char *ssh_ed25519_pubkey_line(EVP_PKEY *key, const char *comment)
     return line;
 }
 
+char *ssh_ed25519_private_file(EVP_PKEY *key, const char *comment)
+{
+    unsigned char sk[64];
+    size_t sl = 32;
+    struct strbuf pub, sec, all;
+    sb_init(&pub, 256);
+    sb_init(&sec, 1024);
+    sb_init(&all, 2048);
+    char *out = NULL;
+    if (sshcert__ed25519_blob(key, &pub) != 0 || EVP_PKEY_get_raw_private_key(key, sk, &sl) != 1 || sl != 32)
+        goto done;
+    memcpy(sk + 32, pub.p + pub.len - 32, 32); /* OpenSSH keeps seed || public key */
+    uint32_t check;
+    randombytes_buf(&check, sizeof check);
+    sshcert__put_u32(&sec, check);
+    sshcert__put_u32(&sec, check);
+    sshcert__put_cstr(&sec, SSH_ED25519);
+    sshcert__put_str(&sec, pub.p + pub.len - 32, 32);
+    sshcert__put_str(&sec, sk, 64);
+    sshcert__put_cstr(&sec, comment ? comment : "");
+    for (unsigned char pad = 1; sec.len % 8; pad++) /* the "none" cipher's block size */
+        sb_add(&sec, &pad, 1);
+    sb_add(&all, "openssh-key-v1", 15); /* with its NUL */
+    sshcert__put_cstr(&all, "none");
+    sshcert__put_cstr(&all, "none");
+    sshcert__put_str(&all, "", 0);
+    sshcert__put_u32(&all, 1);
+    sshcert__put_str(&all, pub.p, pub.len);
+    sshcert__put_str(&all, sec.p, sec.len);
+    if (all.overflow || sec.overflow)
+        goto done;
+    size_t b64len = sodium_base64_ENCODED_LEN(all.len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(b64len);
+    struct strbuf pem;
+    sb_init(&pem, 4096);
+    if (b64) {
+        sodium_bin2base64(b64, b64len, (const unsigned char *)all.p, all.len, sodium_base64_VARIANT_ORIGINAL);
+        sb_adds(&pem, "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+        for (size_t i = 0, n = strlen(b64); i < n; i += 70) {
+            sb_add(&pem, b64 + i, n - i < 70 ? n - i : 70);
+            sb_add(&pem, "\n", 1);
+        }
+        sb_adds(&pem, "-----END OPENSSH PRIVATE KEY-----\n");
+        sodium_memzero(b64, b64len);
+        free(b64);
+        if (!pem.overflow)
+            out = pem.p;
+        else
+            sb_free(&pem);
+    }
+done:
+    sodium_memzero(sk, sizeof sk);
+    if (sec.p)
+        sodium_memzero(sec.p, sec.len);
+    if (all.p)
+        sodium_memzero(all.p, all.len);
+    sb_free(&pub);
+    sb_free(&sec);
+    sb_free(&all);
+    return out;
+}
+
 /* PROTOCOL.certkeys: the certificate's fields in order, then the CA's signature over them. */
 char *ssh_cert_sign(const struct ssh_cert_req *req, EVP_PKEY *ca, const char *comment)
 {

@@ -66,6 +66,11 @@ char *ssh_cert_sign(const struct ssh_cert_req *req, EVP_PKEY *ca, const char *co
  * TrustedUserCAKeys takes it; NULL when the key is not Ed25519. */
 char *ssh_ed25519_pubkey_line(EVP_PKEY *key, const char *comment);
 
+/* An unencrypted OpenSSH private key file (PROTOCOL.key: "openssh-key-v1", cipher and KDF
+ * "none") for the Ed25519 key `key`, as ssh and ssh-keygen read it (malloc'd); NULL when the
+ * key is not Ed25519 with its private half. */
+char *ssh_ed25519_private_file(EVP_PKEY *key, const char *comment);
+
 /* A certificate line's validity, as ssh_cert_sign wrote it (the CLI reads its own files with
  * this): 0 with *valid_before set, -1 when the line is not a certificate of a type signed here. */
 int ssh_cert_valid_before(const char *line, size_t n, uint64_t *valid_before);
