@@ -4,7 +4,9 @@
  * expires within a minute). The key is written by latch itself in OpenSSH's own private key
  * format (token/sshcert.c), so nothing depends on ssh-keygen being installed. Files per gateway
  * host, in the token store ($XDG_CONFIG_HOME/latch, 0700): ssh-HOST (the private key, 0600),
- * ssh-HOST.pub and ssh-HOST-cert.pub, as ssh expects them side by side. */
+ * ssh-HOST.pub and ssh-HOST-cert.pub, as ssh expects them side by side; several latch processes
+ * at once (ssh connections in parallel, each running ssh-gen from its Match exec) take turns on
+ * ssh-HOST.lock, so one key pair is made and each certificate matches it. */
 #include "cli/cli.h"
 
 #include "core/exitcode.h"
@@ -27,6 +29,7 @@
 
 struct cli_ssh_files {
     char key[PATH_MAX], pub[PATH_MAX + 8], cert[PATH_MAX + 16];
+    char dir[PATH_MAX], lock[300]; /* the store, and the lock's name in it ("ssh-HOST") */
     char url[CLI_HANDOFF_URL_MAX]; /* with its scheme */
     struct cli_origin origin;
 };
@@ -46,6 +49,8 @@ static int cli_ssh__files(const char *verb, const char *arg, struct cli_ssh_file
     if (!dir)
         return LATCH_EXIT_FAILED;
     int n = snprintf(f->key, sizeof f->key, "%s/ssh-%s", dir, f->origin.key);
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
+    snprintf(f->lock, sizeof f->lock, "ssh-%s", f->origin.key);
     snprintf(f->pub, sizeof f->pub, "%s.pub", f->key);
     snprintf(f->cert, sizeof f->cert, "%s-cert.pub", f->key);
     free(dir);
@@ -246,10 +251,17 @@ int cli_ssh_gen(const char *host, const struct cli_opts *o, bool refresh)
     struct cli_ssh_files f;
     char *pub = NULL;
     int st = cli_ssh__files("ssh-gen", host, &f);
-    if (st == LATCH_EXIT_OK)
-        st = cli_ssh__key(&f, &pub);
+    if (st != LATCH_EXIT_OK)
+        return st;
+    int lock = cli_store_lock(f.dir, f.lock);
+    if (lock < 0) {
+        fprintf(stderr, "latch ssh-gen: cannot lock %s/%s.lock\n", f.dir, f.lock);
+        return LATCH_EXIT_FAILED;
+    }
+    st = cli_ssh__key(&f, &pub);
     if (st == LATCH_EXIT_OK && !(refresh && cli_ssh__cert_fresh(f.cert)))
         st = cli_ssh__fetch("ssh-gen", &f, pub, o);
+    close(lock);
     if (st == LATCH_EXIT_OK)
         printf("private key: %s\ncertificate: %s\n", f.key, f.cert);
     free(pub);
@@ -262,8 +274,12 @@ int cli_ssh_cert_refresh(const char *url, const struct cli_opts *o)
     int st = cli_ssh__files("ssh", url, &f);
     if (st != LATCH_EXIT_OK || access(f.key, F_OK) != 0 || cli_ssh__cert_fresh(f.cert))
         return st;
-    char *pub = cli_ssh__read_line(f.pub);
+    int lock = cli_store_lock(f.dir, f.lock);
+    if (lock < 0)
+        return LATCH_EXIT_FAILED;
+    char *pub = cli_ssh__cert_fresh(f.cert) ? NULL : cli_ssh__read_line(f.pub); /* renewed meanwhile? */
     st = pub ? cli_ssh__fetch("ssh", &f, pub, o) : LATCH_EXIT_OK;
+    close(lock);
     free(pub);
     return st;
 }

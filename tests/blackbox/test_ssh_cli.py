@@ -138,6 +138,24 @@ Host ssh.localhost
     assert os.path.exists(key + "-cert.pub")
 
 
+def test_parallel_ssh_gen_make_one_key(latchd, tmp_path, cli_factory):
+    """Parallel ssh connections each run ssh-gen (Match exec): one key pair, and the certificate
+    left in place is for that key."""
+    d, port, deploy, _ = svc_gateway(latchd, tmp_path)
+    cli = cli_factory(d)
+    host = f"http://ssh.localhost:{port}"
+    procs = [cli.popen("ssh-gen", "--hostname", host, "--refresh", browser="forbidden", env=creds(deploy))
+             for _ in range(6)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    key, cert = paths(outs[0][0])
+    fp = subprocess.run([SSH_KEYGEN, "-l", "-f", key + ".pub"], capture_output=True, text=True,
+                        check=True, timeout=30).stdout.split()[1]
+    assert f"Public key: ED25519-CERT {fp}" in cert_info(cert)
+    y = subprocess.run([SSH_KEYGEN, "-y", "-f", key], capture_output=True, text=True, timeout=30)
+    assert y.stdout.split()[1] == open(key + ".pub").read().split()[1]
+
+
 def test_refusals_say_what_to_do(latchd, tmp_path, cli_factory):
     d, port, deploy, nossh = svc_gateway(latchd, tmp_path)
     cli = cli_factory(d)
