@@ -39,7 +39,7 @@ static void test_parse_accepts(void **state)
     (void)state;
     struct ssh_pubkey k;
     char fp[SSH_FINGERPRINT_LEN];
-    const char *ed[] = { ED_LINE, ED_LINE "\n", ED_LINE "\r\n", "  " ED_LINE,
+    const char *ed[] = { ED_LINE, (ED_LINE "\n"), (ED_LINE "\r\n"), ("  " ED_LINE),
                          "ssh-ed25519\tAAAAC3NzaC1lZDI1NTE5AAAAIGj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHll",
                          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHll a comment with spaces" };
     for (size_t i = 0; i < sizeof ed / sizeof *ed; i++) {
@@ -85,7 +85,7 @@ static void test_parse_malformed(void **state)
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIWj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHllAA==",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE4AAAAIGj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHll",
         "ecdsa-sha2-nistp256 AAAAC3NzaC1lZDI1NTE5AAAAIGj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHll",
-        "ssh-ed25519 " EC_B64,
+        ("ssh-ed25519 " EC_B64),
         /* the P-256 point's last byte changed: not on the curve */
         "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBBErX8T4MPIn5HFZhX3EhfINPwgHBxfkTcN3265UTgDaJdEoPJxfe9CL19XHsH3GAudkQwBX5CJYMg/VURR2mCE=",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGj8PBKEd9CzyfDV+wTsBfrdbGxL7eTKRtVPNFMyQHll\x01",
