@@ -81,8 +81,19 @@ bool sshca_pem_ok(const char *pem, size_t len)
     return ok;
 }
 
+/* Run as root for a daemon of another user (`latchd ssh-ca` by an administrator): the file is
+ * given to state_dir's owner, who must read it. */
+static void sshca__own(int fd, const char *path, const char *state_dir)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(state_dir, &st) != 0 || st.st_uid == 0)
+        return;
+    int rc = fd >= 0 ? fchown(fd, st.st_uid, st.st_gid) : chown(path, st.st_uid, st.st_gid);
+    (void)rc; /* failing that, the daemon says it cannot read the file */
+}
+
 /* A new key into a temporary file, then link()ed to `path`: an existing CA is never replaced. */
-static int sshca__make(const char *dir, const char *path, char **err)
+static int sshca__make(const char *state_dir, const char *dir, const char *path, char **err)
 {
     char tmp[4400];
     snprintf(tmp, sizeof tmp, "%s/.new.%d.tmp", dir, (int)getpid());
@@ -98,6 +109,7 @@ static int sshca__make(const char *dir, const char *path, char **err)
     }
     bool ok = PEM_write_PKCS8PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
     ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    sshca__own(fileno(f), tmp, state_dir);
     fclose(f);
     EVP_PKEY_free(k);
     int rc = ok && (link(tmp, path) == 0 || errno == EEXIST) ? 0 : -1;
@@ -121,11 +133,13 @@ EVP_PKEY *sshca_load(const char *state_dir, const char *app, bool create, char *
             *err = sshca__errf("app '%s' has no SSH CA yet (%s)", app, path);
             return NULL;
         }
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        if (mkdir(dir, 0700) == 0)
+            sshca__own(-1, dir, state_dir);
+        else if (errno != EEXIST) {
             *err = sshca__errf("cannot create %s: %s", dir, strerror(errno));
             return NULL;
         }
-        if (sshca__make(dir, path, err) != 0)
+        if (sshca__make(state_dir, dir, path, err) != 0)
             return NULL;
     }
     EVP_PKEY *k = sshca__read(path);

@@ -317,6 +317,23 @@ def test_ssh_ca_command(latchd, tmp_path):
     assert p.returncode == 64 and "--app" in p.stderr, p
 
 
+def test_ssh_ca_made_by_root_belongs_to_the_state_dirs_owner(tmp_path):
+    """An administrator runs `latchd ssh-ca` as root for a daemon that runs as another user: the
+    CA it makes is that user's (the daemon must read it), still 0600."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    o = ak.offline(tmp_path / "o", {"apps": [ssh_app({"principals": ["ops"]})]})
+    sd = tmp_path / "o" / "state"
+    sd.mkdir(parents=True, mode=0o700)
+    os.chown(sd, 65534, 65534)
+    p = ak.cli(o, "ssh-ca", "--app", "shell", check=True)
+    assert p.stdout.startswith("ssh-ed25519 "), p
+    for f in (sd / "ssh_ca", sd / "ssh_ca" / "shell.pem"):
+        st = os.stat(f)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), f
+    assert stat.S_IMODE(os.stat(sd / "ssh_ca" / "shell.pem").st_mode) == 0o600
+
+
 @pytest.mark.parametrize("ssh,words", [
     ({"principals": ["{nope}"]}, "unknown template"),
     ({"principals": ["a,b"]}, "not a safe login name"),
