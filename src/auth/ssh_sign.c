@@ -196,6 +196,10 @@ enum endpoint_result auth__cert_sign(struct conn *c, struct endpoint_req *r)
     if (!app->ssh)
         return endpoint_error(c, 404, "ssh_not_configured",
                               "This application does not issue SSH certificates (no ssh: in its configuration).");
+    /* a page of another site that makes the browser post here (with its cookie) gets nothing
+     * signed: the command line sends no Fetch metadata, Origin or Referer */
+    if (r->foreign)
+        return endpoint_error(c, 403, "cross_site", "cert_sign does not answer other sites' pages.");
     struct ssh_bearer b = { 0 };
     enum endpoint_result st;
     json_t *body = NULL;
