@@ -362,8 +362,8 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
 static void config_service_token(struct config__ctx *c, const struct config__node *n,
                                  struct config *cfg, struct service_token_cfg *t)
 {
-    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", NULL};
-    const struct config__node *v[4];
+    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", "ssh", NULL};
+    const struct config__node *v[5];
     const char *what = "service token";
     const char *why;
     t->pos = n->pos;
@@ -393,6 +393,8 @@ static void config_service_token(struct config__ctx *c, const struct config__nod
     if (exp && (why = config__parse_rfc3339(exp, &t->expires)))
         config__error(c, v[3]->pos, "'expires' %s", why);
     free(exp);
+    if (v[4])
+        config__token_ssh(c, v[4], t);
 }
 
 static void config_service_tokens(struct config__ctx *c, const struct config__node *n,
@@ -841,6 +843,7 @@ void config_free(struct config *cfg)
         free(cfg->service_tokens[i].name);
         free(cfg->service_tokens[i].client_id);
         free(cfg->service_tokens[i].secret_sha256);
+        config__token_ssh_free(&cfg->service_tokens[i]);
     }
     free(cfg->service_tokens);
     for (size_t i = 0; i < cfg->napps; i++)

@@ -389,8 +389,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
                                        "origin_tls",   "preserve_host",
                                        "session_duration", "allowed_idps", "aud", "policies",
                                        "read_service_tokens_from_header", "keep_client_headers",
-                                       "display_name", NULL};
-    const struct config__node *v[12];
+                                       "display_name", "ssh", NULL};
+    const struct config__node *v[13];
     a->pos = n->pos;
     a->origin.tls_verify = true;
     a->origin.preserve_host = true;
@@ -436,6 +436,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
     }
     if (v[10])
         config__keep_client_headers(c, v[10], a);
+    if (v[12])
+        config__app_ssh(c, v[12], a);
     /* Policies are the point of an app: without one every request would be denied. */
     if (config__required(c, n, v[8], "policies", "app") &&
         config__list(c, v[8], "policies", "policies")) {
@@ -481,6 +483,7 @@ void config__app_free(struct app *a)
     for (size_t i = 0; i < a->nkeep_client_headers; i++)
         free(a->keep_client_headers[i]);
     free(a->keep_client_headers);
+    config__app_ssh_free(a->ssh);
     for (size_t i = 0; i < a->npolicies; i++) {
         struct policy *p = &a->policies[i];
         free(p->name);
