@@ -124,7 +124,7 @@ enum endpoint_result auth__begin_flow(struct exchange *c, struct endpoint_req *r
                                       const char *redirect, const char *bind, const char *cli);
 
 /* POST cert_sign on an app host: an SSH certificate for the bearer (ssh_sign.c). */
-enum endpoint_result auth__cert_sign(struct conn *c, struct endpoint_req *r);
+enum endpoint_result auth__cert_sign(struct exchange *c, struct endpoint_req *r);
 
 /* The app launcher (launcher.c): the auth domain's root and apps. */
 enum endpoint_result auth__launcher(struct exchange *c, struct endpoint_req *r);

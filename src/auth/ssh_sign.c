@@ -42,7 +42,7 @@ static void ssh_sign__bearer_free(struct ssh_bearer *b)
         free(b->principals[i]);
 }
 
-static enum endpoint_result ssh_sign__unauthenticated(struct conn *c)
+static enum endpoint_result ssh_sign__unauthenticated(struct exchange *c)
 {
     return endpoint_json(c, 401, json_pack("{s:s,s:s}", "error", "not_authenticated", "message",
                                            "an app token (cf-access-token or the cookie) or service-token "
@@ -125,7 +125,7 @@ static char *ssh_sign__joined(char *const *v, size_t n)
 }
 
 /* Signs, logs and answers. */
-static enum endpoint_result ssh_sign__issue(struct conn *c, struct endpoint_req *r, const struct app *app,
+static enum endpoint_result ssh_sign__issue(struct exchange *c, struct endpoint_req *r, const struct app *app,
                                             struct ssh_bearer *b, const struct ssh_pubkey *key)
 {
     const struct app_ssh *s = app->ssh;
@@ -185,7 +185,7 @@ static enum endpoint_result ssh_sign__issue(struct conn *c, struct endpoint_req 
     return st;
 }
 
-enum endpoint_result auth__cert_sign(struct conn *c, struct endpoint_req *r)
+enum endpoint_result auth__cert_sign(struct exchange *c, struct endpoint_req *r)
 {
     if (strcmp(r->method, "POST"))
         return endpoint_error(c, 405, "method_not_allowed",
