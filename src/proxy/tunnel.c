@@ -600,9 +600,9 @@ static const char *tunnel__refused(struct worker_ctx *w, struct tunnel *t, time_
     return policy_admits(res.decision) ? NULL : "policy";
 }
 
-static void tunnel__end(struct tunnel *t, const char *why)
+static void tunnel__end(struct tunnel *t, uint16_t code, const char *why)
 {
-    tunnel__close(t->ex, WS_CLOSE_POLICY, why);
+    tunnel__close(t->ex, code, why);
     t->why = why;
     t->ex->tp->ops->wake(t->ex);
 }
@@ -615,7 +615,7 @@ void proxy__tunnels_recheck(struct worker_ctx *w)
         next = t->next;
         const char *why = t->close_queued ? NULL : tunnel__refused(w, t, now);
         if (why)
-            tunnel__end(t, why);
+            tunnel__end(t, WS_CLOSE_POLICY, why);
     }
 }
 
@@ -629,8 +629,18 @@ void proxy__tunnel_tick(struct timer *tm)
     for (; t; t = next) {
         next = t->next;
         if (!t->close_queued && t->svc_expires && now >= t->svc_expires)
-            tunnel__end(t, "service token expired");
+            tunnel__end(t, WS_CLOSE_POLICY, "service token expired");
     }
     if (pw->tunnels && w)
         timer_arm(w->loop, &pw->tunnel_tick, &pw->timers.tunnel_tick);
+}
+
+void proxy__tunnels_drain(struct worker_ctx *w)
+{
+    struct tunnel *t = w->proxy->tunnels, *next;
+    for (; t; t = next) {
+        next = t->next;
+        if (!t->close_queued)
+            tunnel__end(t, WS_CLOSE_GOING_AWAY, "shutdown");
+    }
 }

@@ -271,9 +271,9 @@ def wait_metric(d, name, want, timeout=5.0):
     return metric(d, name)
 
 
-def closed_within(ws, timeout=CLOSE_S):
-    """Polls for the close frame or EOF; returns (code, seconds)."""
-    t0 = time.monotonic()
+def closed_within(ws, timeout=CLOSE_S, t0=None):
+    """Waits for the close frame or EOF; returns (code, seconds since t0, by default now)."""
+    t0 = time.monotonic() if t0 is None else t0
     code = ws.close_code(timeout)
     return code, time.monotonic() - t0
 
@@ -351,3 +351,256 @@ def test_gauge_counts_open_tunnels(latchd, echo):
     assert wait_metric(d, "latch_tunnels_open", 0) == 0
     closes = [e for e in d.log_lines() if e.get("tunnel") == "close"]
     assert len(closes) == 3 and all(e["close_reason"] == "client disconnected" for e in closes), closes
+
+
+def test_origin_refused_is_502_before_any_101(latchd):
+    dead = free_port()              # nothing listens there
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{dead}")]})
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", [("cf-access-token", tok), ("Accept", "application/json")])
+    assert ws.status == 502, ws.head
+    assert ws.json()["error"] == "bad_gateway"
+    assert ws.eof()
+    assert not any(e.get("tunnel") for e in d.log_lines())
+
+
+# --------------------------------------------------------------------------------------------
+# admission: as any request; anything but a valid upgrade never reaches the origin
+
+def test_refused_without_token_outside_policy_and_without_upgrade(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}",
+                                 include=[{"email_domain": "example.com"}])]})
+    host = f"tcp.localhost:{d.port}"
+    # no token: the 401 the command line logs in from
+    ws = Ws(d.port, host)
+    assert ws.status == 401, ws.head
+    j = ws.json()
+    assert j["error"] == "login_required" and j["auth_domain"], j
+    # a person the policy does not admit
+    ws = Ws(d.port, host, [("cf-access-token", ak.issue(d, "tcp", "eve@evil.example"))])
+    assert ws.status == 403, ws.head
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    auth = [("cf-access-token", tok), ("Accept", "application/json")]
+    # admitted, but not a WebSocket upgrade: 4xx, and the origin never hears of it
+    cases = {
+        "plain GET": dict(upgrade=None, connection=None, key="", version=None),
+        "no Connection: upgrade": dict(connection="keep-alive"),
+        "another protocol": dict(upgrade="h2c"),
+        "POST": dict(method="POST"),
+        "HEAD": dict(method="HEAD"),
+        "version 8": dict(version="8"),
+        "no version": dict(version=None),
+        "no key": dict(key=""),
+        "short key": dict(key=base64.b64encode(os.urandom(15)).decode()),
+        "long key": dict(key=base64.b64encode(os.urandom(17)).decode()),
+        "key not base64": dict(key="!" * 22 + "=="),
+    }
+    for what, kw in cases.items():
+        ws = Ws(d.port, host, auth, **kw)
+        assert 400 <= ws.status < 500, (what, ws.head)
+        if kw.get("method") != "HEAD":
+            assert ws.json()["error"] in ("websocket_required", "websocket_version", "websocket_key"), (what, ws.body)
+        print(f"{what}: {ws.status}")
+    ws = Ws(d.port, host, auth, upgrade=None, connection=None, key="", version=None)
+    assert ws.status == 426 and "websocket" in ws.headers.get("upgrade", "").lower(), ws.head
+    # a body on the upgrade request
+    ws = Ws(d.port, host, auth + [("Content-Length", "5")], extra=b"hello")
+    assert 400 <= ws.status < 500, ws.head
+    assert echo.accepts == 0, "the origin got a connection for a request that was not an upgrade"
+    # the app's own endpoints still answer on its host
+    r = get(d.port, "/cdn-cgi/access/app", host=host)
+    assert r.status == 200 and r.json()["aud"], r
+    ok = Ws(d.port, host, auth)
+    assert ok.status == 101
+    ok.send(b"x")
+    assert ok.recv(1) == b"x" and echo.accepts == 1
+
+
+# --------------------------------------------------------------------------------------------
+# hostile frames: each refused with its close code, the origin connection closed
+
+HOSTILE = [
+    ("unmasked binary", lambda ws: ws.frame(0x2, b"abc", mask=False), 1002),
+    ("frame over the limit", lambda ws: ws.frame(0x2, b"", length=(1 << 20) + 1), 1009),
+    ("2^63 length", lambda ws: ws.s.sendall(b"\x82\xff\x80" + b"\0" * 7 + b"abcd"), 1002),
+    ("non-minimal length", lambda ws: ws.s.sendall(b"\x82\xfe\x00\x05abcd" + b"x" * 5), 1002),
+    ("reserved opcode 3", lambda ws: ws.frame(0x3, b"x"), 1002),
+    ("reserved opcode 0xB", lambda ws: ws.frame(0xB, b"x"), 1002),
+    ("reserved bit", lambda ws: ws.frame(0x2, b"x", rsv=4), 1002),
+    ("text frame", lambda ws: ws.frame(0x1, b"hello"), 1003),
+    ("continuation first", lambda ws: ws.frame(0x0, b"x"), 1002),
+    ("binary inside a message", lambda ws: (ws.frame(0x2, b"a", fin=False), ws.frame(0x2, b"b")), 1002),
+    ("fragmented ping", lambda ws: ws.frame(0x9, b"p", fin=False), 1002),
+    ("fragmented close", lambda ws: ws.frame(0x8, struct.pack("!H", 1000), fin=False), 1002),
+    ("ping over 125", lambda ws: ws.frame(0x9, b"p" * 126), 1002),
+    ("close code 1005", lambda ws: ws.frame(0x8, struct.pack("!H", 1005)), 1002),
+    ("close code 999", lambda ws: ws.frame(0x8, struct.pack("!H", 999)), 1002),
+    ("close code 2000", lambda ws: ws.frame(0x8, struct.pack("!H", 2000)), 1002),
+    ("close of one byte", lambda ws: ws.frame(0x8, b"\x03"), 1002),
+    ("close reason not UTF-8", lambda ws: ws.frame(0x8, struct.pack("!H", 1000) + b"\xc0\xaf"), 1002),
+]
+
+
+@pytest.mark.parametrize("what,send,code", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_frames(latchd, echo, what, send, code):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", [("cf-access-token", tok)])
+    assert ws.status == 101
+    ws.send(b"ok?")
+    assert ws.recv(3) == b"ok?"
+    send(ws)
+    assert ws.close_code() == code, what
+    assert ws.eof(), "the connection stays open after the close"
+    deadline = time.monotonic() + 5
+    while echo.open and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert echo.open == 0, "the origin connection stays open"
+    e = d.wait_log(lambda e: e.get("tunnel") == "close")
+    # nothing of the bad frame reached the origin (a message's valid first fragment did)
+    assert e["bytes_to_origin"] == 3 + (what == "binary inside a message"), e
+    print(what, "->", code, e["close_reason"])
+
+
+# --------------------------------------------------------------------------------------------
+# closing from the gateway's side
+
+def open_tunnel(d, host, headers):
+    ws = Ws(d.port, f"{host}:{d.port}", headers)
+    assert ws.status == 101, ws.head
+    ws.send(b"ping")
+    assert ws.recv(4) == b"ping"
+    return ws
+
+
+def still_open(ws):
+    ws.s.settimeout(5)
+    ws.send(b"again")
+    return ws.recv(5) == b"again"
+
+
+def test_revocation_closes_the_tunnels_of_its_tokens(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}"),
+                         tcp_app("tcp2", "tcp2.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    alice = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    alice_sub = open_tunnel(d, "tcp.localhost",
+                            [("cf-access-token", ak.issue(d, "tcp", "alice+ops@example.com"))])
+    bob = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    carol = open_tunnel(d, "tcp2.localhost", [("cf-access-token", ak.issue(d, "tcp2", "carol@example.com"))])
+    time.sleep(1.05)                # revocations are "issued at or before" to the second
+    t0 = time.monotonic()
+    ak.cli(d, "revoke", "--email", "alice@example.com", check=True)
+    code, took = closed_within(alice, t0=t0)
+    assert code == 1008, code
+    print(f"revoke --email closed the tunnel in {took:.3f} s")
+    assert alice_sub.close_code() == 1008, "the sub-addressed spelling of a revoked mailbox stays open"
+    assert still_open(bob) and still_open(carol)
+    t0 = time.monotonic()
+    ak.cli(d, "revoke", "--app", "tcp2", check=True)
+    code, took = closed_within(carol, t0=t0)
+    assert code == 1008, code
+    print(f"revoke --app closed the tunnel in {took:.3f} s")
+    assert still_open(bob)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "alice@example.com")
+    assert e["close_reason"] == "revoked", e
+    # a token issued after the revocation opens a tunnel again
+    time.sleep(1.05)
+    again = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    assert still_open(again)
+
+
+def test_service_token_removed_or_expired_closes_its_tunnel(latchd, echo, tmp_path):
+    ci = ak.make_service_token(tmp_path, "ci")
+    short = ak.make_service_token(tmp_path, "short")
+    short[2]["expires"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    app = tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}", decision="service_auth",
+                  include=[{"any_valid_service_token": {}}])
+    cfg = {"service_tokens": [ci[2], short[2]], "apps": [app]}
+    d = latchd(cfg)
+    t_ci = open_tunnel(d, "tcp.localhost", [("CF-Access-Client-Id", ci[0]), ("CF-Access-Client-Secret", ci[1])])
+    t_short = open_tunnel(d, "tcp.localhost",
+                          [("CF-Access-Client-Id", short[0]), ("CF-Access-Client-Secret", short[1])])
+    code, took = closed_within(t_short, timeout=15)
+    assert code == 1008, code
+    late = time.time() - time.mktime(time.strptime(short[2]["expires"], "%Y-%m-%dT%H:%M:%SZ")) + time.mktime(time.gmtime(0))
+    print(f"an expiring service token's tunnel closed {late:.3f} s after it expired")
+    assert still_open(t_ci)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("service_token") == "short")
+    assert e["close_reason"] == "service token expired", e
+    t0 = time.monotonic()
+    d.reload({"service_tokens": [], "apps": [app]})
+    code, took = closed_within(t_ci, t0=t0)
+    assert code == 1008, code
+    print(f"deleting the service token closed its tunnel in {took:.3f} s")
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("service_token") == "ci")
+    assert e["close_reason"] == "service token removed", e
+
+
+def test_reload_closes_only_the_tunnels_it_no_longer_admits(latchd, echo):
+    def cfg(include, extra_apps=()):
+        return {"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}", include=include),
+                         *extra_apps]}
+    d = latchd(cfg([{"email_domain": "example.com"}]))
+    alice = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    bob = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    # a reload that still admits both: untouched
+    d.reload(cfg([{"email_domain": "example.com"}], [tcp_app("other", "other.localhost", "tcp://127.0.0.1:1")]))
+    deadline = time.monotonic() + 5
+    while get(d.port, "/cdn-cgi/access/app", host=f"other.localhost:{d.port}").status != 200:
+        assert time.monotonic() < deadline, "the reload was not applied"
+        time.sleep(0.05)
+    assert still_open(alice) and still_open(bob)
+    # a reload whose policy no longer admits alice: hers closes, bob's stays
+    t0 = time.monotonic()
+    d.reload(cfg([{"email": "bob@example.com"}]))
+    code, took = closed_within(alice, t0=t0)
+    assert code == 1008, code
+    print(f"a reload excluding the person closed the tunnel in {took:.3f} s")
+    assert still_open(bob)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "alice@example.com")
+    assert e["close_reason"] == "policy", e
+    # a reload removing the app closes the rest
+    d.reload({"apps": [tcp_app("other", "other.localhost", "tcp://127.0.0.1:1")]})
+    assert bob.close_code() == 1008
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "bob@example.com")
+    assert e["close_reason"] == "app removed", e
+
+
+# --------------------------------------------------------------------------------------------
+# two nodes sharing Redis
+
+@pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="needs redis-server")
+def test_revocation_on_one_node_closes_a_tunnel_on_the_other(tmp_path, redis, echo):
+    from test_cluster import A, B, Cluster
+    cl = Cluster(tmp_path, redis)
+    try:
+        extra = {"apps": [tcp_app("tcp", f"tcp.localhost:{cl.port}", f"tcp://127.0.0.1:{echo.port}")]}
+        a = cl.node("a", A, **extra)
+        b = cl.node("b", B, **extra)
+        tok = ak.issue(a, "tcp", "alice@example.com")
+        ws = Ws(cl.port, f"tcp.localhost:{cl.port}", [("cf-access-token", tok)], addr=B)
+        assert ws.status == 101, ws.head
+        ws.send(b"hi")
+        assert ws.recv(2) == b"hi"
+        time.sleep(1.05)
+        t0 = time.monotonic()
+        ak.cli(a, "revoke", "--email", "alice@example.com", check=True)
+        code, took = closed_within(ws, t0=t0)
+        assert code == 1008, code
+        print(f"a revocation made on A closed the tunnel on B in {took:.3f} s")
+        e = b.wait_log(lambda e: e.get("tunnel") == "close")
+        assert e["close_reason"] == "revoked", e
+    finally:
+        cl.finish(False)
+
+
+def test_sigterm_closes_tunnels_going_away(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    ws = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    t0 = time.monotonic()
+    d.signal(15)
+    code, took = closed_within(ws, t0=t0)
+    assert code == 1001, code
+    assert d.proc.wait(10) == 0, "latchd did not exit promptly with a tunnel open"
+    print(f"SIGTERM closed the tunnel in {took:.3f} s")
+    d.stopped_by_test = True
