@@ -532,8 +532,8 @@ static bool tunnel__down(struct exchange *ex, bool *progress)
     }
 }
 
-/* No buffer stays with an idle tunnel (the transport frees the client's when a read finds it
- * empty). */
+/* No buffer stays with an idle tunnel: the origin's and the transport's empty ones go back to
+ * the worker's pool. */
 static void tunnel__idle_buffers(struct exchange *ex)
 {
     struct upstream *up = ex->up;
@@ -541,8 +541,7 @@ static void tunnel__idle_buffers(struct exchange *ex)
         buf_put(&ex->w->bufs, up->ox);
         up->ox = NULL;
     }
-    if (!ex->tp->ops->queued(ex))
-        ex->tp->ops->drop_queued(ex);
+    ex->tp->ops->release(ex);
 }
 
 enum step proxy__tunnel_step(struct exchange *ex)

@@ -604,3 +604,89 @@ def test_sigterm_closes_tunnels_going_away(latchd, echo):
     assert d.proc.wait(10) == 0, "latchd did not exit promptly with a tunnel open"
     print(f"SIGTERM closed the tunnel in {took:.3f} s")
     d.stopped_by_test = True
+
+
+# --------------------------------------------------------------------------------------------
+# backpressure: latchd reads from one side only what the other takes
+
+class Firehose:
+    """A TCP origin that writes as fast as its peer takes (counting) and never reads; or, with
+    sink=True, reads nothing and writes nothing (its peer's bytes pile up in the kernel)."""
+
+    def __init__(self, sink=False):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.conns = []
+        self.sink = sink
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        c, _ = self.sock.accept()
+        self.conns.append(c)
+        if self.sink:
+            return
+        chunk = b"z" * 65536
+        try:
+            while True:
+                self.sent += c.send(chunk)
+        except OSError:
+            pass
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_backpressure_both_ways(latchd):
+    from harness import rss_kib
+    fast = Firehose()
+    sink = Firehose(sink=True)
+    d = latchd({"apps": [tcp_app("fast", "fast.localhost", f"tcp://127.0.0.1:{fast.port}"),
+                         tcp_app("sink", "sink.localhost", f"tcp://127.0.0.1:{sink.port}")]})
+    try:
+        rss0 = rss_kib(d.pid)
+        # a fast origin, a client that does not read: the origin is held back
+        ws = Ws(d.port, f"fast.localhost:{d.port}", [("cf-access-token", ak.issue(d, "fast", "bob@example.com"))])
+        assert ws.status == 101
+        ws.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        time.sleep(2)
+        held, rss1 = fast.sent, rss_kib(d.pid)
+        time.sleep(1)
+        assert fast.sent == held, "the origin's writes were not held back while the client read nothing"
+        print(f"origin wrote {held} bytes before it was held back; latchd grew {rss1 - rss0} KiB")
+        assert held < 16 << 20, held           # kernel buffers and one 32 KiB buffer, not all of it
+        assert rss1 - rss0 < 4096, (rss0, rss1)
+        got = ws.recv(4 << 20)                  # reading lets it go on
+        assert got == b"z" * len(got)
+        assert fast.sent > held
+        ws.close()
+        # a client that sends to an origin that does not read: the client is held back
+        ws = Ws(d.port, f"sink.localhost:{d.port}", [("cf-access-token", ak.issue(d, "sink", "bob@example.com"))])
+        assert ws.status == 101
+        ws.s.setblocking(False)
+        frame = struct.pack("!BBH", 0x82, 0x80 | 126, 60000) + b"\0\0\0\0" + b"y" * 60000  # zero mask
+        sent, stalled_since = 0, None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                n = ws.s.send(frame[sent % len(frame):])
+                sent += n
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 1.5:
+                    break
+                time.sleep(0.05)
+        rss2 = rss_kib(d.pid)
+        print(f"the client could send {sent} bytes before it was held back; latchd grew {rss2 - rss0} KiB")
+        assert stalled_since, "the client was never held back"
+        assert sent < 32 << 20, sent
+        assert rss2 - rss0 < 4096, (rss0, rss2)
+        ws.close()
+    finally:
+        fast.close()
+        sink.close()
