@@ -690,3 +690,58 @@ def test_backpressure_both_ways(latchd):
     finally:
         fast.close()
         sink.close()
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+CHECK_BASE = """listen: [{{address: 127.0.0.1:8080}}]
+state_dir: {state}
+auth_domain: auth.localhost:8080
+timeouts: {{tunnel_idle: 2h}}
+apps:
+  - name: db
+    domains: [db.localhost]
+    origin: {origin}
+    policies: [{{name: all, decision: bypass, include: [{{everyone: {{}}}}]}}]
+"""
+
+
+def check_config(tmp_path, origin, extra=""):
+    import subprocess
+    from harness import LATCHD
+    p = tmp_path / "latch.yaml"
+    p.write_text(CHECK_BASE.format(state=tmp_path / "state", origin=origin) + extra)
+    r = subprocess.run([LATCHD, "check", "--config", str(p)], capture_output=True, text=True, timeout=20)
+    return r.returncode, r.stdout + r.stderr, str(p)
+
+
+@pytest.mark.parametrize("origin", ["tcp://127.0.0.1:6379", "tcp://redis.internal:6379", "tcp://[::1]:22",
+                                    "TCP://db.localhost:5432"])
+def test_check_accepts_tcp_origins(tmp_path, origin):
+    rc, out, _ = check_config(tmp_path, origin)
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("origin,why", [
+    ("tcp://127.0.0.1", "needs a port"),
+    ("tcp://127.0.0.1:6379/", "has no path"),
+    ("tcp://127.0.0.1:6379/db", "has no path"),
+    ("tcp://127.0.0.1:6379?x=1", "query"),
+    ("tcp://user@127.0.0.1:6379", "user info"),
+    ("tcp://:6379", "no host"),
+    ("tcp://127.0.0.1:0", "port"),
+    ("udp://127.0.0.1:53", "scheme"),
+])
+def test_check_refuses_bad_tcp_origins(tmp_path, origin, why):
+    rc, out, path = check_config(tmp_path, origin)
+    assert rc != 0, out
+    assert re.search(re.escape(path) + r":8:13: .*" + re.escape(why), out), out
+
+
+@pytest.mark.parametrize("key,line", [("origin_tls: {verify: false}", "origin_tls"),
+                                      ("preserve_host: false", "preserve_host")])
+def test_check_refuses_http_settings_on_a_tcp_app(tmp_path, key, line):
+    rc, out, path = check_config(tmp_path, "tcp://127.0.0.1:6379", f"    {key}\n")
+    assert rc != 0, out
+    assert re.search(re.escape(path) + r":10:\d+: .*'" + line + "' needs an http", out), out
