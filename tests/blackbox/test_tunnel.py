@@ -745,3 +745,18 @@ def test_check_refuses_http_settings_on_a_tcp_app(tmp_path, key, line):
     rc, out, path = check_config(tmp_path, "tcp://127.0.0.1:6379", f"    {key}\n")
     assert rc != 0, out
     assert re.search(re.escape(path) + r":10:\d+: .*'" + line + "' needs an http", out), out
+
+
+def test_cross_origin_pages_cannot_open_a_tunnel(latchd, echo):
+    """A page of a sibling app (same site: the browser sends this host's SameSite=Lax cookie
+    with its WebSocket) must not reach the TCP service in the person's name."""
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    auth = [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))]
+    for origin in (f"http://wiki.localhost:{d.port}", "https://evil.example", "null",
+                   f"https://tcp.localhost:{d.port}", f"http://tcp.localhost:{d.port + 1}",
+                   f"http://tcp.localhost:{d.port}.evil.example"):
+        ws = Ws(d.port, f"tcp.localhost:{d.port}", auth + [("Origin", origin), ("Accept", "application/json")])
+        assert ws.status == 403 and ws.json()["error"] == "cross_origin", (origin, ws.head)
+    assert echo.accepts == 0
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", auth + [("Origin", f"http://TCP.localhost:{d.port}")])
+    assert ws.status == 101, ws.head   # the app's own page may
