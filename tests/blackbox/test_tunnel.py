@@ -89,8 +89,14 @@ class Ws:
     after a 101: send/recv binary payload, raw frames, and the close code."""
 
     def __init__(self, port, host, headers=(), addr="127.0.0.1", key=None, version="13",
-                 method="GET", upgrade="websocket", connection="Upgrade", extra=b""):
+                 method="GET", upgrade="websocket", connection="Upgrade", extra=b"", tls=False):
         self.s = socket.create_connection((addr, port), timeout=10)
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.s = ctx.wrap_socket(self.s, server_hostname=host.split(":")[0])
         self.key = key if key is not None else base64.b64encode(os.urandom(16)).decode()
         lines = [f"{method} / HTTP/1.1", f"Host: {host}"]
         if upgrade is not None:
@@ -210,10 +216,10 @@ class Ws:
                 b = self.s.recv(65536)
                 if not b:
                     return True
-        except ConnectionResetError:
+        except (ConnectionResetError, OSError) as e:
+            if isinstance(e, socket.timeout):
+                return False
             return True
-        except socket.timeout:
-            return False
 
     def close(self):
         self.s.close()
@@ -761,3 +767,58 @@ def test_cross_origin_pages_cannot_open_a_tunnel(latchd, echo):
     assert echo.accepts == 0
     ws = Ws(d.port, f"tcp.localhost:{d.port}", auth + [("Origin", f"http://TCP.localhost:{d.port}")])
     assert ws.status == 101, ws.head   # the app's own page may
+
+
+def test_tunnel_over_a_tls_listener(latchd, echo, tmp_path):
+    from test_tls import make_cert
+    crt, key, _ = make_cert(tmp_path, "tcp.localhost")
+    port = free_port()
+    d = latchd({"listen": [{"address": f"127.0.0.1:{port}", "tls": {"cert": str(crt), "key": str(key)}}],
+                "auth_domain": f"auth.localhost:{port}",
+                "apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]}, port=port)
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    ws = Ws(port, f"tcp.localhost:{port}", [("cf-access-token", tok), ("Origin", f"https://tcp.localhost:{port}")],
+            tls=True)
+    assert ws.status == 101, ws.head
+    blob = os.urandom(2_000_000)
+    for i in range(0, len(blob), 250_000):
+        ws.send(blob[i:i + 250_000])
+    assert ws.recv(len(blob)) == blob
+    ws.frame(0x9, b"tls?")
+    fin, op, p = ws.recv_frame()
+    assert (op, p) == (0xA, b"tls?")
+    ws.frame(0x8, struct.pack("!H", 1000))
+    assert ws.close_code() == 1000
+    e = d.wait_log(lambda e: e.get("tunnel") == "close")
+    assert e["bytes_to_origin"] == e["bytes_from_origin"] == len(blob), e
+
+
+def test_a_revoked_tunnel_whose_client_reads_nothing_is_cut(latchd):
+    """The close frame waits behind bytes the client does not read: the tunnel is cut anyway,
+    its origin connection with it."""
+    fast = Firehose()
+    d = latchd({"apps": [tcp_app("fast", "fast.localhost", f"tcp://127.0.0.1:{fast.port}")]})
+    try:
+        ws = Ws(d.port, f"fast.localhost:{d.port}", [("cf-access-token", ak.issue(d, "fast", "bob@example.com"))])
+        assert ws.status == 101
+        deadline = time.monotonic() + 10
+        while fast.sent < 1 << 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.05)
+        ak.cli(d, "revoke", "--email", "bob@example.com", check=True)
+        e = d.wait_log(lambda e: e.get("tunnel") == "close", timeout=15)
+        assert e["close_reason"] == "revoked", e
+        fast.conns[0].settimeout(0.2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                fast.conns[0].send(b"z")      # the origin connection is closed: a write fails
+            except socket.timeout:
+                pass                          # still open, its buffers full
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the origin connection of a revoked tunnel stayed open")
+    finally:
+        fast.close()
