@@ -822,3 +822,23 @@ def test_a_revoked_tunnel_whose_client_reads_nothing_is_cut(latchd):
             pytest.fail("the origin connection of a revoked tunnel stayed open")
     finally:
         fast.close()
+
+
+def test_logout_of_the_session_closes_its_tunnel(latchd, echo):
+    """`latch logout` (POST /cdn-cgi/access/cli-logout, on the tcp app's own host) revokes the
+    token's session: the tunnel opened with it closes; another session's stays open."""
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    host = f"tcp.localhost:{d.port}"
+    tok, other = ak.issue(d, "tcp", "bob@example.com"), ak.issue(d, "tcp", "bob@example.com")
+    ws = open_tunnel(d, "tcp.localhost", [("cf-access-token", tok)])
+    keep = open_tunnel(d, "tcp.localhost", [("cf-access-token", other)])
+    t0 = time.monotonic()
+    r = get(d.port, "/cdn-cgi/access/cli-logout", host=host, method="POST", body=b"",
+            headers=[("cf-access-token", tok)])
+    assert r.status == 200 and r.json() == {"ended": True}, r
+    code, took = closed_within(ws, t0=t0)
+    assert code == 1008, code
+    print(f"a logout closed the session's tunnel in {took:.3f} s")
+    assert still_open(keep)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close")
+    assert e["close_reason"] == "revoked", e
