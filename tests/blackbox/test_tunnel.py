@@ -198,7 +198,7 @@ class Ws:
         return out
 
     def close_code(self, timeout=CLOSE_S):
-        """Reads until a close frame (its code, or 0 when empty) or EOF (None)."""
+        """Reads until a close frame (its code, or 0 when empty), EOF (None) or the timeout (-1)."""
         self.s.settimeout(timeout)
         try:
             while True:
@@ -207,6 +207,8 @@ class Ws:
                     return struct.unpack("!H", p[:2])[0] if len(p) >= 2 else 0
         except (EOFError, ConnectionResetError):
             return None
+        except socket.timeout:
+            return -1
 
     def eof(self, timeout=CLOSE_S):
         """True once the server closed the connection (after any frames)."""
@@ -842,3 +844,23 @@ def test_logout_of_the_session_closes_its_tunnel(latchd, echo):
     assert still_open(keep)
     e = d.wait_log(lambda e: e.get("tunnel") == "close")
     assert e["close_reason"] == "revoked", e
+
+
+def test_random_bytes_after_the_upgrade(latchd, echo):
+    """Garbage where frames belong (seeded, so a failure can be replayed): every tunnel ends
+    with a close code of RFC 6455's or waits for more, the daemon stays up, nothing leaks."""
+    import random
+    rnd = random.Random(1313)
+    d = gw(latchd, [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")])
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    for i in range(40):
+        ws = Ws(d.port, f"tcp.localhost:{d.port}", [("cf-access-token", tok)])
+        assert ws.status == 101
+        prefix = bytes([rnd.choice([0x82, 0x02, 0x80, 0x88, 0x89, 0x8A])]) if i % 2 else b""
+        ws.s.sendall(prefix + bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(1, 400))))
+        code = ws.close_code(timeout=0.5)
+        # -1: still waiting for the rest of a frame; a close echoes a valid code of the client's
+        assert code in (-1, None, 0, 1002, 1003, 1009) or 3000 <= code <= 4999 or 1000 <= code <= 1014, code
+        ws.close()
+    assert d.alive()
+    assert wait_metric(d, "latch_tunnels_open", 0) == 0
