@@ -446,8 +446,17 @@ void cli_access_forget(const char *url, const char *token)
     struct cli_origin o;
     char *dir = u && cli_origin_parse(u, &o, why, sizeof why) == 0 ? cli_store_dir() : NULL;
     char *aud = dir ? cli_jwt_aud(token) : NULL;
-    if (aud)
-        cli_forget_token(dir, &o, aud, false);
+    int lock = aud ? cli_store_lock(dir, o.key) : -1;
+    json_t *rec = aud ? cli_record_read(dir, &o) : NULL;
+    json_t *apps = json_object_get(rec, "apps");
+    const char *stored = json_string_value(json_object_get(json_object_get(apps, aud), "app_token"));
+    if (stored && !strcmp(stored, token)) { /* not a newer one another latch stored meanwhile */
+        json_object_del(apps, aud);
+        cli_record_write(dir, &o, rec);
+    }
+    json_decref(rec);
+    if (lock >= 0)
+        close(lock);
     free(aud);
     free(dir);
 }

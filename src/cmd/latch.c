@@ -92,10 +92,10 @@ static int latch_option(int argc, char **argv, int *i, struct opts *o)
         o->cli.handoff.no_browser = true;
         return LATCH_EXIT_OK;
     }
-    if (!strcmp(a, "--timeout"))
-        return parse_timeout(*i + 1 < argc ? argv[++*i] : NULL, &o->cli.handoff.timeout_s);
-    if (!strncmp(a, "--timeout=", 10))
-        return parse_timeout(a + 10, &o->cli.handoff.timeout_s);
+    if (!strcmp(a, "--timeout") || !strncmp(a, "--timeout=", 10)) {
+        o->cli.timeout_set = true;
+        return parse_timeout(a[9] ? a + 10 : *i + 1 < argc ? argv[++*i] : NULL, &o->cli.handoff.timeout_s);
+    }
     return 1;
 }
 
@@ -823,6 +823,79 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
     return st;
 }
 
+/* --- latch tcp, latch ssh ----------------------------------------------------------------------- */
+
+static const char tcp_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "\n"
+    "Carries a TCP connection to the TCP application at HOST (an app with a tcp:// origin) in a\n"
+    "WebSocket, with your token (or, with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET, the service\n"
+    "token's headers, and never a browser). HOST is a host name (https) or a URL\n"
+    "(http://app.localhost:8080 for a gateway on this machine). Without --url, stdin and stdout\n"
+    "are the connection (a ProxyCommand); with --url, latch listens on that loopback address and\n"
+    "each connection accepted there gets its own tunnel.\n"
+    "\n"
+    "A tunnel that cannot be opened (the gateway restarting: refused, 502, 503) is retried with\n"
+    "backoff for --timeout seconds (default 30). A tunnel that drops mid-stream cannot be resumed\n"
+    "(the TCP connection to the service is gone): latch says so and exits 7 (with --url, that one\n"
+    "connection is closed). A latchd reload (SIGHUP) keeps open tunnels.\n"
+    "\n"
+    "exit status: 0 the connection ended; 1 the gateway could not be reached; 3 the browser login\n"
+    "was not completed; 4 refused by policy; 6 not a TCP application; 7 the tunnel dropped;\n"
+    "64 usage.\n";
+
+static const char ssh_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] ssh --hostname HOST\n"
+    "\n"
+    "latch tcp for ssh: stdin and stdout carried to the TCP application at HOST, for\n"
+    "~/.ssh/config:\n"
+    "    Host HOST\n"
+    "        ProxyCommand latch ssh --hostname %h\n"
+    "The same exit statuses, tokens and retries as latch tcp (latch tcp --help).\n";
+
+/* latch tcp|ssh --hostname HOST [--url ADDR]: cloudflared's flags (--hostname=HOST too), and
+ * latch's own options among them. */
+static int cmd_tunnel(const char *cmd, int argc, char **argv, struct opts *o)
+{
+    const char *host = NULL, *listen = NULL;
+    const char *usage = !strcmp(cmd, "ssh") ? ssh_usage : tcp_usage;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = !strncmp(a, "--hostname", 10) ? &host : !strncmp(a, "--url", 5) ? &listen : NULL;
+        size_t nl = slot == &host ? 10 : 5;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return LATCH_EXIT_OK;
+        }
+        if (slot && (a[nl] == 0 || a[nl] == '=')) {
+            const char *v = a[nl] ? a + nl + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !*v) {
+                fprintf(stderr, "latch %s: %.*s needs a value\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            if (*slot) {
+                fprintf(stderr, "latch %s: %.*s given twice\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            *slot = v;
+            continue;
+        }
+        int rc = a[0] == '-' ? latch_option(argc, argv, &i, o) : 1;
+        if (rc == 1) {
+            fprintf(stderr, "latch %s: unexpected '%s'\n%s", cmd, a, usage);
+            return LATCH_EXIT_USAGE;
+        }
+        if (rc != LATCH_EXIT_OK)
+            return rc;
+    }
+    if (!host) {
+        fprintf(stderr, "latch %s: give the application: --hostname HOST\n%s", cmd, usage);
+        return LATCH_EXIT_USAGE;
+    }
+    int retry = o->cli.timeout_set ? o->cli.handoff.timeout_s : CLI_TUNNEL_RETRY_S;
+    return listen ? cli_tunnel_listen(cmd, host, listen, &o->cli, retry) : cli_tunnel_stdio(cmd, host, &o->cli, retry);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = { .cli.handoff = { .timeout_s = 300 } };
@@ -857,6 +930,8 @@ int main(int argc, char **argv)
         return cmd_logout(argc - i, argv + i, &o);
     if (!strcmp(cmd, "apps"))
         return cmd_apps(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "tcp") || !strcmp(cmd, "ssh"))
+        return cmd_tunnel(cmd, argc - i, argv + i, &o);
     fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
     return LATCH_EXIT_USAGE;
 }
