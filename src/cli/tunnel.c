@@ -452,7 +452,7 @@ static int tunnel_open(const struct tun_cfg *c, struct tun_gw *g, uint8_t *rest,
             fprintf(stderr, "latch %s: %s is not a TCP application (it answered the WebSocket upgrade with %ld, not 101): "
                             "check the host name; an HTTP app is reached with latch curl\n", c->verb, c->origin.key, status);
             st = LATCH_EXIT_NOT_TCP;
-        } else if (status) {
+        } else if (status && status != 101) {
             fprintf(stderr, "latch %s: cannot open a tunnel to %s: it answered %ld\n", c->verb, c->origin.key, status);
             st = LATCH_EXIT_FAILED;
         } else {
@@ -662,6 +662,8 @@ static void up_fill(struct tun *t)
 static int tunnel_pump(struct tun *t)
 {
     for (;;) {
+        bool need_out = false;
+        down_process(t, &need_out); /* what came before an end of stream goes out first */
         if (t->up_off == t->up_len && t->ctrl_len && !t->close_sent) { /* a control frame's turn */
             memcpy(t->up, t->ctrl, t->ctrl_len);
             t->up_off = 0;
@@ -675,10 +677,7 @@ static int tunnel_pump(struct tun *t)
             break; /* both directions over */
         if (t->close_sent && now_ms() > t->close_deadline)
             break; /* the gateway never answered our close */
-        bool need_out = false;
-        if (!t->gw_eof)
-            down_process(t, &need_out);
-        if (t->gw_eof && !t->close_sent) { /* dropped without a close: the TCP stream is gone */
+        if (t->gw_eof && !t->close_sent && !need_out) { /* dropped without a close: the stream is gone */
             if (!t->failure)
                 t->failure = "the connection to the gateway dropped";
             break;
@@ -691,7 +690,8 @@ static int tunnel_pump(struct tun *t)
         short gw_rev = POLLIN, gw_wev = POLLOUT;
         if (!t->in_eof && !t->close_queued && !up_busy && !t->ctrl_len)
             p[0] = (struct pollfd){ .fd = t->in, .events = POLLIN };
-        p[1] = (struct pollfd){ .fd = t->g.fd, .events = (short)((read_gw ? gw_rev : 0) | (up_busy ? gw_wev : 0)) };
+        if (read_gw || up_busy) /* else its hangup would wake poll for nothing */
+            p[1] = (struct pollfd){ .fd = t->g.fd, .events = (short)((read_gw ? gw_rev : 0) | (up_busy ? gw_wev : 0)) };
         if (need_out && !t->out_done)
             p[2] = (struct pollfd){ .fd = t->out, .events = POLLOUT };
         int wait = -1;

@@ -33,10 +33,15 @@ static const char usage_text[] =
     "  latch logout [URL|--all] end the command line's session (your browser stays signed in) and\n"
     "                           forget its tokens; --all: every session of every gateway\n"
     "  latch apps URL           list the apps you may reach through the gateway of URL (--json: as JSON)\n"
+    "  latch tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "                           a TCP connection to the TCP app at HOST, carried in a WebSocket with\n"
+    "                           your token: stdin/stdout, or each connection to that local address\n"
+    "  latch ssh --hostname HOST for ssh's ProxyCommand (latch ssh --hostname %h); latch tcp --help\n"
     "\n"
-    "Options go before the command, or after it (and its URL) for login, token, logout and apps:\n"
+    "Options go before the command, or after it (and its URL) for login, token, logout, apps, tcp, ssh:\n"
     "  --no-browser      print the login URL to open on any device (also: LATCH_NO_BROWSER=1)\n"
-    "  --timeout SECONDS give up a browser login after that long (default 300)\n"
+    "  --timeout SECONDS give up a browser login after that long (default 300); tcp, ssh: retry a\n"
+    "                    tunnel that cannot be opened that long (default 30)\n"
     "For curl, everything after `curl` is curl's: put latch's options before it.\n"
     "\n"
     "A URL without a scheme is https (latch login wiki.example.com). Tokens are per app: an app is\n"
@@ -47,15 +52,15 @@ static const char usage_text[] =
     "--no-browser, or over ssh), the URL is printed to open on any device. Signing in once also\n"
     "buys the other apps of the same gateway, without a browser. Tokens are kept in\n"
     "$XDG_CONFIG_HOME/latch (else ~/.config/latch), readable by you only.\n"
-    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
-    "token headers and never opens a browser.\n"
+    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl, tcp and ssh send the\n"
+    "service token headers and never open a browser.\n"
     "\n"
     "exit status: 0 ok; 1 error (network, gateway, local); 3 the browser login was not completed\n"
     "in time; 4 refused by the gateway (its policy, a revoked or ended session), and for latch\n"
     "curl: the gateway answered 401 to the token latch sent (the token is forgotten; run the\n"
     "command again) while curl itself succeeded; 5 no token stored (latch token); 64 usage, or a\n"
     "curl command line latch refuses (saying why), as for latchd. Otherwise latch curl exits with\n"
-    "curl's own status.\n";
+    "curl's own status. latch tcp and ssh: 6 not a TCP application; 7 the tunnel dropped mid-stream.\n";
 
 struct opts {
     struct cli_opts cli; /* the global options */
