@@ -68,6 +68,7 @@ enum origin_kind {
     ORIGIN_HTTP,
     ORIGIN_HTTPS,
     ORIGIN_ECHO, /* built in: answers with the request it got, as JSON */
+    ORIGIN_TCP,  /* tcp://HOST:PORT: TCP bytes carried in WebSocket frames (proxy/tunnel.c) */
 };
 
 struct origin {
@@ -179,6 +180,7 @@ struct timeouts_cfg {
     uint32_t origin_connect_ms;
     uint32_t origin_response_ms; /* no byte from the origin for this long: 504 (or cut) */
     uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
+    uint32_t tunnel_idle_ms;     /* a tcp:// app's tunnel with no byte either way: closed */
 };
 
 /* Where the top-level keys that later checks point at were written (0:0 when absent): the

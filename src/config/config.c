@@ -559,14 +559,15 @@ static void config_timeouts(struct config__ctx *c, const struct config__node *n,
                             struct config *cfg)
 {
     static const char *const keys[] = {"header", "idle", "client", "origin_connect",
-                                       "origin_response", "drain", NULL};
+                                       "origin_response", "drain", "tunnel_idle", NULL};
     uint32_t *dst[] = {&cfg->timeouts.header_ms,         &cfg->timeouts.idle_ms,
                        &cfg->timeouts.client_ms,         &cfg->timeouts.origin_connect_ms,
-                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms};
-    const struct config__node *v[6];
+                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms,
+                       &cfg->timeouts.tunnel_idle_ms};
+    const struct config__node *v[7];
     if (!config__map(c, n, "timeouts", keys, v))
         return;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         int64_t ms;
         if (v[i] && config__duration_ms(c, v[i], keys[i], UINT32_MAX, &ms))
             *dst[i] = (uint32_t)ms;
@@ -628,7 +629,8 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
                                           .client_ms = 60000,
                                           .origin_connect_ms = 5000,
                                           .origin_response_ms = 60000,
-                                          .drain_ms = 30000};
+                                          .drain_ms = 30000,
+                                          .tunnel_idle_ms = 3600000};
     cfg->max_connections_per_client = 256;
     return !c->oom;
 }

@@ -145,6 +145,7 @@ static void conn__free_exchange(struct conn *c)
     struct exchange *ex = c->ex;
     if (!ex)
         return;
+    proxy__tunnel_free(ex);
     if (ex->up)
         upstream_close(ex->up);
     buf_put(&c->w->bufs, ex->hb);
@@ -361,6 +362,8 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     case ADMIT_ORIGIN:
         break;
     }
+    if (ex->tun && !proxy__tunnel_start(ex, req, &st)) /* a tcp:// app: a WebSocket, else 4xx */
+        return st;
     if (ex->expect_continue && !ex->req_done && buf_len(c->rx) == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!c->tx)

@@ -289,8 +289,7 @@ static enum metrics_origin_error forward__tls_kind(int fd)
 }
 
 
-static enum step forward__fail(struct exchange *ex, int status, enum metrics_origin_error kind,
-                               const char *why)
+enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
 {
     if (ex->up && forward__can_retry(ex) && status == 502) {
         upstream_close(ex->up);
@@ -322,6 +321,10 @@ static enum step forward__fail(struct exchange *ex, int status, enum metrics_ori
 void proxy__origin_timeout(struct exchange *ex)
 {
     const struct transport_ops *tp = ex->tp->ops;
+    if (ex->tun) {
+        proxy__tunnel_timeout(ex);
+        return;
+    }
     if (ex->up && ex->up->connected && !ex->req_done && !ex->res_head_done) {
         /* the client stopped in the middle of its body (timeouts.client) */
         ex->status = 408;
@@ -332,7 +335,7 @@ void proxy__origin_timeout(struct exchange *ex)
             tp->wake(ex);
         return;
     }
-    if (forward__fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
+    if (proxy__origin_fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
         tp->wake(ex); /* not closed: the exchange answers 504 */
 }
@@ -384,11 +387,11 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         int r = http_parse_response(buf_head(ox), buf_len(ox), &ex->res_scanned, ex->head_method, &res);
         if (r == 0) {
             if (buf_room(ox) == 0 && ox->start == 0)
-                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
             return STEP_WAIT;
         }
         if (r < 0)
-            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
+            return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
         ex->res_scanned = 0;
         if (res.status >= 100 && res.status < 200 && res.status != 101) {
             buf_consume(ox, (size_t)r); /* interim answers: we answered 100-continue ourselves */
@@ -396,9 +399,9 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         }
         if (res.status == 101) {
             if (!ex->upgrade)
-                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
+                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
             if (!head_switches_to_websocket(&res))
-                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
+                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
@@ -406,7 +409,7 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         if (res.body == HTTP_BODY_CLOSE || ex->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
             ex->close_after = true;
         if (ex->tp->ops->head(ex, &res, *tunnel) != 0)
-            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+            return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
         buf_consume(ox, (size_t)r);
         ex->res_head_done = true;
         ex->status = res.status;
@@ -441,7 +444,7 @@ static bool forward__connect(struct exchange *ex, enum step *st)
     if (!ex->up) {
         int r = upstream_acquire(ex, ex->retried);
         if (r != 0) {
-            *st = forward__fail(ex, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
+            *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
             return true;
         }
         forward__arm(ex);
@@ -461,7 +464,7 @@ static bool forward__connect(struct exchange *ex, enum step *st)
         long v = SSL_get_verify_result(up->ssl);
         snprintf(why, sizeof why, "TLS handshake failed: %s",
                  v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
-        *st = forward__fail(ex, 502, forward__tls_kind(up->io.fd), why);
+        *st = proxy__origin_fail(ex, 502, forward__tls_kind(up->io.fd), why);
         return true;
     }
     up->handshake_done = up->connected = true;
@@ -535,7 +538,7 @@ static bool forward__send_origin(struct exchange *ex, bool *progress, enum step 
             ex->req_done = true;
             ex->hb_sent = ex->hb->end;
         } else {
-            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            *st = proxy__origin_fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
             return true;
         }
     }
@@ -572,7 +575,7 @@ static bool forward__read_origin(struct exchange *ex, bool *progress, enum step 
         up->rd_ready = false;
     } else {
         if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE) {
-            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            *st = proxy__origin_fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
             return true;
         }
         up->in_eof = true;
@@ -602,7 +605,7 @@ static bool forward__response(struct exchange *ex, bool *progress, enum step *st
     }
     if (up->in_eof && !ex->res_done) {
         if (!ex->res_head_done) {
-            *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
+            *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
             return true;
         }
         if (ex->res_body == HTTP_BODY_CLOSE) {
@@ -611,7 +614,7 @@ static bool forward__response(struct exchange *ex, bool *progress, enum step *st
         } else if (buf_len(up->ox) == ex->ox_ready) {
             forward__response_ready(ex, up->ox);
             if (!ex->res_done) {
-                *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
+                *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
                 return true;
             }
         }
@@ -649,6 +652,8 @@ static bool forward__send_client(struct exchange *ex, bool *progress, enum step 
 
 enum step proxy__step_proxy(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app: connecting */
     bool progress = false;
     enum step st;
     if (forward__connect(ex, &st) || forward__read_body(ex, &progress, &st) ||
@@ -754,6 +759,8 @@ static bool forward__tunnel_down(struct exchange *ex, bool *progress)
 
 enum step proxy__step_tunnel(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app's frames */
     bool progress = false;
     if (!forward__tunnel_up(ex, &progress) || !forward__tunnel_down(ex, &progress) ||
         (ex->tun_client_shut && ex->tun_up_shut)) {

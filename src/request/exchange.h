@@ -42,6 +42,7 @@ struct upstream;
 struct endpoint_req;
 struct timer_queue;
 struct exchange;
+struct tunnel;
 
 /* The outcome of one step of a state machine (a connection's, an exchange's). */
 enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
@@ -166,6 +167,8 @@ struct exchange {
     uint64_t echo_bytes;
     uint8_t echo_state;                /* echo: de-chunking state over validated bytes */
     uint64_t echo_left;
+
+    struct tunnel *tun;                /* a tcp:// app's tunnel (proxy/tunnel.c) */
 
     /* the log line */
     uint64_t bytes_in, bytes_out, start_us;
