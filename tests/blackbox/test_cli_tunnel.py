@@ -21,7 +21,8 @@ import time
 import pytest
 
 import authkit as ak
-from clikit import EMAIL, LATCH, cli_factory, gateway_config  # noqa: F401 (fixture)
+from clikit import (EMAIL, LATCH, cli_factory, gateway_config,  # noqa: F401 (fixture)
+                    needs_browser, self_signed)
 from harness import free_port, stop_pid, wait_port
 from rediskit import REDIS_SERVER, Resp
 from sshkit import SSH, keygen, run_ssh, sshd_factory  # noqa: F401 (fixture)
@@ -346,6 +347,110 @@ def test_a_dropped_tunnel_is_said_so(latchd, cli_factory, redis):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# revocation, a refused stored token, TLS
+
+def redis_stdio(c, d, *pre, browser="forbidden"):
+    """latch tcp with stdin/stdout the tunnel to the redis app; returns the Popen."""
+    return subprocess.Popen([LATCH, *pre, "tcp", "--hostname", f"http://redis.localhost:{d.port}"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=c.env(browser))
+
+
+def ping(p):
+    p.stdin.write(Resp.encode("PING"))
+    p.stdin.flush()
+    return p.stdout.read(7)
+
+
+def test_revocation_ends_the_tunnel_with_the_reason(latchd, cli_factory, redis):
+    d = gateway(latchd, lambda port: [tcp_app("redis", "redis.localhost", port, redis)])
+    c = cli_factory(d)
+    c.put_token(f"redis.localhost:{d.port}", "redis", None, ak.issue(d, "redis", EMAIL))
+    p = redis_stdio(c, d)
+    try:
+        assert ping(p) == b"+PONG\r\n"
+        time.sleep(1.1)  # a revocation covers tokens issued before it, to the second
+        ak.cli(d, "revoke", "--email", EMAIL, check=True)
+        rc = p.wait(60)
+        err = p.stderr.read().decode()
+        assert rc == 4 and "no longer admits you" in err, (rc, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@needs_browser
+def test_a_refused_stored_token_is_forgotten_and_a_login_done_once(latchd, cli_factory, redis):
+    d = gateway(latchd, lambda port: [tcp_app("redis", "redis.localhost", port, redis)])
+    c = cli_factory(d)
+    old = ak.issue(d, "redis", EMAIL)
+    c.put_token(f"redis.localhost:{d.port}", "redis", None, old)
+    time.sleep(1.1)
+    ak.cli(d, "revoke", "--email", EMAIL, check=True)
+    p = redis_stdio(c, d, "--timeout", "60", browser="good")
+    try:
+        assert ping(p) == b"+PONG\r\n"
+        p.stdin.close()
+        assert p.wait(60) == 0
+        err = p.stderr.read().decode()
+        assert "refused the stored token" in err and "logging in again" in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert len(c.browser_calls()) == 1 and c.records(1)[-1]["ok"]
+    new = c.stored(f"redis.localhost:{d.port}")["app_token"]
+    assert new and new != old
+
+
+def tls_tcp_gateway(latchd, tmp_path, target, names=("redis.localhost",)):
+    key, crt = self_signed(tmp_path, *names)
+    port, tport = free_port(), free_port()
+    cfg = gateway_config(port, [tcp_app("redis", "redis.localhost", tport, target)])
+    cfg["listen"] = [{"address": f"127.0.0.1:{port}"},
+                     {"address": f"127.0.0.1:{tport}", "tls": {"cert": str(crt), "key": str(key)}}]
+    return latchd(cfg, port=port, extra_ports=[tport]), tport, crt
+
+
+def test_tls_verified_as_latch_requests_are(latchd, cli_factory, redis, tmp_path):
+    d, tport, crt = tls_tcp_gateway(latchd, tmp_path, redis)
+    c = cli_factory(d)
+    host = f"redis.localhost:{tport}"
+    c.put_token(host, "redis", None, ak.issue(d, "redis", EMAIL), scheme="https")
+
+    # a bare host name is https; the private CA given as for latch's own requests
+    p = subprocess.Popen([LATCH, "tcp", "--hostname", host], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=c.env("forbidden", LATCH_CA_BUNDLE=crt))
+    try:
+        assert ping(p) == b"+PONG\r\n", p.stderr.read() if p.poll() is not None else ""
+        p.stdin.close()
+        assert p.wait(60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # without it, the certificate is not trusted: no token goes out
+    seen = len(d.log_lines())
+    p = subprocess.run([LATCH, "--timeout", "2", "tcp", "--hostname", host], input=b"", capture_output=True,
+                       timeout=60, env=c.env("forbidden"))
+    assert p.returncode == 1 and b"not trusted" in p.stderr, p.stderr
+    assert len(d.log_lines()) == seen
+    # a certificate for another name is refused even with its CA trusted
+    other = tmp_path / "other"
+    other.mkdir()
+    d2, tport2, crt2 = tls_tcp_gateway(latchd, other, redis, names=("elsewhere.localhost",))
+    host2 = f"redis.localhost:{tport2}"
+    c2 = cli_factory(d2)
+    c2.put_token(host2, "redis", None, ak.issue(d2, "redis", EMAIL), scheme="https")
+    seen = len(d2.log_lines())
+    p = subprocess.run([LATCH, "tcp", "--hostname", host2], input=b"", capture_output=True, timeout=60,
+                       env=c2.env("forbidden", LATCH_CA_BUNDLE=crt2))
+    assert p.returncode == 1 and b"not trusted" in p.stderr and b"mismatch" in p.stderr, p.stderr
+    assert len(d2.log_lines()) == seen
 
 
 # --------------------------------------------------------------------------------------------
