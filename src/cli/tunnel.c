@@ -848,8 +848,8 @@ static int listen_addr(const char *verb, const char *spec, struct sockaddr_stora
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (!strcmp(host, "localhost") || (inet_pton(AF_INET, host, &v4->sin_addr) == 1 && host[0] == '1' &&
-                                       ntohl(v4->sin_addr.s_addr) >> 24 == 127)) {
+    if (!strcmp(host, "localhost") ||
+        (inet_pton(AF_INET, host, &v4->sin_addr) == 1 && ntohl(v4->sin_addr.s_addr) >> 24 == 127)) {
         if (!strcmp(host, "localhost"))
             v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         v4->sin_family = AF_INET;

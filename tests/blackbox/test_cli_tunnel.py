@@ -550,10 +550,35 @@ def test_a_hostile_gateway_is_refused(case):
         assert p.returncode == 7 and ("framing" in err or "malformed close" in err), err
 
 
+def read_frame(c):
+    """One client frame: (opcode, unmasked payload); a client frame must be masked."""
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            chunk = c.recv(n - len(b))
+            assert chunk, "latch closed the connection"
+            b += chunk
+        return b
+    b0, b1 = exact(2)
+    assert b1 & 0x80, "an unmasked client frame"
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(exact(8), "big")
+    mask = exact(4)
+    return b0 & 0x0F, bytes(x ^ mask[i % 4] for i, x in enumerate(exact(n)))
+
+
 def test_the_upgrade_carries_the_service_token_and_no_more():
+    got = []
+
     def script(c, key):
         switch(c, key)
-        c.sendall(b"\x82\x02ok\x89\x03abc\x88\x02\x03\xe8")  # data, a ping, a normal close
+        c.sendall(b"\x89\x03abc")  # a ping: latch answers it with the same payload
+        while not ({0x2, 0xA} <= {op for op, _ in got}) and len(got) < 4:
+            got.append(read_frame(c))
+        c.sendall(b"\x82\x02ok\x88\x02\x03\xe8")  # data, then a normal close
         time.sleep(1)
 
     fake = FakeGateway(script)
@@ -563,6 +588,7 @@ def test_the_upgrade_carries_the_service_token_and_no_more():
     finally:
         fake.close()
     assert p.returncode == 0 and p.stdout == b"ok", (p.returncode, p.stderr)
+    assert (0xA, b"abc") in got and (0x2, b"hello") in got, got
     head = fake.heads[0]
     assert head.startswith("GET / HTTP/1.1\r\n"), head
     assert "\r\nCF-Access-Client-Id: the-id\r\n" in head and "\r\nCF-Access-Client-Secret: the-secret" in head
