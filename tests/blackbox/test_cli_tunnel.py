@@ -9,6 +9,7 @@ tunnel dropped mid-stream said so, and a hostile "gateway" (a fake server) whose
 handshakes and frames latch refuses."""
 
 import base64
+import contextlib
 import hashlib
 import os
 import shlex
@@ -23,7 +24,7 @@ import pytest
 import authkit as ak
 from clikit import (EMAIL, LATCH, cli_factory, gateway_config,  # noqa: F401 (fixture)
                     needs_browser, self_signed)
-from harness import free_port, stop_pid, wait_port
+from harness import free_port, get, stop_pid, wait_port
 from rediskit import REDIS_SERVER, Resp
 from sshkit import SSH, keygen, run_ssh, sshd_factory  # noqa: F401 (fixture)
 
@@ -73,6 +74,17 @@ def wait_listening(port, proc, timeout=30.0):
             time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def running(p):
+    """A latch (or ssh) process killed, by its pid, if still running when the block ends."""
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def redis_cli(lport, *args, timeout=30):
     return subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(lport), *args], capture_output=True,
                           text=True, timeout=timeout)
@@ -88,7 +100,7 @@ def test_redis_cli_through_the_listener_two_at_once(latchd, cli_factory, redis, 
     lport = free_port()
     p = c.popen("tcp", "--hostname", f"http://redis.localhost:{d.port}", "--url", f"127.0.0.1:{lport}",
                 browser="forbidden")
-    try:
+    with running(p):
         wait_listening(lport, p)
         # one connection held open across the others: each is its own tunnel, at once
         held = Resp(lport, timeout=20)
@@ -117,9 +129,35 @@ def test_redis_cli_through_the_listener_two_at_once(latchd, cli_factory, redis, 
         assert held.cmd("GET", "big") == big.encode()
         held.close()
         assert c.forbidden_browser_calls() == []
-    finally:
-        p.kill()
-        p.wait()
+
+
+def test_the_listener_outlives_a_dropped_tunnel(latchd, cli_factory, redis):
+    """--url: a tunnel that drops closes its own connection; the listener keeps serving, and a
+    new connection, while the gateway is still down, waits for it to come back (retried)."""
+    d = gateway(latchd, lambda port: [tcp_app("redis", "redis.localhost", port, redis)])
+    c = cli_factory(d)
+    c.put_token(f"redis.localhost:{d.port}", "redis", None, ak.issue(d, "redis", EMAIL))
+    lport = free_port()
+    p = c.popen("--timeout", "120", "tcp", "--hostname", f"http://redis.localhost:{d.port}", "--url",
+                f"127.0.0.1:{lport}", browser="forbidden")
+    with running(p):
+        wait_listening(lport, p)
+        held = Resp(lport, timeout=30)
+        assert held.cmd("PING") == "PONG"
+        d.stopped_by_test = True
+        d.signal(signal.SIGKILL)
+        d.proc.wait(60)
+        with pytest.raises((EOFError, ConnectionError)):
+            held.cmd("PING")  # that connection is closed, not left hanging
+        held.close()
+        assert p.poll() is None, "the listener must keep serving"
+        later = Resp(lport, timeout=60)
+        later.send("PING")  # latch is retrying this one while the gateway is down
+        d.start()
+        assert later.reply() == "PONG"
+        later.close()
+    err = p.stderr.read()
+    assert "dropped mid-stream" in err and "retrying" in err, err
 
 
 def test_listener_is_loopback_only_and_flags(cli_factory, latchd):
@@ -263,7 +301,7 @@ def test_gateway_stopped_then_started_during_the_retry_window(latchd, cli_factor
     p = subprocess.Popen([LATCH, "--timeout", "120", "tcp", "--hostname", f"http://redis.localhost:{d.port}"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=c.env("forbidden"))
-    try:
+    with running(p):
         # latch is retrying (it says so) before the gateway is back
         line = p.stderr.readline().decode()
         assert "retrying" in line, line
@@ -273,10 +311,6 @@ def test_gateway_stopped_then_started_during_the_retry_window(latchd, cli_factor
         assert p.stdout.read(7) == b"+PONG\r\n"
         p.stdin.close()
         assert p.wait(60) == 0, p.stderr.read()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_retry_is_bounded(cli_factory, latchd, redis):
@@ -302,7 +336,7 @@ def test_ssh_session_survives_a_reload(latchd, cli_factory, sshd_factory, tmp_pa
                           "echo ready; while read x; do echo got-$x; done"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=c.env("forbidden"))
-    try:
+    with running(p):
         assert p.stdout.readline().strip() == "ready", p.stderr.read() if p.poll() is not None else ""
         p.stdin.write("one\n")
         p.stdin.flush()
@@ -320,10 +354,6 @@ def test_ssh_session_survives_a_reload(latchd, cli_factory, sshd_factory, tmp_pa
         assert d.alive()
         p.stdin.close()
         assert p.wait(60) == 0, p.stderr.read()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
@@ -336,7 +366,7 @@ def test_a_dropped_tunnel_is_said_so(latchd, cli_factory, redis, sig):
     p = subprocess.Popen([LATCH, "tcp", "--hostname", f"http://redis.localhost:{d.port}"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=c.env("forbidden"))
-    try:
+    with running(p):
         p.stdin.write(Resp.encode("PING"))
         p.stdin.flush()
         assert p.stdout.read(7) == b"+PONG\r\n"
@@ -346,10 +376,6 @@ def test_a_dropped_tunnel_is_said_so(latchd, cli_factory, redis, sig):
         err = p.stderr.read().decode()
         assert rc == 7 and "cannot be resumed" in err, (rc, err)
         d.proc.wait(60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,17 +399,13 @@ def test_revocation_ends_the_tunnel_with_the_reason(latchd, cli_factory, redis):
     c = cli_factory(d)
     c.put_token(f"redis.localhost:{d.port}", "redis", None, ak.issue(d, "redis", EMAIL))
     p = redis_stdio(c, d)
-    try:
+    with running(p):
         assert ping(p) == b"+PONG\r\n"
         time.sleep(1.1)  # a revocation covers tokens issued before it, to the second
         ak.cli(d, "revoke", "--email", EMAIL, check=True)
         rc = p.wait(60)
         err = p.stderr.read().decode()
         assert rc == 4 and "no longer admits you" in err, (rc, err)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 @needs_browser
@@ -395,19 +417,24 @@ def test_a_refused_stored_token_is_forgotten_and_a_login_done_once(latchd, cli_f
     time.sleep(1.1)
     ak.cli(d, "revoke", "--email", EMAIL, check=True)
     p = redis_stdio(c, d, "--timeout", "60", browser="good")
-    try:
+    with running(p):
         assert ping(p) == b"+PONG\r\n"
         p.stdin.close()
         assert p.wait(60) == 0
         err = p.stderr.read().decode()
         assert "refused the stored token" in err and "logging in again" in err, err
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     assert len(c.browser_calls()) == 1 and c.records(1)[-1]["ok"]
     new = c.stored(f"redis.localhost:{d.port}")["app_token"]
     assert new and new != old
+
+
+def settled_log(d):
+    """How many request-log lines there are once a marker request's own line is written (lines
+    are written as requests end, by any worker: the marker's shows those before it are in)."""
+    marker = f"/marker-{time.monotonic_ns()}"
+    get(d.port, marker, host=f"nothing.localhost:{d.port}")
+    d.wait_log(lambda e: e.get("path") == marker, timeout=30)
+    return len(d.log_lines())
 
 
 def tls_tcp_gateway(latchd, tmp_path, target, names=("redis.localhost",)):
@@ -428,20 +455,16 @@ def test_tls_verified_as_latch_requests_are(latchd, cli_factory, redis, tmp_path
     # a bare host name is https; the private CA given as for latch's own requests
     p = subprocess.Popen([LATCH, "tcp", "--hostname", host], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=c.env("forbidden", LATCH_CA_BUNDLE=crt))
-    try:
+    with running(p):
         assert ping(p) == b"+PONG\r\n", p.stderr.read() if p.poll() is not None else ""
         p.stdin.close()
         assert p.wait(60) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     # without it, the certificate is not trusted: no token goes out
-    seen = len(d.log_lines())
+    seen = settled_log(d)
     p = subprocess.run([LATCH, "--timeout", "2", "tcp", "--hostname", host], input=b"", capture_output=True,
                        timeout=60, env=c.env("forbidden"))
     assert p.returncode == 1 and b"not trusted" in p.stderr, p.stderr
-    assert len(d.log_lines()) == seen
+    assert settled_log(d) == seen + 1  # the marker's line alone
     # a certificate for another name is refused even with its CA trusted
     other = tmp_path / "other"
     other.mkdir()
@@ -449,11 +472,11 @@ def test_tls_verified_as_latch_requests_are(latchd, cli_factory, redis, tmp_path
     host2 = f"redis.localhost:{tport2}"
     c2 = cli_factory(d2)
     c2.put_token(host2, "redis", None, ak.issue(d2, "redis", EMAIL), scheme="https")
-    seen = len(d2.log_lines())
+    seen = settled_log(d2)
     p = subprocess.run([LATCH, "tcp", "--hostname", host2], input=b"", capture_output=True, timeout=60,
                        env=c2.env("forbidden", LATCH_CA_BUNDLE=crt2))
     assert p.returncode == 1 and b"not trusted" in p.stderr and b"mismatch" in p.stderr, p.stderr
-    assert len(d2.log_lines()) == seen
+    assert settled_log(d2) == seen + 1
 
 
 # --------------------------------------------------------------------------------------------
