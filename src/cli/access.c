@@ -229,6 +229,19 @@ char *cli_stored_token(const char *dir, const struct cli_target *t)
     return out;
 }
 
+char *cli_stored_app_name(const struct cli_target *t)
+{
+    char *dir = cli_store_dir();
+    json_t *rec = dir ? cli_record_read(dir, &t->origin) : NULL;
+    const char *aud = rec ? cli_routes_aud(json_object_get(rec, "routes"), t->origin.key, t->path) : NULL;
+    const char *app = aud ? json_string_value(json_object_get(json_object_get(json_object_get(rec, "apps"), aud), "app"))
+                          : NULL;
+    char *out = app ? strdup(app) : NULL;
+    json_decref(rec);
+    free(dir);
+    return out;
+}
+
 /* Stores an app token the gateway just confirmed (with the host's patterns it sent along), and
  * the org token when a login brought one. The caller holds the origin's lock. */
 static int save_token(const char *dir, const struct cli_target *t, const struct cli_app_info *a, const struct cli_app_info *chk,

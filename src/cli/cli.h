@@ -267,6 +267,8 @@ bool cli_service_creds(const char **id, const char **secret);
 /* The stored token for the target's app, when the stored patterns say which app its path is
  * (malloc'd); no network. */
 char *cli_stored_token(const char *dir, const struct cli_target *t);
+/* The name of the target's app, as stored with its token (malloc'd); NULL when unknown. */
+char *cli_stored_app_name(const struct cli_target *t);
 /* Drops the stored token of one app, and the host's patterns when `patterns`. */
 void cli_forget_token(const char *dir, const struct cli_origin *o, const char *aud, bool patterns);
 /* A token for the target's app (cli_access without the service token); *checked: whether the

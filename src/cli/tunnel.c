@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TUN_CHUNK 16384            /* bytes read from one side at a time */
+#define TUN_CHUNK 65536            /* bytes read from one side at a time */
 #define TUN_HEAD_MAX 16384         /* the gateway's answer to the upgrade, headers included */
 #define TUN_CONNECT_S 10           /* one TCP (and TLS) connection attempt */
 #define TUN_ANSWER_S 15            /* the gateway's answer to the upgrade */
@@ -442,11 +442,15 @@ static int tunnel_open(const struct tun_cfg *c, struct tun_gw *g, uint8_t *rest,
             continue;
         }
         if (status == 401 || status == 403) {
-            fprintf(stderr, "latch %s: %s refused by policy: the gateway does not admit %s to %s (%ld)%s\n", c->verb,
-                    c->origin.key, who, c->origin.key, status,
+            struct cli_target t;
+            char *app = cli_target_read(c->verb, c->url, &t) == LATCH_EXIT_OK ? cli_stored_app_name(&t) : NULL;
+            cli_target_free(&t);
+            fprintf(stderr, "latch %s: %s refused by policy: the gateway does not admit %s to %s%s (%ld)%s\n",
+                    c->verb, c->origin.key, who, app ? "the app " : "", app ? app : c->origin.key, status,
                     status == 401 && !token ? ": check LATCH_CLIENT_ID and LATCH_CLIENT_SECRET, and that a service_auth "
                                               "policy of the app names the token"
                     : status == 403 ? "; ask your administrator for access" : "");
+            free(app);
             st = LATCH_EXIT_REFUSED;
         } else if (status >= 200 && status < 500) {
             fprintf(stderr, "latch %s: %s is not a TCP application (it answered the WebSocket upgrade with %ld, not 101): "
@@ -479,6 +483,8 @@ struct tun {
     const struct tun_cfg *c;
     int in, out;
     bool in_sock, out_sock;
+    int out_flags;          /* the output's file status flags before O_NONBLOCK, or -1 */
+    short gw_read_ev, gw_write_ev; /* what TLS waits for to go on reading, writing */
     struct tun_gw g;
     uint8_t up[WS_HEAD_MAX + TUN_CHUNK];
     size_t up_off, up_len;
@@ -536,12 +542,13 @@ static void out_end(struct tun *t)
         close(t->out);
 }
 
-/* Writes to the local output without blocking: a socket with MSG_DONTWAIT, a pipe or a file
- * at most PIPE_BUF bytes after poll said it may (so that write does not block either). */
+/* Writes to the local output without blocking: a socket or a pipe is non-blocking (ours), a
+ * terminal or a file (shared with the shell) gets at most PIPE_BUF bytes after poll said it
+ * may, so that write does not block either. */
 static ssize_t out_write(struct tun *t, const void *p, size_t n)
 {
-    if (t->out_sock)
-        return send(t->out, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (t->out_flags >= 0)
+        return write(t->out, p, n);
     struct pollfd pf = { .fd = t->out, .events = POLLOUT };
     if (poll(&pf, 1, 0) != 1) {
         errno = EAGAIN;
@@ -687,11 +694,10 @@ static int tunnel_pump(struct tun *t)
         if (read_gw && t->g.ssl && SSL_pending(t->g.ssl) > 0)
             goto gw_read; /* TLS holds decrypted bytes poll cannot see */
         struct pollfd p[3] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
-        short gw_rev = POLLIN, gw_wev = POLLOUT;
         if (!t->in_eof && !t->close_queued && !up_busy && !t->ctrl_len)
             p[0] = (struct pollfd){ .fd = t->in, .events = POLLIN };
         if (read_gw || up_busy) /* else its hangup would wake poll for nothing */
-            p[1] = (struct pollfd){ .fd = t->g.fd, .events = (short)((read_gw ? gw_rev : 0) | (up_busy ? gw_wev : 0)) };
+            p[1] = (struct pollfd){ .fd = t->g.fd, .events = (short)((read_gw ? t->gw_read_ev : 0) | (up_busy ? t->gw_write_ev : 0)) };
         if (need_out && !t->out_done)
             p[2] = (struct pollfd){ .fd = t->out, .events = POLLOUT };
         int wait = -1;
@@ -707,9 +713,10 @@ static int tunnel_pump(struct tun *t)
             out_end(t);
             queue_close(t, WS_CLOSE_NORMAL);
         }
-        if (p[1].revents & (POLLOUT | POLLERR | POLLHUP) && up_busy) {
+        if (p[1].revents && up_busy) {
             short ev;
             ssize_t w = gw_io(&t->g, true, t->up + t->up_off, t->up_len - t->up_off, &ev);
+            t->gw_write_ev = w == IO_AGAIN ? ev : POLLOUT;
             if (w > 0)
                 t->up_off += (size_t)w;
             else if (w != IO_AGAIN) {
@@ -721,7 +728,7 @@ static int tunnel_pump(struct tun *t)
         }
         if (p[0].revents)
             up_fill(t);
-        if (!(p[1].revents & (POLLIN | POLLERR | POLLHUP)) || !read_gw)
+        if (!p[1].revents || !read_gw)
             continue;
     gw_read:
         if (t->dn_off == t->dn_len)
@@ -729,6 +736,7 @@ static int tunnel_pump(struct tun *t)
         if (t->dn_len < sizeof t->dn) {
             short ev;
             ssize_t r = gw_io(&t->g, false, t->dn + t->dn_len, sizeof t->dn - t->dn_len, &ev);
+            t->gw_read_ev = r == IO_AGAIN ? ev : POLLIN;
             if (r > 0)
                 t->dn_len += (size_t)r;
             else if (r != IO_AGAIN)
@@ -776,11 +784,20 @@ static int tunnel_run(const struct tun_cfg *c, int in, int out)
     t->out = out;
     t->in_sock = is_socket(in);
     t->out_sock = is_socket(out);
+    t->gw_read_ev = POLLIN;
+    t->gw_write_ev = POLLOUT;
     t->g.fd = -1;
+    struct stat st_out;
+    t->out_flags = fstat(out, &st_out) == 0 && (S_ISSOCK(st_out.st_mode) || S_ISFIFO(st_out.st_mode))
+                       ? fcntl(out, F_GETFL) : -1;
+    if (t->out_flags >= 0 && fcntl(out, F_SETFL, t->out_flags | O_NONBLOCK) != 0)
+        t->out_flags = -1;
     int st = tunnel_open(c, &t->g, t->dn, &t->dn_len);
     if (st == LATCH_EXIT_OK)
         st = tunnel_pump(t);
     gw_close(&t->g);
+    if (t->out_flags >= 0 && !t->out_done)
+        fcntl(out, F_SETFL, t->out_flags);
     free(t);
     return st;
 }
@@ -902,8 +919,11 @@ int cli_tunnel_listen(const char *verb, const char *url, const char *listen_spec
         if (poll(&p, 1, 1000) <= 0)
             continue;
         int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-        if (cfd < 0)
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                poll(NULL, 0, 100); /* out of descriptors: let tunnels end rather than spin */
             continue;
+        }
         pid_t pid = fork();
         if (pid == 0) { /* each connection its own tunnel, its own process */
             prctl(PR_SET_PDEATHSIG, SIGTERM); /* the listener's end ends its tunnels */

@@ -599,15 +599,10 @@ static int cmd_login(int argc, char **argv, struct opts *o)
         cli_app_info_free(&chk);
     }
     if (st == LATCH_EXIT_OK) {
-        char *dir = cli_store_dir();
-        json_t *rec = dir ? cli_record_read(dir, &t.origin) : NULL;
-        const char *aud = cli_routes_aud(json_object_get(rec, "routes"), t.origin.key, t.path);
-        const char *app = json_string_value(
-            json_object_get(json_object_get(json_object_get(rec, "apps"), aud ? aud : ""), "app"));
+        char *app = cli_stored_app_name(&t);
         fprintf(stderr, "latch: logged in to %s as %s%s%s%s\n", t.origin.key, email && *email ? email : "(service)",
                 app ? " (app " : "", app ? app : "", app ? ")" : "");
-        json_decref(rec);
-        free(dir);
+        free(app);
     }
     free(email);
     free(token);
