@@ -226,7 +226,9 @@ static enum admission admit__decide(struct exchange *ex, const struct http_reque
         *st = proxy__respond_refused(ex);
         return ADMIT_ANSWERED;
     }
-    if (ex->app->origin.kind == ORIGIN_TCP && proxy__tunnel_keep(ex, ri) != 0) {
+    if (ex->app->origin.kind == ORIGIN_TCP) { /* a tunnel (tunnel.c): no HTTP head for the origin */
+        if (proxy__tunnel_keep(ex, ri) == 0)
+            return ADMIT_ORIGIN;
         ex->close_after = true;
         *st = tp->fail(ex, 500, "internal", "Out of memory.");
         return ADMIT_ANSWERED;

@@ -600,6 +600,19 @@ static void conn__tp_drop_queued(struct exchange *ex)
     c->tx = NULL;
 }
 
+static void conn__tp_release(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    if (c->rx && buf_len(c->rx) == 0) {
+        buf_put(&c->w->bufs, c->rx);
+        c->rx = NULL;
+    }
+    if (c->tx && buf_len(c->tx) == 0) {
+        buf_put(&c->w->bufs, c->tx);
+        c->tx = NULL;
+    }
+}
+
 static bool conn__tp_client_eof(const struct exchange *ex)
 {
     return conn__of(ex)->in_eof;
@@ -679,6 +692,7 @@ static const struct transport_ops conn__h1 = {
     .write = conn__tp_write,
     .queued = conn__tp_queued,
     .drop_queued = conn__tp_drop_queued,
+    .release = conn__tp_release,
     .client_eof = conn__tp_client_eof,
     .end = conn__tp_end,
     .respond = conn__tp_respond,

@@ -63,6 +63,7 @@ void proxy_worker_reload(struct worker_ctx *w)
 
 void proxy_worker_drain(struct worker_ctx *w)
 {
+    proxy__tunnels_drain(w);
     proxy__drain_conns(w);
     upstream_close_pools(w->proxy);
 }

@@ -137,6 +137,9 @@ void proxy__tunnel_log_fields(struct strbuf *sb, bool *first, const struct excha
 /* Closes the tunnels the worker's newest runtime, revocations and service tokens no longer
  * admit; the tick closes those whose service token expired. */
 void proxy__tunnels_recheck(struct worker_ctx *w);
+/* A drain closes every tunnel now (1001 Going Away: a client reconnects to another node), not
+ * after the drain timeout as requests do: a tunnel has no end of its own. */
+void proxy__tunnels_drain(struct worker_ctx *w);
 void proxy__tunnel_tick(struct timer *t);
 /* A service token by client id: the configuration's, then the shared store's (svctokens.h). */
 const struct service_token_cfg *proxy__service_token(struct worker_ctx *w, const struct config *cfg,

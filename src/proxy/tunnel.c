@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -203,6 +204,15 @@ static bool tunnel__one(const struct http_request *req, const char *name, struct
     return h != NULL;
 }
 
+/* Whether a browser's Origin is this app's own (scheme://host[:port] as the browser reached it). */
+static bool tunnel__same_origin(const struct exchange *ex, struct http_slice o)
+{
+    const char *scheme = ex->https ? "https://" : "http://";
+    size_t sl = strlen(scheme);
+    return o.n == sl + ex->origin_host_len && !strncasecmp(o.p, scheme, sl) &&
+           !strncasecmp(o.p + sl, ex->origin_host, ex->origin_host_len);
+}
+
 bool proxy__tunnel_start(struct exchange *ex, const struct http_request *req, enum step *st)
 {
     const struct transport_ops *tp = ex->tp->ops;
@@ -223,6 +233,14 @@ bool proxy__tunnel_start(struct exchange *ex, const struct http_request *req, en
     }
     if (!tunnel__one(req, "sec-websocket-key", &key) || !ws_key_ok(key.p, key.n)) {
         *st = tp->fail(ex, 400, "websocket_key", "Sec-WebSocket-Key must be the base64 of 16 bytes.");
+        return false;
+    }
+    /* Cross-site WebSocket hijacking: a page of another site (a sibling app's, whose requests
+     * carry this host's cookie: SameSite=Lax is per site) opening a tunnel in the person's name.
+     * Browsers always send Origin on a WebSocket; the command line sends none. */
+    const struct http_header *o = http_find_header(req->headers, req->nheaders, "origin");
+    if (o && !tunnel__same_origin(ex, o->value)) {
+        *st = tp->fail(ex, 403, "cross_origin", "A page of another origin may not open a tunnel to this application.");
         return false;
     }
     ws_accept_key(key.p, key.n, (char *)t->ctl); /* kept until the 101 is written */
@@ -532,8 +550,8 @@ static bool tunnel__down(struct exchange *ex, bool *progress)
     }
 }
 
-/* No buffer stays with an idle tunnel (the transport frees the client's when a read finds it
- * empty). */
+/* No buffer stays with an idle tunnel: the origin's and the transport's empty ones go back to
+ * the worker's pool. */
 static void tunnel__idle_buffers(struct exchange *ex)
 {
     struct upstream *up = ex->up;
@@ -541,8 +559,7 @@ static void tunnel__idle_buffers(struct exchange *ex)
         buf_put(&ex->w->bufs, up->ox);
         up->ox = NULL;
     }
-    if (!ex->tp->ops->queued(ex))
-        ex->tp->ops->drop_queued(ex);
+    ex->tp->ops->release(ex);
 }
 
 enum step proxy__tunnel_step(struct exchange *ex)
@@ -600,9 +617,9 @@ static const char *tunnel__refused(struct worker_ctx *w, struct tunnel *t, time_
     return policy_admits(res.decision) ? NULL : "policy";
 }
 
-static void tunnel__end(struct tunnel *t, const char *why)
+static void tunnel__end(struct tunnel *t, uint16_t code, const char *why)
 {
-    tunnel__close(t->ex, WS_CLOSE_POLICY, why);
+    tunnel__close(t->ex, code, why);
     t->why = why;
     t->ex->tp->ops->wake(t->ex);
 }
@@ -610,13 +627,18 @@ static void tunnel__end(struct tunnel *t, const char *why)
 void proxy__tunnels_recheck(struct worker_ctx *w)
 {
     time_t now = time(NULL);
+    bool closed = false;
     struct tunnel *t = w->proxy->tunnels, *next;
     for (; t; t = next) {
         next = t->next;
         const char *why = t->close_queued ? NULL : tunnel__refused(w, t, now);
-        if (why)
-            tunnel__end(t, why);
+        if (why) {
+            tunnel__end(t, WS_CLOSE_POLICY, why);
+            closed = true;
+        }
     }
+    if (closed) /* run between loop iterations, after this one's lines were written */
+        worker_ctx_log_flush(w);
 }
 
 /* Once a second while tunnels are open: service tokens that expired since. */
@@ -629,8 +651,18 @@ void proxy__tunnel_tick(struct timer *tm)
     for (; t; t = next) {
         next = t->next;
         if (!t->close_queued && t->svc_expires && now >= t->svc_expires)
-            tunnel__end(t, "service token expired");
+            tunnel__end(t, WS_CLOSE_POLICY, "service token expired");
     }
     if (pw->tunnels && w)
         timer_arm(w->loop, &pw->tunnel_tick, &pw->timers.tunnel_tick);
+}
+
+void proxy__tunnels_drain(struct worker_ctx *w)
+{
+    struct tunnel *t = w->proxy->tunnels, *next;
+    for (; t; t = next) {
+        next = t->next;
+        if (!t->close_queued)
+            tunnel__end(t, WS_CLOSE_GOING_AWAY, "shutdown");
+    }
 }

@@ -69,6 +69,9 @@ struct transport_ops {
     size_t (*queued)(const struct exchange *ex);
     /* Drops a queued interim head (100 Continue) that a final answer replaces. */
     void (*drop_queued)(struct exchange *ex);
+    /* Nothing to do until the next event: the transport lets go of its empty buffers (an idle
+     * tunnel holds none). */
+    void (*release)(struct exchange *ex);
     /* The client's side ended (EOF seen). */
     bool (*client_eof)(const struct exchange *ex);
     /* The response is complete: the exchange ends (logged and freed); the transport goes on. */

@@ -271,9 +271,9 @@ def wait_metric(d, name, want, timeout=5.0):
     return metric(d, name)
 
 
-def closed_within(ws, timeout=CLOSE_S):
-    """Polls for the close frame or EOF; returns (code, seconds)."""
-    t0 = time.monotonic()
+def closed_within(ws, timeout=CLOSE_S, t0=None):
+    """Waits for the close frame or EOF; returns (code, seconds since t0, by default now)."""
+    t0 = time.monotonic() if t0 is None else t0
     code = ws.close_code(timeout)
     return code, time.monotonic() - t0
 
@@ -351,3 +351,412 @@ def test_gauge_counts_open_tunnels(latchd, echo):
     assert wait_metric(d, "latch_tunnels_open", 0) == 0
     closes = [e for e in d.log_lines() if e.get("tunnel") == "close"]
     assert len(closes) == 3 and all(e["close_reason"] == "client disconnected" for e in closes), closes
+
+
+def test_origin_refused_is_502_before_any_101(latchd):
+    dead = free_port()              # nothing listens there
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{dead}")]})
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", [("cf-access-token", tok), ("Accept", "application/json")])
+    assert ws.status == 502, ws.head
+    assert ws.json()["error"] == "bad_gateway"
+    assert ws.eof()
+    assert not any(e.get("tunnel") for e in d.log_lines())
+
+
+# --------------------------------------------------------------------------------------------
+# admission: as any request; anything but a valid upgrade never reaches the origin
+
+def test_refused_without_token_outside_policy_and_without_upgrade(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}",
+                                 include=[{"email_domain": "example.com"}])]})
+    host = f"tcp.localhost:{d.port}"
+    # no token: the 401 the command line logs in from
+    ws = Ws(d.port, host)
+    assert ws.status == 401, ws.head
+    j = ws.json()
+    assert j["error"] == "login_required" and j["auth_domain"], j
+    # a person the policy does not admit
+    ws = Ws(d.port, host, [("cf-access-token", ak.issue(d, "tcp", "eve@evil.example"))])
+    assert ws.status == 403, ws.head
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    auth = [("cf-access-token", tok), ("Accept", "application/json")]
+    # admitted, but not a WebSocket upgrade: 4xx, and the origin never hears of it
+    cases = {
+        "plain GET": dict(upgrade=None, connection=None, key="", version=None),
+        "no Connection: upgrade": dict(connection="keep-alive"),
+        "another protocol": dict(upgrade="h2c"),
+        "POST": dict(method="POST"),
+        "HEAD": dict(method="HEAD"),
+        "version 8": dict(version="8"),
+        "no version": dict(version=None),
+        "no key": dict(key=""),
+        "short key": dict(key=base64.b64encode(os.urandom(15)).decode()),
+        "long key": dict(key=base64.b64encode(os.urandom(17)).decode()),
+        "key not base64": dict(key="!" * 22 + "=="),
+    }
+    for what, kw in cases.items():
+        ws = Ws(d.port, host, auth, **kw)
+        assert 400 <= ws.status < 500, (what, ws.head)
+        if kw.get("method") != "HEAD":
+            assert ws.json()["error"] in ("websocket_required", "websocket_version", "websocket_key"), (what, ws.body)
+        print(f"{what}: {ws.status}")
+    ws = Ws(d.port, host, auth, upgrade=None, connection=None, key="", version=None)
+    assert ws.status == 426 and "websocket" in ws.headers.get("upgrade", "").lower(), ws.head
+    # a body on the upgrade request
+    ws = Ws(d.port, host, auth + [("Content-Length", "5")], extra=b"hello")
+    assert 400 <= ws.status < 500, ws.head
+    assert echo.accepts == 0, "the origin got a connection for a request that was not an upgrade"
+    # the app's own endpoints still answer on its host
+    r = get(d.port, "/cdn-cgi/access/app", host=host)
+    assert r.status == 200 and r.json()["aud"], r
+    ok = Ws(d.port, host, auth)
+    assert ok.status == 101
+    ok.send(b"x")
+    assert ok.recv(1) == b"x" and echo.accepts == 1
+
+
+# --------------------------------------------------------------------------------------------
+# hostile frames: each refused with its close code, the origin connection closed
+
+HOSTILE = [
+    ("unmasked binary", lambda ws: ws.frame(0x2, b"abc", mask=False), 1002),
+    ("frame over the limit", lambda ws: ws.frame(0x2, b"", length=(1 << 20) + 1), 1009),
+    ("2^63 length", lambda ws: ws.s.sendall(b"\x82\xff\x80" + b"\0" * 7 + b"abcd"), 1002),
+    ("non-minimal length", lambda ws: ws.s.sendall(b"\x82\xfe\x00\x05abcd" + b"x" * 5), 1002),
+    ("reserved opcode 3", lambda ws: ws.frame(0x3, b"x"), 1002),
+    ("reserved opcode 0xB", lambda ws: ws.frame(0xB, b"x"), 1002),
+    ("reserved bit", lambda ws: ws.frame(0x2, b"x", rsv=4), 1002),
+    ("text frame", lambda ws: ws.frame(0x1, b"hello"), 1003),
+    ("continuation first", lambda ws: ws.frame(0x0, b"x"), 1002),
+    ("binary inside a message", lambda ws: (ws.frame(0x2, b"a", fin=False), ws.frame(0x2, b"b")), 1002),
+    ("fragmented ping", lambda ws: ws.frame(0x9, b"p", fin=False), 1002),
+    ("fragmented close", lambda ws: ws.frame(0x8, struct.pack("!H", 1000), fin=False), 1002),
+    ("ping over 125", lambda ws: ws.frame(0x9, b"p" * 126), 1002),
+    ("close code 1005", lambda ws: ws.frame(0x8, struct.pack("!H", 1005)), 1002),
+    ("close code 999", lambda ws: ws.frame(0x8, struct.pack("!H", 999)), 1002),
+    ("close code 2000", lambda ws: ws.frame(0x8, struct.pack("!H", 2000)), 1002),
+    ("close of one byte", lambda ws: ws.frame(0x8, b"\x03"), 1002),
+    ("close reason not UTF-8", lambda ws: ws.frame(0x8, struct.pack("!H", 1000) + b"\xc0\xaf"), 1002),
+]
+
+
+@pytest.mark.parametrize("what,send,code", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_frames(latchd, echo, what, send, code):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", [("cf-access-token", tok)])
+    assert ws.status == 101
+    ws.send(b"ok?")
+    assert ws.recv(3) == b"ok?"
+    send(ws)
+    assert ws.close_code() == code, what
+    assert ws.eof(), "the connection stays open after the close"
+    deadline = time.monotonic() + 5
+    while echo.open and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert echo.open == 0, "the origin connection stays open"
+    e = d.wait_log(lambda e: e.get("tunnel") == "close")
+    # nothing of the bad frame reached the origin (a message's valid first fragment did)
+    assert e["bytes_to_origin"] == 3 + (what == "binary inside a message"), e
+    print(what, "->", code, e["close_reason"])
+
+
+# --------------------------------------------------------------------------------------------
+# closing from the gateway's side
+
+def open_tunnel(d, host, headers):
+    ws = Ws(d.port, f"{host}:{d.port}", headers)
+    assert ws.status == 101, ws.head
+    ws.send(b"ping")
+    assert ws.recv(4) == b"ping"
+    return ws
+
+
+def still_open(ws):
+    ws.s.settimeout(5)
+    ws.send(b"again")
+    return ws.recv(5) == b"again"
+
+
+def test_revocation_closes_the_tunnels_of_its_tokens(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}"),
+                         tcp_app("tcp2", "tcp2.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    alice = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    alice_sub = open_tunnel(d, "tcp.localhost",
+                            [("cf-access-token", ak.issue(d, "tcp", "alice+ops@example.com"))])
+    bob = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    carol = open_tunnel(d, "tcp2.localhost", [("cf-access-token", ak.issue(d, "tcp2", "carol@example.com"))])
+    time.sleep(1.05)                # revocations are "issued at or before" to the second
+    t0 = time.monotonic()
+    ak.cli(d, "revoke", "--email", "alice@example.com", check=True)
+    code, took = closed_within(alice, t0=t0)
+    assert code == 1008, code
+    print(f"revoke --email closed the tunnel in {took:.3f} s")
+    assert alice_sub.close_code() == 1008, "the sub-addressed spelling of a revoked mailbox stays open"
+    assert still_open(bob) and still_open(carol)
+    t0 = time.monotonic()
+    ak.cli(d, "revoke", "--app", "tcp2", check=True)
+    code, took = closed_within(carol, t0=t0)
+    assert code == 1008, code
+    print(f"revoke --app closed the tunnel in {took:.3f} s")
+    assert still_open(bob)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "alice@example.com")
+    assert e["close_reason"] == "revoked", e
+    # a token issued after the revocation opens a tunnel again
+    time.sleep(1.05)
+    again = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    assert still_open(again)
+
+
+def test_service_token_removed_or_expired_closes_its_tunnel(latchd, echo, tmp_path):
+    ci = ak.make_service_token(tmp_path, "ci")
+    short = ak.make_service_token(tmp_path, "short")
+    short[2]["expires"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    app = tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}", decision="service_auth",
+                  include=[{"any_valid_service_token": {}}])
+    cfg = {"service_tokens": [ci[2], short[2]], "apps": [app]}
+    d = latchd(cfg)
+    t_ci = open_tunnel(d, "tcp.localhost", [("CF-Access-Client-Id", ci[0]), ("CF-Access-Client-Secret", ci[1])])
+    t_short = open_tunnel(d, "tcp.localhost",
+                          [("CF-Access-Client-Id", short[0]), ("CF-Access-Client-Secret", short[1])])
+    code, took = closed_within(t_short, timeout=15)
+    assert code == 1008, code
+    late = time.time() - time.mktime(time.strptime(short[2]["expires"], "%Y-%m-%dT%H:%M:%SZ")) + time.mktime(time.gmtime(0))
+    print(f"an expiring service token's tunnel closed {late:.3f} s after it expired")
+    assert still_open(t_ci)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("service_token") == "short")
+    assert e["close_reason"] == "service token expired", e
+    t0 = time.monotonic()
+    d.reload({"service_tokens": [], "apps": [app]})
+    code, took = closed_within(t_ci, t0=t0)
+    assert code == 1008, code
+    print(f"deleting the service token closed its tunnel in {took:.3f} s")
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("service_token") == "ci")
+    assert e["close_reason"] == "service token removed", e
+
+
+def test_reload_closes_only_the_tunnels_it_no_longer_admits(latchd, echo):
+    def cfg(include, extra_apps=()):
+        return {"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}", include=include),
+                         *extra_apps]}
+    d = latchd(cfg([{"email_domain": "example.com"}]))
+    alice = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "alice@example.com"))])
+    bob = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    # a reload that still admits both: untouched
+    d.reload(cfg([{"email_domain": "example.com"}], [tcp_app("other", "other.localhost", "tcp://127.0.0.1:1")]))
+    deadline = time.monotonic() + 5
+    while get(d.port, "/cdn-cgi/access/app", host=f"other.localhost:{d.port}").status != 200:
+        assert time.monotonic() < deadline, "the reload was not applied"
+        time.sleep(0.05)
+    assert still_open(alice) and still_open(bob)
+    # a reload whose policy no longer admits alice: hers closes, bob's stays
+    t0 = time.monotonic()
+    d.reload(cfg([{"email": "bob@example.com"}]))
+    code, took = closed_within(alice, t0=t0)
+    assert code == 1008, code
+    print(f"a reload excluding the person closed the tunnel in {took:.3f} s")
+    assert still_open(bob)
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "alice@example.com")
+    assert e["close_reason"] == "policy", e
+    # a reload removing the app closes the rest
+    d.reload({"apps": [tcp_app("other", "other.localhost", "tcp://127.0.0.1:1")]})
+    assert bob.close_code() == 1008
+    e = d.wait_log(lambda e: e.get("tunnel") == "close" and e.get("email") == "bob@example.com")
+    assert e["close_reason"] == "app removed", e
+
+
+# --------------------------------------------------------------------------------------------
+# two nodes sharing Redis
+
+@pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="needs redis-server")
+def test_revocation_on_one_node_closes_a_tunnel_on_the_other(tmp_path, redis, echo):
+    from test_cluster import A, B, Cluster
+    cl = Cluster(tmp_path, redis)
+    try:
+        extra = {"apps": [tcp_app("tcp", f"tcp.localhost:{cl.port}", f"tcp://127.0.0.1:{echo.port}")]}
+        a = cl.node("a", A, **extra)
+        b = cl.node("b", B, **extra)
+        tok = ak.issue(a, "tcp", "alice@example.com")
+        ws = Ws(cl.port, f"tcp.localhost:{cl.port}", [("cf-access-token", tok)], addr=B)
+        assert ws.status == 101, ws.head
+        ws.send(b"hi")
+        assert ws.recv(2) == b"hi"
+        time.sleep(1.05)
+        t0 = time.monotonic()
+        ak.cli(a, "revoke", "--email", "alice@example.com", check=True)
+        code, took = closed_within(ws, t0=t0)
+        assert code == 1008, code
+        print(f"a revocation made on A closed the tunnel on B in {took:.3f} s")
+        e = b.wait_log(lambda e: e.get("tunnel") == "close")
+        assert e["close_reason"] == "revoked", e
+    finally:
+        cl.finish(False)
+
+
+def test_sigterm_closes_tunnels_going_away(latchd, echo):
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    ws = open_tunnel(d, "tcp.localhost", [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))])
+    t0 = time.monotonic()
+    d.signal(15)
+    code, took = closed_within(ws, t0=t0)
+    assert code == 1001, code
+    assert d.proc.wait(10) == 0, "latchd did not exit promptly with a tunnel open"
+    print(f"SIGTERM closed the tunnel in {took:.3f} s")
+    d.stopped_by_test = True
+
+
+# --------------------------------------------------------------------------------------------
+# backpressure: latchd reads from one side only what the other takes
+
+class Firehose:
+    """A TCP origin that writes as fast as its peer takes (counting) and never reads; or, with
+    sink=True, reads nothing and writes nothing (its peer's bytes pile up in the kernel)."""
+
+    def __init__(self, sink=False):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.conns = []
+        self.sink = sink
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        c, _ = self.sock.accept()
+        self.conns.append(c)
+        if self.sink:
+            return
+        chunk = b"z" * 65536
+        try:
+            while True:
+                self.sent += c.send(chunk)
+        except OSError:
+            pass
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_backpressure_both_ways(latchd):
+    from harness import rss_kib
+    fast = Firehose()
+    sink = Firehose(sink=True)
+    d = latchd({"apps": [tcp_app("fast", "fast.localhost", f"tcp://127.0.0.1:{fast.port}"),
+                         tcp_app("sink", "sink.localhost", f"tcp://127.0.0.1:{sink.port}")]})
+    try:
+        rss0 = rss_kib(d.pid)
+        # a fast origin, a client that does not read: the origin is held back
+        ws = Ws(d.port, f"fast.localhost:{d.port}", [("cf-access-token", ak.issue(d, "fast", "bob@example.com"))])
+        assert ws.status == 101
+        ws.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        time.sleep(2)
+        held, rss1 = fast.sent, rss_kib(d.pid)
+        time.sleep(1)
+        assert fast.sent == held, "the origin's writes were not held back while the client read nothing"
+        print(f"origin wrote {held} bytes before it was held back; latchd grew {rss1 - rss0} KiB")
+        assert held < 16 << 20, held           # kernel buffers and one 32 KiB buffer, not all of it
+        assert rss1 - rss0 < 4096, (rss0, rss1)
+        got = ws.recv(4 << 20)                  # reading lets it go on
+        assert got == b"z" * len(got)
+        assert fast.sent > held
+        ws.close()
+        # a client that sends to an origin that does not read: the client is held back
+        ws = Ws(d.port, f"sink.localhost:{d.port}", [("cf-access-token", ak.issue(d, "sink", "bob@example.com"))])
+        assert ws.status == 101
+        ws.s.setblocking(False)
+        frame = struct.pack("!BBH", 0x82, 0x80 | 126, 60000) + b"\0\0\0\0" + b"y" * 60000  # zero mask
+        sent, stalled_since = 0, None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                n = ws.s.send(frame[sent % len(frame):])
+                sent += n
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 1.5:
+                    break
+                time.sleep(0.05)
+        rss2 = rss_kib(d.pid)
+        print(f"the client could send {sent} bytes before it was held back; latchd grew {rss2 - rss0} KiB")
+        assert stalled_since, "the client was never held back"
+        assert sent < 32 << 20, sent
+        assert rss2 - rss0 < 4096, (rss0, rss2)
+        ws.close()
+    finally:
+        fast.close()
+        sink.close()
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+CHECK_BASE = """listen: [{{address: 127.0.0.1:8080}}]
+state_dir: {state}
+auth_domain: auth.localhost:8080
+timeouts: {{tunnel_idle: 2h}}
+apps:
+  - name: db
+    domains: [db.localhost]
+    origin: {origin}
+    policies: [{{name: all, decision: bypass, include: [{{everyone: {{}}}}]}}]
+"""
+
+
+def check_config(tmp_path, origin, extra=""):
+    import subprocess
+    from harness import LATCHD
+    p = tmp_path / "latch.yaml"
+    p.write_text(CHECK_BASE.format(state=tmp_path / "state", origin=origin) + extra)
+    r = subprocess.run([LATCHD, "check", "--config", str(p)], capture_output=True, text=True, timeout=20)
+    return r.returncode, r.stdout + r.stderr, str(p)
+
+
+@pytest.mark.parametrize("origin", ["tcp://127.0.0.1:6379", "tcp://redis.internal:6379", "tcp://[::1]:22",
+                                    "TCP://db.localhost:5432"])
+def test_check_accepts_tcp_origins(tmp_path, origin):
+    rc, out, _ = check_config(tmp_path, origin)
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("origin,why", [
+    ("tcp://127.0.0.1", "needs a port"),
+    ("tcp://127.0.0.1:6379/", "has no path"),
+    ("tcp://127.0.0.1:6379/db", "has no path"),
+    ("tcp://127.0.0.1:6379?x=1", "query"),
+    ("tcp://user@127.0.0.1:6379", "user info"),
+    ("tcp://:6379", "no host"),
+    ("tcp://127.0.0.1:0", "port"),
+    ("udp://127.0.0.1:53", "scheme"),
+])
+def test_check_refuses_bad_tcp_origins(tmp_path, origin, why):
+    rc, out, path = check_config(tmp_path, origin)
+    assert rc != 0, out
+    assert re.search(re.escape(path) + r":8:13: .*" + re.escape(why), out), out
+
+
+@pytest.mark.parametrize("key,line", [("origin_tls: {verify: false}", "origin_tls"),
+                                      ("preserve_host: false", "preserve_host")])
+def test_check_refuses_http_settings_on_a_tcp_app(tmp_path, key, line):
+    rc, out, path = check_config(tmp_path, "tcp://127.0.0.1:6379", f"    {key}\n")
+    assert rc != 0, out
+    assert re.search(re.escape(path) + r":10:\d+: .*'" + line + "' needs an http", out), out
+
+
+def test_cross_origin_pages_cannot_open_a_tunnel(latchd, echo):
+    """A page of a sibling app (same site: the browser sends this host's SameSite=Lax cookie
+    with its WebSocket) must not reach the TCP service in the person's name."""
+    d = latchd({"apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]})
+    auth = [("cf-access-token", ak.issue(d, "tcp", "bob@example.com"))]
+    for origin in (f"http://wiki.localhost:{d.port}", "https://evil.example", "null",
+                   f"https://tcp.localhost:{d.port}", f"http://tcp.localhost:{d.port + 1}",
+                   f"http://tcp.localhost:{d.port}.evil.example"):
+        ws = Ws(d.port, f"tcp.localhost:{d.port}", auth + [("Origin", origin), ("Accept", "application/json")])
+        assert ws.status == 403 and ws.json()["error"] == "cross_origin", (origin, ws.head)
+    assert echo.accepts == 0
+    ws = Ws(d.port, f"tcp.localhost:{d.port}", auth + [("Origin", f"http://TCP.localhost:{d.port}")])
+    assert ws.status == 101, ws.head   # the app's own page may

@@ -674,10 +674,22 @@ static void test_apps_and_policies(void **state)
                   "(units ms s m h d w)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"ftp://o\", policies: "
                        "[{name: p, decision: deny, include: [{everyone: {}}]}] }\n",
-                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http:// or https:// "
-                     "(expected http(s)://HOST[:PORT][/BASE] or echo)",
+                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http://, https:// or tcp:// "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)",
                   "t.yaml:4:84: 'decision' must be allow, block, bypass or service_auth, not "
                   "'deny'");
+    /* tcp:// origins: a port, nothing after it, no HTTP settings */
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o\", policies: "
+                       "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:42: invalid 'origin' 'tcp://o': a tcp:// origin needs a port "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22/x\", policies: "
+                       "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:42: invalid 'origin' 'tcp://o:22/x': a tcp:// origin has no path "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22\", preserve_host: true, "
+                       "policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:71: 'preserve_host' needs an http:// or https:// origin");
     /* An allow policy without an auth domain: nobody could log in. */
     expect_errors("listen: [{ address: \"127.0.0.1:8080\" }]\napps:\n  - name: a\n"
                   "    domains: [a.com]\n    origin: echo\n    policies:\n"
