@@ -4,6 +4,7 @@
  * ProxyCommand) or one accepted connection of a loopback listener is pumped both ways: bytes in
  * masked binary frames up, frames' payloads down, pings answered, a close on end of input. */
 #include "cli/cli.h"
+#include "http/http.h"
 #include "http/ws.h"
 
 #include <errno.h>
@@ -250,46 +251,6 @@ static int gw_write_all(struct tun_gw *g, const void *buf, size_t n, int64_t dea
 
 /* --- the upgrade ------------------------------------------------------------------------------ */
 
-/* The value of header `name` in an HTTP answer's head (CRLF lines after the status line), into
- * out; false when absent or too long. */
-static bool head_value(const char *head, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *l = strstr(head, "\r\n"); l && l[2] && !(l[2] == '\r' && l[3] == '\n'); l = strstr(l + 2, "\r\n")) {
-        const char *h = l + 2;
-        if (strncasecmp(h, name, nl) || h[nl] != ':')
-            continue;
-        const char *v = h + nl + 1, *end = strstr(v, "\r\n");
-        while (v < end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        if ((size_t)(end - v) >= cap)
-            return false;
-        memcpy(out, v, (size_t)(end - v));
-        out[end - v] = 0;
-        return true;
-    }
-    return false;
-}
-
-/* Whether a comma-separated header value holds `token` (case-insensitive). */
-static bool value_has(const char *v, const char *token)
-{
-    size_t tl = strlen(token);
-    for (const char *p = v; *p;) {
-        p += strspn(p, " \t,");
-        size_t n = strcspn(p, ",");
-        size_t k = n;
-        while (k && (p[k - 1] == ' ' || p[k - 1] == '\t'))
-            k--;
-        if (k == tl && !strncasecmp(p, token, tl))
-            return true;
-        p += n;
-    }
-    return false;
-}
-
 /* The tunnel's settings, for every connection it opens. */
 struct tun_cfg {
     const char *verb;              /* "tcp" or "ssh", for messages */
@@ -317,32 +278,37 @@ static int try_upgrade(const struct tun_cfg *c, const char *token, const char *s
     if (!strcmp(c->origin.scheme, "https") && tls_start(g, c->origin.host, now_ms() + TUN_CONNECT_S * 1000, why, cap) != 0)
         return TUN_FINAL;
     unsigned char raw[16];
-    char key[32], expect[29], req[12288];
+    char key[32], expect[29], *req = NULL;
     randombytes_buf(raw, sizeof raw);
     sodium_bin2base64(key, sizeof key, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
     ws_accept_key(key, strlen(key), expect);
-    int n = snprintf(req, sizeof req,
+    int n = asprintf(&req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: latch-cli/0.2\r\n"
                      "%s%s%s\r\n",
                      c->path, c->origin.key, key, token ? "cf-access-token: " : "", token ? token : "",
                      token ? "\r\n" : svc);
-    int wr = n > 0 && (size_t)n < sizeof req ? gw_write_all(g, req, (size_t)n, deadline) : -1;
-    sodium_memzero(req, sizeof req);
+    if (n < 0) {
+        snprintf(why, cap, "out of memory");
+        return TUN_FINAL;
+    }
+    int wr = gw_write_all(g, req, (size_t)n, deadline);
+    sodium_memzero(req, (size_t)n);
+    free(req);
     if (wr != 0) {
         snprintf(why, cap, "%s closed the connection before the upgrade was sent", c->origin.key);
         return TUN_RETRY;
     }
-    char head[TUN_HEAD_MAX + 1];
-    size_t got = 0;
-    char *end = NULL;
-    while (!end) {
+    char head[TUN_HEAD_MAX];
+    size_t got = 0, scanned = 0;
+    struct http_response res;
+    int hl = 0;
+    while (hl == 0) {
         short ev = POLLIN;
-        ssize_t r = got < TUN_HEAD_MAX ? gw_io(g, false, head + got, TUN_HEAD_MAX - got, &ev) : IO_ERR;
+        ssize_t r = got < sizeof head ? gw_io(g, false, head + got, sizeof head - got, &ev) : IO_ERR;
         if (r > 0) {
             got += (size_t)r;
-            head[got] = 0;
-            end = memmem(head, got, "\r\n\r\n", 4);
+            hl = http_parse_response(head, got, &scanned, false, &res);
             continue;
         }
         int64_t left = deadline - now_ms();
@@ -352,32 +318,30 @@ static int try_upgrade(const struct tun_cfg *c, const char *token, const char *s
             continue;
         }
         snprintf(why, cap, "%s %s", c->origin.key,
-                 r == 0 || r == IO_ERR ? (got < TUN_HEAD_MAX ? "closed the connection without answering the upgrade"
-                                                              : "answered with a head too long")
-                                       : "did not answer the upgrade in time");
-        return got < TUN_HEAD_MAX ? TUN_RETRY : TUN_FINAL;
+                 r == IO_AGAIN ? "did not answer the upgrade in time"
+                 : got < sizeof head ? "closed the connection without answering the upgrade"
+                                     : "answered with a head too long");
+        return got < sizeof head ? TUN_RETRY : TUN_FINAL;
     }
-    end[2] = 0; /* the head ends after its last header's CRLF */
-    int code = 0;
-    if (strncmp(head, "HTTP/1.1 ", 9) || sscanf(head + 9, "%3d", &code) != 1 || code < 100) {
+    if (hl < 0 || res.minor != 1) { /* the gateway's own strict reader (http/parse.c) */
         snprintf(why, cap, "%s answered something that is not HTTP/1.1", c->origin.key);
         return TUN_FINAL;
     }
-    *status = code;
-    if (code != 101)
+    *status = res.status;
+    if (res.status != 101)
         return TUN_FINAL; /* the caller says what it means */
-    char v[256];
-    if (!head_value(head, "Upgrade", v, sizeof v) || strcasecmp(v, "websocket") ||
-        !head_value(head, "Connection", v, sizeof v) || !value_has(v, "upgrade")) {
+    const struct http_header *up = http_find_header(res.headers, res.nheaders, "upgrade");
+    const struct http_header *conn = http_find_header(res.headers, res.nheaders, "connection");
+    const struct http_header *acc = http_find_header(res.headers, res.nheaders, "sec-websocket-accept");
+    if (!up || !http_slice_eq(up->value, "websocket") || !conn || !http_has_token(conn->value, "upgrade")) {
         snprintf(why, cap, "%s answered 101 without switching to the WebSocket protocol", c->origin.key);
         return TUN_FINAL;
     }
-    if (!head_value(head, "Sec-WebSocket-Accept", v, sizeof v) || strcmp(v, expect)) {
+    if (!acc || acc->value.n != strlen(expect) || memcmp(acc->value.p, expect, acc->value.n)) {
         snprintf(why, cap, "%s answered the upgrade with a wrong Sec-WebSocket-Accept", c->origin.key);
         return TUN_FINAL;
     }
-    size_t hl = (size_t)(end + 4 - head);
-    *rest_len = got - hl;
+    *rest_len = got - (size_t)hl;
     memcpy(rest, head + hl, *rest_len);
     return TUN_OPEN;
 }
