@@ -7,6 +7,7 @@
 #include "http/http.h"
 #include "http/ws.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -55,6 +56,93 @@ static void secret_free(char **s)
     *s = NULL;
 }
 
+/* --- OpenSSL, loaded when a tunnel needs it -------------------------------------------------- */
+
+/* libssl (and libcrypto with it) is loaded with dlopen the first time a tunnel opens, as http.c
+ * loads libcurl: every other latch command starts without them (they would cost each ~1 ms of
+ * relocations). Only these functions are used; OpenSSL's macros are spelled as the calls they
+ * stand for (SSL_CTX_ctrl, SSL_ctrl). */
+static struct {
+    bool loaded;
+    const SSL_METHOD *(*client_method)(void);
+    SSL_CTX *(*ctx_new)(const SSL_METHOD *);
+    void (*ctx_free)(SSL_CTX *);
+    long (*ctx_ctrl)(SSL_CTX *, int, long, void *);
+    int (*ctx_load_verify)(SSL_CTX *, const char *, const char *);
+    int (*ctx_default_paths)(SSL_CTX *);
+    void (*ctx_set_verify)(SSL_CTX *, int, SSL_verify_cb);
+    SSL *(*ssl_new)(SSL_CTX *);
+    void (*ssl_free)(SSL *);
+    int (*set_fd)(SSL *, int);
+    int (*set_alpn)(SSL *, const unsigned char *, unsigned int);
+    long (*ctrl)(SSL *, int, long, void *);
+    int (*set1_host)(SSL *, const char *);
+    X509_VERIFY_PARAM *(*get0_param)(SSL *);
+    int (*param_ip)(X509_VERIFY_PARAM *, const char *);
+    int (*connect)(SSL *);
+    int (*get_error)(const SSL *, int);
+    long (*verify_result)(const SSL *);
+    const char *(*verify_string)(long);
+    void (*err_clear)(void);
+    unsigned long (*err_peek)(void);
+    const char *(*err_reason)(unsigned long);
+    int (*read)(SSL *, void *, int);
+    int (*write)(SSL *, const void *, int);
+    int (*pending)(const SSL *);
+    int (*digest)(const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *, ENGINE *);
+    const EVP_MD *(*sha1)(void);
+} ossl;
+
+static bool ossl_load(char *why, size_t cap)
+{
+    if (ossl.loaded)
+        return true;
+    void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, cap, "cannot load OpenSSL (install libssl3): %s", dlerror());
+        return false;
+    }
+    struct { void *slot; const char *name; } syms[] = {
+        { &ossl.client_method, "TLS_client_method" }, { &ossl.ctx_new, "SSL_CTX_new" },
+        { &ossl.ctx_free, "SSL_CTX_free" }, { &ossl.ctx_ctrl, "SSL_CTX_ctrl" },
+        { &ossl.ctx_load_verify, "SSL_CTX_load_verify_locations" },
+        { &ossl.ctx_default_paths, "SSL_CTX_set_default_verify_paths" },
+        { &ossl.ctx_set_verify, "SSL_CTX_set_verify" }, { &ossl.ssl_new, "SSL_new" }, { &ossl.ssl_free, "SSL_free" },
+        { &ossl.set_fd, "SSL_set_fd" }, { &ossl.set_alpn, "SSL_set_alpn_protos" }, { &ossl.ctrl, "SSL_ctrl" },
+        { &ossl.set1_host, "SSL_set1_host" }, { &ossl.get0_param, "SSL_get0_param" },
+        { &ossl.param_ip, "X509_VERIFY_PARAM_set1_ip_asc" }, { &ossl.connect, "SSL_connect" },
+        { &ossl.get_error, "SSL_get_error" }, { &ossl.verify_result, "SSL_get_verify_result" },
+        { &ossl.verify_string, "X509_verify_cert_error_string" }, { &ossl.err_clear, "ERR_clear_error" },
+        { &ossl.err_peek, "ERR_peek_last_error" }, { &ossl.err_reason, "ERR_reason_error_string" },
+        { &ossl.read, "SSL_read" }, { &ossl.write, "SSL_write" }, { &ossl.pending, "SSL_pending" },
+        { &ossl.digest, "EVP_Digest" }, { &ossl.sha1, "EVP_sha1" },
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
+        void *f = dlsym(h, syms[i].name); /* libcrypto's too: dlsym searches what libssl loaded */
+        if (!f) {
+            snprintf(why, cap, "OpenSSL lacks %s", syms[i].name);
+            return false;
+        }
+        memcpy(syms[i].slot, &f, sizeof f);
+    }
+    ossl.loaded = true;
+    return true;
+}
+
+/* Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2), as ws_accept_key computes it, with the
+ * SHA-1 of the OpenSSL loaded here (ws_accept_key would link libcrypto into every latch). */
+static bool accept_of(const char *key, char out[29])
+{
+    char text[64];
+    unsigned char md[20];
+    unsigned int n = 0;
+    int tl = snprintf(text, sizeof text, "%s%s", key, WS_ACCEPT_GUID);
+    if (tl < 0 || (size_t)tl >= sizeof text || !ossl.digest(text, (size_t)tl, md, &n, ossl.sha1(), NULL) || n != 20)
+        return false;
+    sodium_bin2base64(out, 29, md, sizeof md, sodium_base64_VARIANT_ORIGINAL);
+    return true;
+}
+
 /* --- the connection to the gateway: TCP, or TLS over it ------------------------------------ */
 
 struct tun_gw {
@@ -66,9 +154,9 @@ struct tun_gw {
 static void gw_close(struct tun_gw *g)
 {
     if (g->ssl)
-        SSL_free(g->ssl);
+        ossl.ssl_free(g->ssl);
     if (g->ctx)
-        SSL_CTX_free(g->ctx);
+        ossl.ctx_free(g->ctx);
     if (g->fd >= 0)
         close(g->fd);
     g->ssl = NULL;
@@ -92,12 +180,12 @@ static ssize_t gw_io(struct tun_gw *g, bool write, void *buf, size_t n, short *e
         }
         return IO_ERR;
     }
-    ERR_clear_error();
-    int r = write ? SSL_write(g->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n))
-                  : SSL_read(g->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
+    ossl.err_clear();
+    int r = write ? ossl.write(g->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n))
+                  : ossl.read(g->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
     if (r > 0)
         return r;
-    switch (SSL_get_error(g->ssl, r)) {
+    switch (ossl.get_error(g->ssl, r)) {
     case SSL_ERROR_WANT_READ:
         *ev = POLLIN;
         return IO_AGAIN;
@@ -192,35 +280,36 @@ static int tls_start(struct tun_gw *g, const char *host, int64_t deadline, char 
     struct in_addr v4;
     ip = ip || inet_pton(AF_INET, name, &v4) == 1;
     static const unsigned char alpn[] = "\x08http/1.1";
-    if (!(g->ctx = SSL_CTX_new(TLS_client_method())) || !SSL_CTX_set_min_proto_version(g->ctx, TLS1_2_VERSION) ||
-        !(cab && *cab ? SSL_CTX_load_verify_locations(g->ctx, cab, NULL) : SSL_CTX_set_default_verify_paths(g->ctx))) {
+    if (!(g->ctx = ossl.ctx_new(ossl.client_method())) ||
+        !ossl.ctx_ctrl(g->ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL) ||
+        !(cab && *cab ? ossl.ctx_load_verify(g->ctx, cab, NULL) : ossl.ctx_default_paths(g->ctx))) {
         snprintf(why, cap, "cannot set up TLS%s%s", cab && *cab ? " with LATCH_CA_BUNDLE=" : "", cab && *cab ? cab : "");
         return -1;
     }
-    SSL_CTX_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_mode(g->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (!(g->ssl = SSL_new(g->ctx)) || !SSL_set_fd(g->ssl, g->fd) || SSL_set_alpn_protos(g->ssl, alpn, sizeof alpn - 1) ||
-        (ip ? !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(g->ssl), name)
-            : !SSL_set_tlsext_host_name(g->ssl, name) || !SSL_set1_host(g->ssl, name))) {
+    ossl.ctx_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
+    ossl.ctx_ctrl(g->ctx, SSL_CTRL_MODE, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
+    if (!(g->ssl = ossl.ssl_new(g->ctx)) || !ossl.set_fd(g->ssl, g->fd) || ossl.set_alpn(g->ssl, alpn, sizeof alpn - 1) ||
+        (ip ? !ossl.param_ip(ossl.get0_param(g->ssl), name)
+            : !ossl.ctrl(g->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name) ||
+                  !ossl.set1_host(g->ssl, name))) {
         snprintf(why, cap, "cannot set up TLS");
         return -1;
     }
     for (;;) {
-        ERR_clear_error();
-        int r = SSL_connect(g->ssl);
+        ossl.err_clear();
+        int r = ossl.connect(g->ssl);
         if (r == 1)
             return 0;
-        int e = SSL_get_error(g->ssl, r);
+        int e = ossl.get_error(g->ssl, r);
         int64_t left = deadline - now_ms();
         if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
-            long v = SSL_get_verify_result(g->ssl);
+            long v = ossl.verify_result(g->ssl);
+            const char *reason = ossl.err_reason(ossl.err_peek());
             if (v != X509_V_OK)
                 snprintf(why, cap, "the TLS certificate of %s is not trusted: %s (a private CA: set LATCH_CA_BUNDLE)",
-                         name, X509_verify_cert_error_string(v));
+                         name, ossl.verify_string(v));
             else
-                snprintf(why, cap, "TLS with %s failed: %s", name,
-                         left <= 0 ? "timed out" : ERR_reason_error_string(ERR_peek_last_error())
-                                                   ? ERR_reason_error_string(ERR_peek_last_error()) : "closed");
+                snprintf(why, cap, "TLS with %s failed: %s", name, left <= 0 ? "timed out" : reason ? reason : "closed");
             return -1;
         }
         struct pollfd p = { .fd = g->fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT };
@@ -271,6 +360,8 @@ static int try_upgrade(const struct tun_cfg *c, const char *token, const char *s
 {
     bool retry = false;
     *status = 0;
+    if (!ossl_load(why, cap))
+        return TUN_FINAL;
     g->fd = tcp_connect(c->origin.host, c->origin.port, why, cap, &retry);
     if (g->fd < 0)
         return retry ? TUN_RETRY : TUN_FINAL;
@@ -281,7 +372,10 @@ static int try_upgrade(const struct tun_cfg *c, const char *token, const char *s
     char key[32], expect[29], *req = NULL;
     randombytes_buf(raw, sizeof raw);
     sodium_bin2base64(key, sizeof key, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
-    ws_accept_key(key, strlen(key), expect);
+    if (!accept_of(key, expect)) {
+        snprintf(why, cap, "cannot compute the WebSocket key's answer");
+        return TUN_FINAL;
+    }
     int n = asprintf(&req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: latch-cli/0.2\r\n"
@@ -655,7 +749,7 @@ static int tunnel_pump(struct tun *t)
         }
         up_busy = t->up_off < t->up_len;
         bool read_gw = !t->gw_eof && !need_out && (t->dn_left == 0 || t->dn_off == t->dn_len) && !t->peer_closed;
-        if (read_gw && t->g.ssl && SSL_pending(t->g.ssl) > 0)
+        if (read_gw && t->g.ssl && ossl.pending(t->g.ssl) > 0)
             goto gw_read; /* TLS holds decrypted bytes poll cannot see */
         struct pollfd p[3] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
         if (!t->in_eof && !t->close_queued && !up_busy && !t->ctrl_len)
