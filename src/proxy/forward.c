@@ -289,7 +289,8 @@ static enum metrics_origin_error forward__tls_kind(int fd)
 }
 
 
-enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
+static enum step forward__fail(struct exchange *ex, int status, enum metrics_origin_error kind,
+                               const char *why)
 {
     if (ex->up && forward__can_retry(ex) && status == 502) {
         upstream_close(ex->up);
@@ -318,6 +319,11 @@ enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origi
                                            : "The application could not be reached.");
 }
 
+enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
+{
+    return forward__fail(ex, status, kind, why);
+}
+
 void proxy__origin_timeout(struct exchange *ex)
 {
     const struct transport_ops *tp = ex->tp->ops;
@@ -335,7 +341,7 @@ void proxy__origin_timeout(struct exchange *ex)
             tp->wake(ex);
         return;
     }
-    if (proxy__origin_fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
+    if (forward__fail(ex, 504, METRICS_ORIGIN_TIMEOUT, ex->up && ex->up->connected ? "response timeout" : "connect timeout") !=
         STEP_CLOSED)
         tp->wake(ex); /* not closed: the exchange answers 504 */
 }
@@ -387,11 +393,11 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         int r = http_parse_response(buf_head(ox), buf_len(ox), &ex->res_scanned, ex->head_method, &res);
         if (r == 0) {
             if (buf_room(ox) == 0 && ox->start == 0)
-                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
             return STEP_WAIT;
         }
         if (r < 0)
-            return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
+            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "malformed response head");
         ex->res_scanned = 0;
         if (res.status >= 100 && res.status < 200 && res.status != 101) {
             buf_consume(ox, (size_t)r); /* interim answers: we answered 100-continue ourselves */
@@ -399,9 +405,9 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         }
         if (res.status == 101) {
             if (!ex->upgrade)
-                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
             if (!head_switches_to_websocket(&res))
-                return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)
@@ -409,7 +415,7 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
         if (res.body == HTTP_BODY_CLOSE || ex->w->draining || (ex->minor == 0 && res.body == HTTP_BODY_CHUNKED))
             ex->close_after = true;
         if (ex->tp->ops->head(ex, &res, *tunnel) != 0)
-            return proxy__origin_fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
+            return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "response head too large");
         buf_consume(ox, (size_t)r);
         ex->res_head_done = true;
         ex->status = res.status;
@@ -444,7 +450,7 @@ static bool forward__connect(struct exchange *ex, enum step *st)
     if (!ex->up) {
         int r = upstream_acquire(ex, ex->retried);
         if (r != 0) {
-            *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
+            *st = forward__fail(ex, 502, METRICS_ORIGIN_CONNECT, strerror(-r));
             return true;
         }
         forward__arm(ex);
@@ -464,7 +470,7 @@ static bool forward__connect(struct exchange *ex, enum step *st)
         long v = SSL_get_verify_result(up->ssl);
         snprintf(why, sizeof why, "TLS handshake failed: %s",
                  v != X509_V_OK ? X509_verify_cert_error_string(v) : tls_last_error());
-        *st = proxy__origin_fail(ex, 502, forward__tls_kind(up->io.fd), why);
+        *st = forward__fail(ex, 502, forward__tls_kind(up->io.fd), why);
         return true;
     }
     up->handshake_done = up->connected = true;
@@ -538,7 +544,7 @@ static bool forward__send_origin(struct exchange *ex, bool *progress, enum step 
             ex->req_done = true;
             ex->hb_sent = ex->hb->end;
         } else {
-            *st = proxy__origin_fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
             return true;
         }
     }
@@ -575,7 +581,7 @@ static bool forward__read_origin(struct exchange *ex, bool *progress, enum step 
         up->rd_ready = false;
     } else {
         if (!ex->res_head_done || ex->res_body != HTTP_BODY_CLOSE) {
-            *st = proxy__origin_fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
+            *st = forward__fail(ex, 502, forward__io_kind(ex), strerror((int)-n));
             return true;
         }
         up->in_eof = true;
@@ -605,7 +611,7 @@ static bool forward__response(struct exchange *ex, bool *progress, enum step *st
     }
     if (up->in_eof && !ex->res_done) {
         if (!ex->res_head_done) {
-            *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
+            *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection without answering");
             return true;
         }
         if (ex->res_body == HTTP_BODY_CLOSE) {
@@ -614,7 +620,7 @@ static bool forward__response(struct exchange *ex, bool *progress, enum step *st
         } else if (buf_len(up->ox) == ex->ox_ready) {
             forward__response_ready(ex, up->ox);
             if (!ex->res_done) {
-                *st = proxy__origin_fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
+                *st = forward__fail(ex, 502, METRICS_ORIGIN_RESET, "the origin closed the connection in the middle of the body");
                 return true;
             }
         }

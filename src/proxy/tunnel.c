@@ -329,6 +329,8 @@ static void tunnel__close(struct exchange *ex, uint16_t code, const char *why)
         shutdown(ex->up->io.fd, SHUT_WR);
         t->up_shut = true;
     }
+    /* a client that reads nothing more does not keep a closing tunnel open */
+    ex->tp->ops->arm(ex, &ex->w->proxy->timers.linger);
 }
 
 /* A control frame from the client, whole in p[0..n) (unmasked here). false: wait (a pong is
@@ -581,7 +583,7 @@ enum step proxy__tunnel_step(struct exchange *ex)
         return tp->end(ex); /* logged, then the connection lingers and closes */
     }
     tunnel__idle_buffers(ex);
-    if (progress)
+    if (progress && !t->close_queued)
         tp->arm(ex, &ex->w->proxy->timers.tunnel_idle);
     return progress ? STEP_PROGRESS : STEP_WAIT;
 }

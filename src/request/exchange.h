@@ -12,8 +12,9 @@
  * takes them (write returns -EAGAIN). A transport that is pushed bytes (HTTP/2 DATA frames)
  * stops granting flow-control window while a stream's bytes wait.
  *
- * An exchange can end in a byte tunnel (WebSocket after 101 today; TCP tunnels next): after
- * `tunnel`, read/body/consume carry raw bytes and `shut` ends the client's direction.
+ * An exchange can end in a byte tunnel (an origin's WebSocket after its 101; a tcp:// app's
+ * WebSocket the gateway ends itself, proxy/tunnel.c): after `tunnel`, read/ready/consume carry
+ * raw bytes and `shut` ends the client's direction.
  *
  * Types only, and the few protocol-independent helpers of exchange.c; the parts an owner
  * fills in (the origin connection, the own endpoint's request, the echo's digest) are opaque
