@@ -229,6 +229,19 @@ char *cli_stored_token(const char *dir, const struct cli_target *t)
     return out;
 }
 
+char *cli_stored_app_name(const struct cli_target *t)
+{
+    char *dir = cli_store_dir();
+    json_t *rec = dir ? cli_record_read(dir, &t->origin) : NULL;
+    const char *aud = rec ? cli_routes_aud(json_object_get(rec, "routes"), t->origin.key, t->path) : NULL;
+    const char *app = aud ? json_string_value(json_object_get(json_object_get(json_object_get(rec, "apps"), aud), "app"))
+                          : NULL;
+    char *out = app ? strdup(app) : NULL;
+    json_decref(rec);
+    free(dir);
+    return out;
+}
+
 /* Stores an app token the gateway just confirmed (with the host's patterns it sent along), and
  * the org token when a login brought one. The caller holds the origin's lock. */
 static int save_token(const char *dir, const struct cli_target *t, const struct cli_app_info *a, const struct cli_app_info *chk,
@@ -446,8 +459,17 @@ void cli_access_forget(const char *url, const char *token)
     struct cli_origin o;
     char *dir = u && cli_origin_parse(u, &o, why, sizeof why) == 0 ? cli_store_dir() : NULL;
     char *aud = dir ? cli_jwt_aud(token) : NULL;
-    if (aud)
-        cli_forget_token(dir, &o, aud, false);
+    int lock = aud ? cli_store_lock(dir, o.key) : -1;
+    json_t *rec = aud ? cli_record_read(dir, &o) : NULL;
+    json_t *apps = json_object_get(rec, "apps");
+    const char *stored = json_string_value(json_object_get(json_object_get(apps, aud), "app_token"));
+    if (stored && !strcmp(stored, token)) { /* not a newer one another latch stored meanwhile */
+        json_object_del(apps, aud);
+        cli_record_write(dir, &o, rec);
+    }
+    json_decref(rec);
+    if (lock >= 0)
+        close(lock);
     free(aud);
     free(dir);
 }

@@ -215,6 +215,7 @@ int cli_handoff(const char *auth_url, const char *host, const char *path, const 
 /* latch's global options (before the verb, or after login/token/logout/apps' URL). */
 struct cli_opts {
     struct cli_handoff_opts handoff; /* --no-browser (or LATCH_NO_BROWSER), --timeout */
+    bool timeout_set;                /* --timeout was given */
 };
 
 /* A stored token is used while more than this many seconds from expiring. */
@@ -230,7 +231,7 @@ struct cli_opts {
 int cli_access(const char *verb, const char *url, const struct cli_opts *o, char **token, char **svc_headers,
                char **origin);
 /* Forgets a token the gateway refused (401) for the app at `url`, so that the next cli_access
- * logs in again. */
+ * logs in again; a token stored meanwhile by another latch stays. */
 void cli_access_forget(const char *url, const char *token);
 
 /* --- short-lived SSH certificates (sshcert.c) ---------------------------------------------- */
@@ -279,6 +280,8 @@ bool cli_service_creds(const char **id, const char **secret);
 /* The stored token for the target's app, when the stored patterns say which app its path is
  * (malloc'd); no network. */
 char *cli_stored_token(const char *dir, const struct cli_target *t);
+/* The name of the target's app, as stored with its token (malloc'd); NULL when unknown. */
+char *cli_stored_app_name(const struct cli_target *t);
 /* Drops the stored token of one app, and the host's patterns when `patterns`. */
 void cli_forget_token(const char *dir, const struct cli_origin *o, const char *aud, bool patterns);
 /* A token for the target's app (cli_access without the service token); *checked: whether the
@@ -287,5 +290,19 @@ int cli_ensure_token(const struct cli_target *t, const struct cli_opts *o, char 
                      char **email);
 /* A fresh org token for the gateway of the target (stored, or by a browser login). */
 int cli_ensure_org(const struct cli_target *t, const struct cli_opts *o, const struct cli_app_info *a, char **org);
+
+/* --- tunnels (tunnel.c): latch tcp, latch ssh ------------------------------------------------ */
+
+/* A WebSocket that cannot be opened is retried this long without --timeout. */
+#define CLI_TUNNEL_RETRY_S 30
+/* stdin/stdout carried to the TCP app at `url` (as cli_access reads it), until both directions
+ * end; a WebSocket that cannot be opened (connection refused, 502/503/504) is retried with
+ * backoff for retry_s seconds. A LATCH_EXIT_* status, the message printed. */
+int cli_tunnel_stdio(const char *verb, const char *url, const struct cli_opts *o, int retry_s);
+/* A listener on `listen_spec` (a loopback address and port): each accepted connection gets its
+ * own tunnel (its own process); runs until killed, or returns a LATCH_EXIT_* status when it
+ * cannot start. */
+int cli_tunnel_listen(const char *verb, const char *url, const char *listen_spec, const struct cli_opts *o,
+                      int retry_s);
 
 #endif

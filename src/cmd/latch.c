@@ -33,6 +33,10 @@ static const char usage_text[] =
     "  latch logout [URL|--all] end the command line's session (your browser stays signed in) and\n"
     "                           forget its tokens; --all: every session of every gateway\n"
     "  latch apps URL           list the apps you may reach through the gateway of URL (--json: as JSON)\n"
+    "  latch tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "                           a TCP connection to the TCP app at HOST, carried in a WebSocket with\n"
+    "                           your token: stdin/stdout, or each connection to that local address\n"
+    "  latch ssh --hostname HOST for ssh's ProxyCommand (latch ssh --hostname %h); latch tcp --help\n"
     "  latch ssh-gen --hostname HOST [--refresh]\n"
     "                           an SSH key pair kept with the tokens and a short-lived certificate for\n"
     "                           it from the app at HOST; prints both paths (--refresh: keep a\n"
@@ -40,9 +44,10 @@ static const char usage_text[] =
     "  latch ssh-config --hostname HOST [--short-lived-cert]\n"
     "                           print the ~/.ssh/config block for HOST (with the certificate's files)\n"
     "\n"
-    "Options go before the command, or after it (and its URL) for login, token, logout and apps:\n"
+    "Options go before the command, or after it (and its URL) for login, token, logout, apps, tcp, ssh:\n"
     "  --no-browser      print the login URL to open on any device (also: LATCH_NO_BROWSER=1)\n"
-    "  --timeout SECONDS give up a browser login after that long (default 300)\n"
+    "  --timeout SECONDS give up a browser login after that long (default 300); tcp, ssh: retry a\n"
+    "                    tunnel that cannot be opened that long (default 30)\n"
     "For curl, everything after `curl` is curl's: put latch's options before it.\n"
     "\n"
     "A URL without a scheme is https (latch login wiki.example.com). Tokens are per app: an app is\n"
@@ -53,15 +58,15 @@ static const char usage_text[] =
     "--no-browser, or over ssh), the URL is printed to open on any device. Signing in once also\n"
     "buys the other apps of the same gateway, without a browser. Tokens are kept in\n"
     "$XDG_CONFIG_HOME/latch (else ~/.config/latch), readable by you only.\n"
-    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
-    "token headers and never opens a browser.\n"
+    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl, tcp and ssh send the\n"
+    "service token headers and never open a browser.\n"
     "\n"
     "exit status: 0 ok; 1 error (network, gateway, local); 3 the browser login was not completed\n"
     "in time; 4 refused by the gateway (its policy, a revoked or ended session), and for latch\n"
     "curl: the gateway answered 401 to the token latch sent (the token is forgotten; run the\n"
     "command again) while curl itself succeeded; 5 no token stored (latch token); 64 usage, or a\n"
     "curl command line latch refuses (saying why), as for latchd. Otherwise latch curl exits with\n"
-    "curl's own status.\n";
+    "curl's own status. latch tcp and ssh: 6 not a TCP application; 7 the tunnel dropped mid-stream.\n";
 
 struct opts {
     struct cli_opts cli; /* the global options */
@@ -100,10 +105,10 @@ static int latch_option(int argc, char **argv, int *i, struct opts *o)
         o->cli.handoff.no_browser = true;
         return LATCH_EXIT_OK;
     }
-    if (!strcmp(a, "--timeout"))
-        return parse_timeout(*i + 1 < argc ? argv[++*i] : NULL, &o->cli.handoff.timeout_s);
-    if (!strncmp(a, "--timeout=", 10))
-        return parse_timeout(a + 10, &o->cli.handoff.timeout_s);
+    if (!strcmp(a, "--timeout") || !strncmp(a, "--timeout=", 10)) {
+        o->cli.timeout_set = true;
+        return parse_timeout(a[9] ? a + 10 : *i + 1 < argc ? argv[++*i] : NULL, &o->cli.handoff.timeout_s);
+    }
     return 1;
 }
 
@@ -638,15 +643,10 @@ static int cmd_login(int argc, char **argv, struct opts *o)
         cli_app_info_free(&chk);
     }
     if (st == LATCH_EXIT_OK) {
-        char *dir = cli_store_dir();
-        json_t *rec = dir ? cli_record_read(dir, &t.origin) : NULL;
-        const char *aud = cli_routes_aud(json_object_get(rec, "routes"), t.origin.key, t.path);
-        const char *app = json_string_value(
-            json_object_get(json_object_get(json_object_get(rec, "apps"), aud ? aud : ""), "app"));
+        char *app = cli_stored_app_name(&t);
         fprintf(stderr, "latch: logged in to %s as %s%s%s%s\n", t.origin.key, email && *email ? email : "(service)",
                 app ? " (app " : "", app ? app : "", app ? ")" : "");
-        json_decref(rec);
-        free(dir);
+        free(app);
     }
     free(email);
     free(token);
@@ -867,6 +867,84 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
     return st;
 }
 
+/* --- latch tcp, latch ssh ----------------------------------------------------------------------- */
+
+static const char tcp_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "\n"
+    "Carries a TCP connection to the TCP application at HOST (an app with a tcp:// origin) in a\n"
+    "WebSocket, with your token (or, with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET, the service\n"
+    "token's headers, and never a browser). HOST is a host name (https) or a URL\n"
+    "(http://app.localhost:8080 for a gateway on this machine). Without --url, stdin and stdout\n"
+    "are the connection (a ProxyCommand); with --url, latch listens on that loopback address and\n"
+    "each connection accepted there gets its own tunnel.\n"
+    "\n"
+    "A tunnel that cannot be opened (the gateway restarting: refused, 502, 503) is retried with\n"
+    "backoff for --timeout seconds (default 30). A tunnel that drops mid-stream cannot be resumed\n"
+    "(the TCP connection to the service is gone): latch says so and exits 7 (with --url, that one\n"
+    "connection is closed). A latchd reload (SIGHUP) keeps open tunnels.\n"
+    "\n"
+    "exit status: 0 the connection ended; 1 the gateway could not be reached; 3 the browser login\n"
+    "was not completed; 4 refused by policy; 6 not a TCP application; 7 the tunnel dropped;\n"
+    "64 usage.\n";
+
+static const char ssh_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] ssh --hostname HOST\n"
+    "\n"
+    "latch tcp for ssh: stdin and stdout carried to the TCP application at HOST, for\n"
+    "~/.ssh/config:\n"
+    "    Host HOST\n"
+    "        ProxyCommand latch ssh --hostname %h\n"
+    "The same exit statuses, tokens and retries as latch tcp (latch tcp --help).\n";
+
+/* latch tcp|ssh --hostname HOST [--url ADDR]: cloudflared's flags (--hostname=HOST too), and
+ * latch's own options among them. */
+static int cmd_tunnel(const char *cmd, int argc, char **argv, struct opts *o)
+{
+    const char *host = NULL, *listen = NULL;
+    const char *usage = !strcmp(cmd, "ssh") ? ssh_usage : tcp_usage;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = !strncmp(a, "--hostname", 10) ? &host : !strncmp(a, "--url", 5) ? &listen : NULL;
+        size_t nl = slot == &host ? 10 : 5;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return LATCH_EXIT_OK;
+        }
+        if (slot && (a[nl] == 0 || a[nl] == '=')) {
+            const char *v = a[nl] ? a + nl + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !*v) {
+                fprintf(stderr, "latch %s: %.*s needs a value\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            if (*slot) {
+                fprintf(stderr, "latch %s: %.*s given twice\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            *slot = v;
+            continue;
+        }
+        int rc = a[0] == '-' ? latch_option(argc, argv, &i, o) : 1;
+        if (rc == 1) {
+            fprintf(stderr, "latch %s: unexpected '%s'\n%s", cmd, a, usage);
+            return LATCH_EXIT_USAGE;
+        }
+        if (rc != LATCH_EXIT_OK)
+            return rc;
+    }
+    if (!host) {
+        fprintf(stderr, "latch %s: give the application: --hostname HOST\n%s", cmd, usage);
+        return LATCH_EXIT_USAGE;
+    }
+    int retry = o->cli.timeout_set ? o->cli.handoff.timeout_s : CLI_TUNNEL_RETRY_S;
+    /* ssh read its certificate before starting us: a renewal here serves the next connection
+     * (ssh-config --short-lived-cert renews for this one, from a Match exec); its failure is
+     * said, and the tunnel goes on (the key may not be the one ssh offers) */
+    if (!strcmp(cmd, "ssh"))
+        (void)cli_ssh_cert_refresh(host, &o->cli);
+    return listen ? cli_tunnel_listen(cmd, host, listen, &o->cli, retry) : cli_tunnel_stdio(cmd, host, &o->cli, retry);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = { .cli.handoff = { .timeout_s = 300 } };
@@ -905,6 +983,8 @@ int main(int argc, char **argv)
         return cmd_ssh_gen(argc - i, argv + i, &o);
     if (!strcmp(cmd, "ssh-config"))
         return cmd_ssh_config(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "tcp") || !strcmp(cmd, "ssh"))
+        return cmd_tunnel(cmd, argc - i, argv + i, &o);
     fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
     return LATCH_EXIT_USAGE;
 }

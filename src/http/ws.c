@@ -5,7 +5,6 @@
 
 #include "core/strbuf.h"
 
-#include <openssl/evp.h>
 #include <string.h>
 
 static int ws_refuse(uint16_t *close_code, uint16_t code)
@@ -107,22 +106,6 @@ size_t ws_write_head(uint8_t out[14], bool fin, uint8_t opcode, uint64_t len, co
         n += 4;
     }
     return n;
-}
-
-void ws_accept_key(const char *key, size_t key_len, char out[29])
-{
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha1(), NULL) || !EVP_DigestUpdate(c, key, key_len) ||
-        !EVP_DigestUpdate(c, guid, sizeof guid - 1) || !EVP_DigestFinal_ex(c, md, &md_len) || md_len != 20) {
-        memset(out, 0, 29); /* an empty accept value matches no client's */
-        EVP_MD_CTX_free(c);
-        return;
-    }
-    EVP_MD_CTX_free(c);
-    EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 characters and a NUL */
 }
 
 static bool ws_b64_char(char c)

@@ -49,6 +49,9 @@ void ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
  * (server to client), else the mask bit set and the 4 bytes after the length. */
 size_t ws_write_head(uint8_t out[14], bool fin, uint8_t opcode, uint64_t len, const uint8_t *mask);
 
+/* The GUID a Sec-WebSocket-Accept appends to the key (§1.3). */
+#define WS_ACCEPT_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key (base64(SHA-1(key + GUID)), §4.2.2 step 5.4):
  * 28 characters, out NUL-terminated. */
 void ws_accept_key(const char *key, size_t key_len, char out[29]);
