@@ -114,6 +114,7 @@ bench: deps all
 	bench/run.sh
 	bench/auth.sh
 	bench/cli.sh
+	bench/tunnel.sh
 
 # The unit names the binary by its installed path: rewritten for another PREFIX/BINDIR.
 install: all
