@@ -200,6 +200,17 @@ def ssh_gateway(latchd, s, **kw):
     return gateway(latchd, lambda port: [tcp_app("ssh", "ssh.localhost", port, s.port, **kw)])
 
 
+def ssh_session(s, d, c, key, tmp_path, command, **popen):
+    """The real ssh through latch ssh running `command`, left running (a Popen)."""
+    kh = tmp_path / "kh"
+    kh.write_text(s.known_hosts_line().replace(f"[127.0.0.1]:{s.port}", "ssh.example"))
+    return subprocess.Popen([SSH, "-F", "none", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={kh}",
+                             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+                             "-o", "IdentitiesOnly=yes", "-i", str(key), "-o", f"ProxyCommand={proxy(d)}",
+                             "-l", "root", "ssh.example", "--", command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env("forbidden"), **popen)
+
+
 def scp_args(s, key, kh_dir, proxy_command):
     kh = kh_dir / "scp_known_hosts"
     kh.write_text(s.known_hosts_line().replace(f"[127.0.0.1]:{s.port}", "ssh.example"))
@@ -328,14 +339,8 @@ def test_ssh_session_survives_a_reload(latchd, cli_factory, sshd_factory, tmp_pa
     d = ssh_gateway(latchd, s)
     c = cli_factory(d)
     c.put_token(f"ssh.localhost:{d.port}", "ssh", None, ak.issue(d, "ssh", EMAIL))
-    kh = tmp_path / "kh"
-    kh.write_text(s.known_hosts_line().replace(f"[127.0.0.1]:{s.port}", "ssh.example"))
-    p = subprocess.Popen([SSH, "-F", "none", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={kh}",
-                          "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-i", str(key),
-                          "-o", f"ProxyCommand={proxy(d)}", "-l", "root", "ssh.example", "--",
-                          "echo ready; while read x; do echo got-$x; done"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=c.env("forbidden"))
+    p = ssh_session(s, d, c, key, tmp_path, "echo ready; while read x; do echo got-$x; done",
+                    stdin=subprocess.PIPE, text=True)
     with running(p):
         assert p.stdout.readline().strip() == "ready", p.stderr.read() if p.poll() is not None else ""
         p.stdin.write("one\n")
@@ -630,13 +635,7 @@ def test_revocation_closes_an_open_ssh_session(latchd, cli_factory, sshd_factory
     d = ssh_gateway(latchd, s)
     c = cli_factory(d)
     c.put_token(f"ssh.localhost:{d.port}", "ssh", None, ak.issue(d, "ssh", EMAIL))
-    kh = tmp_path / "kh"
-    kh.write_text(s.known_hosts_line().replace(f"[127.0.0.1]:{s.port}", "ssh.example"))
-    p = subprocess.Popen([SSH, "-F", "none", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={kh}",
-                          "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i", str(key),
-                          "-o", f"ProxyCommand={proxy(d)}", "-l", "root", "ssh.example", "echo up; sleep 120"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=c.env("forbidden"))
+    p = ssh_session(s, d, c, key, tmp_path, "echo up; sleep 120", stdin=subprocess.DEVNULL)
     try:
         assert p.stdout.readline() == b"up\n", p.stderr.read()
         time.sleep(1.1)  # a revocation covers tokens issued before it, to the second
