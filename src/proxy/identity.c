@@ -101,8 +101,10 @@ const struct service_token_cfg *proxy__service_token(struct worker_ctx *w, const
 static const struct service_token_cfg *identity__service_by_id(struct exchange *ex, const char *id, size_t n)
 {
     const struct service_token_cfg *st = proxy__service_token(ex->w, ex->rt->cfg, id, n);
-    bool remote = st && (st < ex->rt->cfg->service_tokens ||
-                         st >= ex->rt->cfg->service_tokens + ex->rt->cfg->nservice_tokens);
+    const struct config *cfg = ex->rt->cfg;
+    bool in_cfg = cfg->nservice_tokens && st >= cfg->service_tokens &&
+                  st < cfg->service_tokens + cfg->nservice_tokens; /* no array: NULL, no arithmetic */
+    bool remote = st && !in_cfg;
     if (remote && !ex->svc) { /* the worker may pick up a newer set before the exchange ends */
         svc_tokens_ref(ex->w->svc);
         ex->svc = ex->w->svc;

@@ -541,11 +541,27 @@ def switch(c, key, accept=None):
                f"Sec-WebSocket-Accept: {accept or accept_of(key)}\r\n\r\n").encode())
 
 
-def run_against(fake, cid="id", secret="s"):
+def run_against(fake, cid="id", secret="s", hold_stdin=False):
+    """latch tcp against the fake gateway, "hello" on its stdin; with hold_stdin, its stdin stays
+    open until latch ends (its end of input would close the WebSocket: no half-close in it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}
     env.update(LATCH_CLIENT_ID=cid, LATCH_CLIENT_SECRET=secret, BROWSER="/bin/false")
-    return subprocess.run([LATCH, "--timeout", "3", "tcp", "--hostname", f"http://fake.localhost:{fake.port}"],
-                          input=b"hello", capture_output=True, timeout=60, env=env)
+    args = [LATCH, "--timeout", "3", "tcp", "--hostname", f"http://fake.localhost:{fake.port}"]
+    if not hold_stdin:
+        return subprocess.run(args, input=b"hello", capture_output=True, timeout=60, env=env)
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdin.write(b"hello")
+    p.stdin.flush()
+    timer = threading.Timer(60, p.kill)
+    timer.start()
+    try:
+        out = p.stdout.read()   # until latch ends (its stdin still open)
+        rc = p.wait()
+        err = p.stderr.read()
+    finally:
+        timer.cancel()
+        p.stdin.close()
+    return subprocess.CompletedProcess(args, rc, out, err)
 
 
 @pytest.mark.parametrize("case", ["wrong_accept", "masked_frame", "bad_opcode", "reserved_bits",
@@ -614,7 +630,7 @@ def test_the_upgrade_carries_the_service_token_and_no_more():
 
     fake = FakeGateway(script)
     try:
-        p = run_against(fake, cid="the-id", secret="the-secret")
+        p = run_against(fake, cid="the-id", secret="the-secret", hold_stdin=True)
         bad = run_against(fake, cid="id\r\nX-Injected: 1", secret="s")
     finally:
         fake.close()
