@@ -22,6 +22,7 @@ struct app_rt;
 struct endpoint_req;
 struct minted;
 struct connlimit;
+struct h2conn;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -34,6 +35,7 @@ enum conn_state {
     CS_LINGER,      /* response sent, write side shut: reading what the client still sends */
     CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body (read_all) */
     CS_WAIT,        /* an own endpoint waiting for a background job or parked (wait) */
+    CS_H2,          /* HTTP/2 (h2.c): its streams carry the exchanges */
 };
 
 /* A client connection: the HTTP/1.1 transport (conn.c), carrying one exchange at a time. */
@@ -46,6 +48,7 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
+    struct h2conn *h2;                 /* CS_H2: the HTTP/2 session (h2.c) */
     struct strbuf *form;               /* CS_LOCAL_FORM: the body read into it, */
     enum step (*form_done)(struct exchange *ex); /* then this */
     size_t head_scanned;
