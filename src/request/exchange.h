@@ -150,6 +150,7 @@ struct exchange {
     const char *method, *host, *path, *match, *query;
     size_t method_len, host_len, path_len, match_len, query_len;
     bool has_query, head_method, upgrade, expect_continue, wants_html, close_after;
+    bool grpc;                 /* content-type application/grpc*: refusals answered the gRPC way */
     bool host_canonical;       /* the Host as sent is ex->host (no trailing dot, default port) */
     bool https;                /* the browser's scheme: the listener's public one */
     const char *origin_host;   /* the origin reached, as a Host names it: ex->host's name and the
