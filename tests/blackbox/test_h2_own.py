@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clikit import EMAIL, Handoff, gateway_config, otp_session, person_app
+from clikit import EMAIL, Handoff, cli_factory, gateway_config, otp_session, person_app  # noqa: F401 (fixture)
 from h2kit import Client, get
 from harness import curl, free_port
 
@@ -60,3 +60,21 @@ def test_form_read_whole_same_answer_as_http1(gw):
     st, headers, body, reset = c.response(sid)
     assert st == h1.status and st in (400, 403), (st, h1, body[:300])
     c.close()
+
+
+def test_latch_curl_http2_passes_through(latchd, cli_factory, tmp_path):  # noqa: F811
+    """`latch curl --http2 …` hands --http2 to curl untouched: the request reaches the gateway
+    as an HTTP/2 stream (ALPN h2) with the stored token, and is admitted."""
+    import authkit as ak
+    from clikit import tls_gateway
+    d, host, crt = tls_gateway(latchd, tmp_path)
+    c = cli_factory(d)
+    tok = ak.issue(d, "api", EMAIL)
+    c.put_token(host, "api", ak.aud_of(d, host), tok, scheme="https")
+    p = c.run("curl", "-sS", "--http2", "-w", "\\n%{http_version}", "--cacert", str(crt), f"https://{host}/h2",
+              browser="forbidden", env={"LATCH_CA_BUNDLE": str(crt)})
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    body, _, version = p.stdout.rpartition("\n")
+    assert version == "2", p.stdout[-200:]
+    e = json.loads(body)
+    assert e["path"] == "/h2" and e["headers"]["cf-access-authenticated-user-email"] == EMAIL, e
