@@ -43,7 +43,7 @@
 #define H2_CTRL_REFILL   200         /* …and per second after */
 #define H2_RESET_BUDGET  200         /* streams reset by the client before their answer… */
 #define H2_RESET_REFILL  50          /* …and per second after */
-#define H2_MAX_FIELDS    HTTP_MAX_HEADERS
+
 
 enum h2_stream_state {
     HS_HEAD,  /* receiving the header list */
@@ -51,10 +51,6 @@ enum h2_stream_state {
     HS_FORM,  /* an own endpoint reading its form (read_all) */
     HS_WAIT,  /* an own endpoint waiting (wait): a job or a parked long poll */
     HS_DONE,  /* the exchange ended; the response may still be draining */
-};
-
-struct h2_field {
-    uint32_t name, name_len, value, value_len; /* offsets in the stream's hdr */
 };
 
 struct h2_stream {
@@ -70,12 +66,7 @@ struct h2_stream {
     struct h2_stream *prev, *next;
 
     /* the header list, then the trailers */
-    struct strbuf hdr;
-    struct h2_field f[H2_MAX_FIELDS];
-    size_t nf;
-    int32_t p_method, p_scheme, p_authority, p_path; /* field indices, -1 absent */
-    size_t list_size;                  /* RFC 9113 §6.5.2 accounting (name + value + 32) */
-    bool too_large, too_many, bad_field, trailers_phase;
+    struct h2_fields fl;
     struct strbuf trl;                 /* the client's trailers, kept fields as lines */
 
     /* the request body in HTTP/1.1 framing */
@@ -674,8 +665,7 @@ static struct h2_stream *h2__stream_new(struct h2conn *h, int32_t id)
     st->h = h;
     st->id = id;
     st->timer.cb = h2__stream_timer;
-    st->p_method = st->p_scheme = st->p_authority = st->p_path = -1;
-    sb_init(&st->hdr, 2 * HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_REQUEST_LINE);
+    proxy__h2_fields_init(&st->fl);
     sb_init(&st->trl, HTTP_MAX_HEADER_BYTES);
     st->next = h->streams;
     if (h->streams)
@@ -690,7 +680,7 @@ static struct h2_stream *h2__stream_new(struct h2conn *h, int32_t id)
 static void h2__stream_free(struct h2_stream *st)
 {
     timer_cancel(&st->timer);
-    sb_free(&st->hdr);
+    sb_free(&st->fl.hdr);
     sb_free(&st->trl);
     free(st->rx);
     free(st->tx);
@@ -739,73 +729,11 @@ static void h2__start(struct h2_stream *st)
     st->ex = ex;
     st->state = HS_RUN;
     timer_cancel(&st->timer);
-    const char *hb = st->hdr.p;
-    int status = st->too_large || st->too_many || st->hdr.overflow ? 431 : 0;
-    const struct h2_field *host = NULL;
-    for (size_t i = 0; i < st->nf && !status; i++) {
-        const struct h2_field *f = &st->f[i];
-        if (f->name_len == 4 && !memcmp(hb + f->name, "host", 4)) {
-            if (host)
-                status = 400;
-            host = f;
-        }
-    }
-    /* :authority and host: the same, or one of them (RFC 9113 §8.3.1) */
-    const struct h2_field *a = st->p_authority >= 0 ? &st->f[st->p_authority] : NULL;
-    if (!status && a && host &&
-        (a->value_len != host->value_len || memcmp(hb + a->value, hb + host->value, a->value_len)))
-        status = 400;
-    if (!status && !a && !host)
-        status = 400;
-    const struct h2_field *m = &st->f[st->p_method], *p = &st->f[st->p_path];
     struct strbuf head;
     sb_init(&head, HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 64);
-    if (!status) {
-        sb_add(&head, hb + m->value, m->value_len);
-        sb_adds(&head, " ");
-        sb_add(&head, hb + p->value, p->value_len);
-        sb_adds(&head, " HTTP/1.1\r\nhost: ");
-        const struct h2_field *hf = a ? a : host;
-        sb_add(&head, hb + hf->value, hf->value_len);
-        sb_adds(&head, "\r\n");
-        bool cookie = false;
-        for (size_t i = 0; i < st->nf; i++) {
-            const struct h2_field *f = &st->f[i];
-            if (hb[f->name] == ':' || f == host || (f->name_len == 6 && !memcmp(hb + f->name, "cookie", 6)))
-                continue;
-            sb_add(&head, hb + f->name, f->name_len);
-            sb_adds(&head, ": ");
-            sb_add(&head, hb + f->value, f->value_len);
-            sb_adds(&head, "\r\n");
-        }
-        /* the cookie fields as one (RFC 9113 §8.2.3) */
-        for (size_t i = 0; i < st->nf; i++) {
-            const struct h2_field *f = &st->f[i];
-            if (!(f->name_len == 6 && !memcmp(hb + f->name, "cookie", 6)))
-                continue;
-            sb_adds(&head, cookie ? "; " : "cookie: ");
-            sb_add(&head, hb + f->value, f->value_len);
-            cookie = true;
-        }
-        if (cookie)
-            sb_adds(&head, "\r\n");
-        bool has_length = false;
-        for (size_t i = 0; i < st->nf; i++)
-            has_length |= st->f[i].name_len == 14 && !memcmp(hb + st->f[i].name, "content-length", 14);
-        st->chunked = !st->in_end && !has_length;
-        if (st->chunked)
-            sb_adds(&head, "transfer-encoding: chunked\r\n");
-        sb_adds(&head, "\r\n");
-    }
     struct http_request req;
-    size_t scanned = 0;
-    int r = 0;
-    if (!status) {
-        r = head.overflow ? HTTP_ERR_HEADERS_LARGE : http_parse_request(head.p, head.len, &scanned, &req);
-        if (r <= 0)
-            status = http_error_status(r ? r : HTTP_ERR_BAD);
-    }
-    ex->bytes_in = st->list_size;
+    int status = proxy__h2_request(&st->fl, st->in_end, &head, &st->chunked, &req);
+    ex->bytes_in = st->fl.list_size;
     if (status) {
         const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
                          : status == 501 ? "not_implemented" : "bad_request";
@@ -893,54 +821,21 @@ static int h2__header(nghttp2_session *s, const nghttp2_frame *frame, const uint
     struct h2_stream *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (!st)
         return 0;
-    st->list_size += nlen + vlen + 32;
-    if (st->list_size > h->c->w->rt->cfg->http2.max_header_list_size) {
-        st->too_large = true; /* counted on, kept no more (HPACK bombs): 431 at the end */
-        return 0;
-    }
-    /* nghttp2 refused CR, LF, NUL, upper case and colons already; a second look costs little */
-    for (size_t i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    for (size_t i = name[0] == ':'; i < nlen; i++)
-        if (name[i] == ':' || (name[i] >= 'A' && name[i] <= 'Z') || name[i] <= ' ' || name[i] >= 0x7f)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t max = h->c->w->rt->cfg->http2.max_header_list_size;
     if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) { /* trailers */
-        if (name[0] == ':')
+        if (proxy__h2_field_check(name, nlen, value, vlen) != 0 || name[0] == ':')
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         if (http_field_id((struct http_slice){ (const char *)name, nlen }) != HTTP_F_OTHER)
             return 0; /* what the gateway drops from a header section */
+        if (st->trl.len + nlen + vlen + 4 > max)
+            return 0;
         sb_add(&st->trl, name, nlen);
         sb_adds(&st->trl, ": ");
         sb_add(&st->trl, value, vlen);
         sb_adds(&st->trl, "\r\n");
         return 0;
     }
-    if (st->nf == H2_MAX_FIELDS) {
-        st->too_many = true;
-        return 0;
-    }
-    struct h2_field *f = &st->f[st->nf];
-    f->name = (uint32_t)st->hdr.len;
-    f->name_len = (uint32_t)nlen;
-    sb_add(&st->hdr, name, nlen);
-    f->value = (uint32_t)st->hdr.len;
-    f->value_len = (uint32_t)vlen;
-    sb_add(&st->hdr, value, vlen);
-    if (st->hdr.overflow) {
-        st->too_large = true;
-        return 0;
-    }
-    int32_t idx = (int32_t)st->nf++;
-    if (nlen == 7 && !memcmp(name, ":method", 7))
-        st->p_method = idx;
-    else if (nlen == 7 && !memcmp(name, ":scheme", 7))
-        st->p_scheme = idx;
-    else if (nlen == 10 && !memcmp(name, ":authority", 10))
-        st->p_authority = idx;
-    else if (nlen == 5 && !memcmp(name, ":path", 5))
-        st->p_path = idx;
-    return 0;
+    return proxy__h2_field_add(&st->fl, name, nlen, value, vlen, max) == 0 ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 static int h2__data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
@@ -1257,4 +1152,139 @@ bool proxy__h2_preface(const char *p, size_t n, bool *complete)
     size_t k = n < sizeof preface - 1 ? n : sizeof preface - 1;
     *complete = n >= sizeof preface - 1;
     return memcmp(p, preface, k) == 0;
+}
+
+/* --- the header list, pure (h2.h; the fuzz target drives them too) ------------------------- */
+
+void proxy__h2_fields_init(struct h2_fields *fl)
+{
+    memset(fl, 0, sizeof *fl);
+    fl->p_method = fl->p_scheme = fl->p_authority = fl->p_path = -1;
+    sb_init(&fl->hdr, 2 * HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_REQUEST_LINE);
+}
+
+int proxy__h2_field_check(const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    if (!nlen)
+        return -1;
+    for (size_t i = 0; i < vlen; i++)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            return -1;
+    for (size_t i = name[0] == ':'; i < nlen; i++)
+        if (name[i] == ':' || (name[i] >= 'A' && name[i] <= 'Z') || name[i] <= ' ' || name[i] >= 0x7f)
+            return -1;
+    return 0;
+}
+
+int proxy__h2_field_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, const uint8_t *value,
+                        size_t vlen, size_t max_list)
+{
+    /* nghttp2 refused CR, LF, NUL, upper case and colons already; a second look costs little */
+    if (proxy__h2_field_check(name, nlen, value, vlen) != 0)
+        return -1;
+    fl->list_size += nlen + vlen + 32;
+    if (fl->list_size > max_list) {
+        fl->too_large = true; /* counted on, kept no more (HPACK bombs): 431 at the end */
+        return 0;
+    }
+    if (fl->nf == HTTP_MAX_HEADERS) {
+        fl->too_large = true;
+        return 0;
+    }
+    struct h2_field *f = &fl->f[fl->nf];
+    f->name = (uint32_t)fl->hdr.len;
+    f->name_len = (uint32_t)nlen;
+    sb_add(&fl->hdr, name, nlen);
+    f->value = (uint32_t)fl->hdr.len;
+    f->value_len = (uint32_t)vlen;
+    sb_add(&fl->hdr, value, vlen);
+    if (fl->hdr.overflow) {
+        fl->too_large = true;
+        return 0;
+    }
+    int32_t idx = (int32_t)fl->nf++;
+    int32_t *p = nlen == 7 && !memcmp(name, ":method", 7)     ? &fl->p_method
+               : nlen == 7 && !memcmp(name, ":scheme", 7)     ? &fl->p_scheme
+               : nlen == 10 && !memcmp(name, ":authority", 10) ? &fl->p_authority
+               : nlen == 5 && !memcmp(name, ":path", 5)       ? &fl->p_path
+                                                               : NULL;
+    if (p && *p >= 0)
+        return -1; /* nghttp2 refuses a repeated pseudo-header already */
+    if (p)
+        *p = idx;
+    return 0;
+}
+
+static bool h2__named(const struct h2_fields *fl, const struct h2_field *f, const char *lower, size_t n)
+{
+    return f->name_len == n && !memcmp(fl->hdr.p + f->name, lower, n);
+}
+
+int proxy__h2_request(const struct h2_fields *fl, bool in_end, struct strbuf *head, bool *chunked,
+                      struct http_request *req)
+{
+    const char *hb = fl->hdr.p;
+    *chunked = false;
+    if (fl->too_large || fl->hdr.overflow)
+        return 431;
+    if (fl->p_method < 0 || fl->p_path < 0)
+        return 400;
+    const struct h2_field *host = NULL;
+    bool has_length = false;
+    for (size_t i = 0; i < fl->nf; i++) {
+        const struct h2_field *f = &fl->f[i];
+        if (h2__named(fl, f, "host", 4)) {
+            if (host)
+                return 400;
+            host = f;
+        }
+        has_length |= h2__named(fl, f, "content-length", 14);
+    }
+    /* :authority and host: the same, or one of them (RFC 9113 §8.3.1) */
+    const struct h2_field *a = fl->p_authority >= 0 ? &fl->f[fl->p_authority] : NULL;
+    if (a && host && (a->value_len != host->value_len || memcmp(hb + a->value, hb + host->value, a->value_len)))
+        return 400;
+    if (!a && !host)
+        return 400;
+    const struct h2_field *m = &fl->f[fl->p_method], *p = &fl->f[fl->p_path];
+    if (!p->value_len || hb[p->value] != '/')
+        return 400; /* origin-form only: an absolute URI's authority would override :authority */
+    sb_add(head, hb + m->value, m->value_len);
+    sb_adds(head, " ");
+    sb_add(head, hb + p->value, p->value_len);
+    sb_adds(head, " HTTP/1.1\r\nhost: ");
+    const struct h2_field *hf = a ? a : host;
+    sb_add(head, hb + hf->value, hf->value_len);
+    sb_adds(head, "\r\n");
+    for (size_t i = 0; i < fl->nf; i++) {
+        const struct h2_field *f = &fl->f[i];
+        if (hb[f->name] == ':' || f == host || h2__named(fl, f, "cookie", 6))
+            continue;
+        sb_add(head, hb + f->name, f->name_len);
+        sb_adds(head, ": ");
+        sb_add(head, hb + f->value, f->value_len);
+        sb_adds(head, "\r\n");
+    }
+    bool cookie = false; /* the cookie fields as one (RFC 9113 §8.2.3) */
+    for (size_t i = 0; i < fl->nf; i++) {
+        const struct h2_field *f = &fl->f[i];
+        if (!h2__named(fl, f, "cookie", 6))
+            continue;
+        sb_adds(head, cookie ? "; " : "cookie: ");
+        sb_add(head, hb + f->value, f->value_len);
+        cookie = true;
+    }
+    if (cookie)
+        sb_adds(head, "\r\n");
+    *chunked = !in_end && !has_length; /* a body of unknown length reaches HTTP/1.1 chunked */
+    if (*chunked)
+        sb_adds(head, "transfer-encoding: chunked\r\n");
+    sb_adds(head, "\r\n");
+    if (head->overflow)
+        return 431;
+    size_t scanned = 0;
+    int r = http_parse_request(head->p, head->len, &scanned, req);
+    if (r > 0 && (size_t)r != head->len)
+        return 400; /* a head that ended early: nothing of ours may be read as a second message */
+    return r > 0 ? 0 : http_error_status(r ? r : HTTP_ERR_BAD);
 }
