@@ -168,4 +168,11 @@ void config__apps_load(struct config__ctx *c, const struct config__node *apps,
                        struct config *cfg);
 void config__app_free(struct app *a);
 
+/* `ssh:` of an app and of a service token (config_ssh.c). */
+void config__app_ssh(struct config__ctx *c, const struct config__node *n, struct app *a);
+void config__app_ssh_free(struct app_ssh *s);
+void config__token_ssh(struct config__ctx *c, const struct config__node *n,
+                       struct service_token_cfg *t);
+void config__token_ssh_free(struct service_token_cfg *t);
+
 #endif

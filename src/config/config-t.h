@@ -68,6 +68,7 @@ enum origin_kind {
     ORIGIN_HTTP,
     ORIGIN_HTTPS,
     ORIGIN_ECHO, /* built in: answers with the request it got, as JSON */
+    ORIGIN_TCP,  /* tcp://HOST:PORT: TCP bytes carried in WebSocket frames (proxy/tunnel.c) */
 };
 
 struct origin {
@@ -82,6 +83,26 @@ struct origin {
     bool tls_verify;  /* origin_tls.verify: default true */
     bool preserve_host; /* send the client's Host (default true, like Cloudflare) */
 };
+
+/* An app's short-lived SSH certificates (`ssh:`): whom cert_sign signs for, as which login
+ * names (principals), for how long. Templates ("{email}", "{email_local}", "{service_token}",
+ * possibly inside a longer name) and literal names; an expansion that is not a safe name is
+ * dropped at signing (core/sshname.h). */
+struct ssh_principal_map {
+    char *key;                                 /* a group name, or a lowercase e-mail address */
+    char **principals; size_t nprincipals;
+};
+
+struct app_ssh {
+    char **principals; size_t nprincipals;     /* for every person the policy admits */
+    struct ssh_principal_map *by_group; size_t nby_group;
+    struct ssh_principal_map *by_email; size_t nby_email;
+    int64_t cert_duration_s;                   /* default APP_SSH_CERT_DEFAULT_S, at most 1 h */
+    bool permit_pty, permit_port_forwarding;   /* both true by default */
+    struct config_pos pos;
+};
+#define APP_SSH_CERT_DEFAULT_S 300
+#define APP_SSH_CERT_MAX_S 3600
 
 struct app {
     char *name;                                /* internal: logs, metrics, policy-test */
@@ -101,6 +122,7 @@ struct app {
     char **keep_client_headers;                /* lowercase names of spoofable fields (X-Real-IP…)
                                                   this app's origin gets from clients as sent */
     size_t nkeep_client_headers;
+    struct app_ssh *ssh;                       /* NULL: cert_sign refuses (no `ssh:`) */
     struct config_pos pos;
 };
 
@@ -172,6 +194,8 @@ struct service_token_cfg {
     char *client_id;
     char *secret_sha256;      /* 64 lowercase hex */
     time_t expires;           /* 0: never */
+    char **ssh_principals;    /* `ssh: {principals: [...]}`: its certificates' login names */
+    size_t nssh_principals;
     struct config_pos pos;
 };
 
@@ -191,6 +215,7 @@ struct timeouts_cfg {
     uint32_t origin_connect_ms;
     uint32_t origin_response_ms; /* no byte from the origin for this long: 504 (or cut) */
     uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
+    uint32_t tunnel_idle_ms;     /* a tcp:// app's tunnel with no byte either way: closed */
 };
 
 /* Where the top-level keys that later checks point at were written (0:0 when absent): the

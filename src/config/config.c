@@ -363,8 +363,8 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
 static void config_service_token(struct config__ctx *c, const struct config__node *n,
                                  struct config *cfg, struct service_token_cfg *t)
 {
-    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", NULL};
-    const struct config__node *v[4];
+    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", "ssh", NULL};
+    const struct config__node *v[5];
     const char *what = "service token";
     const char *why;
     t->pos = n->pos;
@@ -394,6 +394,8 @@ static void config_service_token(struct config__ctx *c, const struct config__nod
     if (exp && (why = config__parse_rfc3339(exp, &t->expires)))
         config__error(c, v[3]->pos, "'expires' %s", why);
     free(exp);
+    if (v[4])
+        config__token_ssh(c, v[4], t);
 }
 
 static void config_service_tokens(struct config__ctx *c, const struct config__node *n,
@@ -560,14 +562,15 @@ static void config_timeouts(struct config__ctx *c, const struct config__node *n,
                             struct config *cfg)
 {
     static const char *const keys[] = {"header", "idle", "client", "origin_connect",
-                                       "origin_response", "drain", NULL};
+                                       "origin_response", "drain", "tunnel_idle", NULL};
     uint32_t *dst[] = {&cfg->timeouts.header_ms,         &cfg->timeouts.idle_ms,
                        &cfg->timeouts.client_ms,         &cfg->timeouts.origin_connect_ms,
-                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms};
-    const struct config__node *v[6];
+                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms,
+                       &cfg->timeouts.tunnel_idle_ms};
+    const struct config__node *v[7];
     if (!config__map(c, n, "timeouts", keys, v))
         return;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         int64_t ms;
         if (v[i] && config__duration_ms(c, v[i], keys[i], UINT32_MAX, &ms))
             *dst[i] = (uint32_t)ms;
@@ -629,7 +632,8 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
                                           .client_ms = 60000,
                                           .origin_connect_ms = 5000,
                                           .origin_response_ms = 60000,
-                                          .drain_ms = 30000};
+                                          .drain_ms = 30000,
+                                          .tunnel_idle_ms = 3600000};
     cfg->max_connections_per_client = 256;
     cfg->http2 = (struct http2_cfg){ .max_concurrent_streams = 100, .initial_window_size = 65535,
                                      .max_header_list_size = 32768 };
@@ -846,6 +850,7 @@ void config_free(struct config *cfg)
         free(cfg->service_tokens[i].name);
         free(cfg->service_tokens[i].client_id);
         free(cfg->service_tokens[i].secret_sha256);
+        config__token_ssh_free(&cfg->service_tokens[i]);
     }
     free(cfg->service_tokens);
     for (size_t i = 0; i < cfg->napps; i++)

@@ -145,6 +145,7 @@ unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms)
 
 void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex)
 {
+    proxy__tunnel_free(ex);
     if (ex->up)
         upstream_close(ex->up);
     buf_put(&w->bufs, ex->hb);
@@ -350,6 +351,8 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     case ADMIT_ORIGIN:
         break;
     }
+    if (ex->tun && !proxy__tunnel_start(ex, req, &st)) /* a tcp:// app: a WebSocket, else 4xx */
+        return st;
     if (ex->expect_continue && !ex->req_done && buf_len(c->rx) == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!c->tx)
@@ -613,6 +616,19 @@ static void conn__tp_drop_queued(struct exchange *ex)
     c->tx = NULL;
 }
 
+static void conn__tp_release(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    if (c->rx && buf_len(c->rx) == 0) {
+        buf_put(&c->w->bufs, c->rx);
+        c->rx = NULL;
+    }
+    if (c->tx && buf_len(c->tx) == 0) {
+        buf_put(&c->w->bufs, c->tx);
+        c->tx = NULL;
+    }
+}
+
 static bool conn__tp_client_eof(const struct exchange *ex)
 {
     return conn__of(ex)->in_eof;
@@ -723,6 +739,7 @@ static const struct transport_ops conn__h1 = {
     .write = conn__tp_write,
     .queued = conn__tp_queued,
     .drop_queued = conn__tp_drop_queued,
+    .release = conn__tp_release,
     .client_eof = conn__tp_client_eof,
     .end = conn__tp_end,
     .respond = conn__tp_respond,

@@ -319,9 +319,18 @@ static enum step forward__fail(struct exchange *ex, int status, enum metrics_ori
                                            : "The application could not be reached.");
 }
 
+enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
+{
+    return forward__fail(ex, status, kind, why);
+}
+
 void proxy__origin_timeout(struct exchange *ex)
 {
     const struct transport_ops *tp = ex->tp->ops;
+    if (ex->tun) {
+        proxy__tunnel_timeout(ex);
+        return;
+    }
     if (ex->up && ex->up->connected && !ex->req_done && !ex->res_head_done) {
         /* the client stopped in the middle of its body (timeouts.client) */
         ex->status = 408;
@@ -649,6 +658,8 @@ static bool forward__send_client(struct exchange *ex, bool *progress, enum step 
 
 enum step proxy__step_proxy(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app: connecting */
     bool progress = false;
     enum step st;
     if (forward__connect(ex, &st) || forward__read_body(ex, &progress, &st) ||
@@ -754,6 +765,8 @@ static bool forward__tunnel_down(struct exchange *ex, bool *progress)
 
 enum step proxy__step_tunnel(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app's frames */
     bool progress = false;
     if (!forward__tunnel_up(ex, &progress) || !forward__tunnel_down(ex, &progress) ||
         (ex->tun_client_shut && ex->tun_up_shut)) {

@@ -458,6 +458,10 @@ static void h2__tp_drop_queued(struct exchange *ex)
 {
 }
 
+static void h2__tp_release(struct exchange *ex)
+{
+}
+
 static bool h2__tp_client_eof(const struct exchange *ex)
 {
     return false; /* the request's end is req_done; a gone client resets the stream */
@@ -637,6 +641,7 @@ static const struct transport_ops h2__ops = {
     .write = h2__tp_write,
     .queued = h2__tp_queued,
     .drop_queued = h2__tp_drop_queued,
+    .release = h2__tp_release,
     .client_eof = h2__tp_client_eof,
     .end = h2__tp_end,
     .respond = h2__tp_respond,

@@ -74,9 +74,11 @@ struct origin_pool {
 struct proxy_worker {
     struct {                           /* the proxy's timeouts (config timeouts: …) */
         struct timer_queue header, idle, client, origin_connect, origin_response, linger,
-            pool_idle, parked;
+            pool_idle, parked, tunnel_idle, tunnel_tick;
     } timers;
     struct conn *conns;                /* every open client connection */
+    struct tunnel *tunnels;            /* the open tunnels to tcp:// apps (tunnel.c) */
+    struct timer tunnel_tick;          /* armed while there are: expiring service tokens */
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;

@@ -30,8 +30,9 @@
  *     they came); an origin side that has none never calls it. A gRPC answer of our own
  *     (grpc-status) goes the same way.
  *
- * An exchange can end in a byte tunnel (WebSocket after 101 today; TCP tunnels next): after
- * `tunnel`, read/body/consume carry raw bytes and `shut` ends the client's direction.
+ * An exchange can end in a byte tunnel (an origin's WebSocket after its 101; a tcp:// app's
+ * WebSocket the gateway ends itself, proxy/tunnel.c): after `tunnel`, read/ready/consume carry
+ * raw bytes and `shut` ends the client's direction.
  *
  * Types only, and the few protocol-independent helpers of exchange.c; the parts an owner
  * fills in (the origin connection, the own endpoint's request, the echo's digest) are opaque
@@ -62,6 +63,7 @@ struct endpoint_job;
 struct strbuf;
 struct timer_queue;
 struct exchange;
+struct tunnel;
 
 /* The outcome of one step of a state machine (a connection's, an exchange's). */
 enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
@@ -88,6 +90,9 @@ struct transport_ops {
     size_t (*queued)(const struct exchange *ex);
     /* Drops a queued interim head (100 Continue) that a final answer replaces. */
     void (*drop_queued)(struct exchange *ex);
+    /* Nothing to do until the next event: the transport lets go of its empty buffers (an idle
+     * tunnel holds none). */
+    void (*release)(struct exchange *ex);
     /* The client's side ended (EOF seen). */
     bool (*client_eof)(const struct exchange *ex);
     /* The response is complete: the exchange ends (logged and freed); the transport goes on. */
@@ -210,6 +215,8 @@ struct exchange {
     uint64_t echo_bytes;
     uint8_t echo_state;                /* echo: de-chunking state over validated bytes */
     uint64_t echo_left;
+
+    struct tunnel *tun;                /* a tcp:// app's tunnel (proxy/tunnel.c) */
 
     /* the log line */
     uint64_t bytes_in, bytes_out, start_us;
