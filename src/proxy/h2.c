@@ -111,6 +111,7 @@ struct h2conn {
 
 static const struct transport_ops h2__ops;
 static void h2__stream_timer(struct timer *t);
+static void h2__run(struct h2_stream *st);
 
 static struct h2_stream *h2__of(const struct exchange *ex)
 {
@@ -566,11 +567,42 @@ static void h2__tp_arm(struct exchange *ex, struct timer_queue *q)
     timer_arm(st->h->c->w->loop, &st->timer, q);
 }
 
+/* An origin's news: the stream runs now; its frames are written before the worker sleeps,
+ * with those of the other streams woken meanwhile (proxy__h2_flush). */
 static void h2__tp_wake(struct exchange *ex)
 {
-    struct conn *c = h2__of(ex)->h->c;
-    if (!c->closed)
+    struct h2_stream *st = h2__of(ex);
+    struct h2conn *h = st->h;
+    struct conn *c = h->c;
+    if (c->closed)
+        return;
+    if (h->in_pump) {
+        h->again = true;
+        return;
+    }
+    if (st->state == HS_RUN || st->state == HS_FORM)
+        h2__run(st);
+    else { /* a job or a long poll's news: the connection's loop runs it */
         proxy__pump(c);
+        return;
+    }
+    if (!c->h2_dirty) {
+        struct proxy_worker *pw = c->w->proxy;
+        c->h2_dirty = true;
+        c->h2_dirty_next = pw->h2_dirty;
+        pw->h2_dirty = c;
+    }
+}
+
+void proxy__h2_flush(struct proxy_worker *pw)
+{
+    while (pw->h2_dirty) {
+        struct conn *c = pw->h2_dirty;
+        pw->h2_dirty = c->h2_dirty_next;
+        c->h2_dirty = false;
+        if (!c->closed)
+            proxy__pump(c);
+    }
 }
 
 static void h2__tp_client_cert(const struct exchange *ex, bool *verified, char *cn, size_t cncap)
