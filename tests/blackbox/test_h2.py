@@ -243,3 +243,22 @@ def test_request_trailers_dropped_to_http1_origin(gw, origin):
     assert c.response(sid)[0] == 200
     assert origin.requests[-1]["body"] == b"abc"
     c.close()
+
+
+@pytest.mark.parametrize("listener,top,where,words", [
+    ('{address: "127.0.0.1:1", http2: true}', "", (2, 37), "needs 'tls'"),
+    ('{address: "127.0.0.1:1", http2: yes}', "", (2, 37), "true, false or prior_knowledge"),
+    ('{address: "127.0.0.1:1", http2: prior_knowledge, tls: {cert: /nonexistent, key: /nonexistent}}', "",
+     (2, 37), "for listeners without 'tls'"),
+    ('{address: "127.0.0.1:1"}', "http2: {max_concurrent_streams: 0}\n", (3, 33), "from 1 to 1000"),
+    ('{address: "127.0.0.1:1"}', "http2: {initial_window_size: 99999999}\n", (3, 30), "from 1024 to 8388608"),
+    ('{address: "127.0.0.1:1"}', "http2: {max_header: 1}\n", (3, 9), "unknown key 'max_header'"),
+])
+def test_http2_config_errors_name_file_line_col(tmp_path, listener, top, where, words):
+    from test_config_check import check, error_lines
+    p = tmp_path / "latch.yaml"
+    p.write_text(f"listen:\n  - {listener}\n{top}state_dir: {tmp_path}/s\n")
+    rc, out = check(p)
+    assert rc != 0, out
+    errs = error_lines(p, out)
+    assert any((l, c) == where and words in m for l, c, m in errs), (errs, out)
