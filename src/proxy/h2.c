@@ -73,6 +73,8 @@ struct h2_stream {
     char *rx;
     size_t rx_start, rx_len, rx_cap;
     size_t unacked;                    /* DATA bytes whose window we have not given back */
+    uint8_t ack_state;                 /* reading the framing of what was consumed (chunked) */
+    uint64_t ack_left;
     bool chunked, in_end, fresh, discard;
 
     /* the response */
@@ -112,6 +114,7 @@ struct h2conn {
 static const struct transport_ops h2__ops;
 static void h2__stream_timer(struct timer *t);
 static void h2__run(struct h2_stream *st);
+static void h2__ack(struct h2_stream *st, size_t n);
 
 static struct h2_stream *h2__of(const struct exchange *ex)
 {
@@ -167,8 +170,12 @@ static void h2__free_exchange(struct h2_stream *st)
     ex->up = NULL;
     proxy__free_exchange(st->h->c->w, ex);
     st->ex = NULL;
-    timer_cancel(&st->timer);
     st->state = HS_DONE;
+    st->discard = true; /* what is left of the body, and what still comes, gives its window back */
+    h2__ack(st, st->unacked);
+    st->rx_start = st->rx_len = 0;
+    /* the answer may still wait for the client's window: it has timeouts.client to take it */
+    timer_arm(st->h->c->w->loop, &st->timer, &st->h->c->w->proxy->timers.client);
 }
 
 static void h2__done(struct h2_stream *st, bool log)
@@ -338,14 +345,57 @@ static struct iovec h2__tp_ready(const struct exchange *ex)
     return (struct iovec){ st->rx ? st->rx + st->rx_start : NULL, ex->rx_ready };
 }
 
+enum { ACK_SIZE, ACK_DATA, ACK_CRLF, ACK_END };
+
+/* The DATA bytes among n consumed bytes of the stream's buffer: all of them without framing;
+ * with the chunked framing we wrote, the data of its chunks only (a client sending one-byte
+ * frames must not earn five bytes of window per byte passed on). */
+static size_t h2__data_in(struct h2_stream *st, const char *p, size_t n)
+{
+    if (!st->chunked)
+        return n;
+    size_t data = 0;
+    for (size_t i = 0; i < n;) {
+        switch (st->ack_state) {
+        case ACK_SIZE:
+            if (p[i] == '\n')
+                st->ack_state = st->ack_left ? ACK_DATA : ACK_END;
+            else if (p[i] != '\r')
+                st->ack_left = st->ack_left * 16 + (uint64_t)(p[i] <= '9' ? p[i] - '0' : p[i] - 'a' + 10);
+            i++;
+            break;
+        case ACK_DATA: {
+            size_t take = n - i < st->ack_left ? n - i : (size_t)st->ack_left;
+            data += take;
+            i += take;
+            st->ack_left -= take;
+            if (!st->ack_left) {
+                st->ack_state = ACK_CRLF;
+                st->ack_left = 2;
+            }
+            break;
+        }
+        case ACK_CRLF:
+            i++;
+            if (!--st->ack_left)
+                st->ack_state = ACK_SIZE;
+            break;
+        default:
+            i = n;
+            break;
+        }
+    }
+    return data;
+}
+
 static void h2__tp_consume(struct exchange *ex, size_t n)
 {
     struct h2_stream *st = h2__of(ex);
+    h2__ack(st, h2__data_in(st, st->rx + st->rx_start, n));
     st->rx_start += n;
     st->rx_len -= n;
     ex->rx_ready -= (uint32_t)n;
     ex->bytes_in += n;
-    h2__ack(st, st->rx_len ? n : st->unacked);
     st->h->again = true; /* WINDOW_UPDATE to send */
 }
 
@@ -967,6 +1017,10 @@ static int h2__stream_close(nghttp2_session *s, int32_t id, uint32_t error, void
     if (!st)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (st->unacked) { /* the connection's window, whatever became of the stream */
+        nghttp2_session_consume_connection(s, st->unacked);
+        st->unacked = 0;
+    }
     if (st->ex && !st->ex_done) { /* the client reset it (or we did) before the answer ended */
         h2__refill(h);
         if (error != NGHTTP2_NO_ERROR && --h->reset_budget < 0)
