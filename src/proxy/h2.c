@@ -270,6 +270,11 @@ static void h2__nv_lines(struct h2_nvs *v, const char *lines)
         const char *val = colon + 1;
         while (*val == ' ')
             val++;
+        /* connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2) */
+        if (http_field_hop(http_field_id((struct http_slice){ lines, (size_t)(colon - lines) }))) {
+            lines = eol + 2;
+            continue;
+        }
         h2__nv(v, lines, (size_t)(colon - lines), val, (size_t)(eol - val));
         lines = eol + 2;
     }
@@ -849,6 +854,14 @@ static void h2__start(struct h2_stream *st)
         proxy__local_start(ex, &req, own);
         break;
     case ADMIT_ORIGIN:
+        /* a tcp:// app is reached by a WebSocket upgrade, which HTTP/2 has no way to ask here
+         * (RFC 8441 is not offered): the answer HTTP/1.1 gets without one (426) */
+        if (ex->tun && !proxy__tunnel_start(ex, &req, &sst))
+            break;
+        if (ex->tun) {
+            ex->tp->ops->abort(ex, true);
+            break;
+        }
         st->echo = ex->app->origin.kind == ORIGIN_ECHO;
         timer_arm(w->loop, &st->timer, st->echo ? &pw->timers.client : &pw->timers.origin_connect);
         break;
