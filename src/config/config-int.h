@@ -149,6 +149,11 @@ void config__max_connections_per_client(struct config__ctx *c, const struct conf
                                         struct config *cfg);
 void config__keep_client_headers(struct config__ctx *c, const struct config__node *n,
                                  struct app *a);
+/* A listener's `http2:` (n NULL: its default, h2 by ALPN on TLS, off on cleartext), and the
+ * top-level `http2:` settings. */
+void config__listener_http2(struct config__ctx *c, const struct config__node *n, struct listener_cfg *l,
+                            bool tls);
+void config__http2(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 /* After the listeners. */
 void config__hsts(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 

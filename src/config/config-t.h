@@ -146,7 +146,19 @@ struct listener_cfg {
     bool public_https;
     uint16_t public_port;
     bool public_set;          /* `public:` was written (else the defaults above) */
+    uint8_t http2;            /* enum listener_http2 */
     struct config_pos pos;
+};
+
+/* HTTP/2 on a listener (`http2:`): by ALPN on TLS listeners (the default there), with prior
+ * knowledge (h2c, the client preface) on cleartext ones when configured. */
+enum listener_http2 { LISTENER_H2_OFF, LISTENER_H2_ALPN, LISTENER_H2_PRIOR };
+
+/* `http2:` at the top: the SETTINGS every HTTP/2 connection announces, and its bounds. */
+struct http2_cfg {
+    unsigned max_concurrent_streams;   /* default 100 */
+    unsigned initial_window_size;      /* a stream's receive window, default 65535 */
+    unsigned max_header_list_size;     /* decoded header bytes per request, default 32768 */
 };
 
 enum idp_type { IDP_ONETIMEPIN, IDP_OIDC };
@@ -248,6 +260,7 @@ struct config {
     char *hsts_header;             /* hsts: "Strict-Transport-Security: …\r\n" for answers on
                                       listeners reached over https; NULL: none of ours */
     struct branding branding;
+    struct http2_cfg http2;
 };
 
 #endif

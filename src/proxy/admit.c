@@ -219,6 +219,8 @@ enum admission proxy__admit(struct exchange *ex, const struct http_request *req,
 {
     const struct transport_ops *tp = ex->tp->ops;
     ex->wants_html = head_wants_html(req);
+    const struct http_header *ct = http_find_header(req->headers, req->nheaders, "content-type");
+    ex->grpc = ct && ct->value.n >= 16 && !strncasecmp(ct->value.p, "application/grpc", 16);
     admit__client_ip(ex, req);
 
     int bad = admit__copy_target(ex, req, tp->listener(ex));

@@ -22,6 +22,7 @@ struct app_rt;
 struct endpoint_req;
 struct minted;
 struct connlimit;
+struct h2conn;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -34,6 +35,7 @@ enum conn_state {
     CS_LINGER,      /* response sent, write side shut: reading what the client still sends */
     CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body (read_all) */
     CS_WAIT,        /* an own endpoint waiting for a background job or parked (wait) */
+    CS_H2,          /* HTTP/2 (h2.c): its streams carry the exchanges */
 };
 
 /* A client connection: the HTTP/1.1 transport (conn.c), carrying one exchange at a time. */
@@ -46,6 +48,9 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
+    struct h2conn *h2;                 /* CS_H2: the HTTP/2 session (h2.c) */
+    struct conn *h2_dirty_next;        /* CS_H2: in the worker's list to write before sleeping */
+    bool h2_dirty;
     struct strbuf *form;               /* CS_LOCAL_FORM: the body read into it, */
     enum step (*form_done)(struct exchange *ex); /* then this */
     size_t head_scanned;
@@ -77,6 +82,8 @@ struct proxy_worker {
     struct tunnel *tunnels;            /* the open tunnels to tcp:// apps (tunnel.c) */
     struct timer tunnel_tick;          /* armed while there are: expiring service tokens */
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
+    struct conn *h2_dirty;             /* HTTP/2 connections whose streams moved: written once
+                                        * before sleeping, whatever number of streams did */
     struct upstream *dead_up;
     struct origin_pool *pools;
     struct exchange *parked;           /* long polls waiting for news (endpoint_park), linked

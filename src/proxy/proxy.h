@@ -60,6 +60,8 @@ bool proxy__secure_cookies(const struct exchange *ex);
  * terminator); NULL otherwise, and never on plain HTTP. */
 const char *proxy__hsts(const struct exchange *ex);
 void proxy__close(struct conn *c);
+/* Frees an exchange and what its owner holds (origin connection, head, own endpoint, references). */
+void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex);
 enum step proxy__finish(struct conn *c);
 void proxy__drain_conns(struct worker_ctx *w);
 void proxy__reap_conns(struct proxy_worker *pw);

@@ -313,11 +313,26 @@ static enum step respond__denied(struct exchange *ex)
     return st;
 }
 
+/* A gRPC call refused (content-type application/grpc*): what its client can show, a
+ * trailers-only answer, HTTP 200 with grpc-status 16 UNAUTHENTICATED (no token, or one
+ * refused) or 7 PERMISSION_DENIED (the policy) and a grpc-message, instead of a page it would
+ * report as a protocol error. */
+static enum step respond__grpc(struct exchange *ex)
+{
+    char extra[256];
+    bool login = ex->decision == ACCESS_LOGIN_REQUIRED;
+    snprintf(extra, sizeof extra, "grpc-status: %d\r\ngrpc-message: %s\r\n", login ? 16 : 7,
+             login ? "a valid cf-access-token is required" : "access denied by policy");
+    return ex->tp->ops->respond(ex, 200, "application/grpc", "", 0, extra);
+}
+
 /* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
- * refused -> 403 naming the user and the app, never the policy. */
+ * refused -> 403 naming the user and the app, never the policy; a gRPC call: respond__grpc. */
 enum step proxy__respond_refused(struct exchange *ex)
 {
     struct runtime *rt = ex->rt;
+    if (ex->grpc)
+        return respond__grpc(ex);
     if (ex->decision != ACCESS_LOGIN_REQUIRED)
         return respond__denied(ex);
     struct strbuf login, extra, body;
