@@ -5,7 +5,7 @@ CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 OPT     ?= -O2 -g
-PKGS    := openssl libsodium jansson yaml-0.1 libcurl hiredis
+PKGS    := openssl libsodium jansson yaml-0.1 libcurl hiredis libnghttp2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)

@@ -270,7 +270,7 @@ static void config_origin_tls(struct config__ctx *c, const struct config__node *
         return;
     /* TLS settings for a plain-HTTP origin would be silently unused: refused. */
     if (o->kind == ORIGIN_ECHO || (o->kind == ORIGIN_HTTP && o->host))
-        config__error(c, n->pos, "'origin_tls' needs an https:// origin");
+        config__error(c, n->pos, "'origin_tls' needs an https:// or h2:// origin");
     if (v[0]) {
         o->ca_file = config__string(c, v[0], "ca_file");
         o->ca_file_pos = v[0]->pos;
@@ -293,14 +293,17 @@ static void config_origin(struct config__ctx *c, const struct config__node *n, s
         return;
     }
     why = config__parse_url(o->url, &u);
-    if (!why && strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))
-        why = "scheme must be http:// or https://";
+    bool tls = !why && (!strcmp(u.scheme, "https") || !strcmp(u.scheme, "h2"));
+    if (!why && !tls && strcmp(u.scheme, "http") && strcmp(u.scheme, "h2c"))
+        why = "scheme must be http://, https://, h2c:// or h2://";
     if (why) {
         config__error(c, n->pos, "invalid 'origin' '%s': %s (expected "
-                                 "http(s)://HOST[:PORT][/BASE] or echo)", o->url, why);
+                                 "http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                                 "or echo)", o->url, why);
         return;
     }
-    o->kind = strcmp(u.scheme, "https") ? ORIGIN_HTTP : ORIGIN_HTTPS;
+    o->kind = tls ? ORIGIN_HTTPS : ORIGIN_HTTP;
+    o->h2 = !strcmp(u.scheme, "h2c") || !strcmp(u.scheme, "h2");
     o->port = u.has_port ? u.port : (o->kind == ORIGIN_HTTPS ? 443 : 80);
     o->host = config__strdup(c, u.host);
     if (asprintf(&o->hostport, u.v6 ? "[%s]:%u" : "%s:%u", u.host, (unsigned)o->port) < 0) {

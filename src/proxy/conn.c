@@ -148,6 +148,7 @@ static void conn__free_exchange(struct conn *c)
         return;
     if (ex->up)
         upstream_close(ex->up);
+    proxy__h2_detach(ex);
     buf_put(&c->w->bufs, ex->hb);
     if (ex->sha)
         EVP_MD_CTX_free(ex->sha);

@@ -22,6 +22,7 @@ struct app_rt;
 struct endpoint_req;
 struct minted;
 struct connlimit;
+struct h2up_worker;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -77,6 +78,7 @@ struct proxy_worker {
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;
+    struct h2up_worker *h2up;          /* HTTP/2 origins' pools (h2up.c), made on first use */
     struct exchange *parked;           /* long polls waiting for news (endpoint_park), linked
                                         * through their park_next */
     struct minted *minted;             /* assertions minted for service tokens (identity.c) */
