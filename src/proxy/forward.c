@@ -305,7 +305,7 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
 
 /* --- failures ------------------------------------------------------------------------------ */
 
-static bool forward__idempotent(const struct exchange *ex)
+bool proxy__idempotent(const struct exchange *ex)
 {
     static const char *const m[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE" };
     for (size_t i = 0; i < sizeof m / sizeof *m; i++)
@@ -319,7 +319,7 @@ static bool forward__idempotent(const struct exchange *ex)
 static bool forward__can_retry(const struct exchange *ex)
 {
     return ex->up_reused && !ex->retried && ex->body_sent == 0 && !ex->res_head_done &&
-           (!ex->up->ox || buf_len(ex->up->ox) == 0) && forward__idempotent(ex);
+           (!ex->up->ox || buf_len(ex->up->ox) == 0) && proxy__idempotent(ex);
 }
 
 /* An I/O error on the origin connection: before it was up, the connect failed. */

@@ -81,6 +81,9 @@ struct h2up_stream {
     /* the response */
     int status;
     bool head_ready, in_trailers, end, closed, failed, deferred;
+    bool unsent;                       /* failed, and may be sent again: refused (GOAWAY), or
+                                        * idempotent and its connection closed before any answer */
+    bool gave;                         /* window given back: to be sent */
     const char *why;
     enum metrics_origin_error kind;
     char *hbytes;
@@ -163,6 +166,8 @@ static void h2up__conn_close(struct h2up_conn *c, const char *why, enum metrics_
             st->failed = true;
             st->why = why;
             st->kind = kind;
+            st->unsent = kind == METRICS_ORIGIN_RESET && !st->head_ready && st->ex &&
+                         proxy__idempotent(st->ex);
         }
         h2up__mark(st);
         st->c = NULL;
@@ -415,10 +420,11 @@ static int h2up__on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
             st->kind = METRICS_ORIGIN_RESET;
             st->why = error == NGHTTP2_REFUSED_STREAM ? "the origin refused the stream"
                                                       : "the origin reset the stream";
+            st->unsent = error == NGHTTP2_REFUSED_STREAM && !st->head_ready;
         }
         h2up__mark(st);
     }
-    if (!c->nstreams && !c->closed)
+    if (!c->nstreams && !c->closed) /* idle: closed at pool_idle, or soon when draining */
         timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.pool_idle);
     return 0;
 }
@@ -874,8 +880,10 @@ static bool h2up__to_client(struct exchange *ex, struct h2up_stream *st, bool *p
         } else if (st->fin) {
             st->fin_off += left;
         }
-        if (gave && st->c && !st->c->closed)
+        if (gave && st->c && !st->c->closed) {
             nghttp2_session_consume(st->c->s, st->id, gave);
+            st->gave = true;
+        }
         if (!from_body && !n)
             return false;
     }
@@ -934,6 +942,16 @@ enum step proxy__step_h2(struct exchange *ex)
             return STEP_PROGRESS; /* cannot happen: only this exchange detaches its stream */
     }
 
+    if (st->failed && st->unsent && !ex->retried && ex->body_sent == 0) {
+        /* a connection that died under it (a pooled one the origin had closed), or a stream
+         * refused by GOAWAY: once more, on another connection (RFC 9113 §8.7) */
+        struct h2up_conn *c = st->c;
+        proxy__h2_detach(ex);
+        if (c)
+            h2up__wake_all(c, ex);
+        ex->retried = true;
+        return STEP_PROGRESS;
+    }
     if (st->failed && !(st->end && st->head_ready))
         return h2up__fail(ex, 502, st->kind, st->why ? st->why : "the origin failed");
     if (st->head_ready && !ex->res_head_done) {
@@ -944,6 +962,10 @@ enum step proxy__step_h2(struct exchange *ex)
     }
     if (ex->res_head_done && h2up__to_client(ex, st, &progress, &sp))
         return sp;
+    if (st->gave && st->c && !st->c->closed) { /* the WINDOW_UPDATE out now: the origin goes on */
+        st->gave = false;
+        h2up__pump(st->c, ex);
+    }
     bool sent = !st->rx || !buf_len(st->rx);
     if (st->chunked)
         sent = sent && !st->ch_left && !st->ch_tail && st->fin && st->fin_off == st->fin_len;
@@ -964,16 +986,19 @@ enum step proxy__step_h2(struct exchange *ex)
 
 /* --- the worker's pools -------------------------------------------------------------------- */
 
-void h2up_close_pools(struct proxy_worker *pw)
+void h2up_close_pools(struct proxy_worker *pw, bool busy_too)
 {
     if (!pw->h2up)
         return;
     for (struct h2up_pool *p = pw->h2up->pools; p; p = p->next)
-        while (p->conns) {
-            struct h2up_conn *c = p->conns;
+        for (struct h2up_conn *c = p->conns, *next; c; c = next) {
+            next = c->next;
+            c->goaway = true; /* no new stream; the busy ones end with their last */
+            if (!busy_too && c->nstreams)
+                continue;
             h2up__conn_close(c, "closing", METRICS_ORIGIN_RESET);
             h2up__wake_all(c, NULL);
-                }
+        }
 }
 
 void h2up_reap(struct proxy_worker *pw)
@@ -998,7 +1023,7 @@ void h2up_reap(struct proxy_worker *pw)
 
 void h2up_free_pools(struct proxy_worker *pw)
 {
-    h2up_close_pools(pw);
+    h2up_close_pools(pw, true);
     h2up_reap(pw);
     if (!pw->h2up)
         return;

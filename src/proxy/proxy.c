@@ -59,7 +59,7 @@ void proxy_worker_drain(struct worker_ctx *w)
 {
     proxy__drain_conns(w);
     upstream_close_pools(w->proxy);
-    h2up_close_pools(w->proxy);
+    h2up_close_pools(w->proxy, false);
 }
 
 void proxy_worker_close_all(struct worker_ctx *w)
@@ -67,7 +67,7 @@ void proxy_worker_close_all(struct worker_ctx *w)
     while (w->proxy->conns)
         proxy__close(w->proxy->conns);
     upstream_close_pools(w->proxy);
-    h2up_close_pools(w->proxy);
+    h2up_close_pools(w->proxy, true);
 }
 
 void proxy_worker_news(struct worker_ctx *w)

@@ -118,6 +118,8 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
 enum step proxy__step_proxy(struct exchange *ex);
 enum step proxy__step_tunnel(struct exchange *ex);
 void proxy__origin_timeout(struct exchange *ex);
+/* The request's method is idempotent (RFC 9110 §9.2.2): it may be sent again. */
+bool proxy__idempotent(const struct exchange *ex);
 /* The origin failed (its connection released by the caller): counted, logged, and a 502/504 to
  * the client, or the response cut when part of it went out already. */
 enum step proxy__origin_failed(struct exchange *ex, int status, enum metrics_origin_error kind,
@@ -144,7 +146,8 @@ enum step proxy__step_echo(struct exchange *ex);
 enum step proxy__step_h2(struct exchange *ex);
 void proxy__h2_timeout(struct exchange *ex);
 void proxy__h2_detach(struct exchange *ex);
-void h2up_close_pools(struct proxy_worker *pw);
+/* Closes the idle connections (busy_too: every one); the others take no new stream. */
+void h2up_close_pools(struct proxy_worker *pw, bool busy_too);
 void h2up_reap(struct proxy_worker *pw);
 void h2up_free_pools(struct proxy_worker *pw);
 

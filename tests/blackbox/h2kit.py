@@ -85,6 +85,7 @@ class H2Origin:
                 continue
             except OSError:
                 return
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 self.connections += 1
             self.conns.append(c)
@@ -204,7 +205,7 @@ class _Conn:
             st.out_trailers = [("x-t1", "a"), ("x-t2", "b"), ("x-forwarded-for", "6.6.6.6"),
                                ("set-cookie", "CF_Authorization=stolen")]
         elif path.startswith("/delay/"):
-            st.due = time.monotonic() + int(path.split("/")[2]) / 1000
+            st.due = time.monotonic() + int(path.split("/")[2].split("?")[0]) / 1000
             st.action = body
         elif path == "/reset":
             self.h2.reset_stream(st.sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -219,7 +220,11 @@ class _Conn:
                 self.flush()
                 self.dead = True
         elif path == "/goaway":
-            self.h2.close_connection(last_stream_id=st.sid)
+            # GOAWAY (NO_ERROR) naming this stream the last one served, written by hand (h2
+            # would refuse to answer after its own close_connection); then the answer
+            self.flush()
+            self.sock.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" +
+                              st.sid.to_bytes(4, "big") + b"\x00\x00\x00\x00")
             self.answer(st, body)
         else:
             self.answer(st, body)
@@ -227,7 +232,7 @@ class _Conn:
     def answer(self, st, body):
         self.h2.send_headers(st.sid, [(":status", "200"), ("content-type", "application/json"),
                                       ("content-length", str(len(body))), ("x-origin", "h2")])
-        st.out = body
+        st.out = b"" if dict(st.headers).get(":method") == "HEAD" else body
         st.out_trailers = None
 
     def progress(self):
