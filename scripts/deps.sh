@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libssl-dev libsodium-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libhiredis-dev
+      libnghttp2-dev nghttp2-client python3-h2 python3-hpack h2o
       libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-jwt python3-aiosmtpd python3-websockets
       python3-cryptography python3-yaml curl openssl nginx-light haproxy wrk hyperfine redis-server
       openssh-server openssh-client

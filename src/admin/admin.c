@@ -15,6 +15,8 @@
 #include "token/jwt.h"
 #include "token/mint.h"
 #include "token/revoke.h"
+#include "token/sshca.h"
+#include "token/sshcert.h"
 #include "token/statefile.h"
 #include "token/svctokens.h"
 #include "store/cluster.h"
@@ -631,5 +633,56 @@ int admin_policy_test(const struct admin_args *a)
     status = policy_admits(res.decision) ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
 out:
     runtime_unref(rt);
+    return status;
+}
+
+int admin_ssh_ca(const struct admin_args *a)
+{
+    if (!a->app) {
+        fprintf(stderr, "latchd ssh-ca: --app NAME is required\n");
+        return LATCH_EXIT_USAGE;
+    }
+    struct config *cfg = admin__config(a->config);
+    if (!cfg)
+        return LATCH_EXIT_CONFIG;
+    int status = LATCH_EXIT_FAILED;
+    char *err = NULL, *line = NULL, comment[512];
+    EVP_PKEY *ca = NULL;
+    const struct app *app = admin__app(cfg, a->app);
+    if (!app)
+        goto out;
+    if (!app->ssh)
+        fprintf(stderr, "latchd ssh-ca: warning: app '%s' has no ssh: section; cert_sign refuses to "
+                        "sign for it until one is added\n", app->name);
+    /* with Redis: the cluster's CA first; a new one is offered to the cluster, whose CA wins */
+    int shared = cluster_prepare(cfg, &err);
+    if (err)
+        fprintf(stderr, "latchd: %s%s\n", shared ? "" : "warning: ", err);
+    free(err);
+    err = NULL;
+    if (shared != 0 || statefile_mkdirs(cfg->state_dir) != 0)
+        goto out;
+    ca = sshca_load(cfg->state_dir, app->name, true, &err);
+    if (ca) {
+        EVP_PKEY_free(ca);
+        admin__share(cfg);
+        ca = sshca_load(cfg->state_dir, app->name, false, &err);
+    }
+    snprintf(comment, sizeof comment, "latch-ca:%s", app->name);
+    for (char *p = comment; *p; p++)
+        if (*p == ' ' || *p == '\t')
+            *p = '_';
+    line = ca ? ssh_ed25519_pubkey_line(ca, comment) : NULL;
+    if (!line) {
+        fprintf(stderr, "latchd ssh-ca: %s\n", err ? err : "cannot read the CA key");
+        goto out;
+    }
+    printf("%s\n", line);
+    status = LATCH_EXIT_OK;
+out:
+    free(err);
+    free(line);
+    EVP_PKEY_free(ca);
+    config_free(cfg);
     return status;
 }

@@ -15,6 +15,9 @@ int admin_keys_rotate(const struct admin_args *a);
 int admin_revoke(const struct admin_args *a);
 int admin_service_token_create(const struct admin_args *a);
 int admin_policy_test(const struct admin_args *a);
+/* ssh-ca --app NAME: the app's SSH user CA (made on first use, shared like the signing keys),
+ * printed as the line sshd's TrustedUserCAKeys takes; works on state_dir, daemon or not. */
+int admin_ssh_ca(const struct admin_args *a);
 /* status [--json] and reload: exit 0 ok, 1 not running or failed, 2 reload errors. */
 int admin_status(const struct admin_args *a);
 int admin_reload(const struct admin_args *a);

@@ -25,6 +25,7 @@ static const struct admin_command admin__commands[] = {
       admin_token_issue },
     { "keys rotate", NULL, { { 0 } }, admin_keys_rotate },
     { "revoke", NULL, { OPT("email", "ADDRESS"), OPT("app", "NAME") }, admin_revoke },
+    { "ssh-ca", NULL, { MUST("app", "NAME") }, admin_ssh_ca },
     { "service-token create", "NAME", { OPT("duration", "DURATION") }, admin_service_token_create },
     { "policy-test", NULL,
       { MUST("url", "URL"), OPT("email", "E"), MANY("group", "G"), OPT("ip", "IP"),

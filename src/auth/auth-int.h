@@ -75,6 +75,21 @@ struct token_want auth__want(const struct endpoint_req *r, const char *type, con
 struct token;
 int auth__token_identity(const struct endpoint_req *r, const struct token *t, struct auth_identity *id);
 
+/* The identity behind the request's token: the app token on an app host (cf-access-token,
+ * then the cookie), the org token on the auth domain. TOKEN_OK with id, session, *app (app
+ * hosts) and *exp (NULL: not wanted) filled, or why not; *presented false when the request
+ * carries no token. A person's token only (a service token has no session). */
+enum token_status auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33],
+                               const struct app **app, bool *presented, int64_t *exp);
+/* A token that was refused: its cause in the auth log under `event`. */
+void auth__bearer_refused(const struct endpoint_req *r, const char *event, const struct app *app,
+                          enum token_status ts);
+
+/* The app's policies for an identity (a person's, or a service token's) from this client. */
+struct identity;
+struct policy_result;
+void auth__evaluate(const struct endpoint_req *r, const struct app *app, const struct identity *pid,
+                    struct policy_result *res);
 /* Evaluates the app's policies for a person (SPEC.md §3.3) from this client. */
 bool auth__admitted(const struct endpoint_req *r, const struct app *app, const struct auth_identity *id,
                     const struct policy **decided);
@@ -107,6 +122,9 @@ enum endpoint_result auth__complete_login(struct exchange *c, struct endpoint_re
  * brings the browser back to the command line's confirmation page instead of the app. */
 enum endpoint_result auth__begin_flow(struct exchange *c, struct endpoint_req *r, const struct app *app, const char *host,
                                       const char *redirect, const char *bind, const char *cli);
+
+/* POST cert_sign on an app host: an SSH certificate for the bearer (ssh_sign.c). */
+enum endpoint_result auth__cert_sign(struct exchange *c, struct endpoint_req *r);
 
 /* The app launcher (launcher.c): the auth domain's root and apps. */
 enum endpoint_result auth__launcher(struct exchange *c, struct endpoint_req *r);

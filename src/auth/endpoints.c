@@ -257,20 +257,26 @@ static void auth__policy_identity(const struct auth_identity *id, struct identit
     out->namr = id->namr;
 }
 
-bool auth__admitted(const struct endpoint_req *r, const struct app *app, const struct auth_identity *id,
-                    const struct policy **decided)
+void auth__evaluate(const struct endpoint_req *r, const struct app *app, const struct identity *pid,
+                    struct policy_result *res)
 {
-    struct identity pid;
-    auth__policy_identity(id, &pid);
-    struct policy_request pr = { .id = &pid };
+    struct policy_request pr = { .id = pid };
     memset(pr.client_ip, 0, 16);
     unsigned char a[16];
     if (inet_pton(AF_INET, r->client_ip, pr.client_ip + 12) == 1)
         pr.client_ip[10] = pr.client_ip[11] = 0xff;
     else if (inet_pton(AF_INET6, r->client_ip, a) == 1)
         memcpy(pr.client_ip, a, 16);
+    policy_evaluate(app, &pr, res);
+}
+
+bool auth__admitted(const struct endpoint_req *r, const struct app *app, const struct auth_identity *id,
+                    const struct policy **decided)
+{
+    struct identity pid;
+    auth__policy_identity(id, &pid);
     struct policy_result res;
-    policy_evaluate(app, &pr, &res);
+    auth__evaluate(r, app, &pid, &res);
     if (decided)
         *decided = res.policy;
     /* allowed IdPs: a login through another provider does not count for this app */
@@ -816,8 +822,8 @@ static enum endpoint_result auth__authorized(struct exchange *c, struct endpoint
 
 /* The identity behind the request's token: the app token on an app host, the org token on
  * the auth domain. TOKEN_OK, or why not; *presented false when the request carries none. */
-static enum token_status auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33],
-                                      const struct app **app, bool *presented)
+enum token_status auth__bearer(struct endpoint_req *r, struct auth_identity *id, char session[33],
+                               const struct app **app, bool *presented, int64_t *exp)
 {
     char tok[JWT_MAX_LEN + 1];
     *presented = true;
@@ -843,6 +849,8 @@ static enum token_status auth__bearer(struct endpoint_req *r, struct auth_identi
     if (ts != TOKEN_OK)
         return ts;
     snprintf(session, 33, "%s", t.identity_nonce);
+    if (exp)
+        *exp = t.exp;
     if (auth__token_identity(r, &t, id) != 0)
         ts = TOKEN_BAD_CLAIMS;
     token_free(&t);
@@ -850,7 +858,7 @@ static enum token_status auth__bearer(struct endpoint_req *r, struct auth_identi
 }
 
 /* A token that was refused: its cause in the auth log (the answer stays the one SPEC.md says). */
-static void auth__bearer_refused(const struct endpoint_req *r, const char *event, const struct app *app,
+void auth__bearer_refused(const struct endpoint_req *r, const char *event, const struct app *app,
                                  enum token_status ts)
 {
     log_auth(r->site->auth_log, event, NULL, NULL, app ? app->name : NULL, r->client_ip, false,
@@ -863,7 +871,7 @@ static enum endpoint_result auth__get_identity(struct exchange *c, struct endpoi
     char session[33];
     const struct app *app = NULL;
     bool presented;
-    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented, NULL);
     if (ts != TOKEN_OK) {
         if (presented)
             auth__bearer_refused(r, "get_identity", app, ts);
@@ -1102,7 +1110,7 @@ static enum endpoint_result auth__logout(struct exchange *c, struct endpoint_req
     char session[33];
     const struct app *app = NULL;
     bool presented;
-    enum token_status ts = auth__bearer(r, &id, session, &app, &presented);
+    enum token_status ts = auth__bearer(r, &id, session, &app, &presented, NULL);
     if (ts != TOKEN_OK) { /* no live session: clearing cookies harms nobody */
         if (presented)
             auth__bearer_refused(r, "logout", app, ts);
@@ -1155,6 +1163,7 @@ static const struct endpoint auth__rows[] = {
     { "authorized", true, false, auth__authorized },
     { "get-identity", false, false, auth__get_identity },
     { "logout", true, false, auth__logout },
+    { "cert_sign", true, false, auth__cert_sign },
     { "login/", true, true, auth__login_at },
     { ENDPOINT_AUTH_ROOT, true, true, auth__launcher },
     { "apps", true, true, auth__launcher },

@@ -210,4 +210,99 @@ long cli_peer_uid(const struct sockaddr_in *peer, const struct sockaddr_in *us);
 int cli_handoff(const char *auth_url, const char *host, const char *path, const char *aud,
                 const struct cli_handoff_opts *o, char **app_token, char **org_token);
 
+/* --- a token for an app (access.c) --------------------------------------------------------- */
+
+/* latch's global options (before the verb, or after login/token/logout/apps' URL). */
+struct cli_opts {
+    struct cli_handoff_opts handoff; /* --no-browser (or LATCH_NO_BROWSER), --timeout */
+    bool timeout_set;                /* --timeout was given */
+};
+
+/* A stored token is used while more than this many seconds from expiring. */
+#define CLI_FRESH_MARGIN_S 60
+
+/* A valid app token for `url` (https://host, http://host:port, or a bare host meaning https;
+ * its path names the app on hosts with several): stored, else by org token exchange, else the
+ * browser handoff. With LATCH_CLIENT_ID/SECRET set, *token is NULL and *svc_headers holds the
+ * two service-token header lines to send ("CF-Access-Client-Id: …\r\nCF-Access-Client-Secret:
+ * …\r\n"), and no browser is ever opened. *origin: "scheme://host:port" (malloc'd). 0, or a
+ * LATCH_EXIT_* status with the message already printed to stderr (prefixed "latch VERB:" where
+ * the URL is at fault). */
+int cli_access(const char *verb, const char *url, const struct cli_opts *o, char **token, char **svc_headers,
+               char **origin);
+/* Forgets a token the gateway refused (401) for the app at `url`, so that the next cli_access
+ * logs in again; a token stored meanwhile by another latch stays. */
+void cli_access_forget(const char *url, const char *token);
+
+/* --- short-lived SSH certificates (sshcert.c) ---------------------------------------------- */
+
+/* latch ssh-gen --hostname HOST [--refresh]: the Ed25519 key pair for HOST's gateway in the
+ * token store (made once, 0600) and a certificate for it from cert_sign (with `refresh`, kept
+ * when it is valid for more than a minute yet); prints both paths. A LATCH_EXIT_* status. */
+int cli_ssh_gen(const char *host, const struct cli_opts *o, bool refresh);
+/* latch ssh-config --hostname HOST [--short-lived-cert]: prints the ~/.ssh/config block. */
+int cli_ssh_config(const char *host, bool short_lived);
+/* What `latch ssh` runs before connecting: renews the certificate of a latch-made key for `url`
+ * when it expires within a minute. 0 when there is no such key, or the certificate is fresh or
+ * was renewed; else a LATCH_EXIT_* status, the message printed. */
+int cli_ssh_cert_refresh(const char *url, const struct cli_opts *o);
+
+/* A URL of latch's command line: its origin and the path the gateway will match. */
+struct cli_target {
+    const char *url; /* with its scheme (https:// put in front when it had none) */
+    char urlbuf[CLI_HANDOFF_URL_MAX];
+    struct cli_origin origin;
+    char *path;      /* match form (cli_path_match), malloc'd */
+};
+
+/* What the app host says of a path (GET /cdn-cgi/access/app?path=…). */
+struct cli_app_info {
+    struct cli_origin auth;     /* the auth URL's origin */
+    char *auth_url, *auth_domain, *aud, *app;
+    char *token_status;         /* with a token sent: "ok", or why it would be refused */
+    char *email;                /* with a good token: whose */
+    json_t *routes;             /* with a good token: the host's patterns */
+    char *pair;                 /* with a good token, on https: its cookie's pair */
+};
+
+void cli_target_free(struct cli_target *t);
+/* Reads a URL given to latch VERB `cmd`: its origin (which a token may reach) and its path.
+ * A URL over plain http to another machine is refused. */
+int cli_target_read(const char *cmd, const char *arg, struct cli_target *t);
+void cli_app_info_free(struct cli_app_info *a);
+/* The app at the target's path, where to log in, and, with `token`, what the gateway thinks of
+ * it: GET /cdn-cgi/access/app?path=… on the app's own origin. */
+int cli_discover(const struct cli_target *t, const char *token, struct cli_app_info *a);
+/* Why the gateway would refuse a token, in words. */
+const char *cli_refusal_words(const char *status);
+/* LATCH_CLIENT_ID and LATCH_CLIENT_SECRET, when both are set. */
+bool cli_service_creds(const char **id, const char **secret);
+/* The stored token for the target's app, when the stored patterns say which app its path is
+ * (malloc'd); no network. */
+char *cli_stored_token(const char *dir, const struct cli_target *t);
+/* The name of the target's app, as stored with its token (malloc'd); NULL when unknown. */
+char *cli_stored_app_name(const struct cli_target *t);
+/* Drops the stored token of one app, and the host's patterns when `patterns`. */
+void cli_forget_token(const char *dir, const struct cli_origin *o, const char *aud, bool patterns);
+/* A token for the target's app (cli_access without the service token); *checked: whether the
+ * gateway confirmed it just now, *email (when not NULL) then whose it is. */
+int cli_ensure_token(const struct cli_target *t, const struct cli_opts *o, char **token, bool *checked,
+                     char **email);
+/* A fresh org token for the gateway of the target (stored, or by a browser login). */
+int cli_ensure_org(const struct cli_target *t, const struct cli_opts *o, const struct cli_app_info *a, char **org);
+
+/* --- tunnels (tunnel.c): latch tcp, latch ssh ------------------------------------------------ */
+
+/* A WebSocket that cannot be opened is retried this long without --timeout. */
+#define CLI_TUNNEL_RETRY_S 30
+/* stdin/stdout carried to the TCP app at `url` (as cli_access reads it), until both directions
+ * end; a WebSocket that cannot be opened (connection refused, 502/503/504) is retried with
+ * backoff for retry_s seconds. A LATCH_EXIT_* status, the message printed. */
+int cli_tunnel_stdio(const char *verb, const char *url, const struct cli_opts *o, int retry_s);
+/* A listener on `listen_spec` (a loopback address and port): each accepted connection gets its
+ * own tunnel (its own process); runs until killed, or returns a LATCH_EXIT_* status when it
+ * cannot start. */
+int cli_tunnel_listen(const char *verb, const char *url, const char *listen_spec, const struct cli_opts *o,
+                      int retry_s);
+
 #endif

@@ -4,8 +4,6 @@
 #include "cli/cli.h"
 #include "core/strbuf.h"
 #include "core/version.h"
-#include "http/form.h"
-#include "token/handoff.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FRESH_MARGIN_S 60
 #define TIMEOUT_MAX_S 86400
 #define DUMP_MAX (4 * 1024 * 1024) /* curl's header dump latch reads back */
 
@@ -36,10 +33,21 @@ static const char usage_text[] =
     "  latch logout [URL|--all] end the command line's session (your browser stays signed in) and\n"
     "                           forget its tokens; --all: every session of every gateway\n"
     "  latch apps URL           list the apps you may reach through the gateway of URL (--json: as JSON)\n"
+    "  latch tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "                           a TCP connection to the TCP app at HOST, carried in a WebSocket with\n"
+    "                           your token: stdin/stdout, or each connection to that local address\n"
+    "  latch ssh --hostname HOST for ssh's ProxyCommand (latch ssh --hostname %h); latch tcp --help\n"
+    "  latch ssh-gen --hostname HOST [--refresh]\n"
+    "                           an SSH key pair kept with the tokens and a short-lived certificate for\n"
+    "                           it from the app at HOST; prints both paths (--refresh: keep a\n"
+    "                           certificate valid for more than a minute yet)\n"
+    "  latch ssh-config --hostname HOST [--short-lived-cert]\n"
+    "                           print the ~/.ssh/config block for HOST (with the certificate's files)\n"
     "\n"
-    "Options go before the command, or after it (and its URL) for login, token, logout and apps:\n"
+    "Options go before the command, or after it (and its URL) for login, token, logout, apps, tcp, ssh:\n"
     "  --no-browser      print the login URL to open on any device (also: LATCH_NO_BROWSER=1)\n"
-    "  --timeout SECONDS give up a browser login after that long (default 300)\n"
+    "  --timeout SECONDS give up a browser login after that long (default 300); tcp, ssh: retry a\n"
+    "                    tunnel that cannot be opened that long (default 30)\n"
     "For curl, everything after `curl` is curl's: put latch's options before it.\n"
     "\n"
     "A URL without a scheme is https (latch login wiki.example.com). Tokens are per app: an app is\n"
@@ -50,370 +58,24 @@ static const char usage_text[] =
     "--no-browser, or over ssh), the URL is printed to open on any device. Signing in once also\n"
     "buys the other apps of the same gateway, without a browser. Tokens are kept in\n"
     "$XDG_CONFIG_HOME/latch (else ~/.config/latch), readable by you only.\n"
-    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl sends the service\n"
-    "token headers and never opens a browser.\n"
+    "Machines: with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET set, latch curl, tcp and ssh send the\n"
+    "service token headers and never open a browser.\n"
     "\n"
     "exit status: 0 ok; 1 error (network, gateway, local); 3 the browser login was not completed\n"
     "in time; 4 refused by the gateway (its policy, a revoked or ended session), and for latch\n"
     "curl: the gateway answered 401 to the token latch sent (the token is forgotten; run the\n"
     "command again) while curl itself succeeded; 5 no token stored (latch token); 64 usage, or a\n"
     "curl command line latch refuses (saying why), as for latchd. Otherwise latch curl exits with\n"
-    "curl's own status.\n";
+    "curl's own status. latch tcp and ssh: 6 not a TCP application; 7 the tunnel dropped mid-stream.\n";
 
 struct opts {
-    struct cli_handoff_opts handoff;
+    struct cli_opts cli; /* the global options */
     bool all;  /* logout --all */
     bool json; /* apps --json */
+    bool refresh;          /* ssh-gen --refresh */
+    bool short_lived_cert; /* ssh-config --short-lived-cert */
 };
 
-/* A URL of latch's command line: its origin and the path the gateway will match. */
-struct target {
-    const char *url; /* with its scheme (https:// put in front when it had none) */
-    char urlbuf[CLI_HANDOFF_URL_MAX];
-    struct cli_origin origin;
-    char *path;      /* match form (cli_path_match), malloc'd */
-};
-
-static void target_free(struct target *t)
-{
-    free(t->path);
-    t->path = NULL;
-}
-
-/* What the app host says of a path (GET /cdn-cgi/access/app?path=…). */
-struct app_info {
-    struct cli_origin auth;     /* the auth URL's origin */
-    char *auth_url, *auth_domain, *aud, *app;
-    char *token_status;         /* with a token sent: "ok", or why it would be refused */
-    char *email;                /* with a good token: whose */
-    json_t *routes;             /* with a good token: the host's patterns */
-    char *pair;                 /* with a good token, on https: its cookie's pair */
-};
-
-static void app_info_free(struct app_info *a)
-{
-    free(a->auth_url);
-    free(a->auth_domain);
-    free(a->aud);
-    free(a->app);
-    free(a->token_status);
-    free(a->email);
-    if (a->pair)
-        sodium_memzero(a->pair, strlen(a->pair));
-    free(a->pair);
-    json_decref(a->routes);
-    memset(a, 0, sizeof *a);
-}
-
-/* "scheme://host[:port]" of an origin, as its URLs are written (no default port). */
-static void origin_base(const struct cli_origin *o, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s://%s", o->scheme, o->key);
-}
-
-static bool service_creds(const char **id, const char **secret)
-{
-    *id = getenv("LATCH_CLIENT_ID");
-    *secret = getenv("LATCH_CLIENT_SECRET");
-    return *id && **id && *secret && **secret;
-}
-
-/* Reads a URL given to latch: its origin (which a token may reach) and its path. */
-static int target_read(const char *cmd, const char *arg, struct target *t)
-{
-    char why[1024];
-    memset(t, 0, sizeof *t);
-    if (!arg) {
-        fprintf(stderr, "latch %s: give the application's URL (https://app.example.com/…)\n", cmd);
-        return LATCH_EXIT_USAGE;
-    }
-    if (!(t->url = cli_url_scheme(arg, t->urlbuf, sizeof t->urlbuf))) {
-        fprintf(stderr, "latch %s: the URL is too long\n", cmd);
-        return LATCH_EXIT_USAGE;
-    }
-    if (cli_origin_parse(t->url, &t->origin, why, sizeof why) != 0) {
-        fprintf(stderr, "latch %s: %s\n", cmd, why);
-        return LATCH_EXIT_USAGE;
-    }
-    if (!cli_cleartext_ok(&t->origin)) {
-        fprintf(stderr, "latch %s: %s is plain http to a host that is not this machine: a token would "
-                        "travel in clear; use https\n", cmd, t->url);
-        return LATCH_EXIT_USAGE;
-    }
-    char *raw = cli_url_raw_path(t->url);
-    int rc = raw ? cli_path_match(raw, &t->path, why, sizeof why) : -1;
-    free(raw);
-    if (rc != 0) {
-        fprintf(stderr, "latch %s: %s\n", cmd, raw ? why : "out of memory");
-        return LATCH_EXIT_USAGE;
-    }
-    return LATCH_EXIT_OK;
-}
-
-/* The app at the target's path, where to log in, and, with `token`, what the gateway thinks of
- * it: GET /cdn-cgi/access/app?path=… on the app's own origin (the token goes nowhere else). */
-static int discover(const struct target *t, const char *token, struct app_info *a)
-{
-    char err[512], base[300], why[512], hdr[9000];
-    memset(a, 0, sizeof *a);
-    if (strlen(t->path) >= HANDOFF_PATH_MAX) { /* the gateway's sign-in would not carry it */
-        fprintf(stderr, "latch: the URL's path is longer than %d bytes, more than a sign-in carries; "
-                        "log in with a shorter URL of the same app (latch login), then run this again\n",
-                HANDOFF_PATH_MAX - 1);
-        return LATCH_EXIT_USAGE;
-    }
-    origin_base(&t->origin, base, sizeof base);
-    struct strbuf url;
-    sb_init(&url, CLI_HANDOFF_URL_MAX);
-    sb_addf(&url, "%s/cdn-cgi/access/app?path=", base);
-    form_urlencode(&url, t->path, strlen(t->path));
-    if (url.overflow) {
-        sb_free(&url);
-        fprintf(stderr, "latch: the URL's path is too long\n");
-        return LATCH_EXIT_USAGE;
-    }
-    const char *hdrs[] = { hdr, NULL };
-    if (token)
-        snprintf(hdr, sizeof hdr, "cf-access-token: %s", token);
-    struct cli_http h;
-    bool ok = cli_http(url.p, NULL, token ? hdrs : NULL, 15, &h, err, sizeof err);
-    sb_free(&url);
-    sodium_memzero(hdr, sizeof hdr);
-    if (!ok) {
-        fprintf(stderr, "latch: cannot reach %s: %s\n", t->origin.key, err);
-        return LATCH_EXIT_FAILED;
-    }
-    json_error_t je;
-    json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
-    long status = h.status;
-    cli_http_free(&h);
-    const char *au = json_string_value(json_object_get(j, "auth_url"));
-    const char *ad = json_string_value(json_object_get(j, "auth_domain"));
-    const char *aud = json_string_value(json_object_get(j, "aud"));
-    const char *app = json_string_value(json_object_get(j, "app"));
-    if (!au || !ad || !aud || !app) {
-        json_decref(j);
-        if (status == 404)
-            fprintf(stderr, "latch: %s%s is not an application behind latch (%s answered 404 for that host "
-                            "and path): check the URL, its path too\n", base, t->path, t->origin.key);
-        else
-            fprintf(stderr, "latch: %s is not an application behind latch (answered %ld)\n", t->origin.key, status);
-        return LATCH_EXIT_FAILED;
-    }
-    /* the org token is only ever sent to its auth domain: the URL the app names must be on it,
-     * and be one a token may go to */
-    char domain_url[400];
-    struct cli_origin dom;
-    snprintf(domain_url, sizeof domain_url, "%s://%s", !strncasecmp(au, "https:", 6) ? "https" : "http", ad);
-    if (cli_origin_parse(au, &a->auth, why, sizeof why) != 0 || cli_origin_parse(domain_url, &dom, why, sizeof why) != 0 ||
-        !cli_origin_same(&a->auth, &dom) || !cli_cleartext_ok(&a->auth)) {
-        fprintf(stderr, "latch: %s names an auth URL (%s) that is not on its auth domain (%s), or is plain "
-                        "http to another machine: refused\n", t->origin.key, au, ad);
-        json_decref(j);
-        return LATCH_EXIT_FAILED;
-    }
-    a->auth_url = strdup(au);
-    a->auth_domain = strdup(ad);
-    a->aud = strdup(aud);
-    a->app = strdup(app);
-    const char *ts = json_string_value(json_object_get(j, "token"));
-    const char *em = json_string_value(json_object_get(j, "email"));
-    json_t *routes = json_object_get(j, "routes");
-    const char *pair = json_string_value(json_object_get(j, "pair"));
-    a->pair = pair && strlen(pair) == 32 ? strdup(pair) : NULL;
-    a->token_status = ts ? strdup(ts) : NULL;
-    a->email = em ? strdup(em) : NULL;
-    a->routes = json_is_array(routes) ? json_incref(routes) : NULL;
-    json_decref(j);
-    return a->auth_url && a->auth_domain && a->aud && a->app ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
-}
-
-/* Why the gateway would refuse a token, in words. */
-static const char *refusal_words(const char *status)
-{
-    if (!status)
-        return "refused";
-    if (!strcmp(status, "revoked"))
-        return "revoked: the session was ended (latch logout, latchd revoke)";
-    if (!strcmp(status, "expired"))
-        return "expired";
-    if (!strcmp(status, "bad_audience"))
-        return "it is another app's: the path belongs to another app now";
-    return status;
-}
-
-/* With a stored org token for the app's auth origin: POST /cdn-cgi/access/token there (no
- * browser), naming the app by host and path. */
-static int exchange_org(const char *dir, const struct target *t, const struct app_info *a, char **app_token)
-{
-    char *org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S);
-    if (!org)
-        return LATCH_EXIT_NO_LOGIN;
-    char err[512], base[300], hdr[9000];
-    origin_base(&a->auth, base, sizeof base);
-    struct strbuf url, form;
-    sb_init(&url, 1024);
-    sb_init(&form, CLI_HANDOFF_URL_MAX);
-    sb_addf(&url, "%s/cdn-cgi/access/token", base);
-    sb_addf(&form, "host=%s&path=", t->origin.key);
-    form_urlencode(&form, t->path, strlen(t->path));
-    snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
-    const char *hdrs[] = { hdr, NULL };
-    struct cli_http h;
-    int st = LATCH_EXIT_NO_LOGIN;
-    if (!url.overflow && !form.overflow && cli_http(url.p, form.p, hdrs, 15, &h, err, sizeof err)) {
-        json_error_t je;
-        json_t *j = h.status == 200 ? json_loadb(h.body, h.len, 0, &je) : NULL;
-        const char *tok = json_string_value(json_object_get(j, "app_token"));
-        if (tok && cli_jwt_has_aud(tok, a->aud)) {
-            *app_token = strdup(tok);
-            st = *app_token ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
-        } else if (h.status == 403) {
-            fprintf(stderr, "latch: the gateway refuses %s (app %s) to you (its policy): ask your administrator "
-                            "for access\n", t->url, a->app);
-            st = LATCH_EXIT_REFUSED;
-        } else if (h.status == 401) {
-            cli_org_remove(dir, &a->auth); /* revoked or expired: a browser login is next */
-        }
-        json_decref(j);
-        cli_http_free(&h);
-    }
-    sodium_memzero(hdr, sizeof hdr);
-    sodium_memzero(org, strlen(org));
-    free(org);
-    sb_free(&url);
-    sb_free(&form);
-    return st;
-}
-
-/* The stored token for the target's app, when the stored patterns say which app its path is.
- * No network. */
-static char *stored_token(const char *dir, const struct target *t)
-{
-    json_t *rec = cli_record_read(dir, &t->origin);
-    const char *aud = rec ? cli_routes_aud(json_object_get(rec, "routes"), t->origin.key, t->path) : NULL;
-    const char *tok = aud ? cli_record_token(rec, aud, FRESH_MARGIN_S) : NULL;
-    char *out = tok ? strdup(tok) : NULL;
-    json_decref(rec);
-    return out;
-}
-
-/* Stores an app token the gateway just confirmed (with the host's patterns it sent along), and
- * the org token when a login brought one. The caller holds the origin's lock. */
-static int save_token(const char *dir, const struct target *t, const struct app_info *a, const struct app_info *chk,
-                      const char *token, const char *org)
-{
-    json_t *rec = cli_record_read(dir, &t->origin);
-    if (!rec)
-        rec = cli_record_new(&t->origin);
-    int rc = -1;
-    if (rec) {
-        json_object_set_new(rec, "auth_url", json_string(a->auth_url));
-        json_object_set_new(rec, "auth_domain", json_string(a->auth_domain));
-        json_object_set_new(rec, "auth_origin", json_string(a->auth.text));
-        if (chk->routes)
-            json_object_set(rec, "routes", chk->routes);
-        json_object_set_new(json_object_get(rec, "apps"), a->aud,
-                            json_pack("{s:s,s:s}", "app", a->app, "app_token", token));
-        rc = cli_record_write(dir, &t->origin, rec);
-        json_decref(rec);
-    }
-    if (rc == 0 && org)
-        rc = cli_org_write(dir, &a->auth, a->auth_domain, org);
-    if (rc != 0)
-        fprintf(stderr, "latch: cannot store the token in %s\n", dir);
-    return rc == 0 ? LATCH_EXIT_OK : LATCH_EXIT_FAILED;
-}
-
-/* Drops the stored token of one app (refused by the gateway), and the host's patterns when the
- * refusal says they are out of date. */
-static void forget_token(const char *dir, const struct cli_origin *o, const char *aud, bool patterns)
-{
-    int lock = cli_store_lock(dir, o->key);
-    json_t *rec = cli_record_read(dir, o);
-    if (rec) {
-        json_object_del(json_object_get(rec, "apps"), aud);
-        if (patterns)
-            json_object_del(rec, "routes");
-        cli_record_write(dir, o, rec);
-        json_decref(rec);
-    }
-    if (lock >= 0)
-        close(lock);
-}
-
-/* A token for the target's app: the stored one (no network), or under the origin's lock (one
- * login serves concurrent latch processes): discovery, then a stored token whose patterns were
- * missing, the org token's exchange, or the browser; the gateway confirms the token (and gives
- * the host's patterns) before it is stored. *checked: whether the gateway confirmed it now;
- * *email then says whose it is. */
-static int ensure_token(const struct target *t, const struct opts *o, char **token, bool *checked, char **email)
-{
-    char *dir = cli_store_dir();
-    int st = LATCH_EXIT_OK, lock = -1;
-    *token = NULL;
-    *checked = false;
-    if (email)
-        *email = NULL;
-    if (!dir)
-        return LATCH_EXIT_FAILED;
-    if ((*token = stored_token(dir, t))) /* no network round trip */
-        goto out;
-    lock = cli_store_lock(dir, t->origin.key);
-    if ((*token = stored_token(dir, t)))
-        goto out;
-    struct app_info a, chk = { 0 };
-    if ((st = discover(t, NULL, &a)) != LATCH_EXIT_OK)
-        goto out;
-    json_t *rec = cli_record_read(dir, &t->origin);
-    const char *have = rec ? cli_record_token(rec, a.aud, FRESH_MARGIN_S) : NULL;
-    char *tok = have ? strdup(have) : NULL, *org = NULL;
-    json_decref(rec);
-    if (tok) { /* stored, but the patterns that name its app were not: the gateway says */
-        st = discover(t, tok, &chk);
-        if (st == LATCH_EXIT_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
-            app_info_free(&chk);
-            free(tok);
-            tok = NULL;
-        }
-    }
-    if (st == LATCH_EXIT_OK && !tok) {
-        st = exchange_org(dir, t, &a, &tok);
-        if (st == LATCH_EXIT_NO_LOGIN)
-            st = cli_handoff(a.auth_url, t->origin.key, t->path, a.aud, &o->handoff, &tok, &org);
-        if (st == LATCH_EXIT_OK)
-            st = discover(t, tok, &chk);
-        if (st == LATCH_EXIT_OK && (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a.aud))) {
-            fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
-                    t->url, refusal_words(chk.token_status));
-            st = LATCH_EXIT_REFUSED;
-        }
-    }
-    if (st == LATCH_EXIT_OK)
-        st = save_token(dir, t, &a, &chk, tok, org);
-    if (st == LATCH_EXIT_OK) {
-        *token = tok;
-        tok = NULL;
-        *checked = true;
-        if (email) {
-            *email = chk.email;
-            chk.email = NULL;
-        }
-    }
-    if (tok)
-        sodium_memzero(tok, strlen(tok));
-    free(tok);
-    if (org)
-        sodium_memzero(org, strlen(org));
-    free(org);
-    app_info_free(&a);
-    app_info_free(&chk);
-out:
-    if (lock >= 0)
-        close(lock);
-    free(dir);
-    return st;
-}
 
 /* --- latch's own options, before the command or after it ------------------------------------ */
 
@@ -440,17 +102,18 @@ static int latch_option(int argc, char **argv, int *i, struct opts *o)
         exit(0);
     }
     if (!strcmp(a, "--no-browser")) {
-        o->handoff.no_browser = true;
+        o->cli.handoff.no_browser = true;
         return LATCH_EXIT_OK;
     }
-    if (!strcmp(a, "--timeout"))
-        return parse_timeout(*i + 1 < argc ? argv[++*i] : NULL, &o->handoff.timeout_s);
-    if (!strncmp(a, "--timeout=", 10))
-        return parse_timeout(a + 10, &o->handoff.timeout_s);
+    if (!strcmp(a, "--timeout") || !strncmp(a, "--timeout=", 10)) {
+        o->cli.timeout_set = true;
+        return parse_timeout(a[9] ? a + 10 : *i + 1 < argc ? argv[++*i] : NULL, &o->cli.handoff.timeout_s);
+    }
     return 1;
 }
 
-/* The arguments after login/token/logout/apps: latch's options anywhere, and one URL. */
+/* The arguments after login/token/logout/apps: latch's options anywhere, and one URL (for
+ * ssh-gen and ssh-config: given as --hostname HOST, as cloudflared's). */
 static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, const char **url)
 {
     *url = NULL;
@@ -465,6 +128,14 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
             o->all = true;
         } else if (!strcmp(cmd, "apps") && !strcmp(a, "--json")) {
             o->json = true;
+        } else if (!strcmp(cmd, "ssh-gen") && !strcmp(a, "--refresh")) {
+            o->refresh = true;
+        } else if (!strcmp(cmd, "ssh-config") && !strcmp(a, "--short-lived-cert")) {
+            o->short_lived_cert = true;
+        } else if (!strncmp(cmd, "ssh-", 4) && !strcmp(a, "--hostname") && i + 1 < argc && !*url) {
+            *url = argv[++i];
+        } else if (!strncmp(cmd, "ssh-", 4) && !strncmp(a, "--hostname=", 11) && !*url) {
+            *url = a + 11;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "latch %s: unknown option '%s' (latch --help lists them)\n", cmd, a);
             return LATCH_EXIT_USAGE;
@@ -476,6 +147,33 @@ static int verb_args(const char *cmd, int argc, char **argv, struct opts *o, con
         }
     }
     return LATCH_EXIT_OK;
+}
+
+/* --- latch ssh-gen, ssh-config -------------------------------------------------------------- */
+
+/* The verb's arguments, --hostname HOST required. */
+static int ssh_verb_args(const char *cmd, int argc, char **argv, struct opts *o, const char **host)
+{
+    int st = verb_args(cmd, argc, argv, o, host);
+    if (st == LATCH_EXIT_OK && !*host) {
+        fprintf(stderr, "latch %s: --hostname HOST is required\n", cmd);
+        st = LATCH_EXIT_USAGE;
+    }
+    return st;
+}
+
+static int cmd_ssh_gen(int argc, char **argv, struct opts *o)
+{
+    const char *host;
+    int st = ssh_verb_args("ssh-gen", argc, argv, o, &host);
+    return st != LATCH_EXIT_OK ? st : cli_ssh_gen(host, &o->cli, o->refresh);
+}
+
+static int cmd_ssh_config(int argc, char **argv, struct opts *o)
+{
+    const char *host;
+    int st = ssh_verb_args("ssh-config", argc, argv, o, &host);
+    return st != LATCH_EXIT_OK ? st : cli_ssh_config(host, o->short_lived_cert);
 }
 
 /* --- latch curl ------------------------------------------------------------------------------ */
@@ -592,7 +290,7 @@ out:
 }
 
 /* Every path of the command is the token's app's, by the stored patterns of its origin. */
-static int same_app(const struct target *t, char **paths, int n, char *why, size_t cap)
+static int same_app(const struct cli_target *t, char **paths, int n, char *why, size_t cap)
 {
     if (n <= 1)
         return 0;
@@ -690,11 +388,11 @@ static char *read_dump(int fd, const char *user, size_t *n)
 
 /* After a 401 of the gateway to the token latch sent: why, in words, and the token forgotten
  * (an out-of-date pattern list too), so that the next run logs in again. */
-static void refused_after(const struct target *t, const char *token)
+static void refused_after(const struct cli_target *t, const char *token)
 {
-    struct app_info chk;
+    struct cli_app_info chk;
     char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
-    if (discover(t, token, &chk) != LATCH_EXIT_OK) {
+    if (cli_discover(t, token, &chk) != LATCH_EXIT_OK) {
         fprintf(stderr, "latch: the gateway refused the token latch sent for %s (401)\n", t->url);
     } else if (chk.token_status && !strcmp(chk.token_status, "ok")) {
         fprintf(stderr, "latch: the gateway refused the token latch sent for one of the requests (401), though "
@@ -703,11 +401,11 @@ static void refused_after(const struct target *t, const char *token)
         bool moved = chk.token_status && !strcmp(chk.token_status, "bad_audience");
         fprintf(stderr, "latch: the gateway refused the token latch sent for %s (401: %s); latch forgot it: run "
                         "the command again to log in (or: latch login %s)\n", t->url,
-                refusal_words(chk.token_status), t->url);
+                cli_refusal_words(chk.token_status), t->url);
         if (dir && aud)
-            forget_token(dir, &t->origin, aud, moved);
+            cli_forget_token(dir, &t->origin, aud, moved);
     }
-    app_info_free(&chk);
+    cli_app_info_free(&chk);
     free(aud);
     free(dir);
 }
@@ -716,7 +414,7 @@ static void refused_after(const struct target *t, const char *token)
  * header instead, which curl (since 7.83, CVE-2022-27776) drops when a redirect changes the
  * host, the port or the scheme, and keeps within the origin; on https beside the token's
  * pair, which the gateway takes the cookie only with and gives the token's holder. */
-static int token_header(const struct target *t, bool follow, const char *token, char *text, size_t cap)
+static int token_header(const struct cli_target *t, bool follow, const char *token, char *text, size_t cap)
 {
     if (!follow) {
         snprintf(text, cap, "cf-access-token: %s\n", token);
@@ -726,16 +424,16 @@ static int token_header(const struct target *t, bool follow, const char *token, 
         snprintf(text, cap, "Cookie: CF_Authorization=%s\n", token);
         return LATCH_EXIT_OK;
     }
-    struct app_info chk = { 0 };
-    int st = discover(t, token, &chk);
+    struct cli_app_info chk = { 0 };
+    int st = cli_discover(t, token, &chk);
     if (st == LATCH_EXIT_OK && (!chk.pair || !chk.token_status || strcmp(chk.token_status, "ok"))) {
         fprintf(stderr, "latch curl: the gateway did not give the token's cookie pair (%s); "
-                        "run latch login %s, or drop -L\n", refusal_words(chk.token_status), t->url);
+                        "run latch login %s, or drop -L\n", cli_refusal_words(chk.token_status), t->url);
         st = LATCH_EXIT_REFUSED;
     }
     if (st == LATCH_EXIT_OK)
         snprintf(text, cap, "Cookie: CF_Authorization=%s; __Host-latch_pair=%s\n", token, chk.pair);
-    app_info_free(&chk);
+    cli_app_info_free(&chk);
     return st;
 }
 
@@ -764,12 +462,12 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         fprintf(stderr, "latch: cannot run curl: %s (install curl)\n", strerror(errno));
         return 127;
     }
-    struct target t = { .url = plan.urls[0], .origin = plan.origin };
+    struct cli_target t = { .url = plan.urls[0], .origin = plan.origin };
     char **paths = NULL, path[32], dump_path[32], text[9100];
     int npaths = 0, st = LATCH_EXIT_OK, fd = -1, dump = -1;
     char *token = NULL;
     const char *id, *secret;
-    bool service = service_creds(&id, &secret);
+    bool service = cli_service_creds(&id, &secret);
     if (!service) {
         if (curl_paths(&plan, &paths, &npaths, why, sizeof why) != 0) {
             fprintf(stderr, "latch curl: %s\n", why);
@@ -788,7 +486,7 @@ static int cmd_curl(int argc, char **argv, const struct opts *o)
         snprintf(text, sizeof text, "CF-Access-Client-Id: %s\nCF-Access-Client-Secret: %s\n", id, secret);
     } else {
         bool checked;
-        if ((st = ensure_token(&t, o, &token, &checked, NULL)) != LATCH_EXIT_OK)
+        if ((st = cli_ensure_token(&t, &o->cli, &token, &checked, NULL)) != LATCH_EXIT_OK)
             goto out;
         if (same_app(&t, paths, npaths, why, sizeof why) != 0) {
             fprintf(stderr, "latch curl: %s\n", why);
@@ -867,12 +565,12 @@ out:
 static int cmd_token(int argc, char **argv, struct opts *o)
 {
     const char *arg;
-    struct target t;
+    struct cli_target t;
     int st = verb_args("token", argc, argv, o, &arg);
-    if (st != LATCH_EXIT_OK || (st = target_read("token", arg, &t)) != LATCH_EXIT_OK)
+    if (st != LATCH_EXIT_OK || (st = cli_target_read("token", arg, &t)) != LATCH_EXIT_OK)
         return st;
     const char *id, *secret;
-    if (service_creds(&id, &secret)) { /* machines: the app token the gateway mints for them */
+    if (cli_service_creds(&id, &secret)) { /* machines: the app token the gateway mints for them */
         char h1[600], h2[600], err[512];
         snprintf(h1, sizeof h1, "CF-Access-Client-Id: %s", id);
         snprintf(h2, sizeof h2, "CF-Access-Client-Secret: %s", secret);
@@ -880,7 +578,7 @@ static int cmd_token(int argc, char **argv, struct opts *o)
         struct cli_http h;
         if (!cli_http(t.url, NULL, hdrs, 15, &h, err, sizeof err)) {
             fprintf(stderr, "latch: cannot reach %s: %s\n", t.origin.key, err);
-            target_free(&t);
+            cli_target_free(&t);
             return LATCH_EXIT_FAILED;
         }
         st = LATCH_EXIT_NO_TOKEN;
@@ -897,67 +595,62 @@ static int cmd_token(int argc, char **argv, struct opts *o)
                             "does)\n", t.origin.key);
         }
         cli_http_free(&h);
-        target_free(&t);
+        cli_target_free(&t);
         return st;
     }
     char *dir = cli_store_dir();
-    char *tok = dir ? stored_token(dir, &t) : NULL;
+    char *tok = dir ? cli_stored_token(dir, &t) : NULL;
     free(dir);
     if (!tok) {
         fprintf(stderr, "latch: no valid token stored for the app at %s; run: latch login %s\n", t.url, t.url);
-        target_free(&t);
+        cli_target_free(&t);
         return LATCH_EXIT_NO_TOKEN;
     }
     printf("%s\n", tok);
     free(tok);
-    target_free(&t);
+    cli_target_free(&t);
     return LATCH_EXIT_OK;
 }
 
 static int cmd_login(int argc, char **argv, struct opts *o)
 {
     const char *arg;
-    struct target t;
+    struct cli_target t;
     int st = verb_args("login", argc, argv, o, &arg);
-    if (st != LATCH_EXIT_OK || (st = target_read("login", arg, &t)) != LATCH_EXIT_OK)
+    if (st != LATCH_EXIT_OK || (st = cli_target_read("login", arg, &t)) != LATCH_EXIT_OK)
         return st;
     char *token = NULL, *email = NULL;
     bool checked = false;
-    struct app_info chk = { 0 };
-    st = ensure_token(&t, o, &token, &checked, &email);
+    struct cli_app_info chk = { 0 };
+    st = cli_ensure_token(&t, &o->cli, &token, &checked, &email);
     if (st == LATCH_EXIT_OK && !checked) { /* a stored token: is it still good? */
-        st = discover(&t, token, &chk);
+        st = cli_discover(&t, token, &chk);
         if (st == LATCH_EXIT_OK && chk.token_status && !strcmp(chk.token_status, "ok")) {
             email = chk.email;
             chk.email = NULL;
         } else if (st == LATCH_EXIT_OK) {
             fprintf(stderr, "latch: the stored token for %s was refused (%s); logging in again\n", t.url,
-                    refusal_words(chk.token_status));
+                    cli_refusal_words(chk.token_status));
             char *dir = cli_store_dir(), *aud = cli_jwt_aud(token);
             if (dir && aud)
-                forget_token(dir, &t.origin, aud, false);
+                cli_forget_token(dir, &t.origin, aud, false);
             free(aud);
             free(dir);
             free(token);
             token = NULL;
-            st = ensure_token(&t, o, &token, &checked, &email);
+            st = cli_ensure_token(&t, &o->cli, &token, &checked, &email);
         }
-        app_info_free(&chk);
+        cli_app_info_free(&chk);
     }
     if (st == LATCH_EXIT_OK) {
-        char *dir = cli_store_dir();
-        json_t *rec = dir ? cli_record_read(dir, &t.origin) : NULL;
-        const char *aud = cli_routes_aud(json_object_get(rec, "routes"), t.origin.key, t.path);
-        const char *app = json_string_value(
-            json_object_get(json_object_get(json_object_get(rec, "apps"), aud ? aud : ""), "app"));
+        char *app = cli_stored_app_name(&t);
         fprintf(stderr, "latch: logged in to %s as %s%s%s%s\n", t.origin.key, email && *email ? email : "(service)",
                 app ? " (app " : "", app ? app : "", app ? ")" : "");
-        json_decref(rec);
-        free(dir);
+        free(app);
     }
     free(email);
     free(token);
-    target_free(&t);
+    cli_target_free(&t);
     return st;
 }
 
@@ -1021,8 +714,8 @@ static int cmd_logout(int argc, char **argv, struct opts *o)
         fprintf(stderr, "latch logout: give the application's URL, or --all\n");
         return LATCH_EXIT_USAGE;
     }
-    struct target t = { 0 };
-    if (!o->all && (st = target_read("logout", arg, &t)) != LATCH_EXIT_OK)
+    struct cli_target t = { 0 };
+    if (!o->all && (st = cli_target_read("logout", arg, &t)) != LATCH_EXIT_OK)
         return st;
     char *dir = cli_store_dir();
     json_t *all = json_array();
@@ -1081,72 +774,29 @@ static int cmd_logout(int argc, char **argv, struct opts *o)
 out:
     json_decref(all);
     free(dir);
-    target_free(&t);
+    cli_target_free(&t);
     return st;
 }
 
-/* A fresh org token for the gateway of the target: the stored one, or one a browser login
- * brings (the target's app is logged in to on the way). */
-static int ensure_org(const struct target *t, const struct opts *o, const struct app_info *a, char **org)
-{
-    char *dir = cli_store_dir();
-    if (!dir)
-        return LATCH_EXIT_FAILED;
-    int st = LATCH_EXIT_OK;
-    if ((*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S)))
-        goto out;
-    int lock = cli_store_lock(dir, t->origin.key);
-    char *tok = NULL;
-    struct app_info chk = { 0 };
-    if (!(*org = cli_org_token(dir, &a->auth, FRESH_MARGIN_S))) {
-        st = cli_handoff(a->auth_url, t->origin.key, t->path, a->aud, &o->handoff, &tok, org);
-        if (st == LATCH_EXIT_OK && !*org) {
-            fprintf(stderr, "latch: the gateway sent no organization token\n");
-            st = LATCH_EXIT_FAILED;
-        }
-        if (st == LATCH_EXIT_OK && (st = discover(t, tok, &chk)) == LATCH_EXIT_OK &&
-            (!chk.token_status || strcmp(chk.token_status, "ok") || strcmp(chk.aud, a->aud))) {
-            fprintf(stderr, "latch: the gateway refuses the token it just issued for %s (%s): try again\n",
-                    t->url, refusal_words(chk.token_status));
-            st = LATCH_EXIT_REFUSED;
-        }
-        if (st == LATCH_EXIT_OK)
-            st = save_token(dir, t, a, &chk, tok, *org);
-    }
-    app_info_free(&chk);
-    if (tok)
-        sodium_memzero(tok, strlen(tok));
-    free(tok);
-    if (st != LATCH_EXIT_OK && *org) {
-        sodium_memzero(*org, strlen(*org));
-        free(*org);
-        *org = NULL;
-    }
-    if (lock >= 0)
-        close(lock);
-out:
-    free(dir);
-    return st;
-}
 
 static int cmd_apps(int argc, char **argv, struct opts *o)
 {
     const char *arg;
-    struct target t;
+    struct cli_target t;
     int st = verb_args("apps", argc, argv, o, &arg);
-    if (st != LATCH_EXIT_OK || (st = target_read("apps", arg, &t)) != LATCH_EXIT_OK)
+    if (st != LATCH_EXIT_OK || (st = cli_target_read("apps", arg, &t)) != LATCH_EXIT_OK)
         return st;
-    struct app_info a;
+    struct cli_app_info a;
     char *org = NULL;
     json_t *j = NULL;
-    if ((st = discover(&t, NULL, &a)) != LATCH_EXIT_OK) {
-        target_free(&t);
+    if ((st = cli_discover(&t, NULL, &a)) != LATCH_EXIT_OK) {
+        cli_target_free(&t);
         return st;
     }
     char url[600], err[512], hdr[9000];
     snprintf(url, sizeof url, "%s://%s/cdn-cgi/access/apps", a.auth.scheme, a.auth.key);
     for (int round = 0; round < 2 && st == LATCH_EXIT_OK && !j; round++) {
-        if ((st = ensure_org(&t, o, &a, &org)) != LATCH_EXIT_OK)
+        if ((st = cli_ensure_org(&t, &o->cli, &a, &org)) != LATCH_EXIT_OK)
             break;
         snprintf(hdr, sizeof hdr, "cf-access-token: %s", org);
         const char *hdrs[] = { hdr, NULL };
@@ -1212,14 +862,92 @@ static int cmd_apps(int argc, char **argv, struct opts *o)
             fprintf(stderr, "latch: no app of this gateway admits you\n");
     }
     json_decref(j);
-    app_info_free(&a);
-    target_free(&t);
+    cli_app_info_free(&a);
+    cli_target_free(&t);
     return st;
+}
+
+/* --- latch tcp, latch ssh ----------------------------------------------------------------------- */
+
+static const char tcp_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] tcp --hostname HOST [--url 127.0.0.1:PORT]\n"
+    "\n"
+    "Carries a TCP connection to the TCP application at HOST (an app with a tcp:// origin) in a\n"
+    "WebSocket, with your token (or, with LATCH_CLIENT_ID and LATCH_CLIENT_SECRET, the service\n"
+    "token's headers, and never a browser). HOST is a host name (https) or a URL\n"
+    "(http://app.localhost:8080 for a gateway on this machine). Without --url, stdin and stdout\n"
+    "are the connection (a ProxyCommand); with --url, latch listens on that loopback address and\n"
+    "each connection accepted there gets its own tunnel.\n"
+    "\n"
+    "A tunnel that cannot be opened (the gateway restarting: refused, 502, 503) is retried with\n"
+    "backoff for --timeout seconds (default 30). A tunnel that drops mid-stream cannot be resumed\n"
+    "(the TCP connection to the service is gone): latch says so and exits 7 (with --url, that one\n"
+    "connection is closed). A latchd reload (SIGHUP) keeps open tunnels.\n"
+    "\n"
+    "exit status: 0 the connection ended; 1 the gateway could not be reached; 3 the browser login\n"
+    "was not completed; 4 refused by policy; 6 not a TCP application; 7 the tunnel dropped;\n"
+    "64 usage.\n";
+
+static const char ssh_usage[] =
+    "usage: latch [--no-browser] [--timeout SECONDS] ssh --hostname HOST\n"
+    "\n"
+    "latch tcp for ssh: stdin and stdout carried to the TCP application at HOST, for\n"
+    "~/.ssh/config:\n"
+    "    Host HOST\n"
+    "        ProxyCommand latch ssh --hostname %h\n"
+    "The same exit statuses, tokens and retries as latch tcp (latch tcp --help).\n";
+
+/* latch tcp|ssh --hostname HOST [--url ADDR]: cloudflared's flags (--hostname=HOST too), and
+ * latch's own options among them. */
+static int cmd_tunnel(const char *cmd, int argc, char **argv, struct opts *o)
+{
+    const char *host = NULL, *listen = NULL;
+    const char *usage = !strcmp(cmd, "ssh") ? ssh_usage : tcp_usage;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = !strncmp(a, "--hostname", 10) ? &host : !strncmp(a, "--url", 5) ? &listen : NULL;
+        size_t nl = slot == &host ? 10 : 5;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return LATCH_EXIT_OK;
+        }
+        if (slot && (a[nl] == 0 || a[nl] == '=')) {
+            const char *v = a[nl] ? a + nl + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !*v) {
+                fprintf(stderr, "latch %s: %.*s needs a value\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            if (*slot) {
+                fprintf(stderr, "latch %s: %.*s given twice\n", cmd, (int)nl, a);
+                return LATCH_EXIT_USAGE;
+            }
+            *slot = v;
+            continue;
+        }
+        int rc = a[0] == '-' ? latch_option(argc, argv, &i, o) : 1;
+        if (rc == 1) {
+            fprintf(stderr, "latch %s: unexpected '%s'\n%s", cmd, a, usage);
+            return LATCH_EXIT_USAGE;
+        }
+        if (rc != LATCH_EXIT_OK)
+            return rc;
+    }
+    if (!host) {
+        fprintf(stderr, "latch %s: give the application: --hostname HOST\n%s", cmd, usage);
+        return LATCH_EXIT_USAGE;
+    }
+    int retry = o->cli.timeout_set ? o->cli.handoff.timeout_s : CLI_TUNNEL_RETRY_S;
+    /* ssh read its certificate before starting us: a renewal here serves the next connection
+     * (ssh-config --short-lived-cert renews for this one, from a Match exec); its failure is
+     * said, and the tunnel goes on (the key may not be the one ssh offers) */
+    if (!strcmp(cmd, "ssh"))
+        (void)cli_ssh_cert_refresh(host, &o->cli);
+    return listen ? cli_tunnel_listen(cmd, host, listen, &o->cli, retry) : cli_tunnel_stdio(cmd, host, &o->cli, retry);
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = { .handoff = { .timeout_s = 300 } };
+    struct opts o = { .cli.handoff = { .timeout_s = 300 } };
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--version")) {
@@ -1240,7 +968,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[i++];
     if (getenv("LATCH_NO_BROWSER") && *getenv("LATCH_NO_BROWSER"))
-        o.handoff.no_browser = true;
+        o.cli.handoff.no_browser = true;
     if (!strcmp(cmd, "curl"))
         return cmd_curl(argc - i, argv + i, &o);
     if (!strcmp(cmd, "login"))
@@ -1251,6 +979,12 @@ int main(int argc, char **argv)
         return cmd_logout(argc - i, argv + i, &o);
     if (!strcmp(cmd, "apps"))
         return cmd_apps(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "ssh-gen"))
+        return cmd_ssh_gen(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "ssh-config"))
+        return cmd_ssh_config(argc - i, argv + i, &o);
+    if (!strcmp(cmd, "tcp") || !strcmp(cmd, "ssh"))
+        return cmd_tunnel(cmd, argc - i, argv + i, &o);
     fprintf(stderr, "latch: unknown command '%s' (latch --help lists them)\n", cmd);
     return LATCH_EXIT_USAGE;
 }

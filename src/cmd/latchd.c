@@ -21,6 +21,8 @@ static void usage(FILE *out)
             "       latchd keys rotate --config FILE     make a new signing key now\n"
             "       latchd revoke --config FILE (--email ADDRESS | --app NAME)\n"
             "                                            refuse every token issued until now\n"
+            "       latchd ssh-ca --config FILE --app NAME\n"
+            "                                            print the app's SSH user CA (TrustedUserCAKeys)\n"
             "       latchd service-token create NAME --config FILE [--duration 8760h]\n"
             "                                            print a new client id and secret\n"
             "       latchd policy-test --config FILE --url URL [--email E] [--group G]...\n"

@@ -149,6 +149,11 @@ void config__max_connections_per_client(struct config__ctx *c, const struct conf
                                         struct config *cfg);
 void config__keep_client_headers(struct config__ctx *c, const struct config__node *n,
                                  struct app *a);
+/* A listener's `http2:` (n NULL: its default, h2 by ALPN on TLS, off on cleartext), and the
+ * top-level `http2:` settings. */
+void config__listener_http2(struct config__ctx *c, const struct config__node *n, struct listener_cfg *l,
+                            bool tls);
+void config__http2(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 /* After the listeners. */
 void config__hsts(struct config__ctx *c, const struct config__node *n, struct config *cfg);
 
@@ -162,5 +167,12 @@ void config__branding_free(struct branding *b);
 void config__apps_load(struct config__ctx *c, const struct config__node *apps,
                        struct config *cfg);
 void config__app_free(struct app *a);
+
+/* `ssh:` of an app and of a service token (config_ssh.c). */
+void config__app_ssh(struct config__ctx *c, const struct config__node *n, struct app *a);
+void config__app_ssh_free(struct app_ssh *s);
+void config__token_ssh(struct config__ctx *c, const struct config__node *n,
+                       struct service_token_cfg *t);
+void config__token_ssh_free(struct service_token_cfg *t);
 
 #endif

@@ -68,6 +68,7 @@ enum origin_kind {
     ORIGIN_HTTP,  /* http:// and h2c:// (cleartext) */
     ORIGIN_HTTPS, /* https:// and h2:// (TLS, verified) */
     ORIGIN_ECHO, /* built in: answers with the request it got, as JSON */
+    ORIGIN_TCP,  /* tcp://HOST:PORT: TCP bytes carried in WebSocket frames (proxy/tunnel.c) */
 };
 
 struct origin {
@@ -83,6 +84,26 @@ struct origin {
     bool preserve_host; /* send the client's Host (default true, like Cloudflare) */
     bool h2;          /* h2c:// or h2://: HTTP/2 to the origin (prior knowledge, or ALPN h2) */
 };
+
+/* An app's short-lived SSH certificates (`ssh:`): whom cert_sign signs for, as which login
+ * names (principals), for how long. Templates ("{email}", "{email_local}", "{service_token}",
+ * possibly inside a longer name) and literal names; an expansion that is not a safe name is
+ * dropped at signing (core/sshname.h). */
+struct ssh_principal_map {
+    char *key;                                 /* a group name, or a lowercase e-mail address */
+    char **principals; size_t nprincipals;
+};
+
+struct app_ssh {
+    char **principals; size_t nprincipals;     /* for every person the policy admits */
+    struct ssh_principal_map *by_group; size_t nby_group;
+    struct ssh_principal_map *by_email; size_t nby_email;
+    int64_t cert_duration_s;                   /* default APP_SSH_CERT_DEFAULT_S, at most 1 h */
+    bool permit_pty, permit_port_forwarding;   /* both true by default */
+    struct config_pos pos;
+};
+#define APP_SSH_CERT_DEFAULT_S 300
+#define APP_SSH_CERT_MAX_S 3600
 
 struct app {
     char *name;                                /* internal: logs, metrics, policy-test */
@@ -102,6 +123,7 @@ struct app {
     char **keep_client_headers;                /* lowercase names of spoofable fields (X-Real-IP…)
                                                   this app's origin gets from clients as sent */
     size_t nkeep_client_headers;
+    struct app_ssh *ssh;                       /* NULL: cert_sign refuses (no `ssh:`) */
     struct config_pos pos;
 };
 
@@ -125,7 +147,19 @@ struct listener_cfg {
     bool public_https;
     uint16_t public_port;
     bool public_set;          /* `public:` was written (else the defaults above) */
+    uint8_t http2;            /* enum listener_http2 */
     struct config_pos pos;
+};
+
+/* HTTP/2 on a listener (`http2:`): by ALPN on TLS listeners (the default there), with prior
+ * knowledge (h2c, the client preface) on cleartext ones when configured. */
+enum listener_http2 { LISTENER_H2_OFF, LISTENER_H2_ALPN, LISTENER_H2_PRIOR };
+
+/* `http2:` at the top: the SETTINGS every HTTP/2 connection announces, and its bounds. */
+struct http2_cfg {
+    unsigned max_concurrent_streams;   /* default 100 */
+    unsigned initial_window_size;      /* a stream's receive window, default 65535 */
+    unsigned max_header_list_size;     /* decoded header bytes per request, default 32768 */
 };
 
 enum idp_type { IDP_ONETIMEPIN, IDP_OIDC };
@@ -161,6 +195,8 @@ struct service_token_cfg {
     char *client_id;
     char *secret_sha256;      /* 64 lowercase hex */
     time_t expires;           /* 0: never */
+    char **ssh_principals;    /* `ssh: {principals: [...]}`: its certificates' login names */
+    size_t nssh_principals;
     struct config_pos pos;
 };
 
@@ -180,6 +216,7 @@ struct timeouts_cfg {
     uint32_t origin_connect_ms;
     uint32_t origin_response_ms; /* no byte from the origin for this long: 504 (or cut) */
     uint32_t drain_ms;           /* SIGTERM: longest wait for in-flight requests */
+    uint32_t tunnel_idle_ms;     /* a tcp:// app's tunnel with no byte either way: closed */
 };
 
 /* Where the top-level keys that later checks point at were written (0:0 when absent): the
@@ -224,6 +261,7 @@ struct config {
     char *hsts_header;             /* hsts: "Strict-Transport-Security: …\r\n" for answers on
                                       listeners reached over https; NULL: none of ours */
     struct branding branding;
+    struct http2_cfg http2;
 };
 
 #endif

@@ -69,8 +69,8 @@ static void config_listener_public(struct config__ctx *c, const struct config__n
 static void config_listener(struct config__ctx *c, const struct config__node *n,
                             struct listener_cfg *l)
 {
-    static const char *const keys[] = {"address", "tls", "client_ca", "public", NULL};
-    const struct config__node *v[4];
+    static const char *const keys[] = {"address", "tls", "client_ca", "public", "http2", NULL};
+    const struct config__node *v[5];
     l->pos = n->pos;
     if (!config__map(c, n, "listener", keys, v))
         return;
@@ -124,6 +124,7 @@ static void config_listener(struct config__ctx *c, const struct config__node *n,
     if (v[3])
         config_listener_public(c, v[3], l, v[1] != NULL);
     l->public_set = v[3] != NULL;
+    config__listener_http2(c, v[4], l, v[1] != NULL);
 }
 
 static bool config_same_addr(const struct listener_cfg *a, const struct listener_cfg *b)
@@ -362,8 +363,8 @@ static void config_idps(struct config__ctx *c, const struct config__node *n, str
 static void config_service_token(struct config__ctx *c, const struct config__node *n,
                                  struct config *cfg, struct service_token_cfg *t)
 {
-    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", NULL};
-    const struct config__node *v[4];
+    static const char *const keys[] = {"name", "client_id", "secret_sha256", "expires", "ssh", NULL};
+    const struct config__node *v[5];
     const char *what = "service token";
     const char *why;
     t->pos = n->pos;
@@ -393,6 +394,8 @@ static void config_service_token(struct config__ctx *c, const struct config__nod
     if (exp && (why = config__parse_rfc3339(exp, &t->expires)))
         config__error(c, v[3]->pos, "'expires' %s", why);
     free(exp);
+    if (v[4])
+        config__token_ssh(c, v[4], t);
 }
 
 static void config_service_tokens(struct config__ctx *c, const struct config__node *n,
@@ -559,14 +562,15 @@ static void config_timeouts(struct config__ctx *c, const struct config__node *n,
                             struct config *cfg)
 {
     static const char *const keys[] = {"header", "idle", "client", "origin_connect",
-                                       "origin_response", "drain", NULL};
+                                       "origin_response", "drain", "tunnel_idle", NULL};
     uint32_t *dst[] = {&cfg->timeouts.header_ms,         &cfg->timeouts.idle_ms,
                        &cfg->timeouts.client_ms,         &cfg->timeouts.origin_connect_ms,
-                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms};
-    const struct config__node *v[6];
+                       &cfg->timeouts.origin_response_ms, &cfg->timeouts.drain_ms,
+                       &cfg->timeouts.tunnel_idle_ms};
+    const struct config__node *v[7];
     if (!config__map(c, n, "timeouts", keys, v))
         return;
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         int64_t ms;
         if (v[i] && config__duration_ms(c, v[i], keys[i], UINT32_MAX, &ms))
             *dst[i] = (uint32_t)ms;
@@ -628,8 +632,11 @@ static bool config_defaults(struct config__ctx *c, struct config *cfg, const cha
                                           .client_ms = 60000,
                                           .origin_connect_ms = 5000,
                                           .origin_response_ms = 60000,
-                                          .drain_ms = 30000};
+                                          .drain_ms = 30000,
+                                          .tunnel_idle_ms = 3600000};
     cfg->max_connections_per_client = 256;
+    cfg->http2 = (struct http2_cfg){ .max_concurrent_streams = 100, .initial_window_size = 65535,
+                                     .max_header_list_size = 32768 };
     return !c->oom;
 }
 
@@ -637,7 +644,7 @@ enum {
     K_LISTEN, K_WORKERS, K_STATE_DIR, K_STORE, K_STORE_KEY_FILE, K_ADMIN, K_AUTH_DOMAIN,
     K_TRUSTED_PROXIES, K_SESSION_DURATION, K_KEYS, K_LOG, K_IDPS, K_SERVICE_TOKENS, K_APPS,
     K_TIMEOUTS, K_STORE_PASSWORD_FILE, K_MAX_CONNS_PER_CLIENT, K_HSTS, K_SUBADDRESS_SEPARATORS,
-    K_BRANDING, K_COUNT
+    K_BRANDING, K_HTTP2, K_COUNT
 };
 
 static void config_root(struct config__ctx *c, const struct config__node *root,
@@ -648,7 +655,7 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         "admin",            "auth_domain",          "trusted_proxies",    "session_duration",
         "keys",             "log",     "identity_providers", "service_tokens", "apps",
         "timeouts",         "store_password_file", "max_connections_per_client", "hsts",
-        "subaddress_separators", "branding", NULL};
+        "subaddress_separators", "branding", "http2", NULL};
     const struct config__node *v[K_COUNT];
     if (!config__map(c, root, "the configuration", keys, v))
         return;
@@ -695,6 +702,8 @@ static void config_root(struct config__ctx *c, const struct config__node *root,
         config__hsts(c, v[K_HSTS], cfg);
     if (v[K_BRANDING])
         config__branding(c, v[K_BRANDING], cfg);
+    if (v[K_HTTP2])
+        config__http2(c, v[K_HTTP2], cfg);
     /* Apps refer to identity providers and service tokens by name: those come first. */
     if (v[K_IDPS])
         config_idps(c, v[K_IDPS], cfg);
@@ -841,6 +850,7 @@ void config_free(struct config *cfg)
         free(cfg->service_tokens[i].name);
         free(cfg->service_tokens[i].client_id);
         free(cfg->service_tokens[i].secret_sha256);
+        config__token_ssh_free(&cfg->service_tokens[i]);
     }
     free(cfg->service_tokens);
     for (size_t i = 0; i < cfg->napps; i++)

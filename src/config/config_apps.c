@@ -269,7 +269,7 @@ static void config_origin_tls(struct config__ctx *c, const struct config__node *
     if (!config__map(c, n, "origin_tls", keys, v))
         return;
     /* TLS settings for a plain-HTTP origin would be silently unused: refused. */
-    if (o->kind == ORIGIN_ECHO || (o->kind == ORIGIN_HTTP && o->host))
+    if (o->kind == ORIGIN_ECHO || o->kind == ORIGIN_TCP || (o->kind == ORIGIN_HTTP && o->host))
         config__error(c, n->pos, "'origin_tls' needs an https:// or h2:// origin");
     if (v[0]) {
         o->ca_file = config__string(c, v[0], "ca_file");
@@ -293,16 +293,21 @@ static void config_origin(struct config__ctx *c, const struct config__node *n, s
         return;
     }
     why = config__parse_url(o->url, &u);
+    bool tcp = !why && !strcmp(u.scheme, "tcp");
     bool tls = !why && (!strcmp(u.scheme, "https") || !strcmp(u.scheme, "h2"));
-    if (!why && !tls && strcmp(u.scheme, "http") && strcmp(u.scheme, "h2c"))
-        why = "scheme must be http://, https://, h2c:// or h2://";
+    if (!why && !tcp && !tls && strcmp(u.scheme, "http") && strcmp(u.scheme, "h2c"))
+        why = "scheme must be http://, https://, h2c://, h2:// or tcp://";
+    else if (tcp && !u.has_port)
+        why = "a tcp:// origin needs a port";
+    else if (tcp && *u.path)
+        why = "a tcp:// origin has no path";
     if (why) {
         config__error(c, n->pos, "invalid 'origin' '%s': %s (expected "
                                  "http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
-                                 "or echo)", o->url, why);
+                                 "tcp://HOST:PORT or echo)", o->url, why);
         return;
     }
-    o->kind = tls ? ORIGIN_HTTPS : ORIGIN_HTTP;
+    o->kind = tcp ? ORIGIN_TCP : tls ? ORIGIN_HTTPS : ORIGIN_HTTP;
     o->h2 = !strcmp(u.scheme, "h2c") || !strcmp(u.scheme, "h2");
     o->port = u.has_port ? u.port : (o->kind == ORIGIN_HTTPS ? 443 : 80);
     o->host = config__strdup(c, u.host);
@@ -392,8 +397,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
                                        "origin_tls",   "preserve_host",
                                        "session_duration", "allowed_idps", "aud", "policies",
                                        "read_service_tokens_from_header", "keep_client_headers",
-                                       "display_name", NULL};
-    const struct config__node *v[12];
+                                       "display_name", "ssh", NULL};
+    const struct config__node *v[13];
     a->pos = n->pos;
     a->origin.tls_verify = true;
     a->origin.preserve_host = true;
@@ -414,6 +419,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
         config_origin_tls(c, v[3], &a->origin);
     if (v[4])
         config__bool(c, v[4], "preserve_host", &a->origin.preserve_host);
+    if (v[4] && a->origin.kind == ORIGIN_TCP) /* no HTTP reaches a tcp:// origin: silently unused */
+        config__error(c, v[4]->pos, "'preserve_host' needs an http:// or https:// origin");
     if (v[5])
         config__duration_s(c, v[5], "session_duration", &a->session_duration_s);
     if (v[6])
@@ -439,6 +446,8 @@ static void config_app(struct config__ctx *c, const struct config__node *n,
     }
     if (v[10])
         config__keep_client_headers(c, v[10], a);
+    if (v[12])
+        config__app_ssh(c, v[12], a);
     /* Policies are the point of an app: without one every request would be denied. */
     if (config__required(c, n, v[8], "policies", "app") &&
         config__list(c, v[8], "policies", "policies")) {
@@ -484,6 +493,7 @@ void config__app_free(struct app *a)
     for (size_t i = 0; i < a->nkeep_client_headers; i++)
         free(a->keep_client_headers[i]);
     free(a->keep_client_headers);
+    config__app_ssh_free(a->ssh);
     for (size_t i = 0; i < a->npolicies; i++) {
         struct policy *p = &a->policies[i];
         free(p->name);

@@ -35,6 +35,63 @@ void config__max_connections_per_client(struct config__ctx *c, const struct conf
                  &cfg->max_connections_per_client);
 }
 
+void config__listener_http2(struct config__ctx *c, const struct config__node *n, struct listener_cfg *l,
+                            bool tls)
+{
+    l->http2 = tls ? LISTENER_H2_ALPN : LISTENER_H2_OFF;
+    if (!n)
+        return;
+    if (n->kind == CONFIG__SCALAR && !strcmp(n->text, "prior_knowledge")) {
+        if (tls)
+            config__error(c, n->pos, "'http2: prior_knowledge' is for listeners without 'tls' "
+                                     "(a TLS listener offers h2 by ALPN: true or false)");
+        l->http2 = LISTENER_H2_PRIOR;
+        return;
+    }
+    bool on;
+    if (n->kind != CONFIG__SCALAR || (strcmp(n->text, "true") && strcmp(n->text, "false"))) {
+        config__error(c, n->pos, "'http2' must be true, false or prior_knowledge");
+        return;
+    }
+    config__bool(c, n, "http2", &on);
+    if (on && !tls) {
+        config__error(c, n->pos, "'http2: true' needs 'tls' on this listener (h2 by ALPN); a "
+                                 "cleartext listener takes 'http2: prior_knowledge'");
+        return;
+    }
+    l->http2 = on ? LISTENER_H2_ALPN : LISTENER_H2_OFF;
+}
+
+/* A whole number from lo to hi; false after an error. */
+static bool config_range(struct config__ctx *c, const struct config__node *n, const char *key,
+                         unsigned lo, unsigned hi, unsigned *out)
+{
+    unsigned v;
+    if (!config_count(c, n, key, hi, &v))
+        return false;
+    if (v < lo) {
+        config__error(c, n->pos, "'%s' must be a number from %u to %u", key, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void config__http2(struct config__ctx *c, const struct config__node *n, struct config *cfg)
+{
+    static const char *const keys[] = {"max_concurrent_streams", "initial_window_size",
+                                       "max_header_list_size", NULL};
+    const struct config__node *v[3];
+    if (!config__map(c, n, "http2", keys, v))
+        return;
+    if (v[0])
+        config_range(c, v[0], "max_concurrent_streams", 1, 1000, &cfg->http2.max_concurrent_streams);
+    if (v[1])
+        config_range(c, v[1], "initial_window_size", 1024, 8388608, &cfg->http2.initial_window_size);
+    if (v[2])
+        config_range(c, v[2], "max_header_list_size", 1024, 262144, &cfg->http2.max_header_list_size);
+}
+
 /* Why a field name cannot be in keep_client_headers, or NULL: only the fields the gateway strips
  * because origins act on them (HTTP_F_SPOOFABLE), in their '-' spelling. */
 static const char *config_keep_refused(const char *name)

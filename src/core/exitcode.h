@@ -12,6 +12,8 @@ enum latch_exit {
     LATCH_EXIT_NO_LOGIN = 3, /* latch: the browser login did not complete in time */
     LATCH_EXIT_REFUSED = 4,  /* latch: the gateway refused (policy, a revoked or ended session) */
     LATCH_EXIT_NO_TOKEN = 5, /* latch token: none stored */
+    LATCH_EXIT_NOT_TCP = 6,  /* latch tcp/ssh: the app is not a TCP application */
+    LATCH_EXIT_TUNNEL_LOST = 7, /* latch tcp/ssh: the tunnel dropped mid-stream (cannot be resumed) */
     LATCH_EXIT_USAGE = 64,   /* both: a misused command line (EX_USAGE of sysexits.h) */
 };
 

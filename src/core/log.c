@@ -164,6 +164,13 @@ static void log__kv(struct strbuf *sb, bool *first, const char *k, const char *v
 void log_auth(struct log_sink *s, const char *event, const char *email, const char *idp,
               const char *app, const char *client_ip, bool allowed, const char *reason)
 {
+    log_auth_fields(s, event, email, idp, app, client_ip, allowed, reason, NULL, 0);
+}
+
+void log_auth_fields(struct log_sink *s, const char *event, const char *email, const char *idp,
+                     const char *app, const char *client_ip, bool allowed, const char *reason,
+                     const struct log_field *extra, size_t nextra)
+{
     if (log_sink_off(s))
         return;
     char ts[32];
@@ -181,6 +188,14 @@ void log_auth(struct log_sink *s, const char *event, const char *email, const ch
     sb_json_key(&sb, &first, "allowed");
     sb_adds(&sb, allowed ? "true" : "false");
     log__kv(&sb, &first, "reason", reason);
+    for (size_t i = 0; i < nextra; i++) {
+        if (!extra[i].is_num) {
+            log__kv(&sb, &first, extra[i].key, extra[i].str);
+        } else {
+            sb_json_key(&sb, &first, extra[i].key);
+            sb_addf(&sb, "%lld", (long long)extra[i].num);
+        }
+    }
     sb_adds(&sb, "}\n");
     if (!sb.overflow)
         log_write(s, sb.p, sb.len);

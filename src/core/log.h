@@ -28,6 +28,18 @@ void log_time_now(char out[32]);
 void log_auth(struct log_sink *s, const char *event, const char *email, const char *idp,
               const char *app, const char *client_ip, bool allowed, const char *reason);
 
+/* An event's own fields after log_auth's (an SSH certificate's serial, principals…): a string
+ * (NULL: null), or the number `num` when `is_num`. */
+struct log_field {
+    const char *key;
+    const char *str;
+    int64_t num;
+    bool is_num;
+};
+void log_auth_fields(struct log_sink *s, const char *event, const char *email, const char *idp,
+                     const char *app, const char *client_ip, bool allowed, const char *reason,
+                     const struct log_field *extra, size_t nextra);
+
 /* Operational line on stderr: {"time","level","msg"}. */
 void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

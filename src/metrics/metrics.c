@@ -135,6 +135,7 @@ struct metrics_worker {
     struct mtab durations;     /* app -> buckets and sum */
     struct mtab origin_errors; /* app, kind -> count */
     _Atomic uint64_t open_conns, cache_hits, cache_misses;
+    _Atomic uint64_t tunnels_open, tunnel_to_origin, tunnel_from_origin;
 };
 
 struct metrics_login {
@@ -267,6 +268,18 @@ void metrics_origin_error(struct metrics_worker *mw, uint32_t app, enum metrics_
     _Atomic uint64_t *row = mtab__row(&mw->origin_errors, METRICS_KEY_USED | (uint64_t)app << 8 | kind);
     if (row)
         metrics__add(row, 1);
+}
+
+void metrics_tunnel(struct metrics_worker *mw, int open, uint64_t to_origin, uint64_t from_origin)
+{
+    if (!mw)
+        return;
+    if (open)
+        metrics__add(&mw->tunnels_open, (uint64_t)(int64_t)open); /* wraps back on -1 */
+    if (to_origin)
+        metrics__add(&mw->tunnel_to_origin, to_origin);
+    if (from_origin)
+        metrics__add(&mw->tunnel_from_origin, from_origin);
 }
 
 void metrics_worker_sample(struct metrics_worker *mw, uint64_t open_conns, uint64_t cache_hits,
@@ -459,7 +472,7 @@ static void metrics__requests(struct strbuf *out, const struct metrics *m, const
 bool metrics_render(struct metrics *m, struct strbuf *out)
 {
     struct mrows req = { .nvals = 1 }, dur = { .nvals = METRICS_HIST_VALS }, oerr = { .nvals = 1 };
-    uint64_t conns = 0, hits = 0, misses = 0;
+    uint64_t conns = 0, hits = 0, misses = 0, tunnels = 0, to_origin = 0, from_origin = 0;
     bool ok = true;
     for (unsigned i = 0; i < m->nworkers; i++) {
         struct metrics_worker *mw = &m->workers[i];
@@ -468,6 +481,9 @@ bool metrics_render(struct metrics *m, struct strbuf *out)
         conns += atomic_load_explicit(&mw->open_conns, memory_order_relaxed);
         hits += atomic_load_explicit(&mw->cache_hits, memory_order_relaxed);
         misses += atomic_load_explicit(&mw->cache_misses, memory_order_relaxed);
+        tunnels += atomic_load_explicit(&mw->tunnels_open, memory_order_relaxed);
+        to_origin += atomic_load_explicit(&mw->tunnel_to_origin, memory_order_relaxed);
+        from_origin += atomic_load_explicit(&mw->tunnel_from_origin, memory_order_relaxed);
     }
     if (!ok)
         goto out;
@@ -521,6 +537,18 @@ bool metrics_render(struct metrics *m, struct strbuf *out)
     metrics__family(out, "latch_open_connections", "gauge", "Client connections open, all workers.");
     sb_adds(out, "latch_open_connections ");
     sb_addu(out, conns);
+    sb_adds(out, "\n");
+
+    metrics__family(out, "latch_tunnels_open", "gauge", "Tunnels to tcp:// apps open, all workers.");
+    sb_adds(out, "latch_tunnels_open ");
+    sb_addu(out, tunnels);
+    sb_adds(out, "\n");
+    metrics__family(out, "latch_tunnel_bytes_total", "counter",
+                    "Bytes carried by tunnels to tcp:// apps (WebSocket payload), by direction.");
+    sb_adds(out, "latch_tunnel_bytes_total{direction=\"to_origin\"} ");
+    sb_addu(out, to_origin);
+    sb_adds(out, "\nlatch_tunnel_bytes_total{direction=\"from_origin\"} ");
+    sb_addu(out, from_origin);
     sb_adds(out, "\n");
 
     const char *backend = m->store ? store_backend(m->store) : "none";

@@ -53,6 +53,10 @@ uint32_t metrics_app_id(struct metrics *m, const char *name);
 void metrics_request(struct metrics_worker *mw, uint32_t app, enum access_decision decision,
                      int status, uint64_t duration_us);
 void metrics_origin_error(struct metrics_worker *mw, uint32_t app, enum metrics_origin_error kind);
+/* A tcp:// app's tunnel (proxy/tunnel.c): `open` +1 when one opens, -1 when it closes
+ * (latch_tunnels_open), and payload bytes carried to and from the origin since the last call
+ * (latch_tunnel_bytes_total{direction}). */
+void metrics_tunnel(struct metrics_worker *mw, int open, uint64_t to_origin, uint64_t from_origin);
 /* Published by the worker before it sleeps: its open client connections and its token cache's
  * running totals. */
 void metrics_worker_sample(struct metrics_worker *mw, uint64_t open_conns, uint64_t cache_hits,

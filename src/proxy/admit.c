@@ -199,6 +199,13 @@ static enum admission admit__decide(struct exchange *ex, const struct http_reque
         *st = proxy__respond_refused(ex);
         return ADMIT_ANSWERED;
     }
+    if (ex->app->origin.kind == ORIGIN_TCP) { /* a tunnel (tunnel.c): no HTTP head for the origin */
+        if (proxy__tunnel_keep(ex, ri) == 0)
+            return ADMIT_ORIGIN;
+        ex->close_after = true;
+        *st = tp->fail(ex, 500, "internal", "Out of memory.");
+        return ADMIT_ANSWERED;
+    }
     if (proxy__build_origin_head(ex, req, ri->ok && policy_admits(res.decision) && res.decision != ACCESS_BYPASS ? ri : NULL) != 0) {
         ex->close_after = true;
         *st = tp->fail(ex, 431, "headers_too_large", "The request head is too large.");
@@ -212,6 +219,8 @@ enum admission proxy__admit(struct exchange *ex, const struct http_request *req,
 {
     const struct transport_ops *tp = ex->tp->ops;
     ex->wants_html = head_wants_html(req);
+    const struct http_header *ct = http_find_header(req->headers, req->nheaders, "content-type");
+    ex->grpc = ct && ct->value.n >= 16 && !strncasecmp(ct->value.p, "application/grpc", 16);
     admit__client_ip(ex, req);
 
     int bad = admit__copy_target(ex, req, tp->listener(ex));

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "proxy/connlimit.h"
+#include "proxy/h2.h"
 #include "proxy/local.h"
 #include "request/worker_ctx.h"
 #include "token/svctokens.h"
@@ -29,6 +30,7 @@
 static void conn__on_io(struct io_handler *h, uint32_t events);
 static void conn__on_timer(struct timer *t);
 static const struct transport_ops conn__h1;
+static enum step conn__to_h2(struct conn *c);
 
 /* The peer's address as 16 bytes (IPv4-mapped for IPv4) and its port. */
 static void conn__peer(const struct sockaddr *sa, uint8_t ip[16], uint16_t *port)
@@ -141,21 +143,26 @@ unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms)
     return n;
 }
 
-static void conn__free_exchange(struct conn *c)
+void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex)
 {
-    struct exchange *ex = c->ex;
-    if (!ex)
-        return;
+    proxy__tunnel_free(ex);
     if (ex->up)
         upstream_close(ex->up);
-    proxy__h2_detach(ex);
-    buf_put(&c->w->bufs, ex->hb);
+    proxy__h2up_detach(ex);
+    buf_put(&w->bufs, ex->hb);
     if (ex->sha)
         EVP_MD_CTX_free(ex->sha);
     proxy__local_free(ex);
     runtime_unref(ex->rt);
     svc_tokens_unref(ex->svc);
     exchange_free(ex);
+}
+
+static void conn__free_exchange(struct conn *c)
+{
+    if (!c->ex)
+        return;
+    proxy__free_exchange(c->w, c->ex);
     c->ex = NULL;
 }
 
@@ -167,6 +174,7 @@ void proxy__close(struct conn *c)
     c->closed = true;
     timer_cancel(&c->timer);
     conn__free_exchange(c);
+    proxy__h2_free(c);
     loop_del(w->loop, &c->io);
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -344,6 +352,8 @@ static enum step conn__start(struct conn *c, const struct http_request *req, siz
     case ADMIT_ORIGIN:
         break;
     }
+    if (ex->tun && !proxy__tunnel_start(ex, req, &st)) /* a tcp:// app: a WebSocket, else 4xx */
+        return st;
     if (ex->expect_continue && !ex->req_done && buf_len(c->rx) == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (!c->tx)
@@ -372,6 +382,13 @@ static enum step conn__step_head(struct conn *c)
             if (c->served_one)
                 timer_arm(c->w->loop, &c->timer, &c->w->proxy->timers.header);
         }
+        bool whole;
+        if (!c->served_one && !c->tls && c->w->rt->cfg->listeners[c->listener].http2 == LISTENER_H2_PRIOR &&
+            proxy__h2_preface(buf_head(c->rx), buf_len(c->rx), &whole)) {
+            if (whole)
+                return conn__to_h2(c);
+            goto more; /* the beginning of the preface: wait for the rest */
+        }
         struct http_request req;
         int r = http_parse_request(buf_head(c->rx), buf_len(c->rx), &c->head_scanned, &req);
         if (r > 0) {
@@ -388,6 +405,11 @@ static enum step conn__step_head(struct conn *c)
         proxy__close(c);
         return STEP_CLOSED;
     }
+more:
+    if (c->in_eof) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
     switch (proxy__read_client(c)) {
     case READ_DATA:
     case READ_EOF:
@@ -401,11 +423,26 @@ static enum step conn__step_head(struct conn *c)
     return STEP_CLOSED;
 }
 
+/* The connection speaks HTTP/2 from now on (h2.c). */
+static enum step conn__to_h2(struct conn *c)
+{
+    if (proxy__h2_start(c) != 0) {
+        proxy__close(c);
+        return STEP_CLOSED;
+    }
+    return STEP_PROGRESS;
+}
+
 static enum step conn__step_handshake(struct conn *c)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
+        const unsigned char *alpn;
+        unsigned alpn_len;
+        SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+        if (alpn_len == 2 && !memcmp(alpn, "h2", 2))
+            return conn__to_h2(c);
         c->state = CS_IDLE;
         return STEP_PROGRESS;
     }
@@ -580,6 +617,19 @@ static void conn__tp_drop_queued(struct exchange *ex)
     c->tx = NULL;
 }
 
+static void conn__tp_release(struct exchange *ex)
+{
+    struct conn *c = conn__of(ex);
+    if (c->rx && buf_len(c->rx) == 0) {
+        buf_put(&c->w->bufs, c->rx);
+        c->rx = NULL;
+    }
+    if (c->tx && buf_len(c->tx) == 0) {
+        buf_put(&c->w->bufs, c->tx);
+        c->tx = NULL;
+    }
+}
+
 static bool conn__tp_client_eof(const struct exchange *ex)
 {
     return conn__of(ex)->in_eof;
@@ -690,6 +740,7 @@ static const struct transport_ops conn__h1 = {
     .write = conn__tp_write,
     .queued = conn__tp_queued,
     .drop_queued = conn__tp_drop_queued,
+    .release = conn__tp_release,
     .client_eof = conn__tp_client_eof,
     .end = conn__tp_end,
     .respond = conn__tp_respond,
@@ -721,6 +772,7 @@ void proxy__pump(struct conn *c)
         case CS_LINGER: s = conn__step_linger(c); break;
         case CS_LOCAL_FORM: s = conn__step_form(c); break;
         case CS_WAIT: s = STEP_WAIT; break;
+        case CS_H2: s = proxy__step_h2(c); break;
         }
     }
 }
@@ -757,6 +809,9 @@ static void conn__on_timer(struct timer *t)
         if (!c->ex || !proxy__local_timeout(c->ex))
             proxy__close(c);
         return;
+    case CS_H2:
+        proxy__h2_timer(c);
+        return;
     default:
         proxy__close(c);
         return;
@@ -780,7 +835,9 @@ void proxy__drain_conns(struct worker_ctx *w)
     struct conn *c = w->proxy->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (c->state == CS_IDLE || c->state == CS_HANDSHAKE) {
+        if (c->state == CS_H2) {
+            proxy__h2_drain(c);
+        } else if (c->state == CS_IDLE || c->state == CS_HANDSHAKE) {
             if (conn__idle_closable(c))
                 proxy__close(c);
         } else if (c->ex) {

@@ -374,13 +374,22 @@ enum step proxy__origin_failed(struct exchange *ex, int status, enum metrics_ori
                                            : "The application could not be reached.");
 }
 
+enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
+{
+    return forward__fail(ex, status, kind, why);
+}
+
 void proxy__origin_timeout(struct exchange *ex)
 {
     if (ex->app->origin.h2) {
-        proxy__h2_timeout(ex);
+        proxy__h2up_timeout(ex);
         return;
     }
     const struct transport_ops *tp = ex->tp->ops;
+    if (ex->tun) {
+        proxy__tunnel_timeout(ex);
+        return;
+    }
     if (ex->up && ex->up->connected && !ex->req_done && !ex->res_head_done) {
         /* the client stopped in the middle of its body (timeouts.client) */
         ex->status = 408;
@@ -708,8 +717,10 @@ static bool forward__send_client(struct exchange *ex, bool *progress, enum step 
 
 enum step proxy__step_proxy(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app: connecting */
     if (ex->app->origin.h2)
-        return proxy__step_h2(ex);
+        return proxy__step_h2up(ex);
     bool progress = false;
     enum step st;
     if (forward__connect(ex, &st) || forward__read_body(ex, &progress, &st) ||
@@ -815,6 +826,8 @@ static bool forward__tunnel_down(struct exchange *ex, bool *progress)
 
 enum step proxy__step_tunnel(struct exchange *ex)
 {
+    if (ex->tun)
+        return proxy__tunnel_step(ex); /* a tcp:// app's frames */
     bool progress = false;
     if (!forward__tunnel_up(ex, &progress) || !forward__tunnel_down(ex, &progress) ||
         (ex->tun_client_shut && ex->tun_up_shut)) {

@@ -535,6 +535,12 @@ static struct h2up_conn *h2up__conn_for(struct exchange *ex, int *err)
 
 /* --- the request --------------------------------------------------------------------------- */
 
+static void h2up__nv(nghttp2_nv *nv, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    *nv = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+}
+
+
 static size_t h2up__take_into(void *arg, const char *p, size_t n)
 {
     struct iovec *to = arg;
@@ -543,6 +549,29 @@ static size_t h2up__take_into(void *arg, const char *p, size_t n)
     to->iov_base = (char *)to->iov_base + k;
     to->iov_len -= k;
     return k;
+}
+
+/* The client's trailers (ex->req_trailers: "name: value\r\n" lines its transport validated and
+ * filtered) as the stream's trailing HEADERS. */
+static int h2up__submit_trailers(nghttp2_session *s, int32_t id, const struct exchange *ex)
+{
+    nghttp2_nv nv[HTTP_MAX_HEADERS];
+    size_t n = 0;
+    const char *p = ex->req_trailers, *end = p + ex->req_trailers_len;
+    while (p < end && n < HTTP_MAX_HEADERS) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)((eol ? eol : end) - p));
+        if (!eol || !colon)
+            break;
+        const char *v = colon + 1, *ve = eol;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        h2up__nv(&nv[n++], p, (size_t)(colon - p), v, (size_t)(ve - v));
+        p = eol + 1;
+    }
+    return n ? nghttp2_submit_trailer(s, id, nv, n) : -1;
 }
 
 /* nghttp2 pulls the request body: what the client sent and the transport validated. */
@@ -565,8 +594,11 @@ static ssize_t h2up__read_body(nghttp2_session *s, int32_t id, uint8_t *out, siz
     }
     size_t n = cap - to.iov_len;
     ex->body_sent += n;
-    if (ex->req_done && !ex->rx_ready)
+    if (ex->req_done && !ex->rx_ready) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (ex->req_trailers && h2up__submit_trailers(s, id, ex) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers end it */
+    }
     else if (!n) {
         st->deferred = true;
         h2up__mark(st); /* the client's side reads on */
@@ -575,11 +607,6 @@ static ssize_t h2up__read_body(nghttp2_session *s, int32_t id, uint8_t *out, siz
     if (n)
         h2up__mark(st); /* room in the client's buffer: it reads on */
     return (ssize_t)n;
-}
-
-static void h2up__nv(nghttp2_nv *nv, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    *nv = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
 }
 
 /* The head built for HTTP/1.1 origins, as HTTP/2 fields: names lower-cased (into lower), Host
@@ -675,7 +702,7 @@ static void h2up__stream_free(struct worker_ctx *w, struct h2up_stream *st)
     hw->dead_streams = st;
 }
 
-void proxy__h2_detach(struct exchange *ex)
+void proxy__h2up_detach(struct exchange *ex)
 {
     struct h2up_stream *st = ex->h2s;
     if (!st)
@@ -712,13 +739,13 @@ void proxy__h2_detach(struct exchange *ex)
 static enum step h2up__fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why)
 {
     struct h2up_conn *c = ex->h2s ? ex->h2s->c : NULL;
-    proxy__h2_detach(ex);
+    proxy__h2up_detach(ex);
     if (c)
         h2up__wake_all(c, ex);
     return proxy__origin_failed(ex, status, kind, why);
 }
 
-void proxy__h2_timeout(struct exchange *ex)
+void proxy__h2up_timeout(struct exchange *ex)
 {
     struct h2up_stream *st = ex->h2s;
     bool connected = st && st->c && st->c->connected;
@@ -726,7 +753,7 @@ void proxy__h2_timeout(struct exchange *ex)
         /* the client stopped in the middle of its body (timeouts.client) */
         ex->status = 408;
         ex->close_after = true;
-        proxy__h2_detach(ex);
+        proxy__h2up_detach(ex);
         if (ex->tp->ops->fail(ex, 408, "request_timeout", "The request body stopped arriving.") != STEP_CLOSED)
             ex->tp->ops->wake(ex);
         return;
@@ -767,6 +794,8 @@ static int h2up__head(struct exchange *ex, struct h2up_stream *st)
         res.body = HTTP_BODY_NONE;
     else if (has_length)
         res.body = HTTP_BODY_LENGTH; /* nghttp2 checked it against the DATA */
+    else if (ex->tp->ops->trailers)
+        res.body = HTTP_BODY_CLOSE; /* a transport that frames the body itself (HTTP/2): until `end` */
     else if (ex->minor == 0) {
         res.body = HTTP_BODY_CLOSE;
         ex->close_after = true;
@@ -781,16 +810,11 @@ static int h2up__head(struct exchange *ex, struct h2up_stream *st)
     return ex->tp->ops->head(ex, &res, false);
 }
 
-/* The last chunk with the origin's trailers, for an HTTP/1.1 client: the fields a header
- * section would not pass dropped (hop-by-hop, framing, the gateway's cookies). */
-static int h2up__fin(struct exchange *ex, struct h2up_stream *st)
+/* The origin's trailers a client may get (into f, HTTP_MAX_HEADERS of them): what a header
+ * section would not pass dropped (hop-by-hop fields, framing, the gateway's cookies, HSTS). */
+static size_t h2up__trailers(const struct h2up_stream *st, struct http_header *f)
 {
-    size_t cap = 8 + st->hlen + 4 * (st->nf - st->nhead);
-    if (!(st->fin = malloc(cap)))
-        return -1;
     size_t n = 0;
-    memcpy(st->fin, "0\r\n", 3);
-    n = 3;
     for (size_t i = st->nhead; i < st->nf; i++) {
         struct http_header h = {
             { st->hbytes + st->f[i].name, st->f[i].name_len },
@@ -801,18 +825,36 @@ static int h2up__fin(struct exchange *ex, struct h2up_stream *st)
         if (!head_response_passes(&h, NULL, 0, false) || h.id == HTTP_F_CONTENT_LENGTH ||
             h.id == HTTP_F_SET_COOKIE || h.id == HTTP_F_STS)
             continue;
-        memcpy(st->fin + n, h.name.p, h.name.n);
-        n += h.name.n;
+        f[n++] = h;
+    }
+    return n;
+}
+
+/* The end of the response: for an HTTP/1.1 client, the last chunk with the trailers (written
+ * from st->fin); for a transport that carries trailers itself, its `trailers` op. */
+static int h2up__fin(struct exchange *ex, struct h2up_stream *st)
+{
+    struct http_header f[HTTP_MAX_HEADERS];
+    size_t nf = h2up__trailers(st, f);
+    st->fin_built = true;
+    if (!st->chunked)
+        return nf && ex->tp->ops->trailers ? ex->tp->ops->trailers(ex, f, nf) : 0;
+    if (!(st->fin = malloc(8 + st->hlen + 4 * nf)))
+        return -1;
+    size_t n = 3;
+    memcpy(st->fin, "0\r\n", 3);
+    for (size_t i = 0; i < nf; i++) {
+        memcpy(st->fin + n, f[i].name.p, f[i].name.n);
+        n += f[i].name.n;
         memcpy(st->fin + n, ": ", 2);
         n += 2;
-        memcpy(st->fin + n, h.value.p, h.value.n);
-        n += h.value.n;
+        memcpy(st->fin + n, f[i].value.p, f[i].value.n);
+        n += f[i].value.n;
         memcpy(st->fin + n, "\r\n", 2);
         n += 2;
     }
     memcpy(st->fin + n, "\r\n", 2);
     st->fin_len = n + 2;
-    st->fin_built = true;
     return 0;
 }
 
@@ -828,7 +870,7 @@ static bool h2up__to_client(struct exchange *ex, struct h2up_stream *st, bool *p
             st->ch_hdr_off = 0;
             st->ch_tail = 2;
         }
-        if (st->chunked && st->end && !held && !st->ch_left && !st->ch_tail && !st->fin_built &&
+        if (st->end && !held && !st->ch_left && !st->ch_tail && !st->fin_built &&
             h2up__fin(ex, st) != 0) {
             tp->abort(ex, false);
             *sp = STEP_CLOSED;
@@ -889,7 +931,7 @@ static bool h2up__to_client(struct exchange *ex, struct h2up_stream *st, bool *p
     }
 }
 
-enum step proxy__step_h2(struct exchange *ex)
+enum step proxy__step_h2up(struct exchange *ex)
 {
     const struct transport_ops *tp = ex->tp->ops;
     bool progress = false;
@@ -911,7 +953,7 @@ enum step proxy__step_h2(struct exchange *ex)
                 tp->abort(ex, false);
                 return STEP_CLOSED;
             }
-            proxy__h2_detach(ex);
+            proxy__h2up_detach(ex);
             return tp->fail(ex, 400, "bad_request", "Malformed request body.");
         }
         if (!ex->req_done && !ex->rx_ready && !tp->client_eof(ex)) {
@@ -946,7 +988,7 @@ enum step proxy__step_h2(struct exchange *ex)
         /* a connection that died under it (a pooled one the origin had closed), or a stream
          * refused by GOAWAY: once more, on another connection (RFC 9113 §8.7) */
         struct h2up_conn *c = st->c;
-        proxy__h2_detach(ex);
+        proxy__h2up_detach(ex);
         if (c)
             h2up__wake_all(c, ex);
         ex->retried = true;
@@ -966,15 +1008,15 @@ enum step proxy__step_h2(struct exchange *ex)
         st->gave = false;
         h2up__pump(st->c, ex);
     }
-    bool sent = !st->rx || !buf_len(st->rx);
+    bool sent = (!st->rx || !buf_len(st->rx)) && st->fin_built;
     if (st->chunked)
-        sent = sent && !st->ch_left && !st->ch_tail && st->fin && st->fin_off == st->fin_len;
+        sent = sent && !st->ch_left && !st->ch_tail && st->fin_off == st->fin_len;
     if (ex->res_head_done && st->end && sent && !tp->queued(ex)) {
         ex->res_done = true;
         if (!ex->req_done)
             ex->close_after = true;
         struct h2up_conn *c = st->c;
-        proxy__h2_detach(ex);
+        proxy__h2up_detach(ex);
         if (c)
             h2up__wake_all(c, ex);
         return tp->end(ex);

@@ -87,16 +87,23 @@ static const char *identity__mint_service(struct exchange *ex, const struct serv
 }
 
 /* Configured tokens first, then those made with a shared store (svctokens.h). */
-static const struct service_token_cfg *identity__service_by_id(struct exchange *ex, const char *id, size_t n)
+const struct service_token_cfg *proxy__service_token(struct worker_ctx *w, const struct config *cfg,
+                                                     const char *id, size_t n)
 {
-    const struct config *cfg = ex->rt->cfg;
     for (size_t i = 0; i < cfg->nservice_tokens; i++) {
         const struct service_token_cfg *st = &cfg->service_tokens[i];
         if (strlen(st->client_id) == n && !memcmp(st->client_id, id, n))
             return st;
     }
-    const struct service_token_cfg *st = store_remote(ex->w->store) ? svc_tokens_find(ex->w->svc, id, n) : NULL;
-    if (st && !ex->svc) { /* the worker may pick up a newer set before the exchange ends */
+    return store_remote(w->store) ? svc_tokens_find(w->svc, id, n) : NULL;
+}
+
+static const struct service_token_cfg *identity__service_by_id(struct exchange *ex, const char *id, size_t n)
+{
+    const struct service_token_cfg *st = proxy__service_token(ex->w, ex->rt->cfg, id, n);
+    bool remote = st && (st < ex->rt->cfg->service_tokens ||
+                         st >= ex->rt->cfg->service_tokens + ex->rt->cfg->nservice_tokens);
+    if (remote && !ex->svc) { /* the worker may pick up a newer set before the exchange ends */
         svc_tokens_ref(ex->w->svc);
         ex->svc = ex->w->svc;
     }

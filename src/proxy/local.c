@@ -12,6 +12,7 @@
 #include "token/keys.h"
 #include "token/revoke.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,10 @@ static void local__req_free(struct endpoint_req *lr)
     free(lr->referer);
     free(lr->access_token);
     free(lr->authorization);
+    if (lr->client_secret)
+        sodium_memzero(lr->client_secret, strlen(lr->client_secret));
+    free(lr->client_id);
+    free(lr->client_secret);
     free((char *)lr->name);
     free((char *)lr->method);
     free((char *)lr->host);
@@ -334,6 +339,10 @@ static int local__request(struct exchange *ex, const struct http_request *req, c
             lr->access_token = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "authorization") && !lr->authorization) {
             lr->authorization = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, HTTP_H_CLIENT_ID) && !lr->client_id) {
+            lr->client_id = strndup(h->value.p, h->value.n);
+        } else if (http_slice_eq(h->name, HTTP_H_CLIENT_SECRET) && !lr->client_secret) {
+            lr->client_secret = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "origin") && !lr->origin) {
             lr->origin = strndup(h->value.p, h->value.n);
         } else if (http_slice_eq(h->name, "referer") && !lr->referer) {

@@ -22,6 +22,7 @@ struct app_rt;
 struct endpoint_req;
 struct minted;
 struct connlimit;
+struct h2conn;
 struct h2up_worker;
 
 enum conn_state {
@@ -35,6 +36,7 @@ enum conn_state {
     CS_LINGER,      /* response sent, write side shut: reading what the client still sends */
     CS_LOCAL_FORM,  /* an own endpoint reading its (small) request body (read_all) */
     CS_WAIT,        /* an own endpoint waiting for a background job or parked (wait) */
+    CS_H2,          /* HTTP/2 (h2.c): its streams carry the exchanges */
 };
 
 /* A client connection: the HTTP/1.1 transport (conn.c), carrying one exchange at a time. */
@@ -47,6 +49,7 @@ struct conn {
     struct conn *prev, *next;
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
+    struct h2conn *h2;                 /* CS_H2: the HTTP/2 session (h2.c) */
     struct strbuf *form;               /* CS_LOCAL_FORM: the body read into it, */
     enum step (*form_done)(struct exchange *ex); /* then this */
     size_t head_scanned;
@@ -72,9 +75,11 @@ struct origin_pool {
 struct proxy_worker {
     struct {                           /* the proxy's timeouts (config timeouts: …) */
         struct timer_queue header, idle, client, origin_connect, origin_response, linger,
-            pool_idle, parked;
+            pool_idle, parked, tunnel_idle, tunnel_tick;
     } timers;
     struct conn *conns;                /* every open client connection */
+    struct tunnel *tunnels;            /* the open tunnels to tcp:// apps (tunnel.c) */
+    struct timer tunnel_tick;          /* armed while there are: expiring service tokens */
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
     struct upstream *dead_up;
     struct origin_pool *pools;

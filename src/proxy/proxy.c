@@ -13,13 +13,15 @@
 #define POOL_IDLE_MS 30000
 #define PARKED_MS 25000   /* a long poll's wait: under the 30 s the CLI waits */
 
-#define NQUEUES 8
+#define NQUEUES 10
+#define TUNNEL_TICK_MS 1000 /* service tokens that expire close their tunnels this late at most */
 
 static void proxy__queues(struct proxy_worker *pw, struct timer_queue *q[NQUEUES])
 {
     struct timer_queue *all[NQUEUES] = { &pw->timers.header, &pw->timers.idle, &pw->timers.client,
                                          &pw->timers.origin_connect, &pw->timers.origin_response,
-                                         &pw->timers.linger, &pw->timers.pool_idle, &pw->timers.parked };
+                                         &pw->timers.linger, &pw->timers.pool_idle, &pw->timers.parked,
+                                         &pw->timers.tunnel_idle, &pw->timers.tunnel_tick };
     memcpy(q, all, sizeof all);
 }
 
@@ -29,6 +31,7 @@ int proxy_worker_init(struct worker_ctx *w, struct connlimit *climit)
     if (!pw)
         return -1;
     pw->climit = climit;
+    pw->tunnel_tick.cb = proxy__tunnel_tick;
     struct timer_queue *q[NQUEUES];
     proxy__queues(pw, q);
     for (size_t i = 0; i < NQUEUES; i++)
@@ -53,10 +56,14 @@ void proxy_worker_reload(struct worker_ctx *w)
     timer_queue_set(&pw->timers.linger, LINGER_MS);
     timer_queue_set(&pw->timers.pool_idle, POOL_IDLE_MS);
     timer_queue_set(&pw->timers.parked, PARKED_MS);
+    timer_queue_set(&pw->timers.tunnel_idle, t->tunnel_idle_ms);
+    timer_queue_set(&pw->timers.tunnel_tick, TUNNEL_TICK_MS);
+    proxy__tunnels_recheck(w); /* new revocations, service tokens or policies: who may stay */
 }
 
 void proxy_worker_drain(struct worker_ctx *w)
 {
+    proxy__tunnels_drain(w);
     proxy__drain_conns(w);
     upstream_close_pools(w->proxy);
     h2up_close_pools(w->proxy, false);
@@ -91,6 +98,7 @@ void proxy_worker_free(struct worker_ctx *w)
     h2up_free_pools(pw);
     proxy__reap_conns(pw);
     proxy__minted_free(pw);
+    timer_cancel(&pw->tunnel_tick);
     struct timer_queue *q[NQUEUES];
     proxy__queues(pw, q);
     for (size_t i = 0; i < NQUEUES; i++)

@@ -60,6 +60,8 @@ bool proxy__secure_cookies(const struct exchange *ex);
  * terminator); NULL otherwise, and never on plain HTTP. */
 const char *proxy__hsts(const struct exchange *ex);
 void proxy__close(struct conn *c);
+/* Frees an exchange and what its owner holds (origin connection, head, own endpoint, references). */
+void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex);
 enum step proxy__finish(struct conn *c);
 void proxy__drain_conns(struct worker_ctx *w);
 void proxy__reap_conns(struct proxy_worker *pw);
@@ -86,11 +88,16 @@ enum step proxy__respond(struct conn *c, int status, const char *ctype, const ch
 enum step proxy__page(struct exchange *ex, int status, const char *title, const char *html,
                       const char *extra_headers);
 enum step proxy__respond_error(struct exchange *ex, int status, const char *code, const char *message);
+/* The same with header lines of ours (whole lines with CRLF). */
+enum step proxy__respond_error_hdr(struct exchange *ex, int status, const char *code, const char *message,
+                                   const char *extra_headers);
 /* 503 with Retry-After: retry_s, and a page whose button tries again (endpoint_busy). */
 enum step proxy__respond_busy(struct exchange *ex, const char *code, const char *title, const char *message,
                               unsigned retry_s);
 enum step proxy__respond_refused(struct exchange *ex);
 void proxy__log_request(struct exchange *ex);
+/* The request log line alone (no metrics): a tunnel's opening line. */
+void proxy__log_line(struct exchange *ex);
 
 /* Admission (admit.c): from a parsed request head to a decision, on the exchange alone. The
  * transport has filled in the framing (method kind, body, keep-alive) and dropped the head from
@@ -125,6 +132,29 @@ bool proxy__idempotent(const struct exchange *ex);
 enum step proxy__origin_failed(struct exchange *ex, int status, enum metrics_origin_error kind,
                                const char *why);
 
+/* The origin failed before any response (502/504): logged, counted, answered (forward.c). */
+enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why);
+
+/* Tunnels to tcp:// apps (tunnel.c). proxy__tunnel_keep: an admitted request to a tcp:// app
+ * keeps who it is (-1: no memory); proxy__tunnel_start: the WebSocket upgrade checked, false
+ * with *st when answered (4xx); then proxy__tunnel_step runs it (connect, 101, frames). */
+int proxy__tunnel_keep(struct exchange *ex, const struct request_identity *ri);
+bool proxy__tunnel_start(struct exchange *ex, const struct http_request *req, enum step *st);
+enum step proxy__tunnel_step(struct exchange *ex);
+void proxy__tunnel_timeout(struct exchange *ex);
+void proxy__tunnel_free(struct exchange *ex);
+void proxy__tunnel_log_fields(struct strbuf *sb, bool *first, const struct exchange *ex);
+/* Closes the tunnels the worker's newest runtime, revocations and service tokens no longer
+ * admit; the tick closes those whose service token expired. */
+void proxy__tunnels_recheck(struct worker_ctx *w);
+/* A drain closes every tunnel now (1001 Going Away: a client reconnects to another node), not
+ * after the drain timeout as requests do: a tunnel has no end of its own. */
+void proxy__tunnels_drain(struct worker_ctx *w);
+void proxy__tunnel_tick(struct timer *t);
+/* A service token by client id: the configuration's, then the shared store's (svctokens.h). */
+const struct service_token_cfg *proxy__service_token(struct worker_ctx *w, const struct config *cfg,
+                                                     const char *id, size_t n);
+
 /* Own endpoints (local.c), on the exchange and its transport's operations alone: `name` is
  * what the endpoint tables are searched for (the path after /cdn-cgi/access/, or
  * ENDPOINT_AUTH_ROOT). */
@@ -143,9 +173,9 @@ enum step proxy__step_echo(struct exchange *ex);
 /* HTTP/2 origins: h2c:// and h2:// (h2up.c). proxy__step_proxy and proxy__origin_timeout hand
  * their exchanges over; a transport that frees an exchange detaches its stream (an open one is
  * reset). */
-enum step proxy__step_h2(struct exchange *ex);
-void proxy__h2_timeout(struct exchange *ex);
-void proxy__h2_detach(struct exchange *ex);
+enum step proxy__step_h2up(struct exchange *ex);
+void proxy__h2up_timeout(struct exchange *ex);
+void proxy__h2up_detach(struct exchange *ex);
 /* Closes the idle connections (busy_too: every one); the others take no new stream. */
 void h2up_close_pools(struct proxy_worker *pw, bool busy_too);
 void h2up_reap(struct proxy_worker *pw);

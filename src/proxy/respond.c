@@ -238,11 +238,17 @@ static enum step respond__page(struct exchange *ex, int status, const char *code
     return st;
 }
 
-enum step proxy__respond_error(struct exchange *ex, int status, const char *code, const char *message)
+enum step proxy__respond_error_hdr(struct exchange *ex, int status, const char *code, const char *message,
+                                   const char *extra_headers)
 {
     char title[64];
     snprintf(title, sizeof title, "%d %s", status, http_reason(status));
-    return respond__page(ex, status, code, title, message, NULL, NULL, NULL);
+    return respond__page(ex, status, code, title, message, NULL, NULL, extra_headers);
+}
+
+enum step proxy__respond_error(struct exchange *ex, int status, const char *code, const char *message)
+{
+    return proxy__respond_error_hdr(ex, status, code, message, NULL);
 }
 
 enum step proxy__respond_busy(struct exchange *ex, const char *code, const char *title, const char *message,
@@ -307,11 +313,26 @@ static enum step respond__denied(struct exchange *ex)
     return st;
 }
 
+/* A gRPC call refused (content-type application/grpc*): what its client can show, a
+ * trailers-only answer, HTTP 200 with grpc-status 16 UNAUTHENTICATED (no token, or one
+ * refused) or 7 PERMISSION_DENIED (the policy) and a grpc-message, instead of a page it would
+ * report as a protocol error. */
+static enum step respond__grpc(struct exchange *ex)
+{
+    char extra[256];
+    bool login = ex->decision == ACCESS_LOGIN_REQUIRED;
+    snprintf(extra, sizeof extra, "grpc-status: %d\r\ngrpc-message: %s\r\n", login ? 16 : 7,
+             login ? "a valid cf-access-token is required" : "access denied by policy");
+    return ex->tp->ops->respond(ex, 200, "application/grpc", "", 0, extra);
+}
+
 /* SPEC.md §3.6: login required -> 302 for browser navigations, 401 JSON otherwise;
- * refused -> 403 naming the user and the app, never the policy. */
+ * refused -> 403 naming the user and the app, never the policy; a gRPC call: respond__grpc. */
 enum step proxy__respond_refused(struct exchange *ex)
 {
     struct runtime *rt = ex->rt;
+    if (ex->grpc)
+        return respond__grpc(ex);
     if (ex->decision != ACCESS_LOGIN_REQUIRED)
         return respond__denied(ex);
     struct strbuf login, extra, body;
@@ -382,12 +403,9 @@ enum step proxy__respond_refused(struct exchange *ex)
  * log is off). Nothing secret: no token, cookie or query string. */
 #define LOG_TRANSFER HTTP_ACCESS_PREFIX "transfer/"
 
-void proxy__log_request(struct exchange *ex)
+static inline void respond__log_line(struct exchange *ex, uint64_t duration_us)
 {
     struct log_sink *sink = ex->rt->request_log;
-    uint64_t duration_us = proxy__now_us() - ex->start_us;
-    metrics_request(ex->w->metrics, ex->app ? runtime_app(ex->rt, ex->app)->metrics_id : 0,
-                    ex->decision, ex->status, duration_us);
     if (log_sink_off(sink))
         return;
     char ts[32];
@@ -422,9 +440,24 @@ void proxy__log_request(struct exchange *ex)
     sb_addu(sb, ex->bytes_out);
     sb_json_key(sb, &first, "duration_us");
     sb_addu(sb, duration_us);
+    if (ex->tun)
+        proxy__tunnel_log_fields(sb, &first, ex);
     sb_adds(sb, "}\n");
     if (sb->overflow) { /* drop the one line that did not fit, keep the others */
         sb->len = start;
         sb->overflow = false;
     }
+}
+
+void proxy__log_request(struct exchange *ex)
+{
+    uint64_t duration_us = proxy__now_us() - ex->start_us;
+    metrics_request(ex->w->metrics, ex->app ? runtime_app(ex->rt, ex->app)->metrics_id : 0,
+                    ex->decision, ex->status, duration_us);
+    respond__log_line(ex, duration_us);
+}
+
+void proxy__log_line(struct exchange *ex)
+{
+    respond__log_line(ex, proxy__now_us() - ex->start_us);
 }

@@ -80,6 +80,8 @@ struct endpoint_req {
     char *referer;             /* the Referer header, NULL when absent */
     char *access_token;        /* the cf-access-token header, NULL when absent */
     char *authorization;       /* the Authorization header, NULL when absent */
+    char *client_id;           /* the service-token headers (cf-access-client-id and -secret), */
+    char *client_secret;       /* NULL when absent: cert_sign reads them */
     struct strbuf body;        /* the request body (forms), at most ENDPOINT_MAX_BODY */
     bool form;                 /* Content-Type: application/x-www-form-urlencoded */
     const char *client_ip;

@@ -54,5 +54,6 @@ void exchange_free(struct exchange *ex)
     free(ex->service);
     free(ex->set_cookie);
     free(ex->tail);
+    free(ex->req_trailers);
     free(ex);
 }

@@ -12,8 +12,27 @@
  * takes them (write returns -EAGAIN). A transport that is pushed bytes (HTTP/2 DATA frames)
  * stops granting flow-control window while a stream's bytes wait.
  *
- * An exchange can end in a byte tunnel (WebSocket after 101 today; TCP tunnels next): after
- * `tunnel`, read/body/consume carry raw bytes and `shut` ends the client's direction.
+ * Trailers (HTTP/2, gRPC: the seam between client transports and origin kinds):
+ *   - from the client: a transport that receives a trailer section (HTTP/2: a HEADERS frame
+ *     after DATA, with END_STREAM) validates it as it validates a header section (no
+ *     pseudo-header; names lower-case tokens; no CR, LF, NUL), drops what the gateway would drop
+ *     from a header section (every field whose http_field_id is not HTTP_F_OTHER: hop-by-hop,
+ *     Host, Content-Length, Cf-Access-*, X-Forwarded-*, the spoofable ones, cookies), and stores
+ *     the rest in ex->req_trailers as HTTP/1.1 field lines ("name: value\r\n"…, lower-case
+ *     names, no final empty line), before it sets req_done. An origin kind that can carry them
+ *     (HTTP/2, chunked HTTP/1.1) sends them after the body; the others drop them. An HTTP/1.1
+ *     client's chunked trailers stay refused (proxy__body_ready): they are never set from there.
+ *   - to the client: when the origin's response ends with trailer fields, the origin side
+ *     calls the transport's `trailers` op once, after the last body byte went to `write` and
+ *     before `end`, with the fields as the origin sent them (validated by the origin side's
+ *     parser). The transport copies what it keeps (HTTP/2: every field but hop-by-hop ones, as a
+ *     HEADERS frame with END_STREAM; HTTP/1.1: nothing, its chunked body passes them through as
+ *     they came); an origin side that has none never calls it. A gRPC answer of our own
+ *     (grpc-status) goes the same way.
+ *
+ * An exchange can end in a byte tunnel (an origin's WebSocket after its 101; a tcp:// app's
+ * WebSocket the gateway ends itself, proxy/tunnel.c): after `tunnel`, read/ready/consume carry
+ * raw bytes and `shut` ends the client's direction.
  *
  * Types only, and the few protocol-independent helpers of exchange.c; the parts an owner
  * fills in (the origin connection, the own endpoint's request, the echo's digest) are opaque
@@ -45,6 +64,7 @@ struct endpoint_job;
 struct strbuf;
 struct timer_queue;
 struct exchange;
+struct tunnel;
 
 /* The outcome of one step of a state machine (a connection's, an exchange's). */
 enum step { STEP_WAIT, STEP_PROGRESS, STEP_CLOSED };
@@ -71,6 +91,9 @@ struct transport_ops {
     size_t (*queued)(const struct exchange *ex);
     /* Drops a queued interim head (100 Continue) that a final answer replaces. */
     void (*drop_queued)(struct exchange *ex);
+    /* Nothing to do until the next event: the transport lets go of its empty buffers (an idle
+     * tunnel holds none). */
+    void (*release)(struct exchange *ex);
     /* The client's side ended (EOF seen). */
     bool (*client_eof)(const struct exchange *ex);
     /* The response is complete: the exchange ends (logged and freed); the transport goes on. */
@@ -110,6 +133,11 @@ struct transport_ops {
      * long poll's, set by `arm`; when it passes, the transport hands the exchange back to the
      * own endpoints: proxy__local_timeout); otherwise none (a job has its own timeouts). */
     void (*wait)(struct exchange *ex, bool keep_deadline);
+
+    /* Trailers to the client (see the header comment): the response's trailer fields, after
+     * its last body byte and before `end`. -1: they cannot be represented (too large); the
+     * caller aborts the exchange. NULL in a transport that has no trailers to send (HTTP/1.1). */
+    int (*trailers)(struct exchange *ex, const struct http_header *f, size_t n);
 };
 
 struct transport {
@@ -128,6 +156,7 @@ struct exchange {
     const char *method, *host, *path, *match, *query;
     size_t method_len, host_len, path_len, match_len, query_len;
     bool has_query, head_method, upgrade, expect_continue, wants_html, close_after;
+    bool grpc;                 /* content-type application/grpc*: refusals answered the gRPC way */
     bool host_canonical;       /* the Host as sent is ex->host (no trailing dot, default port) */
     bool https;                /* the browser's scheme: the listener's public one */
     const char *origin_host;   /* the origin reached, as a Host names it: ex->host's name and the
@@ -145,6 +174,9 @@ struct exchange {
     uint64_t req_left;
     struct http_chunked req_chunk;
     bool req_done;                     /* the whole body has been validated */
+    char *req_trailers;                /* the client's trailer fields (HTTP/2), validated and
+                                        * filtered: "name: value\r\n" lines, owned; or NULL */
+    size_t req_trailers_len;
     uint32_t rx_ready;
 
     /* identity, app, decision */
@@ -186,6 +218,8 @@ struct exchange {
     uint8_t echo_state;                /* echo, HTTP/2 origins: de-chunking state over validated
                                         * bytes (proxy__dechunk) */
     uint64_t echo_left;
+
+    struct tunnel *tun;                /* a tcp:// app's tunnel (proxy/tunnel.c) */
 
     /* the log line */
     uint64_t bytes_in, bytes_out, start_us;

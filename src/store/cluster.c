@@ -1,7 +1,8 @@
 /* The cluster thread and the state_dir <-> Redis exchange of cluster.h. In Redis: latch:secret
  * (sealed), latch:keys (kid -> sealed "created_ns\nPEM"), latch:rev ("e:"/"a:"/"s:" + key ->
- * sealed unix time), latch:svc (name -> sealed JSON), and announcements on latch:news: "keys", "rev",
- * "svc" (re-read that part), "k KEY" (a handoff box was put), "i NONCE" (a large identity). */
+ * sealed unix time), latch:svc (name -> sealed JSON), latch:sshca (app CA file stem -> sealed PEM),
+ * and announcements on latch:news: "keys", "rev", "svc", "sshca" (re-read that part), "k KEY" (a
+ * handoff box was put), "i NONCE" (a large identity). */
 #include "store/cluster.h"
 
 #include "core/log.h"
@@ -12,6 +13,7 @@
 #include "store/redis.h"
 #include "token/keys.h"
 #include "token/revoke.h"
+#include "token/sshca.h"
 #include "token/svctokens.h"
 
 #include <dirent.h>
@@ -32,9 +34,10 @@
 #define CL_PING_MS 500
 #define CL_FULL_MS 10000
 
-enum { CL_KEYS = 1, CL_REV = 2, CL_SVC = 4, CL_ALL = 7 };
+enum { CL_KEYS = 1, CL_REV = 2, CL_SVC = 4, CL_SSHCA = 8, CL_ALL = 15 };
 
-static const char *const cl__news[] = { [CL_KEYS] = "keys", [CL_REV] = "rev", [CL_SVC] = "svc" };
+static const char *const cl__news[] = { [CL_KEYS] = "keys", [CL_REV] = "rev", [CL_SVC] = "svc",
+                                        [CL_SSHCA] = "sshca" };
 
 /* --- small Redis helpers --------------------------------------------------------------------- */
 
@@ -473,14 +476,170 @@ static int cl__sync_svc(struct store *s, const struct cluster_cfg *cc)
     return rc;
 }
 
+/* --- SSH CAs ----------------------------------------------------------------------------------- */
+
+/* A CA file's text (at most SSHCA_PEM_MAX bytes), malloc'd; NULL when there is none. */
+static char *cl__read_small(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *p = malloc(SSHCA_PEM_MAX + 1);
+    *len = p ? fread(p, 1, SSHCA_PEM_MAX + 1, f) : 0;
+    fclose(f);
+    if (p && *len > SSHCA_PEM_MAX) {
+        sodium_memzero(p, SSHCA_PEM_MAX + 1);
+        free(p);
+        return NULL;
+    }
+    if (p)
+        p[*len] = '\0';
+    return p;
+}
+
+/* The cluster's CAs into state_dir/ssh_ca: a CA Redis holds replaces a local one that differs
+ * (the first CA an app got in the cluster stays its CA). *names gets the stems Redis holds.
+ * Bit 0 set when a file changed. -1: Redis cannot be reached. */
+static int cl__sshca_adopt(struct store *s, const char *dir, char ***names, size_t *n)
+{
+    redisReply *r = cl__hgetall(s, "latch:sshca");
+    if (!r)
+        return -1;
+    int rc = 0;
+    *names = calloc(r->elements / 2 + 1, sizeof **names);
+    for (size_t i = 0; *names && i + 1 < r->elements; i += 2) {
+        const char *stem = r->element[i]->str;
+        char name[SSHCA_FILE_MAX + 8], path[4600];
+        size_t len = 0, have_len = 0;
+        snprintf(name, sizeof name, "sshca:%s", stem ? stem : "");
+        char *plain = stem && sshca_stem_ok(stem) ? store_unseal(store_redis_key(s), name, r->element[i + 1]->str,
+                                                                 r->element[i + 1]->len, &len)
+                                                  : NULL;
+        if (!plain || !sshca_pem_ok(plain, len)) {
+            log_msg("warn", "redis: latch:sshca %.200s is not a CA this cluster sealed: ignored", stem ? stem : "");
+            free(plain);
+            continue;
+        }
+        (*names)[(*n)++] = strdup(stem);
+        snprintf(path, sizeof path, "%s/%s.pem", dir, stem);
+        char *have = cl__read_small(path, &have_len);
+        if (!have || have_len != len || memcmp(have, plain, len)) {
+            mkdir(dir, 0700);
+            if (cl__write_file(path, plain, len, 0) == 0) {
+                log_msg(have ? "warn" : "info", "SSH CA %s from the cluster%s", stem,
+                        have ? " (replacing this node's own, made meanwhile)" : "");
+                rc |= 1;
+            }
+        }
+        if (have)
+            sodium_memzero(have, have_len);
+        free(have);
+        sodium_memzero(plain, len);
+        free(plain);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Bit 0: the local copy changed; bit 1: Redis did. -1: Redis cannot be reached. A CA made here
+ * is offered with HSETNX: when another node's got there first, that one is adopted. */
+static int cl__sync_sshca(struct store *s, const struct cluster_cfg *cc)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/" SSHCA_DIR, cc->state_dir);
+    char **names = NULL;
+    size_t n = 0;
+    int rc = cl__sshca_adopt(s, dir, &names, &n);
+    bool raced = false;
+    DIR *d = rc < 0 ? NULL : opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        char stem[SSHCA_FILE_MAX], path[4600], name[SSHCA_FILE_MAX + 8];
+        if (len < 5 || len - 4 >= sizeof stem || strcmp(e->d_name + len - 4, ".pem"))
+            continue;
+        snprintf(stem, sizeof stem, "%.*s", (int)(len - 4), e->d_name);
+        bool known = !sshca_stem_ok(stem);
+        for (size_t i = 0; i < n && !known; i++)
+            known = names[i] && !strcmp(names[i], stem);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t plen = 0;
+        char *pem = known ? NULL : cl__read_small(path, &plen);
+        if (!pem || !sshca_pem_ok(pem, plen)) {
+            free(pem);
+            continue;
+        }
+        snprintf(name, sizeof name, "sshca:%s", stem);
+        size_t sl;
+        unsigned char *sealed = store_seal(store_redis_key(s), name, pem, plen, 0, &sl);
+        sodium_memzero(pem, plen);
+        free(pem);
+        if (!sealed)
+            continue;
+        const char *argv[] = { "HSETNX", "latch:sshca", stem, (const char *)sealed };
+        size_t lens[] = { 6, 11, strlen(stem), sl };
+        redisReply *r = store_redis_command(s, 4, argv, lens);
+        free(sealed);
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+            rc |= 2;
+        else if (r && r->type == REDIS_REPLY_INTEGER)
+            raced = true;
+        cl__ok(r);
+    }
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (raced) {
+        names = NULL;
+        n = 0;
+        int again = cl__sshca_adopt(s, dir, &names, &n);
+        rc = again < 0 ? -1 : rc | again;
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    return rc;
+}
+
+int cluster_sshca_ensure(struct store *s, const char *state_dir, const char *app, char **err)
+{
+    char stem[SSHCA_FILE_MAX], path[4600];
+    if (sshca_file_stem(app, stem) != 0)
+        return 0; /* sshca_load says why */
+    snprintf(path, sizeof path, "%s/" SSHCA_DIR "/%s.pem", state_dir, stem);
+    if (!s || !store_remote(s) || access(path, F_OK) == 0)
+        return 0;
+    struct cluster_cfg cc = { .state_dir = state_dir };
+    if (cl__sync_sshca(s, &cc) < 0)
+        goto down;
+    if (access(path, F_OK) != 0) {
+        EVP_PKEY *k = sshca_load(state_dir, app, true, err);
+        if (!k)
+            return -1;
+        EVP_PKEY_free(k);
+        int rc = cl__sync_sshca(s, &cc);
+        if (rc < 0)
+            goto down;
+        if (rc & 2)
+            cl__publish(s, cl__news[CL_SSHCA]);
+    }
+    return 0;
+down:
+    *err = strdup("redis cannot be reached: this node has no copy of the app's SSH CA yet");
+    return -1;
+}
+
 /* --- exchanges --------------------------------------------------------------------------------- */
 
 /* Exchanges the parts in `what`; announces those Redis gained when `announce`. -1: no Redis. */
 static int cl__sync(struct store *s, const struct cluster_cfg *cc, int what, bool announce)
 {
-    int (*const fn[])(struct store *, const struct cluster_cfg *) = { cl__sync_keys, cl__sync_rev, cl__sync_svc };
+    int (*const fn[])(struct store *, const struct cluster_cfg *) = { cl__sync_keys, cl__sync_rev, cl__sync_svc,
+                                                                      cl__sync_sshca };
     int rc = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         int part = 1 << i;
         if (!(what & part))
             continue;
@@ -652,7 +811,7 @@ int cluster_share(const struct config *cfg, char **err)
 /* --- the thread -------------------------------------------------------------------------------- */
 
 struct cluster_stamps {
-    struct statefile_stamp rev, svc, keys;
+    struct statefile_stamp rev, svc, keys, sshca;
 };
 
 struct cluster {
@@ -674,6 +833,7 @@ static void cl__stamps(const struct cluster *c, struct cluster_stamps *st)
     statefile_stamp(c->state_dir, "revocations.json", &st->rev);
     statefile_stamp(c->state_dir, SVC_TOKENS_FILE, &st->svc);
     statefile_stamp(c->state_dir, "keys", &st->keys);
+    statefile_stamp(c->state_dir, SSHCA_DIR, &st->sshca);
 }
 
 /* What changed in state_dir since the last look (and remembers it). */
@@ -683,7 +843,8 @@ static int cl__local_changes(struct cluster *c)
     cl__stamps(c, &now);
     int what = (statefile_same(&now.rev, &c->st.rev) ? 0 : CL_REV) |
                (statefile_same(&now.svc, &c->st.svc) ? 0 : CL_SVC) |
-               (statefile_same(&now.keys, &c->st.keys) ? 0 : CL_KEYS);
+               (statefile_same(&now.keys, &c->st.keys) ? 0 : CL_KEYS) |
+               (statefile_same(&now.sshca, &c->st.sshca) ? 0 : CL_SSHCA);
     c->st = now;
     return what;
 }
@@ -701,6 +862,8 @@ static void cl__absorb(struct cluster *c, int what)
         c->st.svc = now.svc;
     if (what & CL_KEYS)
         c->st.keys = now.keys;
+    if (what & CL_SSHCA)
+        c->st.sshca = now.sshca;
 }
 
 static void cl__mirror_identities(struct cluster *c)
@@ -760,7 +923,7 @@ static void cl__message(struct cluster *c, redisReply *r)
     } else if (!strncmp(m, "i ", 2)) {
         store_redis_mirror_identity(c->s, m + 2);
     } else {
-        for (int part = 1; part <= 4; part <<= 1)
+        for (int part = 1; part <= CL_SSHCA; part <<= 1)
             if (!strcmp(m, cl__news[part]) && cl__sync(c->s, &c->run, part, false) > 0)
                 cl__absorb(c, part);
     }

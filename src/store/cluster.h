@@ -49,6 +49,13 @@ int cluster_share(const struct config *cfg, char **err);
  * True without a shared store, and when Redis cannot be asked (the union keeps every key). */
 bool cluster_claim_rotation(struct store *s, int64_t hold_s);
 
+/* Before an app's SSH CA (token/sshca.h) is first used on this node: with a shared store, the
+ * cluster's is adopted, or one made here is offered (and another node's adopted when it got
+ * there first), so that no node signs with a CA the others do not share. 0 (also without a
+ * shared store, or with a local copy already), or -1 with *err: Redis cannot be reached and
+ * there is no local copy. */
+int cluster_sshca_ensure(struct store *s, const char *state_dir, const char *app, char **err);
+
 struct cluster;
 /* `news` runs on the cluster thread when another node sealed a handoff box. */
 struct cluster *cluster_start(struct store *s, const struct cluster_cfg *cc, void (*news)(void *arg), void *arg);

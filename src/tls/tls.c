@@ -70,10 +70,18 @@ static int tls__no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
-/* ALPN: we speak http/1.1 only; a client offering only h2 gets no ALPN and falls back. */
+/* ALPN: h2 first where the listener offers it (`http2`, on by default), else http/1.1; a
+ * client offering neither gets no ALPN and speaks HTTP/1.1. */
 static int tls__alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                      const unsigned char *in, unsigned inlen, void *arg)
 {
+    for (unsigned i = 0; arg && i < inlen; i += 1u + in[i]) {
+        if (in[i] == 2 && i + 3 <= inlen && !memcmp(in + i + 1, "h2", 2)) {
+            *out = in + i + 1;
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
     for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
         if (in[i] == 8 && i + 9 <= inlen && !memcmp(in + i + 1, "http/1.1", 8)) {
             *out = in + i + 1;
@@ -142,7 +150,7 @@ static SSL_CTX *tls__server_ctx(const struct tls_cert *c, const struct listener_
                           "certificate in %s", c->key, c->cert);
         ok = false;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, tls__alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, tls__alpn, l->http2 == LISTENER_H2_ALPN ? (void *)1 : NULL);
     const char *client_ca = l->client_ca;
     if (client_ca) {
         struct tls__report quiet = { r->file, NULL }, *rr = report_ca ? r : &quiet;

@@ -1,6 +1,9 @@
 /* Service tokens kept in state_dir (svctokens.h). */
 #include "token/svctokens.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,4 +115,15 @@ static int svc__merge(json_t *root, void *arg)
 int svc_tokens_merge(const char *state_dir, json_t *add, char **err)
 {
     return statefile_update(state_dir, SVC_TOKENS_FILE, svc__merge, add, err);
+}
+
+bool svc_token_secret_ok(const struct service_token_cfg *st, const char *secret)
+{
+    unsigned char md[32];
+    char hex[65];
+    SHA256((const unsigned char *)secret, strlen(secret), md);
+    sodium_bin2hex(hex, sizeof hex, md, sizeof md);
+    const char *want = st && st->secret_sha256 ? st->secret_sha256
+                                               : "0000000000000000000000000000000000000000000000000000000000000000";
+    return CRYPTO_memcmp(hex, want, 64) == 0 && st;
 }

@@ -27,6 +27,10 @@ void svc_tokens_unref(struct svc_tokens *s);
 bool svc_tokens_stale(const struct svc_tokens *s, const char *state_dir);
 const struct service_token_cfg *svc_tokens_find(const struct svc_tokens *s, const char *client_id, size_t n);
 
+/* Whether `secret` is the one of service token `st` (its SHA-256 against secret_sha256, in
+ * constant time; st NULL: compared all the same, then false, so timing tells no id apart). */
+bool svc_token_secret_ok(const struct service_token_cfg *st, const char *secret);
+
 /* Merges {NAME: {"client_id","secret_sha256","expires","created"}} into the file: an entry
  * replaces one of the same name when it was created later; expired entries go. 1 changed, 0
  * not, -1 with *err. */

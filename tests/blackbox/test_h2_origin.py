@@ -1,5 +1,5 @@
 """HTTP/2 origins (issue 14): `h2c://` (prior knowledge) and `h2://` (TLS, ALPN h2, verified as
-https is), against a real HTTP/2 peer (h2kit.H2Origin on python3-h2, and Debian's h2o): bodies
+https is), against a real HTTP/2 peer (h2origin_kit.H2Origin on python3-h2, and Debian's h2o): bodies
 both ways with checksums, multiplexing over few connections, trailers to an HTTP/1.1 client,
 resets and deaths mid-response, GOAWAY, flow control as backpressure against a slow client,
 TLS verification, timeouts."""
@@ -17,7 +17,7 @@ import pytest
 
 from harness import (Origin, RawConn, bypass_app, curl, free_port, have, repeating_file,
                      wait_port)
-from h2kit import H2Origin, pattern
+from h2origin_kit import H2Origin, pattern
 from test_config_check import check
 
 pytestmark = pytest.mark.skipif(not have("curl"), reason="needs curl")

@@ -504,13 +504,13 @@ static void test_unknown_keys_and_types(void **state)
                        "include: [{everyone: {}}]}]\n",
                   1, "t.yaml:7:5: unknown key 'foo' in app; valid keys: name, domains, origin, "
                   "origin_tls, preserve_host, session_duration, allowed_idps, aud, policies, "
-                  "read_service_tokens_from_header, keep_client_headers, display_name");
+                  "read_service_tokens_from_header, keep_client_headers, display_name, ssh");
     /* a likely typo is named: edit distance (core/suggest.h) */
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    polices: []\n", 2, "t.yaml:4:5: missing required key 'policies' in app",
                   "t.yaml:7:5: unknown key 'polices' in app (did you mean 'policies'?); valid keys: "
                   "name, domains, origin, origin_tls, preserve_host, session_duration, allowed_idps, "
-                  "aud, policies, read_service_tokens_from_header, keep_client_headers, display_name");
+                  "aud, policies, read_service_tokens_from_header, keep_client_headers, display_name, ssh");
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    policies: [{name: p, decision: bypas, include: [{everyone: {}}]}]\n", 1,
                   "t.yaml:7:36: 'decision' must be allow, block, bypass or service_auth, not "
@@ -674,10 +674,22 @@ static void test_apps_and_policies(void **state)
                   "(units ms s m h d w)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"ftp://o\", policies: "
                        "[{name: p, decision: deny, include: [{everyone: {}}]}] }\n",
-                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http:// or https:// "
-                     "(expected http(s)://HOST[:PORT][/BASE] or echo)",
+                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http://, https:// or tcp:// "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)",
                   "t.yaml:4:84: 'decision' must be allow, block, bypass or service_auth, not "
                   "'deny'");
+    /* tcp:// origins: a port, nothing after it, no HTTP settings */
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o\", policies: "
+                       "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:42: invalid 'origin' 'tcp://o': a tcp:// origin needs a port "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22/x\", policies: "
+                       "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:42: invalid 'origin' 'tcp://o:22/x': a tcp:// origin has no path "
+                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+    expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22\", preserve_host: true, "
+                       "policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
+                  1, "t.yaml:4:71: 'preserve_host' needs an http:// or https:// origin");
     /* An allow policy without an auth domain: nobody could log in. */
     expect_errors("listen: [{ address: \"127.0.0.1:8080\" }]\napps:\n  - name: a\n"
                   "    domains: [a.com]\n    origin: echo\n    policies:\n"
@@ -946,6 +958,45 @@ static void logo_file(char path[32], const void *data, size_t n)
     close(fd);
 }
 
+/* An app's ssh: and a service token's: defaults, mappings, and refusals at their place. */
+static void test_ssh_keys(void **state)
+{
+    (void)state;
+#define SSH_APP(ssh) "apps:\n  - { name: s, domains: [s.com], origin: echo, " ssh \
+                     ", policies: [{name: p, decision: allow, include: [{everyone: {}}]}] }\n"
+    struct config *cfg = load_ok(HEAD SSH_APP("ssh: { principals: [\"{email_local}\", ops] }"));
+    const struct app_ssh *s = cfg->apps[0].ssh;
+    assert_non_null(s);
+    assert_int_equal(s->nprincipals, 2);
+    assert_string_equal(s->principals[0], "{email_local}");
+    assert_int_equal(s->cert_duration_s, 300);
+    assert_true(s->permit_pty && s->permit_port_forwarding);
+    config_free(cfg);
+    cfg = load_ok(HEAD SSH_APP("ssh: { cert_duration: 1h, permit_pty: false, principals_by_group: "
+                               "{ sre: [root] }, principals_by_email: { Bob@X.com: [\"u-{email_local}\"] } }"));
+    s = cfg->apps[0].ssh;
+    assert_int_equal(s->cert_duration_s, 3600);
+    assert_false(s->permit_pty);
+    assert_true(s->permit_port_forwarding);
+    assert_int_equal(s->nby_group, 1);
+    assert_string_equal(s->by_group[0].key, "sre");
+    assert_string_equal(s->by_group[0].principals[0], "root");
+    assert_string_equal(s->by_email[0].key, "bob@x.com");
+    config_free(cfg);
+    cfg = load_ok(HEAD "service_tokens: [{ name: t, client_id: t.access, secret_sha256: "
+                       "\"0000000000000000000000000000000000000000000000000000000000000000\", "
+                       "ssh: { principals: [deploy, \"svc-{service_token}\"] } }]\n");
+    assert_int_equal(cfg->service_tokens[0].nssh_principals, 2);
+    config_free(cfg);
+    expect_error(HEAD SSH_APP("ssh: { cert_duration: 61m }"), "t.yaml:4:70: 'cert_duration' must be at most 1h");
+    expect_error(HEAD SSH_APP("ssh: { principals: [\"{user}\"] }"),
+                 "t.yaml:4:68: 'principals': '{user}' names an unknown template");
+    expect_error(HEAD SSH_APP("ssh: { principals: [\"a,b\"] }"), "t.yaml:4:68: 'principals': 'a,b' is not a safe");
+    expect_error(HEAD SSH_APP("ssh: { principals: [\"-x{email}\"] }"),
+                 "t.yaml:4:68: 'principals': '-x{email}' is not a safe");
+#undef SSH_APP
+}
+
 static void test_pages_keys(void **state)
 {
     (void)state;
@@ -1035,6 +1086,7 @@ int main(void)
         cmocka_unit_test(test_cidr_parse),
         cmocka_unit_test(test_cidr_contains),
         cmocka_unit_test(test_pages_keys),
+        cmocka_unit_test(test_ssh_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
