@@ -794,6 +794,8 @@ static int h2up__head(struct exchange *ex, struct h2up_stream *st)
         res.body = HTTP_BODY_NONE;
     else if (has_length)
         res.body = HTTP_BODY_LENGTH; /* nghttp2 checked it against the DATA */
+    else if (ex->tp->ops->trailers && st->end && (!st->rx || !buf_len(st->rx)) && st->nf == st->nhead)
+        res.body = HTTP_BODY_NONE; /* trailers-only (a gRPC status): one HEADERS to the client too */
     else if (ex->tp->ops->trailers)
         res.body = HTTP_BODY_CLOSE; /* a transport that frames the body itself (HTTP/2): until `end` */
     else if (ex->minor == 0) {

@@ -6,6 +6,7 @@ TLS verification, timeouts."""
 
 import getpass
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -353,3 +354,48 @@ def test_h2o_origin(latchd, tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+# --- an HTTP/2 client (r14-h2's transport) to an HTTP/2 origin ----------------------------------
+
+def test_trailers_both_ways_http2_client(latchd, h2origin):
+    from h2kit import Client, get
+    o = h2origin()
+    port = free_port()
+    d = latchd({"listen": [{"address": f"127.0.0.1:{port}", "http2": "prior_knowledge"}],
+                "apps": [bypass_app("h2", ["pub.localhost"], origin=o.url())], "workers": 1}, port=port)
+    c = Client(port)
+    # the client's trailers reach the origin as HTTP/2 trailers, the identity ones dropped
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, get("pub.localhost", "/echo", "POST"))
+    c.conn.send_data(sid, b"abc")
+    c.conn.send_headers(sid, [(b"x-checksum", b"900150983cd24fb0"),
+                              (b"cf-access-authenticated-user-email", b"boss@example.com")], end_stream=True)
+    c.flush()
+    status, _, body, reset = c.response(sid)
+    assert status == 200 and reset is None, (status, body)
+    got = json.loads(body)
+    assert got["body_len"] == 3
+    assert got["trailers"] == [["x-checksum", "900150983cd24fb0"]], got["trailers"]
+    # the origin's trailers reach the client as HTTP/2 trailers (Set-Cookie dropped)
+    sid = c.request(get("pub.localhost", "/trailers"))
+    status, headers, body, reset = c.response(sid)
+    assert status == 200 and body == b"hello" and reset is None
+    assert headers.get("x-t1") == "a" and headers.get("x-t2") == "b", headers
+    assert "set-cookie" not in headers
+    trailer_events = [e for e in c.events if getattr(e, "stream_id", None) == sid
+                      and type(e).__name__ == "TrailersReceived"]
+    assert len(trailer_events) == 1
+    # an origin reset: the client's stream is answered 502 before the head, or reset after it
+    sid = c.request(get("pub.localhost", "/reset"))
+    status, _, _, reset = c.response(sid)
+    assert status == 502 or reset is not None
+    sid = c.request(get("pub.localhost", "/reset-mid"))
+    status, _, _, reset = c.response(sid)
+    assert status == 502 or reset is not None
+    # a big body through both sides' flow control
+    n = 8 << 20
+    sid = c.request(get("pub.localhost", f"/big/{n}"))
+    status, headers, body, reset = c.response(sid, timeout=60)
+    assert status == 200 and len(body) == n and headers.get("x-sha256") == hashlib.sha256(body).hexdigest()
+    c.close()
