@@ -57,7 +57,7 @@ http {
     access_log $TMP/nginx/logs/access.log;
     keepalive_requests 1000000;
     http2_max_requests 1000000;
-    upstream origin { server 127.0.0.1:$OPORT; keepalive 64; }
+    upstream origin { server 127.0.0.1:$OPORT; keepalive 1024; }   # as many idle as latchd keeps
     server { listen 127.0.0.1:$NPORT ssl http2 backlog=4096;
              ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;
              location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }

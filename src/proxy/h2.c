@@ -89,12 +89,22 @@ struct h2_stream {
     enum step (*form_done)(struct exchange *ex);
 };
 
+struct h2_nvs {
+    nghttp2_nv nv[HTTP_MAX_HEADERS + 24];
+    size_t n;
+    char text[HTTP_MAX_HEADER_BYTES * 2 + 4096]; /* lower-cased names */
+    size_t used;
+    bool overflow;
+};
+
 struct h2conn {
     struct conn *c;
     nghttp2_session *s;
     struct h2_stream *streams, *dead;
     unsigned nstreams;
     bool in_pump, again, fatal, goaway;
+    struct h2_nvs *nvs;                /* a response head being built (one at a time) */
+    struct strbuf head;                /* a request's list as an HTTP/1.1 head (one at a time) */
     int64_t ctrl_budget, reset_budget;
     uint64_t budget_ms;
 };
@@ -227,13 +237,6 @@ static void h2__ack(struct h2_stream *st, size_t n)
 
 /* --- responses ------------------------------------------------------------------------------- */
 
-struct h2_nvs {
-    nghttp2_nv nv[HTTP_MAX_HEADERS + 24];
-    size_t n;
-    char text[HTTP_MAX_HEADER_BYTES * 2 + 4096]; /* lower-cased names */
-    size_t used;
-    bool overflow;
-};
 
 static void h2__nv(struct h2_nvs *v, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -290,6 +293,16 @@ static ssize_t h2__read_body(nghttp2_session *s, int32_t id, uint8_t *out, size_
     return (ssize_t)n;
 }
 
+/* The connection's field list for a response head, emptied. */
+static struct h2_nvs *h2__nvs(struct h2conn *h)
+{
+    if (!h->nvs && !(h->nvs = malloc(sizeof *h->nvs)))
+        return NULL;
+    h->nvs->n = h->nvs->used = 0;
+    h->nvs->overflow = false;
+    return h->nvs;
+}
+
 static int h2__submit(struct h2_stream *st, struct h2_nvs *v, bool body)
 {
     nghttp2_data_provider prd = { .source.ptr = st, .read_callback = h2__read_body };
@@ -340,11 +353,9 @@ static int h2__tp_head(struct exchange *ex, const struct http_response *res, boo
     struct h2_stream *st = h2__of(ex);
     if (tunnel || res->status < 200)
         return -1;
-    struct h2_nvs *v = malloc(sizeof *v);
+    struct h2_nvs *v = h2__nvs(st->h);
     if (!v)
         return -1;
-    v->n = v->used = 0;
-    v->overflow = false;
     char status[4] = { (char)('0' + res->status / 100), (char)('0' + res->status / 10 % 10),
                        (char)('0' + res->status % 10), 0 };
     h2__nv(v, ":status", 7, status, 3);
@@ -364,7 +375,6 @@ static int h2__tp_head(struct exchange *ex, const struct http_response *res, boo
     h2__nv_lines(v, ex->set_cookie);
     bool body = !ex->head_method && res->body != HTTP_BODY_NONE;
     int r = v->overflow ? -1 : h2__submit(st, v, body);
-    free(v);
     st->dc_state = 0;
     st->dc_left = 0;
     st->h->again = true;
@@ -489,13 +499,11 @@ static enum step h2__tp_respond(struct exchange *ex, int status, const char *cty
                                 size_t body_len, const char *extra_headers)
 {
     struct h2_stream *st = h2__of(ex);
-    struct h2_nvs *v = malloc(sizeof *v);
+    struct h2_nvs *v = h2__nvs(st->h);
     if (!v) {
         ex->tp->ops->abort(ex, false);
         return STEP_CLOSED;
     }
-    v->n = v->used = 0;
-    v->overflow = false;
     char code[4], len[24];
     snprintf(code, sizeof code, "%03d", status);
     snprintf(len, sizeof len, "%zu", body_len);
@@ -514,7 +522,6 @@ static enum step h2__tp_respond(struct exchange *ex, int status, const char *cty
         r = h2__tx_add(st, body, body_len);
     if (!r)
         r = h2__submit(st, v, has_body);
-    free(v);
     if (r != 0) {
         ex->tp->ops->abort(ex, false);
         return STEP_CLOSED;
@@ -734,16 +741,15 @@ static void h2__start(struct h2_stream *st)
     st->ex = ex;
     st->state = HS_RUN;
     timer_cancel(&st->timer);
-    struct strbuf head;
-    sb_init(&head, HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 64);
+    struct strbuf *head = &h->head;
+    sb_reset(head);
     struct http_request req;
-    int status = proxy__h2_request(&st->fl, st->in_end, &head, &st->chunked, &req);
+    int status = proxy__h2_request(&st->fl, st->in_end, head, &st->chunked, &req);
     ex->bytes_in = st->fl.list_size;
     if (status) {
         const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
                          : status == 501 ? "not_implemented" : "bad_request";
         proxy__respond_error(ex, status, code, "The request could not be accepted.");
-        sb_free(&head);
         h2__run(st);
         return;
     }
@@ -765,7 +771,6 @@ static void h2__start(struct h2_stream *st)
         timer_arm(w->loop, &st->timer, st->echo ? &pw->timers.client : &pw->timers.origin_connect);
         break;
     }
-    sb_free(&head);
     h2__run(st);
 }
 
@@ -965,9 +970,11 @@ int proxy__h2_start(struct conn *c)
     h->ctrl_budget = H2_CTRL_BUDGET;
     h->reset_budget = H2_RESET_BUDGET;
     h->budget_ms = loop_now(c->w->loop);
+    sb_init(&h->head, HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 64);
     nghttp2_session_callbacks *cb;
     nghttp2_option *opt;
     if (nghttp2_session_callbacks_new(&cb) != 0) {
+        sb_free(&h->head);
         free(h);
         return -1;
     }
@@ -991,6 +998,7 @@ int proxy__h2_start(struct conn *c)
     }
     nghttp2_session_callbacks_del(cb);
     if (r != 0) {
+        sb_free(&h->head);
         free(h);
         return -1;
     }
@@ -1029,6 +1037,8 @@ void proxy__h2_free(struct conn *c)
         h2__stream_free(st);
     }
     nghttp2_session_del(h->s);
+    sb_free(&h->head);
+    free(h->nvs);
     free(h);
     c->h2 = NULL;
 }
@@ -1173,7 +1183,7 @@ int proxy__h2_field_check(const uint8_t *name, size_t nlen, const uint8_t *value
     if (!nlen)
         return -1;
     for (size_t i = 0; i < vlen; i++)
-        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+        if (value[i] <= '\r' && (value[i] == '\r' || value[i] == '\n' || value[i] == '\0'))
             return -1;
     for (size_t i = name[0] == ':'; i < nlen; i++)
         if (name[i] == ':' || (name[i] >= 'A' && name[i] <= 'Z') || name[i] <= ' ' || name[i] >= 0x7f)

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define POOL_MAX_IDLE 128
+#define POOL_MAX_IDLE 1024
 
 static void upstream__on_io(struct io_handler *h, uint32_t events)
 {
