@@ -101,6 +101,7 @@ struct h2up_stream {
 };
 
 struct h2up_worker {
+    nghttp2_session_callbacks *cbs;
     struct h2up_pool *pools;
     struct h2up_conn *dead;
     struct h2up_stream *dead_streams;
@@ -429,10 +430,11 @@ static int h2up__on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     return 0;
 }
 
-static nghttp2_session_callbacks *h2up__callbacks(void)
+static nghttp2_session_callbacks *h2up__callbacks(struct h2up_worker *hw)
 {
-    static _Thread_local nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks *cbs = hw->cbs;
     if (!cbs && nghttp2_session_callbacks_new(&cbs) == 0) {
+        hw->cbs = cbs;
         nghttp2_session_callbacks_set_on_header_callback(cbs, h2up__on_header);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2up__on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2up__on_data);
@@ -443,7 +445,7 @@ static nghttp2_session_callbacks *h2up__callbacks(void)
 
 static struct h2up_conn *h2up__conn_new(struct exchange *ex, struct h2up_pool *pool, int *err)
 {
-    nghttp2_session_callbacks *cbs = h2up__callbacks();
+    nghttp2_session_callbacks *cbs = h2up__callbacks(ex->w->proxy->h2up);
     struct h2up_conn *c = calloc(1, sizeof *c);
     nghttp2_option *opt = NULL;
     *err = -ENOMEM;
@@ -1077,6 +1079,7 @@ void h2up_free_pools(struct proxy_worker *pw)
         free(p->key);
         free(p);
     }
+    nghttp2_session_callbacks_del(pw->h2up->cbs);
     free(pw->h2up);
     pw->h2up = NULL;
 }
