@@ -66,14 +66,17 @@ void config__listener_http2(struct config__ctx *c, const struct config__node *n,
 static bool config_range(struct config__ctx *c, const struct config__node *n, const char *key,
                          unsigned lo, unsigned hi, unsigned *out)
 {
-    unsigned v;
-    if (!config_count(c, n, key, hi, &v))
-        return false;
-    if (v < lo) {
+    unsigned long v = 0;
+    bool ok = n->kind == CONFIG__SCALAR && n->len > 0 && n->len <= 9;
+    for (size_t i = 0; ok && i < n->len; i++) {
+        ok = n->text[i] >= '0' && n->text[i] <= '9';
+        v = v * 10 + (unsigned long)(n->text[i] - '0');
+    }
+    if (!ok || v < lo || v > hi) {
         config__error(c, n->pos, "'%s' must be a number from %u to %u", key, lo, hi);
         return false;
     }
-    *out = v;
+    *out = (unsigned)v;
     return true;
 }
 

@@ -73,6 +73,8 @@ struct h2_stream {
     char *rx;
     size_t rx_start, rx_len, rx_cap;
     size_t unacked;                    /* DATA bytes whose window we have not given back */
+    uint8_t ack_state;                 /* reading the framing of what was consumed (chunked) */
+    uint64_t ack_left;
     bool chunked, in_end, fresh, discard;
 
     /* the response */
@@ -111,6 +113,8 @@ struct h2conn {
 
 static const struct transport_ops h2__ops;
 static void h2__stream_timer(struct timer *t);
+static void h2__run(struct h2_stream *st);
+static void h2__ack(struct h2_stream *st, size_t n);
 
 static struct h2_stream *h2__of(const struct exchange *ex)
 {
@@ -166,8 +170,12 @@ static void h2__free_exchange(struct h2_stream *st)
     ex->up = NULL;
     proxy__free_exchange(st->h->c->w, ex);
     st->ex = NULL;
-    timer_cancel(&st->timer);
     st->state = HS_DONE;
+    st->discard = true; /* what is left of the body, and what still comes, gives its window back */
+    h2__ack(st, st->unacked);
+    st->rx_start = st->rx_len = 0;
+    /* the answer may still wait for the client's window: it has timeouts.client to take it */
+    timer_arm(st->h->c->w->loop, &st->timer, &st->h->c->w->proxy->timers.client);
 }
 
 static void h2__done(struct h2_stream *st, bool log)
@@ -262,6 +270,11 @@ static void h2__nv_lines(struct h2_nvs *v, const char *lines)
         const char *val = colon + 1;
         while (*val == ' ')
             val++;
+        /* connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2) */
+        if (http_field_hop(http_field_id((struct http_slice){ lines, (size_t)(colon - lines) }))) {
+            lines = eol + 2;
+            continue;
+        }
         h2__nv(v, lines, (size_t)(colon - lines), val, (size_t)(eol - val));
         lines = eol + 2;
     }
@@ -337,14 +350,57 @@ static struct iovec h2__tp_ready(const struct exchange *ex)
     return (struct iovec){ st->rx ? st->rx + st->rx_start : NULL, ex->rx_ready };
 }
 
+enum { ACK_SIZE, ACK_DATA, ACK_CRLF, ACK_END };
+
+/* The DATA bytes among n consumed bytes of the stream's buffer: all of them without framing;
+ * with the chunked framing we wrote, the data of its chunks only (a client sending one-byte
+ * frames must not earn five bytes of window per byte passed on). */
+static size_t h2__data_in(struct h2_stream *st, const char *p, size_t n)
+{
+    if (!st->chunked)
+        return n;
+    size_t data = 0;
+    for (size_t i = 0; i < n;) {
+        switch (st->ack_state) {
+        case ACK_SIZE:
+            if (p[i] == '\n')
+                st->ack_state = st->ack_left ? ACK_DATA : ACK_END;
+            else if (p[i] != '\r')
+                st->ack_left = st->ack_left * 16 + (uint64_t)(p[i] <= '9' ? p[i] - '0' : p[i] - 'a' + 10);
+            i++;
+            break;
+        case ACK_DATA: {
+            size_t take = n - i < st->ack_left ? n - i : (size_t)st->ack_left;
+            data += take;
+            i += take;
+            st->ack_left -= take;
+            if (!st->ack_left) {
+                st->ack_state = ACK_CRLF;
+                st->ack_left = 2;
+            }
+            break;
+        }
+        case ACK_CRLF:
+            i++;
+            if (!--st->ack_left)
+                st->ack_state = ACK_SIZE;
+            break;
+        default:
+            i = n;
+            break;
+        }
+    }
+    return data;
+}
+
 static void h2__tp_consume(struct exchange *ex, size_t n)
 {
     struct h2_stream *st = h2__of(ex);
+    h2__ack(st, h2__data_in(st, st->rx + st->rx_start, n));
     st->rx_start += n;
     st->rx_len -= n;
     ex->rx_ready -= (uint32_t)n;
     ex->bytes_in += n;
-    h2__ack(st, st->rx_len ? n : st->unacked);
     st->h->again = true; /* WINDOW_UPDATE to send */
 }
 
@@ -566,11 +622,42 @@ static void h2__tp_arm(struct exchange *ex, struct timer_queue *q)
     timer_arm(st->h->c->w->loop, &st->timer, q);
 }
 
+/* An origin's news: the stream runs now; its frames are written before the worker sleeps,
+ * with those of the other streams woken meanwhile (proxy__h2_flush). */
 static void h2__tp_wake(struct exchange *ex)
 {
-    struct conn *c = h2__of(ex)->h->c;
-    if (!c->closed)
+    struct h2_stream *st = h2__of(ex);
+    struct h2conn *h = st->h;
+    struct conn *c = h->c;
+    if (c->closed)
+        return;
+    if (h->in_pump) {
+        h->again = true;
+        return;
+    }
+    if (st->state == HS_RUN || st->state == HS_FORM)
+        h2__run(st);
+    else { /* a job or a long poll's news: the connection's loop runs it */
         proxy__pump(c);
+        return;
+    }
+    if (!c->h2_dirty) {
+        struct proxy_worker *pw = c->w->proxy;
+        c->h2_dirty = true;
+        c->h2_dirty_next = pw->h2_dirty;
+        pw->h2_dirty = c;
+    }
+}
+
+void proxy__h2_flush(struct proxy_worker *pw)
+{
+    while (pw->h2_dirty) {
+        struct conn *c = pw->h2_dirty;
+        pw->h2_dirty = c->h2_dirty_next;
+        c->h2_dirty = false;
+        if (!c->closed)
+            proxy__pump(c);
+    }
 }
 
 static void h2__tp_client_cert(const struct exchange *ex, bool *verified, char *cn, size_t cncap)
@@ -767,6 +854,14 @@ static void h2__start(struct h2_stream *st)
         proxy__local_start(ex, &req, own);
         break;
     case ADMIT_ORIGIN:
+        /* a tcp:// app is reached by a WebSocket upgrade, which HTTP/2 has no way to ask here
+         * (RFC 8441 is not offered): the answer HTTP/1.1 gets without one (426) */
+        if (ex->tun && !proxy__tunnel_start(ex, &req, &sst))
+            break;
+        if (ex->tun) {
+            ex->tp->ops->abort(ex, true);
+            break;
+        }
         st->echo = ex->app->origin.kind == ORIGIN_ECHO;
         timer_arm(w->loop, &st->timer, st->echo ? &pw->timers.client : &pw->timers.origin_connect);
         break;
@@ -935,6 +1030,10 @@ static int h2__stream_close(nghttp2_session *s, int32_t id, uint32_t error, void
     if (!st)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (st->unacked) { /* the connection's window, whatever became of the stream */
+        nghttp2_session_consume_connection(s, st->unacked);
+        st->unacked = 0;
+    }
     if (st->ex && !st->ex_done) { /* the client reset it (or we did) before the answer ended */
         h2__refill(h);
         if (error != NGHTTP2_NO_ERROR && --h->reset_budget < 0)

@@ -15,6 +15,9 @@ int proxy__h2_start(struct conn *c);
 enum step proxy__step_h2(struct conn *c);
 /* The connection's own timer: idle with no stream, or a client that takes nothing. */
 void proxy__h2_timer(struct conn *c);
+/* Before the worker sleeps: the connections whose streams moved (an origin's answer woke them)
+ * run once, so the frames of all their streams go out in one write. */
+void proxy__h2_flush(struct proxy_worker *pw);
 /* Draining: GOAWAY; the streams begun finish. */
 void proxy__h2_drain(struct conn *c);
 /* Before the connection is freed: its streams and their exchanges. */

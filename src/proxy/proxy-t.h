@@ -50,6 +50,8 @@ struct conn {
     struct buf *rx, *tx;               /* from the client; to the client */
     struct exchange *ex;
     struct h2conn *h2;                 /* CS_H2: the HTTP/2 session (h2.c) */
+    struct conn *h2_dirty_next;        /* CS_H2: in the worker's list to write before sleeping */
+    bool h2_dirty;
     struct strbuf *form;               /* CS_LOCAL_FORM: the body read into it, */
     enum step (*form_done)(struct exchange *ex); /* then this */
     size_t head_scanned;
@@ -81,6 +83,8 @@ struct proxy_worker {
     struct tunnel *tunnels;            /* the open tunnels to tcp:// apps (tunnel.c) */
     struct timer tunnel_tick;          /* armed while there are: expiring service tokens */
     struct conn *dead;                 /* closed this iteration; freed before sleeping */
+    struct conn *h2_dirty;             /* HTTP/2 connections whose streams moved: written once
+                                        * before sleeping, whatever number of streams did */
     struct upstream *dead_up;
     struct origin_pool *pools;
     struct h2up_worker *h2up;          /* HTTP/2 origins' pools (h2up.c), made on first use */

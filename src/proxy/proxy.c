@@ -1,6 +1,7 @@
 /* The proxy's state in a worker (proxy.h: proxy_worker_*): what server/worker.c starts, drains,
  * closes and frees without reaching into it. */
 #include "proxy/proxy.h"
+#include "proxy/h2.h"
 
 #include "proxy/local.h"
 #include "request/worker_ctx.h"
@@ -84,6 +85,7 @@ void proxy_worker_news(struct worker_ctx *w)
 
 void proxy_worker_reap(struct worker_ctx *w)
 {
+    proxy__h2_flush(w->proxy);
     proxy__reap_conns(w->proxy);
     h2up_reap(w->proxy);
 }

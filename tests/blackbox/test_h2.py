@@ -243,3 +243,44 @@ def test_request_trailers_dropped_to_http1_origin(gw, origin):
     assert c.response(sid)[0] == 200
     assert origin.requests[-1]["body"] == b"abc"
     c.close()
+
+
+@pytest.mark.parametrize("listener,top,where,words", [
+    ('{address: "127.0.0.1:1", http2: true}', "", (2, 37), "needs 'tls'"),
+    ('{address: "127.0.0.1:1", http2: yes}', "", (2, 37), "true, false or prior_knowledge"),
+    ('{address: "127.0.0.1:1", http2: prior_knowledge, tls: {cert: /nonexistent, key: /nonexistent}}', "",
+     (2, 37), "for listeners without 'tls'"),
+    ('{address: "127.0.0.1:1"}', "http2: {max_concurrent_streams: 0}\n", (3, 33), "from 1 to 1000"),
+    ('{address: "127.0.0.1:1"}', "http2: {initial_window_size: 99999999}\n", (3, 30), "from 1024 to 8388608"),
+    ('{address: "127.0.0.1:1"}', "http2: {max_header: 1}\n", (3, 9), "unknown key 'max_header'"),
+])
+def test_http2_config_errors_name_file_line_col(tmp_path, listener, top, where, words):
+    from test_config_check import check, error_lines
+    p = tmp_path / "latch.yaml"
+    p.write_text(f"listen:\n  - {listener}\n{top}state_dir: {tmp_path}/s\n")
+    rc, out = check(p)
+    assert rc != 0, out
+    errs = error_lines(p, out)
+    assert any((l, c) == where and words in m for l, c, m in errs), (errs, out)
+
+
+def test_tcp_app_over_h2_refused_as_http1_without_upgrade(latchd):
+    """A tcp:// app is reached by a WebSocket upgrade; an HTTP/2 stream cannot ask for one
+    (RFC 8441 is not offered): 426 as HTTP/1.1 without an upgrade, no connection to the service,
+    and no connection-specific field (upgrade) in the HTTP/2 answer."""
+    import socket
+    svc = socket.socket()
+    svc.bind(("127.0.0.1", 0))
+    svc.listen(8)
+    svc.settimeout(0.5)
+    port = free_port()
+    d = latchd({"listen": [{"address": f"127.0.0.1:{port}", "http2": "prior_knowledge"}],
+                "apps": [bypass_app("t", ["t.localhost"], origin=f"tcp://127.0.0.1:{svc.getsockname()[1]}")]},
+               port=port)
+    c = Client(d.port)
+    st, headers, body, reset = c.response(c.request(get("t.localhost", "/")))
+    assert st == 426 and "upgrade" not in headers and "connection" not in headers, (st, headers, reset)
+    with pytest.raises(OSError):
+        svc.accept()
+    c.close()
+    svc.close()

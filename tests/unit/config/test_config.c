@@ -498,7 +498,7 @@ static void test_unknown_keys_and_types(void **state)
                   "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
                   "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
                   "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
-                  "subaddress_separators, branding");
+                  "subaddress_separators, branding, http2");
     expect_errors(HEAD "apps:\n  - name: a\n    domains: [a.com]\n    origin: echo\n"
                        "    foo: bar\n    policies: [{name: p, decision: bypass, "
                        "include: [{everyone: {}}]}]\n",
@@ -766,7 +766,7 @@ static void test_errors_collected_and_sorted(void **state)
                         "valid keys: listen, workers, state_dir, store, store_key_file, admin, auth_domain, "
                   "trusted_proxies, session_duration, keys, log, identity_providers, service_tokens, "
                   "apps, timeouts, store_password_file, max_connections_per_client, hsts, "
-                  "subaddress_separators, branding");
+                  "subaddress_separators, branding, http2");
 
     char *out = NULL;
     size_t outlen = 0;
