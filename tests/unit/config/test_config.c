@@ -683,11 +683,13 @@ static void test_apps_and_policies(void **state)
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o\", policies: "
                        "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:42: invalid 'origin' 'tcp://o': a tcp:// origin needs a port "
-                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+                     "(expected http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                     "tcp://HOST:PORT or echo)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22/x\", policies: "
                        "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:42: invalid 'origin' 'tcp://o:22/x': a tcp:// origin has no path "
-                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+                     "(expected http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                     "tcp://HOST:PORT or echo)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22\", preserve_host: true, "
                        "policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:71: 'preserve_host' needs an http:// or https:// origin");
