@@ -159,6 +159,13 @@ def test_trailers_to_http1_client(latchd, h2origin):
     data, trailers = dechunk(raw.partition(b"\r\n\r\n")[2])
     assert len(data) == n
     assert f"x-sha256: {hashlib.sha256(data).hexdigest()}".encode() in trailers
+    # an HTTP/1.1 client's chunked trailers stay refused, whatever the origin
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+    s.sendall(f"POST /echo HTTP/1.1\r\nHost: pub.localhost:{d.port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n0\r\nCf-Access-Authenticated-User-Email: boss@example.com\r\n\r\n".encode())
+    assert s.recv(65536).startswith(b"HTTP/1.1 400")
+    s.close()
+    assert not any(r["path"] == "/echo" for r in o.requests)
     # HTTP/1.0: no chunked coding, the end is the close
     s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
     s.sendall(f"GET /trailers HTTP/1.0\r\nHost: pub.localhost:{d.port}\r\n\r\n".encode())
