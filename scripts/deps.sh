@@ -11,6 +11,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-jwt python3-aiosmtpd python3-websockets
       python3-cryptography python3-yaml curl openssl nginx-light haproxy wrk hyperfine redis-server
       openssh-server openssh-client
+      nghttp2-server python3-grpcio python3-grpc-tools
       groff-base man-db
       chromium nodejs npm)
 

@@ -65,8 +65,8 @@ struct policy {
 };
 
 enum origin_kind {
-    ORIGIN_HTTP,
-    ORIGIN_HTTPS,
+    ORIGIN_HTTP,  /* http:// and h2c:// (cleartext) */
+    ORIGIN_HTTPS, /* https:// and h2:// (TLS, verified) */
     ORIGIN_ECHO, /* built in: answers with the request it got, as JSON */
     ORIGIN_TCP,  /* tcp://HOST:PORT: TCP bytes carried in WebSocket frames (proxy/tunnel.c) */
 };
@@ -82,6 +82,7 @@ struct origin {
     struct config_pos ca_file_pos;
     bool tls_verify;  /* origin_tls.verify: default true */
     bool preserve_host; /* send the client's Host (default true, like Cloudflare) */
+    bool h2;          /* h2c:// or h2://: HTTP/2 to the origin (prior knowledge, or ALPN h2) */
 };
 
 /* An app's short-lived SSH certificates (`ssh:`): whom cert_sign signs for, as which login

@@ -270,7 +270,7 @@ static void config_origin_tls(struct config__ctx *c, const struct config__node *
         return;
     /* TLS settings for a plain-HTTP origin would be silently unused: refused. */
     if (o->kind == ORIGIN_ECHO || o->kind == ORIGIN_TCP || (o->kind == ORIGIN_HTTP && o->host))
-        config__error(c, n->pos, "'origin_tls' needs an https:// origin");
+        config__error(c, n->pos, "'origin_tls' needs an https:// or h2:// origin");
     if (v[0]) {
         o->ca_file = config__string(c, v[0], "ca_file");
         o->ca_file_pos = v[0]->pos;
@@ -294,18 +294,21 @@ static void config_origin(struct config__ctx *c, const struct config__node *n, s
     }
     why = config__parse_url(o->url, &u);
     bool tcp = !why && !strcmp(u.scheme, "tcp");
-    if (!why && !tcp && strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))
-        why = "scheme must be http://, https:// or tcp://";
+    bool tls = !why && (!strcmp(u.scheme, "https") || !strcmp(u.scheme, "h2"));
+    if (!why && !tcp && !tls && strcmp(u.scheme, "http") && strcmp(u.scheme, "h2c"))
+        why = "scheme must be http://, https://, h2c://, h2:// or tcp://";
     else if (tcp && !u.has_port)
         why = "a tcp:// origin needs a port";
     else if (tcp && *u.path)
         why = "a tcp:// origin has no path";
     if (why) {
         config__error(c, n->pos, "invalid 'origin' '%s': %s (expected "
-                                 "http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)", o->url, why);
+                                 "http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                                 "tcp://HOST:PORT or echo)", o->url, why);
         return;
     }
-    o->kind = tcp ? ORIGIN_TCP : strcmp(u.scheme, "https") ? ORIGIN_HTTP : ORIGIN_HTTPS;
+    o->kind = tcp ? ORIGIN_TCP : tls ? ORIGIN_HTTPS : ORIGIN_HTTP;
+    o->h2 = !strcmp(u.scheme, "h2c") || !strcmp(u.scheme, "h2");
     o->port = u.has_port ? u.port : (o->kind == ORIGIN_HTTPS ? 443 : 80);
     o->host = config__strdup(c, u.host);
     if (asprintf(&o->hostport, u.v6 ? "[%s]:%u" : "%s:%u", u.host, (unsigned)o->port) < 0) {

@@ -148,6 +148,8 @@ void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex)
     proxy__tunnel_free(ex);
     if (ex->up)
         upstream_close(ex->up);
+    if (ex->h2s)
+        proxy__h2up_detach(ex);
     buf_put(&w->bufs, ex->hb);
     if (ex->sha)
         EVP_MD_CTX_free(ex->sha);

@@ -13,60 +13,20 @@
 #include <stdlib.h>
 #include <strings.h>
 
-enum { ECHO_SIZE, ECHO_EXT, ECHO_DATA, ECHO_DATA_END, ECHO_TRAILER, ECHO_DONE };
-
-static void echo__data(struct exchange *ex, const char *p, size_t n)
+static size_t echo__data(void *arg, const char *p, size_t n)
 {
+    struct exchange *ex = arg;
     EVP_DigestUpdate(ex->sha, p, n);
     ex->echo_bytes += n;
+    return n;
 }
 
-/* De-chunks bytes the chunked scanner already validated, so it can stay permissive. */
 static void echo__feed(struct exchange *ex, const char *p, size_t n)
 {
-    if (ex->req_body != HTTP_BODY_CHUNKED) {
+    if (ex->req_body != HTTP_BODY_CHUNKED)
         echo__data(ex, p, n);
-        return;
-    }
-    size_t i = 0;
-    while (i < n) {
-        char ch = p[i];
-        switch (ex->echo_state) {
-        case ECHO_SIZE:
-            if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r') {
-                ex->echo_state = ECHO_EXT;
-            } else if (ch == '\n') {
-                ex->echo_state = ex->echo_left ? ECHO_DATA : ECHO_TRAILER;
-            } else {
-                int v = ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10;
-                ex->echo_left = ex->echo_left * 16 + (uint64_t)v;
-            }
-            i++;
-            break;
-        case ECHO_EXT:
-            if (ch == '\n')
-                ex->echo_state = ex->echo_left ? ECHO_DATA : ECHO_TRAILER;
-            i++;
-            break;
-        case ECHO_DATA: {
-            size_t take = n - i < ex->echo_left ? n - i : (size_t)ex->echo_left;
-            echo__data(ex, p + i, take);
-            ex->echo_left -= take;
-            i += take;
-            if (!ex->echo_left)
-                ex->echo_state = ECHO_DATA_END;
-            break;
-        }
-        case ECHO_DATA_END: /* CRLF after the data */
-            if (ch == '\n')
-                ex->echo_state = ECHO_SIZE;
-            i++;
-            break;
-        default: /* trailers and the final CRLF: validated, not part of the data */
-            i = n;
-            break;
-        }
-    }
+    else
+        proxy__dechunk(ex, p, n, echo__data, ex);
 }
 
 /* For a browser opening it as a page (a navigation that accepts HTML and whose Fetch metadata

@@ -56,6 +56,55 @@ enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const ch
     }
 }
 
+enum { DECHUNK_SIZE, DECHUNK_EXT, DECHUNK_DATA, DECHUNK_DATA_END, DECHUNK_TRAILER };
+
+size_t proxy__dechunk(struct exchange *ex, const char *p, size_t n,
+                      size_t (*take)(void *arg, const char *p, size_t n), void *arg)
+{
+    size_t i = 0;
+    while (i < n) {
+        char ch = p[i];
+        switch (ex->echo_state) {
+        case DECHUNK_SIZE:
+            if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r') {
+                ex->echo_state = DECHUNK_EXT;
+            } else if (ch == '\n') {
+                ex->echo_state = ex->echo_left ? DECHUNK_DATA : DECHUNK_TRAILER;
+            } else {
+                int v = ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10;
+                ex->echo_left = ex->echo_left * 16 + (uint64_t)v;
+            }
+            i++;
+            break;
+        case DECHUNK_EXT:
+            if (ch == '\n')
+                ex->echo_state = ex->echo_left ? DECHUNK_DATA : DECHUNK_TRAILER;
+            i++;
+            break;
+        case DECHUNK_DATA: {
+            size_t offer = n - i < ex->echo_left ? n - i : (size_t)ex->echo_left;
+            size_t took = take(arg, p + i, offer);
+            ex->echo_left -= took;
+            i += took;
+            if (!ex->echo_left)
+                ex->echo_state = DECHUNK_DATA_END;
+            if (took < offer)
+                return i; /* the taker is full */
+            break;
+        }
+        case DECHUNK_DATA_END: /* CRLF after the data */
+            if (ch == '\n')
+                ex->echo_state = DECHUNK_SIZE;
+            i++;
+            break;
+        default: /* trailers and the final CRLF: validated, not part of the data */
+            i = n;
+            break;
+        }
+    }
+    return i;
+}
+
 /* --- heads ------------------------------------------------------------------------------- */
 
 struct headbuf {
@@ -256,7 +305,7 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
 
 /* --- failures ------------------------------------------------------------------------------ */
 
-static bool forward__idempotent(const struct exchange *ex)
+bool proxy__idempotent(const struct exchange *ex)
 {
     static const char *const m[] = { "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE" };
     for (size_t i = 0; i < sizeof m / sizeof *m; i++)
@@ -270,7 +319,7 @@ static bool forward__idempotent(const struct exchange *ex)
 static bool forward__can_retry(const struct exchange *ex)
 {
     return ex->up_reused && !ex->retried && ex->body_sent == 0 && !ex->res_head_done &&
-           (!ex->up->ox || buf_len(ex->up->ox) == 0) && forward__idempotent(ex);
+           (!ex->up->ox || buf_len(ex->up->ox) == 0) && proxy__idempotent(ex);
 }
 
 /* An I/O error on the origin connection: before it was up, the connect failed. */
@@ -299,13 +348,19 @@ static enum step forward__fail(struct exchange *ex, int status, enum metrics_ori
         ex->retried = true;
         return STEP_PROGRESS;
     }
-    metrics_origin_error(ex->w->metrics, ex->art->metrics_id, kind);
-    log_msg("warn", "request %s app %s: origin %s: %s", ex->request_id, ex->app->name,
-            ex->app->origin.url, why);
     if (ex->up) {
         upstream_close(ex->up);
         ex->up = NULL;
     }
+    return proxy__origin_failed(ex, status, kind, why);
+}
+
+enum step proxy__origin_failed(struct exchange *ex, int status, enum metrics_origin_error kind,
+                               const char *why)
+{
+    metrics_origin_error(ex->w->metrics, ex->art->metrics_id, kind);
+    log_msg("warn", "request %s app %s: origin %s: %s", ex->request_id, ex->app->name,
+            ex->app->origin.url, why);
     if (ex->res_head_done) { /* the client already has part of the response: cut it */
         ex->status = ex->status ? ex->status : status;
         ex->tp->ops->abort(ex, true);
@@ -326,6 +381,10 @@ enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origi
 
 void proxy__origin_timeout(struct exchange *ex)
 {
+    if (ex->app->origin.h2) {
+        proxy__h2up_timeout(ex);
+        return;
+    }
     const struct transport_ops *tp = ex->tp->ops;
     if (ex->tun) {
         proxy__tunnel_timeout(ex);
@@ -660,6 +719,8 @@ enum step proxy__step_proxy(struct exchange *ex)
 {
     if (ex->tun)
         return proxy__tunnel_step(ex); /* a tcp:// app: connecting */
+    if (ex->app->origin.h2)
+        return proxy__step_h2up(ex);
     bool progress = false;
     enum step st;
     if (forward__connect(ex, &st) || forward__read_body(ex, &progress, &st) ||

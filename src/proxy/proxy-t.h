@@ -23,6 +23,7 @@ struct endpoint_req;
 struct minted;
 struct connlimit;
 struct h2conn;
+struct h2up_worker;
 
 enum conn_state {
     CS_HANDSHAKE,   /* TLS handshake with the client */
@@ -86,6 +87,7 @@ struct proxy_worker {
                                         * before sleeping, whatever number of streams did */
     struct upstream *dead_up;
     struct origin_pool *pools;
+    struct h2up_worker *h2up;          /* HTTP/2 origins' pools (h2up.c), made on first use */
     struct exchange *parked;           /* long polls waiting for news (endpoint_park), linked
                                         * through their park_next */
     struct minted *minted;             /* assertions minted for service tokens (identity.c) */

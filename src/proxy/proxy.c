@@ -67,6 +67,7 @@ void proxy_worker_drain(struct worker_ctx *w)
     proxy__tunnels_drain(w);
     proxy__drain_conns(w);
     upstream_close_pools(w->proxy);
+    h2up_close_pools(w->proxy, false);
 }
 
 void proxy_worker_close_all(struct worker_ctx *w)
@@ -74,6 +75,7 @@ void proxy_worker_close_all(struct worker_ctx *w)
     while (w->proxy->conns)
         proxy__close(w->proxy->conns);
     upstream_close_pools(w->proxy);
+    h2up_close_pools(w->proxy, true);
 }
 
 void proxy_worker_news(struct worker_ctx *w)
@@ -85,6 +87,7 @@ void proxy_worker_reap(struct worker_ctx *w)
 {
     proxy__h2_flush(w->proxy);
     proxy__reap_conns(w->proxy);
+    h2up_reap(w->proxy);
 }
 
 void proxy_worker_free(struct worker_ctx *w)
@@ -94,6 +97,7 @@ void proxy_worker_free(struct worker_ctx *w)
         return;
     proxy_worker_close_all(w);
     upstream_free_pools(pw);
+    h2up_free_pools(pw);
     proxy__reap_conns(pw);
     proxy__minted_free(pw);
     timer_cancel(&pw->tunnel_tick);

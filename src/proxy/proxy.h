@@ -74,6 +74,11 @@ int proxy__body_ready(struct conn *c);
  * arrived; otherwise the step to return (wait, closed, or a 400 already answered). */
 enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const char *p, size_t n),
                            void *arg, bool *done);
+/* De-chunks validated chunked body bytes p[0..n) (the state in ex->echo_state/echo_left: the
+ * chunked scanner checked the framing, so this stays permissive): the data goes to `take`,
+ * which returns how much it took; it stops when `take` took less. The bytes of p used. */
+size_t proxy__dechunk(struct exchange *ex, const char *p, size_t n,
+                      size_t (*take)(void *arg, const char *p, size_t n), void *arg);
 /* Gives up `n` ready body bytes from the client buffer. */
 void proxy__body_consume(struct conn *c, size_t n);
 
@@ -120,6 +125,12 @@ int proxy__response_head_h1(struct conn *c, const struct http_response *res, boo
 enum step proxy__step_proxy(struct exchange *ex);
 enum step proxy__step_tunnel(struct exchange *ex);
 void proxy__origin_timeout(struct exchange *ex);
+/* The request's method is idempotent (RFC 9110 §9.2.2): it may be sent again. */
+bool proxy__idempotent(const struct exchange *ex);
+/* The origin failed (its connection released by the caller): counted, logged, and a 502/504 to
+ * the client, or the response cut when part of it went out already. */
+enum step proxy__origin_failed(struct exchange *ex, int status, enum metrics_origin_error kind,
+                               const char *why);
 
 /* The origin failed before any response (502/504): logged, counted, answered (forward.c). */
 enum step proxy__origin_fail(struct exchange *ex, int status, enum metrics_origin_error kind, const char *why);
@@ -159,7 +170,21 @@ void proxy__local_drain(struct worker_ctx *w);
 /* The built-in echo origin (echo.c). */
 enum step proxy__step_echo(struct exchange *ex);
 
+/* HTTP/2 origins: h2c:// and h2:// (h2up.c). proxy__step_proxy and proxy__origin_timeout hand
+ * their exchanges over; a transport that frees an exchange detaches its stream (an open one is
+ * reset). */
+enum step proxy__step_h2up(struct exchange *ex);
+void proxy__h2up_timeout(struct exchange *ex);
+void proxy__h2up_detach(struct exchange *ex);
+/* Closes the idle connections (busy_too: every one); the others take no new stream. */
+void h2up_close_pools(struct proxy_worker *pw, bool busy_too);
+void h2up_reap(struct proxy_worker *pw);
+void h2up_free_pools(struct proxy_worker *pw);
+
 /* Origin connections (upstream.c). */
+/* A non-blocking connect to the exchange's origin (its TLS client, verified as configured, when
+ * the origin is https:// or h2://; not handshaken yet). 0, or a negative errno. */
+int proxy__origin_dial(const struct exchange *ex, int *fd, SSL **ssl);
 int upstream_acquire(struct exchange *ex, bool fresh);
 void upstream_release(struct upstream *up, bool reuse);
 void upstream_close(struct upstream *up);

@@ -93,6 +93,32 @@ static void upstream__unlink_idle(struct upstream *up)
     p->nidle--;
 }
 
+int proxy__origin_dial(const struct exchange *ex, int *fd, SSL **ssl)
+{
+    const struct app_rt *art = ex->art;
+    *ssl = NULL;
+    *fd = socket(art->origin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(*fd, (struct sockaddr *)&art->origin_addr, art->origin_addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        int e = errno;
+        close(*fd);
+        return -e;
+    }
+    if (art->origin_tls) {
+        const struct origin *o = &ex->app->origin;
+        *ssl = tls_origin_connect(art->origin_tls, *fd, o->host, o->tls_verify);
+        if (!*ssl) {
+            close(*fd);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int upstream_acquire(struct exchange *ex, bool fresh)
 {
     struct worker_ctx *w = ex->w;
@@ -117,19 +143,14 @@ int upstream_acquire(struct exchange *ex, bool fresh)
         ex->up_reused = true;
         return 0;
     }
-    int fd = socket(art->origin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&art->origin_addr, art->origin_addrlen) != 0 &&
-        errno != EINPROGRESS) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
+    int fd;
+    SSL *ssl;
+    int r = proxy__origin_dial(ex, &fd, &ssl);
+    if (r != 0)
+        return r;
     struct upstream *up = calloc(1, sizeof *up);
     if (!up) {
+        SSL_free(ssl);
         close(fd);
         return -ENOMEM;
     }
@@ -138,15 +159,7 @@ int upstream_acquire(struct exchange *ex, bool fresh)
     up->w = w;
     up->pool = pool;
     up->timer.cb = upstream__on_timer;
-    if (art->origin_tls) {
-        const struct origin *o = &ex->app->origin;
-        up->ssl = tls_origin_connect(art->origin_tls, fd, o->host, o->tls_verify);
-        if (!up->ssl) {
-            close(fd);
-            free(up);
-            return -ENOMEM;
-        }
-    }
+    up->ssl = ssl;
     if (loop_add(w->loop, &up->io) != 0) {
         int e = errno;
         SSL_free(up->ssl);

@@ -58,6 +58,7 @@ struct app_rt;
 struct listener_cfg;
 struct buf;
 struct upstream;
+struct h2up_stream;
 struct endpoint_req;
 struct endpoint_job;
 struct strbuf;
@@ -194,6 +195,7 @@ struct exchange {
     uint32_t hb_sent;
     uint64_t body_sent;
     struct upstream *up;
+    struct h2up_stream *h2s;           /* h2c:// and h2:// origins: its stream (proxy/h2up.c) */
     bool up_reused, retried;
     bool res_head_done, res_done, res_close;
     size_t res_scanned;
@@ -213,7 +215,8 @@ struct exchange {
     struct exchange **park_pprev;      /* where it is linked from (NULL: not parked) */
     void *sha;                         /* echo: EVP_MD_CTX, digest of the decoded body */
     uint64_t echo_bytes;
-    uint8_t echo_state;                /* echo: de-chunking state over validated bytes */
+    uint8_t echo_state;                /* echo, HTTP/2 origins: de-chunking state over validated
+                                        * bytes (proxy__dechunk) */
     uint64_t echo_left;
 
     struct tunnel *tun;                /* a tcp:// app's tunnel (proxy/tunnel.c) */

@@ -263,8 +263,11 @@ SSL_CTX *tls_origin_ctx_new(const struct origin *o, struct config_pos at, const 
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
-    static const unsigned char alpn[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    static const unsigned char alpn[] = "\x08http/1.1", alpn_h2[] = "\x02h2";
+    if (o->h2) /* h2:// speaks HTTP/2 only: the handshake's ALPN must agree (proxy/h2origin.c) */
+        SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2 - 1);
+    else
+        SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
     return ctx;
 }
 

@@ -666,7 +666,7 @@ static void test_apps_and_policies(void **state)
     expect_errors(APP("    allowed_idps: [corp]\n"), 1,
                   "t.yaml:8:20: 'allowed_idps' names no identity provider: 'corp'");
     expect_errors(APP("    origin_tls: { verify: false }\n"), 1,
-                  "t.yaml:8:17: 'origin_tls' needs an https:// origin");
+                  "t.yaml:8:17: 'origin_tls' needs an https:// or h2:// origin");
     expect_errors(APP("    preserve_host: yes\n"), 1,
                   "t.yaml:8:20: 'preserve_host' must be true or false");
     expect_errors(APP("    session_duration: 1.5h\n"), 1,
@@ -674,19 +674,22 @@ static void test_apps_and_policies(void **state)
                   "(units ms s m h d w)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"ftp://o\", policies: "
                        "[{name: p, decision: deny, include: [{everyone: {}}]}] }\n",
-                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http://, https:// or tcp:// "
-                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)",
+                  2, "t.yaml:4:42: invalid 'origin' 'ftp://o': scheme must be http://, https://, h2c://, h2:// or "
+                     "tcp:// (expected http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                     "tcp://HOST:PORT or echo)",
                   "t.yaml:4:84: 'decision' must be allow, block, bypass or service_auth, not "
                   "'deny'");
     /* tcp:// origins: a port, nothing after it, no HTTP settings */
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o\", policies: "
                        "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:42: invalid 'origin' 'tcp://o': a tcp:// origin needs a port "
-                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+                     "(expected http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                     "tcp://HOST:PORT or echo)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22/x\", policies: "
                        "[{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:42: invalid 'origin' 'tcp://o:22/x': a tcp:// origin has no path "
-                     "(expected http(s)://HOST[:PORT][/BASE], tcp://HOST:PORT or echo)");
+                     "(expected http(s)://HOST[:PORT][/BASE], h2c:// or h2://HOST[:PORT][/BASE], "
+                     "tcp://HOST:PORT or echo)");
     expect_errors(HEAD "apps:\n  - { name: a, domains: [a.com], origin: \"tcp://o:22\", preserve_host: true, "
                        "policies: [{name: p, decision: bypass, include: [{everyone: {}}]}] }\n",
                   1, "t.yaml:4:71: 'preserve_host' needs an http:// or https:// origin");
