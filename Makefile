@@ -115,6 +115,8 @@ bench: deps all
 	bench/auth.sh
 	bench/cli.sh
 	bench/tunnel.sh
+	bench/h2.sh
+	bench/grpc.sh
 
 # The unit names the binary by its installed path: rewritten for another PREFIX/BINDIR.
 install: all
