@@ -81,8 +81,7 @@ struct h2_stream {
     char *tx;
     size_t tx_start, tx_len, tx_cap;
     bool submitted, res_end, deferred, no_body;
-    uint8_t dc_state;                  /* de-chunking an HTTP/1.1 origin's chunked body */
-    uint64_t dc_left;
+    struct strbuf otrl;                /* an HTTP/1.1 origin's chunked trailer section */
     nghttp2_nv *trailers;
     size_t ntrailers;
     char *trailer_text;
@@ -431,61 +430,29 @@ static int h2__tp_head(struct exchange *ex, const struct http_response *res, boo
     h2__nv_lines(v, ex->set_cookie);
     bool body = !ex->head_method && res->body != HTTP_BODY_NONE;
     int r = v->overflow ? -1 : h2__submit(st, v, body);
-    st->dc_state = 0;
-    st->dc_left = 0;
+    if (res->body == HTTP_BODY_CHUNKED) { /* proxy__dechunk's state: unused by the request side then */
+        ex->echo_state = 0;
+        ex->echo_left = 0;
+    }
     st->h->again = true;
     return r;
 }
 
-enum { DC_SIZE, DC_EXT, DC_DATA, DC_DATA_END, DC_TRAILER };
-
-/* The data of an HTTP/1.1 chunked body the forwarder already validated (so this can stay
- * permissive), into the stream's buffer: how many of the offered bytes were taken. */
-static size_t h2__dechunk(struct h2_stream *st, const char *p, size_t n)
+/* proxy__dechunk's taker: an HTTP/1.1 origin's chunked data into the stream's buffer, as much
+ * as it has room for. */
+static size_t h2__take(void *arg, const char *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        char ch = p[i];
-        switch (st->dc_state) {
-        case DC_SIZE:
-            if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r')
-                st->dc_state = DC_EXT;
-            else if (ch == '\n')
-                st->dc_state = st->dc_left ? DC_DATA : DC_TRAILER;
-            else
-                st->dc_left = st->dc_left * 16 + (uint64_t)(ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10);
-            i++;
-            break;
-        case DC_EXT:
-            if (ch == '\n')
-                st->dc_state = st->dc_left ? DC_DATA : DC_TRAILER;
-            i++;
-            break;
-        case DC_DATA: {
-            size_t take = n - i < st->dc_left ? n - i : (size_t)st->dc_left;
-            if (st->tx_len + take > H2_TX_MAX)
-                take = H2_TX_MAX > st->tx_len ? H2_TX_MAX - st->tx_len : 0;
-            if (!take)
-                return i;
-            if (h2__tx_add(st, p + i, take) != 0)
-                return i;
-            st->dc_left -= take;
-            i += take;
-            if (!st->dc_left)
-                st->dc_state = DC_DATA_END;
-            break;
-        }
-        case DC_DATA_END:
-            if (ch == '\n')
-                st->dc_state = DC_SIZE;
-            i++;
-            break;
-        default: /* the origin's trailers: not carried to HTTP/2 clients yet */
-            i = n;
-            break;
-        }
-    }
-    return i;
+    struct h2_stream *st = arg;
+    size_t take = st->tx_len >= H2_TX_MAX ? 0 : n < H2_TX_MAX - st->tx_len ? n : H2_TX_MAX - st->tx_len;
+    return take && h2__tx_add(st, p, take) == 0 ? take : 0;
+}
+
+/* proxy__dechunk's trailer sink: the origin's trailer section as it comes (HTTP_MAX_HEADER_BYTES
+ * at most: the chunked scanner bounded its lines; past the cap the trailers are dropped). */
+static void h2__take_trailer(void *arg, const char *p, size_t n)
+{
+    struct h2_stream *st = arg;
+    sb_add(&st->otrl, p, n);
 }
 
 static ssize_t h2__tp_write(struct exchange *ex, const struct iovec *body, int n, size_t *from_body)
@@ -499,7 +466,7 @@ static ssize_t h2__tp_write(struct exchange *ex, const struct iovec *body, int n
         if (st->no_body) {
             took = len;
         } else if (ex->res_body == HTTP_BODY_CHUNKED) {
-            took = h2__dechunk(st, p, len);
+            took = proxy__dechunk(ex, p, len, h2__take, h2__take_trailer, st);
         } else {
             took = st->tx_len >= H2_TX_MAX ? 0 : len < H2_TX_MAX - st->tx_len ? len : H2_TX_MAX - st->tx_len;
             if (took && h2__tx_add(st, p, took) != 0)
@@ -533,9 +500,44 @@ static bool h2__tp_client_eof(const struct exchange *ex)
     return false; /* the request's end is req_done; a gone client resets the stream */
 }
 
+static int h2__tp_trailers(struct exchange *ex, const struct http_header *f, size_t n);
+
+/* An HTTP/1.1 origin's trailer section (validated field lines, CRLF-terminated, then an empty
+ * line) as the stream's trailers, those head_trailer_passes lets through. */
+static int h2__origin_trailers(struct exchange *ex, const struct strbuf *sec)
+{
+    struct http_header f[HTTP_MAX_HEADERS];
+    size_t nf = 0;
+    const char *p = sec->p, *end = p + sec->len;
+    while (p < end && nf < HTTP_MAX_HEADERS) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        if (le > p && le[-1] == '\r')
+            le--;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon && colon > p) {
+            const char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            struct http_header h = { { p, (size_t)(colon - p) }, { v, (size_t)(ve - v) }, 0 };
+            h.id = http_field_id(h.name);
+            if (head_trailer_passes(&h))
+                f[nf++] = h;
+        }
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    return nf ? h2__tp_trailers(ex, f, nf) : 0;
+}
+
 static enum step h2__tp_end(struct exchange *ex)
 {
     struct h2_stream *st = h2__of(ex);
+    if (st->otrl.len && !st->otrl.overflow && h2__origin_trailers(ex, &st->otrl) != 0)
+        st->ntrailers = 0; /* no memory: the response ends without them */
     st->res_end = true;
     if (st->deferred) {
         st->deferred = false;
@@ -766,6 +768,7 @@ static struct h2_stream *h2__stream_new(struct h2conn *h, int32_t id)
     st->timer.cb = h2__stream_timer;
     proxy__h2_fields_init(&st->fl);
     sb_init(&st->trl, HTTP_MAX_HEADER_BYTES);
+    sb_init(&st->otrl, HTTP_MAX_HEADER_BYTES);
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -781,6 +784,7 @@ static void h2__stream_free(struct h2_stream *st)
     timer_cancel(&st->timer);
     sb_free(&st->fl.hdr);
     sb_free(&st->trl);
+    sb_free(&st->otrl);
     free(st->rx);
     free(st->tx);
     free(st->trailers);
