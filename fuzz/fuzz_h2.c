@@ -71,7 +71,8 @@ static void fuzz_judge(struct fuzz_stream *st, bool in_end)
     sb_init(&head, HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 64);
     struct http_request req;
     bool chunked;
-    int status = proxy__h2_request(&st->fl, in_end, &head, &chunked, &req);
+    bool ws;
+    int status = proxy__h2_request(&st->fl, in_end, &head, &chunked, "dGhlIHNhbXBsZSBub25jZQ==", &ws, &req);
     if (status) {
         if (status != 400 && status != 414 && status != 431)
             abort();

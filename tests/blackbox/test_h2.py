@@ -265,9 +265,9 @@ def test_http2_config_errors_name_file_line_col(tmp_path, listener, top, where, 
 
 
 def test_tcp_app_over_h2_refused_as_http1_without_upgrade(latchd):
-    """A tcp:// app is reached by a WebSocket upgrade; an HTTP/2 stream cannot ask for one
-    (RFC 8441 is not offered): 426 as HTTP/1.1 without an upgrade, no connection to the service,
-    and no connection-specific field (upgrade) in the HTTP/2 answer."""
+    """A tcp:// app is reached by a WebSocket upgrade; over HTTP/2 that is an extended CONNECT
+    (RFC 8441: test_h2_websocket.py): a plain GET gets the 426 HTTP/1.1 gets without an upgrade,
+    no connection to the service, and no connection-specific field (upgrade) in the answer."""
     import socket
     svc = socket.socket()
     svc.bind(("127.0.0.1", 0))
