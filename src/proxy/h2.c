@@ -565,6 +565,10 @@ static enum step h2__tp_respond(struct exchange *ex, int status, const char *cty
                                 size_t body_len, const char *extra_headers)
 {
     struct h2_stream *st = h2__of(ex);
+    /* a 2xx to an extended CONNECT says a WebSocket opened (RFC 8441 §5): the gateway's own
+     * answers (its endpoints, the echo origin) never are one */
+    if (st->websocket && !st->tunnel && status / 100 == 2)
+        return proxy__respond_error(ex, 501, "not_implemented", "This address does not speak WebSocket.");
     struct h2_nvs *v = h2__nvs(st->h);
     if (!v) {
         ex->tp->ops->abort(ex, false);

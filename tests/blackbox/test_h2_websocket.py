@@ -188,3 +188,23 @@ def test_other_protocols_refused(latchd, ws_origin, protocol, method):  # noqa: 
     assert (h and h[":status"] in ("400", "501")) or reset_of(c, sid) is not None, (h, reset_of(c, sid))
     assert log.read_text() == ""
     c.close()
+
+
+def test_no_2xx_unless_a_websocket_opened(latchd):
+    """A 2xx to an extended CONNECT tells the client its WebSocket opened (RFC 8441 §5): an
+    origin that answers the handshake 200 instead of 101 gets the client a 502; the gateway's own
+    endpoints and the echo origin (which speak no WebSocket) a 501."""
+    from harness import Origin
+    o = Origin()
+    try:
+        d = h2_gw(latchd, [bypass_app("o", ["o.localhost"], origin=o.url), bypass_app("e", ["e.localhost"])])
+        c = connect_client(d)
+        for host, path, want in ((f"o.localhost:{d.port}", "/", "502"), (f"e.localhost:{d.port}", "/", "501"),
+                                 (f"e.localhost:{d.port}", "/cdn-cgi/access/get-identity", None)):
+            sid = ws_connect(c, host, path)
+            h = wait_head(c, sid)
+            assert h is not None and not h[":status"].startswith("2"), (host, path, h)
+            assert want is None or h[":status"] == want, (host, path, h)
+        c.close()
+    finally:
+        o.close()
