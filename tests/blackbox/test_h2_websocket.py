@@ -193,14 +193,18 @@ def test_other_protocols_refused(latchd, ws_origin, protocol, method):  # noqa: 
 def test_no_2xx_unless_a_websocket_opened(latchd):
     """A 2xx to an extended CONNECT tells the client its WebSocket opened (RFC 8441 §5): an
     origin that answers the handshake 200 instead of 101 gets the client a 502; the gateway's own
-    endpoints and the echo origin (which speak no WebSocket) a 501."""
+    endpoints and the echo origin (which speak no WebSocket) a 501; an HTTP/2 origin (no
+    WebSockets carried to those) a 502."""
     from harness import Origin
-    o = Origin()
+    from h2origin_kit import H2Origin
+    o, o2 = Origin(), H2Origin()
     try:
-        d = h2_gw(latchd, [bypass_app("o", ["o.localhost"], origin=o.url), bypass_app("e", ["e.localhost"])])
+        d = h2_gw(latchd, [bypass_app("o", ["o.localhost"], origin=o.url), bypass_app("e", ["e.localhost"]),
+                           bypass_app("g", ["g.localhost"], origin=f"h2c://127.0.0.1:{o2.port}")])
         c = connect_client(d)
         for host, path, want in ((f"o.localhost:{d.port}", "/", "502"), (f"e.localhost:{d.port}", "/", "501"),
-                                 (f"e.localhost:{d.port}", "/cdn-cgi/access/get-identity", None)):
+                                 (f"e.localhost:{d.port}", "/cdn-cgi/access/get-identity", None),
+                                 (f"g.localhost:{d.port}", "/", "502")):
             sid = ws_connect(c, host, path)
             h = wait_head(c, sid)
             assert h is not None and not h[":status"].startswith("2"), (host, path, h)
@@ -208,3 +212,39 @@ def test_no_2xx_unless_a_websocket_opened(latchd):
         c.close()
     finally:
         o.close()
+        o2.close()
+
+
+def test_reset_ends_the_tunnel_and_origin_close_ends_the_stream(latchd, ws_origin):  # noqa: F811
+    """RST_STREAM from the client closes the tunnel's origin connection (the other streams go
+    on); the origin's end (its close after a close frame) reaches the client as END_STREAM."""
+    echo = TcpEcho()
+    try:
+        port, _ = ws_origin
+        d = h2_gw(latchd, [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}"),
+                           bypass_app("ws", ["ws.localhost"], origin=f"http://127.0.0.1:{port}")])
+        c = connect_client(d)
+        tok = ak.issue(d, "tcp", "bob@example.com")
+        sid = ws_connect(c, f"tcp.localhost:{d.port}", extra=[("cf-access-token", tok)])
+        assert wait_head(c, sid)[":status"] == "200"
+        c.conn.send_data(sid, frame(b"x", opcode=0x2))
+        c.flush()
+        assert read_frame(c, sid)[1] == b"x" and echo.open == 1
+        c.conn.reset_stream(sid)
+        c.flush()
+        deadline = time.monotonic() + 10
+        while echo.open and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert echo.open == 0
+        # the connection goes on: a WebSocket to the origin, closed by the origin after our close
+        sid = ws_connect(c, f"ws.localhost:{d.port}", "/bye")
+        assert wait_head(c, sid)[":status"] == "200"
+        c.conn.send_data(sid, frame(struct.pack(">H", 1000), opcode=0x8))
+        c.flush()
+        op, payload, _ = read_frame(c, sid)
+        assert op == 0x8, (op, payload)
+        assert c.pump(lambda c: stream_ended(c, sid) or reset_of(c, sid) is not None)
+        assert stream_ended(c, sid), reset_of(c, sid)
+        c.close()
+    finally:
+        echo.close()
