@@ -89,6 +89,14 @@ def read_frame(c, sid, skip=0):
     return b[0] & 0x0f, b[2:2 + n], skip + 2 + n
 
 
+def echo_closed(echo, timeout=10):
+    """Whether the TCP echo's connections all closed (polled)."""
+    deadline = time.monotonic() + timeout
+    while echo.open and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return echo.open == 0
+
+
 def stream_ended(c, sid):
     return any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in c.events)
 
@@ -165,10 +173,7 @@ def test_tcp_app_over_h2_tunnel_and_end_stream_shuts_origin(latchd):
         # END_STREAM: the service's side is shut (the echo closes on EOF)
         c.conn.end_stream(sid)
         c.flush()
-        deadline = time.monotonic() + 10
-        while echo.open and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert echo.open == 0
+        assert echo_closed(echo)
         c.close()
     finally:
         echo.close()
@@ -232,10 +237,7 @@ def test_reset_ends_the_tunnel_and_origin_close_ends_the_stream(latchd, ws_origi
         assert read_frame(c, sid)[1] == b"x" and echo.open == 1
         c.conn.reset_stream(sid)
         c.flush()
-        deadline = time.monotonic() + 10
-        while echo.open and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert echo.open == 0
+        assert echo_closed(echo)
         # the connection goes on: a WebSocket to the origin, closed by the origin after our close
         sid = ws_connect(c, f"ws.localhost:{d.port}", "/bye")
         assert wait_head(c, sid)[":status"] == "200"
