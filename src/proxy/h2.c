@@ -867,9 +867,10 @@ static void h2__start(struct h2_stream *st)
     struct strbuf *head = &h->head;
     sb_reset(head);
     struct http_request req;
-    char ws_key[25];
-    int status = ws_new_key(ws_key) != 0 ? 500
-               : proxy__h2_request(&st->fl, st->in_end, head, &st->chunked, ws_key, &st->websocket, &req);
+    char ws_key[25] = ""; /* drawn only for an extended CONNECT: not a cost of every stream */
+    int status = st->fl.p_protocol >= 0 && ws_new_key(ws_key) != 0
+                     ? 500
+                     : proxy__h2_request(&st->fl, st->in_end, head, &st->chunked, ws_key, &st->websocket, &req);
     ex->bytes_in = st->fl.list_size;
     if (status) {
         const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
