@@ -914,6 +914,8 @@ static void h2__stream_timer(struct timer *t)
     struct exchange *ex = st->ex;
     if (!ex || st->ex_done) { /* a header list that never ended, or an answer not taken */
         nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    } else if (st->tunnel) { /* an idle tunnel (or a closing one that lingered): as HTTP/1.1 closes it */
+        ex->tp->ops->abort(ex, true);
     } else if (st->state == HS_RUN && !st->echo) {
         proxy__origin_timeout(ex);
     } else if (st->state == HS_WAIT && proxy__local_timeout(ex)) {

@@ -250,3 +250,28 @@ def test_reset_ends_the_tunnel_and_origin_close_ends_the_stream(latchd, ws_origi
         c.close()
     finally:
         echo.close()
+
+
+def test_idle_tunnel_closed_connection_goes_on(latchd):
+    """timeouts.tunnel_idle closes a tunnel over HTTP/2 as over HTTP/1.1 (its stream, and the
+    service's connection); the HTTP/2 connection and its other streams go on."""
+    echo = TcpEcho()
+    try:
+        port = free_port()
+        d = latchd({"listen": [{"address": f"127.0.0.1:{port}", "http2": "prior_knowledge"}],
+                    "timeouts": {"tunnel_idle": "1s"},
+                    "apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]}, port=port)
+        c = connect_client(d)
+        tok = ak.issue(d, "tcp", "bob@example.com")
+        sid = ws_connect(c, f"tcp.localhost:{d.port}", extra=[("cf-access-token", tok)])
+        assert wait_head(c, sid)[":status"] == "200"
+        c.conn.send_data(sid, frame(b"x", opcode=0x2))
+        c.flush()
+        assert read_frame(c, sid)[1] == b"x"
+        assert c.pump(lambda c: c.ended(sid), timeout=30)
+        assert echo_closed(echo)
+        assert c.goaway() is None
+        assert c.response(c.request(get(f"tcp.localhost:{d.port}", "/", extra=[("cf-access-token", tok)])))[0] == 426
+        c.close()
+    finally:
+        echo.close()
