@@ -97,6 +97,19 @@ def echo_closed(echo, timeout=10):
     return echo.open == 0
 
 
+def open_tcp_tunnel(d, echo):
+    """A connection with a tunnel to the tcp.localhost app, one frame echoed through it:
+    (client, token, stream id)."""
+    c = connect_client(d)
+    tok = ak.issue(d, "tcp", "bob@example.com")
+    sid = ws_connect(c, f"tcp.localhost:{d.port}", extra=[("cf-access-token", tok)])
+    assert wait_head(c, sid)[":status"] == "200"
+    c.conn.send_data(sid, frame(b"x", opcode=0x2))
+    c.flush()
+    assert read_frame(c, sid)[1] == b"x" and echo.open == 1
+    return c, tok, sid
+
+
 def stream_ended(c, sid):
     return any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in c.events)
 
@@ -228,13 +241,7 @@ def test_reset_ends_the_tunnel_and_origin_close_ends_the_stream(latchd, ws_origi
         port, _ = ws_origin
         d = h2_gw(latchd, [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}"),
                            bypass_app("ws", ["ws.localhost"], origin=f"http://127.0.0.1:{port}")])
-        c = connect_client(d)
-        tok = ak.issue(d, "tcp", "bob@example.com")
-        sid = ws_connect(c, f"tcp.localhost:{d.port}", extra=[("cf-access-token", tok)])
-        assert wait_head(c, sid)[":status"] == "200"
-        c.conn.send_data(sid, frame(b"x", opcode=0x2))
-        c.flush()
-        assert read_frame(c, sid)[1] == b"x" and echo.open == 1
+        c, tok, sid = open_tcp_tunnel(d, echo)
         c.conn.reset_stream(sid)
         c.flush()
         assert echo_closed(echo)
@@ -261,13 +268,7 @@ def test_idle_tunnel_closed_connection_goes_on(latchd):
         d = latchd({"listen": [{"address": f"127.0.0.1:{port}", "http2": "prior_knowledge"}],
                     "timeouts": {"tunnel_idle": "1s"},
                     "apps": [tcp_app("tcp", "tcp.localhost", f"tcp://127.0.0.1:{echo.port}")]}, port=port)
-        c = connect_client(d)
-        tok = ak.issue(d, "tcp", "bob@example.com")
-        sid = ws_connect(c, f"tcp.localhost:{d.port}", extra=[("cf-access-token", tok)])
-        assert wait_head(c, sid)[":status"] == "200"
-        c.conn.send_data(sid, frame(b"x", opcode=0x2))
-        c.flush()
-        assert read_frame(c, sid)[1] == b"x"
+        c, tok, sid = open_tcp_tunnel(d, echo)
         assert c.pump(lambda c: c.ended(sid), timeout=30)
         assert echo_closed(echo)
         assert c.goaway() is None
