@@ -7,7 +7,9 @@
  * (no absolute URI whose authority would override :authority), the Host the parser read is
  * :authority (or host, equal to it), no CR/LF/NUL in any field the origin would get, and the
  * framing of the body is the parser's (chunked exactly when the list had no length and the
- * stream did not end). Refusals are 400, 414 or 431. */
+ * stream did not end). An extended CONNECT for websocket (RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * is announced, as latchd does) is a GET with one Upgrade: websocket and no body. Refusals are
+ * 400, 414, 431, or 501 (another CONNECT). */
 #include "core/strbuf.h"
 #include "http/http.h"
 #include "proxy/h2.h"
@@ -71,9 +73,10 @@ static void fuzz_judge(struct fuzz_stream *st, bool in_end)
     sb_init(&head, HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 64);
     struct http_request req;
     bool chunked;
-    int status = proxy__h2_request(&st->fl, in_end, &head, &chunked, &req);
+    bool ws;
+    int status = proxy__h2_request(&st->fl, in_end, &head, &chunked, "dGhlIHNhbXBsZSBub25jZQ==", &ws, &req);
     if (status) {
-        if (status != 400 && status != 414 && status != 431)
+        if (status != 400 && status != 414 && status != 431 && status != 501)
             abort();
     } else {
         const struct h2_fields *fl = &st->fl;
@@ -94,6 +97,8 @@ static void fuzz_judge(struct fuzz_stream *st, bool in_end)
                 memchr(req.headers[i].value.p, '\n', req.headers[i].value.n))
                 abort();
         if (chunked != (req.body == HTTP_BODY_CHUNKED))
+            abort();
+        if (ws && (!req.upgrade || chunked || req.body != HTTP_BODY_NONE || !http_slice_eq(req.method, "get")))
             abort();
     }
     sb_free(&head);
@@ -148,8 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, FUZZ_STREAMS },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, FUZZ_MAX_LIST },
+        { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
     };
-    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 3);
     if (nghttp2_session_mem_recv(s, (const uint8_t *)preface, sizeof preface - 1) >= 0 &&
         nghttp2_session_mem_recv(s, data, size) >= 0)
         nghttp2_session_send(s);

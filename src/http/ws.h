@@ -56,6 +56,10 @@ size_t ws_write_head(uint8_t out[14], bool fin, uint8_t opcode, uint64_t len, co
  * 28 characters, out NUL-terminated. */
 void ws_accept_key(const char *key, size_t key_len, char out[29]);
 
+/* A fresh Sec-WebSocket-Key (§4.1 item 7: base64 of 16 random bytes): 24 characters, out
+ * NUL-terminated. -1: no randomness. */
+int ws_new_key(char out[25]);
+
 /* Whether a Sec-WebSocket-Key is valid (§4.1 item 7): base64 of exactly 16 bytes, 24
  * characters with "==" at the end and nothing around them. */
 bool ws_key_ok(const char *key, size_t key_len);

@@ -4,6 +4,7 @@
 #include "http/ws.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 void ws_accept_key(const char *key, size_t key_len, char out[29])
@@ -20,4 +21,13 @@ void ws_accept_key(const char *key, size_t key_len, char out[29])
     }
     EVP_MD_CTX_free(c);
     EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 characters and a NUL */
+}
+
+int ws_new_key(char out[25])
+{
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return -1;
+    EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw); /* 24 characters and a NUL */
+    return 0;
 }

@@ -26,7 +26,7 @@ static void echo__feed(struct exchange *ex, const char *p, size_t n)
     if (ex->req_body != HTTP_BODY_CHUNKED)
         echo__data(ex, p, n);
     else
-        proxy__dechunk(ex, p, n, echo__data, ex);
+        proxy__dechunk(ex, p, n, echo__data, NULL, ex);
 }
 
 /* For a browser opening it as a page (a navigation that accepts HTML and whose Fetch metadata

@@ -59,7 +59,8 @@ enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const ch
 enum { DECHUNK_SIZE, DECHUNK_EXT, DECHUNK_DATA, DECHUNK_DATA_END, DECHUNK_TRAILER };
 
 size_t proxy__dechunk(struct exchange *ex, const char *p, size_t n,
-                      size_t (*take)(void *arg, const char *p, size_t n), void *arg)
+                      size_t (*take)(void *arg, const char *p, size_t n),
+                      void (*trailer)(void *arg, const char *p, size_t n), void *arg)
 {
     size_t i = 0;
     while (i < n) {
@@ -98,6 +99,8 @@ size_t proxy__dechunk(struct exchange *ex, const char *p, size_t n,
             i++;
             break;
         default: /* trailers and the final CRLF: validated, not part of the data */
+            if (trailer)
+                trailer(arg, p + i, n - i);
             i = n;
             break;
         }

@@ -28,6 +28,7 @@
 #include "core/ipaddr.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "http/ws.h"
 #include "proxy/head.h"
 #include "proxy/local.h"
 #include "request/worker_ctx.h"
@@ -76,13 +77,14 @@ struct h2_stream {
     uint8_t ack_state;                 /* reading the framing of what was consumed (chunked) */
     uint64_t ack_left;
     bool chunked, in_end, fresh, discard;
+    bool websocket;                    /* an extended CONNECT (RFC 8441) for a WebSocket */
+    bool tunnel;                       /* its 200 sent: DATA both ways are the tunnel's bytes */
 
     /* the response */
     char *tx;
     size_t tx_start, tx_len, tx_cap;
     bool submitted, res_end, deferred, no_body;
-    uint8_t dc_state;                  /* de-chunking an HTTP/1.1 origin's chunked body */
-    uint64_t dc_left;
+    struct strbuf otrl;                /* an HTTP/1.1 origin's chunked trailer section */
     nghttp2_nv *trailers;
     size_t ntrailers;
     char *trailer_text;
@@ -333,21 +335,21 @@ static enum read_result h2__tp_read(struct exchange *ex)
         st->fresh = false;
         return READ_DATA;
     }
-    return READ_AGAIN;
+    return st->tunnel && st->in_end ? READ_EOF : READ_AGAIN;
 }
 
 static int h2__tp_validate(struct exchange *ex)
 {
     struct h2_stream *st = h2__of(ex);
-    ex->rx_ready = (uint32_t)st->rx_len;
-    ex->req_done = st->in_end;
+    ex->rx_ready = st->websocket ? 0 : (uint32_t)st->rx_len; /* a WebSocket's DATA: the tunnel's */
+    ex->req_done = st->in_end || st->websocket;
     return 0;
 }
 
 static struct iovec h2__tp_ready(const struct exchange *ex)
 {
     struct h2_stream *st = h2__of(ex);
-    return (struct iovec){ st->rx ? st->rx + st->rx_start : NULL, ex->rx_ready };
+    return (struct iovec){ st->rx ? st->rx + st->rx_start : NULL, st->tunnel ? st->rx_len : ex->rx_ready };
 }
 
 enum { ACK_SIZE, ACK_DATA, ACK_CRLF, ACK_END };
@@ -399,7 +401,8 @@ static void h2__tp_consume(struct exchange *ex, size_t n)
     h2__ack(st, h2__data_in(st, st->rx + st->rx_start, n));
     st->rx_start += n;
     st->rx_len -= n;
-    ex->rx_ready -= (uint32_t)n;
+    if (!st->tunnel)
+        ex->rx_ready -= (uint32_t)n;
     ex->bytes_in += n;
     st->h->again = true; /* WINDOW_UPDATE to send */
 }
@@ -407,13 +410,15 @@ static void h2__tp_consume(struct exchange *ex, size_t n)
 static int h2__tp_head(struct exchange *ex, const struct http_response *res, bool tunnel)
 {
     struct h2_stream *st = h2__of(ex);
-    if (tunnel || res->status < 200)
+    /* a WebSocket's 101 is RFC 8441's 200; any other 2xx to it would tell the client a tunnel
+     * opened that did not */
+    if (tunnel ? !st->websocket || res->status != 101 : res->status < 200 || (st->websocket && res->status / 100 == 2))
         return -1;
     struct h2_nvs *v = h2__nvs(st->h);
     if (!v)
         return -1;
-    char status[4] = { (char)('0' + res->status / 100), (char)('0' + res->status / 10 % 10),
-                       (char)('0' + res->status % 10), 0 };
+    int code = tunnel ? 200 : res->status;
+    char status[4] = { (char)('0' + code / 100), (char)('0' + code / 10 % 10), (char)('0' + code % 10), 0 };
     h2__nv(v, ":status", 7, status, 3);
     const struct http_header *conn_hdrs[HTTP_MAX_HEADERS];
     size_t nconn = 0;
@@ -423,69 +428,38 @@ static int h2__tp_head(struct exchange *ex, const struct http_response *res, boo
             conn_hdrs[nconn++] = &res->headers[i];
     for (size_t i = 0; i < res->nheaders; i++) {
         const struct http_header *f = &res->headers[i];
-        if (f->id == HTTP_F_UPGRADE || !head_response_passes(f, conn_hdrs, nconn, hsts != NULL))
-            continue;
+        if (f->id == HTTP_F_UPGRADE || !head_response_passes(f, conn_hdrs, nconn, hsts != NULL) ||
+            (tunnel && http_slice_eq(f->name, "sec-websocket-accept")))
+            continue; /* RFC 8441 §5: no Sec-WebSocket-Accept over HTTP/2 */
         h2__nv(v, f->name.p, f->name.n, f->value.p, f->value.n);
     }
     h2__nv_lines(v, hsts);
     h2__nv_lines(v, ex->set_cookie);
-    bool body = !ex->head_method && res->body != HTTP_BODY_NONE;
+    bool body = tunnel || (!ex->head_method && res->body != HTTP_BODY_NONE);
     int r = v->overflow ? -1 : h2__submit(st, v, body);
-    st->dc_state = 0;
-    st->dc_left = 0;
+    if (res->body == HTTP_BODY_CHUNKED) { /* proxy__dechunk's state: unused by the request side then */
+        ex->echo_state = 0;
+        ex->echo_left = 0;
+    }
     st->h->again = true;
     return r;
 }
 
-enum { DC_SIZE, DC_EXT, DC_DATA, DC_DATA_END, DC_TRAILER };
-
-/* The data of an HTTP/1.1 chunked body the forwarder already validated (so this can stay
- * permissive), into the stream's buffer: how many of the offered bytes were taken. */
-static size_t h2__dechunk(struct h2_stream *st, const char *p, size_t n)
+/* proxy__dechunk's taker: an HTTP/1.1 origin's chunked data into the stream's buffer, as much
+ * as it has room for. */
+static size_t h2__take(void *arg, const char *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        char ch = p[i];
-        switch (st->dc_state) {
-        case DC_SIZE:
-            if (ch == ';' || ch == ' ' || ch == '\t' || ch == '\r')
-                st->dc_state = DC_EXT;
-            else if (ch == '\n')
-                st->dc_state = st->dc_left ? DC_DATA : DC_TRAILER;
-            else
-                st->dc_left = st->dc_left * 16 + (uint64_t)(ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10);
-            i++;
-            break;
-        case DC_EXT:
-            if (ch == '\n')
-                st->dc_state = st->dc_left ? DC_DATA : DC_TRAILER;
-            i++;
-            break;
-        case DC_DATA: {
-            size_t take = n - i < st->dc_left ? n - i : (size_t)st->dc_left;
-            if (st->tx_len + take > H2_TX_MAX)
-                take = H2_TX_MAX > st->tx_len ? H2_TX_MAX - st->tx_len : 0;
-            if (!take)
-                return i;
-            if (h2__tx_add(st, p + i, take) != 0)
-                return i;
-            st->dc_left -= take;
-            i += take;
-            if (!st->dc_left)
-                st->dc_state = DC_DATA_END;
-            break;
-        }
-        case DC_DATA_END:
-            if (ch == '\n')
-                st->dc_state = DC_SIZE;
-            i++;
-            break;
-        default: /* the origin's trailers: not carried to HTTP/2 clients yet */
-            i = n;
-            break;
-        }
-    }
-    return i;
+    struct h2_stream *st = arg;
+    size_t take = st->tx_len >= H2_TX_MAX ? 0 : n < H2_TX_MAX - st->tx_len ? n : H2_TX_MAX - st->tx_len;
+    return take && h2__tx_add(st, p, take) == 0 ? take : 0;
+}
+
+/* proxy__dechunk's trailer sink: the origin's trailer section as it comes (HTTP_MAX_HEADER_BYTES
+ * at most: the chunked scanner bounded its lines; past the cap the trailers are dropped). */
+static void h2__take_trailer(void *arg, const char *p, size_t n)
+{
+    struct h2_stream *st = arg;
+    sb_add(&st->otrl, p, n);
 }
 
 static ssize_t h2__tp_write(struct exchange *ex, const struct iovec *body, int n, size_t *from_body)
@@ -499,7 +473,7 @@ static ssize_t h2__tp_write(struct exchange *ex, const struct iovec *body, int n
         if (st->no_body) {
             took = len;
         } else if (ex->res_body == HTTP_BODY_CHUNKED) {
-            took = h2__dechunk(st, p, len);
+            took = proxy__dechunk(ex, p, len, h2__take, h2__take_trailer, st);
         } else {
             took = st->tx_len >= H2_TX_MAX ? 0 : len < H2_TX_MAX - st->tx_len ? len : H2_TX_MAX - st->tx_len;
             if (took && h2__tx_add(st, p, took) != 0)
@@ -530,18 +504,54 @@ static void h2__tp_release(struct exchange *ex)
 
 static bool h2__tp_client_eof(const struct exchange *ex)
 {
-    return false; /* the request's end is req_done; a gone client resets the stream */
+    const struct h2_stream *st = h2__of(ex);
+    return st->tunnel && st->in_end; /* a request's end is req_done; a gone client resets */
+}
+
+static int h2__tp_trailers(struct exchange *ex, const struct http_header *f, size_t n);
+
+/* An HTTP/1.1 origin's trailer section (validated field lines, CRLF-terminated, then an empty
+ * line) as the stream's trailers, those head_trailer_passes lets through. */
+static int h2__origin_trailers(struct exchange *ex, const struct strbuf *sec)
+{
+    struct http_header f[HTTP_MAX_HEADERS];
+    size_t nf = 0;
+    const char *p = sec->p, *end = p + sec->len;
+    while (p < end && nf < HTTP_MAX_HEADERS) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        if (le > p && le[-1] == '\r')
+            le--;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon && colon > p) {
+            const char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            struct http_header h = { { p, (size_t)(colon - p) }, { v, (size_t)(ve - v) }, 0 };
+            h.id = http_field_id(h.name);
+            if (head_trailer_passes(&h))
+                f[nf++] = h;
+        }
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    return nf ? h2__tp_trailers(ex, f, nf) : 0;
 }
 
 static enum step h2__tp_end(struct exchange *ex)
 {
     struct h2_stream *st = h2__of(ex);
+    if (st->otrl.len && !st->otrl.overflow && h2__origin_trailers(ex, &st->otrl) != 0)
+        st->ntrailers = 0; /* no memory: the response ends without them */
     st->res_end = true;
     if (st->deferred) {
         st->deferred = false;
         nghttp2_session_resume_data(st->h->s, st->id);
     }
-    if (!ex->req_done)
+    if (!ex->req_done || (st->websocket && !st->tunnel))
         st->discard = true;
     h2__done(st, true);
     st->h->again = true;
@@ -555,6 +565,10 @@ static enum step h2__tp_respond(struct exchange *ex, int status, const char *cty
                                 size_t body_len, const char *extra_headers)
 {
     struct h2_stream *st = h2__of(ex);
+    /* a 2xx to an extended CONNECT says a WebSocket opened (RFC 8441 §5): the gateway's own
+     * answers (its endpoints, the echo origin) never are one */
+    if (st->websocket && !st->tunnel && status / 100 == 2)
+        return proxy__respond_error(ex, 501, "not_implemented", "This address does not speak WebSocket.");
     struct h2_nvs *v = h2__nvs(st->h);
     if (!v) {
         ex->tp->ops->abort(ex, false);
@@ -601,6 +615,10 @@ static enum step h2__tp_fail(struct exchange *ex, int status, const char *code, 
 static void h2__tp_abort(struct exchange *ex, bool log)
 {
     struct h2_stream *st = h2__of(ex);
+    if (st->tunnel && st->res_end && st->in_end) { /* a tunnel both sides ended: no reset */
+        h2__tp_end(ex);
+        return;
+    }
     st->ex_abort = true;
     h2__done(st, log);
     nghttp2_submit_rst_stream(st->h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -609,11 +627,26 @@ static void h2__tp_abort(struct exchange *ex, bool log)
 
 static void h2__tp_tunnel(struct exchange *ex)
 {
-    h2__tp_abort(ex, true); /* no 101 on HTTP/2 (RFC 8441 extended CONNECT is not offered) */
+    struct h2_stream *st = h2__of(ex);
+    if (!st->websocket) {
+        h2__tp_abort(ex, true); /* no 101 on HTTP/2 but to an extended CONNECT */
+        return;
+    }
+    st->tunnel = true;
+    st->fresh = true; /* DATA that came before the 200 */
+    st->h->again = true;
 }
 
+/* The tunnel's bytes to the client end: END_STREAM after what is queued. */
 static void h2__tp_shut(struct exchange *ex)
 {
+    struct h2_stream *st = h2__of(ex);
+    st->res_end = true;
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->h->s, st->id);
+    }
+    st->h->again = true;
 }
 
 static void h2__tp_arm(struct exchange *ex, struct timer_queue *q)
@@ -766,6 +799,7 @@ static struct h2_stream *h2__stream_new(struct h2conn *h, int32_t id)
     st->timer.cb = h2__stream_timer;
     proxy__h2_fields_init(&st->fl);
     sb_init(&st->trl, HTTP_MAX_HEADER_BYTES);
+    sb_init(&st->otrl, HTTP_MAX_HEADER_BYTES);
     st->next = h->streams;
     if (h->streams)
         h->streams->prev = st;
@@ -781,6 +815,7 @@ static void h2__stream_free(struct h2_stream *st)
     timer_cancel(&st->timer);
     sb_free(&st->fl.hdr);
     sb_free(&st->trl);
+    sb_free(&st->otrl);
     free(st->rx);
     free(st->tx);
     free(st->trailers);
@@ -795,7 +830,8 @@ static void h2__run(struct h2_stream *st)
     while (s == STEP_PROGRESS && st->ex && !st->ex_done) {
         switch ((enum h2_stream_state)st->state) {
         case HS_RUN:
-            s = st->echo ? proxy__step_echo(st->ex) : proxy__step_proxy(st->ex);
+            s = st->echo ? proxy__step_echo(st->ex) : st->tunnel ? proxy__step_tunnel(st->ex)
+                                                                 : proxy__step_proxy(st->ex);
             break;
         case HS_FORM: {
             bool done;
@@ -831,7 +867,10 @@ static void h2__start(struct h2_stream *st)
     struct strbuf *head = &h->head;
     sb_reset(head);
     struct http_request req;
-    int status = proxy__h2_request(&st->fl, st->in_end, head, &st->chunked, &req);
+    char ws_key[25] = ""; /* drawn only for an extended CONNECT: not a cost of every stream */
+    int status = st->fl.p_protocol >= 0 && ws_new_key(ws_key) != 0
+                     ? 500
+                     : proxy__h2_request(&st->fl, st->in_end, head, &st->chunked, ws_key, &st->websocket, &req);
     ex->bytes_in = st->fl.list_size;
     if (status) {
         const char *code = status == 414 ? "uri_too_long" : status == 431 ? "headers_too_large"
@@ -844,7 +883,8 @@ static void h2__start(struct h2_stream *st)
     ex->head_method = http_slice_eq(req.method, "head");
     ex->req_body = req.body;
     ex->req_left = req.body == HTTP_BODY_LENGTH ? req.content_length : 0;
-    ex->req_done = st->in_end;
+    ex->req_done = st->in_end || st->websocket; /* a WebSocket's handshake has no body */
+    ex->upgrade = st->websocket && req.upgrade; /* only an extended CONNECT asks for one */
     const char *own = NULL;
     enum step sst = STEP_CLOSED;
     switch (proxy__admit(ex, &req, &own, &sst)) {
@@ -854,14 +894,10 @@ static void h2__start(struct h2_stream *st)
         proxy__local_start(ex, &req, own);
         break;
     case ADMIT_ORIGIN:
-        /* a tcp:// app is reached by a WebSocket upgrade, which HTTP/2 has no way to ask here
-         * (RFC 8441 is not offered): the answer HTTP/1.1 gets without one (426) */
+        /* a tcp:// app is reached by a WebSocket upgrade: an extended CONNECT's (RFC 8441);
+         * without one, the answer HTTP/1.1 gets (426) */
         if (ex->tun && !proxy__tunnel_start(ex, &req, &sst))
             break;
-        if (ex->tun) {
-            ex->tp->ops->abort(ex, true);
-            break;
-        }
         st->echo = ex->app->origin.kind == ORIGIN_ECHO;
         timer_arm(w->loop, &st->timer, st->echo ? &pw->timers.client : &pw->timers.origin_connect);
         break;
@@ -878,6 +914,8 @@ static void h2__stream_timer(struct timer *t)
     struct exchange *ex = st->ex;
     if (!ex || st->ex_done) { /* a header list that never ended, or an answer not taken */
         nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    } else if (st->tunnel) { /* an idle tunnel (or a closing one that lingered): as HTTP/1.1 closes it */
+        ex->tp->ops->abort(ex, true);
     } else if (st->state == HS_RUN && !st->echo) {
         proxy__origin_timeout(ex);
     } else if (st->state == HS_WAIT && proxy__local_timeout(ex)) {
@@ -1108,6 +1146,7 @@ int proxy__h2_start(struct conn *c)
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, hc->max_header_list_size },
         { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096 },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 }, /* RFC 8441: WebSockets */
     };
     nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv);
     nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
@@ -1273,7 +1312,7 @@ bool proxy__h2_preface(const char *p, size_t n, bool *complete)
 void proxy__h2_fields_init(struct h2_fields *fl)
 {
     memset(fl, 0, sizeof *fl);
-    fl->p_method = fl->p_scheme = fl->p_authority = fl->p_path = -1;
+    fl->p_method = fl->p_scheme = fl->p_authority = fl->p_path = fl->p_protocol = -1;
     sb_init(&fl->hdr, 2 * HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_REQUEST_LINE);
 }
 
@@ -1321,6 +1360,7 @@ int proxy__h2_field_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, 
                : nlen == 7 && !memcmp(name, ":scheme", 7)     ? &fl->p_scheme
                : nlen == 10 && !memcmp(name, ":authority", 10) ? &fl->p_authority
                : nlen == 5 && !memcmp(name, ":path", 5)       ? &fl->p_path
+               : nlen == 9 && !memcmp(name, ":protocol", 9)   ? &fl->p_protocol
                                                                : NULL;
     if (p && *p >= 0)
         return -1; /* nghttp2 refuses a repeated pseudo-header already */
@@ -1335,13 +1375,23 @@ static bool h2__named(const struct h2_fields *fl, const struct h2_field *f, cons
 }
 
 int proxy__h2_request(const struct h2_fields *fl, bool in_end, struct strbuf *head, bool *chunked,
-                      struct http_request *req)
+                      const char *ws_key, bool *websocket, struct http_request *req)
 {
     const char *hb = fl->hdr.p;
-    *chunked = false;
+    *chunked = *websocket = false;
     if (fl->too_large || fl->hdr.overflow)
         return 431;
-    if (fl->p_method < 0 || fl->p_path < 0)
+    if (fl->p_method < 0)
+        return 400;
+    const struct h2_field *m = &fl->f[fl->p_method];
+    bool connect = m->value_len == 7 && !memcmp(hb + m->value, "CONNECT", 7);
+    if (connect || fl->p_protocol >= 0) { /* nghttp2 checked the shape of an extended CONNECT */
+        const struct h2_field *pr = fl->p_protocol >= 0 ? &fl->f[fl->p_protocol] : NULL;
+        if (!connect || !pr || pr->value_len != 9 || strncasecmp(hb + pr->value, "websocket", 9))
+            return 501; /* a proxy's CONNECT, or a protocol latch does not carry */
+        *websocket = true;
+    }
+    if (fl->p_path < 0)
         return 400;
     const struct h2_field *host = NULL;
     bool has_length = false;
@@ -1360,20 +1410,31 @@ int proxy__h2_request(const struct h2_fields *fl, bool in_end, struct strbuf *he
         return 400;
     if (!a && !host)
         return 400;
-    const struct h2_field *m = &fl->f[fl->p_method], *p = &fl->f[fl->p_path];
+    const struct h2_field *p = &fl->f[fl->p_path];
     if (!p->value_len || hb[p->value] != '/')
         return 400; /* origin-form only: an absolute URI's authority would override :authority */
-    sb_add(head, hb + m->value, m->value_len);
+    if (*websocket)
+        sb_adds(head, "GET");
+    else
+        sb_add(head, hb + m->value, m->value_len);
     sb_adds(head, " ");
     sb_add(head, hb + p->value, p->value_len);
     sb_adds(head, " HTTP/1.1\r\nhost: ");
     const struct h2_field *hf = a ? a : host;
     sb_add(head, hb + hf->value, hf->value_len);
     sb_adds(head, "\r\n");
+    bool ws_version = false;
+    if (*websocket) {
+        sb_adds(head, "upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: ");
+        sb_adds(head, ws_key);
+        sb_adds(head, "\r\n");
+    }
     for (size_t i = 0; i < fl->nf; i++) {
         const struct h2_field *f = &fl->f[i];
-        if (hb[f->name] == ':' || f == host || h2__named(fl, f, "cookie", 6))
+        if (hb[f->name] == ':' || f == host || h2__named(fl, f, "cookie", 6) ||
+            (*websocket && h2__named(fl, f, "sec-websocket-key", 17)))
             continue;
+        ws_version |= h2__named(fl, f, "sec-websocket-version", 21);
         sb_add(head, hb + f->name, f->name_len);
         sb_adds(head, ": ");
         sb_add(head, hb + f->value, f->value_len);
@@ -1390,7 +1451,9 @@ int proxy__h2_request(const struct h2_fields *fl, bool in_end, struct strbuf *he
     }
     if (cookie)
         sb_adds(head, "\r\n");
-    *chunked = !in_end && !has_length; /* a body of unknown length reaches HTTP/1.1 chunked */
+    if (*websocket && !ws_version)
+        sb_adds(head, "sec-websocket-version: 13\r\n");
+    *chunked = !in_end && !has_length && !*websocket; /* a body of unknown length: chunked */
     if (*chunked)
         sb_adds(head, "transfer-encoding: chunked\r\n");
     sb_adds(head, "\r\n");

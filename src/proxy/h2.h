@@ -30,7 +30,7 @@ struct h2_fields {
     struct strbuf hdr;                 /* names and values */
     struct h2_field f[HTTP_MAX_HEADERS];
     size_t nf;
-    int32_t p_method, p_scheme, p_authority, p_path; /* field indices, -1 absent */
+    int32_t p_method, p_scheme, p_authority, p_path, p_protocol; /* field indices, -1 absent */
     size_t list_size;                  /* RFC 9113 §6.5.2 accounting (name + value + 32) */
     bool too_large;                    /* past max_header_list_size or HTTP_MAX_HEADERS: 431 */
 };
@@ -44,10 +44,16 @@ int proxy__h2_field_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, 
                         size_t vlen, size_t max_list);
 /* The list as an HTTP/1.1 head in `head` (`in_end`: the HEADERS frame ended the stream), read
  * by http_parse_request into req: 0, or the status that refuses it (400: :authority and host
- * disagree, neither, two hosts, what the HTTP/1.1 parser refuses; 414; 431). *chunked: the body
- * (no content-length, more frames to come) is framed chunked for HTTP/1.1. */
+ * disagree, neither, two hosts, what the HTTP/1.1 parser refuses; 414; 431; 501: a CONNECT
+ * that is not RFC 8441's for websocket). *chunked: the body (no content-length, more frames to
+ * come) is framed chunked for HTTP/1.1.
+ * An extended CONNECT (RFC 8441: :protocol websocket, with :scheme and :path) becomes the
+ * HTTP/1.1 WebSocket handshake: GET :path with Upgrade: websocket, Connection: upgrade,
+ * Sec-WebSocket-Version (the client's, else 13) and Sec-WebSocket-Key `ws_key` (24 characters,
+ * ours: a client's is not used over HTTP/2), no body (the stream's DATA are the tunnel's
+ * bytes); *websocket is set then. */
 int proxy__h2_request(const struct h2_fields *fl, bool in_end, struct strbuf *head, bool *chunked,
-                      struct http_request *req);
+                      const char *ws_key, bool *websocket, struct http_request *req);
 
 /* Whether p[0..n) is the client preface or its beginning (*complete: all of it). */
 bool proxy__h2_preface(const char *p, size_t n, bool *complete);

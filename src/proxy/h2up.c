@@ -590,7 +590,7 @@ static ssize_t h2up__read_body(nghttp2_session *s, int32_t id, uint8_t *out, siz
         struct iovec v = tp->ready(ex);
         if (!v.iov_len || !to.iov_len)
             break;
-        size_t used = ex->req_body == HTTP_BODY_CHUNKED ? proxy__dechunk(ex, v.iov_base, v.iov_len, h2up__take_into, &to)
+        size_t used = ex->req_body == HTTP_BODY_CHUNKED ? proxy__dechunk(ex, v.iov_base, v.iov_len, h2up__take_into, NULL, &to)
                                                         : h2up__take_into(&to, v.iov_base, v.iov_len);
         tp->consume(ex, used);
     }
@@ -814,8 +814,7 @@ static int h2up__head(struct exchange *ex, struct h2up_stream *st)
     return ex->tp->ops->head(ex, &res, false);
 }
 
-/* The origin's trailers a client may get (into f, HTTP_MAX_HEADERS of them): what a header
- * section would not pass dropped (hop-by-hop fields, framing, the gateway's cookies, HSTS). */
+/* The origin's trailers a client may get (into f, HTTP_MAX_HEADERS of them): head_trailer_passes. */
 static size_t h2up__trailers(const struct h2up_stream *st, struct http_header *f)
 {
     size_t n = 0;
@@ -826,10 +825,8 @@ static size_t h2up__trailers(const struct h2up_stream *st, struct http_header *f
             0,
         };
         h.id = http_field_id(h.name);
-        if (!head_response_passes(&h, NULL, 0, false) || h.id == HTTP_F_CONTENT_LENGTH ||
-            h.id == HTTP_F_SET_COOKIE || h.id == HTTP_F_STS)
-            continue;
-        f[n++] = h;
+        if (head_trailer_passes(&h))
+            f[n++] = h;
     }
     return n;
 }

@@ -99,6 +99,15 @@ static inline bool head_response_passes(const struct http_header *f, const struc
     return true;
 }
 
+/* Whether an origin's trailer field (any origin kind) reaches the client: what a header section
+ * would not pass dropped (hop-by-hop fields), and framing, cookies and HSTS, which have no place
+ * in a trailer section. */
+static inline bool head_trailer_passes(const struct http_header *f)
+{
+    return head_response_passes(f, NULL, 0, false) && f->id != HTTP_F_CONTENT_LENGTH &&
+           f->id != HTTP_F_SET_COOKIE && f->id != HTTP_F_STS;
+}
+
 /* One item of an X-Forwarded-For list (s[0..n), spaces and tabs around it ignored) as 16 bytes
  * in out (IPv4 mapped). -1: not a bare IPv4 or IPv6 address (empty, a port, brackets, a zone,
  * a name, too long), out then unspecified. */

@@ -76,9 +76,12 @@ enum step proxy__read_body(struct exchange *ex, void (*take)(void *arg, const ch
                            void *arg, bool *done);
 /* De-chunks validated chunked body bytes p[0..n) (the state in ex->echo_state/echo_left: the
  * chunked scanner checked the framing, so this stays permissive): the data goes to `take`,
- * which returns how much it took; it stops when `take` took less. The bytes of p used. */
+ * which returns how much it took; it stops when `take` took less. The trailer section's bytes
+ * (its field lines and the final CRLF, as they come) go to `trailer` when not NULL. The bytes
+ * of p used. */
 size_t proxy__dechunk(struct exchange *ex, const char *p, size_t n,
-                      size_t (*take)(void *arg, const char *p, size_t n), void *arg);
+                      size_t (*take)(void *arg, const char *p, size_t n),
+                      void (*trailer)(void *arg, const char *p, size_t n), void *arg);
 /* Gives up `n` ready body bytes from the client buffer. */
 void proxy__body_consume(struct conn *c, size_t n);
 

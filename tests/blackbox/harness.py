@@ -301,6 +301,7 @@ class Origin:
         """framing of its responses: "length" (Content-Length), "chunked", or "close"
         (no length: the body ends when the origin closes the connection)."""
         self.mode, self.delay, self.body_size, self.framing = mode, delay, body_size, framing
+        self.trailer = b"X-Trailer: t\r\n"  # a chunked response's trailer section (field lines)
         self.requests = []
         self.raw = bytearray()
         self.total = 0
@@ -441,7 +442,7 @@ class Origin:
                     parts = [payload[i:i + 7] for i in range(0, len(payload), 7)]
                     c.sendall(resp + b"Transfer-Encoding: chunked\r\n\r\n" +
                               b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in parts) +
-                              b"0\r\nX-Trailer: t\r\n\r\n")
+                              b"0\r\n" + self.trailer + b"\r\n")
                 elif self.framing == "close":
                     c.sendall(resp + b"Connection: close\r\n\r\n" + payload)
                     return

@@ -265,9 +265,9 @@ def test_http2_config_errors_name_file_line_col(tmp_path, listener, top, where, 
 
 
 def test_tcp_app_over_h2_refused_as_http1_without_upgrade(latchd):
-    """A tcp:// app is reached by a WebSocket upgrade; an HTTP/2 stream cannot ask for one
-    (RFC 8441 is not offered): 426 as HTTP/1.1 without an upgrade, no connection to the service,
-    and no connection-specific field (upgrade) in the HTTP/2 answer."""
+    """A tcp:// app is reached by a WebSocket upgrade; over HTTP/2 that is an extended CONNECT
+    (RFC 8441: test_h2_websocket.py): a plain GET gets the 426 HTTP/1.1 gets without an upgrade,
+    no connection to the service, and no connection-specific field (upgrade) in the answer."""
     import socket
     svc = socket.socket()
     svc.bind(("127.0.0.1", 0))
@@ -284,3 +284,24 @@ def test_tcp_app_over_h2_refused_as_http1_without_upgrade(latchd):
         svc.accept()
     c.close()
     svc.close()
+
+
+def test_http1_origin_chunked_trailers_reach_h2_client(gw, origin):
+    """An HTTP/1.1 origin's chunked trailers reach an HTTP/2 client as HTTP/2 trailers (a
+    HEADERS after the DATA), filtered as an HTTP/2 origin's are: hop-by-hop fields, Set-Cookie,
+    HSTS and framing dropped."""
+    import h2.events
+    origin.framing = "chunked"
+    origin.trailer = (b"X-Trailer: t\r\nX-Checksum:  abc \r\nSet-Cookie: CF_Authorization=evil\r\n"
+                      b"Strict-Transport-Security: max-age=1\r\nKeep-Alive: timeout=5\r\n"
+                      b"Content-Length: 3\r\n")
+    c = Client(gw.h2c)
+    sid = c.request(get("o.localhost", "/chunky"))
+    st, _headers, body, reset = c.response(sid)
+    assert st == 200 and reset is None and body.startswith(b"{"), (st, body, reset)
+    trailers = [dict((k.decode(), v.decode()) for k, v in e.headers) for e in c.events
+                if isinstance(e, h2.events.TrailersReceived) and e.stream_id == sid]
+    assert trailers == [{"x-trailer": "t", "x-checksum": "abc"}], trailers
+    # the connection goes on: another stream on it is answered
+    assert c.response(c.request(get("o.localhost", "/next")))[0] == 200
+    c.close()
