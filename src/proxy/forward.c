@@ -470,6 +470,8 @@ static enum step forward__response_head(struct exchange *ex, bool *tunnel)
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to a request that asked no upgrade");
             if (!head_switches_to_websocket(&res))
                 return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 to another protocol than the websocket asked for");
+            if (!head_ws_accept_ok((const char *)ex->hb->data, ex->hb->end, &res))
+                return forward__fail(ex, 502, METRICS_ORIGIN_PROTOCOL, "101 without the Sec-WebSocket-Accept of its key");
             *tunnel = true;
         }
         if (res.body == HTTP_BODY_CLOSE || !res.keep_alive)

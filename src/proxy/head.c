@@ -6,6 +6,7 @@
 
 #include "config/config-t.h"
 #include "core/strbuf.h"
+#include "http/ws.h"
 #include "request/page.h"
 
 #include <arpa/inet.h>
@@ -48,6 +49,37 @@ bool head_switches_to_websocket(const struct http_response *res)
         up = &res->headers[i];
     }
     return up && http_slice_eq(up->value, "websocket");
+}
+
+/* The one field named `lower` among n, in *out; false when absent or repeated. */
+static bool head__one(const struct http_header *f, size_t n, const char *lower, struct http_slice *out)
+{
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!http_slice_eq(f[i].name, lower))
+            continue;
+        if (seen)
+            return false;
+        *out = f[i].value;
+        seen = true;
+    }
+    return seen;
+}
+
+bool head_ws_accept_ok(const char *sent, size_t sent_len, const struct http_response *res)
+{
+    struct head_lines h;
+    if (head_lines_read(sent, sent_len, &h) != 0)
+        return false;
+    struct http_slice key, accept;
+    bool ok = head__one(h.fields, h.nfields, "sec-websocket-key", &key) &&
+              head__one(res->headers, res->nheaders, "sec-websocket-accept", &accept);
+    free(h.fields);
+    if (!ok)
+        return false;
+    char want[29];
+    ws_accept_key(key.p, key.n, want);
+    return accept.n == strlen(want) && !memcmp(accept.p, want, accept.n);
 }
 
 /* --- what admission reads from a client's head ---------------------------------------------- */

@@ -138,6 +138,10 @@ bool head_upgrade_allowed(const struct http_request *req, struct http_slice valu
 
 /* Whether a 101 switches to what was asked for: one Upgrade field naming websocket alone. */
 bool head_switches_to_websocket(const struct http_response *res);
+/* Whether the 101's one Sec-WebSocket-Accept answers the one Sec-WebSocket-Key of the head
+ * sent to the origin (sent[0..sent_len)): an origin that did not read the handshake (a TCP
+ * service, a confused intermediary) does not get a tunnel (RFC 6455 §4.1). */
+bool head_ws_accept_ok(const char *sent, size_t sent_len, const struct http_response *res);
 
 /* The head we built for the origin (the echo origin's request), read back line by line. */
 struct head_lines {

@@ -118,6 +118,11 @@ SWITCH = {
     "two-fields": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                   b"Upgrade: websocket\r\nUpgrade: h2c\r\n\r\n",
     "tls": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2\r\n\r\n",
+    # websocket, but not an answer to this handshake's key (RFC 6455 §4.1): an origin that never
+    # read it (a TCP service echoing, a confused intermediary) gets no tunnel
+    "no-accept": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    "another-key's-accept": b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
 }
 
 
