@@ -51,8 +51,7 @@ bool head_switches_to_websocket(const struct http_response *res)
     return up && http_slice_eq(up->value, "websocket");
 }
 
-/* The one field named `lower` among n, in *out; false when absent or repeated. */
-static bool head__one(const struct http_header *f, size_t n, const char *lower, struct http_slice *out)
+bool head_one_field(const struct http_header *f, size_t n, const char *lower, struct http_slice *out)
 {
     bool seen = false;
     for (size_t i = 0; i < n; i++) {
@@ -72,8 +71,8 @@ bool head_ws_accept_ok(const char *sent, size_t sent_len, const struct http_resp
     if (head_lines_read(sent, sent_len, &h) != 0)
         return false;
     struct http_slice key, accept;
-    bool ok = head__one(h.fields, h.nfields, "sec-websocket-key", &key) &&
-              head__one(res->headers, res->nheaders, "sec-websocket-accept", &accept);
+    bool ok = head_one_field(h.fields, h.nfields, "sec-websocket-key", &key) &&
+              head_one_field(res->headers, res->nheaders, "sec-websocket-accept", &accept);
     free(h.fields);
     if (!ok)
         return false;

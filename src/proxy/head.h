@@ -138,6 +138,9 @@ bool head_upgrade_allowed(const struct http_request *req, struct http_slice valu
 
 /* Whether a 101 switches to what was asked for: one Upgrade field naming websocket alone. */
 bool head_switches_to_websocket(const struct http_response *res);
+/* The one field named `lower` (lowercase) among the n fields, in *out; false when it is absent
+ * or repeated. */
+bool head_one_field(const struct http_header *f, size_t n, const char *lower, struct http_slice *out);
 /* Whether the 101's one Sec-WebSocket-Accept answers the one Sec-WebSocket-Key of the head
  * sent to the origin (sent[0..sent_len)): an origin that did not read the handshake (a TCP
  * service, a confused intermediary) does not get a tunnel (RFC 6455 §4.1). */

@@ -191,17 +191,7 @@ int proxy__tunnel_keep(struct exchange *ex, const struct request_identity *ri)
 /* The one value of a field that must be there once; false when absent or repeated. */
 static bool tunnel__one(const struct http_request *req, const char *name, struct http_slice *v)
 {
-    const struct http_header *h = NULL;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (!http_slice_eq(req->headers[i].name, name))
-            continue;
-        if (h)
-            return false;
-        h = &req->headers[i];
-    }
-    if (h)
-        *v = h->value;
-    return h != NULL;
+    return head_one_field(req->headers, req->nheaders, name, v);
 }
 
 /* Whether a browser's Origin is this app's own (scheme://host[:port] as the browser reached it). */
