@@ -27,24 +27,7 @@ start_origin "$OPORT" "$TMP/origin"
 
 # latchd first: its key signs the tokens everybody verifies
 mkdir -p "$TMP/latchd/state" "$TMP/nginx/logs" "$TMP/haproxy"
-cat >"$TMP/latchd/latch.yaml" <<EOF
-listen: [{address: 127.0.0.1:$LPORT}]
-workers: 1
-state_dir: $TMP/latchd/state
-auth_domain: auth.localhost:$LPORT
-session_duration: 24h
-log: {requests: $TMP/latchd/requests.log, auth: $TMP/latchd/auth.log}
-apps:
-  - name: bench
-    domains: [bench.localhost]
-    origin: http://127.0.0.1:$OPORT
-    policies: [{name: staff, decision: allow, include: [{email_domain: example.com}]}]
-EOF
-"$LATCHD" --config "$TMP/latchd/latch.yaml" >"$TMP/latchd/stdout" 2>"$TMP/latchd/stderr" &
-PIDS+=($!)
-LATCHD_PID=$!
-wait_port "$LPORT"
-TOKEN=$("$LATCHD" token issue --config "$TMP/latchd/latch.yaml" --app bench --email bench@example.com 2>/dev/null)
+start_latchd_bench "{address: 127.0.0.1:$LPORT}" "http://127.0.0.1:$OPORT"
 AUD=$(curl -s -H "Host: bench.localhost:$LPORT" "http://127.0.0.1:$LPORT/cdn-cgi/access/app" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["aud"])')
 KEY=$(ls "$TMP"/latchd/state/keys/*.pem | head -1)
 openssl pkey -in "$KEY" -pubout -out "$TMP/haproxy/pub.pem" 2>/dev/null
@@ -76,23 +59,13 @@ end
 EOF
 done
 
-cat >"$TMP/nginx/nginx.conf" <<EOF
-user root;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-worker_processes 1;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy; fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
-    access_log $TMP/nginx/logs/access.log;
-    keepalive_requests 1000000;
+{ nginx_conf_head; cat <<EOF
     upstream origin { server 127.0.0.1:$OPORT; keepalive 64; }
     server { listen 127.0.0.1:$NPORT backlog=4096;
              location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 EOF
+} >"$TMP/nginx/nginx.conf"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr" &
 PIDS+=($!)
 

@@ -36,43 +36,15 @@ cp "$TMP/origin/demo.Echo/Say" "$TMP/request.bin"
   >"$TMP/origin.log" 2>&1 &
 PIDS+=($!)
 
-cat >"$TMP/latchd/latch.yaml" <<EOF
-listen: [{address: 127.0.0.1:$LPORT, http2: prior_knowledge}]
-workers: 1
-state_dir: $TMP/latchd/state
-auth_domain: auth.localhost:$LPORT
-session_duration: 24h
-log: {requests: $TMP/latchd/requests.log, auth: $TMP/latchd/auth.log}
-apps:
-  - name: bench
-    domains: [bench.localhost]
-    origin: h2c://127.0.0.1:$GPORT
-    policies: [{name: staff, decision: allow, include: [{email_domain: example.com}]}]
-EOF
-"$LATCHD" --config "$TMP/latchd/latch.yaml" >"$TMP/latchd/stdout" 2>"$TMP/latchd/stderr" &
-PIDS+=($!)
-LATCHD_PID=$!
-wait_port "$LPORT"
-TOKEN=$("$LATCHD" token issue --config "$TMP/latchd/latch.yaml" --app bench --email bench@example.com 2>/dev/null)
+start_latchd_bench "{address: 127.0.0.1:$LPORT, http2: prior_knowledge}" "h2c://127.0.0.1:$GPORT"
 
-cat >"$TMP/nginx/nginx.conf" <<EOF
-user root;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-worker_processes 1;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy; fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
-    access_log $TMP/nginx/logs/access.log;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
+{ nginx_conf_head '    http2_max_requests 1000000;'; cat <<EOF
     upstream origin { server 127.0.0.1:$GPORT; keepalive 64; keepalive_requests 1000000; }
     server { listen 127.0.0.1:$NPORT http2 backlog=4096;
              location / { grpc_pass grpc://origin; } }
 }
 EOF
+} >"$TMP/nginx/nginx.conf"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr" &
 PIDS+=($!)
 wait_port "$GPORT"; wait_port "$NPORT"

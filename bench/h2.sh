@@ -25,44 +25,16 @@ mkdir -p "$TMP/latchd/state" "$TMP/nginx/logs" "$TMP/h2o"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$TMP/key.pem" -out "$TMP/cert.pem" \
   -subj /CN=bench.localhost -addext subjectAltName=DNS:bench.localhost >/dev/null 2>&1
 
-cat >"$TMP/latchd/latch.yaml" <<EOF
-listen: [{address: 127.0.0.1:$LPORT, tls: {cert: $TMP/cert.pem, key: $TMP/key.pem}}]
-workers: 1
-state_dir: $TMP/latchd/state
-auth_domain: auth.localhost:$LPORT
-session_duration: 24h
-log: {requests: $TMP/latchd/requests.log, auth: $TMP/latchd/auth.log}
-apps:
-  - name: bench
-    domains: [bench.localhost]
-    origin: http://127.0.0.1:$OPORT
-    policies: [{name: staff, decision: allow, include: [{email_domain: example.com}]}]
-EOF
-"$LATCHD" --config "$TMP/latchd/latch.yaml" >"$TMP/latchd/stdout" 2>"$TMP/latchd/stderr" &
-PIDS+=($!)
-LATCHD_PID=$!
-wait_port "$LPORT"
-TOKEN=$("$LATCHD" token issue --config "$TMP/latchd/latch.yaml" --app bench --email bench@example.com 2>/dev/null)
+start_latchd_bench "{address: 127.0.0.1:$LPORT, tls: {cert: $TMP/cert.pem, key: $TMP/key.pem}}" "http://127.0.0.1:$OPORT"
 
-cat >"$TMP/nginx/nginx.conf" <<EOF
-user root;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-worker_processes 1;
-events { worker_connections 4096; }
-http {
-    client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy; fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
-    access_log $TMP/nginx/logs/access.log;
-    keepalive_requests 1000000;
-    http2_max_requests 1000000;
+{ nginx_conf_head '    http2_max_requests 1000000;'; cat <<EOF
     upstream origin { server 127.0.0.1:$OPORT; keepalive 1024; }   # as many idle as latchd keeps
     server { listen 127.0.0.1:$NPORT ssl http2 backlog=4096;
              ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;
              location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 EOF
+} >"$TMP/nginx/nginx.conf"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr" &
 PIDS+=($!)
 

@@ -77,3 +77,49 @@ EOF
   "$NGINX" -p "$2" -c "$2/nginx.conf" 2>"$2/stderr" &
   PIDS+=($!)
 }
+
+# latchd with one worker and one app, "bench" on bench.localhost, in front of ORIGIN ($2), that
+# admits example.com people; LISTEN ($1) is the listener's YAML mapping. Sets LATCHD_PID and
+# TOKEN (a valid app token for bench@example.com). Needs LATCHD and LPORT.
+start_latchd_bench() {
+  mkdir -p "$TMP/latchd/state"
+  cat >"$TMP/latchd/latch.yaml" <<EOF2
+listen: [$1]
+workers: 1
+state_dir: $TMP/latchd/state
+auth_domain: auth.localhost:$LPORT
+session_duration: 24h
+log: {requests: $TMP/latchd/requests.log, auth: $TMP/latchd/auth.log}
+apps:
+  - name: bench
+    domains: [bench.localhost]
+    origin: $2
+    policies: [{name: staff, decision: allow, include: [{email_domain: example.com}]}]
+EOF2
+  "$LATCHD" --config "$TMP/latchd/latch.yaml" >"$TMP/latchd/stdout" 2>"$TMP/latchd/stderr" &
+  PIDS+=($!)
+  LATCHD_PID=$!
+  wait_port "$LPORT"
+  TOKEN=$("$LATCHD" token issue --config "$TMP/latchd/latch.yaml" --app bench --email bench@example.com 2>/dev/null)
+}
+
+# The start of the anchors' nginx.conf (one worker, logs and temporary files under $TMP/nginx,
+# keep-alive without end), open inside `http {`: the caller writes its upstream and server and
+# the closing brace. $1: more lines for the http block.
+nginx_conf_head() {
+  mkdir -p "$TMP/nginx/logs"
+  cat <<EOF2
+user root;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+worker_processes 1;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy; fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
+    access_log $TMP/nginx/logs/access.log;
+    keepalive_requests 1000000;
+${1:-}
+EOF2
+}

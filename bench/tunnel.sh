@@ -111,7 +111,6 @@ for ((r = 0; r < ROUNDS; r++)); do
   printf 'round %d: scp %d MiB straight %.2f s (%.0f MiB/s), through latch %.2f s (%.0f MiB/s)\n' \
     "$r" "$SIZE_MB" "$ts" "$(calc "$SIZE_MB / $ts")" "$tl" "$(calc "$SIZE_MB / $tl")"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "bulk: scp through latch / straight = $(median "${ratios[@]}")x (median of $ROUNDS rounds; target >= 0.9x)"
 
 # --- setup -----------------------------------------------------------------------------------
