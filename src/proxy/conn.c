@@ -145,7 +145,8 @@ unsigned conn_shed_silent(struct worker_ctx *w, uint64_t min_age_ms)
 
 void proxy__free_exchange(struct worker_ctx *w, struct exchange *ex)
 {
-    proxy__tunnel_free(ex);
+    if (ex->tun) /* a tcp:// app's: no call on the HTTP path */
+        proxy__tunnel_free(ex);
     if (ex->up)
         upstream_close(ex->up);
     if (ex->h2s)
